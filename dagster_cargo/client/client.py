@@ -1,0 +1,575 @@
+"""``CargoClient``: a typed Python client for Cargo's REST API (no Dagster import).
+
+Example:
+    .. code-block:: python
+
+        from dagster_cargo.client import CargoClient, filter_data
+
+        with CargoClient(api_token=os.environ["CARGO_API_TOKEN"]) as cargo:
+            play = cargo.find_play("Score inbound companies")
+            batch = cargo.create_batch(play.workflow_uuid, filter_data(play.model_uuid, limit=50))
+            batch = cargo.wait_for_batch(batch.uuid, timeout=1800)
+            frame = cargo.download_batch_dataframe(batch.uuid)
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, Literal
+
+import httpx
+
+from .download import download_dataframe
+from .errors import CargoDownloadError, CargoError, CargoInputError
+from .models import (
+    Batch,
+    Change,
+    Dataset,
+    Model,
+    Play,
+    Release,
+    Run,
+    RunList,
+    RunMetric,
+    Segment,
+    SegmentFetchResult,
+    Subscription,
+    Tool,
+    UsageMetric,
+    User,
+    Workflow,
+    Workspace,
+)
+from .reconcile import create_batch_once
+from .transport import DEFAULT_BASE_URL, RetryPolicy, Transport
+from .waiting import BatchProgress, wait_for_batches
+
+__all__ = ["CargoClient"]
+
+logger = logging.getLogger("dagster_cargo.client")
+
+DownloadFormat = Literal["csv", "json"]
+
+
+def _date_param(value: str | date | datetime | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value.isoformat()
+
+
+def _compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop ``None`` values (the official client omits undefined keys)."""
+    return {k: v for k, v in mapping.items() if v is not None}
+
+
+class CargoClient:
+    """Typed client for Cargo's API.
+
+    Args:
+        api_token: a Cargo API token (Settings → API Tokens). Never logged or shown.
+        workspace_uuid: sent as ``selected-workspace-uuid`` when given.
+        base_url: API host; ``/v1`` is appended as the official client does.
+        timeout: per-request read timeout in seconds.
+        connect_timeout: TCP connect timeout in seconds.
+        retry: retry policy for transient failures of safe calls.
+        allow_insecure_http: allow ``http://`` to a non-loopback host (off: the token
+            would travel in clear text).
+        http: an ``httpx.Client`` to reuse (tests, proxies); its auth is never used.
+    """
+
+    def __init__(
+        self,
+        api_token: str,
+        *,
+        workspace_uuid: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        allow_insecure_http: bool = False,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {}
+        if sleep is not None:
+            kwargs["sleep"] = sleep
+        self._transport = Transport(
+            api_token=api_token,
+            base_url=base_url,
+            workspace_uuid=workspace_uuid,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            retry=retry or RetryPolicy(),
+            allow_insecure_http=allow_insecure_http,
+            http=http,
+            **kwargs,
+        )
+        self.base_url = base_url
+        self.workspace_uuid = workspace_uuid
+        self.timeout = timeout
+        self._user_uuid: str | None = None
+
+    def __repr__(self) -> str:
+        return f"CargoClient(base_url={self.base_url!r}, workspace_uuid={self.workspace_uuid!r})"
+
+    def __enter__(self) -> CargoClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying HTTP connections."""
+        self._transport.close()
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent to the API so far (retries included)."""
+        return self._transport.request_count
+
+    def _get(self, endpoint: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
+        return self._transport.request("GET", endpoint, params=params, idempotent=True, **kw)
+
+    def _post(self, endpoint: str, payload: Any = None, *, idempotent: bool, **kw: Any) -> Any:
+        return self._transport.request("POST", endpoint, payload=payload, idempotent=idempotent, **kw)
+
+    # -- workflows, plays, tools ---------------------------------------------------------
+    def list_workflows(self) -> list[Workflow]:
+        """``GET /orchestration/workflows/list``."""
+        body = self._get("/orchestration/workflows/list")
+        return [Workflow.model_validate(w) for w in body["workflows"]]
+
+    def list_plays(
+        self,
+        *,
+        is_enabled: bool | None = None,
+        model_uuid: str | None = None,
+        segment_uuid: str | None = None,
+        schedule_type: str | None = None,
+    ) -> list[Play]:
+        """``GET /orchestration/plays/list``."""
+        params = _compact(
+            {"isEnabled": is_enabled, "modelUuid": model_uuid, "segmentUuid": segment_uuid,
+             "scheduleType": schedule_type}
+        )
+        body = self._get("/orchestration/plays/list", params)
+        return [Play.model_validate(p) for p in body["plays"]]
+
+    def get_play(self, uuid: str) -> Play:
+        """``GET /orchestration/plays/{uuid}``."""
+        return Play.model_validate(self._get(f"/orchestration/plays/{uuid}")["play"])
+
+    def list_tools(self) -> list[Tool]:
+        """``GET /orchestration/tools/list``."""
+        body = self._get("/orchestration/tools/list")
+        return [Tool.model_validate(t) for t in body["tools"]]
+
+    def get_tool(self, uuid: str) -> Tool:
+        """``GET /orchestration/tools/{uuid}``."""
+        return Tool.model_validate(self._get(f"/orchestration/tools/{uuid}")["tool"])
+
+    def find_play(self, name_or_uuid: str) -> Play:
+        """The play with this exact name or UUID; the error suggests close names."""
+        plays = self.list_plays()
+        return _find_by_name(plays, name_or_uuid, "play")
+
+    def find_tool(self, name_or_uuid: str) -> Tool:
+        """The tool with this exact name or UUID; the error suggests close names."""
+        return _find_by_name(self.list_tools(), name_or_uuid, "tool")
+
+    # -- releases ------------------------------------------------------------------------
+    def get_release(self, uuid: str) -> Release:
+        """``GET /orchestration/releases/{uuid}``."""
+        return Release.model_validate(self._get(f"/orchestration/releases/{uuid}")["release"])
+
+    def get_deployed_release(self, workflow_uuid: str) -> Release:
+        """``GET /orchestration/releases/deployed?workflowUuid=`` (to find output node slugs)."""
+        body = self._get("/orchestration/releases/deployed", {"workflowUuid": workflow_uuid})
+        return Release.model_validate(body["release"])
+
+    # -- batches -------------------------------------------------------------------------
+    def create_batch(
+        self,
+        workflow_uuid: str,
+        data: Mapping[str, Any],
+        *,
+        release_uuid: str | None = None,
+        reconcile: bool = True,
+    ) -> Batch:
+        """``POST /orchestration/batches``: start a batch. **Spends credits.**
+
+        The call itself is never retried blindly: only a refused connection or a 429 (the
+        request provably not processed) are. After an *ambiguous* failure (a timeout or a
+        dropped connection once the request was sent, or a 5xx) the workflow's batches are
+        listed to find the one this call created, so exactly one batch exists
+        (see :mod:`dagster_cargo.client.reconcile`; ``reconcile=False`` raises instead).
+        That costs one extra list call per create.
+        """
+        payload = _compact({"workflowUuid": workflow_uuid, "releaseUuid": release_uuid, "data": dict(data)})
+
+        def send() -> Batch:
+            body = self._post("/orchestration/batches", payload, idempotent=False)
+            return Batch.model_validate(body["batch"])
+
+        if not reconcile:
+            return send()
+        return create_batch_once(
+            send=send,
+            list_recent=lambda: self.list_batches(workflow_uuids=[workflow_uuid], limit=50),
+            current_user_uuid=self._current_user_uuid,
+            data=payload["data"],
+            workflow_uuid=workflow_uuid,
+            sleep=self._transport.sleep,
+        )
+
+    def _current_user_uuid(self) -> str | None:
+        if self._user_uuid is None:
+            try:
+                self._user_uuid = self.get_current_user().uuid
+            except CargoError:
+                return None
+        return self._user_uuid
+
+    def get_batch(self, uuid: str) -> Batch:
+        """``GET /orchestration/batches/{uuid}``."""
+        return Batch.model_validate(self._get(f"/orchestration/batches/{uuid}", batch_uuid=uuid)["batch"])
+
+    def list_batches(
+        self,
+        *,
+        workflow_uuids: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+        release_uuid: str | None = None,
+        has_runs: bool | None = None,
+        is_finished: bool | None = None,
+        included_data_kinds: Sequence[str] | None = None,
+        excluded_data_kinds: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[Batch]:
+        """``GET /orchestration/batches/list`` (no total count is returned)."""
+        params = _compact(
+            {
+                "workflowUuids": list(workflow_uuids) if workflow_uuids else None,
+                "releaseUuid": release_uuid,
+                "statuses": [str(s) for s in statuses] if statuses else None,
+                "hasRuns": has_runs,
+                "isFinished": is_finished,
+                "includedDataKinds": list(included_data_kinds) if included_data_kinds else None,
+                "excludedDataKinds": list(excluded_data_kinds) if excluded_data_kinds else None,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+        body = self._get("/orchestration/batches/list", params)
+        return [Batch.model_validate(b) for b in body["batches"]]
+
+    def cancel_batch(self, uuid: str) -> None:
+        """``POST /orchestration/batches/{uuid}/cancel`` (no body)."""
+        self._transport.request(
+            "POST", f"/orchestration/batches/{uuid}/cancel", send_body=False, idempotent=True, batch_uuid=uuid
+        )
+
+    def get_batch_download_url(self, uuid: str, output_node_slug: str | None = None) -> str:
+        """``POST /orchestration/batches/{uuid}/download`` → a URL that needs no token."""
+        payload = _compact({"outputNodeSlug": output_node_slug})
+        body = self._post(
+            f"/orchestration/batches/{uuid}/download", payload, idempotent=True, send_body=True, batch_uuid=uuid
+        )
+        return str(body["url"])
+
+    def download_batch_dataframe(
+        self,
+        uuid: str,
+        output_node_slug: str | None = None,
+        *,
+        expected_rows: int | None = None,
+        attempts: int = 3,
+    ) -> Any:
+        """Download a finished batch's outputs into a pandas DataFrame.
+
+        A failed transfer (expired URL, truncated body, dropped connection) is retried with a
+        freshly requested URL. With ``expected_rows`` (e.g. the batch's succeeded runs), fewer
+        rows than that count as a partial download and are retried too: partial data is never
+        returned.
+
+        Raises:
+            CargoDownloadError: still failing or partial after ``attempts`` tries.
+        """
+        last: CargoDownloadError | None = None
+        for attempt in range(1, attempts + 1):
+            url = self.get_batch_download_url(uuid, output_node_slug)
+            try:
+                frame = download_dataframe(url, format="csv", timeout=self.timeout, batch_uuid=uuid)
+            except CargoDownloadError as exc:
+                last = exc
+                logger.warning("Download %d/%d of batch %s failed: %s", attempt, attempts, uuid, exc)
+                continue
+            if expected_rows is not None and len(frame) < expected_rows:
+                last = CargoDownloadError(
+                    f"Cargo outputs for batch {uuid} hold {len(frame)} rows but {expected_rows} runs succeeded: "
+                    "the download is partial. Next step: re-run; if it persists, report the batch to Cargo.",
+                    batch_uuid=uuid,
+                )
+                logger.warning("Download %d/%d of batch %s is partial (%d of %d rows)", attempt, attempts, uuid,
+                               len(frame), expected_rows)
+                continue
+            return frame
+        assert last is not None
+        raise last
+
+    # -- runs ----------------------------------------------------------------------------
+    def list_runs(
+        self,
+        *,
+        workflow_uuid: str | None = None,
+        batch_uuid: str | None = None,
+        statuses: Sequence[str] | None = None,
+        is_finished: bool | None = None,
+        created_after: str | datetime | None = None,
+        created_before: str | datetime | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> RunList:
+        """``POST /orchestration/runs/list`` → runs and the total count."""
+        payload = _compact(
+            {
+                "workflowUuid": workflow_uuid,
+                "batchUuid": batch_uuid,
+                "statuses": [str(s) for s in statuses] if statuses else None,
+                "isFinished": is_finished,
+                "createdAfter": _date_param(created_after),
+                "createdBefore": _date_param(created_before),
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+        return RunList.model_validate(
+            self._post("/orchestration/runs/list", payload, idempotent=True, batch_uuid=batch_uuid)
+        )
+
+    def count_runs(
+        self,
+        *,
+        workflow_uuid: str | None = None,
+        batch_uuid: str | None = None,
+        statuses: Sequence[str] | None = None,
+        is_finished: bool | None = None,
+    ) -> int:
+        """``POST /orchestration/runs/count``."""
+        payload = _compact(
+            {"workflowUuid": workflow_uuid, "batchUuid": batch_uuid,
+             "statuses": [str(s) for s in statuses] if statuses else None, "isFinished": is_finished}
+        )
+        return int(self._post("/orchestration/runs/count", payload, idempotent=True)["count"])
+
+    def get_run(self, uuid: str) -> Run:
+        """``GET /orchestration/runs/{uuid}`` (the run only)."""
+        return Run.model_validate(self._get(f"/orchestration/runs/{uuid}")["run"])
+
+    def get_run_metrics(
+        self,
+        workflow_uuid: str,
+        *,
+        batch_uuid: str | None = None,
+        release_uuid: str | None = None,
+        created_after: str | datetime | None = None,
+        created_before: str | datetime | None = None,
+    ) -> list[RunMetric]:
+        """``POST /orchestration/runs/metrics``: per-node executions and credits."""
+        payload = _compact(
+            {"workflowUuid": workflow_uuid, "batchUuid": batch_uuid, "releaseUuid": release_uuid,
+             "createdAfter": _date_param(created_after), "createdBefore": _date_param(created_before)}
+        )
+        body = self._post("/orchestration/runs/metrics", payload, idempotent=True, batch_uuid=batch_uuid)
+        return [RunMetric.model_validate(m) for m in body["runMetrics"]]
+
+    def get_run_outputs_download_url(
+        self,
+        workflow_uuid: str,
+        *,
+        output_node_slug: str | None = None,
+        format: DownloadFormat = "csv",
+        batch_uuid: str | None = None,
+        statuses: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> str:
+        """``POST /orchestration/runs/download-outputs`` → a URL (CSV or JSON)."""
+        payload = _compact(
+            {"workflowUuid": workflow_uuid, "outputNodeSlug": output_node_slug, "format": format,
+             "batchUuid": batch_uuid, "statuses": [str(s) for s in statuses] if statuses else None,
+             "limit": limit, "offset": offset}
+        )
+        body = self._post("/orchestration/runs/download-outputs", payload, idempotent=True, batch_uuid=batch_uuid)
+        return str(body["url"])
+
+    def download_run_outputs_dataframe(
+        self,
+        workflow_uuid: str,
+        *,
+        batch_uuid: str | None = None,
+        output_node_slug: str | None = None,
+        format: DownloadFormat = "json",
+    ) -> Any:
+        """Download per-run outputs (optionally of one batch) into a pandas DataFrame."""
+        url = self.get_run_outputs_download_url(
+            workflow_uuid, output_node_slug=output_node_slug, format=format, batch_uuid=batch_uuid
+        )
+        return download_dataframe(url, format=format, timeout=self.timeout, batch_uuid=batch_uuid)
+
+    # -- waiting -------------------------------------------------------------------------
+    def wait_for_batch(
+        self,
+        uuid: str,
+        *,
+        timeout: float | None = 3600.0,
+        poll_interval: float = 1.0,
+        max_poll_interval: float = 15.0,
+        on_progress: Callable[[BatchProgress], None] | None = None,
+        raise_on_failure: bool = True,
+    ) -> Batch:
+        """Poll until the batch is terminal and return it.
+
+        Raises:
+            CargoBatchFailedError / CargoBatchCancelledError: when ``raise_on_failure``.
+            CargoWaitTimeoutError: past ``timeout`` seconds (the batch is *not* cancelled).
+        """
+        return self.wait_for_batches(
+            [uuid], timeout=timeout, poll_interval=poll_interval, max_poll_interval=max_poll_interval,
+            on_progress=on_progress, raise_on_failure=raise_on_failure,
+        )[uuid]
+
+    def wait_for_batches(
+        self,
+        uuids: Iterable[str],
+        *,
+        timeout: float | None = 3600.0,
+        poll_interval: float = 1.0,
+        max_poll_interval: float = 15.0,
+        on_progress: Callable[[BatchProgress], None] | None = None,
+        raise_on_failure: bool = True,
+    ) -> dict[str, Batch]:
+        """Wait for several batches in one polling loop; see :func:`wait_for_batches`."""
+        return wait_for_batches(
+            self.get_batch, list(uuids), timeout=timeout, poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval, on_progress=on_progress,
+            raise_on_failure=raise_on_failure, sleep=self._transport.sleep,
+        )
+
+    # -- segmentation --------------------------------------------------------------------
+    def list_segments(self) -> list[Segment]:
+        """``GET /segmentation/segments/list``."""
+        return [Segment.model_validate(s) for s in self._get("/segmentation/segments/list")["segments"]]
+
+    def get_segment(self, uuid: str) -> Segment:
+        """``GET /segmentation/segments/{uuid}``."""
+        return Segment.model_validate(self._get(f"/segmentation/segments/{uuid}")["segment"])
+
+    def fetch_segment(
+        self,
+        model_uuid: str,
+        filter: Mapping[str, Any],
+        *,
+        sort: Sequence[Mapping[str, str]] | None = None,
+        limit: int | None = None,
+        fetching_limit: int | None = None,
+        fetching_offset: int | None = None,
+    ) -> SegmentFetchResult:
+        """``POST /segmentation/segments/fetch``: evaluate a filter against a model."""
+        from .inputs import validate_filter
+
+        validate_filter(filter)
+        payload = _compact(
+            {"modelUuid": model_uuid, "filter": dict(filter), "sort": [dict(s) for s in sort] if sort else None,
+             "limit": limit, "fetchingLimit": fetching_limit, "fetchingOffset": fetching_offset}
+        )
+        return SegmentFetchResult.model_validate(
+            self._post("/segmentation/segments/fetch", payload, idempotent=True)
+        )
+
+    def list_changes(
+        self,
+        *,
+        segment_uuid: str | None = None,
+        not_empty: bool | None = None,
+        has_records: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[Change]:
+        """``GET /segmentation/changes/list``."""
+        params = _compact(
+            {"segmentUuid": segment_uuid, "notEmpty": not_empty, "hasRecords": has_records,
+             "limit": limit, "offset": offset}
+        )
+        return [Change.model_validate(c) for c in self._get("/segmentation/changes/list", params)["changes"]]
+
+    # -- storage -------------------------------------------------------------------------
+    def list_models(self) -> list[Model]:
+        """``GET /storage/models/list``."""
+        return [Model.model_validate(m) for m in self._get("/storage/models/list")["models"]]
+
+    def get_model(self, uuid: str) -> Model:
+        """``GET /storage/models/{uuid}``."""
+        return Model.model_validate(self._get(f"/storage/models/{uuid}")["model"])
+
+    def list_datasets(self) -> list[Dataset]:
+        """``GET /storage/datasets/list``."""
+        return [Dataset.model_validate(d) for d in self._get("/storage/datasets/list")["datasets"]]
+
+    # -- billing and workspace -----------------------------------------------------------
+    def get_usage_metrics(
+        self,
+        from_: str | date | datetime,
+        to: str | date | datetime,
+        *,
+        group_by: str | None = None,
+        unit: str | None = None,
+        workflow_uuid: str | None = None,
+        model_uuid: str | None = None,
+        connector_uuid: str | None = None,
+        integration_slug: str | None = None,
+    ) -> list[UsageMetric]:
+        """``GET /billing/usage/metrics`` (admin token required by Cargo)."""
+        params = _compact(
+            {"from": _date_param(from_), "to": _date_param(to), "groupBy": group_by, "unit": unit,
+             "workflowUuid": workflow_uuid, "modelUuid": model_uuid, "connectorUuid": connector_uuid,
+             "integrationSlug": integration_slug}
+        )
+        return [UsageMetric.model_validate(m) for m in self._get("/billing/usage/metrics", params)["metrics"]]
+
+    def get_subscription(self) -> Subscription:
+        """``GET /billing/subscriptions``: the plan and credit balance."""
+        return Subscription.model_validate(self._get("/billing/subscriptions")["subscription"])
+
+    def get_current_user(self) -> User:
+        """``GET /userManagement/users/current``: the user the token acts as (sent without the
+        workspace header, like the official client)."""
+        body = self._get("/userManagement/users/current", without_workspace=True)
+        return User.model_validate(body["user"])
+
+    def get_current_workspace(self) -> Workspace:
+        """``GET /workspaceManagement/workspaces/current``."""
+        return Workspace.model_validate(self._get("/workspaceManagement/workspaces/current")["workspace"])
+
+
+def _find_by_name(items: Sequence[Any], name_or_uuid: str, what: str) -> Any:
+    for item in items:
+        if item.uuid == name_or_uuid or item.name == name_or_uuid:
+            return item
+    folded = {item.name.casefold(): item for item in items}
+    if name_or_uuid.casefold() in folded:
+        return folded[name_or_uuid.casefold()]
+    names = [item.name for item in items]
+    close = difflib.get_close_matches(name_or_uuid, names, n=3, cutoff=0.5)
+    suggestion = f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
+    available = ", ".join(repr(n) for n in sorted(names)[:20]) or "none"
+    raise CargoInputError(
+        f"No Cargo {what} named or with UUID {name_or_uuid!r}.{suggestion} "
+        f"Available {what}s: {available}."
+    )

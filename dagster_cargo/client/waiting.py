@@ -1,0 +1,173 @@
+"""Waiting for batches: one polling loop for one or many batches, adaptive intervals.
+
+The interval adapts per batch: it starts at ``poll_interval``; once runs are completing,
+the next poll is scheduled at about half the estimated time left (so a batch that is
+nearly done is seen quickly); with no progress it backs off by x1.5 up to
+``max_poll_interval``. An unknown status is never taken as success: it is reported
+through ``on_progress`` (``BatchProgress.unknown_status``) and polling goes on until the
+status becomes known or the timeout expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .errors import CargoBatchCancelledError, CargoBatchFailedError, CargoWaitTimeoutError
+from .models import Batch, BatchStatus
+
+__all__ = ["BatchProgress", "wait_for_batches", "raise_for_batch"]
+
+logger = logging.getLogger("dagster_cargo.client")
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """A snapshot reported to ``on_progress`` after each poll of a batch."""
+
+    batch: Batch
+    elapsed: float
+    polls: int
+
+    @property
+    def unknown_status(self) -> bool:
+        return not self.batch.status.is_known
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.batch.runs_count:
+            return None
+        return self.batch.executed_runs_count / self.batch.runs_count
+
+    def describe(self) -> str:
+        b = self.batch
+        status = b.status.value if b.status.is_known else f"{b.status.value} (unknown status)"
+        return (
+            f"batch {b.uuid}: {status}, {b.executed_runs_count}/{b.runs_count} runs executed, "
+            f"{b.failed_runs_count} failed, {b.credits_used_count:g} credits, {self.elapsed:.0f}s elapsed"
+        )
+
+
+@dataclass
+class _Tracker:
+    uuid: str
+    next_poll: float
+    interval: float
+    polls: int = 0
+    last_executed: int = -1
+    first_seen: tuple[float, int] | None = None
+    batch: Batch | None = None
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+    def schedule(self, now: float, min_interval: float, max_interval: float) -> None:
+        assert self.batch is not None
+        b = self.batch
+        if b.status == BatchStatus.RUNNING and self.first_seen and b.runs_count:
+            t0, e0 = self.first_seen
+            done = b.executed_runs_count - e0
+            if done > 0 and now > t0:
+                rate = done / (now - t0)
+                eta = (b.runs_count - b.executed_runs_count) / rate
+                self.interval = min(max(eta / 2, min_interval), max_interval)
+                self.next_poll = now + self.interval
+                return
+        if b.executed_runs_count != self.last_executed or b.status != BatchStatus.RUNNING:
+            # early phases (pending/querying) move fast: keep polling at the base rate
+            self.interval = min(max(self.interval, min_interval), max_interval)
+        else:
+            self.interval = min(self.interval * 1.5, max_interval)
+        self.next_poll = now + self.interval
+
+
+def raise_for_batch(batch: Batch) -> None:
+    """Raise the matching error if ``batch`` ended ``error`` or ``cancelled``."""
+    if batch.status == BatchStatus.ERROR:
+        raise CargoBatchFailedError(
+            f"Cargo batch {batch.uuid} (workflow {batch.workflow_uuid}) failed: "
+            f"{batch.error_message or 'no errorMessage given'}. "
+            f"{batch.executed_runs_count}/{batch.runs_count} runs executed, "
+            f"{batch.failed_runs_count} failed, {batch.credits_used_count:g} credits used. "
+            "Next step: open the batch in Cargo to see the failing node, fix the input or "
+            "workflow, then re-run.",
+            batch=batch,
+        )
+    if batch.status == BatchStatus.CANCELLED:
+        raise CargoBatchCancelledError(
+            f"Cargo batch {batch.uuid} (workflow {batch.workflow_uuid}) was cancelled after "
+            f"{batch.executed_runs_count}/{batch.runs_count} runs ({batch.credits_used_count:g} credits). "
+            "Next step: re-run if the cancellation was not intended.",
+            batch=batch,
+        )
+
+
+def wait_for_batches(
+    get_batch: Callable[[str], Batch],
+    uuids: Sequence[str],
+    *,
+    timeout: float | None,
+    poll_interval: float = 1.0,
+    max_poll_interval: float = 15.0,
+    on_progress: Callable[[BatchProgress], None] | None = None,
+    raise_on_failure: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Batch]:
+    """Poll ``uuids`` until every batch is terminal; return them by UUID.
+
+    Raises:
+        CargoWaitTimeoutError: a batch is still not terminal after ``timeout`` seconds
+            (the error names the first such batch and its last status).
+        CargoBatchFailedError / CargoBatchCancelledError: when ``raise_on_failure`` and a
+            batch ended ``error``/``cancelled`` (raised after all batches are terminal).
+    """
+    if poll_interval <= 0 or max_poll_interval < poll_interval:
+        raise ValueError("need 0 < poll_interval <= max_poll_interval")
+    start = clock()
+    pending = {u: _Tracker(uuid=u, next_poll=start, interval=poll_interval) for u in dict.fromkeys(uuids)}
+    done: dict[str, Batch] = {}
+    while pending:
+        now = clock()
+        due = [t for t in pending.values() if t.next_poll <= now]
+        for tracker in due:
+            batch = get_batch(tracker.uuid)
+            tracker.polls += 1
+            now = clock()
+            tracker.batch = batch
+            if batch.status == BatchStatus.RUNNING and tracker.first_seen is None:
+                tracker.first_seen = (now, batch.executed_runs_count)
+            if not batch.status.is_known:
+                logger.warning(
+                    "Cargo batch %s reports status %r, which this client does not know; "
+                    "treating it as not finished.", batch.uuid, batch.status.value,
+                )
+            if on_progress is not None:
+                on_progress(BatchProgress(batch=batch, elapsed=now - start, polls=tracker.polls))
+            if batch.is_terminal:
+                done[tracker.uuid] = batch
+                del pending[tracker.uuid]
+                continue
+            tracker.schedule(now, poll_interval, max_poll_interval)
+            tracker.last_executed = batch.executed_runs_count
+        if not pending:
+            break
+        now = clock()
+        if timeout is not None and now - start >= timeout:
+            late = next(iter(pending.values()))
+            status = late.batch.status.value if late.batch else None
+            raise CargoWaitTimeoutError(
+                f"Cargo batch {late.uuid} was not finished after {timeout:g}s (last status: {status}; "
+                f"{len(pending)} batch(es) still running). Next step: raise the poll timeout, or "
+                "cancel the batch in Cargo if it is stuck.",
+                batch_uuid=late.uuid,
+                last_status=status,
+            )
+        wake = min(t.next_poll for t in pending.values())
+        if timeout is not None:
+            wake = min(wake, start + timeout)
+        sleep(max(wake - now, 0.0))
+    if raise_on_failure:
+        for batch in done.values():
+            raise_for_batch(batch)
+    return {u: done[u] for u in dict.fromkeys(uuids)}

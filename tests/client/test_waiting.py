@@ -1,0 +1,85 @@
+"""The polling loop: terminal detection, unknown statuses, timeouts, adaptive intervals."""
+
+import pytest
+
+from dagster_cargo.client import Batch, CargoBatchFailedError, CargoWaitTimeoutError, wait_for_batches
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def batch(uuid, status, executed=0, runs=100, failed=0):
+    return Batch.model_validate({"uuid": uuid, "workflowUuid": "wf", "status": status, "runsCount": runs,
+                                 "executedRunsCount": executed, "failedRunsCount": failed})
+
+
+def scripted(script):
+    """get_batch that returns the scripted sequence per uuid (last one repeats)."""
+    seen = {k: 0 for k in script}
+
+    def get(uuid):
+        i = min(seen[uuid], len(script[uuid]) - 1)
+        seen[uuid] += 1
+        return script[uuid][i]
+
+    return get, seen
+
+
+def test_waits_until_terminal_and_reports_progress():
+    clock = FakeClock()
+    get, seen = scripted({"a": [batch("a", "pending"), batch("a", "running", 50), batch("a", "success", 100)]})
+    progress = []
+    result = wait_for_batches(get, ["a"], timeout=100, sleep=clock.sleep, clock=clock, on_progress=progress.append)
+    assert result["a"].status.value == "success"
+    assert [p.batch.status.value for p in progress] == ["pending", "running", "success"]
+
+
+def test_unknown_status_is_not_success():
+    clock = FakeClock()
+    get, _ = scripted({"a": [batch("a", "mystery")]})
+    progress = []
+    with pytest.raises(CargoWaitTimeoutError) as info:
+        wait_for_batches(get, ["a"], timeout=30, sleep=clock.sleep, clock=clock, on_progress=progress.append)
+    assert info.value.batch_uuid == "a" and info.value.last_status == "mystery"
+    assert all(p.unknown_status for p in progress)
+    assert "mystery" in str(info.value)
+
+
+def test_failed_batch_raises_with_uuid_and_message():
+    clock = FakeClock()
+    failed = Batch.model_validate({"uuid": "a", "workflowUuid": "wf", "status": "error", "errorMessage": "boom"})
+    get, _ = scripted({"a": [failed]})
+    with pytest.raises(CargoBatchFailedError, match="boom") as info:
+        wait_for_batches(get, ["a"], timeout=30, sleep=clock.sleep, clock=clock)
+    assert info.value.batch_uuid == "a"
+
+
+def test_many_batches_in_one_loop_and_finished_ones_are_not_polled_again():
+    clock = FakeClock()
+    get, seen = scripted({
+        "a": [batch("a", "success", 100)],
+        "b": [batch("b", "running", 10), batch("b", "running", 20), batch("b", "success", 100)],
+    })
+    result = wait_for_batches(get, ["a", "b"], timeout=600, sleep=clock.sleep, clock=clock)
+    assert set(result) == {"a", "b"}
+    assert seen["a"] == 1 and seen["b"] == 3
+
+
+def test_backs_off_without_progress_and_caps_interval():
+    clock = FakeClock()
+    stuck = [batch("a", "running", 5)] * 30 + [batch("a", "success", 100)]
+    get, seen = scripted({"a": stuck})
+    times = []
+    wait_for_batches(lambda u: (times.append(clock.now), get(u))[1], ["a"], timeout=10_000,
+                     poll_interval=1, max_poll_interval=15, sleep=clock.sleep, clock=clock)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert gaps[0] == 1 and max(gaps) == 15
+    assert all(g2 >= g1 for g1, g2 in zip(gaps, gaps[1:]))
