@@ -1,0 +1,11 @@
+"""A faithful local emulator of the Cargo REST API (``https://api.getcargo.io/v1``).
+
+Standard library only; it deliberately shares no code with ``dagster_cargo.client``. See ``EMULATOR.md``.
+"""
+
+from __future__ import annotations
+
+from .emulator import CargoEmulator
+from .faults import FAULT_KINDS, FaultInjector, FaultProfile
+
+__all__ = ["FAULT_KINDS", "CargoEmulator", "FaultInjector", "FaultProfile"]

@@ -1,0 +1,347 @@
+"""Simulated batch/run execution, event-driven over simulated time.
+
+A batch goes ``pending`` (PENDING_SECONDS) → ``querying`` (QUERYING_SECONDS) → ``running`` → ``success``;
+``cancelling`` → ``cancelled`` after a cancel. When a batch starts running its runs are created and scheduled
+on ``max_concurrent_runs`` slots (list scheduling, input order); each run executes its nodes one after the
+other with deterministic per-node durations. Events (state changes, node completions) are processed in
+global time order by :meth:`Engine.advance_to`, which every request calls first — so state is the same
+whether or not somebody polled in between.
+
+Credits are debited when a node execution *completes*. If the balance cannot cover a node at that moment the
+execution fails with ``Not enough credits.`` (0 credits) and the run ends in ``error``; the batch carries on
+and still ends ``success`` (see EMULATOR.md).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .store import UsageEvent
+from .util import stable_hash, unit_float
+from .workflows import NodeFailure, NodeSpec, WorkflowSpec
+
+if TYPE_CHECKING:
+    from .store import Store
+
+PENDING_SECONDS = 1.0
+QUERYING_SECONDS = 2.0
+CANCEL_SECONDS = 1.0
+
+FAILURE_MESSAGES = [
+    "Provider returned 502 Bad Gateway",
+    "Timed out after 30000ms waiting for provider response",
+    "Rate limit exceeded on provider (429)",
+    "No match found for the given input",
+    "Provider returned an invalid payload",
+]
+
+
+def planned_failure(seed: int, rate: float, workflow_uuid: str, record_id: str, spec: WorkflowSpec
+                    ) -> tuple[int, str] | None:
+    """Whether a run of ``record_id`` fails by design, as ``(node_index, error_message)``, else ``None``.
+
+    Pure function of (seed, workflow, record id): the same record fails in every batch of that workflow.
+    Only paid (connector) nodes fail.
+    """
+    if rate <= 0 or unit_float(seed, "fail", workflow_uuid, record_id) >= rate:
+        return None
+    paid = [i for i, n in enumerate(spec.nodes) if n.cost > 0]
+    if not paid:
+        return None
+    idx = paid[stable_hash(seed, "fail-node", workflow_uuid, record_id) % len(paid)]
+    msg = FAILURE_MESSAGES[stable_hash(seed, "fail-msg", record_id) % len(FAILURE_MESSAGES)]
+    return idx, f"{spec.nodes[idx].name} failed for record {record_id}: {msg}"
+
+
+def node_duration(seed: int, batch_uuid: str, record_id: str, node: NodeSpec) -> float:
+    """Deterministic simulated duration (seconds) of one node execution."""
+    u = unit_float(seed, "duration", batch_uuid, record_id, node.slug)
+    return round(node.min_seconds + u * (node.max_seconds - node.min_seconds), 3)
+
+
+@dataclass
+class Step:
+    """A planned node execution."""
+
+    index: int
+    start: float
+    end: float
+
+
+@dataclass
+class Execution:
+    """A finished node execution."""
+
+    index: int
+    status: str  # success | error
+    credits: int
+    start: float
+    end: float
+    error: str | None
+    data: dict[str, Any] | None
+    config: dict[str, Any]
+    title: str | None
+
+
+@dataclass
+class RunState:
+    """A run (one input record through the workflow)."""
+
+    uuid: str
+    seq: int
+    batch_uuid: str
+    workflow_uuid: str
+    release_uuid: str
+    trace_uuid: str
+    user_uuid: str | None
+    record_id: str
+    record_title: str
+    record: dict[str, Any]
+    created_at: float
+    steps: list[Step]
+    failure: tuple[int, str] | None
+    executions: list[Execution] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+    configs: dict[str, Any] = field(default_factory=dict)
+    status: str = "pending"  # pending | success | error | cancelled (running is derived from time)
+    error: str | None = None
+    finished_at: float | None = None
+    updated_at: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("success", "error", "cancelled")
+
+
+@dataclass
+class BatchState:
+    """A batch and its counters."""
+
+    uuid: str
+    seq: int
+    workflow_uuid: str
+    release_uuid: str
+    user_uuid: str | None
+    data: dict[str, Any]
+    records: list[dict[str, Any]]
+    created_at: float
+    status: str = "pending"
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    error: str | None = None
+    runs_status: str | None = None
+    run_uuids: list[str] = field(default_factory=list)
+    runs_count: int = 0
+    executed: int = 0
+    failed: int = 0
+    credits: int = 0
+    cancel_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("success", "error", "cancelled", "skipped")
+
+
+class Engine:
+    """Owns batches and runs and processes their events in time order."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.batches: dict[str, BatchState] = {}
+        self.runs: dict[str, RunState] = {}
+        self._heap: list[tuple[float, int, str, str, int]] = []
+        self._seq = itertools.count()
+        self._batch_seq = itertools.count()
+        self._run_seq = itertools.count()
+        self.now = 0.0
+
+    # ------------------------------------------------------------------ public API
+    def create_batch(self, workflow_uuid: str, data: dict[str, Any], records: list[dict[str, Any]],
+                     at: float, system: bool = False) -> BatchState:
+        """Register a batch whose input was already resolved to ``records``; it starts ``pending``.
+
+        ``system=True`` marks a batch Cargo created itself (a play schedule): ``userUuid`` is null.
+        """
+        s = self.store
+        b = BatchState(uuid=s.ids.uuid(), seq=next(self._batch_seq), workflow_uuid=workflow_uuid,
+                       release_uuid=s.deployed_release[workflow_uuid], user_uuid=None if system else s.user_uuid,
+                       data=data,
+                       records=records, created_at=at, updated_at=at)
+        self.batches[b.uuid] = b
+        self._push(at + PENDING_SECONDS, "querying", b.uuid)
+        return b
+
+    def cancel_batch(self, batch: BatchState, at: float) -> None:
+        """Move a non-terminal batch to ``cancelling``; it becomes ``cancelled`` CANCEL_SECONDS later."""
+        batch.status = "cancelling"
+        batch.cancel_at = at
+        batch.updated_at = at
+        self._push(at + CANCEL_SECONDS, "cancelled", batch.uuid)
+
+    def advance_to(self, t: float) -> None:
+        """Process every event scheduled at or before ``t``."""
+        while self._heap and self._heap[0][0] <= t:
+            when, _, kind, ref, idx = heapq.heappop(self._heap)
+            self.now = when
+            getattr(self, f"_on_{kind}")(when, ref, idx)
+        self.now = max(self.now, t)
+
+    # ------------------------------------------------------------------ events
+    def _push(self, when: float, kind: str, ref: str, idx: int = 0) -> None:
+        heapq.heappush(self._heap, (when, next(self._seq), kind, ref, idx))
+
+    def _on_querying(self, t: float, batch_uuid: str, _: int) -> None:
+        b = self.batches[batch_uuid]
+        if b.status != "pending":
+            return
+        b.status, b.updated_at = "querying", t
+        self._push(t + QUERYING_SECONDS, "running", batch_uuid)
+
+    def _on_running(self, t: float, batch_uuid: str, _: int) -> None:
+        b = self.batches[batch_uuid]
+        if b.status != "querying":
+            return
+        s = self.store
+        spec = s.spec_for(b.workflow_uuid)
+        b.status, b.updated_at, b.runs_count = "running", t, len(b.records)
+        slots = [t] * max(1, min(s.max_concurrent_runs, len(b.records)))
+        heapq.heapify(slots)
+        for rec in b.records:
+            rid = str(rec["_id"])
+            failure = planned_failure(s.seed, s.run_failure_rate, b.workflow_uuid, rid, spec)
+            last = failure[0] if failure else len(spec.nodes) - 1
+            start = heapq.heappop(slots)
+            steps, cursor = [], start
+            for i in range(last + 1):
+                d = node_duration(s.seed, b.uuid, rid, spec.nodes[i])
+                steps.append(Step(i, cursor, cursor + d))
+                cursor += d
+            heapq.heappush(slots, cursor)
+            run = RunState(uuid=s.ids.uuid(), seq=next(self._run_seq), batch_uuid=b.uuid,
+                           workflow_uuid=b.workflow_uuid, release_uuid=b.release_uuid, trace_uuid=s.ids.uuid(),
+                           user_uuid=b.user_uuid, record_id=rid, record_title=str(rec.get("_title") or rid),
+                           record=rec, created_at=t, steps=steps, failure=failure, updated_at=t)
+            self.runs[run.uuid] = run
+            b.run_uuids.append(run.uuid)
+            self._push(steps[0].end, "step", run.uuid, 0)
+        if not b.records:
+            self._finish_batch(b, t)
+
+    def _on_step(self, t: float, run_uuid: str, idx: int) -> None:
+        run = self.runs[run_uuid]
+        b = self.batches[run.batch_uuid]
+        if run.finished or b.finished:
+            return
+        step = run.steps[idx]
+        if b.cancel_at is not None and step.start >= b.cancel_at:
+            return  # never started: cancelled before it began
+        s = self.store
+        spec = s.spec_for(run.workflow_uuid)
+        node = spec.nodes[idx]
+        config: dict[str, Any] = {}
+        error: str | None = None
+        data: dict[str, Any] | None = None
+        try:
+            config, data = node.compute(run.record, run.context)
+        except NodeFailure as exc:
+            error = str(exc)
+        if error is None and run.failure and run.failure[0] == idx:
+            error = run.failure[1]
+        credits = 0
+        if error is None and node.cost > 0:
+            if s.debit(node.cost):
+                credits = node.cost
+                b.credits += credits
+                self._record_usage(t, run, node, credits)
+            else:
+                error = "Not enough credits."
+        self._record_usage(t, run, node, 1, unit="orchestration.executions")
+        run.configs[node.slug] = config
+        title = None
+        if error is None:
+            run.context[node.slug] = data
+            title = _title(node, data or {})
+        run.executions.append(Execution(idx, "error" if error else "success", credits, step.start, t, error,
+                                        None if error else data, config, title))
+        run.updated_at = t
+        b.updated_at = t
+        if error is not None:
+            self._finish_run(run, b, t, "error", error)
+        elif idx == len(spec.nodes) - 1:
+            self._finish_run(run, b, t, "success", None)
+        else:
+            nxt = run.steps[idx + 1]
+            if b.cancel_at is None or nxt.start < b.cancel_at:
+                self._push(nxt.end, "step", run.uuid, idx + 1)
+
+    def _on_cancelled(self, t: float, batch_uuid: str, _: int) -> None:
+        b = self.batches[batch_uuid]
+        if b.status != "cancelling":
+            return
+        for ru in b.run_uuids:
+            run = self.runs[ru]
+            if not run.finished:
+                run.status, run.finished_at, run.updated_at = "cancelled", t, t
+        b.status, b.finished_at, b.updated_at = "cancelled", t, t
+
+    # ------------------------------------------------------------------ helpers
+    def _finish_run(self, run: RunState, b: BatchState, t: float, status: str, error: str | None) -> None:
+        run.status, run.error, run.finished_at = status, error, t
+        b.executed += 1
+        if status == "error":
+            b.failed += 1
+        threshold = 50.0
+        play = self.store.play_for_workflow(b.workflow_uuid)
+        if play is not None:
+            threshold = float(play["healthThreshold"])
+        b.runs_status = "unhealthy" if b.failed * 100.0 > threshold * b.executed else "healthy"
+        if b.executed >= b.runs_count and b.status == "running":
+            self._finish_batch(b, t)
+
+    def _finish_batch(self, b: BatchState, t: float) -> None:
+        b.status, b.finished_at, b.updated_at = "success", t, t
+
+    def _record_usage(self, t: float, run: RunState, node: NodeSpec, count: int,
+                      unit: str = "billing.credits") -> None:
+        s = self.store
+        spec = s.spec_for(run.workflow_uuid)
+        model_uuid = s.model_by_slug(spec.model_slug)["uuid"] if spec.model_slug else None
+        connector = None
+        if node.integration_slug:
+            connector = next((c["uuid"] for c in s.connectors.values()
+                              if c["integrationSlug"] == node.integration_slug), None)
+        slug = (node.usage_slug or "execution") if unit == "billing.credits" else "execution"
+        s.usage.append(UsageEvent(t, unit, slug, count, run.workflow_uuid, model_uuid, connector,
+                                  node.integration_slug))
+
+    # ------------------------------------------------------------------ views
+    def run_view_status(self, run: RunState, now: float) -> str:
+        """RunStatus as seen at ``now``."""
+        if run.finished:
+            return run.status
+        if self.batches[run.batch_uuid].status == "cancelling":
+            return "cancelling"
+        return "running" if now >= run.steps[0].start else "pending"
+
+    def in_progress_step(self, run: RunState, now: float) -> Step | None:
+        """The step currently executing at ``now`` (shown as a ``pending`` execution), if any."""
+        if run.finished:
+            return None
+        b = self.batches[run.batch_uuid]
+        idx = len(run.executions)
+        if idx >= len(run.steps):
+            return None
+        step = run.steps[idx]
+        if step.start > now or (b.cancel_at is not None and step.start >= b.cancel_at):
+            return None
+        return step
+
+
+def _title(node: NodeSpec, data: dict[str, Any]) -> str | None:
+    if node.kind != "connector":
+        return None
+    parts = [f"{k}: {v}" for k, v in list(data.items())[:2]]
+    return ", ".join(parts)[:120] or None

@@ -1,0 +1,224 @@
+"""Evaluation of Cargo ``Filter`` / ``Sort`` objects (REFERENCE §9.12) against flat records.
+
+Implemented condition kinds: ``string``, ``number``, ``date``, ``boolean``, ``any``, ``vector``,
+``object``/``array`` (``isNull``/``isNotNull``), ``segment`` (needs a resolver). Others raise
+:class:`FilterError` (→ ``invalidFilter`` / ``invalidData``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .util import parse_datetime
+
+SegmentResolver = Callable[[str], set[str]]
+
+
+class FilterError(ValueError):
+    """The filter is malformed or uses an unsupported condition."""
+
+
+def _is_null(v: Any) -> bool:
+    return v is None
+
+
+def _as_list(values: Any) -> list[str]:
+    if isinstance(values, list):
+        return [str(v) for v in values]
+    if values is None:
+        raise FilterError("missing values")
+    return [str(values)]
+
+
+def _num(v: Any) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _string_cond(cond: dict[str, Any], v: Any) -> bool:
+    op = cond.get("operator")
+    if op == "isNull":
+        return _is_null(v)
+    if op == "isNotNull":
+        return not _is_null(v)
+    if op == "isEmpty":
+        return v is None or str(v) == ""
+    if op == "isNotEmpty":
+        return v is not None and str(v) != ""
+    values = [x.lower() for x in _as_list(cond.get("values"))]
+    s = "" if v is None else str(v).lower()
+    if op == "is":
+        return v is not None and s in values
+    if op == "isNot":
+        return v is None or s not in values
+    if op == "contains":
+        return v is not None and any(x in s for x in values)
+    if op == "doesNotContain":
+        return v is None or not any(x in s for x in values)
+    if op == "startsWith":
+        return v is not None and any(s.startswith(x) for x in values)
+    if op == "endsWith":
+        return v is not None and any(s.endswith(x) for x in values)
+    raise FilterError(f"unknown string operator {op!r}")
+
+
+def _ordered_cond(cond: dict[str, Any], v: Any, conv: Callable[[Any], float | None]) -> bool:
+    op = cond.get("operator")
+    if op == "isNull":
+        return _is_null(v)
+    if op == "isNotNull":
+        return not _is_null(v)
+    x = conv(v)
+    if op == "between":
+        lo, hi = conv(cond.get("firstValue")), conv(cond.get("lastValue"))
+        if lo is None or hi is None:
+            raise FilterError("between needs firstValue and lastValue")
+        return x is not None and lo <= x <= hi
+    target = conv(cond.get("value"))
+    if target is None:
+        raise FilterError(f"operator {op!r} needs a value")
+    if op == "is":
+        return x is not None and x == target
+    if op == "isNot":
+        return x is None or x != target
+    if op == "greaterThan":
+        return x is not None and x > target
+    if op == "lowerThan":
+        return x is not None and x < target
+    raise FilterError(f"unknown operator {op!r}")
+
+
+def _date_value(v: Any) -> float | None:
+    return parse_datetime(v) if v is not None else None
+
+
+def _date_cond(cond: dict[str, Any], v: Any) -> bool:
+    op = cond.get("operator")
+    if op in ("is", "isNot"):
+        # Date equality compares calendar days (UTC).
+        day = str(cond.get("value", ""))[:10]
+        if not day:
+            raise FilterError("date is/isNot needs a value")
+        same = v is not None and str(v)[:10] == day
+        return same if op == "is" else not same
+    return _ordered_cond(cond, v, _date_value)
+
+
+def _boolean_cond(cond: dict[str, Any], v: Any) -> bool:
+    op = cond.get("operator")
+    if op == "isTrue":
+        return v is True or v == "true"
+    if op == "isFalse":
+        return v is False or v == "false"
+    if op == "isNull":
+        return v is None
+    if op == "isNotNull":
+        return v is not None
+    raise FilterError(f"unknown boolean operator {op!r}")
+
+
+def eval_condition(cond: Any, record: dict[str, Any], segments: SegmentResolver | None = None) -> bool:
+    """Evaluate one FilterCondition against a record."""
+    if not isinstance(cond, dict):
+        raise FilterError("condition must be an object")
+    kind = cond.get("kind")
+    if kind == "segment":
+        if segments is None:
+            raise FilterError("segment conditions are not supported here")
+        ids = segments(str(cond.get("segmentUuid")))
+        inside = record.get("_id") in ids
+        if cond.get("operator") == "in":
+            return inside
+        if cond.get("operator") == "notIn":
+            return not inside
+        raise FilterError("segment operator must be in|notIn")
+    column = cond.get("columnSlug")
+    if not isinstance(column, str):
+        raise FilterError("columnSlug is required")
+    v = record.get(column)
+    if kind == "string":
+        return _string_cond(cond, v)
+    if kind == "number":
+        return _ordered_cond(cond, v, _num)
+    if kind == "date":
+        return _date_cond(cond, v)
+    if kind == "boolean":
+        return _boolean_cond(cond, v)
+    if kind in ("any", "vector", "object", "array"):
+        op = cond.get("operator")
+        if op == "isNull":
+            return v is None
+        if op == "isNotNull":
+            return v is not None
+        raise FilterError(f"operator {op!r} is not supported for {kind} conditions in the emulator")
+    raise FilterError(f"condition kind {kind!r} is not supported by the emulator")
+
+
+def _combine(conjonction: Any, results: list[bool]) -> bool:
+    if conjonction not in ("and", "or"):
+        raise FilterError("conjonction must be 'and' or 'or'")
+    if not results:
+        return True
+    return all(results) if conjonction == "and" else any(results)
+
+
+def validate_filter(flt: Any) -> None:
+    """Raise :class:`FilterError` if ``flt`` is not a structurally valid Filter."""
+    if not isinstance(flt, dict) or not isinstance(flt.get("groups", []), list):
+        raise FilterError("filter must be {conjonction, groups}")
+    if flt.get("conjonction", "or") not in ("and", "or"):
+        raise FilterError("conjonction must be 'and' or 'or'")
+    for group in flt.get("groups", []):
+        if not isinstance(group, dict) or not isinstance(group.get("conditions", []), list):
+            raise FilterError("group must be {conjonction, conditions}")
+        if group.get("conjonction", "or") not in ("and", "or"):
+            raise FilterError("conjonction must be 'and' or 'or'")
+
+
+def matches(flt: Any, record: dict[str, Any], segments: SegmentResolver | None = None) -> bool:
+    """True when ``record`` satisfies ``flt``. ``None`` or an empty filter matches everything.
+
+    A missing ``conjonction`` defaults to ``or`` (as in the client's JSON schema).
+    """
+    if flt is None:
+        return True
+    validate_filter(flt)
+    groups = flt.get("groups", [])
+    group_results = []
+    for group in groups:
+        conds = [eval_condition(c, record, segments) for c in group.get("conditions", [])]
+        group_results.append(_combine(group.get("conjonction", "or"), conds))
+    return _combine(flt.get("conjonction", "or"), group_results)
+
+
+def apply(
+    records: list[dict[str, Any]],
+    flt: Any = None,
+    sort: Any = None,
+    limit: Any = None,
+    segments: SegmentResolver | None = None,
+) -> list[dict[str, Any]]:
+    """Filter, sort (stable; nulls last) and cap ``records``."""
+    validate_filter(flt) if flt is not None else None
+    out = [r for r in records if matches(flt, r, segments)]
+    if sort:
+        if not isinstance(sort, list):
+            raise FilterError("sort must be an array")
+        for spec in reversed(sort):
+            if not isinstance(spec, dict) or spec.get("kind") not in ("asc", "desc"):
+                raise FilterError("sort items must be {columnSlug, kind: asc|desc}")
+            col = str(spec.get("columnSlug"))
+            present = [r for r in out if r.get(col) is not None]
+            missing = [r for r in out if r.get(col) is None]
+            present.sort(key=lambda r: (str(type(r.get(col))), r.get(col)), reverse=spec["kind"] == "desc")
+            out = present + missing
+    if limit is not None:
+        if not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit < 0:
+            raise FilterError("limit must be a non-negative number")
+        out = out[: int(limit)]
+    return out

@@ -1,0 +1,96 @@
+"""Billing: usage metrics (daily buckets) and the enriched subscription (REFERENCE §6)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..errors import ApiError
+from ..server import Request, Router
+from ..util import iso
+from .common import as_time
+
+GROUP_FIELDS = {"workflow_uuid": "workflow_uuid", "model_uuid": "model_uuid", "connector_uuid": "connector_uuid",
+                "integration_slug": "integration_slug", "agent_uuid": None}
+UNITS = ("billing.credits", "storage.records", "orchestration.executions")
+MAX_DAYS = 400
+
+
+def _day(ts: float) -> datetime:
+    d = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
+
+
+def usage_metrics(req: Request) -> dict[str, Any]:
+    """GET /billing/usage/metrics — one bucket per UTC day from ``from`` to ``to`` (both days inclusive)."""
+    q = req.query
+    if q.get("from") in (None, "") or q.get("to") in (None, ""):
+        raise ApiError(None, "from and to are required.", status=400)
+    start, end = as_time(str(q["from"]), "from"), as_time(str(q["to"]), "to")
+    assert start is not None and end is not None
+    group_by = q.get("groupBy")
+    if group_by is not None and group_by not in GROUP_FIELDS:
+        raise ApiError(None, f"Invalid groupBy: {group_by}.", status=400)
+    unit = q.get("unit") or "billing.credits"
+    if unit not in UNITS:
+        raise ApiError(None, f"Invalid unit: {unit}.", status=400)
+    first, last = _day(start), _day(end)
+    if last < first:
+        raise ApiError(None, "from must be before to.", status=400)
+    if (last - first).days > MAX_DAYS:
+        raise ApiError(None, f"Date range is limited to {MAX_DAYS} days.", status=400)
+    buckets: OrderedDict[datetime, dict[tuple[str, Any], int]] = OrderedDict()
+    day = first
+    while day <= last:
+        buckets[day] = {}
+        day += timedelta(days=1)
+    filters = {"workflowUuid": "workflow_uuid", "modelUuid": "model_uuid", "connectorUuid": "connector_uuid",
+               "integrationSlug": "integration_slug", "slug": "slug"}
+    for ev in req.store.usage:
+        if ev.unit != unit:
+            continue
+        if q.get("agentUuid"):
+            continue
+        if any(q.get(p) and getattr(ev, attr) != q[p] for p, attr in filters.items()):
+            continue
+        bucket = buckets.get(_day(ev.at))
+        if bucket is None:
+            continue
+        attr = GROUP_FIELDS.get(group_by or "") if group_by else None
+        key = (ev.slug, getattr(ev, attr) if attr else None)
+        bucket[key] = bucket.get(key, 0) + ev.count
+    metrics = [{"date": iso(d.timestamp()),
+                "items": [{"slug": s, "count": c, "groupBy": g} for (s, g), c in sorted(
+                    items.items(), key=lambda kv: (kv[0][0], str(kv[0][1])))]}
+               for d, items in buckets.items()]
+    return {"metrics": metrics}
+
+
+def subscription(req: Request) -> dict[str, Any]:
+    """GET /billing/subscriptions → ``{subscription: EnrichedSubscription}``."""
+    s = req.store
+    created = s.subscription_created
+    start = _day(created)
+    reset = start + timedelta(days=30 * (1 + int((req.now - start.timestamp()) // (30 * 86400))))
+    ws = s.workspace_uuid
+    return {"subscription": {
+        "uuid": s.subscription_uuid, "workspaceUuid": ws, "provider": "orb",
+        "customerOrbId": f"orb_cus_{ws[:8]}", "customerStripeId": f"cus_{ws[-12:]}",
+        "subscriptionStatus": "active", "subscriptionStripeId": None,
+        "subscriptionAvailableCreditsCount": s.credits_available,
+        "subscriptionCreditsUsedCount": s.credits_used,
+        "additionalAvailableCreditsCount": s.credits_additional,
+        "creditsOverageBehaviors": [{"unit": "billing.credits", "action": "deny"}],
+        "creditsConsumptionBehaviors": [{"unit": "billing.credits", "action": "allow"}],
+        "createdAt": iso(created), "updatedAt": iso(max(created, req.now)),
+        "plan": "self-serve", "cadence": "monthly", "fixedPrice": 50000, "conversionRate": 1,
+        "startAt": iso(start.timestamp()), "resetAt": iso(reset.timestamp()), "endAt": None,
+        "hasPendingChange": False, "hasCredits": s.credits_remaining > 0, "futureChange": None, "topup": None,
+    }}
+
+
+def register(router: Router) -> None:
+    """Register this module's routes."""
+    router.add("GET", "/billing/usage/metrics", usage_metrics)
+    router.add("GET", "/billing/subscriptions", subscription)

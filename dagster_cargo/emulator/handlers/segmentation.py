@@ -1,0 +1,107 @@
+"""Segments and changes (REFERENCE §4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import filters, serialize
+from ..errors import ApiError
+from ..server import Request, Router
+from ..store import CHANGE_KINDS
+from .common import as_bool, as_int, paginate
+
+
+def list_segments(req: Request) -> dict[str, Any]:
+    """GET /segmentation/segments/list"""
+    return {"segments": list(req.store.segments.values())}
+
+
+def get_segment(req: Request) -> dict[str, Any]:
+    """GET /segmentation/segments/{uuid}"""
+    seg = req.store.segments.get(req.params["uuid"])
+    if seg is None:
+        raise ApiError("segmentNotFound")
+    return {"segment": seg}
+
+
+def fetch_segment(req: Request) -> dict[str, Any]:
+    """POST /segmentation/segments/fetch → ``{records, count, columns, isRefreshing}``.
+
+    ``limit`` caps the segment (count included); ``fetchingLimit``/``fetchingOffset`` page the records
+    (default page size 100).
+    """
+    store = req.store
+    body = req.json_obj()
+    model_uuid = body.get("modelUuid")
+    if model_uuid not in store.models:
+        raise ApiError("modelNotFound")
+    if "filter" not in body:
+        raise ApiError("invalidFilter")
+    try:
+        records = filters.apply(store.model_records(str(model_uuid)), body.get("filter"), body.get("sort"),
+                                body.get("limit"), segments=store._segment_ids)
+    except filters.FilterError as exc:
+        raise ApiError("invalidFilter", f"Invalid filter: {exc}") from None
+    offset = as_int(body.get("fetchingOffset"), "fetchingOffset") or 0
+    limit = as_int(body.get("fetchingLimit"), "fetchingLimit")
+    limit = 100 if limit is None else min(limit, 1000)
+    return {"records": records[offset: offset + limit], "count": len(records),
+            "columns": serialize.segmentation_columns(store, str(model_uuid)), "isRefreshing": False}
+
+
+def list_changes(req: Request) -> dict[str, Any]:
+    """GET /segmentation/changes/list (segmentUuid, notEmpty, hasRecords, limit, offset) — newest first."""
+    q = req.query
+    not_empty = as_bool(q.get("notEmpty"))
+    has = q.get("hasRecords")
+    if has is not None and has not in CHANGE_KINDS:
+        raise ApiError(None, "hasRecords must be a ChangeKind.", status=400)
+    out = []
+    for c in reversed(list(req.store.changes.values())):
+        w = c.wire
+        if q.get("segmentUuid") and w["segmentUuid"] != q["segmentUuid"]:
+            continue
+        if not_empty is not None:
+            moved = w["addedRecordsCount"] + w["updatedRecordsCount"] + w["removedRecordsCount"]
+            if (moved > 0) != not_empty:
+                continue
+        if has and w[f"{has}RecordsCount"] == 0:
+            continue
+        out.append(w)
+    return {"changes": paginate(out, q)}
+
+
+def get_change(req: Request) -> dict[str, Any]:
+    """GET /segmentation/changes/{uuid}"""
+    c = req.store.changes.get(req.params["uuid"])
+    if c is None:
+        raise ApiError("changeNotFound")
+    return {"change": c.wire}
+
+
+def fetch_change(req: Request) -> dict[str, Any]:
+    """POST /segmentation/changes/{uuid}/fetch body ``{kinds, limit?, offset?}`` → ``{records, count, columns}``."""
+    store = req.store
+    c = store.changes.get(req.params["uuid"])
+    if c is None:
+        raise ApiError("changeNotFound")
+    seg = store.segments.get(c.wire["segmentUuid"])
+    if seg is None:
+        raise ApiError("segmentNotFound")
+    body = req.json_obj()
+    kinds = body.get("kinds")
+    if not isinstance(kinds, list) or any(k not in CHANGE_KINDS for k in kinds):
+        raise ApiError(None, "kinds must be an array of ChangeKind.", status=400)
+    records = [rec for kind, rec in c.entries.values() if kind in kinds]
+    return {"records": paginate(records, body), "count": len(records),
+            "columns": serialize.segmentation_columns(store, seg["modelUuid"])}
+
+
+def register(router: Router) -> None:
+    """Register this module's routes."""
+    router.add("GET", "/segmentation/segments/list", list_segments)
+    router.add("POST", "/segmentation/segments/fetch", fetch_segment)
+    router.add("GET", "/segmentation/segments/{uuid}", get_segment)
+    router.add("GET", "/segmentation/changes/list", list_changes)
+    router.add("GET", "/segmentation/changes/{uuid}", get_change)
+    router.add("POST", "/segmentation/changes/{uuid}/fetch", fetch_change)

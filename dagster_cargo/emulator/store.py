@@ -1,0 +1,266 @@
+"""In-memory state of the emulated Cargo workspace.
+
+All mutation happens under :attr:`Store.lock`. Call :meth:`Store.sync` (done automatically on every HTTP
+request) to advance the simulated batches up to the clock's current time.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import filters
+from .clock import Clock
+from .util import IdFactory, canonical_json, iso
+from .workflows import WorkflowSpec
+
+CHANGE_KINDS = ("added", "updated", "removed", "unchanged")
+
+
+@dataclass
+class ChangeState:
+    """A segment snapshot diff: the wire fields plus ``entries`` = ``{record_id: (kind, record)}``."""
+
+    wire: dict[str, Any]
+    entries: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass
+class UsageEvent:
+    """One billable (or counted) unit of usage, aggregated by ``/billing/usage/metrics``."""
+
+    at: float
+    unit: str
+    slug: str
+    count: int
+    workflow_uuid: str | None
+    model_uuid: str | None
+    connector_uuid: str | None
+    integration_slug: str | None
+
+
+class Store:
+    """Entities of the emulated workspace plus the batch engine."""
+
+    def __init__(self, clock: Clock, seed: int = 0, run_failure_rate: float = 0.05, credits: int = 100_000,
+                 max_concurrent_runs: int = 10) -> None:
+        from .engine import Engine
+        from .files import DownloadRegistry
+
+        self.lock = threading.RLock()
+        self.clock = clock
+        self.seed = seed
+        self.run_failure_rate = float(run_failure_rate)
+        self.max_concurrent_runs = int(max_concurrent_runs)
+        self.ids = IdFactory(seed, "runtime")
+        self.workspace_uuid = ""
+        self.user_uuid = ""
+        self.workspace: dict[str, Any] = {}
+        self.user: dict[str, Any] = {}
+        self.role: dict[str, Any] = {}
+        self.datasets: dict[str, dict[str, Any]] = {}
+        self.connectors: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, dict[str, dict[str, Any]]] = {}  # model uuid -> {_id: record}
+        self.segments: dict[str, dict[str, Any]] = {}
+        self.snapshots: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}  # seg -> {id: (hash, rec)}
+        self.changes: dict[str, ChangeState] = {}
+        self.workflows: dict[str, dict[str, Any]] = {}
+        self.specs: dict[str, WorkflowSpec] = {}
+        self.deployed_release: dict[str, str] = {}
+        self.releases: dict[str, dict[str, Any]] = {}
+        self.plays: dict[str, dict[str, Any]] = {}
+        self.tools: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, list[dict[str, Any]]] = {}  # s3Filename -> rows
+        self.usage: list[UsageEvent] = []
+        self.credits_available = int(credits)
+        self.credits_additional = 0
+        self.credits_used = 0
+        self.subscription_created = clock.now() - 30 * 86400
+        self.subscription_uuid = ""
+        self.engine = Engine(self)
+        self.downloads = DownloadRegistry(clock)
+
+    # ------------------------------------------------------------------ time
+    def sync(self) -> float:
+        """Advance the simulation to the clock's current time; return that time."""
+        with self.lock:
+            now = self.clock.now()
+            self.engine.advance_to(now)
+            return now
+
+    # ------------------------------------------------------------------ lookups
+    def model_by_slug(self, slug: str) -> dict[str, Any]:
+        """The model with ``slug`` (``companies`` / ``contacts``)."""
+        return next(m for m in self.models.values() if m["slug"] == slug)
+
+    def play_by_name(self, name: str) -> dict[str, Any]:
+        """The play named ``name`` (wire dict)."""
+        return next(p for p in self.plays.values() if p["name"] == name)
+
+    def tool_by_name(self, name: str) -> dict[str, Any]:
+        """The tool named ``name`` (wire dict)."""
+        return next(t for t in self.tools.values() if t["name"] == name)
+
+    def segment_by_name(self, name: str) -> dict[str, Any]:
+        """The segment named ``name``; for plays the segment has the play's name."""
+        return next(s for s in self.segments.values() if s["name"] == name)
+
+    def spec_for(self, workflow_uuid: str) -> WorkflowSpec:
+        """The workflow definition behind ``workflow_uuid``."""
+        return self.specs[workflow_uuid]
+
+    def release_for(self, workflow_uuid: str) -> dict[str, Any]:
+        """The deployed release of ``workflow_uuid``."""
+        return self.releases[self.deployed_release[workflow_uuid]]
+
+    def play_for_workflow(self, workflow_uuid: str) -> dict[str, Any] | None:
+        """The play that owns the workflow, if any."""
+        return next((p for p in self.plays.values() if p["workflowUuid"] == workflow_uuid), None)
+
+    def model_records(self, model_uuid: str) -> list[dict[str, Any]]:
+        """All records of a model, in insertion order."""
+        return list(self.records.get(model_uuid, {}).values())
+
+    def changes_for(self, segment_uuid: str) -> list[ChangeState]:
+        """Changes of a segment, oldest first."""
+        return [c for c in self.changes.values() if c.wire["segmentUuid"] == segment_uuid]
+
+    # ------------------------------------------------------------------ credits
+    @property
+    def credits_remaining(self) -> int:
+        """Available (subscription + additional) minus used."""
+        return self.credits_available + self.credits_additional - self.credits_used
+
+    def debit(self, amount: int) -> bool:
+        """Consume ``amount`` credits if the balance allows it; return whether it did."""
+        if amount <= 0:
+            return True
+        if self.credits_remaining < amount:
+            return False
+        self.credits_used += amount
+        return True
+
+    # ------------------------------------------------------------------ segments & changes
+    def segment_records(self, segment_uuid: str) -> list[dict[str, Any]]:
+        """Evaluate a segment now (filter, sort, limit) against its model's records."""
+        seg = self.segments[segment_uuid]
+        return filters.apply(self.model_records(seg["modelUuid"]), seg["filter"], seg["sort"], seg["limit"],
+                             segments=self._segment_ids)
+
+    def _segment_ids(self, segment_uuid: str) -> set[str]:
+        if segment_uuid not in self.segments:
+            raise filters.FilterError("unknown segment")
+        return {r["_id"] for r in self.segment_records(segment_uuid)}
+
+    def create_segment(self, uuid: str, model_uuid: str, name: str, flt: dict[str, Any], created: float,
+                       from_play: bool = False) -> dict[str, Any]:
+        """Create a segment and take its initial snapshot (one Change, every record ``added``)."""
+        slug = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+        self.segments[uuid] = {
+            "uuid": uuid, "workspaceUuid": self.workspace_uuid, "userUuid": self.user_uuid,
+            "modelUuid": model_uuid, "slug": slug, "name": name, "filter": flt, "sort": None, "limit": None,
+            "recordsCount": 0, "fromPlay": from_play, "trackingColumnSlugs": None, "columnSlugs": None,
+            "syncedAt": None, "createdAt": iso(created), "updatedAt": iso(created), "deletedAt": None,
+            "lastChange": None,
+        }
+        self.snapshots[uuid] = {}
+        self.models[model_uuid]["segmentsCount"] += 1
+        self.snapshot_segment(uuid, at=created)
+        return self.segments[uuid]
+
+    def _record_hash(self, seg: dict[str, Any], record: dict[str, Any]) -> str:
+        cols = seg.get("trackingColumnSlugs")
+        tracked = {k: record.get(k) for k in cols} if cols else record
+        return canonical_json(tracked)
+
+    def snapshot_segment(self, segment_uuid: str, at: float | None = None) -> dict[str, Any]:
+        """Diff the segment against its previous snapshot and record a new Change; return its wire dict."""
+        with self.lock:
+            at = self.clock.now() if at is None else at
+            seg = self.segments[segment_uuid]
+            previous = self.snapshots[segment_uuid]
+            current = {r["_id"]: (self._record_hash(seg, r), dict(r)) for r in self.segment_records(segment_uuid)}
+            entries: dict[str, tuple[str, dict[str, Any]]] = {}
+            for rid, (h, rec) in current.items():
+                if rid not in previous:
+                    entries[rid] = ("added", rec)
+                elif previous[rid][0] != h:
+                    entries[rid] = ("updated", rec)
+                else:
+                    entries[rid] = ("unchanged", rec)
+            for rid, (_, rec) in previous.items():
+                if rid not in current:
+                    entries[rid] = ("removed", rec)
+            counts = {k: sum(1 for kind, _ in entries.values() if kind == k) for k in CHANGE_KINDS}
+            day = iso(at)[:10]  # type: ignore[index]
+            existing = {c.wire["slug"] for c in self.changes_for(segment_uuid)}
+            slug, n = day, 1
+            while slug in existing:
+                n += 1
+                slug = f"{day}-{n}"
+            cu = self.ids.uuid()
+            wire = {
+                "uuid": cu, "workspaceUuid": self.workspace_uuid, "segmentUuid": segment_uuid, "slug": slug,
+                "totalRecordsCount": len(current), "updatedRecordsCount": counts["updated"],
+                "removedRecordsCount": counts["removed"], "addedRecordsCount": counts["added"],
+                "unchangedRecordsCount": counts["unchanged"], "createdAt": iso(at),
+            }
+            self.changes[cu] = ChangeState(wire=wire, entries=entries)
+            self.snapshots[segment_uuid] = current
+            seg["recordsCount"] = len(current)
+            seg["syncedAt"] = iso(at)
+            seg["lastChange"] = {k: wire[k] for k in (
+                "uuid", "slug", "totalRecordsCount", "updatedRecordsCount", "removedRecordsCount",
+                "addedRecordsCount", "unchangedRecordsCount", "createdAt")}
+            return wire
+
+    def upsert_records(self, model: str, records: list[dict[str, Any]], snapshot: bool = True
+                       ) -> list[dict[str, Any]]:
+        """Insert or update records of a model (by ``_id``, or slug/uuid ``model``) and, by default, snapshot a
+        new Change for every segment of that model. Returns the new Change wire dicts.
+
+        Records without ``_id`` get a generated one; ``_title`` defaults to ``name`` / first+last name.
+        Updates merge the given fields into the existing record.
+        """
+        with self.lock:
+            self.sync()
+            model_uuid = model if model in self.models else self.model_by_slug(model)["uuid"]
+            table = self.records[model_uuid]
+            for rec in records:
+                rid = rec.get("_id") or f"rec_{self.ids.hex(12)}"
+                merged = dict(table.get(rid, {}))
+                merged.update(rec)
+                merged["_id"] = rid
+                if not merged.get("_title"):
+                    merged["_title"] = merged.get("name") or " ".join(
+                        str(merged[k]) for k in ("first_name", "last_name") if merged.get(k)) or rid
+                table[rid] = merged
+            now = self.clock.now()
+            self.models[model_uuid]["lastEmittedAt"] = iso(now)
+            if not snapshot:
+                return []
+            return [self.snapshot_segment(s["uuid"], at=now) for s in list(self.segments.values())
+                    if s["modelUuid"] == model_uuid]
+
+    def remove_records(self, model: str, ids: list[str], snapshot: bool = True) -> list[dict[str, Any]]:
+        """Delete records from a model and (by default) snapshot its segments."""
+        with self.lock:
+            self.sync()
+            model_uuid = model if model in self.models else self.model_by_slug(model)["uuid"]
+            for rid in ids:
+                self.records[model_uuid].pop(rid, None)
+            if not snapshot:
+                return []
+            now = self.clock.now()
+            return [self.snapshot_segment(s["uuid"], at=now) for s in list(self.segments.values())
+                    if s["modelUuid"] == model_uuid]
+
+    # ------------------------------------------------------------------ files
+    def put_file(self, rows: list[dict[str, Any]], s3_filename: str | None = None) -> str:
+        """Register an uploaded file's rows (as parsed CSV) and return its ``s3Filename``."""
+        with self.lock:
+            name = s3_filename or f"uploads/{self.workspace_uuid}/{self.ids.uuid()}.csv"
+            self.files[name] = [dict(r) for r in rows]
+            return name

@@ -1,0 +1,70 @@
+"""Small shared helpers: deterministic ids, hashing, ISO-8601 formatting."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import uuid as _uuid
+from datetime import datetime, timezone
+from typing import Any
+
+
+def iso(ts: float | None) -> str | None:
+    """Format epoch seconds as ``2025-01-15T10:00:00.000Z`` (UTC, millisecond precision)."""
+    if ts is None:
+        return None
+    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_datetime(value: Any) -> float | None:
+    """Parse an ISO-8601 date or date-time string (``YYYY-MM-DD`` accepted) to epoch seconds.
+
+    Naive values are taken as UTC. Returns ``None`` when the value cannot be parsed.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def stable_hash(*parts: Any) -> int:
+    """A 64-bit integer hash of ``parts`` that is stable across processes (unlike ``hash``)."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def unit_float(*parts: Any) -> float:
+    """A deterministic float in ``[0, 1)`` derived from ``parts``."""
+    return stable_hash(*parts) / 2**64
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace, for content hashing."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class IdFactory:
+    """Generates UUID-v4-shaped identifiers from a seeded PRNG (deterministic for a given seed)."""
+
+    def __init__(self, seed: int, namespace: str) -> None:
+        self._rng = random.Random(f"{seed}:{namespace}")
+
+    def uuid(self) -> str:
+        """Return the next UUID (version 4 layout) as a string."""
+        return str(_uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def hex(self, n: int) -> str:
+        """Return ``n`` random hex characters."""
+        return "".join(self._rng.choice("0123456789abcdef") for _ in range(n))
