@@ -1,0 +1,118 @@
+// Let the TypeScript compiler itself evaluate the official @cargo-ai/api helper types
+// (ApiType = DateToString<RecursiveSchemaToJsonSchema<RecursiveNonNull<T>>>, and the
+// DateToString<...> wrapped payloads) and print the fully evaluated structure as plain TS.
+//
+// Why: ts-json-schema-generator evaluates conditional/mapped types with its own engine and
+// gets these helpers wrong on unions (it merges the members of a discriminated union into
+// one object requiring every member's keys). The TypeScript checker evaluates them exactly
+// as any TypeScript user of @cargo-ai/api sees them; we print that, then feed the printed,
+// helper-free declarations to ts-json-schema-generator (gen-schemas.mjs).
+//
+// Usage: node flatten-types.mjs <outFile.ts> Name1 Name2 ...   (names exported by schema-entry.ts)
+import { writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import ts from "typescript";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const [outFile, ...wanted] = process.argv.slice(2);
+const entry = join(here, "schema-entry.ts");
+
+const configPath = join(here, "tsconfig.json");
+const config = ts.parseJsonConfigFileContent(
+  ts.readConfigFile(configPath, ts.sys.readFile).config,
+  ts.sys,
+  here,
+);
+const program = ts.createProgram({ rootNames: [entry], options: config.options });
+const checker = program.getTypeChecker();
+const source = program.getSourceFile(entry);
+const moduleSymbol = checker.getSymbolAtLocation(source);
+const exportsByName = new Map(checker.getExportsOfModule(moduleSymbol).map((s) => [s.name, s]));
+
+const decls = []; // emitted "export type X = ..." lines
+const named = new Map(); // ts.Type -> emitted alias name
+const usedNames = new Set(wanted);
+
+const safeName = (base) => {
+  let name = base.replace(/[^A-Za-z0-9_]/g, "_") || "T";
+  let i = 1;
+  while (usedNames.has(name)) name = `${base.replace(/[^A-Za-z0-9_]/g, "_")}_${++i}`;
+  usedNames.add(name);
+  return name;
+};
+
+const isDate = (type) => type.symbol?.name === "Date" && (type.flags & ts.TypeFlags.Object) !== 0;
+const isRegExp = (type) => type.symbol?.name === "RegExp" && (type.flags & ts.TypeFlags.Object) !== 0;
+const propKey = (name) => (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name) ? name : JSON.stringify(name));
+
+function emit(type) {
+  const f = type.flags;
+  if (f & ts.TypeFlags.Any) return "any";
+  if (f & ts.TypeFlags.Unknown) return "unknown";
+  if (f & ts.TypeFlags.Never) return "never";
+  if (f & ts.TypeFlags.Null) return "null";
+  if (f & ts.TypeFlags.Undefined || f & ts.TypeFlags.Void) return "undefined";
+  if (f & ts.TypeFlags.StringLiteral) return JSON.stringify(type.value);
+  if (f & ts.TypeFlags.NumberLiteral) return String(type.value);
+  if (f & ts.TypeFlags.BooleanLiteral) return type.intrinsicName;
+  if (f & ts.TypeFlags.String || f & ts.TypeFlags.TemplateLiteral) return "string";
+  if (f & ts.TypeFlags.Number) return "number";
+  if (f & ts.TypeFlags.Boolean) return "boolean";
+  if (f & ts.TypeFlags.BigInt) return "number";
+  if (f & ts.TypeFlags.ESSymbol || f & ts.TypeFlags.UniqueESSymbol) return "never";
+  if (f & ts.TypeFlags.Union) {
+    const parts = [...new Set(type.types.map(emit))];
+    return parts.length === 1 ? parts[0] : `(${parts.join(" | ")})`;
+  }
+  if (f & ts.TypeFlags.Intersection) {
+    // Evaluate intersections of object types into one object (TS already knows its props).
+    return emitObject(type);
+  }
+  if (f & ts.TypeFlags.Object) {
+    if (isDate(type)) return "Date";
+    if (isRegExp(type)) return "string";
+    if (checker.isArrayType(type)) return `Array<${emit(checker.getTypeArguments(type)[0])}>`;
+    if (checker.isTupleType(type)) return `[${checker.getTypeArguments(type).map(emit).join(", ")}]`;
+    if (checker.getSignaturesOfType(type, ts.SignatureKind.Call).length > 0) return "never";
+    return emitObject(type);
+  }
+  throw new Error(`flatten-types: unsupported type ${checker.typeToString(type)} (flags ${f})`);
+}
+
+function emitObject(type) {
+  const existing = named.get(type);
+  if (existing !== undefined) return existing;
+  const hint = type.aliasSymbol?.name ?? type.symbol?.name;
+  const base = hint && !hint.startsWith("__") ? hint : "Obj";
+  const name = safeName(`_${base}`);
+  named.set(type, name);
+  const lines = [];
+  for (const prop of checker.getPropertiesOfType(type)) {
+    const optional = (prop.flags & ts.SymbolFlags.Optional) !== 0;
+    const propType = checker.getTypeOfSymbol(prop);
+    const text = emit(propType);
+    if (text === "never" && !optional) continue; // methods etc. never cross the wire
+    lines.push(`  ${propKey(prop.name)}${optional ? "?" : ""}: ${text};`);
+  }
+  for (const info of checker.getIndexInfosOfType(type)) {
+    const keyText = info.keyType.flags & ts.TypeFlags.Number ? "number" : "string";
+    lines.push(`  [key: ${keyText}]: ${emit(info.type)};`);
+  }
+  decls.push(`export type ${name} = {\n${lines.join("\n")}\n};`);
+  return name;
+}
+
+const out = [
+  "// GENERATED by flatten-types.mjs from @cargo-ai/api + @cargo-ai/types: do not edit.",
+  "// Each type is the TypeScript compiler's own evaluation of the official declaration.",
+];
+for (const name of wanted) {
+  const symbol = exportsByName.get(name);
+  if (symbol === undefined) throw new Error(`flatten-types: ${name} is not exported by schema-entry.ts`);
+  const aliased = symbol.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(symbol) : symbol;
+  const type = checker.getDeclaredTypeOfSymbol(aliased);
+  out.push(`export type ${name} = ${emit(type)};`);
+}
+writeFileSync(outFile, [...out, ...decls].join("\n") + "\n");
+console.log(JSON.stringify({ outFile, count: wanted.length, helperTypes: decls.length }));
