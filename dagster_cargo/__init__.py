@@ -1,0 +1,66 @@
+"""dagster-cargo: run Cargo plays and tools from Dagster.
+
+Layers (each importable on its own):
+
+* ``dagster_cargo.client`` — plain Python Cargo API client (httpx + pydantic, no Dagster).
+* ``dagster_cargo.emulator`` — a local HTTP emulator of Cargo's API, independent of the client.
+* the Dagster layer, exported here: :class:`CargoResource`, metadata, batch execution.
+
+The Dagster layer is imported lazily, so ``import dagster_cargo.client`` never imports
+Dagster.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .version import __version__
+
+if TYPE_CHECKING:
+    from .asset_defs import CargoRunConfig, build_cargo_assets_definitions, partition_window_filter
+    from .asset_specs import load_cargo_asset_specs, load_cargo_workspace_data
+    from .checks import CargoCheckConfig, cargo_check_specs
+    from .components import CargoWorkspaceComponent
+    from .execution import BatchRunSpec, CargoBatchResult
+    from .metadata import CargoMetadataSet
+    from .ops import CargoBatchOpConfig, cargo_batch_op
+    from .resource import CargoResource
+    from .sensors import build_cargo_change_sensor, build_cargo_observation_sensor
+    from .translator import DagsterCargoTranslator
+    from .workspace_data import CargoWorkflowProps, CargoWorkspaceData
+
+_LAZY = {
+    "CargoResource": ".resource",
+    "CargoMetadataSet": ".metadata",
+    "CargoBatchResult": ".execution",
+    "BatchRunSpec": ".execution",
+    "CargoCheckConfig": ".checks",
+    "cargo_check_specs": ".checks",
+    "DagsterCargoTranslator": ".translator",
+    "CargoWorkflowProps": ".workspace_data",
+    "CargoWorkspaceData": ".workspace_data",
+    "load_cargo_asset_specs": ".asset_specs",
+    "load_cargo_workspace_data": ".asset_specs",
+    "build_cargo_assets_definitions": ".asset_defs",
+    "CargoRunConfig": ".asset_defs",
+    "partition_window_filter": ".asset_defs",
+    "cargo_batch_op": ".ops",
+    "build_cargo_change_sensor": ".sensors",
+    "build_cargo_observation_sensor": ".sensors",
+    "CargoBatchOpConfig": ".ops",
+    "CargoWorkspaceComponent": ".components",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name], __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'dagster_cargo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -1,0 +1,303 @@
+"""Running Cargo batches from inside a Dagster asset or op.
+
+create (or attach to an earlier attempt's batch) → wait in one polling loop (progress in the
+run log, credit budget enforced) → download with integrity checks → metadata. Batches are
+cancelled if the Dagster run is terminated, the wait times out or the budget is exceeded.
+One asset usually runs one batch; a large tool input is split into several (chunks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from dagster._core.errors import DagsterExecutionInterruptedError
+
+from .attempts import attempt_tag_key, find_reusable_batch, remember_batch
+from .batch_monitor import BatchMonitor, CreditBudgetExceeded
+from .checks import CargoCheckConfig, evaluate_cargo_checks
+from .client import CargoClient
+from .client.errors import CargoBatchError, CargoError, CargoRequestError, CargoWaitTimeoutError
+from .client.models import Batch, BatchStatus
+from .client.waiting import raise_for_batch
+from .metadata import CargoMetadataSet, batch_metadata, credits_by_node_metadata, table_metadata
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["CargoBatchResult", "BatchRunSpec", "execute_batch", "execute_batches"]
+
+
+@dataclass(frozen=True)
+class BatchRunSpec:
+    """What to run: a workflow (of a play or a tool), its input, and where outputs come from."""
+
+    workflow_uuid: str
+    data: Mapping[str, Any]
+    workflow_name: str | None = None
+    workflow_type: str | None = None  # "play" | "tool"
+    output_node_slug: str | None = None
+    empty_columns: tuple[str, ...] = ()
+    credit_budget: float | None = None
+
+
+@dataclass
+class CargoBatchResult:
+    """Finished batches (usually one): their outputs as one DataFrame and the metadata to record.
+
+    Use :meth:`materialize_result` as the return value of an ``@asset``, or
+    :meth:`output` inside an op.
+    """
+
+    frame: pd.DataFrame
+    batches: list[Batch]
+    cargo_metadata: CargoMetadataSet
+    extra_metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batch(self) -> Batch | None:
+        """The (first) batch, or ``None`` when nothing had to run."""
+        return self.batches[0] if self.batches else None
+
+    @property
+    def batch_uuid(self) -> str | None:
+        return self.batch.uuid if self.batch else None
+
+    @property
+    def credits_used(self) -> float:
+        return float(sum(b.credits_used_count for b in self.batches))
+
+    @property
+    def runs_count(self) -> int:
+        return sum(b.runs_count for b in self.batches)
+
+    @property
+    def executed_runs_count(self) -> int:
+        return sum(b.executed_runs_count for b in self.batches)
+
+    @property
+    def failed_runs_count(self) -> int:
+        return sum(b.failed_runs_count for b in self.batches)
+
+    @property
+    def succeeded_runs_count(self) -> int:
+        return sum(b.succeeded_runs_count for b in self.batches)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """All metadata: ``dagster/row_count``, ``dagster/column_schema``, ``dagster-cargo/*``."""
+        return {**table_metadata(self.frame), **dict(self.cargo_metadata), **self.extra_metadata}
+
+    def materialize_result(self, checks: CargoCheckConfig | None = None) -> dg.MaterializeResult:
+        """A ``MaterializeResult`` whose value is the DataFrame (stored by the IO manager).
+
+        With ``checks``, the Cargo asset checks are evaluated too (declare them with
+        :func:`dagster_cargo.checks.cargo_check_specs`).
+        """
+        check_results = evaluate_cargo_checks(self, checks) if checks is not None else None
+        return dg.MaterializeResult(value=self.frame, metadata=self.metadata, check_results=check_results)
+
+    def output(self) -> dg.Output:
+        """An ``Output`` for ops."""
+        return dg.Output(self.frame, metadata=self.metadata)
+
+
+
+
+def _empty_result(spec: BatchRunSpec) -> CargoBatchResult:
+    import pandas as pd
+
+    frame = pd.DataFrame(columns=list(spec.empty_columns))
+    return CargoBatchResult(frame=frame, batches=[], cargo_metadata=_metadata([], spec, None, row_count=0))
+
+
+def _metadata(batches: list[Batch], spec: BatchRunSpec, url: str | None, row_count: int) -> CargoMetadataSet:
+    return batch_metadata(batches, workflow_uuid=spec.workflow_uuid, workflow_name=spec.workflow_name,
+                          workflow_type=spec.workflow_type, output_node_slug=spec.output_node_slug,
+                          batch_url=url, row_count=row_count)
+
+
+def _is_empty(spec: BatchRunSpec) -> bool:
+    return spec.data.get("kind") == "records" and len(spec.data.get("records") or []) == 0
+
+
+def _start(context: Any, client: CargoClient, spec: BatchRunSpec, batch_url_for: Any) -> Batch | None:
+    """Attach to this step's earlier batch for ``spec`` or create one (``None``: no records)."""
+    log = context.log
+    what = f"{spec.workflow_type or 'workflow'} {spec.workflow_name or spec.workflow_uuid!r}"
+    tag_key = attempt_tag_key(context, spec.workflow_uuid, spec.data)
+    batch = find_reusable_batch(context, client, tag_key)
+    if batch is not None:
+        log.info(f"Attaching to Cargo batch {batch.uuid} ({batch.status.value}) for {what}, created by an "
+                 f"earlier attempt of this step, instead of starting a new one ({batch_url_for(batch)})")
+        return batch
+    try:
+        batch = client.create_batch(spec.workflow_uuid, spec.data)
+    except CargoRequestError as exc:
+        if exc.data_error_reason != "noRecords":
+            raise
+        log.info(f"Cargo found no records for {what} ({exc.cargo_message}): no batch created, 0 credits spent.")
+        return None
+    remember_batch(context, tag_key, batch)
+    log.info(f"Created Cargo batch {batch.uuid} for {what} ({batch_url_for(batch)})")
+    return batch
+
+
+def _cancel_all(client: CargoClient, batches: list[Batch], log: Any, why: str) -> None:
+    for batch in batches:
+        if batch.is_terminal:
+            continue
+        try:
+            client.cancel_batch(batch.uuid)
+            log.warning(f"Cancelled Cargo batch {batch.uuid} because {why}.")
+        except CargoError as exc:  # already finished, or Cargo unreachable: say so, don't mask
+            if getattr(exc, "reason", None) == "batchAlreadyFinished":
+                log.info(f"Cargo batch {batch.uuid} had already finished; nothing to cancel.")
+            else:
+                log.warning(f"Could not cancel Cargo batch {batch.uuid} after {why}: {exc}")
+
+
+def execute_batch(context: Any, client: CargoClient, spec: BatchRunSpec, **kwargs: Any) -> CargoBatchResult:
+    """Run one batch for ``spec``; see :func:`execute_batches` for the keyword arguments."""
+    return execute_batches(context, client, [spec], **kwargs)
+
+
+def _budget_failure(uuids: list[str], used: float, budget: float, detail: str) -> dg.Failure:
+    return dg.Failure(
+        description=(
+            f"Cargo batch(es) {', '.join(uuids)} used {used:g} credits, over this asset's budget of {budget:g}"
+            f"{detail}. Next step: raise credit_budget if this cost is expected, or narrow the input."
+        ),
+        metadata={"dagster-cargo/batch_uuid": uuids[0], "dagster-cargo/credits_used": float(used),
+                  "dagster-cargo/credit_budget": float(budget)},
+    )
+
+
+def execute_batches(
+    context: Any,
+    client: CargoClient,
+    specs: list[BatchRunSpec],
+    *,
+    batch_url_for: Any,
+    poll_interval: float,
+    max_poll_interval: float,
+    poll_timeout: float | None,
+    cancel_on_termination: bool,
+    progress_log_interval: float = 30.0,
+    credit_breakdown: bool = True,
+) -> CargoBatchResult:
+    """Run the batches of ``specs`` (one workflow; e.g. chunks of one input) as one result.
+
+    Every batch is created (or attached) first, then all are waited for in one polling
+    loop, so N batches take about as long as the slowest. The credit budget of the first
+    spec applies to all of them together.
+    """
+    import pandas as pd
+
+    if not specs:
+        raise ValueError("execute_batches needs at least one spec")
+    head = specs[0]
+    log = context.log
+    runnable = [s for s in specs if not _is_empty(s)]
+    if not runnable:
+        log.info(f"No input records for Cargo {head.workflow_type or 'workflow'} {head.workflow_name!r}: "
+                 "no batch created, 0 credits spent.")
+        return _empty_result(head)
+
+    started: list[tuple[BatchRunSpec, Batch]] = []
+    try:
+        for spec in runnable:
+            batch = _start(context, client, spec, batch_url_for)
+            if batch is not None:
+                started.append((spec, batch))
+    except (DagsterExecutionInterruptedError, KeyboardInterrupt, CargoError):
+        _cancel_all(client, [b for _, b in started], log, "the step stopped before all chunks were created")
+        raise
+    if not started:
+        return _empty_result(head)
+
+    uuids = [b.uuid for _, b in started]
+    monitor = BatchMonitor(log, progress_log_interval, budget=head.credit_budget)
+    try:
+        finals = client.wait_for_batches(uuids, timeout=poll_timeout, poll_interval=poll_interval,
+                                         max_poll_interval=max_poll_interval, on_progress=monitor,
+                                         raise_on_failure=False)
+    except (DagsterExecutionInterruptedError, KeyboardInterrupt):
+        if cancel_on_termination:
+            _cancel_all(client, [monitor.latest.get(b.uuid, b) for _, b in started], log,
+                        "the Dagster run was terminated")
+        else:
+            log.warning(f"Dagster run terminated; Cargo batch(es) {', '.join(uuids)} keep running "
+                        "(cancel_on_termination=False).")
+        raise
+    except CargoWaitTimeoutError as exc:
+        _cancel_all(client, [monitor.latest.get(b.uuid, b) for _, b in started], log,
+                    f"it did not finish within {poll_timeout:g}s")
+        raise dg.Failure(description=str(exc), metadata={
+            "dagster-cargo/batch_uuid": exc.batch_uuid,
+            "dagster-cargo/batch_url": dg.MetadataValue.url(batch_url_for(started[0][1])),
+        }) from exc
+    except CreditBudgetExceeded as exc:
+        _cancel_all(client, exc.batches, log, "the credit budget was exceeded")
+        executed = sum(b.executed_runs_count for b in exc.batches)
+        runs = sum(b.runs_count for b in exc.batches)
+        raise _budget_failure(uuids, exc.credits_used, exc.budget,
+                              f" after {executed}/{runs} runs; cancelled") from None
+
+    batches = [finals[u] for u in uuids]
+    used = float(sum(b.credits_used_count for b in batches))
+    if head.credit_budget is not None and used > head.credit_budget:
+        raise _budget_failure(uuids, used, head.credit_budget, " (finished too fast to cancel)")
+    for batch in batches:
+        if batch.status in (BatchStatus.ERROR, BatchStatus.CANCELLED):
+            _cancel_all(client, batches, log, f"batch {batch.uuid} ended {batch.status.value}")
+            try:
+                raise_for_batch(batch)
+            except CargoBatchError as exc:
+                raise dg.Failure(description=str(exc), metadata=dict(
+                    _metadata(batches, head, batch_url_for(batch), row_count=0))) from exc
+
+    frames = []
+    for (spec, _), batch in zip(started, batches):
+        if batch.status == BatchStatus.SUCCESS and batch.succeeded_runs_count > 0:
+            frames.append(client.download_batch_dataframe(batch.uuid, spec.output_node_slug,
+                                                          expected_rows=batch.succeeded_runs_count))
+        if batch.failed_runs_count:
+            log.warning(f"Cargo batch {batch.uuid} finished with {batch.failed_runs_count} failed run(s) out of "
+                        f"{batch.runs_count}; their records are missing from the output.")
+    if not frames:
+        frame = pd.DataFrame(columns=list(head.empty_columns))
+    else:
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    meta = _metadata(batches, head, batch_url_for(batches[0]), row_count=len(frame))
+    extra: dict[str, Any] = {}
+    if credit_breakdown:
+        extra, remaining = _credit_breakdown(client, batches, log)
+        meta = meta.model_copy(update={"credits_remaining": remaining})
+    log.info(f"Cargo batch(es) {', '.join(uuids)}: {len(frame)} output rows, {used:g} credits used.")
+    return CargoBatchResult(frame=frame, batches=batches, cargo_metadata=meta, extra_metadata=extra)
+
+
+def _credit_breakdown(client: CargoClient, batches: list[Batch], log: Any) -> tuple[dict[str, Any], float | None]:
+    """Credits per node (runs/metrics, slugs from the batches' release) and credits left.
+
+    Best effort: this is reporting, so a failure here is logged and never fails the asset.
+    """
+    extra: dict[str, Any] = {}
+    remaining: float | None = None
+    try:
+        metrics = [m for b in batches for m in client.get_run_metrics(b.workflow_uuid, batch_uuid=b.uuid)]
+        slugs: dict[str, str] = {}
+        for release_uuid in {b.release_uuid for b in batches if b.release_uuid}:
+            slugs.update({n.uuid: n.slug for n in client.get_release(release_uuid).nodes})
+        extra = credits_by_node_metadata(metrics, slugs)
+    except CargoError as exc:
+        log.warning(f"Could not read per-node credits of Cargo batch(es) "
+                    f"{', '.join(b.uuid for b in batches)}: {exc}")
+    try:
+        remaining = client.get_subscription().credits_remaining
+    except CargoError as exc:  # billing endpoints need an admin token
+        log.warning(f"Could not read the Cargo credit balance (billing needs an admin token): {exc}")
+    return extra, remaining

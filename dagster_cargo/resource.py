@@ -1,0 +1,307 @@
+"""``CargoResource``: the Dagster resource wrapping :class:`~dagster_cargo.client.CargoClient`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from .client import CargoClient, RetryPolicy
+from .client.errors import CargoInputError, CargoNotFoundError
+from .client.inputs import chunk_records, filter_data, records_data, to_json_records, validate_data
+from .client.models import Batch, Play, Tool
+from .client.transport import DEFAULT_BASE_URL
+from .execution import BatchRunSpec, CargoBatchResult, execute_batches
+from .workspace_data import CargoWorkflowProps
+
+__all__ = ["CargoResource"]
+
+DEFAULT_BATCH_URL_TEMPLATE = "https://app.getcargo.io/workspaces/{workspace_uuid}/workflows/{workflow_uuid}/batches/{batch_uuid}"
+
+
+class CargoResource(dg.ConfigurableResource):
+    """Connects Dagster to a Cargo workspace.
+
+    Example:
+        .. code-block:: python
+
+            import dagster as dg
+            from dagster_cargo import CargoResource
+
+            @dg.asset(kinds={"cargo"})
+            def scored_companies(context: dg.AssetExecutionContext, cargo: CargoResource):
+                result = cargo.run_play(context, "Score inbound companies", limit=100)
+                return result.materialize_result()
+
+            defs = dg.Definitions(
+                assets=[scored_companies],
+                resources={"cargo": CargoResource(api_token=dg.EnvVar("CARGO_API_TOKEN"))},
+            )
+    """
+
+    api_token: str = Field(
+        description="Cargo API token (Settings → API Tokens). Pass dg.EnvVar('CARGO_API_TOKEN'); "
+        "it is never logged or stored in metadata.",
+    )
+    workspace_uuid: str | None = Field(
+        default=None,
+        description="Workspace to act on, sent as the selected-workspace-uuid header. "
+        "Optional for workspace-scoped API tokens.",
+    )
+    base_url: str = Field(
+        default=DEFAULT_BASE_URL,
+        description="Cargo API host; '/v1' is appended. Point it at the emulator for local runs.",
+    )
+    batch_url_template: str = Field(
+        default=DEFAULT_BATCH_URL_TEMPLATE,
+        description="Link to a batch in Cargo's web app, with {workspace_uuid}, {workflow_uuid} and "
+        "{batch_uuid} placeholders (recorded as metadata).",
+    )
+    request_timeout: float = Field(default=60.0, description="Per-request read timeout, seconds.")
+    connect_timeout: float = Field(default=10.0, description="TCP connect timeout, seconds.")
+    max_retries: int = Field(
+        default=4,
+        description="Retries of transient failures (timeouts, connection errors, 429, 5xx) on calls "
+        "that are safe to repeat. Batch creation is never retried after an ambiguous failure.",
+    )
+    retry_max_elapsed: float = Field(default=120.0, description="Give up retrying a call after this many seconds.")
+    poll_interval: float = Field(default=1.0, description="First and minimum batch poll interval, seconds.")
+    max_poll_interval: float = Field(
+        default=15.0, description="Longest interval between polls of a long batch, seconds."
+    )
+    poll_timeout: float = Field(
+        default=3600.0,
+        description="Cancel the batch and fail if it is not finished after this many seconds.",
+    )
+    cancel_on_termination: bool = Field(
+        default=True,
+        description="Cancel the Cargo batch when the Dagster run is terminated. Turn off if batches "
+        "should finish even when the run worker is killed (e.g. autoscaling).",
+    )
+    progress_log_interval: float = Field(
+        default=30.0, description="Log batch progress to the run log at most this often, seconds."
+    )
+    max_records_per_batch: int = Field(
+        default=5000,
+        description="A tool input larger than this is split into several batches (chunks), run in parallel.",
+    )
+    max_batch_payload_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        description="Split tool input so each create request stays under this many bytes of JSON (Cargo's "
+        "ingress limit is not documented; its official client avoids bodies near 50 MiB).",
+    )
+    max_input_records: int = Field(
+        default=1_000_000,
+        description="Refuse, before any credit is spent, a tool input with more records than this.",
+    )
+    max_credits_per_batch: float | None = Field(
+        default=None,
+        description="Default credit budget of every batch: a batch that exceeds it is cancelled and the "
+        "asset fails with the figures. Per call: credit_budget=.",
+    )
+    credit_breakdown: bool = Field(
+        default=True,
+        description="After each batch, record credits per workflow node (runs/metrics) and the credits "
+        "left in the subscription (3 extra API calls; billing needs an admin token).",
+    )
+    allow_insecure_http: bool = Field(
+        default=False,
+        description="Allow plain http:// to a non-loopback host (the token would travel in clear text).",
+    )
+
+    _client: CargoClient | None = PrivateAttr(default=None)
+
+    def __repr_args__(self) -> Any:  # never show the token in reprs, logs or tracebacks
+        for name, value in super().__repr_args__():
+            yield name, ("***" if name == "api_token" and value else value)
+
+    def get_client(self) -> CargoClient:
+        """The (cached) :class:`CargoClient` for this resource's configuration."""
+        if self._client is None:
+            self._client = CargoClient(
+                api_token=self.api_token,
+                workspace_uuid=self.workspace_uuid,
+                base_url=self.base_url,
+                timeout=self.request_timeout,
+                connect_timeout=self.connect_timeout,
+                retry=RetryPolicy(max_attempts=self.max_retries + 1, max_elapsed=self.retry_max_elapsed),
+                allow_insecure_http=self.allow_insecure_http,
+            )
+        return self._client
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def batch_url(self, batch: Batch) -> str:
+        """Link to ``batch`` in Cargo's web app."""
+        return self.batch_url_template.format(
+            workspace_uuid=batch.workspace_uuid or self.workspace_uuid or "",
+            workflow_uuid=batch.workflow_uuid,
+            batch_uuid=batch.uuid,
+        )
+
+    # -- running batches -----------------------------------------------------------------
+    def run_batch(self, context: Any, spec: BatchRunSpec) -> CargoBatchResult:
+        """Run ``spec`` to completion and return its outputs and metadata."""
+        return self.run_batches(context, [spec])
+
+    def run_batches(self, context: Any, specs: list[BatchRunSpec]) -> CargoBatchResult:
+        """Run several batches of one workflow together (one polling loop) as one result."""
+        return execute_batches(
+            context,
+            self.get_client(),
+            specs,
+            batch_url_for=self.batch_url,
+            poll_interval=self.poll_interval,
+            max_poll_interval=self.max_poll_interval,
+            poll_timeout=self.poll_timeout,
+            cancel_on_termination=self.cancel_on_termination,
+            progress_log_interval=self.progress_log_interval,
+            credit_breakdown=self.credit_breakdown,
+        )
+
+    def run_play(
+        self,
+        context: Any,
+        play: str | Play | CargoWorkflowProps,
+        *,
+        data: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        output_node_slug: str | None = None,
+        credit_budget: float | None = None,
+    ) -> CargoBatchResult:
+        """Run a play (by name, UUID, :class:`Play` or workspace props) and return its outputs.
+
+        Without ``data``, the play runs over its model's records matching ``filter``
+        (all records when no filter), capped by ``limit``: Cargo's recommended
+        ``{"kind": "filter"}`` input. Pass ``data`` for segment, change or recordIds input.
+        """
+        props = self.workflow_props(play, "play")
+        if data is None:
+            if not props.model_uuid:
+                raise CargoInputError(f"Play {props.name!r} has no model; pass data= explicitly.")
+            data = filter_data(props.model_uuid, filter, limit=limit)
+        return self.run_workflow(context, props, data, output_node_slug=output_node_slug, credit_budget=credit_budget)
+
+    def run_tool(
+        self,
+        context: Any,
+        tool: str | Tool | CargoWorkflowProps,
+        records: Any,
+        *,
+        output_node_slug: str | None = None,
+        credit_budget: float | None = None,
+    ) -> CargoBatchResult:
+        """Run a tool over ``records`` (a DataFrame or an iterable of dicts).
+
+        Values are made JSON-safe (NaN/NaT → null, Timestamps → ISO strings, numpy
+        scalars → numbers). Empty input creates no batch and spends no credit.
+        """
+        props = self.workflow_props(tool, "tool")
+        rows = to_json_records(records)
+        columns = tuple(str(c) for c in getattr(records, "columns", ()))
+        if not columns and rows:
+            columns = tuple(rows[0])
+        return self.run_workflow(
+            context, props, records_data(rows), output_node_slug=output_node_slug, empty_columns=columns,
+            credit_budget=credit_budget,
+        )
+
+    def run_workflow(
+        self,
+        context: Any,
+        props: CargoWorkflowProps,
+        data: Mapping[str, Any],
+        *,
+        output_node_slug: str | None = None,
+        empty_columns: tuple[str, ...] = (),
+        credit_budget: float | None = None,
+    ) -> CargoBatchResult:
+        """Run the play or tool described by ``props`` on ``data`` (checked locally first).
+
+        ``credit_budget`` (default: ``max_credits_per_batch``) cancels the batch and fails the
+        step once the batch uses more credits than that.
+        """
+        validate_data(data, workflow_type=props.type)
+        parts: list[Mapping[str, Any]] = [data]
+        if data.get("kind") == "records" and data.get("records"):
+            chunks = chunk_records(data["records"], max_records=self.max_records_per_batch,
+                                   max_bytes=self.max_batch_payload_bytes, max_total=self.max_input_records)
+            parts = [{"kind": "records", "records": chunk} for chunk in chunks]
+            if len(parts) > 1:
+                context.log.info(f"{len(data['records'])} records split into {len(parts)} Cargo batches "
+                                 f"(at most {self.max_records_per_batch} records / "
+                                 f"{self.max_batch_payload_bytes} bytes each).")
+        slug = output_node_slug or props.output_node_slug or self._output_slug(props.workflow_uuid)
+        budget = credit_budget if credit_budget is not None else self.max_credits_per_batch
+        specs = [
+            BatchRunSpec(workflow_uuid=props.workflow_uuid, data=dict(part), workflow_name=props.name,
+                         workflow_type=props.type, output_node_slug=slug, empty_columns=empty_columns,
+                         credit_budget=budget)
+            for part in parts
+        ]
+        return self.run_batches(context, specs)
+
+    def workflow_props(self, item: str | Play | Tool | CargoWorkflowProps, kind: str) -> CargoWorkflowProps:
+        """Resolve a play/tool name, UUID or API object to :class:`CargoWorkflowProps`."""
+        if isinstance(item, CargoWorkflowProps):
+            return item
+        client = self.get_client()
+        if isinstance(item, str):
+            item = client.find_play(item) if kind == "play" else client.find_tool(item)
+        if isinstance(item, Play):
+            return CargoWorkflowProps(type="play", uuid=item.uuid, name=item.name,
+                                      workflow_uuid=item.workflow_uuid, model_uuid=item.model_uuid,
+                                      segment_uuid=item.segment_uuid)
+        return CargoWorkflowProps(type="tool", uuid=item.uuid, name=item.name, workflow_uuid=item.workflow_uuid)
+
+    def _output_slug(self, workflow_uuid: str) -> str | None:
+        try:
+            node = self.get_client().get_deployed_release(workflow_uuid).output_node()
+        except CargoNotFoundError:
+            return None
+        return node.slug if node else None
+
+    def credits_remaining(self) -> float:
+        """Credits left in the workspace's subscription."""
+        return self.get_client().get_subscription().credits_remaining
+
+    def credit_usage_summary(
+        self,
+        start: date | datetime | str,
+        end: date | datetime | str,
+        *,
+        group_by: str = "workflow_uuid",
+    ) -> Any:
+        """Credits used per day and per play/tool (billing usage metrics) as a DataFrame.
+
+        Columns: ``date``, ``group`` (a workflow UUID, or another ``group_by`` dimension),
+        ``name`` (the play/tool name when grouping by workflow), ``usage`` (Cargo's usage
+        kind, e.g. ``enrichment``) and ``credits``.
+        """
+        import pandas as pd
+
+        client = self.get_client()
+        metrics = client.get_usage_metrics(start, end, group_by=group_by, unit="billing.credits")
+        names: dict[str, str] = {}
+        if group_by == "workflow_uuid":
+            items: list[Play | Tool] = [*client.list_plays(), *client.list_tools()]
+            names = {item.workflow_uuid: item.name for item in items}
+        rows = [
+            {"date": m.date, "group": item.group_by, "name": names.get(item.group_by or "", None),
+             "usage": item.slug, "credits": float(item.count)}
+            for m in metrics for item in m.items
+        ]
+        return pd.DataFrame(rows, columns=["date", "group", "name", "usage", "credits"])
+
+    def list_workflows_by_name(self) -> dict[str, Play | Tool]:
+        """Plays and tools of the workspace, by name."""
+        client = self.get_client()
+        items: Iterable[Play | Tool] = [*client.list_plays(), *client.list_tools()]
+        return {item.name: item for item in items}

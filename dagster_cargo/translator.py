@@ -1,0 +1,57 @@
+"""How Cargo plays and tools become Dagster asset specs.
+
+Subclass :class:`DagsterCargoTranslator` and override :meth:`get_asset_spec` (call
+``super()`` and use ``replace_attributes``/``merge_attributes``) to change keys, groups,
+descriptions, tags, owners or kinds.
+
+Example:
+    >>> from dagster_cargo.workspace_data import CargoWorkflowProps
+    >>> props = CargoWorkflowProps(type="tool", uuid="t1", name="Enrich company", workflow_uuid="w1")
+    >>> DagsterCargoTranslator().get_asset_spec(props).key.path
+    ['cargo', 'enrich_company']
+"""
+
+from __future__ import annotations
+
+import re
+
+import dagster as dg
+
+from .metadata import CargoMetadataSet
+from .workspace_data import CargoWorkflowProps
+
+__all__ = ["DagsterCargoTranslator", "clean_name"]
+
+
+def clean_name(name: str) -> str:
+    """A Dagster-safe identifier from a Cargo name: ``"Score Inbound-Companies"`` → ``"score_inbound_companies"``."""
+    cleaned = re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower()
+    if not cleaned or cleaned[0].isdigit():
+        cleaned = f"cargo_{cleaned}"
+    return cleaned
+
+
+class DagsterCargoTranslator:
+    """Default translation: key ``["cargo", <clean name>]``, group ``cargo``, kinds ``cargo``."""
+
+    def get_asset_spec(self, props: CargoWorkflowProps) -> dg.AssetSpec:
+        description = props.description or f"Outputs of the Cargo {props.type} {props.name!r}."
+        metadata = CargoMetadataSet(
+            workflow_uuid=props.workflow_uuid,
+            workflow_name=props.name,
+            workflow_type=props.type,
+            output_node_slug=props.output_node_slug,
+        )
+        tags = {"dagster-cargo/workflow_type": props.type}
+        return dg.AssetSpec(
+            key=dg.AssetKey(["cargo", clean_name(props.name)]),
+            description=description,
+            group_name="cargo",
+            kinds={"cargo", "pandas"},
+            tags=tags,
+            metadata={
+                **dict(metadata),
+                "dagster-cargo/uuid": props.uuid,
+                **({"dagster-cargo/model_uuid": props.model_uuid} if props.model_uuid else {}),
+            },
+        )

@@ -1,0 +1,76 @@
+"""Bad input gets a clear error before any credit is spent (and odd values serialize right)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import dagster as dg
+from dagster_cargo import CargoResource
+from dagster_cargo.client import CargoClient, records_data
+
+from ..conftest import TOKEN
+
+
+def run_asset(emu, body):
+    @dg.asset
+    def subject(context: dg.AssetExecutionContext, cargo: CargoResource):
+        return body(context, cargo).materialize_result()
+
+    cargo = CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.05, max_poll_interval=0.5)
+    return dg.materialize([subject], resources={"cargo": cargo}, raise_on_error=False)
+
+
+def assert_refused_without_spending(emu, result, *fragments):
+    assert not result.success
+    text = result.failure_data_for_node("subject").error.to_string()
+    for fragment in fragments:
+        assert fragment in text
+    with CargoClient(TOKEN, base_url=emu.base_url) as c:
+        assert c.list_batches() == []
+        assert c.get_subscription().subscription_credits_used_count == 0
+    assert not [r for r in emu.request_log if r["method"] == "POST" and r["path"] == "/v1/orchestration/batches"]
+
+
+@pytest.mark.parametrize(
+    "body, fragments",
+    [
+        (lambda ctx, cargo: cargo.run_play(ctx, "Score inbound companys"),
+         ["No Cargo play named", "Did you mean: 'Score inbound companies'"]),
+        (lambda ctx, cargo: cargo.run_tool(ctx, "Find email", [{"domain": "a.com"}]),
+         ["No Cargo tool named", "'Find work email'"]),
+        (lambda ctx, cargo: cargo.run_play(ctx, "Score inbound companies", data=records_data([{"domain": "a.com"}])),
+         ["does not fit a play", "plays take segment, change, filter or recordIds"]),
+        (lambda ctx, cargo: cargo.run_play(ctx, "Score inbound companies",
+                                           filter={"conjunction": "and", "groups": []}),
+         ["'conjunction'", "Cargo spells it 'conjonction'"]),
+        (lambda ctx, cargo: cargo.run_play(ctx, "Score inbound companies", filter={"conjonction": "and", "groups": [
+            {"conjunction": "or", "conditions": []}]}),
+         ["filter.groups[0]", "Rename the key to 'conjonction'"]),
+    ],
+    ids=["unknown-play", "unknown-tool", "kind-misfit", "conjunction-top", "conjunction-group"],
+)
+def test_bad_input_is_refused_before_any_batch(emulator, body, fragments):
+    assert_refused_without_spending(emulator, run_asset(emulator, body), *fragments)
+
+
+def test_pandas_and_numpy_values_are_sent_as_plain_json(emulator):
+    frame = pd.DataFrame({
+        "domain": ["acme.com", "hooli.com"],
+        "company_name": ["Acme", None],
+        "employees": [np.int64(120), np.int64(7)],
+        "score": [0.5, math.nan],
+        "signed_up_at": [pd.Timestamp("2025-01-02T03:04:05Z"), pd.NaT],
+        "active": [np.bool_(True), np.bool_(False)],
+    })
+    result = run_asset(emulator, lambda ctx, cargo: cargo.run_tool(ctx, "Enrich company", frame))
+    assert result.success
+    (create,) = [r for r in emulator.request_log if r["method"] == "POST" and r["path"] == "/v1/orchestration/batches"]
+    assert create["json"]["data"]["records"] == [
+        {"domain": "acme.com", "company_name": "Acme", "employees": 120, "score": 0.5,
+         "signed_up_at": "2025-01-02T03:04:05+00:00", "active": True},
+        {"domain": "hooli.com", "company_name": None, "employees": 7, "score": None,
+         "signed_up_at": None, "active": False},
+    ]
+    assert len(result.output_for_node("subject")) == 2

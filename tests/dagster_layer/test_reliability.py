@@ -1,0 +1,151 @@
+"""Retried runs attach to their batch; budgets cancel; partial downloads never succeed."""
+
+import time
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from dagster_cargo import CargoResource
+from dagster_cargo.client import CargoClient, CargoDownloadError, records_data
+from dagster_cargo.emulator import CargoEmulator
+from dagster_cargo.execution import BatchRunSpec, execute_batch
+
+from ..conftest import TOKEN
+
+ROWS = pd.DataFrame({"domain": [f"site{i}.com" for i in range(30)], "company_name": [f"S{i}" for i in range(30)]})
+
+
+@dg.asset
+def enriched(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+    return cargo.run_tool(context, "Enrich company", ROWS).materialize_result()
+
+
+def resource(emu, **kw):
+    return CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.01, max_poll_interval=0.05, **kw)
+
+
+def test_reexecution_attaches_to_the_earlier_attempts_batch(monkeypatch):
+    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, dg.instance_for_test() as instance:
+        def worker_dies(self, uuid, **kwargs):
+            raise RuntimeError("run worker lost")
+
+        monkeypatch.setattr(CargoClient, "wait_for_batches", worker_dies)
+        first = dg.materialize([enriched], resources={"cargo": resource(emu)}, instance=instance, raise_on_error=False)
+        assert not first.success
+        monkeypatch.undo()
+        emu.advance(3600)  # the batch goes on in Cargo and finishes
+
+        retry_tags = {"dagster/root_run_id": first.run_id, "dagster/parent_run_id": first.run_id}
+        second = dg.materialize([enriched], resources={"cargo": resource(emu)}, instance=instance, tags=retry_tags)
+        with CargoClient(TOKEN, base_url=emu.base_url) as c:
+            (batch,) = c.list_batches()  # exactly one batch: no second payment
+        mat = second.asset_materializations_for_node("enriched")[0]
+        assert mat.metadata["dagster-cargo/batch_uuid"].value == batch.uuid
+        assert len(second.output_for_node("enriched")) == 30
+
+
+def test_a_failed_earlier_batch_is_not_reused(monkeypatch):
+    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, dg.instance_for_test() as instance:
+        monkeypatch.setattr(CargoClient, "wait_for_batches", lambda self, uuid, **kw: (_ for _ in ()).throw(RuntimeError("x")))
+        first = dg.materialize([enriched], resources={"cargo": resource(emu)}, instance=instance, raise_on_error=False)
+        monkeypatch.undo()
+        with CargoClient(TOKEN, base_url=emu.base_url) as c:
+            (old,) = c.list_batches()
+            c.cancel_batch(old.uuid)
+            emu.advance(3600)
+            # the retry must start a new batch; simulated time is frozen, so let it time out quickly
+            second = dg.materialize([enriched], resources={"cargo": resource(emu, poll_timeout=0.5)},
+                                    instance=instance, tags={"dagster/root_run_id": first.run_id},
+                                    raise_on_error=False)
+            assert not second.success
+            batches = c.list_batches()
+        assert len(batches) == 2 and old.uuid in {b.uuid for b in batches}
+
+
+def test_step_in_a_fresh_run_creates_its_own_batch(emulator):
+    with dg.instance_for_test() as instance:
+        for _ in range(2):
+            dg.materialize([enriched], resources={"cargo": resource(emulator)}, instance=instance)
+    with CargoClient(TOKEN, base_url=emulator.base_url) as c:
+        assert len(c.list_batches()) == 2  # a new run is new work, not a retry
+
+
+def test_credit_budget_cancels_the_batch_and_fails_with_figures():
+    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu:
+        def sleep(seconds):  # 20 simulated seconds per real second, in step with the waiter's clock
+            time.sleep(seconds)
+            emu.advance(20 * seconds)
+
+        client = CargoClient(TOKEN, base_url=emu.base_url, sleep=sleep)
+        tool = client.find_tool("Enrich company")
+        spec = BatchRunSpec(workflow_uuid=tool.workflow_uuid, workflow_type="tool", workflow_name=tool.name,
+                            data=records_data(ROWS.to_dict("records")), credit_budget=10)
+        with pytest.raises(dg.Failure) as info:
+            execute_batch(dg.build_asset_context(), client, spec, batch_url_for=lambda b: "u", poll_interval=0.05,
+                          max_poll_interval=0.05, poll_timeout=3600, cancel_on_termination=True,
+                          credit_breakdown=False)
+        (batch,) = client.list_batches()
+        assert batch.uuid in info.value.description and "budget of 10" in info.value.description
+        assert info.value.metadata["dagster-cargo/credits_used"].value > 10
+        emu.advance(60)
+        final = client.get_batch(batch.uuid)
+        assert final.status.value == "cancelled" and final.credits_used_count < 60  # 30 records × 2 if run fully
+
+
+def test_partial_download_is_retried_then_refused(emulator, monkeypatch):
+    with CargoClient(TOKEN, base_url=emulator.base_url) as c:
+        tool = c.find_tool("Enrich company")
+        batch = c.create_batch(tool.workflow_uuid, records_data([{"domain": f"d{i}.com"} for i in range(5)]))
+        batch = c.wait_for_batch(batch.uuid, poll_interval=0.05, max_poll_interval=0.2)
+        urls = []
+        real = c.get_batch_download_url
+
+        def counting(uuid, slug=None):
+            urls.append(real(uuid, slug))
+            return urls[-1]
+
+        monkeypatch.setattr(c, "get_batch_download_url", counting)
+        assert len(c.download_batch_dataframe(batch.uuid, expected_rows=5)) == 5
+        with pytest.raises(CargoDownloadError, match="partial") as info:
+            c.download_batch_dataframe(batch.uuid, expected_rows=6)  # as if a row were missing
+        assert info.value.batch_uuid == batch.uuid
+        assert len(set(urls)) == 4  # 1 good + 3 attempts, each with a freshly requested URL
+
+
+def test_large_tool_input_is_split_into_batches_run_together(emulator):
+    @dg.asset
+    def big(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+        return cargo.run_tool(context, "Enrich company", ROWS.head(10)).materialize_result()
+
+    result = dg.materialize([big], resources={"cargo": resource(emulator, max_records_per_batch=4)})
+    frame = result.output_for_node("big")
+    assert sorted(frame["domain"]) == sorted(ROWS.head(10)["domain"])
+    meta = {k: getattr(v, "value", v) for k, v in result.asset_materializations_for_node("big")[0].metadata.items()}
+    with CargoClient(TOKEN, base_url=emulator.base_url) as c:
+        batches = c.list_batches()
+    assert sorted(b.runs_count for b in batches) == [2, 4, 4]
+    assert meta["dagster-cargo/batch_count"] == 3
+    assert set(meta["dagster-cargo/batch_uuids"].split(",")) == {b.uuid for b in batches}
+    assert meta["dagster-cargo/credits_used"] == sum(b.credits_used_count for b in batches) == 20
+    assert meta["dagster-cargo/runs_count"] == 10 and meta["dagster/row_count"] == 10
+
+
+@pytest.mark.parametrize(
+    "overrides, frame, message",
+    [
+        ({"max_batch_payload_bytes": 200}, pd.DataFrame({"domain": ["x.com"], "notes": ["y" * 500]}), "over the 200-byte"),
+        ({"max_input_records": 5}, ROWS.head(6), "exceed the limit of 5"),
+    ],
+)
+def test_oversize_input_is_refused_before_any_credit_is_spent(emulator, overrides, frame, message):
+    @dg.asset
+    def oversize(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+        return cargo.run_tool(context, "Enrich company", frame).materialize_result()
+
+    result = dg.materialize([oversize], resources={"cargo": resource(emulator, **overrides)}, raise_on_error=False)
+    assert not result.success
+    assert message in result.failure_data_for_node("oversize").error.to_string()
+    with CargoClient(TOKEN, base_url=emulator.base_url) as c:
+        assert c.list_batches() == []
+        assert c.get_subscription().subscription_credits_used_count == 0

@@ -1,0 +1,231 @@
+"""CargoResource inside real Dagster materializations, against the emulator over loopback."""
+
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from dagster_cargo import CargoResource
+from dagster_cargo.client import CargoClient
+from dagster_cargo.emulator.enrichment import enrich_company, score_company
+
+from ..conftest import TOKEN
+
+SIGNUPS = pd.DataFrame(
+    {
+        "domain": ["acme.com", "globex.com", "initech.io", "umbrella.co", "hooli.com", "piedpiper.com"],
+        "company_name": ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Pied Piper"],
+    }
+)
+ICP = {"conjonction": "and", "groups": [{"conjonction": "and", "conditions": [
+    {"kind": "number", "columnSlug": "employee_count", "operator": "greaterThan", "value": 200}]}]}
+
+
+def resource(emu, **overrides) -> CargoResource:
+    return CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.05, max_poll_interval=0.5,
+                         **overrides)
+
+
+def client(emu) -> CargoClient:
+    return CargoClient(TOKEN, base_url=emu.base_url)
+
+
+def materialize_one(asset_fn, emu, **resource_overrides):
+    @dg.asset
+    def signups() -> pd.DataFrame:
+        return SIGNUPS
+
+    result = dg.materialize([signups, asset_fn], resources={"cargo": resource(emu, **resource_overrides)},
+                            raise_on_error=False)
+    return result
+
+
+def error_text(result, node) -> str:
+    """The whole failure text of a step (Dagster wraps the cause)."""
+    return result.failure_data_for_node(node).error.to_string()
+
+
+def metadata_of(result, key):
+    mats = [m for m in result.asset_materializations_for_node(key)]
+    assert len(mats) == 1
+    return {k: getattr(v, "value", v) for k, v in mats[0].metadata.items()}
+
+
+@dg.asset(kinds={"cargo"})
+def enriched(context: dg.AssetExecutionContext, cargo: CargoResource, signups: pd.DataFrame) -> dg.MaterializeResult:
+    return cargo.run_tool(context, "Enrich company", signups).materialize_result()
+
+
+def test_tool_asset_returns_enriched_dataframe_and_credit_metadata(emulator):
+    result = materialize_one(enriched, emulator)
+    assert result.success
+    frame = result.output_for_node("enriched")
+    assert isinstance(frame, pd.DataFrame)
+    assert sorted(frame["domain"]) == sorted(SIGNUPS["domain"])
+    for _, row in frame.iterrows():
+        expected = enrich_company(row["domain"])
+        assert row["industry"] == expected["industry"]
+        assert row["employee_range"] == expected["employee_range"]
+        assert row["linkedin_url"] == expected["linkedin_url"]
+
+    meta = metadata_of(result, "enriched")
+    with client(emulator) as c:
+        batch = c.get_batch(meta["dagster-cargo/batch_uuid"])
+        runs = c.list_runs(batch_uuid=batch.uuid, workflow_uuid=batch.workflow_uuid, limit=100)
+    assert batch.status.value == "success"
+    assert meta["dagster/row_count"] == len(SIGNUPS) == batch.runs_count
+    assert meta["dagster-cargo/credits_used"] == batch.credits_used_count > 0
+    assert meta["dagster-cargo/credits_used"] == sum(r.credits_used_count for r in runs.runs)
+    assert meta["dagster-cargo/runs_count"] == 6 and meta["dagster-cargo/failed_runs_count"] == 0
+    assert meta["dagster-cargo/credits_per_record"] == pytest.approx(batch.credits_used_count / 6)
+    assert meta["dagster-cargo/workflow_type"] == "tool"
+    assert meta["dagster-cargo/workflow_name"] == "Enrich company"
+    assert batch.uuid in meta["dagster-cargo/batch_url"]
+    per_node = {k.split("/")[-1]: v for k, v in meta.items() if k.startswith("dagster-cargo/credits/")}
+    assert per_node and sum(per_node.values()) == batch.credits_used_count
+    assert per_node["enrich_company"] == 2 * 6  # the emulator's enrich node costs 2 credits a record
+    with client(emulator) as c:
+        assert meta["dagster-cargo/credits_remaining"] == c.get_subscription().credits_remaining
+    schema_cols = {c.name for c in meta["dagster/column_schema"].columns}
+    assert {"domain", "industry", "employee_range"} <= schema_cols
+
+
+def test_failed_runs_are_counted_and_missing_from_the_output(flaky_emulator):
+    result = materialize_one(enriched, flaky_emulator)
+    assert result.success
+    meta = metadata_of(result, "enriched")
+    frame = result.output_for_node("enriched")
+    assert meta["dagster-cargo/runs_count"] == 6
+    assert meta["dagster-cargo/executed_runs_count"] == 6
+    assert len(frame) == 6 - meta["dagster-cargo/failed_runs_count"] == meta["dagster/row_count"]
+
+
+@dg.asset(kinds={"cargo"})
+def scored(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+    return cargo.run_play(context, "Score inbound companies", filter=ICP, limit=40).materialize_result()
+
+
+def test_play_asset_runs_over_filtered_model_records(emulator):
+    result = materialize_one(scored, emulator)
+    assert result.success
+    frame = result.output_for_node("scored")
+    with client(emulator) as c:
+        play = c.find_play("Score inbound companies")
+        matching = c.fetch_segment(play.model_uuid, ICP, fetching_limit=1000)
+    expected = min(40, matching.count)
+    assert expected > 0
+    assert len(frame) == expected
+    domains = {r["domain"] for r in matching.records}
+    assert set(frame["domain"]) <= domains
+    for _, row in frame.iterrows():
+        assert row["score"] == score_company(row["domain"])["score"]
+    meta = metadata_of(result, "scored")
+    assert meta["dagster-cargo/workflow_type"] == "play"
+    assert meta["dagster-cargo/credits_used"] > 0
+
+
+def test_empty_input_creates_no_batch_and_spends_nothing(emulator):
+    @dg.asset
+    def nothing(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+        return cargo.run_tool(context, "Enrich company", SIGNUPS.iloc[0:0]).materialize_result()
+
+    result = dg.materialize([nothing], resources={"cargo": resource(emulator)})
+    frame = result.output_for_node("nothing")
+    assert list(frame.columns) == ["domain", "company_name"] and len(frame) == 0
+    meta = metadata_of(result, "nothing")
+    assert meta["dagster-cargo/credits_used"] == 0
+    with client(emulator) as c:
+        assert c.list_batches() == []
+
+
+def test_unknown_tool_name_suggests_and_creates_nothing(emulator):
+    @dg.asset
+    def typo(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+        return cargo.run_tool(context, "Enrich compnay", SIGNUPS).materialize_result()
+
+    result = dg.materialize([typo], resources={"cargo": resource(emulator)}, raise_on_error=False)
+    assert not result.success
+    assert "Did you mean: 'Enrich company'" in error_text(result, "typo")
+    with client(emulator) as c:
+        assert c.list_batches() == []
+
+
+def test_poll_timeout_cancels_the_batch_and_names_it():
+    with slow_emulator() as slow:
+        result = materialize_one(enriched, slow, poll_timeout=0.3)
+        assert not result.success
+        message = error_text(result, "enriched")
+        with client(slow) as c:
+            (batch,) = c.list_batches()
+        assert batch.uuid in message
+        assert batch.status.value in ("cancelling", "cancelled")
+
+
+def test_terminated_run_cancels_the_batch(monkeypatch):
+    from dagster._core.errors import DagsterExecutionInterruptedError
+
+    def interrupted(self, uuid, **kwargs):
+        raise DagsterExecutionInterruptedError()
+
+    monkeypatch.setattr(CargoClient, "wait_for_batches", interrupted)
+    with slow_emulator() as slow:
+        result = materialize_one(enriched, slow)
+        assert not result.success
+        with client(slow) as c:
+            (batch,) = c.list_batches()
+        assert batch.status.value in ("cancelling", "cancelled")
+
+
+def test_termination_leaves_the_batch_running_when_toggle_is_off(monkeypatch):
+    from dagster._core.errors import DagsterExecutionInterruptedError
+
+    def interrupted(self, uuid, **kwargs):
+        raise DagsterExecutionInterruptedError()
+
+    monkeypatch.setattr(CargoClient, "wait_for_batches", interrupted)
+    with slow_emulator() as slow:
+        result = materialize_one(enriched, slow, cancel_on_termination=False)
+        assert not result.success
+        with client(slow) as c:
+            (batch,) = c.list_batches()
+        assert batch.status.value not in ("cancelling", "cancelled")
+
+
+def test_token_never_appears_in_events_or_metadata(emulator):
+    result = materialize_one(enriched, emulator)
+    assert result.success
+    for event in result.all_events:
+        assert TOKEN not in str(event)
+
+
+def slow_emulator():
+    from dagster_cargo.emulator import CargoEmulator
+
+    return CargoEmulator(token=TOKEN, speed=1.0, seed=3, run_failure_rate=0.0)
+
+
+def test_credit_usage_summary_groups_credits_by_play_and_tool(emulator):
+    import datetime as dt
+
+    result = materialize_one(enriched, emulator)
+    spent = metadata_of(result, "enriched")["dagster-cargo/credits_used"]
+    today = dt.date.today()
+    summary = resource(emulator).credit_usage_summary(today - dt.timedelta(days=1), today + dt.timedelta(days=1))
+    assert list(summary.columns) == ["date", "group", "name", "usage", "credits"]
+    assert summary.loc[summary["name"] == "Enrich company", "credits"].sum() == spent
+    assert summary["credits"].sum() == spent
+
+
+def test_filter_matching_no_record_is_an_empty_result_not_a_failure(emulator):
+    nobody = {"conjonction": "and", "groups": [{"conjonction": "and", "conditions": [
+        {"kind": "number", "columnSlug": "employee_count", "operator": "greaterThan", "value": 10**9}]}]}
+
+    @dg.asset
+    def none_match(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+        return cargo.run_play(context, "Score inbound companies", filter=nobody).materialize_result()
+
+    result = dg.materialize([none_match], resources={"cargo": resource(emulator)})
+    assert len(result.output_for_node("none_match")) == 0
+    assert metadata_of(result, "none_match")["dagster-cargo/credits_used"] == 0
+    with client(emulator) as c:
+        assert c.list_batches() == []
