@@ -1,0 +1,307 @@
+"""``CargoWorkspaceComponent``: a Cargo workspace's plays and tools as Dagster assets, from YAML."""
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import dagster as dg
+from dagster._annotations import public
+from dagster.components.utils.defs_state import (
+    DefsStateConfig,
+    DefsStateConfigArgs,
+    ResolvedDefsStateConfig,
+)
+from dagster.components.utils.translation import TranslationFn, TranslationFnResolver
+
+from ..asset_defs import CargoRunConfig, partition_window, play_input_for
+from ..checks import CargoCheckConfig, cargo_check_specs
+from ..resource import CargoResource
+from ..sensors import build_cargo_change_sensor, build_cargo_observation_sensor
+from ..translator import DagsterCargoTranslator, clean_name
+from ..workspace_data import CargoWorkflowProps, CargoWorkspaceData, fetch_workspace_data
+from .models import (
+    CargoChangeSensorArgs,
+    CargoChecksArgs,
+    CargoObservationSensorArgs,
+    CargoSelectByName,
+    CargoSelectByUuid,
+    CargoWorkflowSelection,
+    CargoWorkspaceArgs,
+    resolve_checks,
+    resolve_observation_sensor,
+    resolve_selection,
+    resolve_workspace,
+    sensor_status,
+)
+from .scaffolder import CargoWorkspaceComponentScaffolder
+
+__all__ = ["CargoWorkspaceComponent"]
+
+logger = logging.getLogger("dagster_cargo")
+
+def _lookup(mapping: Mapping[str, Any], props: CargoWorkflowProps) -> Any:
+    return next((v for k, v in mapping.items() if k in props.selector_keys), None)
+
+
+@public
+@dg.scaffold_with(CargoWorkspaceComponentScaffolder)
+@dataclass
+class CargoWorkspaceComponent(dg.StateBackedComponent, dg.Resolvable):
+    """A Cargo workspace's plays and tools as executable Dagster assets (one per workflow).
+
+    State: the workspace snapshot (:class:`~dagster_cargo.CargoWorkspaceData` JSON, 3 API calls:
+    plays, tools, workflows) is written by ``dg utils refresh-defs-state`` (or
+    automatically under ``dagster dev``) and stored on the local filesystem by default. Loading
+    definitions reads the snapshot and makes **no** API call, in the code server and in run
+    workers alike. Materializing a play/tool asset runs one Cargo batch and returns its output
+    as a pandas DataFrame, with row count, column schema and credit metadata.
+
+    Example:
+        .. code-block:: yaml
+
+            # defs.yaml
+            type: dagster_cargo.CargoWorkspaceComponent
+            attributes:
+              workspace:                          # any CargoResource field
+                api_token: "{{ env.CARGO_API_TOKEN }}"   # kept as dg.EnvVar: never shown in the UI
+                workspace_uuid: "{{ env.CARGO_WORKSPACE_UUID }}"
+              selection:                          # or by_uuid: [...], or "{{ predicate }}"
+                by_name: ["Score inbound companies", "Enrich company"]
+              translation:                        # AssetSpec attributes; templates see `props`, `spec`
+                key: "gtm/{{ props.type }}/{{ spec.key.path[-1] }}"
+                group_name: gtm
+                owners: ["team:gtm"]
+              tool_inputs:                        # tool → upstream asset whose DataFrame rows it runs over
+                Enrich company: raw/signups
+              checks:                             # or `checks: true` for the defaults
+                failed_ratio_warn: 0.05
+                failed_ratio_error: 0.2
+                max_credits_per_record: 5
+              partition_date_columns:             # play → date column filtered per time partition
+                Score inbound companies: created_at
+              change_sensors:
+                - segment: ICP companies
+                  play: Score inbound companies
+                  minimum_interval_seconds: 300
+              observation_sensor: true            # or {minimum_interval_seconds: 600, ...}
+              resource_key: cargo                 # a second workspace needs its own key
+              defs_state:                         # default: LOCAL_FILESYSTEM
+                management_type: LOCAL_FILESYSTEM
+
+    Customize in Python by subclassing and overriding :meth:`get_asset_spec` (the spec before
+    ``translation:`` is applied) or :meth:`execute` (what a materialization does).
+    """
+
+    workspace: Annotated[
+        CargoResource,
+        dg.Resolver(
+            resolve_workspace,
+            model_field_type=CargoWorkspaceArgs.model(),
+            description="Connection to the Cargo workspace: the fields of CargoResource. "
+            'Write the token as "{{ env.CARGO_API_TOKEN }}".',
+        ),
+    ]
+    selection: Annotated[
+        Callable[[CargoWorkflowProps], bool] | None,
+        dg.Resolver(
+            resolve_selection,
+            model_field_type=str | CargoSelectByName.model() | CargoSelectByUuid.model(),
+            description="Which plays and tools to load (default: all).",
+        ),
+    ] = None
+    translation: (
+        Annotated[
+            TranslationFn[CargoWorkflowProps],
+            TranslationFnResolver[CargoWorkflowProps](template_vars_for_translation_fn=lambda props: {"props": props}),
+        ]
+        | None
+    ) = None
+    tool_inputs: Annotated[
+        dict[str, str],
+        dg.Resolver.default(
+            description="Tool name/UUID → upstream asset key ('a/b'): the upstream DataFrame's rows are the records.",
+        ),
+    ] = field(default_factory=dict)
+    checks: Annotated[
+        CargoCheckConfig | None,
+        dg.Resolver(
+            resolve_checks,
+            model_field_type=bool | CargoChecksArgs.model(),
+            description="Evaluate the Cargo asset checks (failed-run ratio, completeness, cost) on every materialization.",
+        ),
+    ] = None
+    partition_date_columns: Annotated[
+        dict[str, str],
+        dg.Resolver.default(
+            description="Play name/UUID → date column: a time-partitioned play runs over its partition's window.",
+        ),
+    ] = field(default_factory=dict)
+    change_sensors: Annotated[
+        Sequence[CargoChangeSensorArgs],
+        dg.Resolver.default(description="Sensors running a play over each new change of a segment."),
+    ] = ()
+    observation_sensor: Annotated[
+        CargoObservationSensorArgs | None,
+        dg.Resolver(
+            resolve_observation_sensor,
+            model_field_type=bool | CargoObservationSensorArgs.model(),
+            description="Record batches Cargo ran on its own (schedules, UI) as materializations.",
+        ),
+    ] = None
+    resource_key: Annotated[
+        str,
+        dg.Resolver.default(
+            description="Key of the CargoResource in the definitions, and prefix of op names "
+            "(<resource_key>_<play|tool>_<name>); give each workspace its own key.",
+        ),
+    ] = "cargo"
+    defs_state: ResolvedDefsStateConfig = field(default_factory=DefsStateConfigArgs.local_filesystem)
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def defs_state_config(self) -> DefsStateConfig:
+        host = urlsplit(self.workspace.base_url).netloc or self.workspace.base_url
+        scope = self.workspace.workspace_uuid or "default"
+        return DefsStateConfig.from_args(self.defs_state, default_key=f"{type(self).__name__}[{host}.{scope}]")
+
+    def write_state_to_path(self, state_path: Path) -> None:
+        """Fetch the workspace snapshot (3 API calls) into ``state_path``."""
+        with self.workspace.process_config_and_initialize_cm() as cargo:  # resolves dg.EnvVar
+            data = fetch_workspace_data(cargo.get_client())
+        data.write(state_path)
+
+    # -- overridable hooks ------------------------------------------------------------------
+    @public
+    def get_asset_spec(self, props: CargoWorkflowProps) -> dg.AssetSpec:
+        """The asset spec of one play or tool, before ``translation:`` is applied.
+
+        Default: key ``cargo/<clean name>``, group ``cargo``, kinds ``cargo``/``pandas`` and
+        ``dagster-cargo/*`` metadata (see :class:`~dagster_cargo.DagsterCargoTranslator`).
+
+        Example:
+            .. code-block:: python
+
+                class GtmCargo(CargoWorkspaceComponent):
+                    def get_asset_spec(self, props):
+                        spec = super().get_asset_spec(props)
+                        return spec.replace_attributes(key=["gtm", props.type, spec.key.path[-1]])
+        """
+        return DagsterCargoTranslator().get_asset_spec(props)
+
+    @public
+    def execute(
+        self,
+        context: dg.AssetExecutionContext,
+        cargo: CargoResource,
+        props: CargoWorkflowProps,
+        config: CargoRunConfig,
+        records: Any = None,
+    ) -> dg.MaterializeResult:
+        """Run one Cargo batch for ``props`` and return its output DataFrame and metadata.
+
+        Plays run over the records chosen by run ``config`` (filter, limit, record ids, segment,
+        change), narrowed to the partition's window when ``partition_date_columns`` names a date
+        column; tools run over ``records`` (the upstream DataFrame) or ``config.records``.
+
+        Example:
+            .. code-block:: python
+
+                class LoggedCargo(CargoWorkspaceComponent):
+                    def execute(self, context, cargo, props, config, records=None):
+                        context.log.info(f"{cargo.credits_remaining()} credits left")
+                        return super().execute(context, cargo, props, config, records)
+        """
+        if props.type == "play":
+            date_column = _lookup(self.partition_date_columns, props)
+            window = partition_window(context.partition_time_window) if context.has_partition_key and date_column else None
+            data = play_input_for(props, config, window=window, date_column=date_column)
+            result = cargo.run_workflow(context, props, data, output_node_slug=config.output_node_slug)
+        else:
+            if records is None:
+                records = config.records or []
+            result = cargo.run_tool(context, props, records, output_node_slug=config.output_node_slug)
+        return result.materialize_result(checks=self.checks)
+
+    # -- definitions ------------------------------------------------------------------------
+    def build_defs_from_state(self, context: dg.ComponentLoadContext, state_path: Path | None) -> dg.Definitions:
+        resources = {self.resource_key: self.workspace}
+        if state_path is None:
+            logger.warning(
+                "No Cargo workspace state for %s yet: run `dg utils refresh-defs-state` "
+                "(or `dagster dev`) to fetch it. Loading no Cargo assets.", self.defs_state_config.key,
+            )
+            return dg.Definitions(resources=resources)
+        data = CargoWorkspaceData.read(state_path)
+        selected = [p for p in data.workflows if self.selection is None or self.selection(p)]
+        self._warn_unmatched(data, selected)
+        assets = [(p, self._build_asset(p, self._translated_spec(p))) for p in selected]
+        sensors = self._build_sensors(assets)
+        return dg.Definitions(assets=[a for _, a in assets], sensors=sensors, resources=resources)
+
+    def _translated_spec(self, props: CargoWorkflowProps) -> dg.AssetSpec:
+        spec = self.get_asset_spec(props)
+        return self.translation(spec, props) if self.translation else spec
+
+    def _build_asset(self, props: CargoWorkflowProps, spec: dg.AssetSpec) -> dg.AssetsDefinition:
+        upstream_key = _lookup(self.tool_inputs, props) if props.type == "tool" else None
+        upstream = dg.AssetKey.from_user_string(upstream_key) if upstream_key else None
+        ins = {"upstream_records": dg.AssetIn(key=upstream)} if upstream is not None else {}
+        deps = [d for d in spec.deps if d.asset_key != upstream]  # AssetOut.from_spec refuses deps
+        spec = spec.replace_attributes(deps=[])
+        component = self
+        resource_key = self.resource_key
+
+        @dg.multi_asset(
+            name=f"{resource_key}_{props.type}_{clean_name(props.name)}",  # cargo_play_<name> by default
+            outs={"result": dg.AssetOut.from_spec(spec, dagster_type=Any)},
+            ins=ins,
+            deps=deps,
+            check_specs=cargo_check_specs(spec.key, self.checks) if self.checks else None,
+            required_resource_keys={resource_key},
+        )
+        def _cargo_asset(context: dg.AssetExecutionContext, config: CargoRunConfig, **inputs: Any):
+            cargo: CargoResource = getattr(context.resources, resource_key)
+            return component.execute(context, cargo, props, config, inputs.get("upstream_records"))
+
+        return _cargo_asset
+
+    def _build_sensors(
+        self, assets: Sequence[tuple[CargoWorkflowProps, dg.AssetsDefinition]]
+    ) -> list[dg.SensorDefinition]:
+        sensors = []
+        for args in self.change_sensors:
+            play = next((a for p, a in assets if p.type == "play" and args.play in p.selector_keys), None)
+            if play is None:
+                logger.warning("Cargo change sensor: %r is not a selected play; sensor not created.", args.play)
+                continue
+            sensors.append(build_cargo_change_sensor(
+                play, args.segment,
+                name=args.name or f"{play.node_def.name}_on_{clean_name(args.segment)}",
+                change_kinds=args.change_kinds, start_from=args.start_from,
+                minimum_interval_seconds=args.minimum_interval_seconds, max_runs_per_tick=args.max_runs_per_tick,
+                default_status=sensor_status(args.default_status), resource_key=self.resource_key,
+            ))
+        obs = self.observation_sensor
+        if obs is not None and assets:
+            sensors.append(build_cargo_observation_sensor(
+                [a for _, a in assets], name=obs.name or f"{self.resource_key}_observation_sensor",
+                minimum_interval_seconds=obs.minimum_interval_seconds, start_from=obs.start_from,
+                default_status=sensor_status(obs.default_status), resource_key=self.resource_key,
+            ))
+        return sensors
+
+    def _warn_unmatched(self, data: CargoWorkspaceData, selected: Sequence[CargoWorkflowProps]) -> None:
+        if isinstance(self.selection, CargoWorkflowSelection):
+            for missing in self.selection.unmatched(data.workflows):
+                logger.warning("Cargo selection: no play or tool %r in the workspace snapshot.", missing)
+        tools = [p for p in selected if p.type == "tool"]
+        plays = [p for p in selected if p.type == "play"]
+        for option, mapping, candidates in (("tool_inputs", self.tool_inputs, tools),
+                                            ("partition_date_columns", self.partition_date_columns, plays)):
+            for key in mapping:
+                if not any(key in p.selector_keys for p in candidates):
+                    logger.warning("Cargo %s: %r is not a selected %s; ignored.", option, key,
+                                   "tool" if option == "tool_inputs" else "play")
