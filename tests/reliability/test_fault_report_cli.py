@@ -1,0 +1,28 @@
+"""``dagster-cargo fault-report``: the table on stdout, exit status from the must-be-zero figures."""
+
+from dagster_cargo import cli, fault_suite
+
+
+def test_fault_report_prints_the_table_and_exits_zero_when_all_zeros_hold(capsys):
+    code = cli.main(["fault-report", "--materializations", "2", "--seed", "3", "--profile", "none", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Materializations succeeded" in out and "Credits spent / expected" in out and "PASS" in out
+
+
+def test_fault_report_exits_non_zero_when_a_figure_is_not_zero(monkeypatch, capsys):
+    class Report:
+        def render(self) -> str:
+            return "table"
+
+        def problems(self) -> list[str]:
+            return ["1 duplicate batch(es)"]
+
+    monkeypatch.setattr(fault_suite, "run_fault_suite", lambda config, progress=None: Report())
+    assert cli.main(["fault-report", "--materializations", "1"]) == 1
+    assert capsys.readouterr().out.strip() == "table"
+
+
+def test_fault_report_rejects_an_unknown_profile(capsys):
+    assert cli.main(["fault-report", "--materializations", "1", "--profile", "nope"]) == 2
+    assert "unknown fault profile" in capsys.readouterr().err

@@ -1,0 +1,116 @@
+"""The fault suite at CI size: every must-be-zero figure is zero, and the faults really happened."""
+
+import logging
+
+import pytest
+
+from dagster_cargo.emulator import FAULT_KINDS
+from dagster_cargo.fault_suite import SuiteConfig, run_fault_suite
+from dagster_cargo.fault_suite.capture import LeakWatch, watch_logs
+from dagster_cargo.fault_suite.runner import explaining_error, is_clear
+
+MATERIALIZATIONS = 40
+# the mixed preset, with the kinds a 40-materialization run could otherwise miss (each has only a few
+# eligible requests per materialization) made likelier, so that every kind surely occurs
+BOOSTED = (("lost_create_response", 0.2), ("unknown_status", 0.2), ("expired_download_url", 0.15),
+           ("truncated_download", 0.15))
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run_fault_suite(SuiteConfig(materializations=MATERIALIZATIONS, seed=1, fault_overrides=BOOSTED))
+
+
+def test_every_fault_kind_was_injected(report):
+    # otherwise the zeros below would prove nothing
+    assert set(report.faults) == set(FAULT_KINDS)
+    assert all(report.faults[kind] > 0 for kind in FAULT_KINDS), report.faults
+
+
+def test_every_materialization_is_accounted_for(report):
+    assert report.succeeded + report.failed_clear + report.failed_unclear == MATERIALIZATIONS
+    assert report.succeeded >= MATERIALIZATIONS * 0.8, report.render()
+    assert report.batches >= report.succeeded  # each success ran a batch the suite traced back
+
+
+def test_no_failure_has_an_unclear_error(report):
+    assert report.failed_unclear == 0, report.render()
+
+
+def test_no_duplicate_batch(report):
+    assert report.untraceable_batches == 0, report.render()
+    assert report.duplicate_batches == 0, report.render()
+
+
+def test_credits_spent_equal_one_batch_per_materialization(report):
+    assert report.credits_expected > 0
+    assert report.credits_spent == report.credits_expected, report.render()
+
+
+def test_the_token_never_leaks(report):
+    assert report.token_leaks == 0, report.render()
+    # the search covered every place it claims to
+    for where in ("log record", "Dagster event", "stdout/stderr", "emulator request log entry"):
+        assert report.searched.get(where, 0) > 0, report.searched
+    assert report.searched["log record"] > MATERIALIZATIONS * 10  # DEBUG logs of httpx/httpcore were on
+
+
+def test_no_dataframe_misses_rows(report):
+    assert report.missing_rows == 0, report.render()
+
+
+def test_the_report_renders_every_figure(report):
+    text = report.render()
+    for label in ("Materializations succeeded", "Failed with a clear error", "Failed with an unclear error",
+                  "Duplicate batches", "Credits spent / expected", "Token leaks",
+                  "DataFrames returned with missing rows", "Injected faults", "Wall time"):
+        assert label in text
+
+
+# ---------------------------------------------------------------------------- the detectors themselves
+def test_the_leak_watch_finds_the_token_in_a_debug_log_record():
+    watch = LeakWatch(secret="cfs_0123456789abcdef")
+    with watch_logs(watch):
+        logging.getLogger("httpcore.http11").debug("send_request_headers %r", [(b"authorization", b"Bearer cfs_0123456789abcdef")])
+        logging.getLogger("dagster_cargo.client").info("nothing secret here")
+    assert watch.leaks == 1 and watch.searched["log record"] == 2
+    assert "cfs_0123456789abcdef" not in watch.samples[0] and "<TOKEN>" in watch.samples[0]
+
+
+@pytest.mark.parametrize("message, clear", [
+    ("Cargo API GET /orchestration/tools/list failed with HTTP 503: Server error Next step: try later.", True),
+    ("Cargo batch 1a72f50a-f86c-4c9a-b370-bce1729bea7e failed. Next step: open it in Cargo.", True),
+    ("Cargo batch 1a72f50a-f86c-4c9a-b370-bce1729bea7e failed.", False),  # no next step
+    ("Something failed. Next step: retry.", False),  # does not say what failed
+    ("KeyError: 'batch'", False),
+])
+def test_clear_error_rule(message, clear):
+    assert is_clear(message) is clear
+
+
+def test_the_explaining_error_skips_dagster_wrappers():
+    from dagster._utils.error import SerializableErrorInfo
+
+    inner = SerializableErrorInfo("CargoDownloadError: x", [], "CargoDownloadError")
+    outer = SerializableErrorInfo("Error occurred while executing op", [], "DagsterExecutionStepExecutionError",
+                                  cause=inner)
+    assert explaining_error(outer) is inner
+
+
+def test_the_leak_watch_searches_an_exception_chain():
+    from dagster_cargo.fault_suite.runner import _watch_exception
+
+    class Leaky(Exception):
+        def __init__(self) -> None:
+            super().__init__("request failed")
+            self.headers = {"authorization": "Bearer cfs_0123456789abcdef"}
+
+    watch = LeakWatch(secret="cfs_0123456789abcdef")
+    try:
+        try:
+            raise Leaky()
+        except Leaky as inner:
+            raise RuntimeError("step failed") from inner
+    except RuntimeError as outer:
+        _watch_exception(outer, watch)
+    assert watch.searched["exception text"] == 2 and watch.leaks == 1
