@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 
 from .client import CargoClient
-from .client.errors import CargoError
+from .client.errors import CargoError, CargoNotFoundError
 from .client.models import Batch, BatchStatus
 
 __all__ = ["attempt_tag_key", "find_reusable_batch", "remember_batch"]
@@ -57,7 +57,14 @@ def _run_group(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[dg.Dags
 
 
 def find_reusable_batch(context: Any, client: CargoClient, tag_key: str | None) -> Batch | None:
-    """The batch an earlier attempt of this step created, if it is running or succeeded."""
+    """The batch an earlier attempt of this step created, if it is running or succeeded.
+
+    A status this client does not know yet counts as "maybe still running": the step attaches
+    and waits, since an unknown status is never taken as an ending. If the earlier batch cannot
+    be read at all (after the client's retries), creating a new one could pay twice, so the step
+    stops with a :class:`dagster.Failure` that says what to do instead. A batch Cargo says no
+    longer exists (404) is not reused.
+    """
     if tag_key is None:
         return None
     seen: set[str] = set()
@@ -68,15 +75,32 @@ def find_reusable_batch(context: Any, client: CargoClient, tag_key: str | None) 
         seen.add(uuid)
         try:
             batch = client.get_batch(uuid)
-        except CargoError as exc:
-            context.log.warning(f"Earlier Cargo batch {uuid} could not be read ({exc}); not reusing it.")
+        except CargoNotFoundError:
+            context.log.info(f"Earlier Cargo batch {uuid} no longer exists; starting a new one.")
             continue
-        reusable = batch.status == BatchStatus.SUCCESS or (
-            batch.status.is_known and not batch.is_terminal and batch.status != BatchStatus.CANCELLING
-        )
-        if reusable:
+        except CargoError as exc:
+            raise dg.Failure(
+                description=(
+                    f"An earlier attempt of this step created Cargo batch {uuid} (run {run.run_id}), but it "
+                    f"could not be read now: {exc}. Creating another batch could pay twice for the same "
+                    "records, so this step stops. Next step: re-execute once Cargo answers again (the step "
+                    "then attaches to that batch); to pay for a new batch on purpose, launch a new run "
+                    "instead of a re-execution."
+                ),
+                metadata={"cargo/batch_uuid": uuid},
+            ) from exc
+        status = batch.status
+        if status == BatchStatus.SUCCESS:
             return batch
-        context.log.info(f"Earlier Cargo batch {uuid} ended {batch.status.value}; starting a new one.")
+        if not status.is_known:
+            context.log.warning(
+                f"Earlier Cargo batch {uuid} reports status {status.value!r}, unknown to this client; "
+                "treating it as still running and attaching to it rather than paying for a new batch."
+            )
+            return batch
+        if not batch.is_terminal and status != BatchStatus.CANCELLING:
+            return batch
+        context.log.info(f"Earlier Cargo batch {uuid} ended {status.value}; starting a new one.")
     return None
 
 

@@ -321,7 +321,14 @@ class CargoClient:
                 continue
             return frame
         assert last is not None
-        raise last
+        reason = str(last).split(" Next step:")[0]
+        raise CargoDownloadError(
+            f"Downloading Cargo outputs for batch {uuid} failed {attempts} time(s), each with a fresh URL; "
+            f"last: {reason} The batch itself finished and its credits are spent. Next step: re-execute "
+            "the step later (a Dagster re-execution attaches to this batch instead of paying for a new "
+            "one); if downloads keep failing, report the batch UUID to Cargo.",
+            batch_uuid=uuid,
+        ) from last
 
     # -- runs ----------------------------------------------------------------------------
     def list_runs(

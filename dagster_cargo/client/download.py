@@ -119,8 +119,8 @@ def download_dataframe(
                 snippet = response.read()[:300].decode("utf-8", "replace")
                 raise CargoDownloadError(
                     f"Downloading Cargo outputs{what} failed with HTTP {response.status_code} "
-                    f"({snippet.strip() or 'no body'}). Download URLs expire: request a fresh one "
-                    "and download it right away.",
+                    f"({snippet.strip() or 'no body'}). Download URLs expire. Next step: request a fresh "
+                    "URL and download it right away.",
                     batch_uuid=batch_uuid,
                 )
             expected = response.headers.get("content-length")

@@ -2,11 +2,11 @@
 
 import math
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 
-import dagster as dg
 from dagster_cargo import CargoResource
 from dagster_cargo.client import CargoClient, records_data
 
