@@ -8,7 +8,7 @@ from typing import Any
 from .clock import Clock
 from .faults import FaultInjector, FaultProfile
 from .handlers import build_router
-from .seed import seed_workspace
+from .seed import seed_synthetic_workflows, seed_workspace
 from .server import make_server
 from .store import Store
 
@@ -27,14 +27,20 @@ class CargoEmulator:
         max_concurrent_runs: runs executing at once per batch.
         faults: a :class:`~dagster_cargo.emulator.faults.FaultProfile` (``None`` = no random faults);
             the injector is :attr:`faults` either way (scripted faults, counts, profile changes).
+        extra_workflows: seed this many more plays and tools (half each, plays first when odd) on top of
+            the 2 + 2 seeded ones, for scale tests: ``extra_workflows=996`` gives 1,000. They are renamed,
+            runnable copies of the seeded workflows (``"Score inbound companies #0001"``, ...); see
+            :func:`~dagster_cargo.emulator.seed.seed_synthetic_workflows`. ``0`` leaves the workspace as is.
     """
 
     def __init__(self, token: str = "test-token", speed: float = 1.0, seed: int = 0,
                  run_failure_rate: float = 0.05, credits: int = 100_000, host: str = "127.0.0.1",
                  port: int = 0, clock: str = "real", max_concurrent_runs: int = 10,
-                 faults: FaultProfile | None = None) -> None:
+                 faults: FaultProfile | None = None, extra_workflows: int = 0) -> None:
         if not 0.0 <= run_failure_rate <= 1.0:
             raise ValueError("run_failure_rate must be within [0, 1]")
+        if extra_workflows < 0:
+            raise ValueError("extra_workflows must be >= 0")
         self.token = token
         self.host = host
         self._port = port
@@ -42,6 +48,7 @@ class CargoEmulator:
         self.store = Store(self.clock, seed=seed, run_failure_rate=run_failure_rate, credits=credits,
                            max_concurrent_runs=max_concurrent_runs)
         seed_workspace(self.store)
+        seed_synthetic_workflows(self.store, extra_workflows)
         self.router = build_router()
         self.faults = FaultInjector(faults)
         self._log: list[dict[str, Any]] = []

@@ -7,6 +7,7 @@ uuids and records.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .util import IdFactory, iso
@@ -126,6 +127,63 @@ def _workflow_tree(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return tree
 
 
+def _add_workflow(store: Store, ids: IdFactory, spec: WorkflowSpec, *, created: float,
+                  connectors: dict[str, str], play_filter: dict[str, Any] | None, scheduled: bool) -> str:
+    """Add one play or tool of ``spec``: its workflow, a deployed release with slugged nodes, the play's
+    own segment (initial snapshot taken) or the tool. Returns the workflow uuid.
+
+    uuids are drawn from ``ids`` in a fixed order (workflow, release, play/tool, nodes, segment), so the
+    seeded workspace is the same for the same seed.
+    """
+    ws, user_uuid = store.workspace_uuid, store.user_uuid
+    wf_uuid, rel_uuid, entity_uuid = ids.uuid(), ids.uuid(), ids.uuid()
+    node_uuids = [ids.uuid() for _ in spec.nodes]
+    nodes = [_node_wire(spec, i, node_uuids, connectors) for i in range(len(spec.nodes))]
+    form_fields = spec.form_fields if spec.kind == "tool" else None
+    release = {
+        "uuid": rel_uuid, "parentUuid": None, "workspaceUuid": ws, "userUuid": user_uuid,
+        "workflowUuid": wf_uuid, "description": f"Initial release of {spec.name}", "version": "1",
+        "status": "deployed", "templateSlug": None, "nodes": nodes, "formFields": form_fields,
+        "testRecords": [], "deployedAt": iso(created + 60), "createdAt": iso(created),
+        "updatedAt": iso(created + 60), "deletedAt": None,
+    }
+    store.releases[rel_uuid] = release
+    store.workflows[wf_uuid] = {
+        "uuid": wf_uuid, "workspaceUuid": ws, "nodes": _workflow_tree(nodes), "createdAt": iso(created),
+        "updatedAt": iso(created + 60), "deletedAt": None,
+        "playUuid": entity_uuid if spec.kind == "play" else None,
+        "toolUuid": entity_uuid if spec.kind == "tool" else None, "folderUuid": None, "template": None,
+    }
+    store.specs[wf_uuid] = spec
+    store.deployed_release[wf_uuid] = rel_uuid
+    if spec.kind == "play":
+        model = store.model_by_slug(spec.model_slug or "")
+        seg_uuid = ids.uuid()
+        if play_filter is None:
+            raise ValueError(f"play {spec.name!r} needs a segment filter")
+        store.create_segment(seg_uuid, model["uuid"], spec.name, play_filter, created=created, from_play=True)
+        store.plays[entity_uuid] = {
+            "uuid": entity_uuid, "workspaceUuid": ws, "workflowUuid": wf_uuid, "userUuid": user_uuid,
+            "modelUuid": model["uuid"], "segmentUuid": seg_uuid, "changeKinds": ["added", "updated"],
+            "runCreationRule": "always", "name": spec.name, "description": spec.description,
+            "schedule": ({"type": "cron", "cron": "0 * * * *",
+                          "temporalScheduleWorkflowId": f"play-schedule-{entity_uuid}"}
+                         if scheduled else None),
+            "isEnabled": scheduled, "healthThreshold": 50, "healthAlertActions": [], "folderUuid": None,
+            "createdAt": iso(created), "updatedAt": iso(created + 60), "deletedAt": None,
+        }
+        model["playsCount"] += 1
+    else:
+        store.tools[entity_uuid] = {
+            "uuid": entity_uuid, "icon": {"kind": "emoji", "emojiSlug": spec.emoji}, "workspaceUuid": ws,
+            "workflowUuid": wf_uuid, "userUuid": user_uuid, "name": spec.name, "folderUuid": None,
+            "creditsCost": {"kind": "sum"}, "description": spec.description, "isReadOnly": False,
+            "triggers": [], "publicForm": None, "createdAt": iso(created), "updatedAt": iso(created + 60),
+            "deletedAt": None,
+        }
+    return wf_uuid
+
+
 def seed_workspace(store: Store) -> None:
     """Populate ``store`` with the demo workspace."""
     ids = IdFactory(store.seed, "seed")
@@ -200,49 +258,45 @@ def seed_workspace(store: Store) -> None:
              "values": ["ceo", "cto", "vp", "head", "director", "chief"]}]}]},
     }
     for n, spec in enumerate(build_specs()):
-        created = t0 + 7200 + n * 600
-        wf_uuid, rel_uuid, entity_uuid = ids.uuid(), ids.uuid(), ids.uuid()
-        node_uuids = [ids.uuid() for _ in spec.nodes]
-        nodes = [_node_wire(spec, i, node_uuids, connectors) for i in range(len(spec.nodes))]
-        form_fields = spec.form_fields if spec.kind == "tool" else None
-        release = {
-            "uuid": rel_uuid, "parentUuid": None, "workspaceUuid": ws, "userUuid": user_uuid,
-            "workflowUuid": wf_uuid, "description": f"Initial release of {spec.name}", "version": "1",
-            "status": "deployed", "templateSlug": None, "nodes": nodes, "formFields": form_fields,
-            "testRecords": [], "deployedAt": iso(created + 60), "createdAt": iso(created),
-            "updatedAt": iso(created + 60), "deletedAt": None,
-        }
-        store.releases[rel_uuid] = release
-        store.workflows[wf_uuid] = {
-            "uuid": wf_uuid, "workspaceUuid": ws, "nodes": _workflow_tree(nodes), "createdAt": iso(created),
-            "updatedAt": iso(created + 60), "deletedAt": None,
-            "playUuid": entity_uuid if spec.kind == "play" else None,
-            "toolUuid": entity_uuid if spec.kind == "tool" else None, "folderUuid": None, "template": None,
-        }
-        store.specs[wf_uuid] = spec
-        store.deployed_release[wf_uuid] = rel_uuid
-        if spec.kind == "play":
-            model = store.model_by_slug(spec.model_slug or "")
-            seg_uuid = ids.uuid()
-            store.create_segment(seg_uuid, model["uuid"], spec.name, play_filters[spec.key],
-                                 created=created, from_play=True)
-            store.plays[entity_uuid] = {
-                "uuid": entity_uuid, "workspaceUuid": ws, "workflowUuid": wf_uuid, "userUuid": user_uuid,
-                "modelUuid": model["uuid"], "segmentUuid": seg_uuid, "changeKinds": ["added", "updated"],
-                "runCreationRule": "always", "name": spec.name, "description": spec.description,
-                "schedule": ({"type": "cron", "cron": "0 * * * *",
-                              "temporalScheduleWorkflowId": f"play-schedule-{entity_uuid}"}
-                             if n == 0 else None),
-                "isEnabled": n == 0, "healthThreshold": 50, "healthAlertActions": [], "folderUuid": None,
-                "createdAt": iso(created), "updatedAt": iso(created + 60), "deletedAt": None,
-            }
-            model["playsCount"] += 1
-        else:
-            store.tools[entity_uuid] = {
-                "uuid": entity_uuid, "icon": {"kind": "emoji", "emojiSlug": spec.emoji}, "workspaceUuid": ws,
-                "workflowUuid": wf_uuid, "userUuid": user_uuid, "name": spec.name, "folderUuid": None,
-                "creditsCost": {"kind": "sum"}, "description": spec.description, "isReadOnly": False,
-                "triggers": [], "publicForm": None, "createdAt": iso(created), "updatedAt": iso(created + 60),
-                "deletedAt": None,
-            }
+        _add_workflow(store, ids, spec, created=t0 + 7200 + n * 600, connectors=connectors,
+                      play_filter=play_filters.get(spec.key), scheduled=n == 0)
     store.subscription_uuid = ids.uuid()
+
+
+def seed_synthetic_workflows(store: Store, count: int) -> list[str]:
+    """Add ``count`` more plays and tools (plays first when odd) for scale tests; return their workflow uuids.
+
+    Each is a renamed copy of a seeded workflow (alternating between the two plays, and between the two
+    tools), with its own workflow, deployed release with slugged nodes, and, for a play, its own segment
+    over a 3-record slice of the model (so seeding stays fast: about 1 ms a play). They run like the
+    seeded ones. Names are ``"<seeded name> #0001"``, ``"#0002"``, ... per kind. Deterministic for the
+    store's seed; uuids come from their own namespace, so the seeded workspace is unchanged.
+    """
+    if count < 0:
+        raise ValueError("count must be >= 0")
+    if count == 0:
+        return []
+    ids = IdFactory(store.seed, "synthetic")
+    connectors = {c["integrationSlug"]: uuid for uuid, c in store.connectors.items()}
+    specs = build_specs()
+    plays = [s for s in specs if s.kind == "play"]
+    tools = [s for s in specs if s.kind == "tool"]
+    id_prefix = {"companies": "cmp", "contacts": "ctc"}
+    size = {"companies": N_COMPANIES, "contacts": N_CONTACTS}
+    base = store.clock.now() - 29 * 86400
+    n_plays = (count + 1) // 2
+    created: list[str] = []
+    for i in range(count):
+        is_play = i < n_plays
+        k = i if is_play else i - n_plays  # index within its kind
+        template = (plays if is_play else tools)[k % 2]
+        spec = replace(template, key=f"{template.key}_{k + 1:04d}", name=f"{template.name} #{k + 1:04d}")
+        play_filter = None
+        if is_play:
+            model = template.model_slug or ""
+            ids_slice = [f"{id_prefix[model]}_{(3 * k + j) % size[model] + 1:04d}" for j in range(3)]
+            play_filter = {"conjonction": "and", "groups": [{"conjonction": "or", "conditions": [
+                {"kind": "string", "columnSlug": "_id", "operator": "is", "values": ids_slice}]}]}
+        created.append(_add_workflow(store, ids, spec, created=base + 60 * i, connectors=connectors,
+                                     play_filter=play_filter, scheduled=False))
+    return created
