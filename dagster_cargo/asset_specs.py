@@ -22,7 +22,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.definitions.definitions_load_context import StateBackedDefinitionsLoader
+from dagster._core.definitions.definitions_load_context import (
+    DefinitionsLoadContext,
+    DefinitionsLoadType,
+    StateBackedDefinitionsLoader,
+)
+from dagster._serdes import deserialize_value
 
 from .resource import CargoResource
 from .translator import DagsterCargoTranslator
@@ -50,6 +55,17 @@ class CargoWorkspaceDefsLoader(StateBackedDefinitionsLoader[str]):
     def defs_key(self) -> str:
         return f"dagster-cargo/workspace/{_config_text(self.workspace.base_url)}/" \
                f"{_config_text(self.workspace.workspace_uuid) or 'default'}"
+
+    def get_or_fetch_state(self) -> str:
+        """The stored state when reconstructing; else the state this code-location load already
+        fetched for the same workspace (several loaders, e.g. one per selector, share one fetch);
+        else a fresh fetch (3 API calls, however many plays and tools)."""
+        context = DefinitionsLoadContext.get()
+        if context.load_type == DefinitionsLoadType.INITIALIZATION:
+            pending = context.get_pending_reconstruction_metadata().get(self.defs_key)
+            if pending is not None:
+                return deserialize_value(pending, str)
+        return super().get_or_fetch_state()
 
     def fetch_state(self) -> str:
         if self.snapshot_path is not None:
