@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +42,7 @@ from urllib.parse import urlsplit
 from ._report import Row, fmt
 
 TOKEN = "bench-b6-token"
+ROOT = Path(__file__).resolve().parents[1]  # the child runs ``python -m benchmarks.b6_emulator`` from here
 TOOL = "Enrich company"
 B1_SPEED = 40.0  # B1's Cargo-time factor: polls every 1..15 s of Cargo time = 25..375 ms of wall time
 EXPORT_COLUMNS = ["_id", "_title", "domain", "company_name", "email", "job_title", "employee_count",
@@ -117,7 +119,7 @@ class EmulatorProcess:
 
     def __enter__(self) -> EmulatorProcess:
         self._proc = subprocess.Popen([sys.executable, "-m", "benchmarks.b6_emulator", "serve", *self.args],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self._proc.stdout is not None
         first = self._proc.stdout.readline()
         if not first:
