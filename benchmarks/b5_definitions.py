@@ -147,7 +147,7 @@ def measure(n_workflows: int, repeats: int) -> dict[str, dict[str, float]]:
 
 def run(quick: bool) -> list[Row]:
     """B5 rows: calls and wall time of the first load and the reload, ours next to the naive loader."""
-    n, repeats = (100, 2) if quick else (1000, 3)
+    n, repeats = (100, 2) if quick else (1000, 5)
     m = measure(n, repeats)
     first, reload_, naive = m["ours_first"], m["ours_reload"], m["naive_load"]
     build = reload_["wall"]  # reload = building the same definitions with no fetch at all
