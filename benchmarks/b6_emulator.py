@@ -63,7 +63,9 @@ def _serve(argv: Sequence[str]) -> int:
     """Child process: serve an emulator and answer one JSON line per command read from stdin.
 
     Commands: ``count`` (API requests logged so far), ``clear`` (empty the request log), ``cpu``
-    (this process's CPU seconds), ``export N`` (register an N-row CSV export; its URL). EOF stops.
+    (this process's CPU seconds), ``export N`` (register an N-row CSV export rendered from rows, as
+    batch downloads are; its URL), ``exportfile PATH`` (register a file served from disk, as B3's
+    outputs are; its URL, or null when this emulator cannot). EOF stops.
     """
     from dagster_cargo.emulator import CargoEmulator
 
@@ -93,6 +95,10 @@ def _serve(argv: Sequence[str]) -> int:
             elif words[0] == "export":
                 path = emu.store.downloads.create(EXPORT_COLUMNS, _export_rows(int(words[1])))
                 reply = {"url": emu.base_url + path}
+            elif words[0] == "exportfile":  # a file served from disk, as B3 serves its outputs
+                create_from_file = getattr(emu.store.downloads, "create_from_file", None)
+                reply = ({"url": emu.base_url + create_from_file(line.split(None, 1)[1].strip())}
+                         if create_from_file is not None else {"url": None})
             else:
                 reply = {"error": f"unknown command {words[0]!r}"}
             print(json.dumps(reply), flush=True)
@@ -173,8 +179,13 @@ class EmulatorProcess:
         return float(self._command("cpu")["cpu"])
 
     def export_url(self, rows: int) -> str:
-        """A presigned URL of a ``rows``-row CSV export registered in the emulator."""
+        """A presigned URL of a ``rows``-row CSV export the emulator renders from rows."""
         return str(self._command(f"export {rows}")["url"])
+
+    def export_file_url(self, path: str) -> str | None:
+        """A presigned URL serving the file at ``path`` from disk (``None`` if the emulator cannot)."""
+        url = self._command(f"exportfile {path}")["url"]
+        return None if url is None else str(url)
 
 
 # --------------------------------------------------------------------------- raw keep-alive load generator
@@ -420,38 +431,64 @@ def measure_b1_need(n_batches: int, per_batch: int) -> dict[str, float]:
             "peak_rate": peak / window, "create_rate": n_batches / create_wall, "emulator_share": emu_cpu / wall}
 
 
-def measure_download(rows: int) -> dict[str, float]:
-    """The emulator's CSV stream rate (drained, not parsed) and the client's download+parse rate (B3's path)."""
+def _drain(emu: EmulatorProcess, url: str) -> tuple[float, int, float]:
+    """Best of 2 downloads of ``url`` read and discarded: ``(seconds, bytes, emulator CPU seconds)``."""
+    host, port = emu.host_port
+    split = urlsplit(url)
+    best: tuple[float, int, float] | None = None
+    for _ in range(2):
+        conn = http.client.HTTPConnection(host, port, timeout=300)
+        cpu0, t0 = emu.cpu_seconds(), time.perf_counter()
+        conn.request("GET", f"{split.path}?{split.query}")
+        resp = conn.getresponse()
+        size = 0
+        while chunk := resp.read(1 << 20):
+            size += len(chunk)
+        got = (time.perf_counter() - t0, size, emu.cpu_seconds() - cpu0)
+        conn.close()
+        if resp.status != 200:
+            raise RuntimeError(f"download failed: {resp.status}")
+        best = got if best is None or got[0] < best[0] else best
+    assert best is not None
+    return best
+
+
+def _client_parse(url: str, rows: int) -> float:
+    """Best of 2 ``download_dataframe`` (the client's path) seconds; the first also pays lazy imports."""
     from dagster_cargo.client.download import download_dataframe
 
-    with EmulatorProcess() as emu:
+    parses = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        frame = download_dataframe(url)
+        parses.append(time.perf_counter() - t0)
+        assert len(frame) == rows, len(frame)
+    return min(parses)
+
+
+def measure_download(rows: int) -> dict[str, dict[str, float]]:
+    """Stream rates of a ``rows``-row CSV: rendered by the emulator (batch downloads, B1) and served
+    from a file on disk (B3's outputs), each drained unparsed, and the client's download+parse rate."""
+    import tempfile
+
+    from dagster_cargo.emulator.files import render_csv
+
+    out: dict[str, dict[str, float]] = {}
+    with EmulatorProcess() as emu, tempfile.TemporaryDirectory(prefix="b6-") as tmp:
         url = emu.export_url(rows)
-        host, port = emu.host_port
-        split = urlsplit(url)
-        path = f"{split.path}?{split.query}"
-        drains = []
-        size = 0
-        for _ in range(2):
-            conn = http.client.HTTPConnection(host, port, timeout=300)
-            cpu0, t0 = emu.cpu_seconds(), time.perf_counter()
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            size = 0
-            while chunk := resp.read(1 << 20):
-                size += len(chunk)
-            drains.append((time.perf_counter() - t0, emu.cpu_seconds() - cpu0))
-            conn.close()
-            if resp.status != 200:
-                raise RuntimeError(f"download failed: {resp.status}")
-        drain, drain_cpu = min(drains)
-        parses = []
-        for _ in range(2):  # best of 2: the first one also pays pandas' lazy imports
-            t0 = time.perf_counter()
-            frame = download_dataframe(url)
-            parses.append(time.perf_counter() - t0)
-            assert len(frame) == rows, len(frame)
-        parse = min(parses)
-    return {"rows": float(rows), "bytes": float(size), "drain": drain, "drain_cpu": drain_cpu, "client": parse}
+        seconds, size, cpu = _drain(emu, url)
+        out["rendered"] = {"rows": float(rows), "bytes": float(size), "drain": seconds, "drain_cpu": cpu,
+                           "client": _client_parse(url, rows)}
+        path = os.path.join(tmp, "outputs.csv")
+        with open(path, "wb") as f:
+            for chunk in render_csv(EXPORT_COLUMNS, _export_rows(rows)):
+                f.write(chunk)
+        file_url = emu.export_file_url(path)
+        if file_url is not None:
+            seconds, size, cpu = _drain(emu, file_url)
+            out["file"] = {"rows": float(rows), "bytes": float(size), "drain": seconds, "drain_cpu": cpu,
+                           "client": _client_parse(file_url, rows)}
+    return out
 
 
 # --------------------------------------------------------------------------- report
@@ -513,17 +550,22 @@ def run(quick: bool) -> list[Row]:
         note=(f"B2 measures completion latency in Cargo time (×{b2_speed:g}); a round trip to the emulator "
               f"(p99 {single.percentile(0.99) * 1e3:.2f} ms wall, 1 connection) adds at most this much to it"),
     ))
-    stream = dl["rows"] / dl["drain"]
-    client = dl["rows"] / dl["client"]
-    rows.append(Row(
-        "B6", "CSV download stream", fmt(stream, "rows/s", 0), fmt(client, "rows/s", 0) + " (client parse)",
-        *headroom(stream / client),
-        note=(f"{int(dl['rows']):,} rows, {dl['bytes'] / 2**20:.1f} MiB: the emulator renders and streams "
-              f"{dl['bytes'] / 2**20 / dl['drain']:.0f} MiB/s (drained with http.client, {dl['drain_cpu'] / dl['drain']:.0%} "
-              f"of a core); CargoClient's download_dataframe (B3's path) downloads and parses "
-              f"{dl['bytes'] / 2**20 / dl['client']:.0f} MiB/s. Both run at once on loopback, so B3's rate is the "
-              f"slower of the two"),
-    ))
+    for kind, what in (("rendered", "CSV download, rendered (B1's downloads)"),
+                       ("file", "CSV download, file on disk (B3's path)")):
+        d = dl.get(kind)
+        if d is None:
+            rows.append(Row("B6", what, "n/a", "n/a", note="this emulator cannot serve a file from disk"))
+            continue
+        stream, client = d["rows"] / d["drain"], d["rows"] / d["client"]
+        mib = d["bytes"] / 2**20
+        rows.append(Row(
+            "B6", what, fmt(stream, "rows/s", 0), fmt(client, "rows/s", 0) + " (client parse)",
+            *headroom(stream / client),
+            note=(f"{int(d['rows']):,} rows, {mib:.1f} MiB: the emulator streams {mib / d['drain']:.0f} MiB/s "
+                  f"(drained unparsed with http.client; emulator CPU {d['drain_cpu'] / d['drain']:.0%} of a core); "
+                  f"CargoClient's download_dataframe downloads and parses {mib / d['client']:.0f} MiB/s. Both run "
+                  "at once over loopback: a download goes at the slower of the two"),
+        ))
     return rows
 
 
