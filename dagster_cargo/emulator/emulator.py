@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -145,3 +146,19 @@ class CargoEmulator:
         with self._log_lock:
             self._log.append(entry)
         return entry  # the HTTP layer adds "fault": <kind> when it injects one
+
+    # ------------------------------------------------------------------ big outputs
+    def attach_output_file(self, batch_uuid: str, path: str | os.PathLike[str], fmt: str = "csv") -> None:
+        """Serve the file at ``path`` as the output of ``batch_uuid`` (a benchmark and test facility).
+
+        Every later ``POST /orchestration/batches/{uuid}/download`` of that batch (for its output node)
+        returns a presigned ``/_files/…`` URL that streams the file from disk with a ``Content-Length``
+        header, as S3 does, without loading it into memory; signing, expiry and download faults work as
+        for any export. The batch must exist; the download endpoint still requires it to be finished.
+        This is not a Cargo behaviour: it lets tests and benchmarks serve millions of pre-generated rows
+        through the normal download flow.
+        """
+        with self.store.lock:
+            if batch_uuid not in self.store.engine.batches:
+                raise KeyError(f"no batch {batch_uuid}")
+        self.store.downloads.attach(batch_uuid, os.fspath(path), fmt)

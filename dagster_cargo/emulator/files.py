@@ -5,6 +5,10 @@
 The signature is an HMAC over key + date + expiry with a per-emulator secret. Unknown key, bad signature →
 403 ``AccessDenied``; expired → 403 ``AccessDenied`` / "Request has expired" (S3 XML bodies).
 Bodies are rendered lazily, row by row, and streamed with chunked transfer encoding.
+
+A batch can also be given a pre-generated file on disk as its output (:meth:`DownloadRegistry.attach`,
+``CargoEmulator.attach_output_file``): a benchmark and test facility for outputs of millions of rows. Such a
+file is served from disk with a ``Content-Length`` header, as S3 serves objects, never loaded into memory.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hashlib
 import hmac
 import io
 import json
+import os
 import secrets
 import threading
 from collections.abc import Iterator
@@ -38,6 +43,7 @@ class Export:
     created: float
     expires_in: int
     fetches: int = 0  # successful (200) opens, for fault injection's "first fetch"
+    path: str | None = None  # a file on disk served as is (attached outputs), instead of ``rows``
 
 
 def _cell(v: Any) -> Any:
@@ -79,6 +85,21 @@ def render_json(columns: list[str], rows: list[dict[str, Any]]) -> Iterator[byte
     yield b"]"
 
 
+FILE_CHUNK_BYTES = 1 << 20
+
+
+def file_chunks(path: str, limit: int | None = None) -> Iterator[bytes]:
+    """Yield the bytes of ``path`` (the first ``limit`` of them, if given) in 1 MiB reads."""
+    left = os.path.getsize(path) if limit is None else limit
+    with open(path, "rb") as f:
+        while left > 0:
+            chunk = f.read(min(FILE_CHUNK_BYTES, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+
+
 def s3_error(code: str, message: str) -> bytes:
     """An S3-style XML error document."""
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
@@ -93,6 +114,7 @@ class DownloadRegistry:
         self.expires_in = expires_in
         self._secret = secrets.token_bytes(32)
         self._exports: dict[str, Export] = {}
+        self._attached: dict[str, tuple[str, str]] = {}  # batch uuid → (file path, fmt)
         self._lock = threading.Lock()
 
     def _sign(self, key: str, amz_date: str, expires: int) -> str:
@@ -102,12 +124,40 @@ class DownloadRegistry:
     def create(self, columns: list[str], rows: list[dict[str, Any]], fmt: str = "csv",
                prefix: str = "exports") -> str:
         """Register an export and return its presigned path+query (relative to the emulator base URL)."""
+        return self._register(columns, rows, fmt, prefix, None)
+
+    def create_from_file(self, path: str, fmt: str = "csv", prefix: str = "exports") -> str:
+        """Register ``path`` (a file on disk, served as is) and return its presigned path+query."""
+        return self._register([], [], fmt, prefix, path)
+
+    def attach(self, batch_uuid: str, path: str, fmt: str = "csv") -> None:
+        """Make ``path`` the output every later download of ``batch_uuid`` serves (see module doc)."""
+        if fmt not in ("csv", "json"):
+            raise ValueError("fmt must be 'csv' or 'json'")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(path)
+        with self._lock:
+            self._attached[batch_uuid] = (path, fmt)
+
+    def attached(self, batch_uuid: str) -> tuple[str, str] | None:
+        """The ``(path, fmt)`` attached to ``batch_uuid``, if any."""
+        with self._lock:
+            return self._attached.get(batch_uuid)
+
+    def file_path(self, key: str) -> str | None:
+        """The file behind a file-backed export (None for rendered exports and unknown keys)."""
+        with self._lock:
+            export = self._exports.get(key)
+            return export.path if export is not None else None
+
+    def _register(self, columns: list[str], rows: list[dict[str, Any]], fmt: str, prefix: str,
+                  path: str | None) -> str:
         ext = "json" if fmt == "json" else "csv"
         key = f"{prefix}/{secrets.token_hex(16)}.{ext}"
         created = self.clock.wall()
         amz_date = datetime.fromtimestamp(created, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         with self._lock:
-            self._exports[key] = Export(key, columns, rows, ext, created, self.expires_in)
+            self._exports[key] = Export(key, columns, rows, ext, created, self.expires_in, path=path)
         sig = self._sign(key, amz_date, self.expires_in)
         return (f"/_files/{key}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={amz_date}"
                 f"&X-Amz-Expires={self.expires_in}&X-Amz-SignedHeaders=host&X-Amz-Signature={sig}")
@@ -151,6 +201,9 @@ class DownloadRegistry:
             return 403, "application/xml", iter([s3_error("AccessDenied", "Request has expired")])
         with self._lock:
             export.fetches += 1
+        if export.path is not None:
+            ctype = "application/json" if export.fmt == "json" else "text/csv; charset=utf-8"
+            return 200, ctype, file_chunks(export.path)
         if export.fmt == "json":
             return 200, "application/json", render_json(export.columns, export.rows)
         return 200, "text/csv; charset=utf-8", render_csv(export.columns, export.rows)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import struct
@@ -120,6 +121,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.wfile.write(f"{len(chunk):X}\r\n".encode() + chunk + b"\r\n")
         self.wfile.write(b"0\r\n\r\n")
 
+    def _send_file(self, content_type: str, path: str, fraction: float | None = None) -> None:
+        """A file from disk with its ``Content-Length`` (as S3 serves objects), sent with ``sendfile``
+        and never read into memory. With ``fraction``: only that share of it, then a close (truncation)."""
+        size = os.path.getsize(path)
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        count = size if fraction is None else min(max(1, int(size * fraction)), max(size - 1, 0))
+        with open(path, "rb") as f:
+            if count:
+                self.connection.sendfile(f, 0, count)
+        if fraction is not None:
+            self.close_connection = True
+
     def _send_truncated(self, content_type: str, chunks: Iterator[bytes], fraction: float) -> None:
         """A correct ``Content-Length`` for the whole body, then only part of it and a (graceful) close."""
         body = b"".join(chunks)
@@ -182,7 +200,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if fault is not None:
             entry["fault"] = fault.kind
         self._delay(fault)
-        if fault is not None and fault.kind == "truncated_download":
+        truncate = fault is not None and fault.kind == "truncated_download"
+        on_disk = downloads.file_path(key) if status == 200 else None
+        if on_disk is not None:
+            self._send_file(ctype, on_disk, fault.fraction if truncate and fault is not None else None)
+        elif truncate and fault is not None:
             self._send_truncated(ctype, chunks, fault.fraction)
         else:
             self._send_stream(status, ctype, chunks)
