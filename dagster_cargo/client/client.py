@@ -43,6 +43,7 @@ from .models import (
     Workflow,
     Workspace,
 )
+from .parquet import ParquetResult, StrPath, download_to_parquet
 from .reconcile import create_batch_once
 from .transport import DEFAULT_BASE_URL, RetryPolicy, Transport
 from .waiting import BatchProgress, wait_for_batches
@@ -329,6 +330,35 @@ class CargoClient:
             "one); if downloads keep failing, report the batch UUID to Cargo.",
             batch_uuid=uuid,
         ) from last
+
+    def download_batch_to_parquet(
+        self,
+        uuid: str,
+        path: StrPath,
+        output_node_slug: str | None = None,
+        *,
+        expected_rows: int | None = None,
+        attempts: int = 3,
+        column_types: Mapping[str, Any] | None = None,
+        compression: str = "snappy",
+    ) -> ParquetResult:
+        """Stream a finished batch's outputs into the Parquet file ``path`` (needs ``pyarrow``).
+
+        For outputs that outgrow memory: rows are written one row group at a time, so peak memory
+        is bounded by the row-group size, not the output's. Retries as
+        :meth:`download_batch_dataframe` does (a fresh URL per attempt; with ``expected_rows``, fewer
+        rows count as partial); ``path`` is replaced atomically, only by a complete file. Column
+        types come from the first row group; ``column_types`` pins some (``{"zip": "string"}``).
+        See :mod:`dagster_cargo.client.parquet`.
+
+        Raises:
+            CargoDownloadError: still failing or partial after ``attempts`` tries.
+        """
+        return download_to_parquet(
+            lambda: self.get_batch_download_url(uuid, output_node_slug), path, expected_rows=expected_rows,
+            attempts=attempts, column_types=column_types, compression=compression, timeout=self.timeout,
+            batch_uuid=uuid,
+        )
 
     # -- runs ----------------------------------------------------------------------------
     def list_runs(

@@ -1,0 +1,213 @@
+"""The pyarrow CSV path of ``download_dataframe`` gives the same DataFrame as the pandas path.
+
+Parity on tricky data (nulls, quoting, unicode, dates, booleans, late type changes), streaming in
+bounded reads over real loopback HTTP, truncation, and the fallback when pyarrow is missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("pyarrow")
+
+from dagster_cargo.client import CargoClient, records_data  # noqa: E402
+from dagster_cargo.client import download as dl  # noqa: E402
+from dagster_cargo.client.download import download_dataframe, frame_from_bytes, parse_dates  # noqa: E402
+from dagster_cargo.client.errors import CargoDownloadError  # noqa: E402
+from dagster_cargo.emulator import CargoEmulator  # noqa: E402
+
+TOKEN = "tok-fast-path-3b81"
+
+
+def both(data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return frame_from_bytes(data, "csv", engine="pyarrow"), frame_from_bytes(data, "csv", engine="pandas")
+
+
+def assert_parity(data: bytes) -> pd.DataFrame:
+    fast, slow = both(data)
+    pd.testing.assert_frame_equal(fast, slow, check_dtype=True)
+    return fast
+
+
+# ------------------------------------------------------------------------------ parity
+def test_nulls_numbers_booleans_dates_and_json_cells():
+    data = (
+        b"_id,score,ratio,count,created_at,seen_at,note,flag,maybe,payload,empty\n"
+        b'r1,10,0.5,3,2025-01-02,2025-01-02T03:04:05.000Z,2025-01-02 is a date,true,TRUE,"{""a"":1,""b"":[1,2]}",\n'
+        b"r2,,1.5,4,,2025-02-03T00:00:00Z,x,false,,[],\n"
+        b"r3,7,-2e3,5,2025-03-04,2025-03-04T10:11:12+02:00,NA,true,False,,\n"
+    )
+    frame = assert_parity(data)
+    assert frame["score"].dtype.kind == "f" and pd.isna(frame["score"][1]) and frame["score"][2] == 7
+    assert frame["ratio"].tolist() == [0.5, 1.5, -2000.0]
+    assert frame["count"].dtype == "int64" and frame["count"].tolist() == [3, 4, 5]
+    assert str(frame["created_at"].dtype) == "datetime64[us, UTC]" and pd.isna(frame["created_at"][1])
+    assert frame["seen_at"][2] == pd.Timestamp("2025-03-04T08:11:12Z")  # offsets are converted to UTC
+    assert frame["note"][0] == "2025-01-02 is a date" and pd.isna(frame["note"][2])  # "NA" is missing, as in pandas
+    assert frame["flag"].dtype == "bool" and frame["flag"].tolist() == [True, False, True]
+    assert frame["maybe"].dtype == object and frame["maybe"][0] is True and pd.isna(frame["maybe"][1])
+    assert frame["payload"][0] == '{"a":1,"b":[1,2]}' and frame["payload"][1] == "[]"  # JSON-ish stays text
+    assert frame["empty"].dtype == "float64" and frame["empty"].isna().all()
+
+
+def test_quoted_commas_newlines_unicode_bom_and_crlf():
+    data = ('\ufeffname,"multi\nline header",city,bio\r\n'
+            'Zoë,1,"Besançon, FR","says ""hi""\r\nthen leaves"\r\n'
+            '李,2,東京,"emoji 🚀, ok"\r\n').encode()
+    frame = assert_parity(data)
+    assert list(frame.columns) == ["name", "multi\nline header", "city", "bio"]
+    assert frame["city"].tolist() == ["Besançon, FR", "東京"]
+    assert frame["bio"][0] == 'says "hi"\r\nthen leaves' and frame["bio"][1] == "emoji 🚀, ok"
+    assert frame["name"].tolist() == ["Zoë", "李"]
+
+
+def test_dates_arrow_cannot_parse_still_become_utc_datetimes():
+    # "+0200" (no colon) and date-only mixed with date-times: pandas parses them, arrow's cast does not
+    data = b"a,b\n2025-01-02,2025-01-02T03:04:05+0200\n2025-01-03 04:05,2025-01-02T03:04:05Z\n"
+    frame = assert_parity(data)
+    assert frame["a"].tolist() == [pd.Timestamp("2025-01-02", tz="UTC"), pd.Timestamp("2025-01-03 04:05", tz="UTC")]
+    assert frame["b"][0] == pd.Timestamp("2025-01-02T01:04:05Z")
+
+
+def test_header_rules_integers_beyond_64_bits_and_no_trailing_newline():
+    frame = assert_parity(b"a,a,,u\n1,2,3,18446744073709551615\n4,5,6,1")
+    assert list(frame.columns) == ["a", "a.1", "Unnamed: 2", "u"]
+    assert frame["u"].dtype == "uint64" and frame["a.1"].tolist() == [2, 5]
+    fast, slow = both(b"big\n99999999999999999999\n")
+    assert fast["big"].tolist() == slow["big"].tolist() == [99999999999999999999]  # exact, not a rounded float
+
+
+@pytest.mark.parametrize("data, columns", [(b"", []), (b"a,b,c\n", ["a", "b", "c"]), (b"a,b,c", ["a", "b", "c"]),
+                                           (b"\n\n", [])])
+def test_empty_and_header_only_bodies(data, columns):
+    fast, slow = both(data)
+    assert list(fast.columns) == list(slow.columns) == columns
+    assert len(fast) == len(slow) == 0
+
+
+def drift_csv(rows: int, late: dict[str, str], at: int) -> bytes:
+    """``rows`` rows whose columns look typed, with the ``late`` values in row ``at`` only."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["i", "n", "x", "when", "flag", "text"])
+    for i in range(rows):
+        row = {"i": str(i), "n": str(i * 7), "x": str(i % 13), "when": f"2025-01-{1 + i % 28:02d}T10:00:00.000Z",
+               "flag": "true" if i % 2 else "false", "text": f"name {i}"}
+        if i == at:
+            row.update(late)
+        writer.writerow(row.values())
+    return out.getvalue().encode()
+
+
+def test_a_late_value_that_does_not_fit_the_first_block_is_kept_as_text():
+    data = drift_csv(20_000, {"n": "unknown", "x": "1.5", "when": "soon", "flag": "maybe"}, at=19_000)
+    stream = dl._CountingStream(iter([data[i:i + 4096] for i in range(0, len(data), 4096)]))
+    fast = dl._arrow_frame(dl._Body(stream, None, "", None), block_size=16 << 10)  # ~50 blocks
+    slow = frame_from_bytes(data, "csv", engine="pandas")
+    pd.testing.assert_frame_equal(fast, slow)
+    assert fast["n"][19_000] == "unknown" and fast["n"][0] == "0" and fast["n"].dtype != "int64"
+    assert fast["x"].dtype == "float64" and fast["x"][19_000] == 1.5  # ints then a decimal: float
+    assert fast["when"][19_000] == "soon" and fast["flag"][19_000] == "maybe"
+    assert fast["i"].dtype == "int64" and fast["i"].iloc[-1] == 19_999
+
+
+def test_parse_dates_is_vectorized_and_keeps_mixed_columns_as_text():
+    frame = pd.DataFrame({"d": ["2025-01-02T03:04:05Z"] * 1000 + ["not a date"],
+                          "e": ["2025-01-02"] * 1001, "n": [None] * 1001, "o": [{"a": 1}] * 1001})
+    parsed = parse_dates(frame)
+    assert parsed["d"].iloc[-1] == "not a date"
+    assert str(parsed["e"].dtype) == "datetime64[us, UTC]" and parsed["o"][0] == {"a": 1}
+
+
+# ------------------------------------------------------------------------------ over HTTP
+@pytest.fixture
+def emu() -> Iterator[CargoEmulator]:
+    with CargoEmulator(token=TOKEN, clock="manual", seed=4, run_failure_rate=0.0) as e:
+        yield e
+
+
+def finished_batch(emu: CargoEmulator, client: CargoClient) -> str:
+    tool = emu.store.tool_by_name("Enrich company")
+    batch = client.create_batch(str(tool["workflowUuid"]), records_data([{"domain": "acme.com"}]))
+    emu.advance(600)
+    return batch.uuid
+
+
+def test_download_streams_in_bounded_reads_and_matches_the_pandas_path(emu, tmp_path: Path, monkeypatch):
+    data = drift_csv(30_000, {"n": "n/a (private)"}, at=29_000)
+    path = tmp_path / "out.csv"
+    path.write_bytes(data)
+    reads: list[int] = []
+    original = dl._CountingStream.read
+
+    def spy(self, size=-1):
+        out = original(self, size)
+        reads.append(len(out))
+        return out
+
+    monkeypatch.setattr(dl._CountingStream, "read", spy)
+    with CargoClient(TOKEN, base_url=emu.base_url) as client:
+        uuid = finished_batch(emu, client)
+        emu.attach_output_file(uuid, path)
+        fast = download_dataframe(client.get_batch_download_url(uuid), engine="pyarrow", block_size=32 << 10)
+        monkeypatch.setattr(dl._CountingStream, "read", original)
+        slow = download_dataframe(client.get_batch_download_url(uuid), engine="pandas")
+    pd.testing.assert_frame_equal(fast, slow)
+    assert len(fast) == 30_000 and fast["n"][29_000] == "n/a (private)"
+    assert max(reads) <= 32 << 10 and len(reads) > 20  # parsed while streaming: never the whole body at once
+    fetch = [e for e in emu.request_log if e["path"].startswith("/_files/")]
+    assert len(fetch) == 2 and "authorization" not in fetch[0]["headers"]
+
+
+def test_a_truncated_body_is_an_error_and_the_client_retries_it(emu, tmp_path: Path):
+    path = tmp_path / "out.csv"
+    path.write_bytes(drift_csv(5_000, {}, at=-1))
+    with CargoClient(TOKEN, base_url=emu.base_url, sleep=lambda s: None) as client:
+        uuid = finished_batch(emu, client)
+        emu.attach_output_file(uuid, path)
+        emu.faults.next("GET /_files/*", "truncated_download")
+        with pytest.raises(CargoDownloadError) as info:
+            download_dataframe(client.get_batch_download_url(uuid), engine="pyarrow", batch_uuid=uuid)
+        assert uuid in str(info.value) and "Next step" in str(info.value)
+        emu.faults.next("GET /_files/*", "truncated_download")
+        frame = client.download_batch_dataframe(uuid, expected_rows=5_000)
+    assert len(frame) == 5_000 and frame["i"].tolist() == list(range(5_000))
+    fetches = [e.get("fault") for e in emu.request_log if e["path"].startswith("/_files/")]
+    assert fetches == ["truncated_download", "truncated_download", None]
+
+
+def test_a_short_body_is_caught_by_content_length():
+    body = dl._Body(dl._CountingStream(iter([b"a,b\n1,2\n"])), 100, " for batch b-1", "b-1")
+    frame = dl._arrow_frame(body, block_size=1 << 20)
+    assert len(frame) == 1
+    with pytest.raises(CargoDownloadError, match="truncated: received 8 of 100 bytes"):
+        body.check_complete()
+
+
+def test_without_pyarrow_the_pandas_path_is_used(monkeypatch):
+    monkeypatch.setattr(dl, "arrow_available", lambda: False)
+    called: list[str] = []
+    monkeypatch.setattr(dl, "_arrow_frame", lambda *a, **k: called.append("arrow"))
+    frame = frame_from_bytes(b"a,b\n1,2025-01-02T00:00:00Z\n", "csv")
+    assert called == [] and frame["a"].tolist() == [1] and str(frame["b"].dtype).startswith("datetime64")
+    with pytest.raises(ImportError, match=r"dagster-cargo\[arrow\]"):
+        frame_from_bytes(b"a\n1\n", "csv", engine="pyarrow")
+
+
+def test_with_pyarrow_auto_picks_the_arrow_path(monkeypatch):
+    called: list[int] = []
+    real = dl._arrow_frame
+
+    def spy(body, *, block_size):
+        called.append(block_size)
+        return real(body, block_size=block_size)
+
+    monkeypatch.setattr(dl, "_arrow_frame", spy)
+    assert frame_from_bytes(b"a\n1\n", "csv")["a"].tolist() == [1]
+    assert called == [dl.DEFAULT_BLOCK_SIZE]
