@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Literal
@@ -114,6 +115,8 @@ class CargoClient:
         self.workspace_uuid = workspace_uuid
         self.timeout = timeout
         self._user_uuid: str | None = None
+        self._download_client: httpx.Client | None = None
+        self._download_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"CargoClient(base_url={self.base_url!r}, workspace_uuid={self.workspace_uuid!r})"
@@ -127,6 +130,22 @@ class CargoClient:
     def close(self) -> None:
         """Close the underlying HTTP connections."""
         self._transport.close()
+        if self._download_client is not None:
+            self._download_client.close()
+            self._download_client = None
+
+    def _downloads_http(self) -> httpx.Client:
+        """One plain HTTP client for presigned download URLs, shared by every download.
+
+        Separate from the API client so no Cargo header (above all the token) can reach the
+        storage host; shared because creating a client (its TLS context) costs more than
+        downloading a small output, which matters when a fan-out downloads 50 of them.
+        """
+        with self._download_lock:
+            if self._download_client is None:
+                self._download_client = httpx.Client(
+                    timeout=httpx.Timeout(self.timeout, connect=10.0), follow_redirects=True)
+            return self._download_client
 
     @property
     def request_count(self) -> int:
@@ -201,6 +220,8 @@ class CargoClient:
         *,
         release_uuid: str | None = None,
         reconcile: bool = True,
+        before: set[str] | None = None,
+        siblings: Callable[[], set[str]] | None = None,
     ) -> Batch:
         """``POST /orchestration/batches``: start a batch. **Spends credits.**
 
@@ -209,7 +230,8 @@ class CargoClient:
         dropped connection once the request was sent, or a 5xx) the workflow's batches are
         listed to find the one this call created, so exactly one batch exists
         (see :mod:`dagster_cargo.client.reconcile`; ``reconcile=False`` raises instead).
-        That costs one extra list call per create.
+        That costs one extra list call per create (none with ``before``, the batch UUIDs
+        already listed; ``siblings`` returns batches made by concurrent creates, never adopted).
         """
         payload = _compact({"workflowUuid": workflow_uuid, "releaseUuid": release_uuid, "data": dict(data)})
 
@@ -221,12 +243,98 @@ class CargoClient:
             return send()
         return create_batch_once(
             send=send,
-            list_recent=lambda: self.list_batches(workflow_uuids=[workflow_uuid], limit=50),
+            list_recent=lambda: self._batches_since(workflow_uuid, before),
             current_user_uuid=self._current_user_uuid,
             data=payload["data"],
             workflow_uuid=workflow_uuid,
             sleep=self._transport.sleep,
+            before=before,
+            siblings=siblings,
         )
+
+    def _batches_since(self, workflow_uuid: str, before: set[str] | None, page: int = 100,
+                       max_pages: int = 10) -> list[Batch]:
+        """The workflow's batches, newest first, down to the newest one in ``before``.
+
+        Pages on until it reaches a batch that existed before (or the list ends), so a
+        busy workflow cannot push the batch being looked for off the first page. Raises
+        if it cannot see that far, and reconciliation then refuses to resend.
+        """
+        seen: list[Batch] = []
+        for n in range(max_pages):
+            batches = self.list_batches(workflow_uuids=[workflow_uuid], limit=page, offset=n * page or None)
+            seen.extend(batches)
+            if len(batches) < page or not before or any(b.uuid in before for b in batches):
+                return seen
+        raise CargoError(
+            f"More than {page * max_pages} batches of workflow {workflow_uuid} were created since this "
+            "create started; cannot tell which one it made."
+        )
+
+    def create_batches(
+        self,
+        workflow_uuid: str,
+        datas: Sequence[Mapping[str, Any]],
+        *,
+        max_workers: int = 8,
+        on_created: Callable[[int, Batch], None] | None = None,
+    ) -> list[Batch | CargoError]:
+        """Create one batch per item of ``datas`` for one workflow, ``max_workers`` at a time.
+
+        **Spends credits.** Each create keeps :meth:`create_batch`'s exactly-once guarantee:
+        the workflow's batches are listed once for all of them, and a create whose response
+        is lost never adopts a batch a sibling create is known to have made.
+        ``on_created(index, batch)`` is called in the calling thread as each batch is
+        created (in completion order), so the caller can record it at once. Returns, in
+        input order, the batch or the :class:`CargoError` each create ended with; every
+        create is attempted even if others fail.
+        """
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        if not datas:
+            return []
+        before = {b.uuid for b in self.list_batches(workflow_uuids=[workflow_uuid], limit=50)}
+        made: set[str] = set()
+        results: list[Batch | CargoError | None] = [None] * len(datas)
+
+        def one(data: Mapping[str, Any]) -> Batch:
+            batch = self.create_batch(workflow_uuid, data, before=before, siblings=made.copy)
+            made.add(batch.uuid)
+            return batch
+
+        with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(datas))),
+                                thread_name_prefix="cargo-create") as pool:
+            futures = {pool.submit(one, data): i for i, data in enumerate(datas)}
+            reported: set[int] = set()
+
+            def report(future: Any) -> None:
+                i = futures[future]
+                reported.add(i)
+                try:
+                    results[i] = batch = future.result()
+                except CargoError as exc:
+                    results[i] = exc
+                    return
+                if on_created is not None:
+                    on_created(i, batch)
+
+            try:
+                for future in as_completed(futures):
+                    report(future)
+            except BaseException:
+                # stopped (e.g. the run was terminated): send nothing more, and still report the
+                # creates already in flight, so the caller can record and cancel those batches
+                for future in futures:
+                    future.cancel()
+                for future, i in futures.items():
+                    if i not in reported and not future.cancelled():
+                        try:
+                            future.exception()  # waits for it
+                            report(future)
+                        except BaseException:  # noqa: S110 - reporting must not mask the stop
+                            pass
+                raise
+        return [r for r in results if r is not None]
 
     def _current_user_uuid(self) -> str | None:
         if self._user_uuid is None:
@@ -306,7 +414,8 @@ class CargoClient:
         for attempt in range(1, attempts + 1):
             url = self.get_batch_download_url(uuid, output_node_slug)
             try:
-                frame = download_dataframe(url, format="csv", timeout=self.timeout, batch_uuid=uuid)
+                frame = download_dataframe(url, format="csv", timeout=self.timeout, batch_uuid=uuid,
+                                           http=self._downloads_http())
             except CargoDownloadError as exc:
                 last = exc
                 logger.warning("Download %d/%d of batch %s failed: %s", attempt, attempts, uuid, exc)
@@ -458,7 +567,8 @@ class CargoClient:
         url = self.get_run_outputs_download_url(
             workflow_uuid, output_node_slug=output_node_slug, format=format, batch_uuid=batch_uuid
         )
-        return download_dataframe(url, format=format, timeout=self.timeout, batch_uuid=batch_uuid)
+        return download_dataframe(url, format=format, timeout=self.timeout, batch_uuid=batch_uuid,
+                                  http=self._downloads_http())
 
     # -- waiting -------------------------------------------------------------------------
     def wait_for_batch(
@@ -467,7 +577,7 @@ class CargoClient:
         *,
         timeout: float | None = 3600.0,
         poll_interval: float = 1.0,
-        max_poll_interval: float = 15.0,
+        max_poll_interval: float = 30.0,
         on_progress: Callable[[BatchProgress], None] | None = None,
         raise_on_failure: bool = True,
     ) -> Batch:
@@ -488,16 +598,37 @@ class CargoClient:
         *,
         timeout: float | None = 3600.0,
         poll_interval: float = 1.0,
-        max_poll_interval: float = 15.0,
+        max_poll_interval: float = 30.0,
         on_progress: Callable[[BatchProgress], None] | None = None,
         raise_on_failure: bool = True,
+        initial: Mapping[str, Batch] | None = None,
     ) -> dict[str, Batch]:
         """Wait for several batches in one polling loop; see :func:`wait_for_batches`."""
         return wait_for_batches(
             self.get_batch, list(uuids), timeout=timeout, poll_interval=poll_interval,
             max_poll_interval=max_poll_interval, on_progress=on_progress,
-            raise_on_failure=raise_on_failure, sleep=self._transport.sleep,
+            raise_on_failure=raise_on_failure, sleep=self._transport.sleep, initial=initial,
+            fetch_many=self._list_many,
         )
+
+    def _list_many(self, known: Sequence[Batch]) -> dict[str, Batch]:
+        """Fresh states of several batches: one list call per workflow with two or more of them.
+
+        Batches are listed newest first, so a page of at least twice as many as are wanted
+        (50 at the least, 200 at most) normally holds them all; any it misses are left to
+        the caller (polled one by one).
+        """
+        by_workflow: dict[str, set[str]] = {}
+        for batch in known:
+            by_workflow.setdefault(batch.workflow_uuid, set()).add(batch.uuid)
+        fresh: dict[str, Batch] = {}
+        for workflow_uuid, wanted in by_workflow.items():
+            if len(wanted) < 2:
+                continue
+            limit = min(max(2 * len(wanted), 50), 200)
+            fresh.update({b.uuid: b for b in self.list_batches(workflow_uuids=[workflow_uuid], limit=limit)
+                          if b.uuid in wanted})
+        return fresh
 
     # -- segmentation --------------------------------------------------------------------
     def list_segments(self) -> list[Segment]:

@@ -68,9 +68,17 @@ def create_batch_once(
     sleep: Callable[[float], None],
     settle_delays: tuple[float, ...] = (1.0, 3.0, 6.0),
     max_sends: int = 2,
+    before: set[str] | None = None,
+    siblings: Callable[[], set[str]] | None = None,
 ) -> Batch:
-    """Send a batch create; on an ambiguous failure reconcile as described in the module doc."""
-    before = {b.uuid for b in list_recent()}
+    """Send a batch create; on an ambiguous failure reconcile as described in the module doc.
+
+    For several creates of one workflow at once (:meth:`CargoClient.create_batches`),
+    ``before`` is the snapshot taken once for all of them and ``siblings`` returns the
+    batches the other creates are known to have made, which are never adopted here.
+    """
+    if before is None:
+        before = {b.uuid for b in list_recent()}
     me = current_user_uuid()
     for attempt in range(1, max_sends + 1):
         try:
@@ -81,7 +89,8 @@ def create_batch_once(
             logger.warning("Creating a Cargo batch for workflow %s failed ambiguously (%s); reconciling.",
                            workflow_uuid, type(exc).__name__)
             last_error: CargoError = exc
-        for delay in (0.0, *settle_delays):
+        delays = (0.0, *settle_delays)
+        for n, delay in enumerate(delays):
             sleep(delay)
             try:
                 recent = list_recent()
@@ -92,12 +101,15 @@ def create_batch_once(
                     "Next step: look at the workflow's batches in Cargo before re-running, to avoid paying twice.",
                     candidates=[],
                 ) from exc
-            new = [b for b in recent if b.uuid not in before
+            mine = siblings() if siblings is not None else set()
+            new = [b for b in recent if b.uuid not in before and b.uuid not in mine
                    and (me is None or b.user_uuid == me) and data_matches(b.data, data)]
             if len(new) == 1:
                 logger.warning("Adopted Cargo batch %s: it was created although the response was lost.",
                                new[0].uuid)
                 return new[0]
+            if len(new) > 1 and siblings is not None and n < len(delays) - 1:
+                continue  # concurrent sibling creates may still be answering: look again once they have
             if len(new) > 1:
                 uuids = [b.uuid for b in new]
                 raise CargoAmbiguousCreateError(

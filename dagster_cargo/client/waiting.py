@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .errors import CargoBatchCancelledError, CargoBatchFailedError, CargoWaitTimeoutError
+from .errors import CargoBatchCancelledError, CargoBatchFailedError, CargoError, CargoWaitTimeoutError
 from .models import Batch, BatchStatus
 
 __all__ = ["BatchProgress", "wait_for_batches", "raise_for_batch"]
@@ -73,10 +73,12 @@ class _Tracker:
                 self.interval = min(max(eta / 2, min_interval), max_interval)
                 self.next_poll = now + self.interval
                 return
-        if b.executed_runs_count != self.last_executed or b.status != BatchStatus.RUNNING:
-            # early phases (pending/querying) move fast: keep polling at the base rate
+        if b.status == BatchStatus.RUNNING and b.executed_runs_count != self.last_executed:
+            # runs are completing but there is no rate yet: keep the current pace
             self.interval = min(max(self.interval, min_interval), max_interval)
-        else:
+        elif self.polls <= 1:
+            self.interval = min(max(self.interval, min_interval), max_interval)
+        else:  # pending/querying, unknown, or running without progress: back off
             self.interval = min(self.interval * 1.5, max_interval)
         self.next_poll = now + self.interval
 
@@ -108,13 +110,24 @@ def wait_for_batches(
     *,
     timeout: float | None,
     poll_interval: float = 1.0,
-    max_poll_interval: float = 15.0,
+    max_poll_interval: float = 30.0,
     on_progress: Callable[[BatchProgress], None] | None = None,
     raise_on_failure: bool = True,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    initial: Mapping[str, Batch] | None = None,
+    fetch_many: Callable[[Sequence[Batch]], Mapping[str, Batch]] | None = None,
 ) -> dict[str, Batch]:
     """Poll ``uuids`` until every batch is terminal; return them by UUID.
+
+    ``initial`` holds batches already read (e.g. just created): an unfinished one is first
+    polled after ``poll_interval`` rather than at once, a finished one is not polled at all.
+
+    ``fetch_many(batches)``, given the last known state of the unfinished batches, may return
+    fresh states of many of them in one request (e.g. one list call per workflow); whenever a
+    poll is due it is tried first, and every batch it returns counts as polled. Batches it
+    leaves out, or all of them if it raises a :class:`CargoError`, are read with ``get_batch``.
+    A fan-out of 50 batches then costs one request per polling round instead of 50.
 
     Raises:
         CargoWaitTimeoutError: a batch is still not terminal after ``timeout`` seconds
@@ -127,11 +140,29 @@ def wait_for_batches(
     start = clock()
     pending = {u: _Tracker(uuid=u, next_poll=start, interval=poll_interval) for u in dict.fromkeys(uuids)}
     done: dict[str, Batch] = {}
+    for uuid, known in (initial or {}).items():
+        if uuid not in pending or not known.status.is_known:
+            continue
+        if known.is_terminal:
+            done[uuid] = known
+            del pending[uuid]
+        else:
+            pending[uuid].next_poll = start + poll_interval
+            pending[uuid].batch = known
     while pending:
         now = clock()
         due = [t for t in pending.values() if t.next_poll <= now]
+        listed: Mapping[str, Batch] = {}
+        if due and fetch_many is not None and len(pending) > 1:
+            known = [t.batch for t in pending.values() if t.batch is not None]
+            try:
+                listed = fetch_many(known) if len(known) > 1 else {}
+            except CargoError as exc:  # a list call is an optimisation: fall back to one GET each
+                logger.debug("Listing %d batches at once failed (%s); polling them one by one.", len(known), exc)
+            # a batch whose fresh state came with the list is handled now even if it was not due yet
+            due += [t for t in pending.values() if t.uuid in listed and t not in due]
         for tracker in due:
-            batch = get_batch(tracker.uuid)
+            batch = listed.get(tracker.uuid) or get_batch(tracker.uuid)
             tracker.polls += 1
             now = clock()
             tracker.batch = batch
