@@ -21,7 +21,7 @@ from .client import CargoClient
 from .client.errors import CargoError, CargoNotFoundError
 from .client.models import Batch, BatchStatus
 
-__all__ = ["attempt_tag_key", "find_reusable_batch", "remember_batch"]
+__all__ = ["attempt_tag_key", "find_reusable_batch", "find_reusable_batches", "remember_batch"]
 
 ROOT_RUN_TAG = "dagster/root_run_id"
 
@@ -67,8 +67,25 @@ def find_reusable_batch(context: Any, client: CargoClient, tag_key: str | None) 
     """
     if tag_key is None:
         return None
+    return find_reusable_batches(context, client, [tag_key])[tag_key]
+
+
+def find_reusable_batches(context: Any, client: CargoClient, tag_keys: list[str | None]
+                          ) -> dict[str | None, Batch | None]:
+    """:func:`find_reusable_batch` for several keys, reading the run group once."""
+    found: dict[str | None, Batch | None] = dict.fromkeys(tag_keys)
+    keys = [k for k in found if k is not None]
+    if not keys:
+        return found
+    group = _run_group(context.instance, context.run)
+    for key in keys:
+        found[key] = _reusable(context, client, key, group)
+    return found
+
+
+def _reusable(context: Any, client: CargoClient, tag_key: str, group: list[dg.DagsterRun]) -> Batch | None:
     seen: set[str] = set()
-    for run in _run_group(context.instance, context.run):
+    for run in group:
         uuid = run.tags.get(tag_key)
         if not uuid or uuid in seen:
             continue

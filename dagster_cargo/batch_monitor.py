@@ -27,19 +27,40 @@ class CreditBudgetExceeded(Exception):
 class BatchMonitor:
     """``on_progress`` callback: logs each batch's progress to the run log at a sensible
     cadence (every ``every_seconds``, on each status change, and at the end), and raises
-    :class:`CreditBudgetExceeded` once the credits of all watched batches pass ``budget``."""
+    :class:`CreditBudgetExceeded` once the credits of all watched batches pass ``budget``.
 
-    def __init__(self, log: Any, every_seconds: float, budget: float | None = None) -> None:
+    With more than ``detail_limit`` batches (a fan-out), per-batch lines are kept for what
+    needs attention (unknown status, ``error``/``cancelled``, failed runs at the end) and the
+    rest is summed up in one line every ``every_seconds`` and when the last batch ends, so a
+    50-batch step writes a handful of events instead of hundreds.
+    """
+
+    def __init__(self, log: Any, every_seconds: float, budget: float | None = None, total: int = 1,
+                 detail_limit: int = 5) -> None:
         self.log = log
         self.every = every_seconds
         self.budget = budget
+        self.total = total
+        self.detailed = total <= detail_limit
         self.latest: dict[str, Batch] = {}
         self._last_logged: dict[str, float] = {}
         self._last_key: dict[str, tuple[Any, ...]] = {}
+        self._last_summary = time.monotonic()
 
     def __call__(self, progress: BatchProgress) -> None:
         b = progress.batch
         self.latest[b.uuid] = b
+        if self.detailed:
+            self._log_batch(progress)
+        else:
+            self._log_fan_out(progress)
+        if self.budget is not None:
+            used = sum(batch.credits_used_count for batch in self.latest.values())
+            if used > self.budget and not all(batch.is_terminal for batch in self.latest.values()):
+                raise CreditBudgetExceeded(list(self.latest.values()), self.budget)
+
+    def _log_batch(self, progress: BatchProgress) -> None:
+        b = progress.batch
         key = (b.status.value, b.failed_runs_count > 0)
         now = time.monotonic()
         if (key != self._last_key.get(b.uuid) or now - self._last_logged.get(b.uuid, float("-inf")) >= self.every
@@ -50,7 +71,22 @@ class BatchMonitor:
                 self.log.info(f"Cargo {progress.describe()}")
             self._last_logged[b.uuid] = now
             self._last_key[b.uuid] = key
-        if self.budget is not None:
-            used = sum(batch.credits_used_count for batch in self.latest.values())
-            if used > self.budget and not all(batch.is_terminal for batch in self.latest.values()):
-                raise CreditBudgetExceeded(list(self.latest.values()), self.budget)
+
+    def _log_fan_out(self, progress: BatchProgress) -> None:
+        b = progress.batch
+        if progress.unknown_status and self._last_key.get(b.uuid) != ("unknown",):
+            self.log.warning(f"Cargo {progress.describe()}; waiting for a known status.")
+            self._last_key[b.uuid] = ("unknown",)
+        elif b.is_terminal and (b.status.value in ("error", "cancelled") or b.failed_runs_count):
+            self.log.warning(f"Cargo {progress.describe()}")
+        now = time.monotonic()
+        finished = sum(x.is_terminal for x in self.latest.values())
+        if now - self._last_summary >= self.every or (b.is_terminal and finished == self.total):
+            self._last_summary = now
+            batches = list(self.latest.values())
+            self.log.info(
+                f"Cargo: {finished}/{self.total} batches finished, "
+                f"{sum(x.executed_runs_count for x in batches)}/{sum(x.runs_count for x in batches)} runs "
+                f"executed, {sum(x.failed_runs_count for x in batches)} failed, "
+                f"{sum(x.credits_used_count for x in batches):g} credits so far, {progress.elapsed:.0f}s elapsed"
+            )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from dagster._core.errors import DagsterExecutionInterruptedError
 
-from .attempts import attempt_tag_key, find_reusable_batch, remember_batch
+from .attempts import attempt_tag_key, find_reusable_batches, remember_batch
 from .batch_monitor import BatchMonitor, CreditBudgetExceeded
 from .checks import CargoCheckConfig, evaluate_cargo_checks
 from .client import CargoClient
@@ -123,26 +123,68 @@ def _is_empty(spec: BatchRunSpec) -> bool:
     return spec.data.get("kind") == "records" and len(spec.data.get("records") or []) == 0
 
 
-def _start(context: Any, client: CargoClient, spec: BatchRunSpec, batch_url_for: Any) -> Batch | None:
-    """Attach to this step's earlier batch for ``spec`` or create one (``None``: no records)."""
+def _what(spec: BatchRunSpec) -> str:
+    return f"{spec.workflow_type or 'workflow'} {spec.workflow_name or spec.workflow_uuid!r}"
+
+
+def _no_records(exc: BaseException) -> bool:
+    return isinstance(exc, CargoRequestError) and exc.data_error_reason == "noRecords"
+
+
+def _start_all(context: Any, client: CargoClient, specs: list[BatchRunSpec], batch_url_for: Any,
+               started: list[tuple[int, BatchRunSpec, Batch]]) -> None:
+    """Attach to each spec's earlier batch or create one, appending to ``started`` as it goes.
+
+    ``started`` is filled in place (index into ``specs``, spec, batch) so that, if this is
+    interrupted, the caller still knows every batch that exists and can cancel it. Several
+    creates of one workflow run concurrently (:meth:`CargoClient.create_batches`); each batch
+    is recorded on the run the moment it is created. A ``noRecords`` answer means nothing to
+    run for that spec: no batch, no credit.
+    """
     log = context.log
-    what = f"{spec.workflow_type or 'workflow'} {spec.workflow_name or spec.workflow_uuid!r}"
-    tag_key = attempt_tag_key(context, spec.workflow_uuid, spec.data)
-    batch = find_reusable_batch(context, client, tag_key)
-    if batch is not None:
-        log.info(f"Attaching to Cargo batch {batch.uuid} ({batch.status.value}) for {what}, created by an "
-                 f"earlier attempt of this step, instead of starting a new one ({batch_url_for(batch)})")
-        return batch
-    try:
-        batch = client.create_batch(spec.workflow_uuid, spec.data)
-    except CargoRequestError as exc:
-        if exc.data_error_reason != "noRecords":
-            raise
-        log.info(f"Cargo found no records for {what} ({exc.cargo_message}): no batch created, 0 credits spent.")
-        return None
-    remember_batch(context, tag_key, batch)
-    log.info(f"Created Cargo batch {batch.uuid} for {what} ({batch_url_for(batch)})")
-    return batch
+    keys = [attempt_tag_key(context, s.workflow_uuid, s.data) for s in specs]
+    reusable = find_reusable_batches(context, client, keys)
+    pending: dict[str, list[int]] = {}
+    for i, (spec, key) in enumerate(zip(specs, keys)):
+        batch = reusable.get(key) if key is not None else None
+        if batch is not None:
+            log.info(f"Attaching to Cargo batch {batch.uuid} ({batch.status.value}) for {_what(spec)}, created by "
+                     f"an earlier attempt of this step, instead of starting a new one ({batch_url_for(batch)})")
+            started.append((i, spec, batch))
+        else:
+            pending.setdefault(spec.workflow_uuid, []).append(i)
+
+    for workflow_uuid, indexes in pending.items():
+        if len(indexes) == 1:
+            (i,) = indexes
+            try:
+                batch = client.create_batch(workflow_uuid, specs[i].data)
+            except CargoRequestError as exc:
+                if not _no_records(exc):
+                    raise
+                log.info(f"Cargo found no records for {_what(specs[i])} ({exc.cargo_message}): no batch created, "
+                         "0 credits spent.")
+                continue
+            remember_batch(context, keys[i], batch)
+            started.append((i, specs[i], batch))
+            log.info(f"Created Cargo batch {batch.uuid} for {_what(specs[i])} ({batch_url_for(batch)})")
+            continue
+
+        def on_created(n: int, batch: Batch, indexes: list[int] = indexes) -> None:
+            i = indexes[n]
+            remember_batch(context, keys[i], batch)
+            started.append((i, specs[i], batch))
+
+        results = client.create_batches(workflow_uuid, [specs[i].data for i in indexes], on_created=on_created)
+        made = [r for r in results if isinstance(r, Batch)]
+        errors = [r for r in results if isinstance(r, CargoError) and not _no_records(r)]
+        skipped = sum(_no_records(r) for r in results)
+        if made:
+            log.info(f"Created {len(made)} Cargo batches for {_what(specs[indexes[0]])}"
+                     + (f" ({skipped} input(s) had no records)" if skipped else "")
+                     + f": {', '.join(b.uuid for b in made)} ({batch_url_for(made[0])}, ...)")
+        if errors:
+            raise errors[0]
 
 
 def _cancel_all(client: CargoClient, batches: list[Batch], log: Any, why: str) -> None:
@@ -206,64 +248,64 @@ def execute_batches(
                  "no batch created, 0 credits spent.")
         return _empty_result(head)
 
-    started: list[tuple[BatchRunSpec, Batch]] = []
+    begun: list[tuple[int, BatchRunSpec, Batch]] = []
     try:
-        for spec in runnable:
-            batch = _start(context, client, spec, batch_url_for)
-            if batch is not None:
-                started.append((spec, batch))
+        _start_all(context, client, runnable, batch_url_for, begun)
     except (DagsterExecutionInterruptedError, KeyboardInterrupt, CargoError):
-        _cancel_all(client, [b for _, b in started], log, "the step stopped before all chunks were created")
+        _cancel_all(client, [b for _, _, b in begun], log, "the step stopped before all batches were created")
         raise
-    if not started:
+    if not begun:
         return _empty_result(head)
+    started = [(spec, batch) for _, spec, batch in sorted(begun, key=lambda item: item[0])]
 
     uuids = [b.uuid for _, b in started]
-    monitor = BatchMonitor(log, progress_log_interval, budget=head.credit_budget)
+    monitor = BatchMonitor(log, progress_log_interval, budget=head.credit_budget, total=len(started))
+    downloads = _Downloads(client, {b.uuid: spec for spec, b in started})
     try:
-        finals = client.wait_for_batches(uuids, timeout=poll_timeout, poll_interval=poll_interval,
-                                         max_poll_interval=max_poll_interval, on_progress=monitor,
-                                         raise_on_failure=False)
-    except (DagsterExecutionInterruptedError, KeyboardInterrupt):
-        if cancel_on_termination:
+        try:
+            finals = client.wait_for_batches(uuids, timeout=poll_timeout, poll_interval=poll_interval,
+                                             max_poll_interval=max_poll_interval,
+                                             on_progress=downloads.watching(monitor), raise_on_failure=False,
+                                             initial={b.uuid: b for _, b in started})
+        except (DagsterExecutionInterruptedError, KeyboardInterrupt):
+            if cancel_on_termination:
+                _cancel_all(client, [monitor.latest.get(b.uuid, b) for _, b in started], log,
+                            "the Dagster run was terminated")
+            else:
+                log.warning(f"Dagster run terminated; Cargo batch(es) {', '.join(uuids)} keep running "
+                            "(cancel_on_termination=False).")
+            raise
+        except CargoWaitTimeoutError as exc:
             _cancel_all(client, [monitor.latest.get(b.uuid, b) for _, b in started], log,
-                        "the Dagster run was terminated")
-        else:
-            log.warning(f"Dagster run terminated; Cargo batch(es) {', '.join(uuids)} keep running "
-                        "(cancel_on_termination=False).")
-        raise
-    except CargoWaitTimeoutError as exc:
-        _cancel_all(client, [monitor.latest.get(b.uuid, b) for _, b in started], log,
-                    f"it did not finish within {poll_timeout:g}s")
-        raise dg.Failure(description=str(exc), metadata={
-            "dagster-cargo/batch_uuid": exc.batch_uuid,
-            "dagster-cargo/batch_url": dg.MetadataValue.url(batch_url_for(started[0][1])),
-        }) from exc
-    except CreditBudgetExceeded as exc:
-        _cancel_all(client, exc.batches, log, "the credit budget was exceeded")
-        executed = sum(b.executed_runs_count for b in exc.batches)
-        runs = sum(b.runs_count for b in exc.batches)
-        raise _budget_failure(uuids, exc.credits_used, exc.budget,
-                              f" after {executed}/{runs} runs; cancelled") from None
+                        f"it did not finish within {poll_timeout:g}s")
+            raise dg.Failure(description=str(exc), metadata={
+                "dagster-cargo/batch_uuid": exc.batch_uuid,
+                "dagster-cargo/batch_url": dg.MetadataValue.url(batch_url_for(started[0][1])),
+            }) from exc
+        except CreditBudgetExceeded as exc:
+            _cancel_all(client, exc.batches, log, "the credit budget was exceeded")
+            executed = sum(b.executed_runs_count for b in exc.batches)
+            runs = sum(b.runs_count for b in exc.batches)
+            raise _budget_failure(uuids, exc.credits_used, exc.budget,
+                                  f" after {executed}/{runs} runs; cancelled") from None
 
-    batches = [finals[u] for u in uuids]
-    used = float(sum(b.credits_used_count for b in batches))
-    if head.credit_budget is not None and used > head.credit_budget:
-        raise _budget_failure(uuids, used, head.credit_budget, " (finished too fast to cancel)")
+        batches = [finals[u] for u in uuids]
+        used = float(sum(b.credits_used_count for b in batches))
+        if head.credit_budget is not None and used > head.credit_budget:
+            raise _budget_failure(uuids, used, head.credit_budget, " (finished too fast to cancel)")
+        for batch in batches:
+            if batch.status in (BatchStatus.ERROR, BatchStatus.CANCELLED):
+                _cancel_all(client, batches, log, f"batch {batch.uuid} ended {batch.status.value}")
+                try:
+                    raise_for_batch(batch)
+                except CargoBatchError as exc:
+                    raise dg.Failure(description=str(exc), metadata=dict(
+                        _metadata(batches, head, batch_url_for(batch), row_count=0))) from exc
+        frames = downloads.frames(batches)
+    finally:
+        downloads.close()
+
     for batch in batches:
-        if batch.status in (BatchStatus.ERROR, BatchStatus.CANCELLED):
-            _cancel_all(client, batches, log, f"batch {batch.uuid} ended {batch.status.value}")
-            try:
-                raise_for_batch(batch)
-            except CargoBatchError as exc:
-                raise dg.Failure(description=str(exc), metadata=dict(
-                    _metadata(batches, head, batch_url_for(batch), row_count=0))) from exc
-
-    frames = []
-    for (spec, _), batch in zip(started, batches):
-        if batch.status == BatchStatus.SUCCESS and batch.succeeded_runs_count > 0:
-            frames.append(client.download_batch_dataframe(batch.uuid, spec.output_node_slug,
-                                                          expected_rows=batch.succeeded_runs_count))
         if batch.failed_runs_count:
             log.warning(f"Cargo batch {batch.uuid} finished with {batch.failed_runs_count} failed run(s) out of "
                         f"{batch.runs_count}; their records are missing from the output.")
@@ -278,6 +320,53 @@ def execute_batches(
         meta = meta.model_copy(update={"credits_remaining": remaining})
     log.info(f"Cargo batch(es) {', '.join(uuids)}: {len(frame)} output rows, {used:g} credits used.")
     return CargoBatchResult(frame=frame, batches=batches, cargo_metadata=meta, extra_metadata=extra)
+
+
+class _Downloads:
+    """Downloads each batch's outputs as soon as the polling loop sees it succeed.
+
+    A fan-out of many batches then overlaps downloading with waiting for the slowest batch,
+    so only the last one's download is left when the wait ends. Downloads run on a few
+    threads; results are taken in batch order.
+    """
+
+    def __init__(self, client: CargoClient, spec_of: dict[str, BatchRunSpec], max_workers: int = 4) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.client = client
+        self.spec_of = spec_of
+        self.futures: dict[str, Any] = {}
+        self.pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(spec_of))),
+                                       thread_name_prefix="cargo-download")
+
+    def _submit(self, batch: Batch) -> None:
+        if batch.uuid in self.futures or batch.status != BatchStatus.SUCCESS or batch.succeeded_runs_count <= 0:
+            return
+        spec = self.spec_of[batch.uuid]
+        self.futures[batch.uuid] = self.pool.submit(
+            self.client.download_batch_dataframe, batch.uuid, spec.output_node_slug,
+            expected_rows=batch.succeeded_runs_count)
+
+    def watching(self, monitor: Any) -> Any:
+        """An ``on_progress`` callback: ``monitor``, then start the download of a finished batch."""
+
+        def on_progress(progress: Any) -> None:
+            monitor(progress)
+            self._submit(progress.batch)
+
+        return on_progress
+
+    def frames(self, batches: list[Batch]) -> list[pd.DataFrame]:
+        """The outputs of ``batches`` (in order) that have any; raises a download's error."""
+        out = []
+        for batch in batches:
+            self._submit(batch)
+            if batch.uuid in self.futures:
+                out.append(self.futures[batch.uuid].result())
+        return out
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _credit_breakdown(client: CargoClient, batches: list[Batch], log: Any) -> tuple[dict[str, Any], float | None]:

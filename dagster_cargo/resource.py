@@ -70,7 +70,10 @@ class CargoResource(dg.ConfigurableResource):
     retry_max_elapsed: float = Field(default=120.0, description="Give up retrying a call after this many seconds.")
     poll_interval: float = Field(default=1.0, description="First and minimum batch poll interval, seconds.")
     max_poll_interval: float = Field(
-        default=15.0, description="Longest interval between polls of a long batch, seconds."
+        default=30.0,
+        description="Longest interval between polls of a long batch, seconds. The next poll is planned "
+        "from the batch's progress (at half the estimated time left), so a long cap costs no latency at the end; "
+        "it bounds how late the credit budget and progress logs are checked.",
     )
     poll_timeout: float = Field(
         default=3600.0,

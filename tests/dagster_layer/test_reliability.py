@@ -149,3 +149,43 @@ def test_oversize_input_is_refused_before_any_credit_is_spent(emulator, override
     with CargoClient(TOKEN, base_url=emulator.base_url) as c:
         assert c.list_batches() == []
         assert c.get_subscription().subscription_credits_used_count == 0
+
+
+def test_fan_out_keeps_input_order_and_logs_a_summary_not_a_line_per_poll(emulator):
+    @dg.asset
+    def fan(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+        return cargo.run_tool(context, "Enrich company", ROWS).materialize_result()
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([fan], resources={"cargo": resource(emulator, max_records_per_batch=3)},
+                                instance=instance)
+        messages = [e.user_message for e in instance.all_logs(result.run_id)]
+    frame = result.output_for_node("fan")
+    # 10 batches created concurrently, yet the frame follows the input order chunk by chunk
+    assert list(frame["domain"]) == list(ROWS["domain"])
+    per_batch = [m for m in messages if m and m.startswith("Cargo batch ") and "runs executed" in m]
+    summaries = [m for m in messages if m and m.startswith("Cargo: ") and "batches finished" in m]
+    assert per_batch == [] and summaries and "10/10 batches finished" in summaries[-1]
+
+
+def test_reexecuted_fan_out_attaches_to_every_batch_of_the_first_attempt(monkeypatch):
+    @dg.asset
+    def fan(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+        return cargo.run_tool(context, "Enrich company", ROWS.head(12)).materialize_result()
+
+    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, dg.instance_for_test() as instance:
+        monkeypatch.setattr(CargoClient, "wait_for_batches",
+                            lambda self, uuids, **kw: (_ for _ in ()).throw(RuntimeError("run worker lost")))
+        first = dg.materialize([fan], resources={"cargo": resource(emu, max_records_per_batch=3)},
+                               instance=instance, raise_on_error=False)
+        monkeypatch.undo()
+        assert not first.success
+        created = set(emu.store.engine.batches)
+        assert len(created) == 4
+        emu.advance(3600)
+        tags = {"dagster/root_run_id": first.run_id, "dagster/parent_run_id": first.run_id}
+        second = dg.materialize([fan], resources={"cargo": resource(emu, max_records_per_batch=3)},
+                                instance=instance, tags=tags)
+        assert second.success
+        assert set(emu.store.engine.batches) == created  # no batch paid for twice
+        assert list(second.output_for_node("fan")["domain"]) == list(ROWS.head(12)["domain"])
