@@ -1,0 +1,105 @@
+"""Rows and the side-by-side table every benchmark reports into."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure: ours next to the baseline measured in the same run.
+
+    ``ratio`` is the figure the goal is stated on (e.g. wall ÷ slowest batch, ours ÷ baseline);
+    ``goal`` says the bound in words (``"<= 1.15"``) and ``met`` whether it holds (``None``: no goal,
+    reported only).
+    """
+
+    bench: str
+    metric: str
+    ours: str
+    baseline: str
+    ratio: str = ""
+    goal: str = ""
+    met: bool | None = None
+    note: str = ""
+
+
+def fmt(value: float, unit: str = "", digits: int = 2) -> str:
+    return f"{value:,.{digits}f}{(' ' + unit) if unit else ''}"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        if names:
+            cpu = names[0]
+    except OSError:
+        pass
+    mem = ""
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        mem = f", {pages * size / 2**30:.0f} GiB RAM"
+    except (ValueError, OSError):
+        pass
+    return (f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
+
+
+def render(rows: list[Row]) -> str:
+    headers = ["bench", "metric", "dagster-cargo", "baseline", "ratio", "goal", "met"]
+    body = [[r.bench, r.metric, r.ours, r.baseline, r.ratio, r.goal,
+             "" if r.met is None else ("yes" if r.met else "NO")] for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+    out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(b) for b in body]
+    notes = [f"- {r.bench} {r.metric}: {r.note}" for r in rows if r.note]
+    return "\n".join(out + ([""] + notes if notes else []))
+
+
+def run_child(module: str, *args: str, timeout: float = 1800) -> dict:
+    """Run ``python -m module args…`` in a fresh process and return the JSON it prints last.
+
+    Used for memory figures: each measurement gets its own process, so peak RSS (``ru_maxrss``)
+    belongs to that measurement alone.
+    """
+    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def to_json(rows: list[Row]) -> str:
+    return json.dumps([asdict(r) for r in rows], indent=2)
+
+
+def peak_rss_hwm_bytes() -> int:
+    """This process's own peak RSS: ``VmHWM`` of ``/proc/self/status`` (Linux), else :func:`peak_rss_bytes`.
+
+    Prefer it in a child started by :func:`run_child`: Linux carries ``ru_maxrss`` across ``fork``/``exec``
+    (the child starts at the *parent's* high-water mark, e.g. a benchmark process that generated data),
+    while ``VmHWM`` belongs to the new process image alone.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return peak_rss_bytes()
