@@ -29,7 +29,8 @@ def _run_emulator(args: argparse.Namespace) -> int:
         return 2
     emu = CargoEmulator(token=args.token, speed=args.speed, seed=args.seed,
                         run_failure_rate=args.run_failure_rate, credits=args.credits, host=args.host,
-                        port=args.port, max_concurrent_runs=args.max_concurrent_runs, faults=faults)
+                        port=args.port, max_concurrent_runs=args.max_concurrent_runs, faults=faults,
+                        extra_workflows=args.extra_workflows)
     stopping = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -140,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--run-failure-rate", type=float, default=0.05)
     emu.add_argument("--credits", type=int, default=100_000)
     emu.add_argument("--max-concurrent-runs", type=int, default=10)
+    emu.add_argument("--extra-workflows", type=int, default=0,
+                     help="seed this many more runnable plays and tools, for scale tests (e.g. 996 → 1,000)")
     _add_fault_flags(emu)
     emu.set_defaults(func=_run_emulator)
     snap = sub.add_parser("snapshot", help="Write the workspace's plays and tools to a JSON file.")
