@@ -24,6 +24,7 @@ Example:
         )
 """
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -103,6 +104,16 @@ def partition_window_filter(
     return date_window_filter(column_slug, start, end, base)
 
 
+@functools.cache
+def _run_config_fields() -> dict[str, Any]:
+    """:class:`CargoRunConfig`'s config schema, inferred once.
+
+    Dagster infers a ``Config`` parameter's schema again for every op; for a workspace of
+    1,000 plays and tools that was most of the definitions' build time.
+    """
+    return CargoRunConfig.to_fields_dict()
+
+
 def _build_one(
     props: CargoWorkflowProps,
     spec: dg.AssetSpec,
@@ -125,8 +136,10 @@ def _build_one(
         deps=deps,
         check_specs=check_specs,
         required_resource_keys={resource_key},
+        config_schema=_run_config_fields(),
     )
-    def _cargo_asset(context: dg.AssetExecutionContext, config: CargoRunConfig, **inputs):
+    def _cargo_asset(context: dg.AssetExecutionContext, **inputs):
+        config = CargoRunConfig(**(context.op_execution_context.op_config or {}))
         cargo: CargoResource = getattr(context.resources, resource_key)
         if props.type == "play":
             window = None
