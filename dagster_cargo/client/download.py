@@ -8,11 +8,12 @@ returning partial data.
 Two CSV parsers produce the same DataFrame (see :func:`frame_from_bytes` for the rules):
 
 * **pyarrow** (picked automatically when ``pyarrow`` is importable, the ``arrow`` extra): the
-  body goes through ``pyarrow.csv.open_csv`` block by block (multi-threaded C++), every
-  column read as text; each column's type is then inferred over the *whole* column, as
-  pandas does, with vectorized casts. Reading as text first means a value late in the file
-  that doesn't fit the type of the first rows (``"n/a"`` after a million integers) can't
-  break the read: the column simply stays text.
+  body goes through ``pyarrow.csv.open_csv`` block by block as it arrives, every column read
+  as text, while a worker thread types the rows parsed so far with vectorized casts; the
+  result is what inferring each *whole* column gives, as pandas does. Reading as text first
+  means a value late in the file that doesn't fit the type of the first rows (``"n/a"`` after
+  a million integers) can't break the read, as it would with pyarrow's own first-block
+  inference: the column is typed again from its full text.
 * **pandas** (``pandas.read_csv``, C engine): the fallback without pyarrow.
 
 :func:`read_csv_text_batches` and :func:`infer_column` are shared with
@@ -38,9 +39,9 @@ __all__ = ["arrow_available", "download_dataframe", "frame_from_bytes", "parse_d
 
 Engine = Literal["auto", "pyarrow", "pandas"]
 
-#: Bytes pyarrow parses per block. 1 MiB measured best on both time and peak RSS: every block
-#: is a Python ``bytes`` read from the HTTP stream, and blocks of 8 MiB or more left glibc's heap
-#: (fed from pyarrow's I/O thread) ~250 MiB bigger for a 320 MB body, and were no faster.
+#: Bytes pyarrow parses per block. Every block is a Python ``bytes`` read from the HTTP stream;
+#: 1 MiB measured best on time and peak RSS (8 MiB blocks left glibc's heap, fed from pyarrow's
+#: I/O thread, ~250 MiB bigger for a 320 MB body, and were no faster).
 DEFAULT_BLOCK_SIZE = 1 << 20
 
 #: Cells read as missing: pandas' default ``na_values`` (so both parsers agree).
@@ -303,6 +304,26 @@ def _header(stream: _CountingStream) -> list[str] | None:
         size *= 4
 
 
+def _text_csv_options(width: int, *, block_size: int, use_threads: bool = True) -> tuple[Any, Any, Any]:
+    """pyarrow CSV options reading ``width`` columns (``c0`` …) as text, the header row skipped."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    internal = [f"c{i}" for i in range(width)]
+    return (
+        pacsv.ReadOptions(block_size=block_size, use_threads=use_threads, column_names=internal,
+                          skip_rows_after_names=1),
+        pacsv.ParseOptions(newlines_in_values=True),
+        pacsv.ConvertOptions(column_types={c: pa.string() for c in internal}, null_values=NULL_VALUES,
+                             strings_can_be_null=True, quoted_strings_can_be_null=True),
+    )
+
+
+def _names(stream: _CountingStream) -> list[str] | None:
+    names = _header(stream)
+    return None if names is None else _unique_names(names)
+
+
 def read_csv_text_batches(
     stream: _CountingStream,
     *,
@@ -315,28 +336,15 @@ def read_csv_text_batches(
     columns are ``string`` (empty cells and pandas' ``na_values`` are null), or None for an
     empty body. Memory is a few blocks of ``block_size`` bytes, whatever the body's size.
     """
-    import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    names = _header(stream)
+    names = _names(stream)
     if names is None:
         return None
-    names = _unique_names(names)
     if not names:
         return [], iter(())
-    internal = [f"c{i}" for i in range(len(names))]
-    reader = pacsv.open_csv(
-        stream,
-        read_options=pacsv.ReadOptions(block_size=block_size, use_threads=use_threads, column_names=internal,
-                                       skip_rows_after_names=1),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in internal},
-                                             null_values=NULL_VALUES, strings_can_be_null=True,
-                                             quoted_strings_can_be_null=True),
-    )
-    return names, iter(reader)
-
-
+    read, parse, convert = _text_csv_options(len(names), block_size=block_size, use_threads=use_threads)
+    return names, iter(pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert))
 
 
 def _cast_dates(column: Any) -> Any | None:
@@ -450,8 +458,89 @@ def infer_column(column: Any) -> tuple[Any, str]:
     return column, "text"
 
 
+def convert_text(column: Any, target: Any) -> Any | None:
+    """Cast a text column to ``target`` under the same rules as :func:`infer_column`, or None when
+    some value doesn't fit (a number column meeting ``"n/a (private)"``, a date column meeting ``"soon"``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if column.null_count == len(column):
+        return pa.nulls(len(column), target) if not isinstance(column, pa.ChunkedArray) else column.cast(target)
+    if pa.types.is_string(target):
+        return column
+    if pa.types.is_boolean(target):
+        return _cast_bool(column)
+    if pa.types.is_timestamp(target):
+        stamps = _cast_dates(column) if _all_match_dates(column) else None
+        return stamps.cast(target) if stamps is not None else None
+    try:
+        return pc.cast(column, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+#: Rows typed at a time by :class:`_ColumnTyper` (a few parser blocks: few Python calls, small pieces).
+TYPING_ROWS = 65_536
+
+
+class _ColumnTyper:
+    """Types columns group by group while the parser reads on (in a worker thread).
+
+    The first group of rows proposes each column's type (:func:`infer_column`); every later group is
+    cast to it (:func:`convert_text`). A column whose later values don't fit, or that is empty or
+    undecided in the first group, is typed from its whole text at the end, so the result always
+    equals :func:`infer_column` over the whole column. The text is kept until then for that reason.
+    """
+
+    _TYPED = ("int", "float", "bool", "datetime")
+
+    def __init__(self, width: int) -> None:
+        self.targets: list[Any] = [None] * width  # pyarrow type while the column stays typed
+        self.pieces: list[list[Any]] = [[] for _ in range(width)]
+        self.kinds: list[str | None] = [None] * width
+        self.started = False
+
+    def feed(self, batches: list[Any]) -> None:
+        """Type the next group of record batches (text columns)."""
+        import pyarrow as pa
+
+        table = pa.Table.from_batches(batches)
+        for i in range(table.num_columns):
+            column = table.column(i)
+            if not self.started:
+                converted, kind = infer_column(column)
+                self.kinds[i] = kind
+                if kind in self._TYPED:
+                    self.targets[i] = converted.type
+                    self.pieces[i].append(converted)
+            elif self.targets[i] is not None:
+                converted = convert_text(column, self.targets[i])
+                if converted is None:  # a later value doesn't fit: retype the whole column at the end
+                    self.targets[i], self.pieces[i] = None, []
+                else:
+                    self.pieces[i].append(converted)
+        self.started = True
+
+    def typed(self, i: int) -> tuple[Any, str] | None:
+        """Column ``i`` converted, with its kind, if it stayed typed over every group (else None)."""
+        import pyarrow as pa
+
+        if self.targets[i] is None:
+            return None
+        chunks = [chunk for piece in self.pieces[i]
+                  for chunk in (piece.chunks if isinstance(piece, pa.ChunkedArray) else [piece])]
+        self.pieces[i] = []
+        return pa.chunked_array(chunks, type=self.targets[i]), str(self.kinds[i])
+
+
 def _arrow_frame(body: _Body, *, block_size: int) -> Any:
-    """The pyarrow path of :func:`download_dataframe` (CSV)."""
+    """The pyarrow path of :func:`download_dataframe` (CSV).
+
+    Three stages overlap: pyarrow's I/O thread pulls the HTTP body, the calling thread parses
+    blocks (every column as text), a worker thread types the rows parsed so far.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     import pandas as pd
     import pyarrow as pa
 
@@ -459,9 +548,30 @@ def _arrow_frame(body: _Body, *, block_size: int) -> Any:
     if read is None:
         return pd.DataFrame()
     names, batches = read
-    collected = list(batches)
     if not names:
         return pd.DataFrame()
+    typer = _ColumnTyper(len(names))
+    collected: list[Any] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="cargo-csv-typing") as pool:  # pyarrow frees the GIL
+        pending: list[Future[None]] = []
+        group: list[Any] = []
+        rows = 0
+        try:
+            for batch in batches:
+                collected.append(batch)
+                group.append(batch)
+                rows += batch.num_rows
+                if rows >= TYPING_ROWS:
+                    pending.append(pool.submit(typer.feed, group))
+                    group, rows = [], 0
+            if rows:
+                pending.append(pool.submit(typer.feed, group))
+        except BaseException:
+            for future in pending:
+                future.cancel()  # the read failed: don't type what's left
+            raise
+        for future in pending:
+            future.result()  # re-raise a typing error
     if not any(len(b) for b in collected):
         return pd.DataFrame(columns=names)  # header only: like pandas, columns and no rows
     table = pa.Table.from_batches(collected)
@@ -470,7 +580,8 @@ def _arrow_frame(body: _Body, *, block_size: int) -> Any:
     nullable_flags: list[str] = []
     big_ints: list[str] = []
     for i, name in enumerate(names):
-        converted, kind = infer_column(table.column(i))
+        typed = typer.typed(i)
+        converted, kind = typed if typed is not None else infer_column(table.column(i))
         table = table.set_column(i, name, converted)  # the text version is freed here
         if kind == "date-text":
             dates.append(name)

@@ -36,11 +36,9 @@ import httpx
 
 from .download import (
     DEFAULT_BLOCK_SIZE,
-    _all_match_dates,
-    _cast_bool,
-    _cast_dates,
     _CountingStream,
     _integers_beyond_64_bits,
+    convert_text,
     infer_column,
     open_download,
     read_csv_text_batches,
@@ -121,35 +119,16 @@ def _decide(column: Any) -> tuple[Any, Any]:
 def _convert(name: str, column: Any, target: Any) -> Any:
     """Cast a text column to the file's ``target`` type, or raise :class:`_TypeConflict`."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    if pa.types.is_string(target) or column.null_count == len(column):
-        return column.cast(target) if not pa.types.is_string(target) else column
-    if pa.types.is_integer(target) or pa.types.is_floating(target):
-        try:
-            return pc.cast(column, target)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            detail = str(exc).split("\n")[0]
-        widened = pa.string()
-        if pa.types.is_integer(target):
-            try:
-                floats = pc.cast(column, pa.float64())
-                if not _integers_beyond_64_bits(column, floats):
-                    widened = pa.float64()
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                pass
-        raise _TypeConflict(name, target, widened, detail)
-    if pa.types.is_boolean(target):
-        flags = _cast_bool(column)
-        if flags is None:
-            raise _TypeConflict(name, target, pa.string(), "a value is not true/false")
-        return flags
-    if pa.types.is_timestamp(target):
-        stamps = _cast_dates(column) if _all_match_dates(column) else None
-        if stamps is None:
-            raise _TypeConflict(name, target, pa.string(), "a value is not an ISO-8601 date-time")
-        return stamps.cast(target)
-    return pc.cast(column, target)
+    converted = convert_text(column, target)
+    if converted is not None:
+        return converted
+    widened = pa.string()
+    if pa.types.is_integer(target):
+        floats = convert_text(column, pa.float64())
+        if floats is not None and not _integers_beyond_64_bits(column, floats):
+            widened = pa.float64()
+    raise _TypeConflict(name, target, widened, f"a value doesn't fit {target}")
 
 
 def _write(stream: _CountingStream, tmp: str, pins: Mapping[str, Any], *, block_size: int,

@@ -105,7 +105,9 @@ def drift_csv(rows: int, late: dict[str, str], at: int) -> bytes:
     return out.getvalue().encode()
 
 
-def test_a_late_value_that_does_not_fit_the_first_block_is_kept_as_text():
+@pytest.mark.parametrize("typing_rows", [1_000, dl.TYPING_ROWS])  # typed group by group, or all at the end
+def test_a_late_value_that_does_not_fit_the_first_block_is_kept_as_text(monkeypatch, typing_rows):
+    monkeypatch.setattr(dl, "TYPING_ROWS", typing_rows)
     data = drift_csv(20_000, {"n": "unknown", "x": "1.5", "when": "soon", "flag": "maybe"}, at=19_000)
     stream = dl._CountingStream(iter([data[i:i + 4096] for i in range(0, len(data), 4096)]))
     fast = dl._arrow_frame(dl._Body(stream, None, "", None), block_size=16 << 10)  # ~50 blocks
@@ -115,6 +117,24 @@ def test_a_late_value_that_does_not_fit_the_first_block_is_kept_as_text():
     assert fast["x"].dtype == "float64" and fast["x"][19_000] == 1.5  # ints then a decimal: float
     assert fast["when"][19_000] == "soon" and fast["flag"][19_000] == "maybe"
     assert fast["i"].dtype == "int64" and fast["i"].iloc[-1] == 19_999
+    assert str(fast["when"].dtype) != "datetime64[us, UTC]" and fast["flag"].dtype != "bool"
+
+
+def test_typing_group_by_group_gives_what_typing_whole_columns_gives(monkeypatch):
+    # late empty cells in a bool column, a date column empty in the first group, ints past int64 later
+    lines = ["flag,when,big,n"] + [f"{'true' if i % 2 else 'false'},,{i},{i}" for i in range(3_000)]
+    lines += [f",2025-01-0{1 + i % 9}T00:00:00Z,{2**64 - 1 if i == 5 else i},{i}.5" for i in range(3_000)]
+    data = ("\n".join(lines) + "\n").encode()
+    monkeypatch.setattr(dl, "TYPING_ROWS", 500)
+    blocks = dl._arrow_frame(dl._Body(dl._CountingStream(iter([data])), None, "", None), block_size=8 << 10)
+    monkeypatch.setattr(dl, "TYPING_ROWS", 10**9)
+    whole = dl._arrow_frame(dl._Body(dl._CountingStream(iter([data])), None, "", None), block_size=8 << 10)
+    pd.testing.assert_frame_equal(blocks, whole)
+    pd.testing.assert_frame_equal(blocks, frame_from_bytes(data, "csv", engine="pandas"))
+    assert blocks["flag"].dtype == object and pd.isna(blocks["flag"][3_000]) and blocks["flag"][1] is True
+    assert str(blocks["when"].dtype) == "datetime64[us, UTC]" and pd.isna(blocks["when"][0])
+    assert blocks["big"].dtype == "uint64" and blocks["big"][3_005] == 2**64 - 1
+    assert blocks["n"].dtype == "float64" and blocks["n"][3_001] == 1.5
 
 
 def test_parse_dates_is_vectorized_and_keeps_mixed_columns_as_text():
@@ -157,12 +177,14 @@ def test_download_streams_in_bounded_reads_and_matches_the_pandas_path(emu, tmp_
         emu.attach_output_file(uuid, path)
         fast = download_dataframe(client.get_batch_download_url(uuid), engine="pyarrow", block_size=32 << 10)
         monkeypatch.setattr(dl._CountingStream, "read", original)
+        default = download_dataframe(client.get_batch_download_url(uuid))
         slow = download_dataframe(client.get_batch_download_url(uuid), engine="pandas")
     pd.testing.assert_frame_equal(fast, slow)
+    pd.testing.assert_frame_equal(default, slow)
     assert len(fast) == 30_000 and fast["n"][29_000] == "n/a (private)"
     assert max(reads) <= 32 << 10 and len(reads) > 20  # parsed while streaming: never the whole body at once
     fetch = [e for e in emu.request_log if e["path"].startswith("/_files/")]
-    assert len(fetch) == 2 and "authorization" not in fetch[0]["headers"]
+    assert len(fetch) == 3 and all("authorization" not in e["headers"] for e in fetch)
 
 
 def test_a_truncated_body_is_an_error_and_the_client_retries_it(emu, tmp_path: Path):
