@@ -87,7 +87,7 @@ def _rss_ratio(r: dict[str, Any]) -> tuple[float, float]:
 
 def run(quick: bool) -> list[Row]:
     rows = 20_000 if quick else 1_000_000
-    repeats = 1 if quick else 5
+    repeats = 1 if quick else 7
     with tempfile.TemporaryDirectory(prefix="b3-") as workdir:
         m = measure(rows, repeats, workdir)
     meta, ours, local, naive, fallback = m["meta"], m["ours"], m["local_arrow"], m["naive_url"], m["pandas_path"]
@@ -98,6 +98,7 @@ def run(quick: bool) -> list[Row]:
     judge = (lambda ok: None) if quick else (lambda ok: ok)
     smoke = "quick run: a smoke test of the harness, too small to judge the goal. " if quick else ""
     walls = lambda r: "/".join(f"{w:.2f}" for w in r["walls"])
+    median = lambda r: sorted(r["walls"])[len(r["walls"]) // 2]
     speed = _rate(ours, size) / _rate(local, size)
     speed_je = _rate(ours_je, size) / _rate(local_je, size)
     kernel = lambda r: r.get("sys", 0.0)
@@ -113,16 +114,19 @@ def run(quick: bool) -> list[Row]:
             note=(f"{smoke}{shape}; ours = CargoClient.download_batch_dataframe over loopback HTTP from the "
                   f"emulator (URL request + streamed GET + parse + typing, {ours['rows'] / ours['wall']:,.0f} rows/s) "
                   f"vs pandas.read_csv(local copy, engine='pyarrow') ({local['rows'] / local['wall']:,.0f} rows/s); "
-                  f"best of {meta['repeats']} interleaved runs (walls ours {walls(ours)} s, baseline {walls(local)} s); "
-                  f"CPU s ours {ours['cpu']:.2f}, baseline {local['cpu']:.2f}")),
+                  f"best of {meta['repeats']} interleaved runs (walls ours {walls(ours)} s, baseline {walls(local)} s; "
+                  f"median ratio {median(local) / median(ours):.2f}); "
+                  f"user/sys CPU s ours {ours['user']:.2f}/{ours['sys']:.2f}, baseline "
+                  f"{local['user']:.2f}/{local['sys']:.2f}")),
         Row("B3", "throughput, both with jemalloc", fmt(_rate(ours_je, size), "MB/s", 0),
             fmt(_rate(local_je, size), "MB/s", 0) + " (read_csv(local, engine=pyarrow))", fmt(speed_je),
-            note=(f"{smoke}the same two runs with ARROW_DEFAULT_MEMORY_POOL=jemalloc (pyarrow's default here is "
-                  f"{ours['pool']}). On this VM mimalloc's huge-page faults cost both sides about a second of "
-                  f"kernel time (sys s: ours {kernel(ours):.2f} / {kernel(ours_je):.2f} with jemalloc, baseline "
-                  f"{kernel(local):.2f} / {kernel(local_je):.2f}), which hides how much more user CPU ours spends "
-                  f"(user s: ours {ours_je['user']:.2f}, baseline {local_je['user']:.2f}); walls ours "
-                  f"{walls(ours_je)} s, baseline {walls(local_je)} s")),
+            note=(f"{smoke}the same two runs with ARROW_DEFAULT_MEMORY_POOL=jemalloc for every allocation (pyarrow's "
+                  f"default here is {ours['pool']}; ours already reads with jemalloc). On this VM mimalloc's huge-page "
+                  f"faults cost up to ~2 s of kernel time, in some runs and not others (sys s of the fastest runs: "
+                  f"ours {kernel(ours):.2f} / {kernel(ours_je):.2f} with jemalloc, baseline {kernel(local):.2f} / "
+                  f"{kernel(local_je):.2f}); user CPU is the steady figure: ours {ours['user']:.2f} s, baseline "
+                  f"{local['user']:.2f} s. Walls ours {walls(ours_je)} s, baseline {walls(local_je)} s (median ratio "
+                  f"{median(local_je) / median(ours_je):.2f})")),
         Row("B3", "throughput vs naive read_csv(url)", fmt(_rate(ours, size), "MB/s", 0),
             fmt(_rate(naive, size), "MB/s", 0) + " (pandas.read_csv(url))",
             fmt(_rate(ours, size) / _rate(naive, size)),

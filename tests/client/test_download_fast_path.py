@@ -233,3 +233,17 @@ def test_with_pyarrow_auto_picks_the_arrow_path(monkeypatch):
     monkeypatch.setattr(dl, "_arrow_frame", spy)
     assert frame_from_bytes(b"a\n1\n", "csv")["a"].tolist() == [1]
     assert called == [dl.DEFAULT_BLOCK_SIZE]
+
+
+def test_the_reader_uses_jemalloc_unless_the_user_picked_a_pool(monkeypatch):
+    import pyarrow as pa
+
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    try:
+        expected = pa.jemalloc_memory_pool().backend_name
+    except NotImplementedError:  # a pyarrow build without jemalloc: the default pool
+        expected = None
+    pool = dl._reader_pool()
+    assert (pool.backend_name if pool is not None else None) == expected
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
+    assert dl._reader_pool() is None  # the user's choice (pyarrow's default pool) wins
