@@ -103,6 +103,11 @@ class _CountingStream(io.RawIOBase):
             self._pending_size += len(chunk)
         return True
 
+    @property
+    def exhausted(self) -> bool:
+        """Whether the iterator has ended (or failed)."""
+        return self._done
+
     def peek_prefix(self, size: int) -> bytes:
         """At least ``size`` bytes (fewer at the end of the body) without consuming them."""
         while self._pending_size < size and self._pull():
@@ -174,7 +179,7 @@ class _Body:
         reported as such (a cut row is the usual symptom), anything else as unparseable."""
         if isinstance(self.stream.error, httpx.TransportError):
             return _transport_error(self.stream.error, self.what, self.batch_uuid)
-        if self.truncated() or (self.expected is not None and self.stream.error is not None):
+        if self.stream.exhausted and self.truncated():  # the body ended early (a parse error stops sooner)
             return self.truncation_error()
         return CargoDownloadError(
             f"Cargo outputs{self.what} could not be parsed as {format.upper()}: {exc}. "

@@ -247,3 +247,18 @@ def test_the_reader_uses_jemalloc_unless_the_user_picked_a_pool(monkeypatch):
     assert (pool.backend_name if pool is not None else None) == expected
     monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
     assert dl._reader_pool() is None  # the user's choice (pyarrow's default pool) wins
+
+
+@pytest.mark.parametrize("engine", ["pyarrow", "pandas"])
+def test_a_malformed_row_is_a_parse_error_not_a_truncation(engine):
+    data = b"a,b\n" + b"1,2\n" * 50_000 + b"1,2,3,4\n" + b"1,2\n" * 50_000
+    chunks = iter([data[i:i + 65536] for i in range(0, len(data), 65536)])
+    body = dl._Body(dl._CountingStream(chunks), len(data), " for batch b-2", "b-2")
+    with pytest.raises(ValueError) as info:
+        if engine == "pyarrow":
+            dl._arrow_frame(body, block_size=64 << 10)
+        else:
+            frame_from_bytes(io.BufferedReader(body.stream), "csv", engine="pandas")
+    error = body.failure(info.value, "csv")
+    assert "could not be parsed as CSV" in str(error) and "truncated" not in str(error)
+    assert error.batch_uuid == "b-2" and "Next step" in str(error)
