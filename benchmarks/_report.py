@@ -67,8 +67,8 @@ def render(rows: list[Row]) -> str:
 def run_child(module: str, *args: str, timeout: float = 1800) -> dict:
     """Run ``python -m module args…`` in a fresh process and return the JSON it prints last.
 
-    Used for memory figures: each measurement gets its own process, so peak RSS (``ru_maxrss``)
-    belongs to that measurement alone.
+    Used for memory figures: each measurement gets its own process, whose peak RSS is read in
+    the child with :func:`peak_rss_hwm_bytes` (``ru_maxrss`` would start at the parent's mark).
     """
     proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                           timeout=timeout, check=False)
