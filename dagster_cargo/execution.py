@@ -127,7 +127,7 @@ def _what(spec: BatchRunSpec) -> str:
     return f"{spec.workflow_type or 'workflow'} {spec.workflow_name or spec.workflow_uuid!r}"
 
 
-def _no_records(exc: BaseException) -> bool:
+def _no_records(exc: object) -> bool:
     return isinstance(exc, CargoRequestError) and exc.data_error_reason == "noRecords"
 
 

@@ -47,6 +47,7 @@ from .inputs import (
 )
 from .models import *  # noqa: F403
 from .models import __all__ as _models_all
+from .parquet import ParquetResult, download_to_parquet
 from .progress import ProgressBar
 from .query import serialize_params
 from .reconcile import CargoAmbiguousCreateError
@@ -55,7 +56,7 @@ from .waiting import BatchProgress, raise_for_batch, wait_for_batches
 
 __all__ = [
     "CargoClient", "ProgressBar", "RetryPolicy", "DEFAULT_BASE_URL", "BatchProgress", "wait_for_batches", "raise_for_batch",
-    "download_dataframe", "frame_from_bytes", "serialize_params",
+    "download_dataframe", "frame_from_bytes", "serialize_params", "ParquetResult", "download_to_parquet",
     "EMPTY_FILTER", "change_data", "filter_data", "json_safe", "record_ids_data", "records_data",
     "segment_data", "to_json_records", "validate_data", "validate_filter",
     "CargoAPIError", "CargoAmbiguousCreateError", "CargoAuthError", "CargoBatchCancelledError", "CargoBatchError",

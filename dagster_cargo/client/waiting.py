@@ -154,11 +154,11 @@ def wait_for_batches(
         due = [t for t in pending.values() if t.next_poll <= now]
         listed: Mapping[str, Batch] = {}
         if due and fetch_many is not None and len(pending) > 1:
-            known = [t.batch for t in pending.values() if t.batch is not None]
+            last_seen = [t.batch for t in pending.values() if t.batch is not None]
             try:
-                listed = fetch_many(known) if len(known) > 1 else {}
+                listed = fetch_many(last_seen) if len(last_seen) > 1 else {}
             except CargoError as exc:  # a list call is an optimisation: fall back to one GET each
-                logger.debug("Listing %d batches at once failed (%s); polling them one by one.", len(known), exc)
+                logger.debug("Listing %d batches at once failed (%s); polling them one by one.", len(last_seen), exc)
             # a batch whose fresh state came with the list is handled now even if it was not due yet
             due += [t for t in pending.values() if t.uuid in listed and t not in due]
         for tracker in due:
