@@ -398,20 +398,23 @@ class CargoClient:
         output_node_slug: str | None = None,
         *,
         expected_rows: int | None = None,
-        attempts: int = 3,
+        attempts: int = 5,
     ) -> Any:
         """Download a finished batch's outputs into a pandas DataFrame.
 
         A failed transfer (expired URL, truncated body, dropped connection) is retried with a
-        freshly requested URL. With ``expected_rows`` (e.g. the batch's succeeded runs), fewer
-        rows than that count as a partial download and are retried too: partial data is never
-        returned.
+        freshly requested URL, after a short pause (0.5 s, doubling). With ``expected_rows``
+        (e.g. the batch's succeeded runs), fewer rows than that count as a partial download and
+        are retried too: partial data is never returned. The batch is already paid for, so a
+        download is worth several tries (5 by default).
 
         Raises:
             CargoDownloadError: still failing or partial after ``attempts`` tries.
         """
         last: CargoDownloadError | None = None
         for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                self._transport.sleep(min(0.5 * 2 ** (attempt - 2), 8.0))
             url = self.get_batch_download_url(uuid, output_node_slug)
             try:
                 frame = download_dataframe(url, format="csv", timeout=self.timeout, batch_uuid=uuid,

@@ -94,7 +94,13 @@ def test_credit_budget_cancels_the_batch_and_fails_with_figures():
 
 
 def test_partial_download_is_retried_then_refused(emulator, monkeypatch):
-    with CargoClient(TOKEN, base_url=emulator.base_url) as c:
+    pauses = []
+
+    def sleep(seconds):  # record the pauses between download attempts, without waiting them out
+        pauses.append(seconds)
+        time.sleep(min(seconds, 0.05))
+
+    with CargoClient(TOKEN, base_url=emulator.base_url, sleep=sleep) as c:
         tool = c.find_tool("Enrich company")
         batch = c.create_batch(tool.workflow_uuid, records_data([{"domain": f"d{i}.com"} for i in range(5)]))
         batch = c.wait_for_batch(batch.uuid, poll_interval=0.05, max_poll_interval=0.2)
@@ -110,7 +116,8 @@ def test_partial_download_is_retried_then_refused(emulator, monkeypatch):
         with pytest.raises(CargoDownloadError, match="partial") as info:
             c.download_batch_dataframe(batch.uuid, expected_rows=6)  # as if a row were missing
         assert info.value.batch_uuid == batch.uuid
-        assert len(set(urls)) == 4  # 1 good + 3 attempts, each with a freshly requested URL
+        assert len(set(urls)) == 6  # 1 good + 5 attempts, each with a freshly requested URL
+        assert pauses[-4:] == [0.5, 1.0, 2.0, 4.0]  # a growing pause before each new attempt
 
 
 def test_large_tool_input_is_split_into_batches_run_together(emulator):
