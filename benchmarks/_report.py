@@ -88,6 +88,18 @@ def to_json(rows: list[Row]) -> str:
     return json.dumps([asdict(r) for r in rows], indent=2)
 
 
+def proc_kib(path: str, key: str) -> int | None:
+    """A ``key: N kB`` figure of a ``/proc`` status file (e.g. ``VmHWM``, ``MemAvailable``) in bytes."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_hwm_bytes() -> int:
     """This process's own peak RSS: ``VmHWM`` of ``/proc/self/status`` (Linux), else :func:`peak_rss_bytes`.
 
@@ -95,11 +107,5 @@ def peak_rss_hwm_bytes() -> int:
     (the child starts at the *parent's* high-water mark, e.g. a benchmark process that generated data),
     while ``VmHWM`` belongs to the new process image alone.
     """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return peak_rss_bytes()
+    hwm = proc_kib("/proc/self/status", "VmHWM")
+    return hwm if hwm is not None else peak_rss_bytes()

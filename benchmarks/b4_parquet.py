@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from ._download_data import write_csv
-from ._report import Row, fmt, run_child
+from ._report import Row, fmt, proc_kib, run_child
 from .b3_download import TOKEN, start_emulator_with_output
 
 CHILD = "benchmarks._download_child"
@@ -26,14 +26,7 @@ BOUND = 1.5 * GIB
 
 def _available_memory() -> int:
     """MemAvailable from /proc/meminfo (bytes); 0 if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return proc_kib("/proc/meminfo", "MemAvailable") or 0
 
 
 def _head(source: str, target: str, rows: int) -> None:

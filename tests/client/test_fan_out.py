@@ -8,6 +8,8 @@ from dagster_cargo.client import Batch, CargoClient, CargoError, wait_for_batche
 from dagster_cargo.client.inputs import records_data
 from dagster_cargo.emulator import CargoEmulator
 
+from .test_waiting import FakeClock
+
 TOKEN = "tok-fan-out-1f2e"
 CREATE = "/v1/orchestration/batches"
 
@@ -87,17 +89,6 @@ def test_waiting_for_many_batches_polls_them_with_one_list_call_per_round(emu):
     lists = [e for e in polls if e["path"] == f"{CREATE}/list"]
     assert gets == [] and len(lists) >= 1
     assert len(polls) == len(lists)
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def _batch(uuid: str, status: str) -> Batch:
