@@ -41,7 +41,7 @@ class SuiteConfig:
     run_failure_rate: float = 0.05
     request_timeout: float = 0.5
     connect_timeout: float = 0.5
-    poll_interval: float = 0.02
+    poll_interval: float = 0.01
     max_poll_interval: float = 0.1
     poll_timeout: float = 60.0
     # probabilities overriding the preset's, e.g. (("unknown_status", 0.25),) so that a small run surely

@@ -12,7 +12,7 @@ from dagster_cargo.fault_suite.runner import explaining_error, is_clear
 MATERIALIZATIONS = 40
 # the mixed preset, with the kinds a 40-materialization run could otherwise miss (each has only a few
 # eligible requests per materialization) made likelier, so that every kind surely occurs
-BOOSTED = (("lost_create_response", 0.2), ("unknown_status", 0.2), ("expired_download_url", 0.15),
+BOOSTED = (("lost_create_response", 0.2), ("unknown_status", 0.5), ("expired_download_url", 0.15),
            ("truncated_download", 0.15))
 
 
