@@ -205,7 +205,8 @@ class CargoAPIError(CargoError):
             details.append(f"batch={self.batch_uuid}")
         if details:
             parts.append(f" ({', '.join(details)})")
-        parts.append(f": {self.cargo_message}")
+        message = str(self.cargo_message).rstrip()
+        parts.append(f": {message}" + ("" if message.endswith((".", "!", "?")) else "."))
         parts.append(f" Next step: {self.hint()}")
         return "".join(parts)
 
