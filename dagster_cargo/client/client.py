@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import httpx
 
-from .download import download_dataframe
+from .download import download_dataframe, retry_pause
 from .errors import CargoDownloadError, CargoError, CargoInputError
 from .models import (
     Batch,
@@ -414,7 +414,7 @@ class CargoClient:
         last: CargoDownloadError | None = None
         for attempt in range(1, attempts + 1):
             if attempt > 1:
-                self._transport.sleep(min(0.5 * 2 ** (attempt - 2), 8.0))
+                self._transport.sleep(retry_pause(attempt))
             url = self.get_batch_download_url(uuid, output_node_slug)
             try:
                 frame = download_dataframe(url, format="csv", timeout=self.timeout, batch_uuid=uuid,
@@ -469,7 +469,7 @@ class CargoClient:
         return download_to_parquet(
             lambda: self.get_batch_download_url(uuid, output_node_slug), path, expected_rows=expected_rows,
             attempts=attempts, column_types=column_types, compression=compression, timeout=self.timeout,
-            batch_uuid=uuid,
+            batch_uuid=uuid, sleep=self._transport.sleep,
         )
 
     # -- runs ----------------------------------------------------------------------------

@@ -198,6 +198,15 @@ def _transport_error(exc: BaseException, what: str, batch_uuid: str | None) -> C
     return error
 
 
+def retry_pause(attempt: int) -> float:
+    """Seconds to wait before download attempt ``attempt`` (2, 3, …): 0.5 s, doubling, at most 8 s.
+
+    >>> [retry_pause(a) for a in (2, 3, 4, 5, 9)]
+    [0.5, 1.0, 2.0, 4.0, 8.0]
+    """
+    return min(0.5 * 2 ** (attempt - 2), 8.0)
+
+
 @contextlib.contextmanager
 def open_download(url: str, *, timeout: float = 300.0, http: httpx.Client | None = None,
                   batch_uuid: str | None = None) -> Iterator[_Body]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ from .download import (
     infer_column,
     open_download,
     read_csv_text_batches,
+    retry_pause,
 )
 from .errors import CargoDownloadError
 
@@ -271,12 +273,14 @@ def download_to_parquet(
     compression: str = "snappy",
     timeout: float = 300.0,
     batch_uuid: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> ParquetResult:
     """Download a Cargo output into the Parquet file ``path``, with retries; memory stays bounded.
 
     ``get_url`` is called for every attempt (download URLs expire: each attempt gets a fresh one).
     A failed transfer (expired URL, truncated body, dropped connection) or, with ``expected_rows``,
-    fewer rows than that is retried, up to ``attempts`` tries; a column that outgrows the type of
+    fewer rows than that is retried after a pause (:func:`~.download.retry_pause`, through ``sleep``),
+    up to ``attempts`` tries; a column that outgrows the type of
     the first row group restarts the download with that column widened (see the module docs).
     ``path`` is replaced only by a complete file.
 
@@ -310,6 +314,8 @@ def download_to_parquet(
         except CargoDownloadError as exc:
             last = exc
             logger.warning("Parquet download %d/%d%s failed: %s", attempt, attempts, what, exc)
+            if attempt < attempts:
+                sleep(retry_pause(attempt + 1))
             continue
         return ParquetResult(result.path, result.rows, result.columns, result.schema, result.row_groups,
                              result.bytes_downloaded, restarts)

@@ -171,8 +171,11 @@ def test_a_download_that_keeps_failing_leaves_the_old_file_untouched(emu, client
     target = tmp_path / "out.parquet"
     target.write_bytes(b"yesterday's complete file")
     emu.faults.next("GET /_files/*", "truncated_download", times=3)
-    with pytest.raises(CargoDownloadError) as info:
-        client.download_batch_to_parquet(uuid, target, expected_rows=len(DOMAINS), attempts=3)
+    pauses: list[float] = []
+    with CargoClient(TOKEN, base_url=emu.base_url, sleep=pauses.append) as paused, \
+            pytest.raises(CargoDownloadError) as info:
+        paused.download_batch_to_parquet(uuid, target, expected_rows=len(DOMAINS), attempts=3)
+    assert pauses == [0.5, 1.0]  # a growing pause between attempts, none after the last
     assert info.value.batch_uuid == uuid and uuid in str(info.value) and "Next step" in str(info.value)
     assert "3 time(s)" in str(info.value)
     assert target.read_bytes() == b"yesterday's complete file"
