@@ -77,11 +77,11 @@ def run_ours(n_batches: int, per_batch: int) -> dict[str, Any]:
     @dg.asset(kinds={"cargo"})
     def enriched_companies(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
         client = cargo.get_client()
-        before = client._transport.request_count
+        before = client.request_count
         started = time.perf_counter()
         result = cargo.run_tool(context, TOOL, frame)
         seen["wall"] = time.perf_counter() - started
-        seen["requests"] = client._transport.request_count - before
+        seen["requests"] = client.request_count - before
         seen["rows"] = len(result.frame)
         seen["batches"] = result.batches
         return result.materialize_result()
@@ -102,7 +102,7 @@ def run_baseline(n_batches: int, per_batch: int) -> dict[str, Any]:
     with emulator_process(SPEED) as base_url, \
             CargoClient(TOKEN, base_url=base_url, allow_insecure_http=True) as client:
         workflow = client.find_tool(TOOL).workflow_uuid
-        before = client._transport.request_count
+        before = client.request_count
         started = time.perf_counter()
         finished, total = [], 0
         for i in range(n_batches):
@@ -115,7 +115,7 @@ def run_baseline(n_batches: int, per_batch: int) -> dict[str, Any]:
             finished.append(batch)
         wall = time.perf_counter() - started
         return {"wall": wall, "slowest": max(_seconds(finished)), "batches": n_batches, "rows": total,
-                "requests": client._transport.request_count - before}
+                "requests": client.request_count - before}
 
 
 def run(quick: bool) -> list[Row]:

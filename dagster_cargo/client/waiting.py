@@ -160,7 +160,8 @@ def wait_for_batches(
             except CargoError as exc:  # a list call is an optimisation: fall back to one GET each
                 logger.debug("Listing %d batches at once failed (%s); polling them one by one.", len(last_seen), exc)
             # a batch whose fresh state came with the list is handled now even if it was not due yet
-            due += [t for t in pending.values() if t.uuid in listed and t not in due]
+            due_uuids = {t.uuid for t in due}
+            due += [t for t in pending.values() if t.uuid in listed and t.uuid not in due_uuids]
         for tracker in due:
             batch = listed.get(tracker.uuid) or get_batch(tracker.uuid)
             tracker.polls += 1

@@ -41,6 +41,8 @@ class Column(CargoModel):
 
 
 class SegmentLastChange(CargoModel):
+    """A change's identity and record counts, as embedded in a segment (``lastChange``)."""
+
     uuid: str
     slug: str | None = None
     total_records_count: int = 0
@@ -73,19 +75,11 @@ class Segment(CargoModel):
     deleted_at: datetime | None = None
 
 
-class Change(CargoModel):
-    """A snapshot diff of a segment (REFERENCE §9.11)."""
+class Change(SegmentLastChange):
+    """A snapshot diff of a segment (REFERENCE §9.11): the embedded fields plus its owners."""
 
-    uuid: str
     workspace_uuid: str | None = None
     segment_uuid: str
-    slug: str | None = None
-    total_records_count: int = 0
-    added_records_count: int = 0
-    updated_records_count: int = 0
-    removed_records_count: int = 0
-    unchanged_records_count: int = 0
-    created_at: datetime | None = None
 
 
 class SegmentFetchResult(CargoModel):
