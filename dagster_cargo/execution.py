@@ -136,8 +136,8 @@ def _start_all(context: Any, client: CargoClient, specs: list[BatchRunSpec], bat
     """Attach to each spec's earlier batch or create one, appending to ``started`` as it goes.
 
     ``started`` is filled in place (index into ``specs``, spec, batch) so that, if this is
-    interrupted, the caller still knows every batch that exists and can cancel it. Several
-    creates of one workflow run concurrently (:meth:`CargoClient.create_batches`); each batch
+    interrupted, the caller still knows every batch that exists and can cancel it. The creates
+    of one workflow run concurrently (:meth:`CargoClient.create_batches`); each batch
     is recorded on the run the moment it is created. A ``noRecords`` answer means nothing to
     run for that spec: no batch, no credit.
     """
@@ -155,21 +155,6 @@ def _start_all(context: Any, client: CargoClient, specs: list[BatchRunSpec], bat
             pending.setdefault(spec.workflow_uuid, []).append(i)
 
     for workflow_uuid, indexes in pending.items():
-        if len(indexes) == 1:
-            (i,) = indexes
-            try:
-                batch = client.create_batch(workflow_uuid, specs[i].data)
-            except CargoRequestError as exc:
-                if not _no_records(exc):
-                    raise
-                log.info(f"Cargo found no records for {_what(specs[i])} ({exc.cargo_message}): no batch created, "
-                         "0 credits spent.")
-                continue
-            remember_batch(context, keys[i], batch)
-            started.append((i, specs[i], batch))
-            log.info(f"Created Cargo batch {batch.uuid} for {_what(specs[i])} ({batch_url_for(batch)})")
-            continue
-
         def on_created(n: int, batch: Batch, indexes: list[int] = indexes) -> None:
             i = indexes[n]
             remember_batch(context, keys[i], batch)
@@ -178,11 +163,16 @@ def _start_all(context: Any, client: CargoClient, specs: list[BatchRunSpec], bat
         results = client.create_batches(workflow_uuid, [specs[i].data for i in indexes], on_created=on_created)
         made = [r for r in results if isinstance(r, Batch)]
         errors = [r for r in results if isinstance(r, CargoError) and not _no_records(r)]
-        skipped = sum(_no_records(r) for r in results)
-        if made:
-            log.info(f"Created {len(made)} Cargo batches for {_what(specs[indexes[0]])}"
-                     + (f" ({skipped} input(s) had no records)" if skipped else "")
-                     + f": {', '.join(b.uuid for b in made)} ({batch_url_for(made[0])}, ...)")
+        what = _what(specs[indexes[0]])
+        for exc in results:
+            if _no_records(exc):
+                log.info(f"Cargo found no records for {what} ({getattr(exc, 'cargo_message', exc)}): no batch "
+                         "created, 0 credits spent.")
+        if len(made) == 1:
+            log.info(f"Created Cargo batch {made[0].uuid} for {what} ({batch_url_for(made[0])})")
+        elif made:
+            log.info(f"Created {len(made)} Cargo batches for {what}: {', '.join(b.uuid for b in made)} "
+                     f"({batch_url_for(made[0])}, ...)")
         if errors:
             raise errors[0]
 
