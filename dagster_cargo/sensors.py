@@ -18,9 +18,9 @@ Both stop early to stay within Dagster's sensor time budget and resume from the 
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 
@@ -36,23 +36,31 @@ DEFAULT_TICK_BUDGET_SECONDS = 40.0
 PAGE_SIZE = 100
 
 
+_C = TypeVar("_C", bound="_JsonCursor")
+
+
+class _JsonCursor:
+    """A sensor cursor stored as the JSON object of its dataclass fields (unknown keys ignored)."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))  # type: ignore[call-overload]  # subclasses are dataclasses
+
+    @classmethod
+    def from_json(cls: type[_C], text: str | None) -> _C:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})  # type: ignore[arg-type]
+
+
 @dataclass
-class ChangeCursor:
+class ChangeCursor(_JsonCursor):
     """Watermark of handled changes: every change created before ``after`` is handled, and so
     are the ``seen`` ones created exactly at ``after``."""
 
     after: str | None = None
     seen: list[str] = field(default_factory=list)
 
-    def to_json(self) -> str:
-        return json.dumps({"after": self.after, "seen": self.seen})
-
-    @classmethod
-    def from_json(cls, text: str | None) -> "ChangeCursor":
-        if not text:
-            return cls()
-        data = json.loads(text)
-        return cls(after=data.get("after"), seen=list(data.get("seen", [])))
 
     def is_new(self, change: Change) -> bool:
         created = _iso(change.created_at)
@@ -176,22 +184,13 @@ def build_cargo_change_sensor(
 
 
 @dataclass
-class BatchCursor:
+class BatchCursor(_JsonCursor):
     """Every batch created before ``after`` is terminal and handled; ``done`` lists handled
     batches created at or after it (batches can finish out of creation order)."""
 
     after: str | None = None
     done: list[str] = field(default_factory=list)
 
-    def to_json(self) -> str:
-        return json.dumps({"after": self.after, "done": self.done})
-
-    @classmethod
-    def from_json(cls, text: str | None) -> "BatchCursor":
-        if not text:
-            return cls()
-        data = json.loads(text)
-        return cls(after=data.get("after"), done=list(data.get("done", [])))
 
 
 def _batches_since(cargo: CargoResource, workflow_uuids: list[str], after: str | None) -> list[Batch]:
