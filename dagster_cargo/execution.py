@@ -226,7 +226,6 @@ def execute_batches(
     loop, so N batches take about as long as the slowest. The credit budget of the first
     spec applies to all of them together.
     """
-    import pandas as pd
 
     if not specs:
         raise ValueError("execute_batches needs at least one spec")
@@ -250,7 +249,7 @@ def execute_batches(
 
     uuids = [b.uuid for _, b in started]
     monitor = BatchMonitor(log, progress_log_interval, budget=head.credit_budget, total=len(started))
-    downloads = _Downloads(client, {b.uuid: spec for spec, b in started})
+    downloads = _Downloads(client, {b.uuid: spec for spec, b in started}, metrics=credit_breakdown)
     try:
         try:
             finals = client.wait_for_batches(uuids, timeout=poll_timeout, poll_interval=poll_interval,
@@ -292,9 +291,21 @@ def execute_batches(
                     raise dg.Failure(description=str(exc), metadata=dict(
                         _metadata(batches, head, batch_url_for(batch), row_count=0))) from exc
         frames = downloads.frames(batches)
+    except BaseException:
+        downloads.close()
+        raise
+    try:
+        return _finish(context, client, head, batches, frames, used, batch_url_for, credit_breakdown, downloads)
     finally:
         downloads.close()
 
+
+def _finish(context: Any, client: CargoClient, head: BatchRunSpec, batches: list[Batch], frames: list[Any],
+            used: float, batch_url_for: Any, credit_breakdown: bool, downloads: _Downloads) -> CargoBatchResult:
+    """One result from the finished batches' outputs: the frame, metadata and per-node credits."""
+    import pandas as pd
+
+    log = context.log
     for batch in batches:
         if batch.failed_runs_count:
             log.warning(f"Cargo batch {batch.uuid} finished with {batch.failed_runs_count} failed run(s) out of "
@@ -306,30 +317,38 @@ def execute_batches(
     meta = _metadata(batches, head, batch_url_for(batches[0]), row_count=len(frame))
     extra: dict[str, Any] = {}
     if credit_breakdown:
-        extra, remaining = _credit_breakdown(client, batches, log)
+        extra, remaining = _credit_breakdown(client, batches, log, downloads.metrics)
         meta = meta.model_copy(update={"credits_remaining": remaining})
-    log.info(f"Cargo batch(es) {', '.join(uuids)}: {len(frame)} output rows, {used:g} credits used.")
+    log.info(f"Cargo batch(es) {', '.join(b.uuid for b in batches)}: {len(frame)} output rows, "
+             f"{used:g} credits used.")
     return CargoBatchResult(frame=frame, batches=batches, cargo_metadata=meta, extra_metadata=extra)
 
 
 class _Downloads:
-    """Downloads each batch's outputs as soon as the polling loop sees it succeed.
+    """Downloads each batch's outputs (and its per-node credits) as soon as the polling loop sees it end.
 
     A fan-out of many batches then overlaps downloading with waiting for the slowest batch,
     so only the last one's download is left when the wait ends. Downloads run on a few
     threads; results are taken in batch order.
     """
 
-    def __init__(self, client: CargoClient, spec_of: dict[str, BatchRunSpec], max_workers: int = 4) -> None:
+    def __init__(self, client: CargoClient, spec_of: dict[str, BatchRunSpec], max_workers: int = 4,
+                 metrics: bool = False) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.client = client
         self.spec_of = spec_of
+        self.with_metrics = metrics
         self.futures: dict[str, Any] = {}
+        self.metric_futures: dict[str, Any] = {}
         self.pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(spec_of))),
                                        thread_name_prefix="cargo-download")
 
     def _submit(self, batch: Batch) -> None:
+        if self.with_metrics and batch.is_terminal and batch.uuid not in self.metric_futures:
+            # per-node credits (runs/metrics takes one batch per call): fetched alongside, not after
+            self.metric_futures[batch.uuid] = self.pool.submit(
+                self.client.get_run_metrics, batch.workflow_uuid, batch_uuid=batch.uuid)
         if batch.uuid in self.futures or batch.status != BatchStatus.SUCCESS or batch.succeeded_runs_count <= 0:
             return
         spec = self.spec_of[batch.uuid]
@@ -355,19 +374,28 @@ class _Downloads:
                 out.append(self.futures[batch.uuid].result())
         return out
 
+    def metrics(self, batch: Batch) -> list[Any]:
+        """The runs/metrics of a finished batch (fetched while others ran, or now)."""
+        future = self.metric_futures.get(batch.uuid)
+        if future is None or future.cancelled():
+            return list(self.client.get_run_metrics(batch.workflow_uuid, batch_uuid=batch.uuid))
+        return list(future.result())
+
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _credit_breakdown(client: CargoClient, batches: list[Batch], log: Any) -> tuple[dict[str, Any], float | None]:
-    """Credits per node (runs/metrics, slugs from the batches' release) and credits left.
+def _credit_breakdown(client: CargoClient, batches: list[Batch], log: Any,
+                      metrics_of: Any) -> tuple[dict[str, Any], float | None]:
+    """Credits per node (runs/metrics via ``metrics_of(batch)``, slugs from the batches' release)
+    and credits left.
 
     Best effort: this is reporting, so a failure here is logged and never fails the asset.
     """
     extra: dict[str, Any] = {}
     remaining: float | None = None
     try:
-        metrics = [m for b in batches for m in client.get_run_metrics(b.workflow_uuid, batch_uuid=b.uuid)]
+        metrics = [m for b in batches for m in metrics_of(b)]
         slugs: dict[str, str] = {}
         for release_uuid in {b.release_uuid for b in batches if b.release_uuid}:
             slugs.update({n.uuid: n.slug for n in client.get_release(release_uuid).nodes})

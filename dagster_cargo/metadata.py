@@ -118,9 +118,12 @@ def batch_metadata(
 
 
 def credits_by_node_metadata(metrics: Any, slugs_by_uuid: dict[str, str]) -> dict[str, Any]:
-    """``dagster-cargo/credits/<node slug>``: credits per workflow node, as plottable floats."""
-    out: dict[str, Any] = {}
+    """``dagster-cargo/credits/<node slug>``: credits per workflow node, as plottable floats.
+
+    Metrics of several batches (a fan-out) are summed per node.
+    """
+    totals: dict[str, float] = {}
     for metric in metrics:
         slug = slugs_by_uuid.get(metric.node_uuid, metric.node_uuid)
-        out[f"dagster-cargo/credits/{slug}"] = dg.MetadataValue.float(float(metric.credits_used_count))
-    return out
+        totals[slug] = totals.get(slug, 0.0) + float(metric.credits_used_count)
+    return {f"dagster-cargo/credits/{slug}": dg.MetadataValue.float(total) for slug, total in totals.items()}

@@ -170,6 +170,10 @@ def test_fan_out_keeps_input_order_and_logs_a_summary_not_a_line_per_poll(emulat
     frame = result.output_for_node("fan")
     # 10 batches created concurrently, yet the frame follows the input order chunk by chunk
     assert list(frame["domain"]) == list(ROWS["domain"])
+    meta = {k: getattr(v, "value", v) for k, v in result.asset_materializations_for_node("fan")[0].metadata.items()}
+    # per-node credits add up over all 10 batches (30 records x 2 credits), one runs/metrics call per batch
+    assert meta["dagster-cargo/credits/enrich_company"] == meta["dagster-cargo/credits_used"] == 60
+    assert len([e for e in emulator.request_log if e["path"] == "/v1/orchestration/runs/metrics"]) == 10
     per_batch = [m for m in messages if m and m.startswith("Cargo batch ") and "runs executed" in m]
     summaries = [m for m in messages if m and m.startswith("Cargo: ") and "batches finished" in m]
     assert per_batch == [] and summaries and "10/10 batches finished" in summaries[-1]
