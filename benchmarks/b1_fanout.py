@@ -89,7 +89,7 @@ def run_ours(n_batches: int, per_batch: int) -> dict[str, Any]:
     with emulator_process(SPEED) as base_url:
         resource = CargoResource(
             api_token=TOKEN, base_url=base_url, max_records_per_batch=per_batch,
-            poll_interval=1.0 / SPEED, max_poll_interval=30.0 / SPEED, credit_breakdown=False,
+            poll_interval=1.0 / SPEED, max_poll_interval=30.0 / SPEED,  # credit breakdown on, as by default
         )
         result = dg.materialize([enriched_companies], resources={"cargo": resource})
         assert result.success
