@@ -149,7 +149,7 @@ def _start_all(context: Any, client: CargoClient, specs: list[BatchRunSpec], bat
         batch = reusable.get(key) if key is not None else None
         if batch is not None:
             log.info(f"Attaching to Cargo batch {batch.uuid} ({batch.status.value}) for {_what(spec)}, created by "
-                     f"an earlier attempt of this step, instead of starting a new one ({batch_url_for(batch)})")
+                     f"an earlier attempt of this step, instead of starting a new one{_link(batch_url_for, batch)}")
             started.append((i, spec, batch))
         else:
             pending.setdefault(spec.workflow_uuid, []).append(i)
@@ -169,12 +169,18 @@ def _start_all(context: Any, client: CargoClient, specs: list[BatchRunSpec], bat
                 log.info(f"Cargo found no records for {what} ({getattr(exc, 'cargo_message', exc)}): no batch "
                          "created, 0 credits spent.")
         if len(made) == 1:
-            log.info(f"Created Cargo batch {made[0].uuid} for {what} ({batch_url_for(made[0])})")
+            log.info(f"Created Cargo batch {made[0].uuid} for {what}{_link(batch_url_for, made[0])}")
         elif made:
             log.info(f"Created {len(made)} Cargo batches for {what}: {', '.join(b.uuid for b in made)} "
-                     f"({batch_url_for(made[0])}, ...)")
+                     f"{_link(batch_url_for, made[0])}")
         if errors:
             raise errors[0]
+
+
+def _link(batch_url_for: Any, batch: Batch) -> str:
+    """`` (<link to the batch>)`` for a log line, or nothing when there is no web app to link to."""
+    url = batch_url_for(batch)
+    return f" ({url})" if url else ""
 
 
 def _cancel_all(client: CargoClient, batches: list[Batch], log: Any, why: str) -> None:
@@ -267,9 +273,10 @@ def execute_batches(
         except CargoWaitTimeoutError as exc:
             _cancel_all(client, [monitor.latest.get(b.uuid, b) for _, b in started], log,
                         f"it did not finish within {poll_timeout:g}s")
+            url = batch_url_for(started[0][1])
             raise dg.Failure(description=str(exc), metadata={
                 "dagster-cargo/batch_uuid": exc.batch_uuid,
-                "dagster-cargo/batch_url": dg.MetadataValue.url(batch_url_for(started[0][1])),
+                **({"dagster-cargo/batch_url": dg.MetadataValue.url(url)} if url else {}),
             }) from exc
         except CreditBudgetExceeded as exc:
             _cancel_all(client, exc.batches, log, "the credit budget was exceeded")

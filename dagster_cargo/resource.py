@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
+from dagster._config.field_utils import IntEnvVar
 from pydantic import Field, PrivateAttr
 
 from .client import CargoClient, RetryPolicy
@@ -17,7 +22,37 @@ from .client.transport import DEFAULT_BASE_URL
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches
 from .workspace_data import CargoWorkflowProps
 
-__all__ = ["CargoResource"]
+__all__ = ["CargoResource", "CargoTokenExposureWarning"]
+
+# Optional fields an unset ``dg.EnvVar`` leaves unset (instead of failing every run).
+_OPTIONAL_ENV_FIELDS = ("workspace_uuid", "max_credits_per_batch")
+_warned_literal_token = False
+
+
+class CargoTokenExposureWarning(UserWarning):
+    """``CargoResource(api_token=...)`` was given the token itself rather than ``dg.EnvVar``."""
+
+
+def _built_by_dagster() -> bool:
+    """Whether Dagster itself is re-creating the resource from resolved config (at run start, or
+    in ``process_config_and_initialize``): then the user's own object held an EnvVar, not a literal."""
+    caller = sys._getframe(2).f_code.co_filename.replace("\\", "/")  # the caller of __init__
+    return "/dagster/_config/pythonic_config/" in caller
+
+
+def _warn_literal_token() -> None:
+    global _warned_literal_token
+    if _warned_literal_token:
+        return
+    _warned_literal_token = True
+    warnings.warn(
+        "CargoResource(api_token=...) was given the token itself, not dg.EnvVar('CARGO_API_TOKEN'). "
+        "Dagster keeps resource config as it is given: the token will be visible on the UI's resource "
+        "page and in the launchpad's default config, and stored in every job snapshot in the instance "
+        "database. Pass api_token=dg.EnvVar('CARGO_API_TOKEN') so that only the variable's name is shown.",
+        CargoTokenExposureWarning,
+        stacklevel=3,
+    )
 
 DEFAULT_BATCH_URL_TEMPLATE = "https://app.getcargo.io/workspaces/{workspace_uuid}/workflows/{workflow_uuid}/batches/{batch_uuid}"
 
@@ -55,10 +90,11 @@ class CargoResource(dg.ConfigurableResource):
         default=DEFAULT_BASE_URL,
         description="Cargo API host; '/v1' is appended. Point it at the emulator for local runs.",
     )
-    batch_url_template: str = Field(
-        default=DEFAULT_BATCH_URL_TEMPLATE,
-        description="Link to a batch in Cargo's web app, with {workspace_uuid}, {workflow_uuid} and "
-        "{batch_uuid} placeholders (recorded as metadata).",
+    batch_url_template: str | None = Field(
+        default=None,
+        description="Link to a batch, with {workspace_uuid}, {workflow_uuid} and {batch_uuid} placeholders "
+        "(recorded as dagster-cargo/batch_url). Default: Cargo's web app when base_url is Cargo's API "
+        "host (api.getcargo.io); no link for other hosts, e.g. the emulator, which has no web app.",
     )
     request_timeout: float = Field(default=60.0, description="Per-request read timeout, seconds.")
     connect_timeout: float = Field(default=10.0, description="TCP connect timeout, seconds.")
@@ -117,17 +153,46 @@ class CargoResource(dg.ConfigurableResource):
 
     _client: CargoClient | None = PrivateAttr(default=None)
 
+    def __init__(self, **data: Any) -> None:
+        for name in _OPTIONAL_ENV_FIELDS:  # an optional field given as an unset EnvVar is unset
+            value = data.get(name)
+            if isinstance(value, (dg.EnvVar, IntEnvVar)) and not os.environ.get(value.env_var_name):
+                data[name] = None
+        token = data.get("api_token")
+        if isinstance(token, str) and not isinstance(token, dg.EnvVar) and token and not _built_by_dagster():
+            _warn_literal_token()
+        super().__init__(**data)
+
+    def _setting(self, name: str) -> Any:
+        """A field's value; an ``EnvVar`` read from the environment when the resource is used
+        outside a run (inside a run, Dagster has already resolved it)."""
+        value = getattr(self, name)
+        if isinstance(value, (dg.EnvVar, IntEnvVar)):
+            resolved = value.get_value()
+            if resolved is None and name == "api_token":
+                raise CargoInputError(
+                    f"CargoResource.api_token is dg.EnvVar({value.env_var_name!r}), which is not set in this "
+                    f"process. Next step: export {value.env_var_name}=<your Cargo API token> and try again."
+                )
+            return resolved
+        return value
+
     def __repr_args__(self) -> Any:  # never show the token in reprs, logs or tracebacks
         for name, value in super().__repr_args__():
             yield name, ("***" if name == "api_token" and value else value)
 
     def get_client(self) -> CargoClient:
-        """The (cached) :class:`CargoClient` for this resource's configuration."""
+        """The (cached) :class:`CargoClient` for this resource's configuration.
+
+        Works in runs and outside them (scripts, notebooks): ``dg.EnvVar`` fields are read from
+        the environment with :meth:`dagster.EnvVar.get_value`. Close it with :meth:`close`
+        (or use the resource as a context manager) when done.
+        """
         if self._client is None:
             self._client = CargoClient(
-                api_token=self.api_token,
-                workspace_uuid=self.workspace_uuid,
-                base_url=self.base_url,
+                api_token=self._setting("api_token"),
+                workspace_uuid=self._setting("workspace_uuid"),
+                base_url=self._setting("base_url"),
                 timeout=self.request_timeout,
                 connect_timeout=self.connect_timeout,
                 retry=RetryPolicy(max_attempts=self.max_retries + 1, max_elapsed=self.retry_max_elapsed),
@@ -136,14 +201,30 @@ class CargoResource(dg.ConfigurableResource):
         return self._client
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the cached client (its HTTP connections); it is re-created on next use."""
         if self._client is not None:
             self._client.close()
             self._client = None
 
-    def batch_url(self, batch: Batch) -> str:
-        """Link to ``batch`` in Cargo's web app."""
-        return self.batch_url_template.format(
-            workspace_uuid=batch.workspace_uuid or self.workspace_uuid or "",
+    def __enter__(self) -> CargoResource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def batch_url(self, batch: Batch) -> str | None:
+        """Link to ``batch`` in Cargo's web app (``None`` when there is no web app to link to)."""
+        template = self._setting("batch_url_template")
+        if template is None:
+            host = urlsplit(self._setting("base_url") or "").hostname or ""
+            if host != "getcargo.io" and not host.endswith(".getcargo.io"):
+                return None
+            template = DEFAULT_BATCH_URL_TEMPLATE
+        return str(template).format(
+            workspace_uuid=batch.workspace_uuid or self._setting("workspace_uuid") or "",
             workflow_uuid=batch.workflow_uuid,
             batch_uuid=batch.uuid,
         )

@@ -281,9 +281,10 @@ def build_cargo_observation_sensor(
                 continue
             if _already_recorded(context.instance, key, batch.uuid):
                 continue
+            url = cargo.batch_url(batch)
             meta = CargoMetadataSet(
                 batch_uuid=batch.uuid, batch_status=batch.status.value,
-                batch_url=dg.MetadataValue.url(cargo.batch_url(batch)), workflow_uuid=batch.workflow_uuid,
+                batch_url=dg.MetadataValue.url(url) if url else None, workflow_uuid=batch.workflow_uuid,
                 runs_count=batch.runs_count, executed_runs_count=batch.executed_runs_count,
                 failed_runs_count=batch.failed_runs_count, credits_used=float(batch.credits_used_count),
                 duration_seconds=batch.duration_seconds,
