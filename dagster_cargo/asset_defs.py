@@ -25,7 +25,7 @@ Example:
 """
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -37,11 +37,14 @@ from .asset_specs import CargoWorkspaceDefsLoader
 from .checks import CargoCheckConfig, cargo_check_specs
 from .client.inputs import change_data, date_window_filter, filter_data, record_ids_data, segment_data
 from .resource import CargoResource
-from .translator import DagsterCargoTranslator, clean_name
+from .translator import DagsterCargoTranslator
 from .workspace_data import CargoWorkflowProps, WorkflowSelector
 
-__all__ = ["CargoRunConfig", "build_cargo_assets_definitions", "play_input_for", "partition_window",
-           "partition_window_filter"]
+__all__ = ["CargoRunConfig", "DEFAULT_PLAY_LIMIT", "build_cargo_asset", "build_cargo_assets_definitions",
+           "play_input_for", "partition_window", "partition_window_filter", "run_cargo_workflow_asset"]
+
+
+DEFAULT_PLAY_LIMIT_VALUE = 100
 
 
 class CargoRunConfig(dg.Config):
@@ -50,7 +53,11 @@ class CargoRunConfig(dg.Config):
     filter: dict[str, Any] | None = Field(
         default=None, description="Plays: a Cargo Filter ({'conjonction': 'and', 'groups': [...]}) over the model."
     )
-    limit: int | None = Field(default=None, description="Plays: at most this many records.")
+    limit: int | None = Field(
+        default=DEFAULT_PLAY_LIMIT_VALUE,
+        description="Plays over their model (filter input): at most this many records. Default 100 on an "
+        "unpartitioned play, a guard on spend; null runs over every matching record.",
+    )
     record_ids: list[str] | None = Field(default=None, description="Plays: run over these record ids only.")
     segment_uuid: str | None = Field(default=None, description="Plays: run over this (non play-owned) segment.")
     change_uuid: str | None = Field(default=None, description="Plays: run over the records of this segment change.")
@@ -104,59 +111,151 @@ def partition_window_filter(
     return date_window_filter(column_slug, start, end, base)
 
 
+DEFAULT_PLAY_LIMIT = DEFAULT_PLAY_LIMIT_VALUE
+"""Run-config ``limit`` of an unpartitioned workspace play asset: the guard on spend of a default
+launch (one "Materialize" click runs over at most this many records). ``limit: null`` lifts it."""
+
+ExecuteFn = Callable[[dg.AssetExecutionContext, CargoResource, CargoWorkflowProps, CargoRunConfig, Any],
+                     dg.MaterializeResult]
+
+
 @functools.cache
-def _run_config_fields() -> dict[str, Any]:
-    """:class:`CargoRunConfig`'s config schema, inferred once.
+def run_config_fields(default_limit: int | None = DEFAULT_PLAY_LIMIT) -> dict[str, Any]:
+    """:class:`CargoRunConfig`'s config schema with ``limit`` defaulting to ``default_limit``,
+    inferred once per default.
 
     Dagster infers a ``Config`` parameter's schema again for every op; for a workspace of
     1,000 plays and tools that was most of the definitions' build time.
     """
-    return CargoRunConfig.to_fields_dict()
+    fields = dict(CargoRunConfig.to_fields_dict())
+    limit = fields["limit"]
+    fields["limit"] = dg.Field(limit.config_type, default_value=default_limit, is_required=False,
+                               description=limit.description)
+    return fields
 
 
-def _build_one(
+def default_limit_for(props: CargoWorkflowProps, *, partitioned_by_date: bool) -> int | None:
+    """The default ``limit`` of an asset: :data:`DEFAULT_PLAY_LIMIT` for a play, none for a tool
+    (its input is the upstream rows) or a play partitioned by a date column (the window bounds it)."""
+    return DEFAULT_PLAY_LIMIT if props.type == "play" and not partitioned_by_date else None
+
+
+def _expected_cost(context: dg.AssetExecutionContext, key: dg.AssetKey, current: float | None,
+                   limit: int) -> dict[str, Any]:
+    """``dagster-cargo/expected_credits_at_default_limit``: mean credits per record over this and up to
+    4 earlier materializations, times the default limit. Nothing when no run had a record."""
+    samples = [current] if current is not None else []
+    try:
+        records = context.instance.fetch_materializations(key, limit=4).records
+    except Exception:  # reporting only: never fail the asset over it
+        records = []
+    for record in records:
+        mat = record.asset_materialization
+        value = mat.metadata.get("dagster-cargo/credits_per_record") if mat else None
+        if value is not None and getattr(value, "value", None) is not None:
+            samples.append(float(value.value))
+    if not samples:
+        return {}
+    expected = round(sum(samples) / len(samples) * limit, 2)
+    return {"dagster-cargo/expected_credits_at_default_limit": dg.MetadataValue.float(expected)}
+
+
+def run_cargo_workflow_asset(
+    context: dg.AssetExecutionContext,
+    cargo: CargoResource,
+    props: CargoWorkflowProps,
+    config: CargoRunConfig,
+    records: Any = None,
+    *,
+    checks: CargoCheckConfig | None = None,
+    date_column: str | None = None,
+) -> dg.MaterializeResult:
+    """What a workspace play/tool asset does: one Cargo batch (or several chunks) and its result.
+
+    Plays run over the records chosen by run ``config`` (filter, limit, record ids, segment,
+    change), narrowed to the partition's window when ``date_column`` is set; tools run over
+    ``records`` (the upstream DataFrame) or ``config.records``. Every run-config field applies,
+    ``credit_budget`` and ``output_node_slug`` included.
+    """
+    if props.type == "play":
+        window = None
+        if context.has_partition_key and date_column:
+            window = partition_window(context.partition_time_window)
+        data = play_input_for(props, config, window=window, date_column=date_column)
+        result = cargo.run_workflow(context, props, data, output_node_slug=config.output_node_slug,
+                                    credit_budget=config.credit_budget)
+        limited = data.get("kind") == "filter" and config.limit is not None
+        if limited and config.limit is not None and result.runs_count >= config.limit:
+            context.log.warning(
+                f"The play ran over {result.runs_count} records, its run-config limit: more records may match. "
+                f"To run over all of them, launch with run config limit: null (or a larger limit)."
+            )
+    else:
+        if records is None:
+            records = config.records or []
+        result = cargo.run_tool(context, props, records, output_node_slug=config.output_node_slug,
+                                credit_budget=config.credit_budget)
+    materialization = result.materialize_result(checks=checks)
+    if props.type == "play" and not (context.has_partition_key and date_column):
+        extra = _expected_cost(context, context.asset_key, result.cargo_metadata.credits_per_record,
+                               DEFAULT_PLAY_LIMIT)
+        if extra:
+            materialization = materialization._replace(metadata={**(materialization.metadata or {}), **extra})
+    return materialization
+
+
+def build_cargo_asset(
     props: CargoWorkflowProps,
     spec: dg.AssetSpec,
     *,
-    resource_key: str,
-    upstream: dg.AssetKey | None,
-    checks: CargoCheckConfig | None,
-    date_column: str | None,
+    resource_key: str = "cargo",
+    upstream: dg.AssetKey | None = None,
+    checks: CargoCheckConfig | None = None,
+    date_column: str | None = None,
+    execute: ExecuteFn | None = None,
 ) -> dg.AssetsDefinition:
+    """The executable asset of one play or tool: the one factory behind
+    :func:`build_cargo_assets_definitions` and :class:`~dagster_cargo.CargoWorkspaceComponent`.
+
+    Its op is named after the asset key (``cargo/find_work_email`` → ``cargo__find_work_email``)
+    and takes :class:`CargoRunConfig` as run config, with ``limit`` defaulting to
+    :data:`DEFAULT_PLAY_LIMIT` on unpartitioned plays. ``execute`` replaces what a materialization
+    does (default: :func:`run_cargo_workflow_asset`).
+    """
     ins = {"upstream_records": dg.AssetIn(key=upstream)} if upstream is not None else {}
     # AssetOut.from_spec refuses specs with deps: pass them to the multi_asset instead
     deps = [d for d in spec.deps if d.asset_key != upstream]
-    spec = spec.replace_attributes(deps=[])
+    partitioned_by_date = bool(date_column) and spec.partitions_def is not None
+    default_limit = default_limit_for(props, partitioned_by_date=partitioned_by_date)
+    spec = spec.replace_attributes(deps=[]).merge_attributes(metadata=_guard_metadata(default_limit))
     check_specs = cargo_check_specs(spec.key, checks) if checks else None
+    run = execute or functools.partial(run_cargo_workflow_asset, checks=checks, date_column=date_column)
 
     @dg.multi_asset(
-        name=f"cargo_{props.type}_{clean_name(props.name)}",
+        name=spec.key.to_python_identifier(),
         outs={"result": dg.AssetOut.from_spec(spec, dagster_type=Any)},
         ins=ins,
         deps=deps,
         check_specs=check_specs,
         required_resource_keys={resource_key},
-        config_schema=_run_config_fields(),
+        config_schema=run_config_fields(default_limit),
     )
-    def _cargo_asset(context: dg.AssetExecutionContext, **inputs):
+    def _cargo_asset(context: dg.AssetExecutionContext, **inputs: Any) -> dg.MaterializeResult:
         config = CargoRunConfig(**(context.op_execution_context.op_config or {}))
         cargo: CargoResource = getattr(context.resources, resource_key)
-        if props.type == "play":
-            window = None
-            if context.has_partition_key and date_column:
-                window = partition_window(context.partition_time_window)
-            data = play_input_for(props, config, window=window, date_column=date_column)
-            result = cargo.run_workflow(context, props, data, output_node_slug=config.output_node_slug,
-                                        credit_budget=config.credit_budget)
-        else:
-            records = inputs.get("upstream_records")
-            if records is None:
-                records = config.records or []
-            result = cargo.run_tool(context, props, records, output_node_slug=config.output_node_slug,
-                                    credit_budget=config.credit_budget)
-        return result.materialize_result(checks=checks)
+        return run(context, cargo, props, config, inputs.get("upstream_records"))
 
     return _cargo_asset
+
+
+def _guard_metadata(default_limit: int | None) -> dict[str, Any]:
+    """Definition metadata saying what a default launch runs over (shown on the asset page)."""
+    if default_limit is None:
+        return {}
+    return {"dagster-cargo/default_run": dg.MetadataValue.text(
+        f"At most {default_limit} records (run config `limit`; `limit: null` runs over every matching record). "
+        "The latest materialization's dagster-cargo/expected_credits_at_default_limit estimates its cost "
+        "from recent runs.")}
 
 
 def build_cargo_assets_definitions(
@@ -193,6 +292,6 @@ def build_cargo_assets_definitions(
         upstream = next((dg.AssetKey.from_coercible(v) for k, v in tool_inputs.items()
                          if k in props.selector_keys), None) if props.type == "tool" else None
         date_column = next((v for k, v in date_columns.items() if k in props.selector_keys), None)
-        assets.append(_build_one(props, spec, resource_key=resource_key, upstream=upstream,
-                                 checks=checks, date_column=date_column))
+        assets.append(build_cargo_asset(props, spec, resource_key=resource_key, upstream=upstream,
+                                        checks=checks, date_column=date_column))
     return assets

@@ -140,7 +140,7 @@ class CargoChangeSensorArgs(dg.Resolvable, dg.Model):
 
     segment: str = pydantic.Field(description="Segment to watch: its name or UUID.")
     play: str = pydantic.Field(description="Play to run over the changed records: its name or UUID (must be selected).")
-    name: str | None = pydantic.Field(default=None, description="Sensor name (default: cargo_play_<play>_on_<segment>).")
+    name: str | None = pydantic.Field(default=None, description="Sensor name (default: <resource_key>_<play>_on_<segment>, e.g. cargo_score_inbound_companies_on_icp_companies).")
     change_kinds: list[str] = pydantic.Field(default=["added", "updated"], description="Change kinds to enrol.")
     start_from: Literal["latest", "beginning"] = pydantic.Field(
         default="latest", description="'latest': start with the next change; 'beginning': enrol existing changes too."

@@ -16,8 +16,8 @@ from dagster.components.utils.defs_state import (
 )
 from dagster.components.utils.translation import TranslationFn, TranslationFnResolver
 
-from ..asset_defs import CargoRunConfig, partition_window, play_input_for
-from ..checks import CargoCheckConfig, cargo_check_specs
+from ..asset_defs import CargoRunConfig, build_cargo_asset, run_cargo_workflow_asset
+from ..checks import CargoCheckConfig
 from ..resource import CargoResource
 from ..sensors import build_cargo_change_sensor, build_cargo_observation_sensor
 from ..translator import DagsterCargoTranslator, clean_name
@@ -154,8 +154,8 @@ class CargoWorkspaceComponent(dg.StateBackedComponent, dg.Resolvable):
     resource_key: Annotated[
         str,
         dg.Resolver.default(
-            description="Key of the CargoResource in the definitions, and prefix of op names "
-            "(<resource_key>_<play|tool>_<name>); give each workspace its own key.",
+            description="Key of the CargoResource in the definitions; give each workspace its own key "
+            "(and its own asset key prefix: op names follow asset keys).",
         ),
     ] = "cargo"
     defs_state: ResolvedDefsStateConfig = field(default_factory=DefsStateConfigArgs.local_filesystem)
@@ -214,16 +214,8 @@ class CargoWorkspaceComponent(dg.StateBackedComponent, dg.Resolvable):
                         context.log.info(f"{cargo.credits_remaining()} credits left")
                         return super().execute(context, cargo, props, config, records)
         """
-        if props.type == "play":
-            date_column = _lookup(self.partition_date_columns, props)
-            window = partition_window(context.partition_time_window) if context.has_partition_key and date_column else None
-            data = play_input_for(props, config, window=window, date_column=date_column)
-            result = cargo.run_workflow(context, props, data, output_node_slug=config.output_node_slug)
-        else:
-            if records is None:
-                records = config.records or []
-            result = cargo.run_tool(context, props, records, output_node_slug=config.output_node_slug)
-        return result.materialize_result(checks=self.checks)
+        return run_cargo_workflow_asset(context, cargo, props, config, records, checks=self.checks,
+                                        date_column=_lookup(self.partition_date_columns, props))
 
     # -- definitions ------------------------------------------------------------------------
     def build_defs_from_state(self, context: dg.ComponentLoadContext, state_path: Path | None) -> dg.Definitions:
@@ -247,39 +239,26 @@ class CargoWorkspaceComponent(dg.StateBackedComponent, dg.Resolvable):
 
     def _build_asset(self, props: CargoWorkflowProps, spec: dg.AssetSpec) -> dg.AssetsDefinition:
         upstream_key = _lookup(self.tool_inputs, props) if props.type == "tool" else None
-        upstream = dg.AssetKey.from_user_string(upstream_key) if upstream_key else None
-        ins = {"upstream_records": dg.AssetIn(key=upstream)} if upstream is not None else {}
-        deps = [d for d in spec.deps if d.asset_key != upstream]  # AssetOut.from_spec refuses deps
-        spec = spec.replace_attributes(deps=[])
-        component = self
-        resource_key = self.resource_key
-
-        @dg.multi_asset(
-            name=f"{resource_key}_{props.type}_{clean_name(props.name)}",  # cargo_play_<name> by default
-            outs={"result": dg.AssetOut.from_spec(spec, dagster_type=Any)},
-            ins=ins,
-            deps=deps,
-            check_specs=cargo_check_specs(spec.key, self.checks) if self.checks else None,
-            required_resource_keys={resource_key},
+        return build_cargo_asset(
+            props, spec, resource_key=self.resource_key,
+            upstream=dg.AssetKey.from_user_string(upstream_key) if upstream_key else None,
+            checks=self.checks, date_column=_lookup(self.partition_date_columns, props),
+            execute=self.execute,  # a subclass's override runs; the default is run_cargo_workflow_asset
         )
-        def _cargo_asset(context: dg.AssetExecutionContext, config: CargoRunConfig, **inputs: Any):
-            cargo: CargoResource = getattr(context.resources, resource_key)
-            return component.execute(context, cargo, props, config, inputs.get("upstream_records"))
-
-        return _cargo_asset
 
     def _build_sensors(
         self, assets: Sequence[tuple[CargoWorkflowProps, dg.AssetsDefinition]]
     ) -> list[dg.SensorDefinition]:
         sensors = []
         for args in self.change_sensors:
-            play = next((a for p, a in assets if p.type == "play" and args.play in p.selector_keys), None)
-            if play is None:
+            found = next(((p, a) for p, a in assets if p.type == "play" and args.play in p.selector_keys), None)
+            if found is None:
                 logger.warning("Cargo change sensor: %r is not a selected play; sensor not created.", args.play)
                 continue
+            props, play = found
             sensors.append(build_cargo_change_sensor(
                 play, args.segment,
-                name=args.name or f"{play.node_def.name}_on_{clean_name(args.segment)}",
+                name=args.name or f"{self.resource_key}_{clean_name(props.name)}_on_{clean_name(args.segment)}",
                 change_kinds=args.change_kinds, start_from=args.start_from,
                 minimum_interval_seconds=args.minimum_interval_seconds, max_runs_per_tick=args.max_runs_per_tick,
                 default_status=sensor_status(args.default_status), resource_key=self.resource_key,

@@ -242,11 +242,11 @@ def test_tool_asset_runs_over_its_upstream_dataframe_with_credits_and_checks(emu
             assert enrich.keys_by_input_name["upstream_records"] == dg.AssetKey(["raw", "signups"])
             result = dg.materialize([defs.resolve_assets_def(dg.AssetKey(["raw", "signups"])), enrich])
     assert result.success
-    frame = result.output_for_node("cargo_tool_enrich_company")
+    frame = result.output_for_node("cargo__enrich_company")
     assert sorted(frame["domain"]) == ["acme.com", "hooli.com", "initech.io"]
     assert all(row["industry"] == enrich_company(row["domain"])["industry"] for _, row in frame.iterrows())
 
-    (materialization,) = result.asset_materializations_for_node("cargo_tool_enrich_company")
+    (materialization,) = result.asset_materializations_for_node("cargo__enrich_company")
     metadata = materialization.metadata
     assert metadata["dagster/row_count"].value == 3
     with CargoClient(TOKEN, base_url=emulator.base_url) as client:
@@ -310,7 +310,7 @@ def test_resource_key_lets_two_workspaces_live_side_by_side(snapshot_path):
     assert {k: r.workspace_uuid for k, r in merged.resources.items()} == {"cargo": "ws-us", "cargo_eu": "ws-eu"}
     eu = merged.resolve_assets_def(dg.AssetKey(["cargo_eu", *ENRICH]))
     assert "cargo_eu" in eu.required_resource_keys and "cargo" not in eu.required_resource_keys
-    assert eu.node_def.name == "cargo_eu_tool_enrich_company"  # op names stay unique across workspaces
+    assert eu.node_def.name == "cargo_eu__cargo__enrich_company"  # op names stay unique across workspaces
     merged.resolve_implicit_global_asset_job_def()
     assert {s.name for s in merged.sensors} == {"cargo_observation_sensor", "cargo_eu_observation_sensor"}
 
@@ -374,8 +374,8 @@ def test_sensors_are_built_from_yaml_and_drive_the_component_assets(emulator):
         sensors = {s.name: s for s in defs.sensors}
         play = defs.resolve_assets_def(dg.AssetKey(["gtm", *SCORE]))
         cargo = defs.resources["cargo"]
-        assert set(sensors) == {"cargo_play_score_inbound_companies_on_icp_companies", "cargo_observation_sensor"}
-        change = sensors["cargo_play_score_inbound_companies_on_icp_companies"]
+        assert set(sensors) == {"cargo_score_inbound_companies_on_icp_companies", "cargo_observation_sensor"}
+        change = sensors["cargo_score_inbound_companies_on_icp_companies"]
         assert change.default_status == dg.DefaultSensorStatus.RUNNING
         assert change.minimum_interval_seconds == 300
         assert sensors["cargo_observation_sensor"].default_status == dg.DefaultSensorStatus.STOPPED

@@ -26,7 +26,7 @@ def test_tool_asset_reads_upstream_dataframe(emulator):
                                             tool_inputs={"Enrich company": "signups"})
     assert [a.key.to_user_string() for a in assets] == ["cargo/enrich_company"]
     result = dg.materialize([signups, *assets], resources={"cargo": resource(emulator)})
-    frame = result.output_for_node("cargo_tool_enrich_company")
+    frame = result.output_for_node("cargo__enrich_company")
     assert sorted(frame["domain"]) == ["acme.com", "hooli.com", "initech.io"]
     assert all(r["industry"] == enrich_company(r["domain"])["industry"] for _, r in frame.iterrows())
 
@@ -38,8 +38,8 @@ def test_play_asset_run_config_record_ids(emulator):
         ids = [r["_id"] for r in c.fetch_segment(play.model_uuid, {"conjonction": "and", "groups": []},
                                                   fetching_limit=4).records]
     result = dg.materialize([play_asset], resources={"cargo": resource(emulator)},
-                            run_config={"ops": {"cargo_play_score_inbound_companies": {"config": {"record_ids": ids}}}})
-    frame = result.output_for_node("cargo_play_score_inbound_companies")
+                            run_config={"ops": {"cargo__score_inbound_companies": {"config": {"record_ids": ids}}}})
+    frame = result.output_for_node("cargo__score_inbound_companies")
     assert sorted(frame["_id"]) == sorted(ids)
     assert all(r["score"] == score_company(r["domain"])["score"] for _, r in frame.iterrows())
 
@@ -61,6 +61,6 @@ def test_daily_partitioned_play_runs_over_its_date_window(emulator):
     day = by_day.index[0]  # the busiest day: at least one record
     in_window = [r for r in everything.records if str(r["created_at"])[:10] == day]
     result = dg.materialize([play_asset], partition_key=day, resources={"cargo": resource(emulator)})
-    frame = result.output_for_node("cargo_play_score_inbound_companies")
+    frame = result.output_for_node("cargo__score_inbound_companies")
     assert len(frame) == len(in_window) > 0
     assert set(frame["_id"]) == {r["_id"] for r in in_window}
