@@ -55,9 +55,9 @@ def main() -> int:
         if not os.environ.get("CARGO_API_TOKEN") and not os.environ.get("CARGO_EMULATOR_URL"):
             from dagster_cargo.emulator import CargoEmulator
 
-            from .connection import EMULATOR_TOKEN
+            from .connection import emulator_token
 
-            emulator = stack.enter_context(CargoEmulator(token=EMULATOR_TOKEN, speed=200.0, seed=7))
+            emulator = stack.enter_context(CargoEmulator(token=emulator_token(), speed=200.0, seed=7))
             os.environ["CARGO_EMULATOR_URL"] = emulator.base_url
         from .assets import daily_company_scores
         from .definitions import defs

@@ -1,4 +1,4 @@
-"""``dagster dev -m example_project.definitions``: every dagster-cargo feature in one project.
+"""``dg dev -m example_project.definitions``: every dagster-cargo feature in one project.
 
 * hand-written assets (``assets.py``): tool enrichment with asset checks and eager automation,
   a play over a filter, a daily-partitioned play over a date window (with a schedule);
@@ -6,6 +6,9 @@
 * a sensor that enriches each new change of the "ICP companies" segment, and a sensor that
   records batches Cargo ran on its own;
 * a job built from the ``cargo_batch_op`` op, and a credit-usage summary asset.
+
+Sensors (and the automation sensor behind ``enriched_signups``' eager condition) start RUNNING, so
+the example reacts as soon as ``dg dev`` is up; stop them from the UI's Automation page.
 """
 
 import datetime as dt
@@ -20,7 +23,7 @@ from dagster_cargo import (
     cargo_batch_op,
 )
 
-from .assets import DAILY, daily_company_scores, enriched_signups, inbound_signups, new_contacts, scored_icp_companies
+from .assets import daily_company_scores, enriched_signups, inbound_signups, new_contacts, scored_icp_companies
 from .connection import cargo_resource
 
 cargo = cargo_resource()
@@ -48,7 +51,7 @@ def cargo_credit_usage(cargo: CargoResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(value=frame, metadata={"dagster/row_count": len(frame), "credits_total": total})
 
 
-daily_scoring_job = dg.define_asset_job("daily_company_scoring", selection=[daily_company_scores], partitions_def=DAILY)
+daily_scoring_job = dg.define_asset_job("daily_company_scoring", selection=[daily_company_scores])
 
 
 @dg.job(description="Job-based usage: one Cargo batch from typed op config.")
@@ -67,8 +70,12 @@ defs = dg.Definitions(
     ],
     sensors=[
         build_cargo_change_sensor(score_play_asset, "ICP companies", name="score_new_icp_companies",
-                                  minimum_interval_seconds=30),
-        build_cargo_observation_sensor(workspace_assets, minimum_interval_seconds=60),
+                                  minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING),
+        build_cargo_observation_sensor(workspace_assets, minimum_interval_seconds=60,
+                                       default_status=dg.DefaultSensorStatus.RUNNING),
+        dg.AutomationConditionSensorDefinition(
+            "default_automation_condition_sensor", target=dg.AssetSelection.all(),
+            default_status=dg.DefaultSensorStatus.RUNNING),
     ],
     resources={"cargo": cargo},
 )

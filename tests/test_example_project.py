@@ -18,7 +18,7 @@ def test_definitions_load_with_every_feature(emulator, monkeypatch):
 
     import example_project.connection as connection
 
-    monkeypatch.setattr(connection, "EMULATOR_TOKEN", emulator.token)
+    monkeypatch.setenv(connection.EMULATOR_TOKEN_ENV, emulator.token)
     definitions = importlib.reload(importlib.import_module("example_project.definitions"))
     defs: dg.Definitions = definitions.defs
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
@@ -26,7 +26,11 @@ def test_definitions_load_with_every_feature(emulator, monkeypatch):
             "cargo/score_inbound_companies", "cargo/find_decision_makers", "cargo/find_work_email",
             "cargo_credit_usage"} <= keys
     assert {s.name for s in defs.schedules} == {"daily_company_scoring_schedule", "weekly_decision_makers"}
-    assert {s.name for s in defs.sensors} == {"score_new_icp_companies", "cargo_observation_sensor"}
+    assert {s.name for s in defs.sensors} == {"score_new_icp_companies", "cargo_observation_sensor",
+                                              "default_automation_condition_sensor"}
+    # sensors start RUNNING (the README says so); the token is an EnvVar, never a literal
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
+    assert isinstance(defs.resources["cargo"].api_token, dg.EnvVar)
     check_keys = {k for a in defs.get_repository_def().assets_defs_by_key.values() for k in a.check_keys}
     assert dg.AssetCheckKey(dg.AssetKey("enriched_signups"), "cargo_output_completeness") in check_keys
 
@@ -41,3 +45,50 @@ def test_quickstart_main_job_runs_end_to_end():
     assert float(credits["enriched_signups"]) > 0 and float(credits["scored_icp_companies"]) > 0
     assert "industry" in out.stdout  # the enriched DataFrame's head is printed
     assert "All example assets materialized." in out.stdout
+
+
+PARENT = """
+import sys
+from pathlib import Path
+from example_project.connection import ensure_emulator_process
+port = int(sys.argv[1])
+print(ensure_emulator_process(port), flush=True)
+for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+    try:
+        args = cmdline.read_bytes().split(b"\\0")
+    except OSError:
+        continue
+    if b"example_project.emulator_process" in args and str(port).encode() in args:
+        print("EMULATOR_ARGS", b" ".join(args).decode(), flush=True)
+"""
+
+
+def test_example_emulator_takes_its_token_from_the_environment_and_stops_with_its_parent(tmp_path):
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "example-emulator-token-93be1"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARGO_")}
+    env.update(DAGSTER_HOME=str(tmp_path), CARGO_EMULATOR_TOKEN=token, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", PARENT, str(port)], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"http://127.0.0.1:{port}" in out.stdout
+    if Path("/proc").is_dir():
+        args = [line for line in out.stdout.splitlines() if line.startswith("EMULATOR_ARGS")]
+        assert args and token not in args[0]
+    deadline = time.monotonic() + 60  # the emulator checks its parent every second
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/v1/workspaceManagement/workspaces/current", timeout=1.0)
+        except httpx.HTTPError:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the example's emulator outlived the process that started it")
+    assert "stopping the emulator" in (tmp_path / "cargo-emulator.log").read_text()

@@ -21,6 +21,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 MODULE = "example_project.definitions"
+# The emulator's token, given to the Dagster processes as CARGO_EMULATOR_TOKEN (the example reads
+# it through dg.EnvVar); distinctive, so that a leak scan cannot miss it.
+EMULATOR_TOKEN = "e2e-emulator-token-5b2f9c0d7e"
 
 # Runs are launched straight from the webserver (no queue), so a materialization does not
 # depend on the daemon; the daemon is only needed for sensors and schedules.
@@ -52,6 +55,7 @@ def child_env(dagster_home: Path, emulator_url: str) -> dict[str, str]:
     env.update(
         DAGSTER_HOME=str(dagster_home),
         CARGO_EMULATOR_URL=emulator_url,
+        CARGO_EMULATOR_TOKEN=EMULATOR_TOKEN,
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
         PYTHONUNBUFFERED="1",
     )

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 
 from dagster_cargo.emulator import CargoEmulator
-from example_project.connection import EMULATOR_TOKEN
 
 from . import _stack
 
@@ -16,7 +15,7 @@ from . import _stack
 @pytest.fixture(scope="session")
 def cargo_emulator() -> Iterator[CargoEmulator]:
     """The emulator the example project talks to (its own token, a fixed seed)."""
-    with CargoEmulator(token=EMULATOR_TOKEN, speed=200.0, seed=7) as emu:
+    with CargoEmulator(token=_stack.EMULATOR_TOKEN, speed=200.0, seed=7) as emu:
         yield emu
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from example_project.connection import EMULATOR_TOKEN
+from ._stack import EMULATOR_TOKEN
 
 CARGO_ASSETS = ("enriched_signups", "scored_icp_companies")
 SELECTED = ("inbound_signups", *CARGO_ASSETS)
