@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -66,6 +67,14 @@ class CargoWorkspaceDefsLoader(StateBackedDefinitionsLoader[str]):
             if pending is not None:
                 return deserialize_value(pending, str)
         return super().get_or_fetch_state()
+
+    def build_defs(self) -> dg.Definitions:
+        """The specs, carrying the state as reconstruction metadata. Dagster marks
+        ``Definitions.with_reconstruction_metadata`` as preview; it is what state-backed loaders
+        are built on, so its warning is silenced here instead of printed on every load."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dg.PreviewWarning)
+            return super().build_defs()
 
     def fetch_state(self) -> str:
         if self.snapshot_path is not None:

@@ -4,8 +4,10 @@ Two sets of keys:
 
 * Dagster's standard ``dagster/row_count`` and ``dagster/column_schema``;
 * :class:`CargoMetadataSet`, namespaced ``dagster-cargo/…``: batch UUID, workflow, counts,
-  credits, duration and a link to the batch in Cargo's web app. Numbers are stored as
-  numbers so the Dagster UI plots them across materializations.
+  credits, durations and a link to the batch in Cargo's web app. Numbers are stored as
+  numbers so the Dagster UI plots them across materializations; keys that would be constant
+  (one batch, a node that costs nothing) are left out so no plot is a flat line. Units are in
+  the key names: ``credits``, ``seconds``, ``count``.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ class CargoMetadataSet(NamespacedMetadataSet):
     credits_used: float | None = None
     credits_per_record: float | None = None
     credits_remaining: float | None = None
-    duration_seconds: float | None = None
+    cargo_duration_seconds: float | None = None
+    wall_clock_seconds: float | None = None
 
     @classmethod
     def namespace(cls) -> str:
@@ -58,13 +61,28 @@ class CargoMetadataSet(NamespacedMetadataSet):
 _DTYPE_NAMES = {"b": "boolean", "i": "integer", "u": "integer", "f": "float", "M": "datetime", "m": "timedelta"}
 
 
+_COLUMN_DESCRIPTIONS = {
+    "_id": "Cargo's record id (internal to Cargo; stable across runs of the same record).",
+    "_title": "Cargo's record title (internal to Cargo; display name of the record).",
+}
+
+
+def _column_description(name: str) -> str | None:
+    if name in _COLUMN_DESCRIPTIONS:
+        return _COLUMN_DESCRIPTIONS[name]
+    if name.startswith("output."):
+        return f"Output field {name[7:]!r}, renamed because an input field has the same name."
+    return None
+
+
 def column_schema_for(frame: Any) -> dg.TableSchema:
-    """A :class:`dagster.TableSchema` describing a DataFrame's columns and types."""
+    """A :class:`dagster.TableSchema` describing a DataFrame's columns and types (with a
+    description for Cargo's internal ``_id``/``_title`` columns and renamed output fields)."""
     columns = []
     for name, dtype in frame.dtypes.items():
         kind = getattr(dtype, "kind", "O")
         type_name = _DTYPE_NAMES.get(kind, "string" if str(dtype) in ("object", "str", "string") else str(dtype))
-        columns.append(dg.TableColumn(name=str(name), type=type_name))
+        columns.append(dg.TableColumn(name=str(name), type=type_name, description=_column_description(str(name))))
     return dg.TableSchema(columns=columns)
 
 
@@ -92,7 +110,7 @@ def batch_metadata(
         return CargoMetadataSet(
             workflow_uuid=workflow_uuid, workflow_name=workflow_name, workflow_type=workflow_type,
             output_node_slug=output_node_slug, runs_count=0, executed_runs_count=0,
-            failed_runs_count=0, credits_used=0.0, credits_per_record=0.0, batch_count=0,
+            failed_runs_count=0, credits_used=0.0, credits_per_record=0.0,
         )
     first = batches[0]
     credits = float(sum(b.credits_used_count for b in batches))
@@ -101,7 +119,7 @@ def batch_metadata(
     return CargoMetadataSet(
         batch_uuid=first.uuid,
         batch_uuids=",".join(b.uuid for b in batches) if len(batches) > 1 else None,
-        batch_count=len(batches),
+        batch_count=len(batches) if len(batches) > 1 else None,  # 1 on nearly every run: no flat plot
         batch_status=first.status.value if len(statuses) == 1 else ",".join(sorted(statuses)),
         batch_url=dg.MetadataValue.url(batch_url) if batch_url else None,
         workflow_uuid=workflow_uuid,
@@ -113,7 +131,7 @@ def batch_metadata(
         failed_runs_count=sum(b.failed_runs_count for b in batches),
         credits_used=credits,
         credits_per_record=round(credits / row_count, 6) if row_count else None,
-        duration_seconds=max(durations) if durations else None,
+        cargo_duration_seconds=max(durations) if durations else None,
     )
 
 
@@ -126,4 +144,6 @@ def credits_by_node_metadata(metrics: Any, slugs_by_uuid: dict[str, str]) -> dic
     for metric in metrics:
         slug = slugs_by_uuid.get(metric.node_uuid, metric.node_uuid)
         totals[slug] = totals.get(slug, 0.0) + float(metric.credits_used_count)
-    return {f"dagster-cargo/credits/{slug}": dg.MetadataValue.float(total) for slug, total in totals.items()}
+    # nodes that cost nothing (native nodes) would only add always-zero plots
+    return {f"dagster-cargo/credits/{slug}": dg.MetadataValue.float(total) for slug, total in totals.items()
+            if total}

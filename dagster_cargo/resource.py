@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import warnings
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -24,8 +25,8 @@ from .workspace_data import CargoWorkflowProps
 
 __all__ = ["CargoResource", "CargoTokenExposureWarning"]
 
-# Optional fields an unset ``dg.EnvVar`` leaves unset (instead of failing every run).
-_OPTIONAL_ENV_FIELDS = ("workspace_uuid", "max_credits_per_batch")
+# Optional fields that an unset ``dg.EnvVar`` leaves at their default (instead of failing every run).
+_OPTIONAL_ENV_FIELDS = ("workspace_uuid", "base_url", "batch_url_template", "max_credits_per_batch")
 _warned_literal_token = False
 
 
@@ -84,7 +85,8 @@ class CargoResource(dg.ConfigurableResource):
     workspace_uuid: str | None = Field(
         default=None,
         description="Workspace to act on, sent as the selected-workspace-uuid header. "
-        "Optional for workspace-scoped API tokens.",
+        "Optional for workspace-scoped API tokens. Given as dg.EnvVar, an unset variable leaves it unset "
+        "(as for base_url, batch_url_template and max_credits_per_batch: their defaults apply).",
     )
     base_url: str = Field(
         default=DEFAULT_BASE_URL,
@@ -154,10 +156,10 @@ class CargoResource(dg.ConfigurableResource):
     _client: CargoClient | None = PrivateAttr(default=None)
 
     def __init__(self, **data: Any) -> None:
-        for name in _OPTIONAL_ENV_FIELDS:  # an optional field given as an unset EnvVar is unset
+        for name in _OPTIONAL_ENV_FIELDS:  # an optional field given as an unset EnvVar keeps its default
             value = data.get(name)
             if isinstance(value, (dg.EnvVar, IntEnvVar)) and not os.environ.get(value.env_var_name):
-                data[name] = None
+                del data[name]
         token = data.get("api_token")
         if isinstance(token, str) and not isinstance(token, dg.EnvVar) and token and not _built_by_dagster():
             _warn_literal_token()
@@ -235,8 +237,13 @@ class CargoResource(dg.ConfigurableResource):
         return self.run_batches(context, [spec])
 
     def run_batches(self, context: Any, specs: list[BatchRunSpec]) -> CargoBatchResult:
-        """Run several batches of one workflow together (one polling loop) as one result."""
-        return execute_batches(
+        """Run several batches of one workflow together (one polling loop) as one result.
+
+        The result's metadata carries ``dagster-cargo/wall_clock_seconds`` (this call, create to
+        outputs downloaded) beside ``cargo_duration_seconds`` (Cargo's own createdAt → finishedAt).
+        """
+        started = time.monotonic()
+        result = execute_batches(
             context,
             self.get_client(),
             specs,
@@ -248,6 +255,10 @@ class CargoResource(dg.ConfigurableResource):
             progress_log_interval=self.progress_log_interval,
             credit_breakdown=self.credit_breakdown,
         )
+        if result.batches:
+            wall = round(time.monotonic() - started, 3)
+            result.cargo_metadata = result.cargo_metadata.model_copy(update={"wall_clock_seconds": wall})
+        return result
 
     def run_play(
         self,

@@ -287,7 +287,7 @@ def build_cargo_observation_sensor(
                 batch_url=dg.MetadataValue.url(url) if url else None, workflow_uuid=batch.workflow_uuid,
                 runs_count=batch.runs_count, executed_runs_count=batch.executed_runs_count,
                 failed_runs_count=batch.failed_runs_count, credits_used=float(batch.credits_used_count),
-                duration_seconds=batch.duration_seconds,
+                cargo_duration_seconds=batch.duration_seconds,
             )
             events.append(dg.AssetMaterialization(
                 asset_key=key,
