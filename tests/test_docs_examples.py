@@ -46,3 +46,57 @@ def _a_day_with_records(emu: CargoEmulator) -> str:
     model = emu.store.model_by_slug("companies")
     days = Counter(str(r["created_at"])[:10] for r in emu.store.model_records(model["uuid"]))
     return days.most_common(1)[0][0]
+
+
+# -- README: every Python block runs as written ------------------------------------------------------------
+CONTINUES = "# continues the previous block"
+README_TOKEN = "tok-readme-9e2a7f"
+
+
+def readme_blocks() -> list[tuple[str, str, bool]]:
+    """(id, code, continues) of every ```python block of the README, in order; the id is the
+    section heading above the block."""
+    text = (ROOT / "README.md").read_text()
+    blocks = []
+    for match in re.finditer(r"```python\n(.*?)```", text, flags=re.S):
+        headings = re.findall(r"^#{2,3} (.+)$", text[:match.start()], flags=re.M)
+        code = match.group(1)
+        blocks.append((f"{len(blocks) + 1}-{headings[-1] if headings else 'top'}", code,
+                       code.lstrip().startswith(CONTINUES)))
+    return blocks
+
+
+def test_the_readme_has_python_blocks_and_the_first_stands_alone():
+    blocks = readme_blocks()
+    assert len(blocks) >= 10
+    assert not blocks[0][2]
+
+
+def test_every_readme_python_block_runs_as_written(monkeypatch, tmp_path, capsys):
+    """Each block, in order, in a fresh namespace unless it says it continues the previous one,
+    against an emulator reached through the environment variables the README names."""
+    import warnings
+
+    from dagster_cargo.resource import CargoTokenExposureWarning
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CARGO_WORKSPACE_UUID", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    failures = []
+    with CargoEmulator(token=README_TOKEN, speed=400, run_failure_rate=0.0, credits=1_000_000) as emu:
+        monkeypatch.setenv("CARGO_API_TOKEN", README_TOKEN)
+        monkeypatch.setenv("CARGO_BASE_URL", emu.base_url)
+        namespace: dict = {}
+        for block_id, code, continues in readme_blocks():
+            if not continues:
+                namespace = {"__name__": f"readme_block_{block_id}"}
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", CargoTokenExposureWarning)  # the README never shows a literal token
+                    exec(compile(code, f"README.md block {block_id}", "exec", dont_inherit=True), namespace)
+            except Exception as exc:  # collect them all: one report names every broken block
+                failures.append(f"{block_id}: {type(exc).__name__}: {exc}")
+        printed = capsys.readouterr().out
+    assert not failures, "\n".join(failures)
+    assert README_TOKEN not in printed
+    assert "credits left" in printed and "rows" in printed
