@@ -140,20 +140,30 @@ def default_limit_for(props: CargoWorkflowProps, *, partitioned_by_date: bool) -
     return DEFAULT_PLAY_LIMIT if props.type == "play" and not partitioned_by_date else None
 
 
-def _expected_cost(context: dg.AssetExecutionContext, key: dg.AssetKey, current: float | None,
+def _credits_per_run(metadata: Mapping[str, Any]) -> float | None:
+    def number(key: str) -> float | None:
+        value = metadata.get(key)
+        value = getattr(value, "value", value)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    credits, runs = number("dagster-cargo/credits_used"), number("dagster-cargo/runs_count")
+    return credits / runs if credits is not None and runs else None
+
+
+def _expected_cost(context: dg.AssetExecutionContext, key: dg.AssetKey, current: Mapping[str, Any],
                    limit: int) -> dict[str, Any]:
-    """``dagster-cargo/expected_credits_at_default_limit``: mean credits per record over this and up to
-    4 earlier materializations, times the default limit. Nothing when no run had a record."""
-    samples = [current] if current is not None else []
+    """``dagster-cargo/expected_credits_at_default_limit``: mean credits per run (record) over this and
+    up to 4 earlier materializations, times the default limit. Nothing when no run had a record."""
+    samples = [v for v in [_credits_per_run(current)] if v is not None]
     try:
         records = context.instance.fetch_materializations(key, limit=4).records
     except Exception:  # reporting only: never fail the asset over it
         records = []
     for record in records:
         mat = record.asset_materialization
-        value = mat.metadata.get("dagster-cargo/credits_per_record") if mat else None
-        if value is not None and getattr(value, "value", None) is not None:
-            samples.append(float(value.value))
+        value = _credits_per_run(mat.metadata) if mat else None
+        if value is not None:
+            samples.append(value)
     if not samples:
         return {}
     expected = round(sum(samples) / len(samples) * limit, 2)
@@ -197,8 +207,7 @@ def run_cargo_workflow_asset(
                                 credit_budget=config.credit_budget)
     materialization = result.materialize_result(checks=checks)
     if props.type == "play" and not (context.has_partition_key and date_column):
-        extra = _expected_cost(context, context.asset_key, result.cargo_metadata.credits_per_record,
-                               DEFAULT_PLAY_LIMIT)
+        extra = _expected_cost(context, context.asset_key, dict(result.cargo_metadata), DEFAULT_PLAY_LIMIT)
         if extra:
             materialization = materialization._replace(metadata={**(materialization.metadata or {}), **extra})
     return materialization
