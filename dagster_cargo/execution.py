@@ -183,18 +183,30 @@ def _link(batch_url_for: Any, batch: Batch) -> str:
     return f" ({url})" if url else ""
 
 
-def _cancel_all(client: CargoClient, batches: list[Batch], log: Any, why: str) -> None:
+def _cancel_all(client: CargoClient, batches: list[Batch], log: Any, why: str) -> list[str]:
+    """Cancel every unfinished batch; returns the UUIDs actually cancelled."""
+    cancelled: list[str] = []
     for batch in batches:
         if batch.is_terminal:
             continue
         try:
             client.cancel_batch(batch.uuid)
+            cancelled.append(batch.uuid)
             log.warning(f"Cancelled Cargo batch {batch.uuid} because {why}.")
         except CargoError as exc:  # already finished, or Cargo unreachable: say so, don't mask
             if getattr(exc, "reason", None) == "batchAlreadyFinished":
                 log.info(f"Cargo batch {batch.uuid} had already finished; nothing to cancel.")
             else:
                 log.warning(f"Could not cancel Cargo batch {batch.uuid} after {why}: {exc}")
+    return cancelled
+
+
+def _cancel_outcome(cancelled: list[str], uuids: list[str]) -> str:
+    """What the package did about the batches, for a failure message."""
+    if cancelled:
+        return f"dagster-cargo cancelled {', '.join(cancelled)}, so no more credits are spent on it"
+    return (f"dagster-cargo could not cancel {', '.join(uuids)} (see the warning above): cancel it in Cargo "
+            "if it is still running")
 
 
 def execute_batch(context: Any, client: CargoClient, spec: BatchRunSpec, **kwargs: Any) -> CargoBatchResult:
@@ -206,7 +218,8 @@ def _budget_failure(uuids: list[str], used: float, budget: float, detail: str) -
     return dg.Failure(
         description=(
             f"Cargo batch(es) {', '.join(uuids)} used {used:g} credits, over this asset's budget of {budget:g}"
-            f"{detail}. Next step: raise credit_budget if this cost is expected, or narrow the input."
+            f"{detail}. Next step: raise credit_budget (run config, credit_budget= or the resource's "
+            "max_credits_per_batch) if this cost is expected, or narrow the input."
         ),
         metadata={"dagster-cargo/batch_uuid": uuids[0], "dagster-cargo/credits_used": float(used),
                   "dagster-cargo/credit_budget": float(budget)},
@@ -271,24 +284,30 @@ def execute_batches(
                             "(cancel_on_termination=False).")
             raise
         except CargoWaitTimeoutError as exc:
-            _cancel_all(client, [monitor.latest.get(b.uuid, b) for _, b in started], log,
-                        f"it did not finish within {poll_timeout:g}s")
+            cancelled = _cancel_all(client, [monitor.latest.get(b.uuid, b) for _, b in started], log,
+                                    f"it did not finish within {poll_timeout:g}s")
             url = batch_url_for(started[0][1])
-            raise dg.Failure(description=str(exc), metadata={
+            raise dg.Failure(description=(
+                f"Cargo batch {exc.batch_uuid} was not finished after {poll_timeout:g}s (last status: "
+                f"{exc.last_status}); {_cancel_outcome(cancelled, uuids)}. Next step: raise the resource's "
+                "poll_timeout if batches of this size take longer, or narrow the input."), metadata={
                 "dagster-cargo/batch_uuid": exc.batch_uuid,
                 **({"dagster-cargo/batch_url": dg.MetadataValue.url(url)} if url else {}),
             }) from exc
         except CreditBudgetExceeded as exc:
-            _cancel_all(client, exc.batches, log, "the credit budget was exceeded")
+            cancelled = _cancel_all(client, exc.batches, log, "the credit budget was exceeded")
             executed = sum(b.executed_runs_count for b in exc.batches)
             runs = sum(b.runs_count for b in exc.batches)
             raise _budget_failure(uuids, exc.credits_used, exc.budget,
-                                  f" after {executed}/{runs} runs; cancelled") from None
+                                  f" ({executed} of {runs} runs had finished; credits are counted as runs go); "
+                                  f"{_cancel_outcome(cancelled, uuids)}") from None
 
         batches = [finals[u] for u in uuids]
         used = float(sum(b.credits_used_count for b in batches))
         if head.credit_budget is not None and used > head.credit_budget:
-            raise _budget_failure(uuids, used, head.credit_budget, " (finished too fast to cancel)")
+            raise _budget_failure(uuids, used, head.credit_budget,
+                                  "; the batch finished before the budget check could cancel it, so its output "
+                                  "is not returned")
         for batch in batches:
             if batch.status in (BatchStatus.ERROR, BatchStatus.CANCELLED):
                 _cancel_all(client, batches, log, f"batch {batch.uuid} ended {batch.status.value}")

@@ -254,6 +254,19 @@ class CargoServerError(CargoAPIError):
         return "This is on Cargo's side; it was retried where safe. Try again later or contact Cargo support."
 
 
+class CargoRedirectError(CargoAPIError):
+    """HTTP 3xx: the host answered with a redirect, which the client never follows."""
+
+    default_message = "Redirected"
+
+    def hint(self) -> str:
+        return (
+            "The client does not follow redirects, so the request (and the API token) went nowhere else. "
+            "Check base_url: it must be Cargo's API host itself (https://api.getcargo.io), not the web app "
+            "or a URL that redirects."
+        )
+
+
 def api_error_from_response(
     *,
     status: int,
@@ -270,6 +283,8 @@ def api_error_from_response(
     )
     if status == 401:
         return CargoAuthError(**kwargs)
+    if 300 <= status < 400:
+        return CargoRedirectError(**kwargs)
     if status >= 499 or status < 400:
         return CargoServerError(**kwargs)
     if status == 429:

@@ -82,3 +82,13 @@ def test_status_mapping_matches_official_client():
     assert isinstance(mk(499), CargoServerError)  # the official check is status < 499
     assert isinstance(mk(503), CargoServerError)
     assert str(mk(500)).count("Server error") == 1
+
+
+def test_a_redirect_is_not_reported_as_a_server_error():
+    from dagster_cargo.client.errors import CargoRedirectError, api_error_from_response
+
+    err = api_error_from_response(status=302, method="GET", endpoint="/orchestration/plays/list", body="")
+    assert isinstance(err, CargoRedirectError)
+    text = str(err)
+    assert "Server error" not in text and "Cargo's side" not in text
+    assert "does not follow redirects" in text and "base_url" in text

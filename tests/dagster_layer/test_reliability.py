@@ -87,6 +87,9 @@ def test_credit_budget_cancels_the_batch_and_fails_with_figures():
                           credit_breakdown=False)
         (batch,) = client.list_batches()
         assert batch.uuid in info.value.description and "budget of 10" in info.value.description
+        # says what the package did and what is left to the user
+        assert f"dagster-cargo cancelled {batch.uuid}" in info.value.description
+        assert "Next step: raise credit_budget" in info.value.description
         assert info.value.metadata["dagster-cargo/credits_used"].value > 10
         emu.advance(60)
         final = client.get_batch(batch.uuid)
@@ -200,3 +203,21 @@ def test_reexecuted_fan_out_attaches_to_every_batch_of_the_first_attempt(monkeyp
         assert second.success
         assert set(emu.store.engine.batches) == created  # no batch paid for twice
         assert list(second.output_for_node("fan")["domain"]) == list(ROWS.head(12)["domain"])
+
+
+def test_poll_timeout_says_the_batch_was_cancelled_not_to_cancel_it():
+    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu:
+        client = CargoClient(TOKEN, base_url=emu.base_url, sleep=time.sleep)
+        tool = client.find_tool("Enrich company")
+        spec = BatchRunSpec(workflow_uuid=tool.workflow_uuid, workflow_type="tool", workflow_name=tool.name,
+                            data=records_data(ROWS.to_dict("records")))
+        with pytest.raises(dg.Failure) as info:  # simulated time is frozen: the batch never finishes
+            execute_batch(dg.build_asset_context(), client, spec, batch_url_for=lambda b: None, poll_interval=0.05,
+                          max_poll_interval=0.05, poll_timeout=0.2, cancel_on_termination=True,
+                          credit_breakdown=False)
+        (batch,) = client.list_batches()
+        text = info.value.description
+        emu.advance(60)  # let the emulator finish cancelling
+        assert client.get_batch(batch.uuid).status.value == "cancelled"
+        assert f"dagster-cargo cancelled {batch.uuid}" in text and "poll_timeout" in text
+        assert "cancel the batch in Cargo" not in text
