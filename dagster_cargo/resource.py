@@ -258,7 +258,24 @@ class CargoResource(dg.ConfigurableResource):
         if result.batches:
             wall = round(time.monotonic() - started, 3)
             result.cargo_metadata = result.cargo_metadata.model_copy(update={"wall_clock_seconds": wall})
+            self._tag_run(context, result.batches)
         return result
+
+    def _tag_run(self, context: Any, batches: list[Batch]) -> None:
+        """Readable run tags: ``dagster-cargo/batch_uuid.<op>`` (the batch UUIDs) and, where Cargo has
+        a web app, ``dagster-cargo/batch_url.<op>``. Best effort: outside a run there is nothing to tag."""
+        try:
+            instance, run_id, op_name = context.instance, context.run_id, context.op_def.name
+        except Exception:
+            return
+        tags = {f"dagster-cargo/batch_uuid.{op_name}": ",".join(b.uuid for b in batches)}
+        url = self.batch_url(batches[0])
+        if url:
+            tags[f"dagster-cargo/batch_url.{op_name}"] = url
+        try:
+            instance.add_run_tags(run_id, tags)
+        except Exception as exc:  # reporting only: never fail the step over a tag
+            context.log.debug(f"Could not tag the run with its Cargo batch: {exc}")
 
     def run_play(
         self,

@@ -112,3 +112,20 @@ def test_batch_url_links_cargo_app_for_cargo_only():
     assert real.batch_url(_batch()) == "https://app.getcargo.io/workspaces/ws-1/workflows/w-1/batches/b-1"
     assert emu.batch_url(_batch()) is None
     assert custom.batch_url(_batch()) == "http://ui.local/w-1/b-1"
+
+
+def test_the_run_is_tagged_with_the_batch_uuid_under_a_readable_key(emulator):
+    import pandas as pd
+
+    @dg.asset
+    def enriched(context, cargo: CargoResource):
+        return cargo.run_tool(context, "Enrich company", pd.DataFrame({"domain": ["acme.com"]})).materialize_result()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CargoTokenExposureWarning)
+        cargo = CargoResource(api_token=TOKEN, base_url=emulator.base_url, poll_interval=0.05)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([enriched], resources={"cargo": cargo}, instance=instance)
+        tags = instance.get_run_by_id(result.run_id).tags
+    uuid = result.asset_materializations_for_node("enriched")[0].metadata["dagster-cargo/batch_uuid"].value
+    assert tags["dagster-cargo/batch_uuid.enriched"] == uuid
