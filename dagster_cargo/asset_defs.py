@@ -273,6 +273,7 @@ def build_cargo_assets_definitions(
     translator: DagsterCargoTranslator | None = None,
     selector: WorkflowSelector | None = None,
     snapshot_path: str | Path | None = None,
+    state_path: str | Path | None = None,
     tool_inputs: Mapping[str, dg.AssetKey | str | Sequence[str]] | None = None,
     checks: CargoCheckConfig | None = None,
     partition_date_columns: Mapping[str, str] | None = None,
@@ -284,13 +285,16 @@ def build_cargo_assets_definitions(
         workspace: the resource used to list the workspace (once per code-location load).
         translator: customizes keys, groups, descriptions, tags, owners, kinds, partitions.
         selector: play/tool names or UUIDs, or a predicate on :class:`CargoWorkflowProps`.
-        snapshot_path: load the workspace from a ``dagster-cargo snapshot`` file instead.
+        snapshot_path: load the workspace from a ``dagster-cargo snapshot`` file instead (it must exist).
+        state_path: keep the workspace listing in this file: read it when it exists (no API call in
+            any process, ``dg``/``dagster`` CLI commands included), fetch and write it when it does not.
+            Delete the file, or rewrite it with ``dagster-cargo snapshot -o``, to refresh.
         tool_inputs: tool name/UUID → upstream asset whose DataFrame rows become the records.
         checks: evaluate the Cargo asset checks on every materialization.
         partition_date_columns: play name/UUID → date column to filter on per time partition.
         resource_key: the key under which the ``CargoResource`` is provided at run time.
     """
-    loader = CargoWorkspaceDefsLoader(workspace, translator, selector, snapshot_path)
+    loader = CargoWorkspaceDefsLoader(workspace, translator, selector, snapshot_path, state_path)
     data = loader.load_data()
     translator = loader.translator
     tool_inputs = dict(tool_inputs or {})

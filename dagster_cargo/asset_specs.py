@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+import logging
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +36,8 @@ from .resource import CargoResource
 from .translator import DagsterCargoTranslator
 from .workspace_data import CargoWorkspaceData, WorkflowSelector, fetch_workspace_data
 
+logger = logging.getLogger("dagster_cargo")
+
 __all__ = ["CargoWorkspaceDefsLoader", "load_cargo_asset_specs", "load_cargo_workspace_data"]
 
 
@@ -46,11 +50,13 @@ class CargoWorkspaceDefsLoader(StateBackedDefinitionsLoader[str]):
         translator: DagsterCargoTranslator | None = None,
         selector: WorkflowSelector | None = None,
         snapshot_path: str | Path | None = None,
+        state_path: str | Path | None = None,
     ) -> None:
         self.workspace = workspace
         self.translator = translator or DagsterCargoTranslator()
         self.selector = selector
         self.snapshot_path = Path(snapshot_path) if snapshot_path else None
+        self.state_path = Path(state_path) if state_path else None
 
     @property
     def defs_key(self) -> str:
@@ -77,8 +83,23 @@ class CargoWorkspaceDefsLoader(StateBackedDefinitionsLoader[str]):
             return super().build_defs()
 
     def fetch_state(self) -> str:
+        """The snapshot file; else the state file when it exists; else the API (3 calls), written to
+        the state file when one is configured, so that later loads make no call."""
         if self.snapshot_path is not None:
             return CargoWorkspaceData.read(self.snapshot_path).to_json()
+        if self.state_path is not None and self.state_path.exists():
+            return CargoWorkspaceData.read(self.state_path).to_json()
+        state = self._fetch()
+        if self.state_path is not None:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.state_path.with_name(f".{self.state_path.name}.{os.getpid()}.tmp")
+            partial.write_text(state, encoding="utf-8")
+            os.replace(partial, self.state_path)  # atomic: a concurrent loader reads old or new, never half
+            logger.info("Stored the Cargo workspace listing in %s; later loads read it without calling Cargo. "
+                        "Delete it (or rewrite it with `dagster-cargo snapshot -o`) to refresh.", self.state_path)
+        return state
+
+    def _fetch(self) -> str:
         # resolve EnvVar fields (the token) the way Dagster does for a run
         with self.workspace.process_config_and_initialize_cm() as workspace:
             return fetch_workspace_data(workspace.get_client()).to_json()

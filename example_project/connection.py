@@ -18,11 +18,13 @@ it through its environment, never its command line.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dagster as dg
 import httpx
@@ -94,6 +96,19 @@ def ensure_emulator_process(port: int) -> str:
             return base_url
         time.sleep(0.2)
     raise RuntimeError(f"The Cargo emulator did not start on port {port}; see {log_path}.")
+
+
+def workspace_state_path(base_url: str) -> Path | None:
+    """Where the example keeps the workspace listing (``state_path=``): one file per Cargo host in
+    ``$DAGSTER_HOME``, so that after the first load no process (code server, run worker, ``dg`` or
+    ``dagster`` CLI command) calls Cargo to build definitions. ``None`` without ``DAGSTER_HOME``.
+    Delete the file to see plays and tools added in Cargo since."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return None
+    host = re.sub(r"[^0-9A-Za-z.]+", "_", urlsplit(base_url).netloc or base_url)
+    workspace = os.environ.get("CARGO_WORKSPACE_UUID") if os.environ.get("CARGO_API_TOKEN") else None
+    return Path(home) / f"cargo-workspace-{host}{'-' + workspace if workspace else ''}.json"
 
 
 def cargo_resource() -> CargoResource:

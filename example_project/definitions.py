@@ -24,13 +24,15 @@ from dagster_cargo import (
 )
 
 from .assets import daily_company_scores, enriched_signups, inbound_signups, new_contacts, scored_icp_companies
-from .connection import cargo_resource
+from .connection import cargo_resource, workspace_state_path
 
 cargo = cargo_resource()
 
-# The workspace's plays and one tool, as executable assets keyed cargo/<name>.
+# The workspace's plays and one tool, as executable assets keyed cargo/<name>. The listing is kept
+# in $DAGSTER_HOME (state_path): only the first load calls Cargo; delete the file to refresh it.
 workspace_assets = build_cargo_assets_definitions(
     cargo,
+    state_path=workspace_state_path(cargo.base_url),
     selector=["Score inbound companies", "Find decision makers", "Find work email"],
     tool_inputs={"Find work email": "new_contacts"},
 )

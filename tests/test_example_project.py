@@ -92,3 +92,24 @@ def test_example_emulator_takes_its_token_from_the_environment_and_stops_with_it
     else:
         raise AssertionError("the example's emulator outlived the process that started it")
     assert "stopping the emulator" in (tmp_path / "cargo-emulator.log").read_text()
+
+
+def test_definitions_load_without_calling_cargo_once_the_state_is_stored(emulator, tmp_path):
+    """The first load lists the workspace (3 calls) into $DAGSTER_HOME; every later process —
+    code server, run worker, `dagster`/`dg` CLI commands — reads it and makes no catalog call."""
+    catalog = {f"/v1/orchestration/{what}/list" for what in ("plays", "tools", "workflows")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARGO_")}
+    env.update(DAGSTER_HOME=str(tmp_path), CARGO_EMULATOR_URL=emulator.base_url,
+               CARGO_EMULATOR_TOKEN=emulator.token, PYTHONPATH=str(ROOT))
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    calls = []
+    for _ in range(2):
+        emulator.request_log.clear()
+        out = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-m",
+                              "example_project.definitions"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        calls.append(sorted(r["path"] for r in emulator.request_log if r["path"] in catalog))
+    assert calls[0] == sorted(catalog)  # first load: the 3 list calls, stored
+    assert calls[1] == []               # from then on: none
+    assert list(tmp_path.glob("cargo-workspace-*.json"))
