@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .ops import CargoBatchOpConfig, cargo_batch_op
     from .resource import CargoResource
     from .sensors import build_cargo_change_sensor, build_cargo_observation_sensor
-    from .translator import DagsterCargoTranslator
+    from .translator import DagsterCargoTranslator, cargo_workflow_metadata
     from .workspace_data import CargoWorkflowProps, CargoWorkspaceData
 
 _LAZY = {
@@ -38,6 +38,7 @@ _LAZY = {
     "CargoCheckConfig": ".checks",
     "cargo_check_specs": ".checks",
     "DagsterCargoTranslator": ".translator",
+    "cargo_workflow_metadata": ".translator",
     "CargoWorkflowProps": ".workspace_data",
     "CargoWorkspaceData": ".workspace_data",
     "load_cargo_asset_specs": ".asset_specs",

@@ -14,13 +14,29 @@ Example:
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import dagster as dg
 
 from .metadata import CargoMetadataSet
 from .workspace_data import CargoWorkflowProps
 
-__all__ = ["DagsterCargoTranslator", "clean_name"]
+__all__ = ["DagsterCargoTranslator", "cargo_workflow_metadata", "clean_name"]
+
+
+def cargo_workflow_metadata(
+    name: str,
+    workflow_type: str,
+    *,
+    workflow_uuid: str | None = None,
+    output_node_slug: str | None = None,
+) -> dict[str, Any]:
+    """Definition metadata naming the Cargo play or tool an asset runs, the same keys workspace
+    assets carry, for hand-written assets: ``@dg.asset(metadata=cargo_workflow_metadata(
+    "Enrich company", "tool"))``. The asset page then shows which workflow it runs before any
+    materialization; each materialization adds the workflow UUID and the batch."""
+    return dict(CargoMetadataSet(workflow_name=name, workflow_type=workflow_type, workflow_uuid=workflow_uuid,
+                                 output_node_slug=output_node_slug))
 
 
 def clean_name(name: str) -> str:

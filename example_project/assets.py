@@ -4,7 +4,13 @@ automation); a play over ICP companies; a daily-partitioned play over a date win
 import dagster as dg
 import pandas as pd
 
-from dagster_cargo import CargoCheckConfig, CargoResource, cargo_check_specs, partition_window_filter
+from dagster_cargo import (
+    CargoCheckConfig,
+    CargoResource,
+    cargo_check_specs,
+    cargo_workflow_metadata,
+    partition_window_filter,
+)
 
 ENRICH_TOOL = "Enrich company"
 SCORING_PLAY = "Score inbound companies"
@@ -43,6 +49,7 @@ def new_contacts() -> dg.MaterializeResult:
     description=f"Sign-ups enriched by the Cargo tool {ENRICH_TOOL!r}; re-runs whenever sign-ups change.",
     check_specs=cargo_check_specs("enriched_signups", ENRICHMENT_CHECKS),
     automation_condition=dg.AutomationCondition.eager(),
+    metadata=cargo_workflow_metadata(ENRICH_TOOL, "tool"),
 )
 def enriched_signups(context: dg.AssetExecutionContext, cargo: CargoResource, inbound_signups: pd.DataFrame):
     records = inbound_signups[["domain", "company_name"]]
@@ -57,7 +64,8 @@ ICP_FILTER = {
 }
 
 
-@dg.asset(kinds={"cargo", "pandas"}, group_name="gtm", description=f"The Cargo play {SCORING_PLAY!r} run over ICP companies (>200 employees).")
+@dg.asset(kinds={"cargo", "pandas"}, group_name="gtm", metadata=cargo_workflow_metadata(SCORING_PLAY, "play"),
+          description=f"The Cargo play {SCORING_PLAY!r} run over ICP companies (>200 employees).")
 def scored_icp_companies(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
     result = cargo.run_play(context, SCORING_PLAY, filter=ICP_FILTER, limit=60)
     return result.materialize_result()
@@ -67,6 +75,7 @@ def scored_icp_companies(context: dg.AssetExecutionContext, cargo: CargoResource
     kinds={"cargo", "pandas"},
     group_name="gtm",
     partitions_def=DAILY,
+    metadata=cargo_workflow_metadata(SCORING_PLAY, "play"),
     description=f"Each day's new companies (by created_at) scored by the play {SCORING_PLAY!r}. Backfill-able.",
 )
 def daily_company_scores(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
