@@ -123,3 +123,11 @@ def test_envvar_token_works_for_listing_and_runs(emulator, monkeypatch):
         tool_asset.node_def.name: {"config": {"records": [{"domain": "acme.com"}]}}}})
     assert len(result.output_for_node(tool_asset.node_def.name)) == 1
     assert all(TOKEN not in str(event) for event in result.all_events)
+
+
+def test_loading_specs_prints_no_preview_warning(emulator):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dg.PreviewWarning)
+        assert load_cargo_asset_specs(resource(emulator), selector=["Enrich company"])
