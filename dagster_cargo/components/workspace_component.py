@@ -54,7 +54,7 @@ class CargoWorkspaceComponent(dg.StateBackedComponent, dg.Resolvable):
 
     State: the workspace snapshot (:class:`~dagster_cargo.CargoWorkspaceData` JSON, 3 API calls:
     plays, tools, workflows) is written by ``dg utils refresh-defs-state`` (or
-    automatically under ``dagster dev``) and stored on the local filesystem by default. Loading
+    automatically under ``dg dev``) and stored on the local filesystem by default. Loading
     definitions reads the snapshot and makes **no** API call, in the code server and in run
     workers alike. Materializing a play/tool asset runs one Cargo batch and returns its output
     as a pandas DataFrame, with row count, column schema and credit metadata.
@@ -223,7 +223,7 @@ class CargoWorkspaceComponent(dg.StateBackedComponent, dg.Resolvable):
         if state_path is None:
             logger.warning(
                 "No Cargo workspace state for %s yet: run `dg utils refresh-defs-state` "
-                "(or `dagster dev`) to fetch it. Loading no Cargo assets.", self.defs_state_config.key,
+                "(or `dg dev`) to fetch it. Loading no Cargo assets.", self.defs_state_config.key,
             )
             return dg.Definitions(resources=resources)
         data = CargoWorkspaceData.read(state_path)
