@@ -184,3 +184,25 @@ def test_the_token_is_nowhere_in_dagster_home(dagster_webserver, clicked_run, ma
     assert snapshot_names_var, "no job snapshot mentions CARGO_EMULATOR_TOKEN: the scan missed them"
     for process in (dagster_webserver.process, *dagster_webserver.others):
         assert EMULATOR_TOKEN not in process.logs(tail=10_000_000)
+
+
+CONFIG_QUERY = """
+query AssetConfig($assetKeys: [AssetKeyInput!]) {
+  assetNodes(assetKeys: $assetKeys) {
+    assetKey { path }
+    configField {
+      configType {
+        ... on CompositeConfigType { fields { name defaultValueAsJson } }
+      }
+    }
+  }
+}
+"""
+
+
+def test_the_launchpad_config_shows_the_default_limit(dagster_webserver):
+    """What the launchpad scaffolds for the play's run config: ``limit`` defaulting to 100."""
+    (node,) = dagster_webserver.graphql(CONFIG_QUERY, assetKeys=[{"path": PLAY}])["assetNodes"]
+    fields = {f["name"]: f["defaultValueAsJson"] for f in node["configField"]["configType"]["fields"]}
+    assert fields["limit"] == str(DEFAULT_PLAY_LIMIT)
+    assert "credit_budget" in fields
