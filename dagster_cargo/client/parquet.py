@@ -243,11 +243,11 @@ def write_parquet_from_url(
             except (ValueError, UnicodeDecodeError) as exc:  # pyarrow.ArrowInvalid is a ValueError
                 raise body.failure(exc, "csv") from exc
             except OSError as exc:
-                if body.stream.error is None:
+                if body.stream.error is None and body.wire.error is None:
                     raise  # the disk, not the download (e.g. no space left): retrying won't help
                 raise body.failure(exc, "csv") from exc
             body.check_complete()
-            received = body.stream.bytes_read
+            received = body.received
         if expected_rows is not None and rows < expected_rows:
             raise CargoDownloadError(
                 f"Cargo outputs{body.what} hold {rows} rows but {expected_rows} runs succeeded: the download "
