@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import math
 import os
 import re
@@ -781,19 +780,29 @@ def download_dataframe(
     batch_uuid: str | None = None,
     engine: Engine = "auto",
     block_size: int = DEFAULT_BLOCK_SIZE,
+    sniff: bool = False,
 ) -> Any:
     """Fetch ``url`` (no auth headers) and parse it into a pandas DataFrame.
 
     CSV is parsed while it streams in: with pyarrow (``engine="auto"`` picks it when it is
     installed) in blocks of ``block_size`` bytes, else with ``pandas.read_csv``. See
-    :func:`frame_from_bytes` for the typing rules, the same for both.
+    :func:`frame_from_bytes` for the typing rules, the same for both. A gzip body (a ``.gz``
+    file, or ``Content-Encoding: gzip``) is gunzipped as it streams. With ``sniff``, the format
+    is read from the body itself (JSON when it starts with ``[`` or ``{``, else CSV), for
+    files whose format Cargo does not document (the batch download).
 
     Raises:
         CargoDownloadError: non-2xx status (e.g. an expired URL), a transfer shorter than
             its ``Content-Length``, or unparseable content. The message names the batch.
     """
-    chosen = _resolve(engine) if format == "csv" else "pandas"
     with open_download(url, timeout=timeout, http=http, batch_uuid=batch_uuid) as body:
+        if sniff:
+            try:
+                head = body.stream.peek_prefix(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+            except (ValueError, OSError, zlib.error) as exc:
+                raise body.failure(exc, format) from exc
+            format = "json" if head[:1] in (b"[", b"{") else "csv"
+        chosen = _resolve(engine) if format == "csv" else "pandas"
         try:
             if chosen == "pyarrow":
                 frame = _arrow_frame(body, block_size=block_size)
@@ -802,7 +811,7 @@ def download_dataframe(
                                          engine="pandas")
         except httpx.TransportError:
             raise  # open_download names it
-        except (ValueError, UnicodeDecodeError, OSError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        except (ValueError, UnicodeDecodeError, OSError, zlib.error) as exc:  # pyarrow.ArrowInvalid: ValueError
             raise body.failure(exc, format) from exc
         body.check_complete()
         return frame

@@ -171,3 +171,59 @@ def test_truncated_gzip_body_shorter_than_content_length() -> None:
     with httpx.Client(transport=httpx.MockTransport(handler)) as http, \
             pytest.raises(CargoDownloadError, match="truncated"):
         download_dataframe("https://files.example/out", format="csv", http=http)
+
+
+# ------------------------------------------------------------------------------ statuses joined onto rows
+def test_outcomes_flag_rows_and_restore_omitted_records_in_caller_order() -> None:
+    from dagster_cargo.client.outcomes import RunOutcome, apply_outcomes
+
+    records = [{"domain": "a.com"}, {"domain": "b.com"}, {"domain": "a.com"}, {"domain": "c.com"}]
+    # the file omitted b.com (skipped); a.com appears twice with the same record id
+    frame = pd.DataFrame({"_id": ["ra", "ra", "rc"], "_title": ["a", "a", "c"], "domain": ["a.com", "a.com", "c.com"],
+                          "score": [1.0, None, 3.0]})
+    outcomes = [RunOutcome("ra", "a", "error", "Provider timeout", {"domain": "a.com"}),
+                RunOutcome("rb", "b", "skipped", None, {"domain": "b.com"})]
+    out, notes = apply_outcomes(frame, outcomes, records)
+    assert notes == []
+    assert out["domain"].tolist() == ["a.com", "b.com", "a.com", "c.com"]
+    assert out["_status"].tolist() == ["error", "skipped", "success", "success"]
+    assert out["_error_message"].tolist()[0] == "Provider timeout" and out["_error_message"][3] is None
+    assert out["_id"].tolist() == ["ra", "rb", "ra", "rc"]
+
+
+def test_outcomes_without_records_append_restored_rows() -> None:
+    from dagster_cargo.client.outcomes import RunOutcome, apply_outcomes
+
+    frame = pd.DataFrame({"_id": ["r1"], "_title": ["one"], "x": [1]})
+    out, _ = apply_outcomes(frame, [RunOutcome("r2", "two", "filtered", None, {"x": 2})])
+    assert out["_id"].tolist() == ["r1", "r2"] and out["_status"].tolist() == ["success", "filtered"]
+    assert out["x"].tolist() == [1, 2]
+
+
+def test_a_slug_naming_several_nodes_is_a_clear_error() -> None:
+    from dagster_cargo.client.errors import CargoInputError
+    from dagster_cargo.client.models import Node
+    from dagster_cargo.client.outcomes import check_output_slug
+
+    nodes = [Node(uuid="n1", slug="variables", kind="native", name="First"),
+             Node(uuid="n2", slug="variables", kind="native", name="Second"),
+             Node(uuid="n3", slug="end", kind="native")]
+    check_output_slug(nodes, "end", "rel-1", "b-1")
+    with pytest.raises(CargoInputError, match="matches 2 nodes"):
+        check_output_slug(nodes, "variables", "rel-1", "b-1")
+    with pytest.raises(CargoInputError, match="not a node of release rel-1"):
+        check_output_slug(nodes, "nope", "rel-1", "b-1")
+
+
+def test_filter_stop_filter_names_the_filter_and_its_next_node() -> None:
+    from dagster_cargo.client.models import Node
+    from dagster_cargo.client.outcomes import filter_stop_filter
+
+    nodes = [Node(uuid="s", slug="start", kind="native", action_slug="start", children_uuids=["f"]),
+             Node(uuid="f", slug="big_enough", kind="native", action_slug="filter", children_uuids=["e"]),
+             Node(uuid="e", slug="end", kind="native", action_slug="end")]
+    flt = filter_stop_filter(nodes)
+    assert flt == {"conjonction": "or", "groups": [{"conjonction": "and", "conditions": [
+        {"kind": "node", "nodeSlug": "big_enough", "status": "success"},
+        {"kind": "node", "nodeSlug": "end", "status": "absent"}]}]}
+    assert filter_stop_filter(nodes[:1]) is None
