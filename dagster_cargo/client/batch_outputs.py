@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 from .download import download_dataframe, open_download, retry_pause
 from .errors import CargoDownloadError
 from .layout import is_object_column, json_rows, spread_output
-from .outcomes import NOT_SUCCEEDED, RunOutcome, apply_outcomes, check_output_slug, filter_stop_filter, outcome_from_row
+from .outcomes import (
+    NOT_SUCCEEDED,
+    RunOutcome,
+    align_inputs,
+    apply_outcomes,
+    check_output_slug,
+    filter_stop_filter,
+    outcome_from_row,
+)
 
 if TYPE_CHECKING:
     from .client import CargoClient
@@ -157,6 +165,8 @@ def download_batch_outputs(
             frame, notes = apply_outcomes(frame, outcomes, records)
             for note in notes:
                 logger.warning("Batch %s: %s", uuid, note)
+            if records is not None and not notes:
+                frame = align_inputs(frame, records)
         if expected_rows is not None and len(frame) != expected_rows:
             what = "partial" if len(frame) < expected_rows else "inconsistent (more rows than records)"
             last = CargoDownloadError(

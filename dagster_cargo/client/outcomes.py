@@ -43,7 +43,7 @@ from .errors import CargoInputError
 
 __all__ = [
     "STATUS_COLUMN", "ERROR_COLUMN", "STATUSES", "NOT_SUCCEEDED", "RunOutcome", "filter_stop_filter",
-    "outcome_from_row", "apply_outcomes", "check_output_slug",
+    "outcome_from_row", "apply_outcomes", "check_output_slug", "align_inputs",
 ]
 
 STATUS_COLUMN = "_status"
@@ -206,3 +206,27 @@ def _caller_order(present: int, restored: Sequence[RunOutcome], records: Sequenc
         place[candidates.pop()] = present + j
     rest = iter(range(present))
     return [place[k] if k in place else next(rest) for k in range(len(records))]
+
+
+def align_inputs(frame: Any, records: Sequence[Mapping[str, Any]]) -> Any:
+    """Put the caller's own input values back in a tool's rows (already in the caller's order).
+
+    The file carries the input fields as text the parser had to type again (a zip code ``"02139"`` read
+    as the number 2139); the caller's records are what was sent. Columns the caller sent replace the
+    file's columns of the same name, with the caller's values and JSON types; their position is kept.
+    """
+    import pandas as pd
+
+    if len(frame) != len(records):
+        return frame
+    keys: dict[str, None] = {}
+    for record in records:
+        keys.update(dict.fromkeys(k for k in record if k not in ("_id", "_title")))
+    if not keys:
+        return frame
+    caller = pd.DataFrame.from_records([dict(r) for r in records], columns=list(keys))
+    out = frame.copy()
+    for key in keys:
+        if key in out.columns:
+            out[key] = caller[key].to_numpy()
+    return out
