@@ -22,7 +22,7 @@ from .client import CargoClient
 from .client.errors import CargoBatchError, CargoError, CargoRequestError, CargoWaitTimeoutError
 from .client.models import Batch, BatchStatus
 from .client.outcomes import ERROR_COLUMN, STATUS_COLUMN
-from .client.waiting import raise_for_batch
+from .client.waiting import PollingGuidance, raise_for_batch
 from .credits import CreditSplit, credit_split
 from .metadata import CargoMetadataSet, batch_metadata, credits_by_node_metadata, status_counts, table_metadata
 
@@ -255,6 +255,7 @@ def execute_batches(
     cancel_on_termination: bool,
     progress_log_interval: float = 30.0,
     credit_breakdown: bool = True,
+    guidance: PollingGuidance | None = None,
 ) -> CargoBatchResult:
     """Run the batches of ``specs`` (one workflow; e.g. chunks of one input) as one result.
 
@@ -294,7 +295,7 @@ def execute_batches(
             finals = client.wait_for_batches(uuids, timeout=poll_timeout, poll_interval=poll_interval,
                                              max_poll_interval=max_poll_interval,
                                              on_progress=downloads.watching(monitor), raise_on_failure=False,
-                                             initial={b.uuid: b for _, b in started})
+                                             initial={b.uuid: b for _, b in started}, guidance=guidance)
         except (DagsterExecutionInterruptedError, KeyboardInterrupt):
             if cancel_on_termination:
                 _cancel_all(client, [monitor.latest.get(b.uuid, b) for _, b in started], log,

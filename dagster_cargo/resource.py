@@ -10,6 +10,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from .client import CargoClient, RetryPolicy
+from .client.waiting import UNLIMITED, PollingGuidance
 from .client.errors import CargoInputError
 from .client.inputs import chunk_records, filter_data, records_data, to_json_records, validate_data
 from .client.models import Batch, Play, Tool
@@ -74,6 +75,12 @@ class CargoResource(dg.ConfigurableResource):
         description="Longest interval between polls of a long batch, seconds. The next poll is planned "
         "from the batch's progress (at half the estimated time left), so a long cap costs no latency at the end; "
         "it bounds how late the credit budget and progress logs are checked.",
+    )
+    poll_average_interval: float = Field(
+        default=5.0,
+        description="Cargo's polling guidance: each batch is polled on average no more than once per this many "
+        "seconds since the wait began, and a batch of 1,000+ records at most every 10 s after the first minute. "
+        "The adaptive schedule spends the requests it saves early near the batch's expected end. 0 lifts both limits.",
     )
     poll_timeout: float = Field(
         default=3600.0,
@@ -171,6 +178,8 @@ class CargoResource(dg.ConfigurableResource):
             cancel_on_termination=self.cancel_on_termination,
             progress_log_interval=self.progress_log_interval,
             credit_breakdown=self.credit_breakdown,
+            guidance=PollingGuidance(average_interval=self.poll_average_interval) if self.poll_average_interval > 0
+            else UNLIMITED,
         )
 
     def run_play(

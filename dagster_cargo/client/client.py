@@ -47,7 +47,7 @@ from .models import (
 from .parquet import ParquetResult, StrPath, download_to_parquet
 from .reconcile import create_batch_once
 from .transport import DEFAULT_BASE_URL, RetryPolicy, Transport
-from .waiting import BatchProgress, wait_for_batches
+from .waiting import BatchProgress, PollingGuidance, wait_for_batches
 
 __all__ = ["CargoClient"]
 
@@ -582,8 +582,11 @@ class CargoClient:
         max_poll_interval: float = 30.0,
         on_progress: Callable[[BatchProgress], None] | None = None,
         raise_on_failure: bool = True,
+        guidance: PollingGuidance | None = None,
     ) -> Batch:
         """Poll until the batch is terminal and return it.
+
+        Polling stays within Cargo's guidance by default (see :class:`~.waiting.PollingGuidance`).
 
         Raises:
             CargoBatchFailedError / CargoBatchCancelledError: when ``raise_on_failure``.
@@ -591,7 +594,7 @@ class CargoClient:
         """
         return self.wait_for_batches(
             [uuid], timeout=timeout, poll_interval=poll_interval, max_poll_interval=max_poll_interval,
-            on_progress=on_progress, raise_on_failure=raise_on_failure,
+            on_progress=on_progress, raise_on_failure=raise_on_failure, guidance=guidance,
         )[uuid]
 
     def wait_for_batches(
@@ -604,13 +607,14 @@ class CargoClient:
         on_progress: Callable[[BatchProgress], None] | None = None,
         raise_on_failure: bool = True,
         initial: Mapping[str, Batch] | None = None,
+        guidance: PollingGuidance | None = None,
     ) -> dict[str, Batch]:
         """Wait for several batches in one polling loop; see :func:`wait_for_batches`."""
         return wait_for_batches(
             self.get_batch, list(uuids), timeout=timeout, poll_interval=poll_interval,
             max_poll_interval=max_poll_interval, on_progress=on_progress,
             raise_on_failure=raise_on_failure, sleep=self._transport.sleep, initial=initial,
-            fetch_many=self._list_many,
+            fetch_many=self._list_many, guidance=guidance,
         )
 
     def _list_many(self, known: Sequence[Batch]) -> dict[str, Batch]:
