@@ -8,6 +8,7 @@ import pytest
 
 from dagster_cargo import CargoResource
 from dagster_cargo.client import CargoClient, CargoDownloadError, records_data
+from dagster_cargo.client.waiting import UNLIMITED
 from dagster_cargo.emulator import CargoEmulator
 from dagster_cargo.execution import BatchRunSpec, execute_batch
 
@@ -84,7 +85,7 @@ def test_credit_budget_cancels_the_batch_and_fails_with_figures():
         with pytest.raises(dg.Failure) as info:
             execute_batch(dg.build_asset_context(), client, spec, batch_url_for=lambda b: "u", poll_interval=0.05,
                           max_poll_interval=0.05, poll_timeout=3600, cancel_on_termination=True,
-                          credit_breakdown=False)
+                          credit_breakdown=False, guidance=UNLIMITED)  # Cargo time runs 20x here
         (batch,) = client.list_batches()
         assert batch.uuid in info.value.description and "budget of 10" in info.value.description
         assert info.value.metadata["dagster-cargo/credits_used"].value > 10
