@@ -10,11 +10,11 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from .client import CargoClient, RetryPolicy
-from .client.waiting import UNLIMITED, PollingGuidance
 from .client.errors import CargoInputError
 from .client.inputs import chunk_records, filter_data, records_data, to_json_records, validate_data
 from .client.models import Batch, Play, Tool
 from .client.transport import DEFAULT_BASE_URL
+from .client.waiting import UNLIMITED, PollingGuidance
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches
 from .workspace_data import CargoWorkflowProps
 
