@@ -227,3 +227,22 @@ def test_filter_stop_filter_names_the_filter_and_its_next_node() -> None:
         {"kind": "node", "nodeSlug": "big_enough", "status": "success"},
         {"kind": "node", "nodeSlug": "end", "status": "absent"}]}]}
     assert filter_stop_filter(nodes[:1]) is None
+
+
+def test_a_json_batch_file_lands_in_parquet_spread(tmp_path) -> None:
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from dagster_cargo.client.parquet import write_parquet_from_url
+
+    data, _ = _layouts()["ndjson-nested"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=httpx.ByteStream(gzip.compress(data)))
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as http:
+        result = write_parquet_from_url("https://files.example/out", tmp_path / "out.parquet", http=http,
+                                        expected_rows=len(NA_LOOKING))
+    table = pq.read_table(result.path).to_pandas()
+    assert result.rows == len(NA_LOOKING) and table["country"].tolist() == NA_LOOKING
+    assert table["employees"].dtype == "int64"
