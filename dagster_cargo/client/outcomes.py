@@ -146,12 +146,14 @@ def apply_outcomes(frame: Any, outcomes: Sequence[RunOutcome],
     run (``_id``, ``_title`` and its ``input`` fields). With ``records`` (a tool's input, as sent), rows are
     put back in the caller's order: restored rows go where their input record was.
 
-    Returns the frame (fresh ``RangeIndex``) and notes on anything that could not be placed exactly.
+    Returns the frame (``RangeIndex``; ``frame`` itself gets the two columns) and notes on anything that could
+    not be placed exactly.
     """
     import pandas as pd
 
     notes: list[str] = []
-    frame = frame.reset_index(drop=True)
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
+        frame = frame.reset_index(drop=True)
     statuses = ["success"] * len(frame)
     errors: list[str | None] = [None] * len(frame)
     free: dict[str, list[int]] = {}
@@ -168,7 +170,7 @@ def apply_outcomes(frame: Any, outcomes: Sequence[RunOutcome],
         row: dict[str, Any] = {"_id": outcome.record_id, "_title": outcome.record_title}
         row.update({k: v for k, v in outcome.input.items() if k not in ("_id", "_title")})
         restored.append((outcome, row))
-    out = frame.copy()
+    out = frame  # a fresh download: columns are added in place, not to a copy of a possibly huge frame
     out[STATUS_COLUMN] = statuses
     out[ERROR_COLUMN] = pd.Series(errors, dtype=object)
     if not restored:
@@ -225,7 +227,7 @@ def align_inputs(frame: Any, records: Sequence[Mapping[str, Any]]) -> Any:
     if not keys:
         return frame
     caller = pd.DataFrame.from_records([dict(r) for r in records], columns=list(keys))
-    out = frame.copy()
+    out = frame
     for key in keys:
         if key in out.columns:
             out[key] = caller[key].to_numpy()
