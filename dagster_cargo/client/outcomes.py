@@ -149,30 +149,34 @@ def apply_outcomes(frame: Any, outcomes: Sequence[RunOutcome],
     Returns the frame (``RangeIndex``; ``frame`` itself gets the two columns) and notes on anything that could
     not be placed exactly.
     """
+    import numpy as np
     import pandas as pd
 
     notes: list[str] = []
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
         frame = frame.reset_index(drop=True)
-    statuses = ["success"] * len(frame)
-    errors: list[str | None] = [None] * len(frame)
+
+    statuses = pd.Series("success", index=frame.index, dtype="str")
+    errors = pd.Series(np.full(len(frame), None, dtype=object), index=frame.index, dtype=object)
     free: dict[str, list[int]] = {}
-    if "_id" in frame.columns:
-        for i, rid in enumerate(frame["_id"].tolist()):
-            free.setdefault(str(rid), []).append(i)
+    wanted = {o.record_id for o in outcomes}
+    if wanted and "_id" in frame.columns:  # only the rows of the (few) runs that did not simply succeed
+        ids = frame["_id"].astype(str)
+        for position in np.flatnonzero(ids.isin(wanted).to_numpy()):
+            free.setdefault(ids.iat[int(position)], []).append(int(position))
     restored: list[tuple[RunOutcome, dict[str, Any]]] = []
     for outcome in outcomes:
         slots = free.get(outcome.record_id)
         if slots:
             i = slots.pop(0)
-            statuses[i], errors[i] = outcome.status, outcome.error
+            statuses.iat[i], errors.iat[i] = outcome.status, outcome.error
             continue
         row: dict[str, Any] = {"_id": outcome.record_id, "_title": outcome.record_title}
         row.update({k: v for k, v in outcome.input.items() if k not in ("_id", "_title")})
         restored.append((outcome, row))
     out = frame  # a fresh download: columns are added in place, not to a copy of a possibly huge frame
     out[STATUS_COLUMN] = statuses
-    out[ERROR_COLUMN] = pd.Series(errors, dtype=object)
+    out[ERROR_COLUMN] = errors
     if not restored:
         return out, notes
     extra = pd.DataFrame.from_records([{**row, STATUS_COLUMN: o.status, ERROR_COLUMN: o.error}

@@ -77,8 +77,9 @@ class PollingGuidance:
     large_batch_interval: float = LARGE_BATCH_INTERVAL
 
     def earliest(self, tracker: _Tracker, start: float, now: float) -> float:
-        """The earliest time the tracker's next poll may be sent."""
-        earliest = start + tracker.polls * self.average_interval if self.average_interval > 0 else now
+        """The earliest time the tracker's next poll may be sent (a list call that read ``k`` batches
+        counts ``1/k`` of a request for each)."""
+        earliest = start + tracker.requests * self.average_interval if self.average_interval > 0 else now
         b = tracker.batch
         if (b is not None and b.runs_count >= self.large_batch_records and now - start >= self.large_batch_after
                 and self.large_batch_interval > 0):
@@ -96,12 +97,14 @@ class _Tracker:
     next_poll: float
     interval: float
     polls: int = 0
+    requests: float = 0.0  # requests spent on this batch (a shared list call counts its share)
     last_executed: int = -1
     first_seen: tuple[float, int] | None = None
     batch: Batch | None = None
     samples: list[tuple[float, int]] = field(default_factory=list)
 
-    def schedule(self, now: float, min_interval: float, max_interval: float) -> None:
+    def schedule(self, now: float, min_interval: float, max_interval: float,
+                 backoff_cap: float | None = None) -> None:
         assert self.batch is not None
         b = self.batch
         if b.status == BatchStatus.RUNNING and self.first_seen and b.runs_count:
@@ -119,7 +122,7 @@ class _Tracker:
         elif self.polls <= 1:
             self.interval = min(max(self.interval, min_interval), max_interval)
         else:  # pending/querying, unknown, or running without progress: back off
-            self.interval = min(self.interval * 1.5, max_interval)
+            self.interval = min(self.interval * 1.5, backoff_cap if backoff_cap is not None else max_interval)
         self.next_poll = now + self.interval
 
 
@@ -209,8 +212,10 @@ def wait_for_batches(
             due_uuids = {t.uuid for t in due}
             due += [t for t in pending.values() if t.uuid in listed and t.uuid not in due_uuids]
         for tracker in due:
-            batch = listed.get(tracker.uuid) or get_batch(tracker.uuid)
+            shared = listed.get(tracker.uuid)
+            batch = shared or get_batch(tracker.uuid)
             tracker.polls += 1
+            tracker.requests += 1.0 / max(len(listed), 1) if shared is not None else 1.0
             now = clock()
             tracker.batch = batch
             if batch.status == BatchStatus.RUNNING and tracker.first_seen is None:
@@ -226,7 +231,10 @@ def wait_for_batches(
                 done[tracker.uuid] = batch
                 del pending[tracker.uuid]
                 continue
-            tracker.schedule(now, poll_interval, max_poll_interval)
+            # with a request budget, waiting longer than its interval without news only wastes it
+            tracker.schedule(now, poll_interval, max_poll_interval,
+                             min(max_poll_interval, max(rules.average_interval, poll_interval))
+                             if rules.average_interval > 0 else None)
             tracker.next_poll = max(tracker.next_poll, rules.earliest(tracker, start, now))
             tracker.last_executed = batch.executed_runs_count
         if not pending:
