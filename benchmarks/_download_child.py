@@ -105,7 +105,7 @@ def main(argv: list[str]) -> dict[str, Any]:
                 "bytes": result.bytes_downloaded, "restarts": result.restarts}
     elif mode == "df_parquet":
         assert client is not None
-        frame = client.download_batch_dataframe(args[2])
+        frame = client.download_batch_dataframe(args[2], statuses=False)  # the file's rows, as the Parquet path
         frame.to_parquet(args[3])
     else:
         raise SystemExit(f"unknown mode {mode}")
