@@ -10,7 +10,13 @@ A first argument ``pool=NAME`` sets ``ARROW_DEFAULT_MEMORY_POOL`` (``mimalloc``,
 before pyarrow is imported.
 
 Modes:
-  ours URL_BASE TOKEN BATCH        CargoClient.download_batch_dataframe (pyarrow path when installed)
+  ours URL_BASE TOKEN BATCH [ROWS] CargoClient.download_batch_dataframe (pyarrow path when installed), the whole
+                                   user path: batch + release + run statuses (runs/count) + file + _status column,
+                                   ROWS = the records the served file accounts for (the attached file's rows)
+  local_gz PATH                    pandas.read_csv(PATH.gz, engine="pyarrow") (pandas gunzips, pyarrow parses)
+  local_json PATH                  pandas.read_json(PATH) (a JSON array of row objects)
+  local_ndjson PATH                pandas.read_json(PATH, lines=True)
+  local_output_csv PATH            pandas.read_csv(PATH, engine="pyarrow") + json_normalize of its output column
   pandas_path URL                  download_dataframe(url, engine="pandas"): the fallback without pyarrow
   local_arrow PATH                 pandas.read_csv(PATH, engine="pyarrow"): the local-copy baseline
   naive_url URL                    pandas.read_csv(URL): the naive baseline
@@ -70,7 +76,17 @@ def main(argv: list[str]) -> dict[str, Any]:
     (user0, sys0), cpu0, t0 = _user_sys(), _cpu(), time.perf_counter()
     if mode == "ours":
         assert client is not None
-        frame = client.download_batch_dataframe(args[2])
+        frame = client.download_batch_dataframe(args[2], expected_rows=int(args[3]) if len(args) > 3 else None)
+    elif mode == "local_gz":
+        frame = pd.read_csv(args[0], engine="pyarrow")
+    elif mode == "local_json":
+        frame = pd.read_json(args[0])
+    elif mode == "local_ndjson":
+        frame = pd.read_json(args[0], lines=True)
+    elif mode == "local_output_csv":
+        raw = pd.read_csv(args[0], engine="pyarrow")
+        spread = pd.json_normalize([json.loads(v) if isinstance(v, str) else {} for v in raw.pop("output")])
+        frame = pd.concat([raw, spread], axis=1)
     elif mode == "pandas_path":
         frame = download_dataframe(args[0], engine="pandas")
     elif mode == "local_arrow":
@@ -89,7 +105,7 @@ def main(argv: list[str]) -> dict[str, Any]:
                 "bytes": result.bytes_downloaded, "restarts": result.restarts}
     elif mode == "df_parquet":
         assert client is not None
-        frame = client.download_batch_dataframe(args[2])
+        frame = client.download_batch_dataframe(args[2], statuses=False)  # the file's rows, as the Parquet path
         frame.to_parquet(args[3])
     else:
         raise SystemExit(f"unknown mode {mode}")

@@ -3,7 +3,8 @@
 A set of batches of very different sizes (from a few seconds to several minutes of Cargo
 time) is waited for with the package's adaptive polling (``CargoClient.wait_for_batches``
 with the resource defaults: 1 s first/minimum interval, 30 s maximum, next poll at half the
-estimated time left) and, in a second emulator with the same seed and inputs, with the
+estimated time left, within Cargo's guidance: on average at most one request per 5 s per batch,
+every 10 s at most after the first minute for 1,000+ records) and, in a second emulator with the same seed and inputs, with the
 baseline: every batch polled every 5 s (the Cargo CLI docs' interval).
 
 Latency is measured in Cargo time: the emulator's clock when the waiting code receives the
@@ -19,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from dagster_cargo.client import CargoClient
-from dagster_cargo.client.waiting import BatchProgress, wait_for_batches
+from dagster_cargo.client.waiting import BatchProgress, PollingGuidance, wait_for_batches
 from dagster_cargo.emulator import CargoEmulator
 
 from ._report import Row, fmt
@@ -29,6 +30,9 @@ TOOL = "Enrich company"
 SPEED = 10.0
 FULL_SIZES = [2, 5, 10, 20, 40, 80, 120, 200, 300, 400] * 3
 QUICK_SIZES = [2, 10, 40]
+#: Cargo's polling guidance (5 s on average; 10 s after a minute for 1,000+ records), in wall seconds at SPEED.
+GUIDANCE = PollingGuidance(average_interval=5.0 / SPEED, large_batch_after=60.0 / SPEED,
+                           large_batch_interval=10.0 / SPEED)
 
 
 def _records(size: int, tag: int) -> list[dict[str, Any]]:
@@ -58,14 +62,14 @@ def _measure(sizes: list[int], adaptive: bool, listing: bool = True) -> dict[str
         if adaptive and not listing:  # the adaptive schedule alone, one GET per batch (as for a lone batch)
             wait_for_batches(client.get_batch, uuids, timeout=None, poll_interval=1.0 / SPEED,
                              max_poll_interval=30.0 / SPEED, on_progress=on_progress,
-                             initial={b.uuid: b for b in created})
+                             initial={b.uuid: b for b in created}, guidance=GUIDANCE)
         elif adaptive:  # the package's loop: adaptive per-batch schedule, one list call per round
             client.wait_for_batches(uuids, timeout=None, poll_interval=1.0 / SPEED, max_poll_interval=30.0 / SPEED,
-                                    on_progress=on_progress, initial={b.uuid: b for b in created})
+                                    on_progress=on_progress, initial={b.uuid: b for b in created}, guidance=GUIDANCE)
         else:  # the baseline: each batch read with its own GET every 5 s (same loop, no adaptation, no list)
             wait_for_batches(client.get_batch, uuids, timeout=None, poll_interval=5.0 / SPEED,
                              max_poll_interval=5.0 / SPEED, on_progress=on_progress,
-                             initial={b.uuid: b for b in created})
+                             initial={b.uuid: b for b in created}, guidance=GUIDANCE)
         requests = client.request_count - before
         latencies, minutes = [], 0.0
         for uuid in uuids:

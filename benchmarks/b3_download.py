@@ -11,6 +11,11 @@ throughput is the best run of each (the fairest figure on a shared machine), RSS
 * baseline (goal): ``pandas.read_csv(local_copy, engine="pyarrow")`` on the same bytes, no network;
 * naive: ``pandas.read_csv(url)`` on a presigned URL (pandas fetches it whole, then parses);
 * the pandas fallback path (``download_dataframe(engine="pandas")``), for what pyarrow buys.
+
+Layouts (Cargo's docs leave the batch file's layout open, so the client reads every one): the same rows
+served as a gzipped CSV file, a JSON array, NDJSON, and a CSV whose output is one JSON ``output`` column;
+each against its own same-run local baseline (pandas reading the same bytes from disk). "ours" is always
+the whole user path: batch + release + run statuses (``runs/count``) + download + parse + ``_status`` column.
 """
 
 from __future__ import annotations
@@ -26,6 +31,69 @@ from ._report import Row, fmt, run_child
 TOKEN = "bench-b3-token"
 CHILD = "benchmarks._download_child"
 MIB = 2**20
+
+
+INPUT_COLUMNS = ["_id", "_title", "domain"]
+#: Rows of the layout comparison (JSON parses at a few MB/s in any Python reader: 1,000,000 rows would take minutes).
+LAYOUT_ROWS = 200_000
+
+
+def write_layouts(csv_path: str, workdir: str) -> dict[str, tuple[str, str, str]]:
+    """The other layouts of ``csv_path``'s rows: name -> (file, emulator fmt, baseline mode)."""
+    import gzip
+    import shutil
+
+    import pyarrow.csv as pacsv
+
+    frame = pacsv.read_csv(csv_path).to_pandas()
+    out: dict[str, tuple[str, str, str]] = {}
+    gz = os.path.join(workdir, "b3_output.csv.gz")
+    with open(csv_path, "rb") as src, gzip.open(gz, "wb", compresslevel=1) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    out["CSV, gzip file"] = (gz, "csv", "local_gz")
+    for name, lines, mode in (("JSON array", False, "local_json"), ("NDJSON", True, "local_ndjson")):
+        path = os.path.join(workdir, f"b3_output.{'ndjson' if lines else 'json'}")
+        frame.to_json(path, orient="records", lines=lines, date_format="iso", date_unit="ms")
+        out[name] = (path, "json", mode)
+    outputs = frame.drop(columns=INPUT_COLUMNS).to_json(orient="records", lines=True, date_format="iso",
+                                                        date_unit="ms").splitlines()
+    nested = frame[INPUT_COLUMNS].assign(output=outputs)
+    path = os.path.join(workdir, "b3_output_column.csv")
+    nested.to_csv(path, index=False)
+    out["CSV, one JSON output column"] = (path, "csv", "local_output_csv")
+    return out
+
+
+def attach(emu: Any, client: Any, path: str, fmt: str) -> str:
+    """A finished batch of the emulator whose output file is ``path``."""
+    from dagster_cargo.client import records_data
+
+    tool = emu.store.tool_by_name("Enrich company")
+    batch = client.create_batch(str(tool["workflowUuid"]), records_data([{"domain": f"{os.path.basename(path)}.example"}]))
+    emu.advance(600)
+    emu.attach_output_file(batch.uuid, path, fmt)
+    return batch.uuid
+
+
+def measure_layouts(csv_path: str, rows: int, repeats: int, workdir: str) -> dict[str, dict[str, Any]]:
+    """Each layout's best run (ours, and its local baseline), interleaved."""
+    layouts = write_layouts(csv_path, workdir)
+    emu, client, _ = start_emulator_with_output(csv_path)
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        uuids = {name: attach(emu, client, path, fmt) for name, (path, fmt, _) in layouts.items()}
+        runs: dict[str, dict[str, list[dict[str, Any]]]] = {name: {"ours": [], "local": []} for name in layouts}
+        for _ in range(repeats):
+            for name, (path, _, mode) in layouts.items():
+                runs[name]["ours"].append(run_child(CHILD, "ours", emu.base_url, TOKEN, uuids[name], str(rows)))
+                runs[name]["local"].append(run_child(CHILD, mode, path))
+        for name, pair in runs.items():
+            results[name] = {"ours": _best(pair["ours"]), "local": _best(pair["local"]),
+                             "bytes": os.path.getsize(layouts[name][0])}
+    finally:
+        client.close()
+        emu.stop()
+    return results
 
 
 def start_emulator_with_output(path: str) -> tuple[Any, Any, str]:
@@ -62,17 +130,22 @@ def measure(rows: int, repeats: int, workdir: str) -> dict[str, Any]:
                                              "ours_jemalloc": [], "local_arrow_jemalloc": []}
     try:
         for _ in range(repeats):
-            runs["ours"].append(run_child(CHILD, "ours", emu.base_url, TOKEN, uuid))
+            runs["ours"].append(run_child(CHILD, "ours", emu.base_url, TOKEN, uuid, str(rows)))
             runs["local_arrow"].append(run_child(CHILD, "local_arrow", path))
             runs["naive_url"].append(run_child(CHILD, "naive_url", client.get_batch_download_url(uuid)))
             runs["pandas_path"].append(run_child(CHILD, "pandas_path", client.get_batch_download_url(uuid)))
-            runs["ours_jemalloc"].append(run_child(CHILD, "pool=jemalloc", "ours", emu.base_url, TOKEN, uuid))
+            runs["ours_jemalloc"].append(run_child(CHILD, "pool=jemalloc", "ours", emu.base_url, TOKEN, uuid,
+                                                   str(rows)))
             runs["local_arrow_jemalloc"].append(run_child(CHILD, "pool=jemalloc", "local_arrow", path))
     finally:
         client.close()
         emu.stop()
     out = {mode: _best(results) for mode, results in runs.items()}
     out["meta"] = {"rows": rows, "bytes": size, "generated": generated, "repeats": repeats}
+    layout_rows = min(rows, LAYOUT_ROWS)
+    layout_csv = os.path.join(workdir, "b3_layouts.csv")
+    write_csv(layout_csv, layout_rows, seed=1)
+    out["layouts"] = measure_layouts(layout_csv, layout_rows, max(1, (repeats + 1) // 2), workdir)
     return out
 
 
@@ -93,8 +166,9 @@ def run(quick: bool) -> list[Row]:
     meta, ours, local, naive, fallback = m["meta"], m["ours"], m["local_arrow"], m["naive_url"], m["pandas_path"]
     ours_je, local_je = m["ours_jemalloc"], m["local_arrow_jemalloc"]
     size = meta["bytes"]
-    for name, r in (("ours", ours), ("local", local), ("naive", naive), ("pandas path", fallback)):
+    for name, r in (("local", local), ("naive", naive), ("pandas path", fallback)):
         assert r["rows"] == rows and r["columns"] == 20, (name, r["rows"], r["columns"])
+    assert ours["rows"] == rows and ours["columns"] == 22, (ours["rows"], ours["columns"])  # + _status, _error_message
     judge = (lambda ok: None) if quick else (lambda ok: ok)
     smoke = "quick run: a smoke test of the harness, too small to judge the goal. " if quick else ""
     walls = lambda r: "/".join(f"{w:.2f}" for w in r["walls"])
@@ -154,7 +228,28 @@ def run(quick: bool) -> list[Row]:
             note=(f"{smoke}same rows and columns in all four; naive: {naive['numeric_columns']} / "
                   f"{naive['datetime_columns']} / {naive['bool_columns']} (dates stay text). Data generated in "
                   f"{meta['generated']:.1f} s")),
+        *_layout_rows(m["layouts"], min(rows, LAYOUT_ROWS), smoke),
     ]
+
+
+def _layout_rows(layouts: dict[str, dict[str, Any]], rows: int, smoke: str) -> list[Row]:
+    baselines = {"CSV, gzip file": "read_csv(local .gz, engine=pyarrow)", "JSON array": "read_json(local)",
+                 "NDJSON": "read_json(local, lines=True)",
+                 "CSV, one JSON output column": "read_csv(local, pyarrow) + json_normalize"}
+    out = []
+    for name, r in layouts.items():
+        ours, local, size = r["ours"], r["local"], r["bytes"]
+        assert ours["rows"] == rows == local["rows"], (name, ours["rows"], local["rows"])
+        out.append(Row(
+            "B3", f"layout: {name}", f"{ours['rows'] / ours['wall']:,.0f} rows/s",
+            f"{local['rows'] / local['wall']:,.0f} rows/s ({baselines[name]})", fmt(local["wall"] / ours["wall"]),
+            note=(f"{smoke}{rows:,} rows, {size / 1e6:,.0f} MB file served by the emulator; best of "
+                  f"{len(ours['walls'])} interleaved runs (walls ours {'/'.join(f'{w:.2f}' for w in ours['walls'])} s, "
+                  f"baseline {'/'.join(f'{w:.2f}' for w in local['walls'])} s); typed columns (numeric/datetime/bool) "
+                  f"ours {ours['numeric_columns']}/{ours['datetime_columns']}/{ours['bool_columns']}, baseline "
+                  f"{local['numeric_columns']}/{local['datetime_columns']}/{local['bool_columns']}; peak RSS ours "
+                  f"{ours['rss_peak'] / MIB:,.0f} MiB, baseline {local['rss_peak'] / MIB:,.0f} MiB")))
+    return out
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from unittest import mock
 from ._report import Row, fmt
 from .b6_emulator import TOKEN, EmulatorProcess
 
-SEEDED = 4  # the emulator's own 2 plays + 2 tools
+SEEDED = 6  # the emulator's own 3 plays + 3 tools
 RTT = 0.050  # seconds, for the "over a real network" estimate in the notes
 
 

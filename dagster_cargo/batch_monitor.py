@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .client import BatchProgress
@@ -14,13 +15,17 @@ __all__ = ["BatchMonitor", "CreditBudgetExceeded"]
 class CreditBudgetExceeded(Exception):
     """Raised from the polling loop when the batches' credits pass the budget."""
 
-    def __init__(self, batches: list[Batch], budget: float) -> None:
+    def __init__(self, batches: list[Batch], budget: float, used: float | None = None) -> None:
         super().__init__(", ".join(b.uuid for b in batches))
         self.batches = batches
         self.budget = budget
+        self._used = used
 
     @property
     def credits_used(self) -> float:
+        """Credits billed so far (provider + execution charge when known)."""
+        if self._used is not None:
+            return self._used
         return float(sum(b.credits_used_count for b in self.batches))
 
 
@@ -36,8 +41,12 @@ class BatchMonitor:
     """
 
     def __init__(self, log: Any, every_seconds: float, budget: float | None = None, total: int = 1,
-                 detail_limit: int = 5) -> None:
+                 detail_limit: int = 5, spent: Callable[[Batch], float] | None = None) -> None:
         self.log = log
+        #: ``spent(batch)``: credits a batch has cost so far, execution charge included (see
+        #: :mod:`dagster_cargo.credits`); without it the batches' ``creditsUsedCount`` is used
+        self.spent = spent
+        self._spent_cache: dict[str, tuple[tuple[Any, ...], float]] = {}
         self.every = every_seconds
         self.budget = budget
         self.total = total
@@ -54,10 +63,26 @@ class BatchMonitor:
             self._log_batch(progress)
         else:
             self._log_fan_out(progress)
-        if self.budget is not None:
-            used = sum(batch.credits_used_count for batch in self.latest.values())
-            if used > self.budget and not all(batch.is_terminal for batch in self.latest.values()):
-                raise CreditBudgetExceeded(list(self.latest.values()), self.budget)
+        if self.budget is not None and not all(batch.is_terminal for batch in self.latest.values()):
+            batches = list(self.latest.values())
+            floor = float(sum(batch.credits_used_count for batch in batches))  # provider cost: a lower bound
+            if floor > self.budget:
+                raise CreditBudgetExceeded(batches, self.budget, floor)
+            if self.spent is not None:
+                used = sum(self._spent(batch) for batch in batches)
+                if used > self.budget:
+                    raise CreditBudgetExceeded(batches, self.budget, used)
+
+    def _spent(self, batch: Batch) -> float:
+        """``spent(batch)``, asked again only when the batch's counters moved."""
+        key = (batch.status.value, batch.executed_runs_count, batch.failed_runs_count, batch.credits_used_count)
+        cached = self._spent_cache.get(batch.uuid)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        assert self.spent is not None
+        value = float(self.spent(batch))
+        self._spent_cache[batch.uuid] = (key, value)
+        return value
 
     def _log_batch(self, progress: BatchProgress) -> None:
         b = progress.batch

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 from dagster._core.errors import DagsterExecutionInterruptedError
@@ -21,13 +21,19 @@ from .checks import CargoCheckConfig, evaluate_cargo_checks
 from .client import CargoClient
 from .client.errors import CargoBatchError, CargoError, CargoRequestError, CargoWaitTimeoutError
 from .client.models import Batch, BatchStatus
-from .client.waiting import raise_for_batch
-from .metadata import CargoMetadataSet, batch_metadata, credits_by_node_metadata, table_metadata
+from .client.outcomes import ERROR_COLUMN, STATUS_COLUMN
+from .client.waiting import PollingGuidance, raise_for_batch
+from .credits import CreditSplit, credit_split
+from .metadata import CargoMetadataSet, batch_metadata, credits_by_node_metadata, status_counts, table_metadata
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CargoBatchResult", "BatchRunSpec", "execute_batch", "execute_batches"]
+__all__ = ["CargoBatchResult", "BatchRunSpec", "FailedRows", "execute_batch", "execute_batches"]
+
+#: What to do with rows of records whose run failed (``_status == "error"``): keep them, flagged (the
+#: default: every input record stays accounted for), drop them from the DataFrame, or fail the step.
+FailedRows = Literal["keep", "drop", "fail"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,14 @@ class BatchRunSpec:
     output_node_slug: str | None = None
     empty_columns: tuple[str, ...] = ()
     credit_budget: float | None = None
+    failed_rows: FailedRows = "keep"
+
+    @property
+    def records(self) -> list[Mapping[str, Any]] | None:
+        """A tool batch's input records as sent (``records`` data), else None."""
+        if self.data.get("kind") == "records" and isinstance(self.data.get("records"), list):
+            return list(self.data["records"])
+        return None
 
 
 @dataclass
@@ -55,6 +69,9 @@ class CargoBatchResult:
     batches: list[Batch]
     cargo_metadata: CargoMetadataSet
     extra_metadata: dict[str, Any] = field(default_factory=dict)
+    credits: CreditSplit | None = None
+    statuses: dict[str, int] = field(default_factory=dict)
+    records_count: int = 0
 
     @property
     def batch(self) -> Batch | None:
@@ -67,7 +84,25 @@ class CargoBatchResult:
 
     @property
     def credits_used(self) -> float:
+        """Credits billed: provider credits + execution charge when ``runs/metrics`` was read (see
+        :mod:`dagster_cargo.credits`), else the batches' ``creditsUsedCount``."""
+        if self.credits is not None:
+            return self.credits.total
         return float(sum(b.credits_used_count for b in self.batches))
+
+    @property
+    def failed_rows(self) -> int:
+        """Input records whose run failed (``_status == "error"``), dropped or not."""
+        return self.statuses.get("error", 0)
+
+    @property
+    def skipped_rows(self) -> int:
+        """Input records Cargo skipped (``skipped``) or a filter node stopped (``filtered``)."""
+        return self.statuses.get("skipped", 0) + self.statuses.get("filtered", 0)
+
+    @property
+    def succeeded_rows(self) -> int:
+        return self.statuses.get("success", 0)
 
     @property
     def runs_count(self) -> int:
@@ -113,10 +148,11 @@ def _empty_result(spec: BatchRunSpec) -> CargoBatchResult:
     return CargoBatchResult(frame=frame, batches=[], cargo_metadata=_metadata([], spec, None, row_count=0))
 
 
-def _metadata(batches: list[Batch], spec: BatchRunSpec, url: str | None, row_count: int) -> CargoMetadataSet:
+def _metadata(batches: list[Batch], spec: BatchRunSpec, url: str | None, row_count: int,
+              credits: CreditSplit | None = None, statuses: Mapping[str, int] | None = None) -> CargoMetadataSet:
     return batch_metadata(batches, workflow_uuid=spec.workflow_uuid, workflow_name=spec.workflow_name,
                           workflow_type=spec.workflow_type, output_node_slug=spec.output_node_slug,
-                          batch_url=url, row_count=row_count)
+                          batch_url=url, row_count=row_count, credits=credits, statuses=statuses)
 
 
 def _is_empty(spec: BatchRunSpec) -> bool:
@@ -238,6 +274,7 @@ def execute_batches(
     cancel_on_termination: bool,
     progress_log_interval: float = 30.0,
     credit_breakdown: bool = True,
+    guidance: PollingGuidance | None = None,
 ) -> CargoBatchResult:
     """Run the batches of ``specs`` (one workflow; e.g. chunks of one input) as one result.
 
@@ -267,14 +304,17 @@ def execute_batches(
     started = [(spec, batch) for _, spec, batch in sorted(begun, key=lambda item: item[0])]
 
     uuids = [b.uuid for _, b in started]
-    monitor = BatchMonitor(log, progress_log_interval, budget=head.credit_budget, total=len(started))
-    downloads = _Downloads(client, {b.uuid: spec for spec, b in started}, metrics=credit_breakdown)
+    spent = (lambda batch: credit_split(client.get_run_metrics(batch.workflow_uuid, batch_uuid=batch.uuid)).total) \
+        if head.credit_budget is not None else None
+    monitor = BatchMonitor(log, progress_log_interval, budget=head.credit_budget, total=len(started), spent=spent)
+    downloads = _Downloads(client, {b.uuid: spec for spec, b in started},
+                           metrics=credit_breakdown or head.credit_budget is not None)
     try:
         try:
             finals = client.wait_for_batches(uuids, timeout=poll_timeout, poll_interval=poll_interval,
                                              max_poll_interval=max_poll_interval,
                                              on_progress=downloads.watching(monitor), raise_on_failure=False,
-                                             initial={b.uuid: b for _, b in started})
+                                             initial={b.uuid: b for _, b in started}, guidance=guidance)
         except (DagsterExecutionInterruptedError, KeyboardInterrupt):
             if cancel_on_termination:
                 _cancel_all(client, [monitor.latest.get(b.uuid, b) for _, b in started], log,
@@ -303,7 +343,8 @@ def execute_batches(
                                   f"{_cancel_outcome(cancelled, uuids)}") from None
 
         batches = [finals[u] for u in uuids]
-        used = float(sum(b.credits_used_count for b in batches))
+        credits = _credits(client, batches, log, downloads) if downloads.with_metrics else None
+        used = credits.total if credits is not None else float(sum(b.credits_used_count for b in batches))
         if head.credit_budget is not None and used > head.credit_budget:
             raise _budget_failure(uuids, used, head.credit_budget,
                                   "; the batch finished before the budget check could cancel it, so its output "
@@ -321,33 +362,57 @@ def execute_batches(
         downloads.close()
         raise
     try:
-        return _finish(context, client, head, batches, frames, used, batch_url_for, credit_breakdown, downloads)
+        return _finish(context, client, head, batches, frames, credits, batch_url_for, credit_breakdown)
     finally:
         downloads.close()
 
 
 def _finish(context: Any, client: CargoClient, head: BatchRunSpec, batches: list[Batch], frames: list[Any],
-            used: float, batch_url_for: Any, credit_breakdown: bool, downloads: _Downloads) -> CargoBatchResult:
-    """One result from the finished batches' outputs: the frame, metadata and per-node credits."""
+            credits: CreditSplit | None, batch_url_for: Any, credit_breakdown: bool) -> CargoBatchResult:
+    """One result from the finished batches' outputs: the frame (one row per input record, each with its
+    ``_status``), the failed-rows policy applied, metadata with the credit split."""
     import pandas as pd
 
     log = context.log
-    for batch in batches:
-        if batch.failed_runs_count:
-            log.warning(f"Cargo batch {batch.uuid} finished with {batch.failed_runs_count} failed run(s) out of "
-                        f"{batch.runs_count}; their records are missing from the output.")
     if not frames:
-        frame = pd.DataFrame(columns=list(head.empty_columns))
+        frame = pd.DataFrame(columns=[*head.empty_columns, STATUS_COLUMN, ERROR_COLUMN])
     else:
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    meta = _metadata(batches, head, batch_url_for(batches[0]), row_count=len(frame))
+    counts = status_counts(frame)
+    records = len(frame)
+    failed = counts.get("error", 0)
+    uuids = ", ".join(b.uuid for b in batches)
+    if failed:
+        first = frame.loc[frame[STATUS_COLUMN] == "error", ERROR_COLUMN].dropna()
+        example = f' (first error: "{first.iloc[0]}")' if len(first) else ""
+        if head.failed_rows == "fail":
+            raise dg.Failure(
+                description=f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}. "
+                "The step fails because failed_rows='fail'. Next step: fix the input or the workflow and re-run, "
+                "or use failed_rows='keep' to get them flagged in the output.",
+                metadata={"dagster-cargo/batch_uuid": batches[0].uuid, "dagster-cargo/failed_rows": failed})
+        if head.failed_rows == "drop":
+            frame = frame.loc[frame[STATUS_COLUMN] != "error"].reset_index(drop=True)
+            log.warning(f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}; their rows "
+                        "were dropped (failed_rows='drop').")
+        else:
+            log.warning(f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}; their rows "
+                        f"are kept with {STATUS_COLUMN}='error' and the reason in {ERROR_COLUMN}.")
+    meta = _metadata(batches, head, batch_url_for(batches[0]), row_count=len(frame), credits=credits,
+                     statuses=counts)
     extra: dict[str, Any] = {}
     if credit_breakdown:
-        extra, remaining = _credit_breakdown(client, batches, log, downloads.metrics)
-        meta = meta.model_copy(update={"credits_remaining": remaining})
-    log.info(f"Cargo batch(es) {', '.join(b.uuid for b in batches)}: {len(frame)} output rows, "
-             f"{used:g} credits used.")
-    return CargoBatchResult(frame=frame, batches=batches, cargo_metadata=meta, extra_metadata=extra)
+        if credits is not None:
+            extra = credits_by_node_metadata(credits.provider_by_node)
+        meta = meta.model_copy(update={"credits_remaining": _remaining(client, log)})
+    used = credits.total if credits is not None else float(sum(b.credits_used_count for b in batches))
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    split = (f" ({credits.provider:g} provider + {credits.execution_charge:.2f} execution charge for "
+             f"{credits.executions} node executions)" if credits is not None else "")
+    log.info(f"Cargo batch(es) {uuids}: {records} input records ({summary or 'none'}), {len(frame)} output rows, "
+             f"{used:g} credits{split}.")
+    return CargoBatchResult(frame=frame, batches=batches, cargo_metadata=meta, extra_metadata=extra,
+                            credits=credits, statuses=counts, records_count=records)
 
 
 class _Downloads:
@@ -375,12 +440,12 @@ class _Downloads:
             # per-node credits (runs/metrics takes one batch per call): fetched alongside, not after
             self.metric_futures[batch.uuid] = self.pool.submit(
                 self.client.get_run_metrics, batch.workflow_uuid, batch_uuid=batch.uuid)
-        if batch.uuid in self.futures or batch.status != BatchStatus.SUCCESS or batch.succeeded_runs_count <= 0:
+        if batch.uuid in self.futures or batch.status != BatchStatus.SUCCESS or batch.runs_count <= 0:
             return
         spec = self.spec_of[batch.uuid]
         self.futures[batch.uuid] = self.pool.submit(
-            self.client.download_batch_dataframe, batch.uuid, spec.output_node_slug,
-            expected_rows=batch.succeeded_runs_count)
+            self.client.download_batch_dataframe, batch.uuid, spec.output_node_slug, records=spec.records,
+            batch=batch)
 
     def watching(self, monitor: Any) -> Any:
         """An ``on_progress`` callback: ``monitor``, then start the download of a finished batch."""
@@ -411,26 +476,27 @@ class _Downloads:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _credit_breakdown(client: CargoClient, batches: list[Batch], log: Any,
-                      metrics_of: Any) -> tuple[dict[str, Any], float | None]:
-    """Credits per node (runs/metrics via ``metrics_of(batch)``, slugs from the batches' release)
-    and credits left.
-
-    Best effort: this is reporting, so a failure here is logged and never fails the asset.
-    """
-    extra: dict[str, Any] = {}
-    remaining: float | None = None
+def _credits(client: CargoClient, batches: list[Batch], log: Any, downloads: _Downloads) -> CreditSplit | None:
+    """The batches' credit split from ``runs/metrics`` (provider credits per node, node executions), per-node
+    slugs from each batch's own release. None (logged) when Cargo won't say: the batches' ``creditsUsedCount``
+    is then all that is known."""
     try:
-        metrics = [m for b in batches for m in metrics_of(b)]
+        metrics = [m for b in batches for m in downloads.metrics(b)]
         slugs: dict[str, str] = {}
         for release_uuid in {b.release_uuid for b in batches if b.release_uuid}:
             slugs.update({n.uuid: n.slug for n in client.get_release(release_uuid).nodes})
-        extra = credits_by_node_metadata(metrics, slugs)
+        return credit_split(metrics, slugs)
     except CargoError as exc:
-        log.warning(f"Could not read per-node credits of Cargo batch(es) "
-                    f"{', '.join(b.uuid for b in batches)}: {exc}")
+        log.warning(f"Could not read the node executions and per-node credits of Cargo batch(es) "
+                    f"{', '.join(b.uuid for b in batches)} (runs/metrics): {exc}. Reporting the batches' "
+                    "creditsUsedCount, which leaves out Cargo's execution charge (0.01 per node execution).")
+        return None
+
+
+def _remaining(client: CargoClient, log: Any) -> float | None:
+    """Credits left in the subscription (billing needs an admin token: None, logged, without one)."""
     try:
-        remaining = client.get_subscription().credits_remaining
-    except CargoError as exc:  # billing endpoints need an admin token
+        return client.get_subscription().credits_remaining
+    except CargoError as exc:
         log.warning(f"Could not read the Cargo credit balance (billing needs an admin token): {exc}")
-    return extra, remaining
+        return None

@@ -12,8 +12,8 @@ Two sets of keys:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -22,8 +22,13 @@ import dagster as dg
 from dagster._core.definitions.metadata.metadata_set import NamespacedMetadataSet
 
 from .client.models import Batch
+from .client.outcomes import STATUS_COLUMN
 
-__all__ = ["CargoMetadataSet", "column_schema_for", "batch_metadata", "table_metadata", "credits_by_node_metadata"]
+if TYPE_CHECKING:
+    from .credits import CreditSplit
+
+__all__ = ["CargoMetadataSet", "column_schema_for", "batch_metadata", "table_metadata", "credits_by_node_metadata",
+           "status_counts"]
 
 
 class CargoMetadataSet(NamespacedMetadataSet):
@@ -47,7 +52,14 @@ class CargoMetadataSet(NamespacedMetadataSet):
     runs_count: int | None = None
     executed_runs_count: int | None = None
     failed_runs_count: int | None = None
+    input_records: int | None = None
+    failed_rows: int | None = None
+    skipped_rows: int | None = None
+    filtered_rows: int | None = None
     credits_used: float | None = None
+    provider_credits: float | None = None
+    execution_charge: float | None = None
+    node_executions: int | None = None
     credits_per_record: float | None = None
     credits_remaining: float | None = None
     cargo_duration_seconds: float | None = None
@@ -94,6 +106,17 @@ def table_metadata(frame: Any) -> dict[str, Any]:
     }
 
 
+def status_counts(frame: Any) -> dict[str, int]:
+    """Rows per ``_status`` value (success, error, filtered, skipped, cancelled), in that order."""
+    if STATUS_COLUMN not in getattr(frame, "columns", ()):
+        return {"success": len(frame)} if len(frame) else {}
+    counts = frame[STATUS_COLUMN].value_counts(dropna=False)
+    order = ["success", "error", "filtered", "skipped", "cancelled"]
+    out = {name: int(counts.get(name, 0)) for name in order}
+    out.update({str(k): int(v) for k, v in counts.items() if str(k) not in out})
+    return out
+
+
 def batch_metadata(
     batches: Sequence[Batch],
     *,
@@ -103,24 +126,35 @@ def batch_metadata(
     output_node_slug: str | None,
     batch_url: str | None,
     row_count: int,
+    credits: CreditSplit | None = None,
+    statuses: Mapping[str, int] | None = None,
 ) -> CargoMetadataSet:
     """The :class:`CargoMetadataSet` for finished batches (several when the input was chunked;
-    none when there was nothing to run). Counters and credits are summed."""
+    none when there was nothing to run). Counters and credits are summed.
+
+    ``credits`` (from ``runs/metrics``) splits the bill: ``provider_credits``, ``execution_charge``
+    (``node_executions`` × 0.01) and their sum ``credits_used``; without it ``credits_used`` is the
+    batches' ``creditsUsedCount``. ``statuses`` (rows per ``_status``) gives ``input_records``,
+    ``failed_rows``, ``skipped_rows`` and ``filtered_rows``; ``credits_per_record`` is per succeeded record.
+    """
     if not batches:
         return CargoMetadataSet(
             workflow_uuid=workflow_uuid, workflow_name=workflow_name, workflow_type=workflow_type,
             output_node_slug=output_node_slug, runs_count=0, executed_runs_count=0,
-            failed_runs_count=0, credits_used=0.0, credits_per_record=0.0,
+            failed_runs_count=0, input_records=0, failed_rows=0, skipped_rows=0, filtered_rows=0,
+            credits_used=0.0, credits_per_record=0.0,
         )
     first = batches[0]
-    credits = float(sum(b.credits_used_count for b in batches))
+    total = credits.total if credits is not None else float(sum(b.credits_used_count for b in batches))
     durations = [b.duration_seconds for b in batches if b.duration_seconds is not None]
-    statuses = {b.status.value for b in batches}
+    batch_statuses = {b.status.value for b in batches}
+    counts = dict(statuses or {})
+    succeeded = counts.get("success", row_count if statuses is None else 0)
     return CargoMetadataSet(
         batch_uuid=first.uuid,
         batch_uuids=",".join(b.uuid for b in batches) if len(batches) > 1 else None,
-        batch_count=len(batches) if len(batches) > 1 else None,  # 1 on nearly every run: no flat plot
-        batch_status=first.status.value if len(statuses) == 1 else ",".join(sorted(statuses)),
+        batch_count=len(batches) if len(batches) > 1 else None,
+        batch_status=first.status.value if len(batch_statuses) == 1 else ",".join(sorted(batch_statuses)),
         batch_url=dg.MetadataValue.url(batch_url) if batch_url else None,
         workflow_uuid=workflow_uuid,
         workflow_name=workflow_name,
@@ -129,21 +163,22 @@ def batch_metadata(
         runs_count=sum(b.runs_count for b in batches),
         executed_runs_count=sum(b.executed_runs_count for b in batches),
         failed_runs_count=sum(b.failed_runs_count for b in batches),
-        credits_used=credits,
-        credits_per_record=round(credits / row_count, 6) if row_count else None,
+        input_records=sum(counts.values()) if statuses is not None else None,
+        failed_rows=counts.get("error", 0) if statuses is not None else None,
+        skipped_rows=counts.get("skipped", 0) if statuses is not None else None,
+        filtered_rows=counts.get("filtered", 0) if statuses is not None else None,
+        credits_used=round(total, 6),
+        provider_credits=round(credits.provider, 6) if credits is not None else None,
+        execution_charge=credits.execution_charge if credits is not None else None,
+        node_executions=credits.executions if credits is not None else None,
+        credits_per_record=round(total / succeeded, 6) if succeeded else None,
         cargo_duration_seconds=max(durations) if durations else None,
     )
 
 
-def credits_by_node_metadata(metrics: Any, slugs_by_uuid: dict[str, str]) -> dict[str, Any]:
-    """``dagster-cargo/credits/<node slug>``: credits per workflow node, as plottable floats.
-
-    Metrics of several batches (a fan-out) are summed per node.
-    """
-    totals: dict[str, float] = {}
-    for metric in metrics:
-        slug = slugs_by_uuid.get(metric.node_uuid, metric.node_uuid)
-        totals[slug] = totals.get(slug, 0.0) + float(metric.credits_used_count)
-    # nodes that cost nothing (native nodes) would only add always-zero plots
-    return {f"dagster-cargo/credits/{slug}": dg.MetadataValue.float(total) for slug, total in totals.items()
-            if total}
+def credits_by_node_metadata(provider_by_node: Mapping[str, float]) -> dict[str, Any]:
+    """``dagster-cargo/provider_credits/<node slug>``: each node's **provider cost** (connector and agent
+    nodes), as plottable floats. Nodes that cost nothing are left out; Cargo's execution charge belongs
+    to no node (see ``dagster-cargo/execution_charge``)."""
+    return {f"dagster-cargo/provider_credits/{slug}": dg.MetadataValue.float(round(total, 6))
+            for slug, total in provider_by_node.items() if total}

@@ -16,10 +16,11 @@ from dagster._config.field_utils import IntEnvVar
 from pydantic import Field, PrivateAttr
 
 from .client import CargoClient, RetryPolicy
-from .client.errors import CargoInputError, CargoNotFoundError
+from .client.errors import CargoInputError
 from .client.inputs import chunk_records, filter_data, records_data, to_json_records, validate_data
 from .client.models import Batch, Play, Tool
 from .client.transport import DEFAULT_BASE_URL
+from .client.waiting import UNLIMITED, PollingGuidance
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches
 from .workspace_data import CargoWorkflowProps
 
@@ -113,6 +114,12 @@ class CargoResource(dg.ConfigurableResource):
         "from the batch's progress (at half the estimated time left), so a long cap costs no latency at the end; "
         "it bounds how late the credit budget and progress logs are checked.",
     )
+    poll_average_interval: float = Field(
+        default=5.0,
+        description="Cargo's polling guidance: each batch is polled on average no more than once per this many "
+        "seconds since the wait began, and a batch of 1,000+ records at most every 10 s after the first minute. "
+        "The adaptive schedule spends the requests it saves early near the batch's expected end. 0 lifts both limits.",
+    )
     poll_timeout: float = Field(
         default=3600.0,
         description="Cancel the batch and fail if it is not finished after this many seconds.",
@@ -142,6 +149,11 @@ class CargoResource(dg.ConfigurableResource):
         default=None,
         description="Default credit budget of every batch: a batch that exceeds it is cancelled and the "
         "asset fails with the figures. Per call: credit_budget=.",
+    )
+    failed_rows: str = Field(
+        default="keep",
+        description="Rows of input records whose run failed: 'keep' them, flagged with _status='error' and "
+        "_error_message (every input record accounted for); 'drop' them; or 'fail' the step.",
     )
     credit_breakdown: bool = Field(
         default=True,
@@ -254,6 +266,8 @@ class CargoResource(dg.ConfigurableResource):
             cancel_on_termination=self.cancel_on_termination,
             progress_log_interval=self.progress_log_interval,
             credit_breakdown=self.credit_breakdown,
+            guidance=PollingGuidance(average_interval=self.poll_average_interval) if self.poll_average_interval > 0
+            else UNLIMITED,
         )
         if result.batches:
             wall = round(time.monotonic() - started, 3)
@@ -350,12 +364,16 @@ class CargoResource(dg.ConfigurableResource):
                 context.log.info(f"{len(data['records'])} records split into {len(parts)} Cargo batches "
                                  f"(at most {self.max_records_per_batch} records / "
                                  f"{self.max_batch_payload_bytes} bytes each).")
-        slug = output_node_slug or props.output_node_slug or self._output_slug(props.workflow_uuid)
+        # the output node is Cargo's default (the last executed node) unless the caller names one: a slug
+        # looked up now could belong to a release deployed after the batch (see client.outcomes)
+        slug = output_node_slug
         budget = credit_budget if credit_budget is not None else self.max_credits_per_batch
+        if self.failed_rows not in ("keep", "drop", "fail"):
+            raise CargoInputError(f"failed_rows must be 'keep', 'drop' or 'fail', not {self.failed_rows!r}.")
         specs = [
             BatchRunSpec(workflow_uuid=props.workflow_uuid, data=dict(part), workflow_name=props.name,
                          workflow_type=props.type, output_node_slug=slug, empty_columns=empty_columns,
-                         credit_budget=budget)
+                         credit_budget=budget, failed_rows=self.failed_rows)  # type: ignore[arg-type]
             for part in parts
         ]
         return self.run_batches(context, specs)
@@ -373,13 +391,6 @@ class CargoResource(dg.ConfigurableResource):
                                       segment_uuid=item.segment_uuid)
         return CargoWorkflowProps(type="tool", uuid=item.uuid, name=item.name, workflow_uuid=item.workflow_uuid)
 
-    def _output_slug(self, workflow_uuid: str) -> str | None:
-        try:
-            node = self.get_client().get_deployed_release(workflow_uuid).output_node()
-        except CargoNotFoundError:
-            return None
-        return node.slug if node else None
-
     def credits_remaining(self) -> float:
         """Credits left in the workspace's subscription."""
         return self.get_client().get_subscription().credits_remaining
@@ -391,26 +402,22 @@ class CargoResource(dg.ConfigurableResource):
         *,
         group_by: str = "workflow_uuid",
     ) -> Any:
-        """Credits used per day and per play/tool (billing usage metrics) as a DataFrame.
+        """Cargo usage per day and per play/tool (billing usage metrics) as a DataFrame.
 
-        Columns: ``date``, ``group`` (a workflow UUID, or another ``group_by`` dimension),
-        ``name`` (the play/tool name when grouping by workflow), ``usage`` (Cargo's usage
-        kind, e.g. ``enrichment``) and ``credits``.
+        Each usage unit is asked for explicitly and kept in its own column, never added to another:
+        ``credits`` (provider credits), ``executions`` (node executions) with ``execution_credits``
+        (the execution charge, executions × 0.01) and ``storage_records``. Other columns: ``date``,
+        ``group`` (a workflow UUID, or another ``group_by`` dimension), ``name`` (the play/tool name
+        when grouping by workflow) and ``slug`` (Cargo's usage slug). See :func:`dagster_cargo.credits.usage_summary`.
         """
-        import pandas as pd
+        from .credits import usage_summary
 
         client = self.get_client()
-        metrics = client.get_usage_metrics(start, end, group_by=group_by, unit="billing.credits")
         names: dict[str, str] = {}
         if group_by == "workflow_uuid":
             items: list[Play | Tool] = [*client.list_plays(), *client.list_tools()]
             names = {item.workflow_uuid: item.name for item in items}
-        rows = [
-            {"date": m.date, "group": item.group_by, "name": names.get(item.group_by or "", None),
-             "usage": item.slug, "credits": float(item.count)}
-            for m in metrics for item in m.items
-        ]
-        return pd.DataFrame(rows, columns=["date", "group", "name", "usage", "credits"])
+        return usage_summary(client, start, end, group_by=group_by, names=names)
 
     def list_workflows_by_name(self) -> dict[str, Play | Tool]:
         """Plays and tools of the workspace, by name."""

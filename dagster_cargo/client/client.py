@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 import httpx
 
-from .download import download_dataframe, retry_pause
-from .errors import CargoDownloadError, CargoError, CargoInputError
+from .download import download_dataframe
+from .errors import CargoError, CargoInputError
 from .models import (
     Batch,
     Change,
@@ -47,7 +47,7 @@ from .models import (
 from .parquet import ParquetResult, StrPath, download_to_parquet
 from .reconcile import create_batch_once
 from .transport import DEFAULT_BASE_URL, RetryPolicy, Transport
-from .waiting import BatchProgress, wait_for_batches
+from .waiting import BatchProgress, PollingGuidance, wait_for_batches
 
 __all__ = ["CargoClient"]
 
@@ -397,51 +397,39 @@ class CargoClient:
         uuid: str,
         output_node_slug: str | None = None,
         *,
+        statuses: bool = True,
+        records: Sequence[Mapping[str, Any]] | None = None,
         expected_rows: int | None = None,
         attempts: int = 5,
+        batch: Batch | None = None,
     ) -> Any:
-        """Download a finished batch's outputs into a pandas DataFrame.
+        """A finished batch's outputs as a pandas DataFrame: **one row per input record**.
 
-        A failed transfer (expired URL, truncated body, dropped connection) is retried with a
-        freshly requested URL, after a short pause (0.5 s, doubling). With ``expected_rows``
-        (e.g. the batch's succeeded runs), fewer rows than that count as a partial download and
-        are retried too: partial data is never returned. The batch is already paid for, so a
-        download is worth several tries (5 by default).
+        Rows come from the batch download (its input fields, then the output node's data spread into
+        typed columns, whatever layout Cargo serves: CSV or JSON, gzipped or not, spread or one ``output``
+        column). With ``statuses`` (the default) each row also gets ``_status`` (``success``, ``error``,
+        ``filtered``, ``skipped``, ``cancelled``) and ``_error_message``, from ``runs/download-outputs`` for
+        the runs that did not simply succeed; a record the file leaves out is restored from its run. See
+        :mod:`dagster_cargo.client.outcomes` for why both sources are used.
+
+        ``output_node_slug``: the node whose data to export; by default Cargo's (the last executed node).
+        A slug is checked against the batch's own release (``releaseUuid``): one naming no node, or several,
+        raises :class:`CargoInputError` before any download. ``records``: a tool batch's input as sent; rows
+        are then put in that order and must number ``len(records)``. Otherwise the rows must number
+        ``expected_rows`` (default with ``statuses``: the batch's ``runsCount``).
+
+        A failed transfer (expired URL, truncated body, dropped connection) or a row count that does not
+        match is retried with a freshly requested URL, after a short pause (0.5 s, doubling): partial data
+        is never returned. The batch is already paid for, so a download is worth several tries (5).
 
         Raises:
-            CargoDownloadError: still failing or partial after ``attempts`` tries.
+            CargoDownloadError: still failing or not matching the record count after ``attempts`` tries.
+            CargoInputError: ``output_node_slug`` matches no node, or several, of the batch's release.
         """
-        last: CargoDownloadError | None = None
-        for attempt in range(1, attempts + 1):
-            if attempt > 1:
-                self._transport.sleep(retry_pause(attempt))
-            url = self.get_batch_download_url(uuid, output_node_slug)
-            try:
-                frame = download_dataframe(url, format="csv", timeout=self.timeout, batch_uuid=uuid,
-                                           http=self._downloads_http())
-            except CargoDownloadError as exc:
-                last = exc
-                logger.warning("Download %d/%d of batch %s failed: %s", attempt, attempts, uuid, exc)
-                continue
-            if expected_rows is not None and len(frame) < expected_rows:
-                last = CargoDownloadError(
-                    f"Cargo outputs for batch {uuid} hold {len(frame)} rows but {expected_rows} runs succeeded: "
-                    "the download is partial. Next step: re-run; if it persists, report the batch to Cargo.",
-                    batch_uuid=uuid,
-                )
-                logger.warning("Download %d/%d of batch %s is partial (%d of %d rows)", attempt, attempts, uuid,
-                               len(frame), expected_rows)
-                continue
-            return frame
-        assert last is not None
-        reason = str(last).split(" Next step:")[0]
-        raise CargoDownloadError(
-            f"Downloading Cargo outputs for batch {uuid} failed {attempts} time(s), each with a fresh URL; "
-            f"last: {reason} The batch itself finished and its credits are spent. Next step: re-execute "
-            "the step later (a Dagster re-execution attaches to this batch instead of paying for a new "
-            "one); if downloads keep failing, report the batch UUID to Cargo.",
-            batch_uuid=uuid,
-        ) from last
+        from .batch_outputs import download_batch_outputs
+
+        return download_batch_outputs(self, uuid, output_node_slug, statuses=statuses, records=records,
+                                      expected_rows=expected_rows, attempts=attempts, batch=batch)
 
     def download_batch_to_parquet(
         self,
@@ -484,6 +472,7 @@ class CargoClient:
         created_before: str | datetime | None = None,
         limit: int | None = None,
         offset: int | None = None,
+        executions_filter: Mapping[str, Any] | None = None,
     ) -> RunList:
         """``POST /orchestration/runs/list`` → runs and the total count."""
         payload = _compact(
@@ -492,6 +481,7 @@ class CargoClient:
                 "batchUuid": batch_uuid,
                 "statuses": [str(s) for s in statuses] if statuses else None,
                 "isFinished": is_finished,
+                "executionsFilter": dict(executions_filter) if executions_filter else None,
                 "createdAfter": _date_param(created_after),
                 "createdBefore": _date_param(created_before),
                 "limit": limit,
@@ -509,11 +499,13 @@ class CargoClient:
         batch_uuid: str | None = None,
         statuses: Sequence[str] | None = None,
         is_finished: bool | None = None,
+        executions_filter: Mapping[str, Any] | None = None,
     ) -> int:
         """``POST /orchestration/runs/count``."""
         payload = _compact(
             {"workflowUuid": workflow_uuid, "batchUuid": batch_uuid,
-             "statuses": [str(s) for s in statuses] if statuses else None, "isFinished": is_finished}
+             "statuses": [str(s) for s in statuses] if statuses else None, "isFinished": is_finished,
+             "executionsFilter": dict(executions_filter) if executions_filter else None}
         )
         return int(self._post("/orchestration/runs/count", payload, idempotent=True)["count"])
 
@@ -548,11 +540,13 @@ class CargoClient:
         statuses: Sequence[str] | None = None,
         limit: int | None = None,
         offset: int | None = None,
+        executions_filter: Mapping[str, Any] | None = None,
     ) -> str:
-        """``POST /orchestration/runs/download-outputs`` → a URL (CSV or JSON)."""
+        """``POST /orchestration/runs/download-outputs`` → a URL (CSV or JSON), one row per run."""
         payload = _compact(
             {"workflowUuid": workflow_uuid, "outputNodeSlug": output_node_slug, "format": format,
              "batchUuid": batch_uuid, "statuses": [str(s) for s in statuses] if statuses else None,
+             "executionsFilter": dict(executions_filter) if executions_filter else None,
              "limit": limit, "offset": offset}
         )
         body = self._post("/orchestration/runs/download-outputs", payload, idempotent=True, batch_uuid=batch_uuid)
@@ -566,12 +560,17 @@ class CargoClient:
         output_node_slug: str | None = None,
         format: DownloadFormat = "json",
     ) -> Any:
-        """Download per-run outputs (optionally of one batch) into a pandas DataFrame."""
+        """Download per-run outputs (optionally of one batch) into a pandas DataFrame: one row per run with
+        Cargo's ``_`` run columns (``_status``, ``_error_message`` …), ``input`` (an object) and the output
+        node's data spread into typed columns."""
+        from .layout import is_object_column, spread_output
+
         url = self.get_run_outputs_download_url(
             workflow_uuid, output_node_slug=output_node_slug, format=format, batch_uuid=batch_uuid
         )
-        return download_dataframe(url, format=format, timeout=self.timeout, batch_uuid=batch_uuid,
-                                  http=self._downloads_http())
+        frame = download_dataframe(url, format=format, timeout=self.timeout, batch_uuid=batch_uuid,
+                                   http=self._downloads_http(), sniff=True)
+        return spread_output(frame) if is_object_column(frame) else frame
 
     # -- waiting -------------------------------------------------------------------------
     def wait_for_batch(
@@ -583,8 +582,11 @@ class CargoClient:
         max_poll_interval: float = 30.0,
         on_progress: Callable[[BatchProgress], None] | None = None,
         raise_on_failure: bool = True,
+        guidance: PollingGuidance | None = None,
     ) -> Batch:
         """Poll until the batch is terminal and return it.
+
+        Polling stays within Cargo's guidance by default (see :class:`~.waiting.PollingGuidance`).
 
         Raises:
             CargoBatchFailedError / CargoBatchCancelledError: when ``raise_on_failure``.
@@ -592,7 +594,7 @@ class CargoClient:
         """
         return self.wait_for_batches(
             [uuid], timeout=timeout, poll_interval=poll_interval, max_poll_interval=max_poll_interval,
-            on_progress=on_progress, raise_on_failure=raise_on_failure,
+            on_progress=on_progress, raise_on_failure=raise_on_failure, guidance=guidance,
         )[uuid]
 
     def wait_for_batches(
@@ -605,13 +607,14 @@ class CargoClient:
         on_progress: Callable[[BatchProgress], None] | None = None,
         raise_on_failure: bool = True,
         initial: Mapping[str, Batch] | None = None,
+        guidance: PollingGuidance | None = None,
     ) -> dict[str, Batch]:
         """Wait for several batches in one polling loop; see :func:`wait_for_batches`."""
         return wait_for_batches(
             self.get_batch, list(uuids), timeout=timeout, poll_interval=poll_interval,
             max_poll_interval=max_poll_interval, on_progress=on_progress,
             raise_on_failure=raise_on_failure, sleep=self._transport.sleep, initial=initial,
-            fetch_many=self._list_many,
+            fetch_many=self._list_many, guidance=guidance,
         )
 
     def _list_many(self, known: Sequence[Batch]) -> dict[str, Batch]:

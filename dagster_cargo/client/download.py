@@ -25,9 +25,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
+import math
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -45,9 +46,9 @@ Engine = Literal["auto", "pyarrow", "pandas"]
 #: I/O thread, ~250 MiB bigger for a 320 MB body, and were no faster).
 DEFAULT_BLOCK_SIZE = 1 << 20
 
-#: Cells read as missing: pandas' default ``na_values`` (so both parsers agree).
-NULL_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
-               "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+#: Cells read as missing: only the empty cell. Text that merely *looks* missing ("None", "NA", "null",
+#: "N/A", "nan", "#N/A", ...) is a value: a company named "None" or the country code "NA" stays text.
+NULL_VALUES = [""]
 TRUE_VALUES = ["True", "TRUE", "true"]
 FALSE_VALUES = ["False", "FALSE", "false"]
 
@@ -148,39 +149,98 @@ class _CountingStream(io.RawIOBase):
         return len(data)
 
 
+class _GzipTruncated(ValueError):
+    """A gzip stream ended before its trailer: the body was cut short."""
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _gunzip(source: _CountingStream) -> Iterator[bytes]:
+    """Decompress a gzip body (one or more members) as it streams; raise :class:`_GzipTruncated` if it
+    ends before the last member's trailer (a truncated ``.gz`` file or transfer)."""
+    inflater = zlib.decompressobj(wbits=31)
+    while True:
+        chunk = source.read(1 << 16)
+        if not chunk:
+            break
+        while chunk:
+            out = inflater.decompress(chunk)
+            if out:
+                yield out
+            chunk = b""
+            if inflater.eof and inflater.unused_data:  # concatenated members
+                chunk = inflater.unused_data
+                inflater = zlib.decompressobj(wbits=31)
+    tail = inflater.flush()
+    if tail:
+        yield tail
+    if not inflater.eof:
+        raise _GzipTruncated("the gzip stream ended before its end marker")
+
+
 @dataclass
 class _Body:
-    """An open download: the body stream and what the response promised."""
+    """An open download: the (decompressed) body stream and what the response promised.
+
+    ``raw`` counts the bytes on the wire (checked against ``Content-Length``); ``stream`` is what
+    parsers read: the same stream, or its gunzipped content when the body is gzip (a ``.gz`` file
+    served without ``Content-Encoding``, or ``Content-Encoding: gzip``).
+    """
 
     stream: _CountingStream
-    expected: int | None  # Content-Length (None when absent or when the body is content-encoded)
+    expected: int | None  # Content-Length of the wire bytes (None when absent)
     what: str  # " for batch <uuid>" or ""
     batch_uuid: str | None
+    raw: _CountingStream | None = None
+    gzipped: bool = False
+
+    @property
+    def wire(self) -> _CountingStream:
+        return self.raw if self.raw is not None else self.stream
+
+    @property
+    def received(self) -> int:
+        """Bytes received on the wire."""
+        return self.wire.bytes_read
 
     def truncated(self) -> bool:
-        return self.expected is not None and self.stream.bytes_read != self.expected
+        return self.expected is not None and self.wire.bytes_read != self.expected
 
     def truncation_error(self) -> CargoDownloadError:
+        detail = (f"received {self.wire.bytes_read} of {self.expected} bytes" if self.truncated()
+                  else "the gzip stream ended early")
         return CargoDownloadError(
-            f"Cargo outputs{self.what} were truncated: received {self.stream.bytes_read} of "
-            f"{self.expected} bytes. Next step: download again with a fresh URL.",
+            f"Cargo outputs{self.what} were truncated: {detail}. Next step: download again with a fresh URL.",
             batch_uuid=self.batch_uuid,
         )
 
     def check_complete(self) -> None:
         """Drain what the parser left (e.g. a trailing newline) and raise if the body was cut short."""
-        while self.stream._pull():
-            pass
+        try:
+            while self.stream._pull():
+                pass
+        except _GzipTruncated:
+            raise self.truncation_error() from None
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, self.what, self.batch_uuid) from exc
         if self.truncated():
             raise self.truncation_error()
 
     def failure(self, exc: BaseException, format: str) -> CargoDownloadError:
         """The error to raise for a parser failure: a dropped connection or a short body is
         reported as such (a cut row is the usual symptom), anything else as unparseable."""
-        if isinstance(self.stream.error, httpx.TransportError):
-            return _transport_error(self.stream.error, self.what, self.batch_uuid)
-        if self.stream.exhausted and self.truncated():  # the body ended early (a parse error stops sooner)
+        for stream in (self.stream, self.wire):
+            if isinstance(stream.error, httpx.TransportError):
+                return _transport_error(stream.error, self.what, self.batch_uuid)
+        if isinstance(exc, _GzipTruncated) or isinstance(self.stream.error, _GzipTruncated):
             return self.truncation_error()
+        if self.wire.exhausted and self.truncated():  # the body ended early (a parse error stops sooner)
+            return self.truncation_error()
+        if isinstance(exc, zlib.error):
+            return CargoDownloadError(
+                f"Cargo outputs{self.what} are not valid gzip: {exc}. Next step: download again with a fresh URL.",
+                batch_uuid=self.batch_uuid)
         return CargoDownloadError(
             f"Cargo outputs{self.what} could not be parsed as {format.upper()}: {exc}. "
             "Next step: re-download; if it persists, report the batch to Cargo.",
@@ -228,16 +288,31 @@ def open_download(url: str, *, timeout: float = 300.0, http: httpx.Client | None
                     "URL and download it right away.",
                     batch_uuid=batch_uuid,
                 )
-            length = response.headers.get("content-length")
-            encoded = response.headers.get("content-encoding")
-            chunks = response.iter_raw() if not encoded else response.iter_bytes()
-            yield _Body(_CountingStream(chunks), int(length) if length is not None and not encoded else None,
-                        what, batch_uuid)
+            yield _open_body(response, what, batch_uuid)
     except httpx.TransportError as exc:
         raise _transport_error(exc, what, batch_uuid) from exc
     finally:
         if owns:
             client.close()
+
+
+def _open_body(response: httpx.Response, what: str, batch_uuid: str | None) -> _Body:
+    """The body of ``response`` as a :class:`_Body`, gunzipped when it is gzip.
+
+    The wire bytes are read raw (so ``Content-Length`` is checked on what was sent) and decompressed
+    here, for ``Content-Encoding: gzip`` and for a gzip file served plain (detected by its magic
+    bytes): both end with a trailer, so a cut-short gzip body is always detected. Other content
+    encodings are left to httpx.
+    """
+    length = response.headers.get("content-length")
+    encoding = (response.headers.get("content-encoding") or "").strip().lower()
+    if encoding not in ("", "identity", "gzip", "x-gzip"):
+        return _Body(_CountingStream(response.iter_bytes()), None, what, batch_uuid)
+    raw = _CountingStream(response.iter_raw())
+    expected = int(length) if length is not None else None
+    if encoding in ("gzip", "x-gzip") or raw.peek_prefix(2)[:2] == GZIP_MAGIC:
+        return _Body(_CountingStream(_gunzip(raw)), expected, what, batch_uuid, raw=raw, gzipped=True)
+    return _Body(raw, expected, what, batch_uuid)
 
 
 # ------------------------------------------------------------------------------ dates
@@ -443,14 +518,25 @@ def _cast_bool(column: Any) -> Any | None:
 
 
 def _looks_numeric(value: Any) -> bool:
-    """A cheap test on one value: could its column be numbers? (Saves three failing casts per text column.)"""
+    """A cheap test on one value: could its column be numbers? (Saves three failing casts per text column.)
+
+    Only finite numbers count: "nan", "NaN", "inf" are text, never read as a missing or infinite number.
+    """
     if not isinstance(value, str) or "_" in value:
         return False
     try:
-        float(value)
+        number = float(value)
     except ValueError:
         return False
-    return True
+    return math.isfinite(number)
+
+
+def _has_non_finite(floats: Any) -> bool:
+    """Whether a float column cast from text holds NaN or infinity (from text such as "nan" or "inf")."""
+    import pyarrow.compute as pc
+
+    finite = pc.is_finite(floats)
+    return bool(pc.any(pc.invert(finite)).as_py())
 
 
 def _integers_beyond_64_bits(column: Any, floats: Any) -> bool:
@@ -481,6 +567,8 @@ def infer_column(column: Any) -> tuple[Any, str]:
             converted = pc.cast(column, target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
+        if kind == "float" and _has_non_finite(converted):
+            break  # "nan" / "inf" among the numbers: text, not a guessed missing value
         if kind == "float" and _integers_beyond_64_bits(column, converted):
             return column, "bigint"  # pandas keeps integers too big for (u)int64 as Python ints
         return converted, kind
@@ -509,9 +597,12 @@ def convert_text(column: Any, target: Any) -> Any | None:
         stamps = _cast_dates(column) if _all_match_dates(column) else None
         return stamps.cast(target) if stamps is not None else None
     try:
-        return pc.cast(column, target)
+        converted = pc.cast(column, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
+    if pa.types.is_floating(target) and _has_non_finite(converted):
+        return None
+    return converted
 
 
 #: Rows typed at a time by :class:`_ColumnTyper` (a few parser blocks: few Python calls, small pieces).
@@ -640,7 +731,7 @@ def _pandas_csv(source: Any) -> Any:
     import pandas as pd
 
     try:
-        return parse_dates(pd.read_csv(source))
+        return parse_dates(pd.read_csv(source, keep_default_na=False, na_values=NULL_VALUES))
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
 
@@ -658,10 +749,11 @@ def frame_from_bytes(content: bytes | io.IOBase, format: Literal["csv", "json"],
     """Parse CSV or JSON (array of objects, or NDJSON) output into a DataFrame.
 
     Rules (both CSV engines): numbers come out as numbers (``int64``; ``float64`` when a
-    column has decimals or empty cells), ``true``/``false`` columns as booleans, empty cells
-    as NaN/None, columns whose every value is an ISO-8601 date or date-time as UTC datetimes
+    column has decimals or empty cells), ``true``/``false`` columns as booleans, **only empty
+    cells** as NaN/None (text such as ``None``, ``NA``, ``null``, ``N/A``, ``nan`` stays text), columns whose every value is an ISO-8601 date or date-time as UTC datetimes
     (``pd.to_datetime(utc=True)``), anything else (JSON-ish cells included) as text. An empty
-    body gives an empty DataFrame; a header-only body, one with columns and no rows.
+    body gives an empty DataFrame; a header-only body, one with columns and no rows. JSON keeps its
+    own types (``null`` is missing). Gzip is handled by :func:`download_dataframe`, not here.
     """
     import pandas as pd
 
@@ -672,15 +764,11 @@ def frame_from_bytes(content: bytes | io.IOBase, format: Literal["csv", "json"],
             return _arrow_frame(_Body(stream, None, "", None), block_size=DEFAULT_BLOCK_SIZE)
         source = io.BytesIO(content) if isinstance(content, bytes) else content
         return _pandas_csv(source)
+    from .layout import frame_from_rows, json_rows
+
     raw = content if isinstance(content, bytes) else content.read()
-    text = raw.decode("utf-8").strip()
-    if not text:
-        return pd.DataFrame()
-    if text.startswith("["):
-        rows = json.loads(text)
-    else:  # newline-delimited JSON
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    return parse_dates(pd.DataFrame.from_records(rows)) if rows else pd.DataFrame()
+    rows = json_rows(raw)  # a JSON array of objects, or one object per line
+    return frame_from_rows(rows) if rows else pd.DataFrame()
 
 
 def download_dataframe(
@@ -692,19 +780,29 @@ def download_dataframe(
     batch_uuid: str | None = None,
     engine: Engine = "auto",
     block_size: int = DEFAULT_BLOCK_SIZE,
+    sniff: bool = False,
 ) -> Any:
     """Fetch ``url`` (no auth headers) and parse it into a pandas DataFrame.
 
     CSV is parsed while it streams in: with pyarrow (``engine="auto"`` picks it when it is
     installed) in blocks of ``block_size`` bytes, else with ``pandas.read_csv``. See
-    :func:`frame_from_bytes` for the typing rules, the same for both.
+    :func:`frame_from_bytes` for the typing rules, the same for both. A gzip body (a ``.gz``
+    file, or ``Content-Encoding: gzip``) is gunzipped as it streams. With ``sniff``, the format
+    is read from the body itself (JSON when it starts with ``[`` or ``{``, else CSV), for
+    files whose format Cargo does not document (the batch download).
 
     Raises:
         CargoDownloadError: non-2xx status (e.g. an expired URL), a transfer shorter than
             its ``Content-Length``, or unparseable content. The message names the batch.
     """
-    chosen = _resolve(engine) if format == "csv" else "pandas"
     with open_download(url, timeout=timeout, http=http, batch_uuid=batch_uuid) as body:
+        if sniff:
+            try:
+                head = body.stream.peek_prefix(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+            except (ValueError, OSError, zlib.error) as exc:
+                raise body.failure(exc, format) from exc
+            format = "json" if head[:1] in (b"[", b"{") else "csv"
+        chosen = _resolve(engine) if format == "csv" else "pandas"
         try:
             if chosen == "pyarrow":
                 frame = _arrow_frame(body, block_size=block_size)
@@ -713,7 +811,7 @@ def download_dataframe(
                                          engine="pandas")
         except httpx.TransportError:
             raise  # open_download names it
-        except (ValueError, UnicodeDecodeError, OSError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        except (ValueError, UnicodeDecodeError, OSError, zlib.error) as exc:  # pyarrow.ArrowInvalid: ValueError
             raise body.failure(exc, format) from exc
         body.check_complete()
         return frame

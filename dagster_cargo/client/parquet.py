@@ -7,6 +7,12 @@ next to ``path`` and renamed onto ``path`` only once the whole body arrived (``C
 checked) and, with ``expected_rows``, holds enough rows: a failed attempt never leaves a partial
 file behind, and ``path`` is either the complete output or untouched.
 
+JSON files (Cargo's docs leave the batch file's format open) are parsed whole and written as one row
+group, their ``output`` objects spread into columns; memory is then the output's size. A CSV with one JSON
+``output`` column is written as served (the column stays JSON text): use
+:meth:`~dagster_cargo.client.CargoClient.download_batch_dataframe` to have it spread. The Parquet file holds
+the batch file's rows, without the ``_status`` column the DataFrame download adds.
+
 Column types
 ------------
 A column's type is decided on the **first row group**, with the same rules as the DataFrame
@@ -143,6 +149,8 @@ def _write(stream: _CountingStream, tmp: str, pins: Mapping[str, Any], *, block_
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if stream.peek_prefix(64).lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"[", b"{"):
+        return _write_json(stream, tmp, compression=compression)
     read = read_csv_text_batches(stream, block_size=block_size)
     if read is None or not read[0]:
         pq.write_table(pa.table({}), tmp, compression=compression)
@@ -195,6 +203,23 @@ def _write(stream: _CountingStream, tmp: str, pins: Mapping[str, Any], *, block_
     return rows, list(names), {f.name: str(f.type) for f in schema}, groups if rows else 0
 
 
+def _write_json(stream: _CountingStream, tmp: str, *, compression: str) -> tuple[int, list[str], dict[str, str], int]:
+    """A JSON output file (array or NDJSON) to Parquet: parsed whole (JSON has no streaming reader here), its
+    ``output`` objects spread into columns as in the DataFrame download, written as one row group."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .layout import frame_from_rows, is_object_column, json_rows, spread_output
+
+    frame = frame_from_rows(json_rows(stream.read()))
+    if is_object_column(frame):
+        frame = spread_output(frame)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, tmp, compression=compression)
+    return table.num_rows, [str(c) for c in frame.columns], {f.name: str(f.type) for f in table.schema}, \
+        1 if table.num_rows else 0
+
+
 def _temp_path(path: Path) -> str:
     return str(path.with_name(f".{path.name}.{secrets.token_hex(6)}.part"))
 
@@ -243,11 +268,11 @@ def write_parquet_from_url(
             except (ValueError, UnicodeDecodeError) as exc:  # pyarrow.ArrowInvalid is a ValueError
                 raise body.failure(exc, "csv") from exc
             except OSError as exc:
-                if body.stream.error is None:
+                if body.stream.error is None and body.wire.error is None:
                     raise  # the disk, not the download (e.g. no space left): retrying won't help
                 raise body.failure(exc, "csv") from exc
             body.check_complete()
-            received = body.stream.bytes_read
+            received = body.received
         if expected_rows is not None and rows < expected_rows:
             raise CargoDownloadError(
                 f"Cargo outputs{body.what} hold {rows} rows but {expected_rows} runs succeeded: the download "

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from .errors import CargoBatchCancelledError, CargoBatchFailedError, CargoError, CargoWaitTimeoutError
 from .models import Batch, BatchStatus
 
-__all__ = ["BatchProgress", "wait_for_batches", "raise_for_batch"]
+__all__ = ["BatchProgress", "PollingGuidance", "UNLIMITED", "wait_for_batches", "raise_for_batch"]
 
 logger = logging.getLogger("dagster_cargo.client")
 
@@ -50,18 +50,61 @@ class BatchProgress:
         )
 
 
+#: Cargo's guidance (CARGO-DOCS 6.1): poll batches every 5 s; for 1,000+ records, 10-15 s after the first minute.
+GUIDED_INTERVAL = 5.0
+LARGE_BATCH_RECORDS = 1000
+LARGE_BATCH_INTERVAL = 10.0
+LARGE_BATCH_AFTER = 60.0
+
+
+@dataclass(frozen=True)
+class PollingGuidance:
+    """Request limits per batch that the adaptive schedule stays within (Cargo's polling guidance by default).
+
+    Attributes:
+        average_interval: at most one request per this many seconds **on average** since the wait began
+            (the (n+1)-th poll of a batch waits until ``start + n × average_interval``): never more requests
+            per batch-minute than fixed polling at this interval, while the schedule may spend what it saved
+            early on polls near the expected end. ``0`` disables.
+        large_batch_records: batches with at least this many runs are *large*...
+        large_batch_after: ...and, this many seconds after the wait began,
+        large_batch_interval: are polled at most once per this many seconds.
+    """
+
+    average_interval: float = GUIDED_INTERVAL
+    large_batch_records: int = LARGE_BATCH_RECORDS
+    large_batch_after: float = LARGE_BATCH_AFTER
+    large_batch_interval: float = LARGE_BATCH_INTERVAL
+
+    def earliest(self, tracker: _Tracker, start: float, now: float) -> float:
+        """The earliest time the tracker's next poll may be sent (a list call that read ``k`` batches
+        counts ``1/k`` of a request for each)."""
+        earliest = start + tracker.requests * self.average_interval if self.average_interval > 0 else now
+        b = tracker.batch
+        if (b is not None and b.runs_count >= self.large_batch_records and now - start >= self.large_batch_after
+                and self.large_batch_interval > 0):
+            earliest = max(earliest, now + self.large_batch_interval)
+        return earliest
+
+
+#: No limit beyond ``poll_interval``/``max_poll_interval`` (benchmarks of the bare schedule, tests).
+UNLIMITED = PollingGuidance(average_interval=0.0, large_batch_interval=0.0)
+
+
 @dataclass
 class _Tracker:
     uuid: str
     next_poll: float
     interval: float
     polls: int = 0
+    requests: float = 0.0  # requests spent on this batch (a shared list call counts its share)
     last_executed: int = -1
     first_seen: tuple[float, int] | None = None
     batch: Batch | None = None
     samples: list[tuple[float, int]] = field(default_factory=list)
 
-    def schedule(self, now: float, min_interval: float, max_interval: float) -> None:
+    def schedule(self, now: float, min_interval: float, max_interval: float,
+                 backoff_cap: float | None = None) -> None:
         assert self.batch is not None
         b = self.batch
         if b.status == BatchStatus.RUNNING and self.first_seen and b.runs_count:
@@ -79,7 +122,7 @@ class _Tracker:
         elif self.polls <= 1:
             self.interval = min(max(self.interval, min_interval), max_interval)
         else:  # pending/querying, unknown, or running without progress: back off
-            self.interval = min(self.interval * 1.5, max_interval)
+            self.interval = min(self.interval * 1.5, backoff_cap if backoff_cap is not None else max_interval)
         self.next_poll = now + self.interval
 
 
@@ -117,8 +160,13 @@ def wait_for_batches(
     clock: Callable[[], float] = time.monotonic,
     initial: Mapping[str, Batch] | None = None,
     fetch_many: Callable[[Sequence[Batch]], Mapping[str, Batch]] | None = None,
+    guidance: PollingGuidance | None = None,
 ) -> dict[str, Batch]:
     """Poll ``uuids`` until every batch is terminal; return them by UUID.
+
+    ``guidance`` (default: Cargo's, :class:`PollingGuidance`) caps each batch's requests: on average no
+    more than one per 5 s since the wait began, and for a batch of 1,000+ runs at most one per 10 s after
+    the first minute. Pass :data:`UNLIMITED` (or your own) to choose otherwise.
 
     ``initial`` holds batches already read (e.g. just created): an unfinished one is first
     polled after ``poll_interval`` rather than at once, a finished one is not polled at all.
@@ -138,6 +186,7 @@ def wait_for_batches(
     if poll_interval <= 0 or max_poll_interval < poll_interval:
         raise ValueError("need 0 < poll_interval <= max_poll_interval")
     start = clock()
+    rules = guidance if guidance is not None else PollingGuidance()
     pending = {u: _Tracker(uuid=u, next_poll=start, interval=poll_interval) for u in dict.fromkeys(uuids)}
     done: dict[str, Batch] = {}
     for uuid, known in (initial or {}).items():
@@ -163,8 +212,10 @@ def wait_for_batches(
             due_uuids = {t.uuid for t in due}
             due += [t for t in pending.values() if t.uuid in listed and t.uuid not in due_uuids]
         for tracker in due:
-            batch = listed.get(tracker.uuid) or get_batch(tracker.uuid)
+            shared = listed.get(tracker.uuid)
+            batch = shared or get_batch(tracker.uuid)
             tracker.polls += 1
+            tracker.requests += 1.0 / max(len(listed), 1) if shared is not None else 1.0
             now = clock()
             tracker.batch = batch
             if batch.status == BatchStatus.RUNNING and tracker.first_seen is None:
@@ -180,7 +231,11 @@ def wait_for_batches(
                 done[tracker.uuid] = batch
                 del pending[tracker.uuid]
                 continue
-            tracker.schedule(now, poll_interval, max_poll_interval)
+            # with a request budget, waiting longer than its interval without news only wastes it
+            tracker.schedule(now, poll_interval, max_poll_interval,
+                             min(max_poll_interval, max(rules.average_interval, poll_interval))
+                             if rules.average_interval > 0 else None)
+            tracker.next_poll = max(tracker.next_poll, rules.earliest(tracker, start, now))
             tracker.last_executed = batch.executed_runs_count
         if not pending:
             break

@@ -15,6 +15,7 @@ from dagster_cargo.client import (
     records_data,
     segment_data,
 )
+from dagster_cargo.credits import batch_credit_split
 from dagster_cargo.emulator import CargoEmulator
 from dagster_cargo.emulator.enrichment import enrich_company
 
@@ -36,8 +37,8 @@ def run(cargo, workflow_uuid, data):
 def test_catalog_calls(cargo, emulator):
     plays = {p.name: p for p in cargo.list_plays()}
     tools = {t.name: t for t in cargo.list_tools()}
-    assert set(plays) == {"Score inbound companies", "Find decision makers"}
-    assert set(tools) == {"Enrich company", "Find work email"}
+    assert set(plays) == {"Score inbound companies", "Find decision makers", "Qualify inbound companies"}
+    assert set(tools) == {"Enrich company", "Find work email", "Normalize domain"}
     play = plays["Score inbound companies"]
     assert cargo.get_play(play.uuid) == play
     assert cargo.get_tool(tools["Enrich company"].uuid).name == "Enrich company"
@@ -46,7 +47,8 @@ def test_catalog_calls(cargo, emulator):
     release = cargo.get_deployed_release(play.workflow_uuid)
     assert release.status.value == "deployed" and cargo.get_release(release.uuid).uuid == release.uuid
     assert release.output_node() is not None
-    assert [p.name for p in cargo.list_plays(model_uuid=play.model_uuid)] == ["Score inbound companies"]
+    assert sorted(p.name for p in cargo.list_plays(model_uuid=play.model_uuid)) == [
+        "Qualify inbound companies", "Score inbound companies"]
     models = {m.slug: m for m in cargo.list_models()}
     assert set(models) >= {"companies", "contacts"} and play.model_uuid == models["companies"].uuid
     assert cargo.get_model(play.model_uuid).slug == "companies"
@@ -142,8 +144,12 @@ def test_billing_usage_and_subscription(cargo):
     tool = cargo.find_tool("Enrich company")
     batch = run(cargo, tool.workflow_uuid, records_data([{"domain": "acme.com"}, {"domain": "hooli.com"}]))
     after = cargo.get_subscription()
-    assert after.subscription_credits_used_count - before.subscription_credits_used_count == batch.credits_used_count
-    assert after.credits_remaining == before.credits_remaining - batch.credits_used_count
+    # Cargo bills provider credits (the batch's creditsUsedCount) plus 0.01 per node execution (CARGO-DOCS 5.2)
+    split = batch_credit_split(cargo, batch)
+    assert split.provider == batch.credits_used_count and split.executions == 6  # start, enrich, output × 2
+    lost = after.subscription_credits_used_count - before.subscription_credits_used_count
+    assert lost == pytest.approx(split.total, abs=0.005) and split.total == pytest.approx(batch.credits_used_count + 0.06)
+    assert after.credits_remaining == pytest.approx(before.credits_remaining - split.total, abs=0.005)
     today = date.today()
     metrics = cargo.get_usage_metrics(today - timedelta(days=1), today + timedelta(days=1),
                                       group_by="workflow_uuid", unit="billing.credits")

@@ -3,6 +3,7 @@
 import pytest
 
 from dagster_cargo.client import Batch, CargoBatchFailedError, CargoWaitTimeoutError, wait_for_batches
+from dagster_cargo.client.waiting import UNLIMITED, PollingGuidance
 
 
 class FakeClock:
@@ -79,7 +80,40 @@ def test_backs_off_without_progress_and_caps_interval():
     get, seen = scripted({"a": stuck})
     times = []
     wait_for_batches(lambda u: (times.append(clock.now), get(u))[1], ["a"], timeout=10_000,
-                     poll_interval=1, max_poll_interval=15, sleep=clock.sleep, clock=clock)
+                     poll_interval=1, max_poll_interval=15, sleep=clock.sleep, clock=clock, guidance=UNLIMITED)
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert gaps[0] == 1 and max(gaps) == 15
     assert all(g2 >= g1 for g1, g2 in zip(gaps, gaps[1:]))
+
+
+def _poll_times(script, runs, **kwargs):
+    clock = FakeClock()
+    get, _ = scripted({"a": script})
+    times = []
+    wait_for_batches(lambda u: (times.append(clock.now), get(u))[1], ["a"], timeout=100_000, sleep=clock.sleep,
+                     clock=clock, **kwargs)
+    return times
+
+
+def test_default_polling_stays_within_cargos_guidance_of_one_request_per_5s():
+    # a batch progressing steadily: the adaptive schedule wants to poll often near the end
+    script = [batch("a", "running", e) for e in range(0, 100, 2)] + [batch("a", "success", 100)]
+    times = _poll_times(script, 100, poll_interval=1, max_poll_interval=30)
+    for n, t in enumerate(times):
+        assert t >= 5 * n  # the (n+1)-th request no sooner than polling every 5 s would send it
+    assert len(times) <= times[-1] / 5 + 1
+
+
+def test_large_batches_are_polled_at_most_every_10s_after_the_first_minute():
+    script = [batch("a", "running", e, runs=5000) for e in range(0, 5000, 25)] + [batch("a", "success", 5000,
+                                                                                          runs=5000)]
+    times = _poll_times(script, 5000, poll_interval=1, max_poll_interval=30)
+    late = [t for t in times if t > 60]
+    assert late and all(b - a >= 10 for a, b in zip(late, late[1:]))
+
+
+def test_the_user_can_choose_other_limits():
+    script = [batch("a", "running", e) for e in range(0, 100, 2)] + [batch("a", "success", 100)]
+    fast = _poll_times(script, 100, poll_interval=1, max_poll_interval=30,
+                       guidance=PollingGuidance(average_interval=1.0))
+    assert any(b - a < 5 for a, b in zip(fast, fast[1:]))

@@ -34,7 +34,8 @@ TYPE = "dagster_cargo.CargoWorkspaceComponent"  # what users write in defs.yaml 
 ROOT = Path(__file__).resolve().parents[2]
 SCORE, ENRICH = ["cargo", "score_inbound_companies"], ["cargo", "enrich_company"]
 CATALOG = {f"/v1/orchestration/{what}/list" for what in ("plays", "tools", "workflows")}
-ALL_WORKFLOWS = {"Score inbound companies", "Find decision makers", "Enrich company", "Find work email"}
+ALL_WORKFLOWS = {"Score inbound companies", "Find decision makers", "Qualify inbound companies", "Enrich company",
+                 "Find work email", "Normalize domain"}
 
 
 def api_calls(emu: CargoEmulator) -> list[str]:
@@ -164,7 +165,7 @@ def test_selection_by_uuid_and_by_template_predicate(emulator, tmp_path):
         yaml.safe_dump({"workspace": workspace(emulator), "selection": "{{ only_plays }}"}),
         scope={"only_plays": lambda props: props.type == "play"})
     keys = sorted(k.to_user_string() for k in only_plays.build_defs_from_state(context, state).resolve_all_asset_keys())
-    assert keys == ["cargo/find_decision_makers", "cargo/score_inbound_companies"]
+    assert keys == ["cargo/find_decision_makers", "cargo/qualify_inbound_companies", "cargo/score_inbound_companies"]
 
 
 def test_state_is_fetched_once_then_loads_make_no_api_call(emulator):
@@ -173,7 +174,7 @@ def test_state_is_fetched_once_then_loads_make_no_api_call(emulator):
         emulator.request_log.clear()
         for _ in range(2):  # code server, then a run worker: both read the stored snapshot
             with sandbox.load_component_and_build_defs(defs_path=defs_path) as (component, defs):
-                assert len(list(defs.resolve_all_asset_keys())) == 4
+                assert len(list(defs.resolve_all_asset_keys())) == 6
         with sandbox.build_component_tree():
             path = get_local_state_path(component.defs_state_config.key, sandbox.project_root)
             data = CargoWorkspaceData.read(path)  # the state is the plain workspace snapshot
@@ -252,12 +253,15 @@ def test_tool_asset_runs_over_its_upstream_dataframe_with_credits_and_checks(emu
     with CargoClient(TOKEN, base_url=emulator.base_url) as client:
         batch = client.get_batch(metadata["dagster-cargo/batch_uuid"].value)
     assert batch.credits_used_count > 0
-    assert metadata["dagster-cargo/credits_used"].value == float(batch.credits_used_count)
+    # the bill: provider credits + 0.01 per node execution (3 records x 3 nodes)
+    billed = float(batch.credits_used_count) + 0.09
+    assert metadata["dagster-cargo/credits_used"].value == pytest.approx(billed)
 
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    assert set(checks) == {"cargo_failed_run_ratio", "cargo_output_completeness", "cargo_credits_per_record"}
+    assert set(checks) == {"cargo_failed_run_ratio", "cargo_output_completeness", "cargo_skipped_run_ratio",
+                           "cargo_credits_per_record"}
     assert all(c.passed for c in checks.values())
-    assert checks["cargo_credits_per_record"].metadata["credits_per_record"].value == batch.credits_used_count / 3
+    assert checks["cargo_credits_per_record"].metadata["credits_per_record"].value == pytest.approx(billed / 3)
 
 
 def test_play_asset_takes_run_config_and_makes_no_catalog_call(emulator):
@@ -423,4 +427,4 @@ def test_readme_example_loads(emulator):
         assert sorted(k.to_user_string() for k in defs.resolve_all_asset_keys()) == [
             "gtm/play/score_inbound_companies", "gtm/tool/enrich_company"]
         assert {s.name for s in defs.sensors} == {"cargo_observation_sensor"}
-        assert len(list(defs.resolve_asset_graph().asset_check_keys)) == 6  # 3 checks x 2 assets
+        assert len(list(defs.resolve_asset_graph().asset_check_keys)) == 8  # 4 checks x 2 assets

@@ -8,6 +8,7 @@ import pytest
 
 from dagster_cargo import CargoResource
 from dagster_cargo.client import CargoClient, CargoDownloadError, records_data
+from dagster_cargo.client.waiting import UNLIMITED
 from dagster_cargo.emulator import CargoEmulator
 from dagster_cargo.execution import BatchRunSpec, execute_batch
 
@@ -84,7 +85,7 @@ def test_credit_budget_cancels_the_batch_and_fails_with_figures():
         with pytest.raises(dg.Failure) as info:
             execute_batch(dg.build_asset_context(), client, spec, batch_url_for=lambda b: "u", poll_interval=0.05,
                           max_poll_interval=0.05, poll_timeout=3600, cancel_on_termination=True,
-                          credit_breakdown=False)
+                          credit_breakdown=False, guidance=UNLIMITED)  # Cargo time runs 20x here
         (batch,) = client.list_batches()
         assert batch.uuid in info.value.description and "budget of 10" in info.value.description
         # says what the package did and what is left to the user
@@ -137,7 +138,10 @@ def test_large_tool_input_is_split_into_batches_run_together(emulator):
     assert sorted(b.runs_count for b in batches) == [2, 4, 4]
     assert meta["dagster-cargo/batch_count"] == 3
     assert set(meta["dagster-cargo/batch_uuids"].split(",")) == {b.uuid for b in batches}
-    assert meta["dagster-cargo/credits_used"] == sum(b.credits_used_count for b in batches) == 20
+    # provider credits (2 per record) + the execution charge (3 node executions per record × 0.01)
+    assert sum(b.credits_used_count for b in batches) == meta["dagster-cargo/provider_credits"] == 20
+    assert meta["dagster-cargo/node_executions"] == 30 and meta["dagster-cargo/execution_charge"] == 0.3
+    assert meta["dagster-cargo/credits_used"] == pytest.approx(20.3)
     assert meta["dagster-cargo/runs_count"] == 10 and meta["dagster/row_count"] == 10
 
 
@@ -175,7 +179,9 @@ def test_fan_out_keeps_input_order_and_logs_a_summary_not_a_line_per_poll(emulat
     assert list(frame["domain"]) == list(ROWS["domain"])
     meta = {k: getattr(v, "value", v) for k, v in result.asset_materializations_for_node("fan")[0].metadata.items()}
     # per-node credits add up over all 10 batches (30 records x 2 credits), one runs/metrics call per batch
-    assert meta["dagster-cargo/credits/enrich_company"] == meta["dagster-cargo/credits_used"] == 60
+    assert meta["dagster-cargo/provider_credits/enrich_company"] == meta["dagster-cargo/provider_credits"] == 60
+    assert meta["dagster-cargo/credits_used"] == pytest.approx(60 + 30 * 3 * 0.01)
+    assert "dagster-cargo/provider_credits/start" not in meta  # nodes that cost nothing are left out
     assert len([e for e in emulator.request_log if e["path"] == "/v1/orchestration/runs/metrics"]) == 10
     per_batch = [m for m in messages if m and m.startswith("Cargo batch ") and "runs executed" in m]
     summaries = [m for m in messages if m and m.startswith("Cargo: ") and "batches finished" in m]

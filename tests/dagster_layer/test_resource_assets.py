@@ -74,30 +74,41 @@ def test_tool_asset_returns_enriched_dataframe_and_credit_metadata(emulator):
         runs = c.list_runs(batch_uuid=batch.uuid, workflow_uuid=batch.workflow_uuid, limit=100)
     assert batch.status.value == "success"
     assert meta["dagster/row_count"] == len(SIGNUPS) == batch.runs_count
-    assert meta["dagster-cargo/credits_used"] == batch.credits_used_count > 0
-    assert meta["dagster-cargo/credits_used"] == sum(r.credits_used_count for r in runs.runs)
+    # provider credits (the batch's and its runs' creditsUsedCount) + 0.01 per node execution = the bill
+    assert meta["dagster-cargo/provider_credits"] == batch.credits_used_count > 0
+    assert meta["dagster-cargo/provider_credits"] == sum(r.credits_used_count for r in runs.runs)
+    executions = sum(len(r.executions) for r in runs.runs)
+    assert meta["dagster-cargo/node_executions"] == executions == 18
+    assert meta["dagster-cargo/execution_charge"] == pytest.approx(0.18)
+    assert meta["dagster-cargo/credits_used"] == pytest.approx(batch.credits_used_count + 0.18)
     assert meta["dagster-cargo/runs_count"] == 6 and meta["dagster-cargo/failed_runs_count"] == 0
-    assert meta["dagster-cargo/credits_per_record"] == pytest.approx(batch.credits_used_count / 6)
+    assert meta["dagster-cargo/failed_rows"] == 0 and meta["dagster-cargo/input_records"] == 6
+    assert meta["dagster-cargo/credits_per_record"] == pytest.approx((batch.credits_used_count + 0.18) / 6)
     assert meta["dagster-cargo/workflow_type"] == "tool"
     assert meta["dagster-cargo/workflow_name"] == "Enrich company"
     assert "dagster-cargo/batch_url" not in meta  # the emulator has no web app to link to
-    per_node = {k.split("/")[-1]: v for k, v in meta.items() if k.startswith("dagster-cargo/credits/")}
-    assert per_node and sum(per_node.values()) == batch.credits_used_count
-    assert per_node["enrich_company"] == 2 * 6  # the emulator's enrich node costs 2 credits a record
+    per_node = {k.split("/")[-1]: v for k, v in meta.items() if k.startswith("dagster-cargo/provider_credits/")}
+    assert per_node == {"enrich_company": 2 * 6}  # the enrich node costs 2 credits a record; free nodes left out
     with client(emulator) as c:
         assert meta["dagster-cargo/credits_remaining"] == c.get_subscription().credits_remaining
     schema_cols = {c.name for c in meta["dagster/column_schema"].columns}
     assert {"domain", "industry", "employee_range"} <= schema_cols
 
 
-def test_failed_runs_are_counted_and_missing_from_the_output(flaky_emulator):
+def test_failed_runs_keep_their_rows_flagged_with_the_error(flaky_emulator):
     result = materialize_one(enriched, flaky_emulator)
     assert result.success
     meta = metadata_of(result, "enriched")
     frame = result.output_for_node("enriched")
     assert meta["dagster-cargo/runs_count"] == 6
     assert meta["dagster-cargo/executed_runs_count"] == 6
-    assert len(frame) == 6 - meta["dagster-cargo/failed_runs_count"] == meta["dagster/row_count"]
+    failed = meta["dagster-cargo/failed_runs_count"]
+    assert failed > 0 and meta["dagster-cargo/failed_rows"] == failed
+    assert len(frame) == 6 == meta["dagster/row_count"]  # one row per input record, failed ones included
+    assert list(frame["domain"]) == list(SIGNUPS["domain"])  # in input order
+    errors = frame[frame["_status"] == "error"]
+    assert len(errors) == failed and errors["_error_message"].str.contains("failed for record").all()
+    assert errors["industry"].isna().all() and frame.loc[frame["_status"] == "success", "industry"].notna().all()
 
 
 @dg.asset(kinds={"cargo"})
@@ -206,14 +217,21 @@ def slow_emulator():
 
 def test_credit_usage_summary_groups_credits_by_play_and_tool(emulator):
     import datetime as dt
+    from urllib.parse import parse_qs
 
     result = materialize_one(enriched, emulator)
     spent = metadata_of(result, "enriched")["dagster-cargo/credits_used"]
     today = dt.date.today()
     summary = resource(emulator).credit_usage_summary(today - dt.timedelta(days=1), today + dt.timedelta(days=1))
-    assert list(summary.columns) == ["date", "group", "name", "usage", "credits"]
-    assert summary.loc[summary["name"] == "Enrich company", "credits"].sum() == spent
-    assert summary["credits"].sum() == spent
+    assert list(summary.columns) == ["date", "group", "name", "slug", "credits", "executions", "execution_credits",
+                                     "storage_records"]
+    tool = summary[summary["name"] == "Enrich company"]
+    # units are asked for one by one and never added together: credits + execution charge = the bill
+    assert tool["credits"].sum() + tool["execution_credits"].sum() == pytest.approx(spent)
+    assert tool["executions"].sum() == 18 and set(tool.loc[tool["executions"] > 0, "slug"]) <= {"success", "error"}
+    units = [parse_qs(e["query"]).get("unit") for e in emulator.request_log
+             if e["path"] == "/v1/billing/usage/metrics"]
+    assert sorted(u[0] for u in units[-3:] if u) == ["billing.credits", "orchestration.executions", "storage.records"]
 
 
 def test_filter_matching_no_record_is_an_empty_result_not_a_failure(emulator):

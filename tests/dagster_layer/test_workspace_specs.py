@@ -27,7 +27,8 @@ def test_workspace_snapshot_has_plays_tools_and_output_slugs(emulator):
         assert client.request_count == 3
         play = client.find_play("Score inbound companies")
     by_name = {w.name: w for w in data.workflows}
-    assert set(by_name) == {"Score inbound companies", "Find decision makers", "Enrich company", "Find work email"}
+    assert set(by_name) == {"Score inbound companies", "Find decision makers", "Qualify inbound companies",
+                            "Enrich company", "Find work email", "Normalize domain"}
     scoring = by_name["Score inbound companies"]
     assert scoring.type == "play" and scoring.model_uuid == play.model_uuid
     assert scoring.output_node_slug == scoring.node_slugs[-1]
@@ -50,7 +51,7 @@ def test_specs_use_translator_and_selection(emulator):
 
     custom = load_cargo_asset_specs(resource(emulator), translator=Custom(), selector=lambda p: p.type == "play")
     assert sorted(s.key.to_user_string() for s in custom) == [
-        "gtm/play/find-decision-makers", "gtm/play/score-inbound-companies"]
+        "gtm/play/find-decision-makers", "gtm/play/qualify-inbound-companies", "gtm/play/score-inbound-companies"]
     assert all(s.owners == ["team:gtm"] for s in custom)
 
 
@@ -79,7 +80,7 @@ def test_offline_snapshot_replaces_the_api(emulator, tmp_path):
     emulator.request_log.clear()
     unreachable = CargoResource(api_token=TOKEN, base_url="http://127.0.0.1:9")
     specs = load_cargo_asset_specs(unreachable, snapshot_path=tmp_path / "cargo.json")
-    assert len(specs) == 4 and API_CALLS(emulator) == []
+    assert len(specs) == 6 and API_CALLS(emulator) == []
     data = load_cargo_workspace_data(unreachable, snapshot_path=tmp_path / "cargo.json")
     assert data.get("Enrich company").type == "tool"
 
@@ -90,7 +91,7 @@ def test_one_unreadable_workflow_is_skipped_with_a_warning(emulator, caplog):
     with CargoClient(TOKEN, base_url=emulator.base_url) as client:
         data = fetch_workspace_data(client)
     assert "Find decision makers" not in {w.name for w in data.workflows}
-    assert len(data.workflows) == 3
+    assert len(data.workflows) == 5
     assert any("Find decision makers" in m for m in data.skipped)
     assert any("Skipping unreadable Cargo play" in r.message for r in caplog.records)
 
@@ -101,11 +102,12 @@ def test_snapshot_cli_writes_a_loadable_file(emulator, tmp_path, monkeypatch, ca
     monkeypatch.setenv("CARGO_API_TOKEN", TOKEN)
     out = tmp_path / "cargo_workspace.json"
     assert main(["snapshot", "-o", str(out), "--base-url", emulator.base_url]) == 0
-    assert "2 plays, 2 tools" in capsys.readouterr().out
+    assert "3 plays, 3 tools" in capsys.readouterr().out
     specs = load_cargo_asset_specs(CargoResource(api_token="unused", base_url="http://127.0.0.1:9"),
                                    snapshot_path=out)
     assert {s.key.path[-1] for s in specs} == {"score_inbound_companies", "find_decision_makers",
-                                               "enrich_company", "find_work_email"}
+                                               "qualify_inbound_companies", "enrich_company", "find_work_email",
+                                               "normalize_domain"}
     monkeypatch.setenv("CARGO_API_TOKEN", "wrong")
     assert main(["snapshot", "-o", str(out), "--base-url", emulator.base_url]) == 1
     assert "wrong" not in capsys.readouterr().err
@@ -117,7 +119,7 @@ def test_envvar_token_works_for_listing_and_runs(emulator, monkeypatch):
                           poll_interval=0.05, max_poll_interval=0.5)
     from dagster_cargo.asset_defs import build_cargo_assets_definitions
 
-    assert len(load_cargo_asset_specs(cargo)) == 4
+    assert len(load_cargo_asset_specs(cargo)) == 6
     (tool_asset,) = build_cargo_assets_definitions(cargo, selector=["Enrich company"])
     result = dg.materialize([tool_asset], resources={"cargo": cargo}, run_config={"ops": {
         tool_asset.node_def.name: {"config": {"records": [{"domain": "acme.com"}]}}}})

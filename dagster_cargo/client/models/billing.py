@@ -56,13 +56,13 @@ class Subscription(CargoModel):
 
     @property
     def credits_remaining(self) -> float:
-        """Credits left in the current period, plus additional (top-up) credits.
+        """Credits left in the current period: ``subscriptionAvailableCreditsCount -
+        subscriptionCreditsUsedCount``, the formula Cargo documents (REFERENCE 6.2).
 
-        Cargo's CLI docs define remaining = available - used; how additional credits
-        combine is not documented, so they are added on top here.
+        Cargo does not document how ``additionalAvailableCreditsCount`` (top-ups) combines with it
+        (CARGO-DOCS 5.9), so it is not added: read :attr:`additional_available_credits_count` beside it.
         """
-        left = self.subscription_available_credits_count - self.subscription_credits_used_count
-        return left + self.additional_available_credits_count
+        return self.subscription_available_credits_count - self.subscription_credits_used_count
 
 
 class Workspace(CargoModel):

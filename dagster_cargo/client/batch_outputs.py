@@ -1,0 +1,188 @@
+"""A finished batch's outputs as one DataFrame: one row per input record, each with its status.
+
+See :mod:`dagster_cargo.client.outcomes` for the sources (batch download for rows, ``runs/download-outputs``
+for the runs that did not simply succeed) and the ``_status`` column; :mod:`~dagster_cargo.client.layout`
+for the file layouts. Integrity: the rows must number exactly the batch's records (``runsCount``), or,
+for a tool, the records the caller sent; a short or cut download is retried with a fresh URL and
+partial data is never returned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .download import download_dataframe, open_download, retry_pause
+from .errors import CargoDownloadError
+from .layout import is_object_column, json_rows, spread_output
+from .outcomes import (
+    NOT_SUCCEEDED,
+    RunOutcome,
+    align_inputs,
+    apply_outcomes,
+    check_output_slug,
+    filter_stop_filter,
+    outcome_from_row,
+)
+
+if TYPE_CHECKING:
+    from .client import CargoClient
+    from .models import Batch
+
+__all__ = ["download_batch_outputs", "batch_run_outcomes", "EXPORT_LIMIT"]
+
+logger = logging.getLogger("dagster_cargo.client")
+
+#: ``runs/download-outputs`` serves at most this many runs per file (``tooManyRuns``, REFERENCE 3.5).
+EXPORT_LIMIT = 10_000
+
+
+def _release_nodes(client: CargoClient, batch: Batch) -> list[Any]:
+    """The nodes of the release the batch ran (its own ``releaseUuid``, never the deployed one)."""
+    if not batch.release_uuid:
+        return []
+    return list(client.get_release(batch.release_uuid).nodes)
+
+
+def _read_rows(client: CargoClient, url: str, batch_uuid: str) -> list[dict[str, Any]]:
+    """The JSON rows of a ``runs/download-outputs`` file (gzip and NDJSON handled; truncation raises)."""
+    with open_download(url, timeout=client.timeout, http=client._downloads_http(), batch_uuid=batch_uuid) as body:
+        try:
+            data = body.stream.read()
+        except (ValueError, OSError) as exc:
+            raise body.failure(exc, "json") from exc
+        body.check_complete()
+    try:
+        return json_rows(data)
+    except ValueError as exc:
+        raise CargoDownloadError(f"Cargo's run export for batch {batch_uuid} could not be parsed as JSON: {exc}. "
+                                 "Next step: re-download; if it persists, report the batch to Cargo.",
+                                 batch_uuid=batch_uuid) from exc
+
+
+def _export_runs(client: CargoClient, batch: Batch, statuses: Sequence[str], count: int,
+                 executions_filter: Mapping[str, Any] | None, attempts: int) -> list[dict[str, Any]]:
+    """Every ``runs/download-outputs`` row of the batch's runs with ``statuses`` (``count`` of them),
+    10,000 per file; each file retried with a fresh URL; the rows must be ``count`` distinct runs."""
+    rows: dict[str, dict[str, Any]] = {}
+    for offset in range(0, count, EXPORT_LIMIT):
+        last: CargoDownloadError | None = None
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                client._transport.sleep(retry_pause(attempt))
+            url = client.get_run_outputs_download_url(
+                batch.workflow_uuid, batch_uuid=batch.uuid, format="json", statuses=list(statuses),
+                executions_filter=executions_filter, limit=EXPORT_LIMIT if count > EXPORT_LIMIT else None,
+                offset=offset or None)
+            try:
+                page = _read_rows(client, url, batch.uuid)
+            except CargoDownloadError as exc:
+                last = exc
+                logger.warning("Run export %d/%d of batch %s failed: %s", attempt, attempts, batch.uuid, exc)
+                continue
+            for row in page:
+                rows[str(row.get("_uuid") or len(rows))] = row
+            last = None
+            break
+        if last is not None:
+            raise last
+    if len(rows) != count:
+        raise CargoDownloadError(
+            f"Cargo's run export for batch {batch.uuid} holds {len(rows)} runs with status {'/'.join(statuses)} but "
+            f"runs/count says {count}: the run statuses are incomplete. Next step: re-run the step (it attaches to "
+            "this batch and downloads again); if it persists, report the batch to Cargo.", batch_uuid=batch.uuid)
+    return list(rows.values())
+
+
+def batch_run_outcomes(client: CargoClient, batch: Batch, nodes: Sequence[Any] | None = None,
+                       attempts: int = 5) -> list[RunOutcome]:
+    """The batch's runs that did not simply succeed (errored, skipped, cancelled, stopped by a filter).
+
+    One ``runs/count`` call (two when the release has ``filter`` nodes); ``runs/download-outputs`` files only
+    when some run did not succeed.
+    """
+    nodes = _release_nodes(client, batch) if nodes is None else nodes
+    outcomes: dict[str, RunOutcome] = {}
+    filtered = filter_stop_filter(nodes)
+    if filtered is not None:
+        statuses = ["success", "skipped"]
+        count = client.count_runs(workflow_uuid=batch.workflow_uuid, batch_uuid=batch.uuid, statuses=statuses,
+                                  executions_filter=filtered)
+        if count:
+            for row in _export_runs(client, batch, statuses, count, filtered, attempts):
+                outcome = outcome_from_row(row, filtered=True)
+                outcomes[outcome.run_uuid or outcome.record_id] = outcome
+    count = client.count_runs(workflow_uuid=batch.workflow_uuid, batch_uuid=batch.uuid, statuses=NOT_SUCCEEDED)
+    if count:
+        for row in _export_runs(client, batch, NOT_SUCCEEDED, count, None, attempts):
+            outcome = outcome_from_row(row)
+            outcomes.setdefault(outcome.run_uuid or outcome.record_id, outcome)
+    return list(outcomes.values())
+
+
+def _file_frame(client: CargoClient, uuid: str, output_node_slug: str | None) -> Any:
+    """One download of the batch file, its layout normalized (output objects spread into columns)."""
+    url = client.get_batch_download_url(uuid, output_node_slug)
+    frame = download_dataframe(url, format="csv", timeout=client.timeout, batch_uuid=uuid,
+                               http=client._downloads_http(), sniff=True)
+    return spread_output(frame) if is_object_column(frame) else frame
+
+
+def download_batch_outputs(
+    client: CargoClient,
+    uuid: str,
+    output_node_slug: str | None = None,
+    *,
+    statuses: bool = True,
+    records: Sequence[Mapping[str, Any]] | None = None,
+    expected_rows: int | None = None,
+    attempts: int = 5,
+    batch: Batch | None = None,
+) -> Any:
+    """See :meth:`CargoClient.download_batch_dataframe`."""
+    outcomes: list[RunOutcome] = []
+    if statuses or output_node_slug:
+        batch = batch if batch is not None and batch.is_terminal else client.get_batch(uuid)
+        nodes = _release_nodes(client, batch)
+        if output_node_slug and nodes:
+            check_output_slug(nodes, output_node_slug, str(batch.release_uuid), uuid)
+        if statuses:
+            outcomes = batch_run_outcomes(client, batch, nodes, attempts=attempts)
+            if expected_rows is None:
+                expected_rows = len(records) if records is not None else batch.runs_count
+    last: CargoDownloadError | None = None
+    for attempt in range(1, attempts + 1):
+        if attempt > 1:
+            client._transport.sleep(retry_pause(attempt))
+        try:
+            frame = _file_frame(client, uuid, output_node_slug)
+        except CargoDownloadError as exc:
+            last = exc
+            logger.warning("Download %d/%d of batch %s failed: %s", attempt, attempts, uuid, exc)
+            continue
+        if statuses:
+            frame, notes = apply_outcomes(frame, outcomes, records)
+            for note in notes:
+                logger.warning("Batch %s: %s", uuid, note)
+            if records is not None and not notes:
+                frame = align_inputs(frame, records)
+        if expected_rows is not None and len(frame) != expected_rows:
+            what = "partial" if len(frame) < expected_rows else "inconsistent (more rows than records)"
+            last = CargoDownloadError(
+                f"Cargo outputs for batch {uuid} account for {len(frame)} rows but the batch has {expected_rows} "
+                f"input records: the download is {what}. Next step: re-run; if it persists, report the batch to "
+                "Cargo.", batch_uuid=uuid)
+            logger.warning("Download %d/%d of batch %s is %s (%d rows for %d records)", attempt, attempts, uuid,
+                           what, len(frame), expected_rows)
+            continue
+        return frame
+    assert last is not None
+    reason = str(last).split(" Next step:")[0]
+    raise CargoDownloadError(
+        f"Downloading Cargo outputs for batch {uuid} failed {attempts} time(s), each with a fresh URL; "
+        f"last: {reason} The batch itself finished and its credits are spent. Next step: re-execute "
+        "the step later (a Dagster re-execution attaches to this batch instead of paying for a new "
+        "one); if downloads keep failing, report the batch UUID to Cargo.",
+        batch_uuid=uuid,
+    ) from last

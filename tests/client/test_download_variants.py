@@ -1,0 +1,143 @@
+"""End to end, once per emulator variant: the same assets give the same answers whatever layout Cargo serves.
+
+For every value of every variant (``VARIANTS``, the emulator's open points in Cargo's docs) and one run with
+every layout variant off its default at once:
+
+* a tool batch with failed runs, whose input holds text that looks missing, materializes one row per input
+  record, in input order, input columns equal to the caller's, statuses and errors visible, NA-looking text
+  kept as text;
+* a play whose filter node stops runs on purpose materializes one row per record with ``filtered`` rows;
+* the credits reported (provider + execution charge) equal what the emulator's subscription lost, to 0.01;
+* metadata counts and checks agree with the frame.
+
+The emulator rejects request keys the API does not declare (400 ``unrecognized_keys``), so every request the
+client sends here is also checked against the API's declared bodies.
+"""
+
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from dagster_cargo import CargoResource
+from dagster_cargo.checks import CargoCheckConfig, cargo_check_specs
+from dagster_cargo.client import CargoClient
+from dagster_cargo.emulator import VARIANTS, CargoEmulator
+
+from ..conftest import TOKEN
+
+NA_LOOKING = ["None", "NA", "null", "N/A", "nan", "NaN", "#N/A", "n/a", "NULL", "-nan", "<NA>", ""]
+SIGNUPS = pd.DataFrame({
+    "domain": [f"shop{i}.example.com" for i in range(24)],
+    "company_name": [NA_LOOKING[i % len(NA_LOOKING)] or f"Shop {i}" for i in range(24)],
+    "zip": [f"0{2100 + i}" for i in range(24)],  # leading zeros: text to the caller, must stay text
+})
+LAYOUT = {"download_gzip": "file", "batch_download_format": "json", "json_shape": "ndjson",
+          "batch_download_output": "json", "stopped_rows": "omitted", "filter_stop_status": "skipped",
+          "batch_credits": "with_execution_charge"}
+CASES = [pytest.param({name: value}, id=f"{name}={value}") for name, values in VARIANTS.items() for value in values]
+CASES.append(pytest.param(LAYOUT, id="all-layout-variants"))
+CASES.append(pytest.param({**LAYOUT, "download_gzip": "transport", "batch_download_format": "csv"},
+                          id="csv-transport-gzip-omitted"))
+CHECKS = CargoCheckConfig(failed_ratio_warn=0.9, failed_ratio_error=1.0, skipped_ratio_warn=0.95,
+                          max_credits_per_record=100)
+
+
+def _meta(result: Any, node: str) -> dict[str, Any]:
+    return {k: getattr(v, "value", v) for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
+
+
+@pytest.fixture
+def variant_emulator(request: pytest.FixtureRequest) -> Any:
+    with CargoEmulator(token=TOKEN, speed=400.0, seed=5, run_failure_rate=0.25, credits=1_000_000,
+                       variants=request.param) as emu:
+        yield emu
+
+
+@pytest.mark.parametrize("variant_emulator", CASES, indirect=True)
+def test_tool_and_filtered_play_account_for_every_record(variant_emulator: CargoEmulator) -> None:
+    emu = variant_emulator
+
+    @dg.asset(check_specs=cargo_check_specs("enriched", CHECKS))
+    def enriched(context: dg.AssetExecutionContext, cargo: CargoResource):
+        return cargo.run_tool(context, "Enrich company", SIGNUPS).materialize_result(checks=CHECKS)
+
+    @dg.asset(check_specs=cargo_check_specs("qualified", CHECKS))
+    def qualified(context: dg.AssetExecutionContext, cargo: CargoResource):
+        return cargo.run_play(context, "Qualify inbound companies", limit=20).materialize_result(checks=CHECKS)
+
+    resource = CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.05, max_poll_interval=0.5)
+    spent_before = emu.credits_used
+    result = dg.materialize([enriched, qualified], resources={"cargo": resource})
+    assert result.success
+    spent = emu.credits_used - spent_before
+
+    # -- the tool: one row per input record, in input order, input columns as the caller sent them
+    frame = result.output_for_node("enriched")
+    meta = _meta(result, "enriched")
+    assert len(frame) == len(SIGNUPS) == meta["dagster/row_count"] == meta["dagster-cargo/input_records"]
+    for column in SIGNUPS.columns:
+        assert frame[column].tolist() == SIGNUPS[column].tolist(), column
+    assert frame["zip"].tolist()[0] == "02100"
+    statuses = frame["_status"].value_counts().to_dict()
+    failed = statuses.get("error", 0)
+    assert failed > 0 and failed == meta["dagster-cargo/failed_rows"] == meta["dagster-cargo/failed_runs_count"]
+    assert set(statuses) <= {"success", "error"}
+    errors = frame[frame["_status"] == "error"]
+    assert errors["_error_message"].str.contains("Enrich company failed").all() and errors["industry"].isna().all()
+    ok = frame[frame["_status"] == "success"]
+    assert ok["industry"].notna().all() and ok["_error_message"].isna().all()
+    # NA-looking text comes back as text, in the input and in the output node's echo of it
+    echoed = ok["output.company_name"] if "output.company_name" in ok else ok["company_name"]
+    assert echoed.tolist() == ok["company_name"].tolist()
+    assert set(NA_LOOKING[:-1]) <= set(frame["company_name"])
+
+    # -- the play: every record accounted for, the filter's stops flagged (whatever status Cargo gives them)
+    played = result.output_for_node("qualified")
+    pmeta = _meta(result, "qualified")
+    assert len(played) == 20 == pmeta["dagster-cargo/input_records"]
+    pstatuses = played["_status"].value_counts().to_dict()
+    assert pstatuses.get("filtered", 0) > 0 and pmeta["dagster-cargo/filtered_rows"] == pstatuses["filtered"]
+    assert (played.loc[played["_status"] == "filtered", "employee_count"] < 50).all()
+    assert (played.loc[played["_status"] == "success", "employee_count"] >= 50).all()
+
+    # -- checks agree
+    checks = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+    for asset in ("enriched", "qualified"):
+        assert checks[(asset, "cargo_output_completeness")].passed
+    assert checks[("enriched", "cargo_failed_run_ratio")].metadata["failed_rows"].value == failed
+
+    # -- credits: provider + execution charge = what the subscription lost
+    billed = meta["dagster-cargo/credits_used"] + pmeta["dagster-cargo/credits_used"]
+    assert billed == pytest.approx(spent, abs=0.01)
+    for m in (meta, pmeta):
+        assert m["dagster-cargo/credits_used"] == pytest.approx(
+            m["dagster-cargo/provider_credits"] + m["dagster-cargo/execution_charge"], abs=1e-9)
+        assert m["dagster-cargo/execution_charge"] == pytest.approx(m["dagster-cargo/node_executions"] * 0.01)
+
+
+@pytest.mark.parametrize("batch_credits", VARIANTS["batch_credits"])
+def test_a_budget_between_provider_cost_and_the_bill_stops_the_batch(batch_credits: str) -> None:
+    """A free tool (native nodes only): provider cost 0, bill 0.05 a record. A budget of 1 credit, far below
+    the bill of 200 records (10 credits), stops the batch though its provider cost never passes the budget."""
+    with CargoEmulator(token=TOKEN, speed=10.0, seed=1, run_failure_rate=0.0, credits=1_000_000,
+                       variants={"batch_credits": batch_credits}) as emu:
+        domains = pd.DataFrame({"domain": [f"https://www.acme{i}.com/about" for i in range(200)]})
+
+        @dg.asset
+        def normalized(context: dg.AssetExecutionContext, cargo: CargoResource):
+            return cargo.run_tool(context, "Normalize domain", domains, credit_budget=1.0).materialize_result()
+
+        resource = CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.05, max_poll_interval=0.1,
+                                 poll_average_interval=0)  # Cargo time runs 10x: poll as fast as it runs
+        result = dg.materialize([normalized], resources={"cargo": resource}, raise_on_error=False)
+        assert not result.success
+        error = result.failure_data_for_node("normalized").error.to_string()
+        assert "budget of 1" in error
+        with CargoClient(TOKEN, base_url=emu.base_url) as client:
+            (batch,) = client.list_batches()
+            assert batch.credits_used_count == 0 or batch_credits == "with_execution_charge"
+            assert batch.status.value in ("cancelling", "cancelled")
+            assert batch.executed_runs_count < batch.runs_count
