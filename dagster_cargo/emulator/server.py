@@ -10,13 +10,13 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
-from .errors import ApiError
+from .errors import ApiError, unrecognized_keys
 from .faults import Fault, FaultInjector
 from .querystring import parse_qs
 
@@ -55,11 +55,16 @@ class Router:
 
     def __init__(self) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.body_keys: dict[Handler, frozenset[str]] = {}
 
-    def add(self, method: str, pattern: str, handler: Handler) -> None:
-        """Register ``handler`` for ``method`` and ``pattern`` (relative to ``/v1``)."""
+    def add(self, method: str, pattern: str, handler: Handler, body_keys: Iterable[str] | None = None) -> None:
+        """Register ``handler`` for ``method`` and ``pattern`` (relative to ``/v1``). ``body_keys``: the
+        top-level JSON body keys the endpoint declares; any other key is a 400 ``unrecognized_keys``
+        (strict request schemas, CARGO-DOCS 10.1)."""
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/")) + "/?$"
         self._routes.append((method, re.compile(regex), handler))
+        if body_keys is not None:
+            self.body_keys[handler] = frozenset(body_keys)
 
     def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
         """Find the handler for a request (literal routes are registered before parameterised ones)."""
@@ -272,6 +277,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         handler, params = found
         store = emu.store
         try:
+            allowed = emu.router.body_keys.get(handler)
+            if allowed is not None and emu.strict and isinstance(parsed, dict):
+                unknown = [k for k in parsed if k not in allowed]
+                if unknown:
+                    raise unrecognized_keys(unknown)
             with store.lock:
                 now = store.sync()
                 req = Request(self.command, path, params, parse_qs(split.query), parsed, headers, store, now,

@@ -10,7 +10,7 @@ from ..errors import ApiError, data_error
 from ..server import Request, Router
 from ..store import CHANGE_KINDS, Store
 from ..util import canonical_json, stable_hash
-from .common import as_bool, as_list, paginate, strict_keys
+from .common import as_bool, as_list, paginate
 
 PLAY_KINDS = ("segment", "change", "filter", "recordIds")
 TOOL_KINDS = ("records", "file")
@@ -65,7 +65,8 @@ def _resolve_play(store: Store, play: dict[str, Any], data: dict[str, Any]
         flt = data.get("filter")
         try:
             records = filters.apply(store.model_records(model_uuid), flt, data.get("sort"), data.get("limit"),
-                                    segments=store._segment_ids)
+                                    segments=store._segment_ids,
+                                    columns=store.column_types(model_uuid))
         except filters.FilterError as exc:
             raise data_error("invalidData", f"Invalid filter: {exc}") from None
         stored = {"kind": "filter", "modelUuid": model_uuid}
@@ -230,7 +231,6 @@ def download_batch(req: Request) -> dict[str, Any]:
     store = req.store
     b = _get(store, req.params["uuid"])
     body = req.json_obj()
-    strict_keys(body, ("outputNodeSlug",))
     if not b.finished:
         raise ApiError("batchNotFinished")
     spec = store.spec_for(b.workflow_uuid)
@@ -247,11 +247,11 @@ def download_batch(req: Request) -> dict[str, Any]:
 
 def register(router: Router) -> None:
     """Register this module's routes."""
-    router.add("POST", "/orchestration/batches", create_batch)
+    router.add("POST", "/orchestration/batches", create_batch, ("workflowUuid", "releaseUuid", "nodes", "data"))
     router.add("GET", "/orchestration/batches/list", list_batches)
     router.add("GET", "/orchestration/batches/{uuid}", get_batch)
-    router.add("POST", "/orchestration/batches/{uuid}/cancel", cancel_batch)
-    router.add("POST", "/orchestration/batches/{uuid}/download", download_batch)
+    router.add("POST", "/orchestration/batches/{uuid}/cancel", cancel_batch, ())
+    router.add("POST", "/orchestration/batches/{uuid}/download", download_batch, ("outputNodeSlug",))
 
 
 def schedule_play_batch(store: Store, play: dict[str, Any], change_kinds: tuple[str, ...], at: float) -> BatchState:

@@ -14,6 +14,21 @@ from .common import as_bool, as_list, as_time, paginate
 
 EXPORT_LIMIT = 10_000
 
+#: Top-level body keys each endpoint declares (REFERENCE §3.5); anything else → 400 unrecognized_keys.
+RUN_FILTER_KEYS = ("workflowUuid", "userUuid", "batchUuid", "releaseUuid", "statuses", "parentBatchUuid",
+                   "parentUuid", "parentNodeUuid", "isGroupParent", "recordId", "recordTitle", "recordTitleOrId",
+                   "isFinished", "executionsFilter", "createdAfter", "createdBefore", "updatedAfter",
+                   "updatedBefore")
+#: ``isFinished`` is left out on purpose: the API rejects it with ``unrecognized_keys`` (CARGO-DOCS 2.6).
+DOWNLOAD_OUTPUTS_KEYS = ("workflowUuid", "outputNodeSlug", "format", "batchUuid", "releaseUuid", "statuses",
+                         "parentBatchUuid", "parentUuid", "parentNodeUuid", "isGroupParent", "recordId",
+                         "recordTitle", "recordTitleOrId", "executionsFilter", "createdAfter", "createdBefore",
+                         "limit", "offset")
+DOWNLOAD_RUNS_KEYS = ("workflowUuid", "uuids", "batchUuid", "releaseUuid", "statuses", "parentBatchUuid",
+                      "parentUuid", "parentNodeUuid", "isGroupParent", "recordId", "recordTitle", "recordTitleOrId",
+                      "isFinished", "executionsFilter", "createdAfter", "createdBefore", "updatedAfter",
+                      "updatedBefore")
+
 
 def _node_status(store: Store, run: RunState, slug: str, now: float) -> tuple[str, str | None]:
     spec = store.spec_for(run.workflow_uuid)
@@ -176,9 +191,10 @@ def get_run(req: Request) -> dict[str, Any]:
 
 def register(router: Router) -> None:
     """Register this module's routes."""
-    router.add("POST", "/orchestration/runs/list", list_runs)
-    router.add("POST", "/orchestration/runs/count", count_runs)
-    router.add("POST", "/orchestration/runs/metrics", run_metrics)
-    router.add("POST", "/orchestration/runs/download-outputs", download_outputs)
-    router.add("POST", "/orchestration/runs/download", download_runs)
+    router.add("POST", "/orchestration/runs/list", list_runs, (*RUN_FILTER_KEYS, "limit", "offset"))
+    router.add("POST", "/orchestration/runs/count", count_runs, RUN_FILTER_KEYS)
+    router.add("POST", "/orchestration/runs/metrics", run_metrics,
+               ("workflowUuid", "releaseUuid", "batchUuid", "createdAfter", "createdBefore"))
+    router.add("POST", "/orchestration/runs/download-outputs", download_outputs, DOWNLOAD_OUTPUTS_KEYS)
+    router.add("POST", "/orchestration/runs/download", download_runs, DOWNLOAD_RUNS_KEYS)
     router.add("GET", "/orchestration/runs/{uuid}", get_run)
