@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--variant", action="append", metavar="NAME=VALUE",
                      help="layout variant where Cargo's docs leave a behaviour open (repeatable; see EMULATOR.md)")
     emu.set_defaults(func=_run_emulator)
+    sub.add_parser("emulator-ctl", add_help=False,
+                   help="Change a running emulator's state (records, play schedules, clock, variants, faults); "
+                        "see `dagster-cargo emulator-ctl --help`.")
     snap = sub.add_parser("snapshot", help="Write the workspace's plays and tools to a JSON file.")
     snap.add_argument("-o", "--output", required=True, help="file to write, e.g. cargo_workspace.json")
     snap.add_argument("--base-url", default="https://api.getcargo.io")
@@ -173,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dagster-cargo`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator-ctl"]:  # its own parser (options before the action)
+        from dagster_cargo.emulator.control import main as ctl_main
+
+        return ctl_main(argv[1:], prog="dagster-cargo emulator-ctl")
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

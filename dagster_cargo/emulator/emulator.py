@@ -148,18 +148,20 @@ class CargoEmulator:
             self.clock.advance(seconds)
             self.store.sync()
 
-    def run_play_schedule(self, play_name: str, change_kinds: tuple[str, ...] = ("added", "updated")) -> str:
+    def run_play_schedule(self, play_name: str, change_kinds: tuple[str, ...] = ("added", "updated"),
+                          user_uuid: str | None = None) -> str:
         """Simulate Cargo's own scheduler running a play (outside any API client): snapshot the
         play's segment and start a ``schedule`` batch over the new change. Returns the batch uuid.
 
-        The batch's ``userUuid`` is null, as for every system-created batch.
+        The batch's ``userUuid`` is null, as for every system-created batch, unless ``user_uuid`` is given
+        (a schedule set up by another user).
         """
         from .handlers.batches import schedule_play_batch
 
         with self.store.lock:
             self.store.sync()
             play = self.store.play_by_name(play_name)
-            batch = schedule_play_batch(self.store, play, change_kinds, self.clock.now())
+            batch = schedule_play_batch(self.store, play, change_kinds, self.clock.now(), user_uuid=user_uuid)
         return batch.uuid
 
     # ------------------------------------------------------------------ internal

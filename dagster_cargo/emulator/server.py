@@ -37,6 +37,7 @@ class Request:
     store: Store
     now: float
     base_url: str
+    raw: bytes = b""  # the undecoded body (multipart uploads)
 
     def json_obj(self) -> dict[str, Any]:
         """The body as an object (``{}`` when absent); 400 if it is not an object."""
@@ -228,7 +229,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         parsed: Any = None
         bad_json = False
-        if raw.strip():
+        multipart = headers.get("content-type", "").lower().startswith("multipart/")
+        if raw.strip() and not multipart:
             try:
                 parsed = json.loads(raw)
             except ValueError:
@@ -237,12 +239,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if split.path.startswith("/_files/"):
             self._serve_file(emu, split.path, split.query, entry)
             return
-        if not split.path.startswith("/v1/") and split.path != "/v1":
+        control = split.path == "/_emulator" or split.path.startswith("/_emulator/")
+        if not split.path.startswith("/v1/") and split.path != "/v1" and not control:
             self._send_json(404, {"errorMessage": f"Not found: {self.command} {split.path}"})
             return
         auth = headers.get("authorization", "")
         if auth != f"Bearer {emu.token}":
             self._send_json(401, {"errorMessage": "Unauthorized", "reason": "unauthorized"})
+            return
+        if control:  # the control plane: token-protected, never faulted (see control.py)
+            from .control import handle
+
+            if bad_json:
+                self._send_json(400, {"errorMessage": "Invalid JSON body.", "reason": "invalidData"})
+                return
+            self._send_json(*handle(emu, self.command, split.path, parsed))
             return
         faults: FaultInjector = emu.faults
         fault = faults.on_request(self.command, split.path, "api")
@@ -250,7 +261,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             entry["fault"] = fault.kind
         if self._apply_request_fault(fault):
             return
-        status, payload = self._route(emu, split, headers, parsed, bad_json)
+        status, payload = self._route(emu, split, headers, parsed, bad_json, raw)
         if status == 200 and fault is None:
             fault = faults.on_response(self.command, split.path, payload)
             if fault is not None:
@@ -262,7 +273,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._send_json(status, payload)
 
     def _route(self, emu: Any, split: SplitResult, headers: dict[str, str], parsed: Any,
-               bad_json: bool) -> tuple[int, Any]:
+               bad_json: bool, raw: bytes = b"") -> tuple[int, Any]:
         """Run the request through workspace check, JSON check, routing and the handler."""
         path = split.path[3:] or "/"
         ws = headers.get("selected-workspace-uuid")
@@ -285,7 +296,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             with store.lock:
                 now = store.sync()
                 req = Request(self.command, path, params, parse_qs(split.query), parsed, headers, store, now,
-                              emu.base_url)
+                              emu.base_url, raw)
                 result = handler(req)
             return 200, result if result is not None else {}
         except ApiError as err:

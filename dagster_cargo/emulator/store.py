@@ -76,6 +76,7 @@ class Store:
         self.plays: dict[str, dict[str, Any]] = {}
         self.tools: dict[str, dict[str, Any]] = {}
         self.files: dict[str, list[dict[str, Any]]] = {}  # s3Filename -> rows
+        self.file_columns: dict[str, list[str]] = {}  # s3Filename -> header
         self.usage: list[UsageEvent] = []
         self.credits_available = int(credits)
         self.credits_additional = 0
@@ -293,9 +294,12 @@ class Store:
                     if s["modelUuid"] == model_uuid]
 
     # ------------------------------------------------------------------ files
-    def put_file(self, rows: list[dict[str, Any]], s3_filename: str | None = None) -> str:
+    def put_file(self, rows: list[dict[str, Any]], s3_filename: str | None = None,
+                 columns: list[str] | None = None) -> str:
         """Register an uploaded file's rows (as parsed CSV) and return its ``s3Filename``."""
         with self.lock:
             name = s3_filename or f"uploads/{self.workspace_uuid}/{self.ids.uuid()}.csv"
             self.files[name] = [dict(r) for r in rows]
+            self.file_columns[name] = list(columns) if columns is not None else list(
+                dict.fromkeys(k for r in rows for k in r))
             return name

@@ -113,9 +113,32 @@ def fetch_change(req: Request) -> dict[str, Any]:
     return {"records": paginate(records, body), "count": len(records), "columns": columns}
 
 
+def download_segment(req: Request) -> dict[str, Any]:
+    """POST /segmentation/segments/download body ``{modelUuid, filter, sort?, limit?}`` → ``{urls: [url]}``:
+    a model + filter (not a segment uuid), exported as one CSV of the matching records with the model's
+    columns; the signed URL expires (CARGO-DOCS 8.5)."""
+    store = req.store
+    body = req.json_obj()
+    model_uuid = body.get("modelUuid")
+    if model_uuid not in store.models:
+        raise ApiError("modelNotFound")
+    if "filter" not in body:
+        raise zod_error([{"code": "invalid_type", "expected": "object", "received": "undefined",
+                          "path": ["filter"], "message": "Required"}])
+    try:
+        records = filters.apply(store.model_records(str(model_uuid)), body.get("filter"), body.get("sort"),
+                                body.get("limit"), segments=store._segment_ids,
+                                columns=store.column_types(str(model_uuid)))
+    except filters.FilterError as exc:
+        raise ApiError("invalidFilter", f"Invalid filter: {exc}") from None
+    columns = [c["slug"] for c in store.models[str(model_uuid)]["columns"]]
+    return {"urls": [req.base_url + store.downloads.create(columns, records, "csv", prefix="segments")]}
+
+
 def register(router: Router) -> None:
     """Register this module's routes."""
     router.add("GET", "/segmentation/segments/list", list_segments)
+    router.add("POST", "/segmentation/segments/download", download_segment, ("modelUuid", "filter", "sort", "limit"))
     router.add("POST", "/segmentation/segments/fetch", fetch_segment,
                ("modelUuid", "filter", "sort", "limit", "fetchingLimit", "fetchingOffset", "enrich", "sync"))
     router.add("GET", "/segmentation/segments/{uuid}", get_segment)
