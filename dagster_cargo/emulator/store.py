@@ -241,9 +241,9 @@ class Store:
             }
             self.changes[cu] = ChangeState(wire=wire, entries=entries)
             self.snapshots[segment_uuid] = current
-            if not seg["fromPlay"]:  # a play segment's count is never populated (CARGO-DOCS 8.3)
-                seg["recordsCount"] = len(current)
-            seg["syncedAt"] = iso(at)
+            if not seg["fromPlay"]:  # a play segment's count is never populated (CARGO-DOCS 8.3), so it
+                seg["recordsCount"] = len(current)  # reads as "never synced" (8.4): no syncedAt either
+                seg["syncedAt"] = iso(at)
             seg["lastChange"] = {k: wire[k] for k in (
                 "uuid", "slug", "totalRecordsCount", "updatedRecordsCount", "removedRecordsCount",
                 "addedRecordsCount", "unchangedRecordsCount", "createdAt")}

@@ -82,3 +82,18 @@ def test_updated_only_for_tracked_columns_and_change_rows(emu: CargoEmulator, ap
     assert [c["slug"] for c in out["columns"]][:4] == ["_kind", "_id", "_title", "_time"]
     bad = api.post(f"/segmentation/changes/{change['uuid']}/fetch", json={})
     assert bad.status_code == 400 and bad.json()["issues"][0]["path"] == ["kinds"]
+
+
+def test_record_fetch_and_play_segments(emu: CargoEmulator, api: httpx.Client) -> None:
+    model = emu.store.model_by_slug("companies")["uuid"]
+    got = api.post("/segmentation/records/fetch", json={"modelUuid": model, "ids": ["cmp_0002", "nope"]}).json()
+    assert [r["_id"] for r in got["records"]] == ["cmp_0002"]  # an unknown id is absent, not an error (8.5)
+    assert api.post("/segmentation/records/fetch", json={"modelUuid": model, "ids": ["nope"]}).json() == {
+        "records": []}
+    play = emu.store.play_by_name("Score inbound companies")
+    seg = api.get(f"/segmentation/segments/{play['segmentUuid']}").json()["segment"]
+    # a play's own segment: count never populated and no syncedAt, i.e. "unknown" (8.3, 8.4)
+    assert seg["fromPlay"] and seg["recordsCount"] == 0 and seg["syncedAt"] is None
+    r = api.post("/orchestration/batches", json={"workflowUuid": play["workflowUuid"], "data": {
+        "kind": "segment", "segmentUuid": seg["uuid"]}})
+    assert r.status_code == 400 and r.json()["dataError"] == {"reason": "segmentLinkedToPlay"}

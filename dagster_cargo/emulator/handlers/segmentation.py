@@ -135,9 +135,26 @@ def download_segment(req: Request) -> dict[str, Any]:
     return {"urls": [req.base_url + store.downloads.create(columns, records, "csv", prefix="segments")]}
 
 
+def fetch_records(req: Request) -> dict[str, Any]:
+    """POST /segmentation/records/fetch body ``{modelUuid, ids, resetCache?}`` → ``{records}``; an unknown id
+    is simply absent (``records: []``, not an error, CARGO-DOCS 8.5)."""
+    store = req.store
+    body = req.json_obj()
+    for key, expected in (("modelUuid", "string"), ("ids", "array")):
+        if key not in body:
+            raise zod_error([{"code": "invalid_type", "expected": expected, "received": "undefined",
+                              "path": [key], "message": "Required"}])
+    table = store.records.get(str(body["modelUuid"]))
+    if table is None:
+        raise ApiError("modelNotFound")
+    ids = body["ids"] if isinstance(body["ids"], list) else []
+    return {"records": [dict(table[str(i)]) for i in ids if str(i) in table]}
+
+
 def register(router: Router) -> None:
     """Register this module's routes."""
     router.add("GET", "/segmentation/segments/list", list_segments)
+    router.add("POST", "/segmentation/records/fetch", fetch_records, ("modelUuid", "ids", "resetCache"))
     router.add("POST", "/segmentation/segments/download", download_segment, ("modelUuid", "filter", "sort", "limit"))
     router.add("POST", "/segmentation/segments/fetch", fetch_segment,
                ("modelUuid", "filter", "sort", "limit", "fetchingLimit", "fetchingOffset", "enrich", "sync"))
