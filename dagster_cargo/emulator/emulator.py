@@ -35,7 +35,7 @@ class CargoEmulator:
         strict: reject unknown top-level request body keys with 400 ``unrecognized_keys`` as Cargo does
             (CARGO-DOCS 10.1). ``False`` is a Python-only debugging aid; Cargo itself is always strict.
         extra_workflows: seed this many more plays and tools (half each, plays first when odd) on top of
-            the 2 + 2 seeded ones, for scale tests: ``extra_workflows=996`` gives 1,000. They are renamed,
+            the 3 + 3 seeded ones, for scale tests: ``extra_workflows=994`` gives 1,000. They are renamed,
             runnable copies of the seeded workflows (``"Score inbound companies #0001"``, ...); see
             :func:`~dagster_cargo.emulator.seed.seed_synthetic_workflows`. ``0`` leaves the workspace as is.
     """

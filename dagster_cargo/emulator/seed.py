@@ -52,6 +52,11 @@ CONTACT_COLUMNS = [
 PLAY_TRACKING = {"companies": ["name", "domain", "industry", "employee_count", "country"],
                  "contacts": ["first_name", "last_name", "email", "title", "company_domain", "country"]}
 
+#: Names of the seeded plays and tools (the default workspace, before ``extra_workflows``), for tests that
+#: count or select them.
+SEEDED_PLAYS: tuple[str, ...] = tuple(s.name for s in build_specs() if s.kind == "play")
+SEEDED_TOOLS: tuple[str, ...] = tuple(s.name for s in build_specs() if s.kind == "tool")
+
 N_COMPANIES = 300
 N_CONTACTS = 500
 
