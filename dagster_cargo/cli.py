@@ -47,6 +47,8 @@ def _run_emulator(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     emu.start()
     print(f"Cargo emulator ready at {emu.base_url} (API base {emu.api_url})", flush=True)
+    if variants:
+        print("Layout variants: " + ", ".join(f"{k}={v}" for k, v in sorted(variants.items())), flush=True)
     if faults is not None:
         active = ", ".join(f"{k}={faults.probability(k)}" for k in FAULT_KINDS if faults.probability(k) > 0)
         print(f"Fault injection on (seed {faults.seed}): {active or 'none'}", flush=True)
