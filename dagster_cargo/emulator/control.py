@@ -14,6 +14,10 @@ the same bearer token as the API, never faulted. JSON in, JSON out:
 | ``POST /_emulator/files`` | ``{rows}`` | register a file for ``kind: "file"`` batches → ``{s3Filename}`` |
 | ``POST /_emulator/plays/schedule`` | ``{play, changeKinds?, userUuid?}`` | Cargo's scheduler runs a play → ``{batch}`` |
 | ``POST /_emulator/batches`` | ``{userUuid, workflowUuid, data}`` | a batch created by another user → ``{batch}`` |
+| ``POST /_emulator/reset`` | | back to the freshly seeded state (clock, variants, faults, request log) |
+| ``POST /_emulator/outputs`` | ``{batchUuid, path, format?}`` | serve the file at ``path`` (on the emulator's machine) as the batch's output |
+| ``POST /_emulator/redeploy`` | ``{workflow, configs?, addNodes?, position?, description?}`` | deploy a new release → ``{release}`` |
+| ``GET /_emulator/batches`` | query ``workflow?``, ``status?`` | the inspection view of batches → ``{batches}`` |
 
 The Python equivalents are methods of :class:`~dagster_cargo.emulator.CargoEmulator` and its ``store``; the
 command line is ``python -m dagster_cargo.emulator.control`` (or ``dagster-cargo emulator-ctl``).
@@ -22,10 +26,13 @@ command line is ``python -m dagster_cargo.emulator.control`` (or ``dagster-cargo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from . import serialize
 from .errors import ApiError
@@ -128,7 +135,7 @@ def _schedule(emu: CargoEmulator, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _batch_as(emu: CargoEmulator, body: dict[str, Any]) -> dict[str, Any]:
-    from .handlers.batches import create_batch_from
+    from .backend.batches import create_batch_from
 
     user = body.get("userUuid")
     if not isinstance(user, str) or not user:
@@ -138,6 +145,44 @@ def _batch_as(emu: CargoEmulator, body: dict[str, Any]) -> dict[str, Any]:
         now = store.sync()
         batch = create_batch_from(store, {k: v for k, v in body.items() if k != "userUuid"}, now, user_uuid=user)
         return {"batch": serialize.batch(store, batch)}
+
+
+def _reset(emu: CargoEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    emu.reset()
+    return _state(emu, {})
+
+
+def _outputs(emu: CargoEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    batch, path, fmt = body.get("batchUuid"), body.get("path"), body.get("format", "csv")
+    if not isinstance(batch, str) or not isinstance(path, str) or fmt not in ("csv", "json"):
+        raise ApiError("invalidData", "batchUuid and path (strings) are required; format is csv or json.")
+    if not os.path.isfile(path):
+        raise ApiError("invalidData", f"No file at {path} on the emulator's machine.")
+    try:
+        emu.attach_output_file(batch, path, fmt)
+    except KeyError:
+        raise ApiError("batchNotFound") from None
+    return {"batchUuid": batch, "path": path, "format": fmt}
+
+
+def _redeploy(emu: CargoEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    workflow = body.get("workflow")
+    if not isinstance(workflow, str):
+        raise ApiError("invalidData", "workflow (a play or tool name or uuid, or a workflow uuid) is required.")
+    try:
+        release = emu.redeploy(workflow, configs=body.get("configs"), add_nodes=body.get("addNodes"),
+                               position=body.get("position"), description=body.get("description"))
+    except KeyError as exc:
+        raise ApiError("workflowNotFound", str(exc.args[0])) from None
+    return {"release": release}
+
+
+def _list_batches(emu: CargoEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        found = emu.batches(workflow=body.get("workflow"), status=body.get("status"))
+    except KeyError:
+        raise ApiError("workflowNotFound") from None
+    return {"batches": [dataclasses.asdict(b) for b in found]}
 
 
 ROUTES: dict[tuple[str, str], Action] = {
@@ -150,6 +195,10 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/files"): _files,
     ("POST", "/plays/schedule"): _schedule,
     ("POST", "/batches"): _batch_as,
+    ("POST", "/reset"): _reset,
+    ("POST", "/outputs"): _outputs,
+    ("POST", "/redeploy"): _redeploy,
+    ("GET", "/batches"): _list_batches,
 }
 
 
@@ -213,36 +262,56 @@ def build_parser(prog: str = "python -m dagster_cargo.emulator.control") -> argp
     bat = sub.add_parser("create-batch-as")
     bat.add_argument("user_uuid")
     bat.add_argument("body_json", help='the POST /orchestration/batches body, e.g. \'{"workflowUuid": …, "data": …}\'')
+    sub.add_parser("reset", help="back to the freshly seeded state")
+    out = sub.add_parser("attach-output", help="serve a file as a batch's output (the file must be on the "
+                                               "emulator's machine)")
+    out.add_argument("batch_uuid")
+    out.add_argument("path")
+    out.add_argument("--format", default="csv", choices=("csv", "json"))
+    red = sub.add_parser("redeploy", help="deploy a new release of a play or tool")
+    red.add_argument("workflow", help="play or tool name or uuid, or workflow uuid")
+    red.add_argument("--configs", default=None, help='JSON: node slug -> config keys, e.g. \'{"score": {"x": 1}}\'')
+    red.add_argument("--add-nodes", default=None, help='JSON array of nodes ({slug, kind, actionSlug?, config?})')
+    red.add_argument("--description", default=None)
+    bl = sub.add_parser("batches", help="list batches (inspection view)")
+    bl.add_argument("--workflow", default=None)
+    bl.add_argument("--status", default=None)
     return p
+
+
+def _cli_body(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]:
+    """``(method, path, body)`` of the control request an action stands for."""
+    simple: dict[str, Callable[[argparse.Namespace], tuple[str, str, dict[str, Any] | None]]] = {
+        "state": lambda a: ("GET", "/state", None),
+        "reset": lambda a: ("POST", "/reset", {}),
+        "advance": lambda a: ("POST", "/clock/advance", {"seconds": a.seconds}),
+        "variant": lambda a: ("POST", "/variants", dict(x.split("=", 1) for x in a.assignments)),
+        "faults": lambda a: ("POST", "/faults", json.loads(a.json)),
+        "upsert-records": lambda a: ("POST", "/records", {"model": a.model, "records": json.loads(a.records_json)}),
+        "remove-records": lambda a: ("POST", "/records/remove", {"model": a.model, "ids": a.ids}),
+        "schedule-play": lambda a: ("POST", "/plays/schedule", {
+            "play": a.play, "changeKinds": a.change_kinds.split(","), "userUuid": a.user_uuid}),
+        "create-batch-as": lambda a: ("POST", "/batches", {**json.loads(a.body_json), "userUuid": a.user_uuid}),
+        "attach-output": lambda a: ("POST", "/outputs", {
+            "batchUuid": a.batch_uuid, "path": os.path.abspath(a.path), "format": a.format}),
+        "redeploy": lambda a: ("POST", "/redeploy", {
+            "workflow": a.workflow, "configs": json.loads(a.configs) if a.configs else None,
+            "addNodes": json.loads(a.add_nodes) if a.add_nodes else None, "description": a.description}),
+        "batches": lambda a: ("GET", "/batches?" + urlencode(
+            {k: v for k, v in (("workflow", a.workflow), ("status", a.status)) if v}), None),
+    }
+    return simple[args.action](args)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m dagster_cargo.emulator.control") -> int:
     """Run the control CLI; returns the exit code."""
     args = build_parser(prog).parse_args(argv)
     try:
-        if args.action == "state":
-            return _cli_request(args.url, args.token, "GET", "/state", None)
-        if args.action == "advance":
-            return _cli_request(args.url, args.token, "POST", "/clock/advance", {"seconds": args.seconds})
-        if args.action == "variant":
-            pairs = dict(a.split("=", 1) for a in args.assignments)
-            return _cli_request(args.url, args.token, "POST", "/variants", pairs)
-        if args.action == "faults":
-            return _cli_request(args.url, args.token, "POST", "/faults", json.loads(args.json))
-        if args.action == "upsert-records":
-            return _cli_request(args.url, args.token, "POST", "/records",
-                                {"model": args.model, "records": json.loads(args.records_json)})
-        if args.action == "remove-records":
-            return _cli_request(args.url, args.token, "POST", "/records/remove", {"model": args.model, "ids": args.ids})
-        if args.action == "schedule-play":
-            body = {"play": args.play, "changeKinds": args.change_kinds.split(","), "userUuid": args.user_uuid}
-            return _cli_request(args.url, args.token, "POST", "/plays/schedule", body)
-        body = json.loads(args.body_json)
-        body["userUuid"] = args.user_uuid
-        return _cli_request(args.url, args.token, "POST", "/batches", body)
+        method, path, body = _cli_body(args)
     except (ValueError, json.JSONDecodeError) as exc:
         print(f"Invalid arguments: {exc}", file=sys.stderr)
         return 2
+    return _cli_request(args.url, args.token, method, path, body)
 
 
 if __name__ == "__main__":  # pragma: no cover

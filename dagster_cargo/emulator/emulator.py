@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import inspection
+from .app import App
+from .backend import releases
+from .backend.batches import schedule_play_batch
 from .clock import Clock
 from .faults import FaultInjector, FaultProfile
 from .handlers import build_router
@@ -14,6 +18,9 @@ from .seed import seed_synthetic_workflows, seed_workspace
 from .server import make_server
 from .store import Store
 from .variants import check_variants
+
+if TYPE_CHECKING:
+    from .transport import InProcessTransport
 
 
 class CargoEmulator:
@@ -53,23 +60,60 @@ class CargoEmulator:
         self.strict = strict
         self.host = host
         self._port = port
-        self.clock = Clock(clock, speed)
-        self.store = Store(self.clock, seed=seed, run_failure_rate=run_failure_rate, credits=credits,
-                           max_concurrent_runs=max_concurrent_runs, variants=dict(variants or {}))
-        seed_workspace(self.store)
-        seed_synthetic_workflows(self.store, extra_workflows)
+        self._settings: dict[str, Any] = {
+            "clock": clock, "speed": speed, "seed": seed, "run_failure_rate": run_failure_rate,
+            "credits": credits, "max_concurrent_runs": max_concurrent_runs, "variants": dict(variants or {}),
+            "extra_workflows": extra_workflows}
+        self.clock, self.store = self._fresh_state()
         self.router = build_router()
         self.faults = FaultInjector(faults)
+        self.app = App(self)
         self._log: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()
         self._httpd: Any = None
         self._thread: threading.Thread | None = None
 
+    def _fresh_state(self) -> tuple[Clock, Store]:
+        """A new clock and a newly seeded store, from the constructor's settings."""
+        cfg = self._settings
+        clock = Clock(cfg["clock"], cfg["speed"])
+        store = Store(clock, seed=cfg["seed"], run_failure_rate=cfg["run_failure_rate"], credits=cfg["credits"],
+                      max_concurrent_runs=cfg["max_concurrent_runs"], variants=dict(cfg["variants"]))
+        seed_workspace(store)
+        seed_synthetic_workflows(store, cfg["extra_workflows"])
+        return clock, store
+
+    def reset(self) -> None:
+        """Back to the state right after construction: a newly seeded workspace (same seed, so the same
+        uuids), the clock at its start, the constructor's variants, no faults (profile and scripted ones
+        cleared) and an empty request log. The server, if started, keeps serving on the same port."""
+        with self.store.lock:
+            self.clock, self.store = self._fresh_state()
+        self.faults.clear()
+        self.faults.profile = None
+        with self._log_lock:
+            self._log.clear()
+
+    def transport(self, sleep: Any = None) -> InProcessTransport:
+        """An ``httpx`` transport that serves requests in-process, without a socket (see
+        :mod:`~dagster_cargo.emulator.transport`). Use with base URL :attr:`in_process_url` (+ ``/v1``); the
+        emulator need not be started. ``sleep``: how a slow-response fault waits (default ``time.sleep``)."""
+        from .transport import InProcessTransport
+
+        return InProcessTransport(self.app) if sleep is None else InProcessTransport(self.app, sleep=sleep)
+
+    @property
+    def in_process_url(self) -> str:
+        """The base URL (without ``/v1``) to use with :meth:`transport`."""
+        from .transport import IN_PROCESS_URL
+
+        return IN_PROCESS_URL
+
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> CargoEmulator:
         """Bind and start serving in a background thread (idempotent)."""
         if self._httpd is None:
-            self._httpd, self._thread = make_server(self, self.host, self._port)
+            self._httpd, self._thread = make_server(self.app, self.host, self._port)
             self._thread.start()
         return self
 
@@ -156,13 +200,29 @@ class CargoEmulator:
         The batch's ``userUuid`` is null, as for every system-created batch, unless ``user_uuid`` is given
         (a schedule set up by another user).
         """
-        from .handlers.batches import schedule_play_batch
-
         with self.store.lock:
             self.store.sync()
             play = self.store.play_by_name(play_name)
             batch = schedule_play_batch(self.store, play, change_kinds, self.clock.now(), user_uuid=user_uuid)
         return batch.uuid
+
+    def redeploy(self, workflow: str, *, configs: Mapping[str, Mapping[str, Any]] | None = None,
+                 add_nodes: list[dict[str, Any]] | None = None, position: int | None = None,
+                 description: str | None = None) -> dict[str, Any]:
+        """Deploy a new release of a workflow, as a user editing it in Cargo would; returns the new Release.
+
+        ``workflow``: a play's or tool's name or uuid, or a workflow uuid. ``configs``: node slug -> config
+        keys merged into that node's ``config``. ``add_nodes``: node dicts (at least ``slug`` and ``kind``;
+        ``actionSlug``, ``name``, ``config`` optional) inserted at ``position`` (default: after the last node,
+        so the new node becomes the output node). The workflow's ``deployedRelease`` changes (new uuid, version
+        + 1); batches created before keep the release they were created with.
+        """
+        with self.store.lock:
+            now = self.store.sync()
+            wf = inspection.workflow_uuid(self.store, workflow)
+            cfg = {slug: dict(values) for slug, values in (configs or {}).items()}
+            return releases.redeploy(self.store, wf, now, configs=cfg, add_nodes=add_nodes, position=position,
+                                     description=description)
 
     # ------------------------------------------------------------------ internal
     def _log_request(self, method: str, path: str, query: str, headers: dict[str, str],
@@ -190,3 +250,25 @@ class CargoEmulator:
             if batch_uuid not in self.store.engine.batches:
                 raise KeyError(f"no batch {batch_uuid}")
         self.store.downloads.attach(batch_uuid, os.fspath(path), fmt)
+
+    # ------------------------------------------------------------------ inspection (for tests)
+    def batches(self, workflow: str | None = None, status: str | None = None) -> list[inspection.BatchInfo]:
+        """Batches the API lists (single-run carriers excluded), oldest first, as plain records.
+
+        ``workflow``: a workflow uuid, or a play's / tool's name or uuid. ``status``: one batch status."""
+        with self.store.lock:
+            self.store.sync()
+            return inspection.batches(self.store, workflow, status)
+
+    def runs(self, batch_uuid: str | None = None) -> list[inspection.RunInfo]:
+        """Runs (of one batch, or all of them, single runs included), in creation order."""
+        with self.store.lock:
+            self.store.sync()
+            return inspection.runs(self.store, batch_uuid)
+
+    def requests(self, method: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
+        """Copies of the recorded requests ``{method, path, query, headers, json[, fault]}`` matching
+        ``method`` and ``path`` (exact, or a glob such as ``/v1/orchestration/batches/*``)."""
+        with self._log_lock:
+            entries = list(self._log)
+        return inspection.requests(entries, method, path)

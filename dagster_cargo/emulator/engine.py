@@ -24,7 +24,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .store import UsageEvent
+from .entities import UsageEvent
 from .util import stable_hash, unit_float
 from .workflows import NodeFailure, NodeSpec, WorkflowSpec, filter_passes, is_filter
 
@@ -244,7 +244,7 @@ class Engine:
     def _launch(self, b: BatchState, t: float, first_start: float) -> None:
         """Create the batch's runs at ``t`` and schedule them on the concurrency slots from ``first_start``."""
         s = self.store
-        spec = s.spec_for(b.workflow_uuid)
+        spec = s.spec_for_release(b.release_uuid)
         slots = [first_start] * max(1, min(s.max_concurrent_runs, len(b.records)))
         heapq.heapify(slots)
         seen = self._already_run(b, spec)
@@ -299,7 +299,7 @@ class Engine:
         if b.cancel_at is not None and step.start >= b.cancel_at:
             return  # never started: cancelled before it began
         s = self.store
-        spec = s.spec_for(run.workflow_uuid)
+        spec = s.spec_for_release(run.release_uuid)
         node = spec.nodes[idx]
         config: dict[str, Any] = {}
         error: str | None = None
@@ -374,7 +374,7 @@ class Engine:
     def _record_usage(self, t: float, run: RunState, node: NodeSpec, count: float,
                       unit: str = "billing.credits", slug: str | None = None) -> None:
         s = self.store
-        spec = s.spec_for(run.workflow_uuid)
+        spec = s.spec_for_release(run.release_uuid)
         model_uuid = s.model_by_slug(spec.model_slug)["uuid"] if spec.model_slug else None
         connector = None
         if node.integration_slug:

@@ -43,7 +43,7 @@ def batch(store: Store, b: BatchState) -> dict[str, Any]:
 
 
 def _execution_base(store: Store, run: RunState, index: int) -> dict[str, Any]:
-    spec = store.spec_for(run.workflow_uuid)
+    spec = store.spec_for_release(run.release_uuid)
     release = store.releases[run.release_uuid]
     node_wire = release["nodes"][index]
     node = spec.nodes[index]

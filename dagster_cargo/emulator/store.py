@@ -7,39 +7,18 @@ request) to advance the simulated batches up to the clock's current time.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import filters
 from .clock import Clock
+from .engine import Engine
+from .entities import CHANGE_KINDS, EXECUTION_CHARGE, PLAY_SEGMENT_NAME, ChangeState, UsageEvent
+from .files import DownloadRegistry
 from .util import IdFactory, canonical_json, iso
+from .variants import check_variants, default_variants
 from .workflows import WorkflowSpec
 
-CHANGE_KINDS = ("added", "updated", "removed", "unchanged")
-PLAY_SEGMENT_NAME = "GENERATED_PLAY_SEGMENT"
-EXECUTION_CHARGE = 0.01  # credit per node execution (CARGO-DOCS 5.2)
-
-
-@dataclass
-class ChangeState:
-    """A segment snapshot diff: the wire fields plus ``entries`` = ``{record_id: (kind, record)}``."""
-
-    wire: dict[str, Any]
-    entries: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-
-
-@dataclass
-class UsageEvent:
-    """One billable (or counted) unit of usage, aggregated by ``/billing/usage/metrics``."""
-
-    at: float
-    unit: str
-    slug: str
-    count: float
-    workflow_uuid: str | None
-    model_uuid: str | None
-    connector_uuid: str | None
-    integration_slug: str | None
+__all__ = ["CHANGE_KINDS", "EXECUTION_CHARGE", "PLAY_SEGMENT_NAME", "ChangeState", "Store", "UsageEvent"]
 
 
 class Store:
@@ -47,10 +26,6 @@ class Store:
 
     def __init__(self, clock: Clock, seed: int = 0, run_failure_rate: float = 0.05, credits: int = 100_000,
                  max_concurrent_runs: int = 10, variants: dict[str, str] | None = None) -> None:
-        from .engine import Engine
-        from .files import DownloadRegistry
-        from .variants import check_variants, default_variants
-
         self.lock = threading.RLock()
         self.clock = clock
         self.seed = seed
@@ -72,6 +47,8 @@ class Store:
         self.workflows: dict[str, dict[str, Any]] = {}
         self.specs: dict[str, WorkflowSpec] = {}
         self.deployed_release: dict[str, str] = {}
+        self.release_specs: dict[str, WorkflowSpec] = {}  # releases deployed after seeding (redeploys)
+        self.drafts: dict[str, str] = {}  # workflow uuid -> its draft release uuid
         self.releases: dict[str, dict[str, Any]] = {}
         self.plays: dict[str, dict[str, Any]] = {}
         self.tools: dict[str, dict[str, Any]] = {}
@@ -120,6 +97,11 @@ class Store:
     def spec_for(self, workflow_uuid: str) -> WorkflowSpec:
         """The workflow definition behind ``workflow_uuid``."""
         return self.specs[workflow_uuid]
+
+    def spec_for_release(self, release_uuid: str) -> WorkflowSpec:
+        """The workflow definition a release executes (a batch runs with the release it was created with)."""
+        spec = self.release_specs.get(release_uuid)
+        return spec if spec is not None else self.specs[self.releases[release_uuid]["workflowUuid"]]
 
     def release_for(self, workflow_uuid: str) -> dict[str, Any]:
         """The deployed release of ``workflow_uuid``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..server import Router
+from ..routing import Router
 from . import batches, billing, orchestration, runs, segmentation, storage, uploads, workspace
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import ApiError, zod_enum_error
-from ..server import Request, Router
+from ..routing import Request, Router
 from ..util import credit_number, iso
 from .common import as_time
 

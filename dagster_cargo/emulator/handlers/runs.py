@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from .. import exports, serialize
+from ..backend.batches import resolve_output_slug, tool_record
 from ..engine import RunState
 from ..errors import ApiError, zod_enum_error
-from ..server import Request, Router
+from ..routing import Request, Router
 from ..store import Store
-from .batches import resolve_output_slug, tool_record
 from .common import as_bool, as_list, as_time, paginate
 
 EXPORT_LIMIT = 10_000
@@ -31,7 +31,7 @@ DOWNLOAD_RUNS_KEYS = ("workflowUuid", "uuids", "batchUuid", "releaseUuid", "stat
 
 
 def _node_status(store: Store, run: RunState, slug: str, now: float) -> tuple[str, str | None]:
-    spec = store.spec_for(run.workflow_uuid)
+    spec = store.spec_for_release(run.release_uuid)
     for ex in run.executions:
         if spec.nodes[ex.index].slug == slug:
             return ex.status, (ex.title if ex.status == "success" else ex.error)

@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import filters, serialize
 from ..errors import ApiError, zod_error
-from ..server import Request, Router
+from ..routing import Request, Router
 from ..store import CHANGE_KINDS
 from .common import as_bool, as_int, paginate
 

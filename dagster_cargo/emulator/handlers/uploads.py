@@ -12,7 +12,7 @@ from email.policy import HTTP
 from typing import Any
 
 from ..errors import ApiError
-from ..server import Request, Router
+from ..routing import Request, Router
 
 
 def _file_part(req: Request) -> tuple[str, str, bytes] | None:
