@@ -18,7 +18,7 @@ from . import control
 from .errors import ApiError, unrecognized_keys
 from .faults import Fault
 from .querystring import parse_qs
-from .routing import Request
+from .routing import Handler, Request
 
 if TYPE_CHECKING:
     from .emulator import CargoEmulator
@@ -136,11 +136,7 @@ class App:
         handler, params = found
         store = emu.store
         try:
-            allowed = emu.router.body_keys.get(handler)
-            if allowed is not None and emu.strict and isinstance(parsed, dict):
-                unknown = [k for k in parsed if k not in allowed]
-                if unknown:
-                    raise unrecognized_keys(unknown)
+            self._check_body_keys(handler, parsed)
             with store.lock:
                 now = store.sync()
                 req = Request(method, path, params, parse_qs(split.query), parsed, headers, store, now, base_url,
@@ -151,6 +147,15 @@ class App:
             return err.status, err.body()
         except Exception as exc:  # noqa: BLE001 - any bug must still yield a JSON 500
             return 500, {"errorMessage": f"Internal emulator error: {exc!r}"}
+
+    def _check_body_keys(self, handler: Handler, parsed: Any) -> None:
+        """Strict request schemas (CARGO-DOCS 10.1): a top-level key the endpoint does not declare is a 400
+        ``unrecognized_keys`` (unless the emulator was built with ``strict=False``)."""
+        allowed = self.emu.router.body_keys.get(handler)
+        if allowed is not None and self.emu.strict and isinstance(parsed, dict):
+            unknown = [k for k in parsed if k not in allowed]
+            if unknown:
+                raise unrecognized_keys(unknown)
 
     # ------------------------------------------------------------------ /_files (presigned downloads)
     def _files(self, method: str, split: SplitResult, entry: dict[str, Any]) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import filters, serialize
+from ..backend import segmentation
 from ..errors import ApiError, zod_error
 from ..routing import Request, Router
 from ..store import CHANGE_KINDS
@@ -99,17 +100,7 @@ def fetch_change(req: Request) -> dict[str, Any]:
                           "path": ["kinds"], "message": "Required"}])
     if not isinstance(kinds, list) or any(k not in CHANGE_KINDS for k in kinds):
         raise ApiError(None, "kinds must be an array of ChangeKind.", status=400)
-    # rows start with _kind, _id, _title, _time, then the model's columns (CARGO-DOCS 8.2)
-    time_col = store.models[seg["modelUuid"]].get("timeColumnSlug")
-    records = [{"_kind": kind, "_id": rec.get("_id"), "_title": rec.get("_title"),
-                "_time": rec.get(time_col) if time_col else None,
-                **{k: v for k, v in rec.items() if k not in ("_id", "_title")}}
-               for kind, rec in c.entries.values() if kind in kinds]
-    meta = [{"slug": "_kind", "type": "string", "label": "_kind", "modelUuid": seg["modelUuid"]},
-            {"slug": "_time", "type": "date", "label": "_time", "modelUuid": seg["modelUuid"]}]
-    columns = serialize.segmentation_columns(store, seg["modelUuid"])
-    columns = [meta[0], *[c for c in columns if c["slug"] in ("_id", "_title")], meta[1],
-               *[c for c in columns if c["slug"] not in ("_id", "_title")]]
+    records, columns = segmentation.change_rows(store, c, seg, kinds)
     return {"records": paginate(records, body), "count": len(records), "columns": columns}
 
 
