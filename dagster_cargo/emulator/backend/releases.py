@@ -92,6 +92,7 @@ def deploy(store: Store, workflow_uuid: str, nodes: Any, form_fields: Any, descr
     })
     old["status"], old["updatedAt"] = "archived", iso(now)
     del store.drafts[workflow_uuid]
+    store.release_specs.setdefault(old["uuid"], current)  # batches of the old release keep running it
     store.deployed_release[workflow_uuid] = rel["uuid"]
     store.specs[workflow_uuid] = spec
     store.release_specs[rel["uuid"]] = spec
