@@ -112,6 +112,13 @@ def credits_run(node_ready, emulator_cls):
 
 
 @pytest.fixture(scope="session")
+def releases_run(node_ready, emulator_cls):
+    """Redeploys through the official client (manual clock: batches stay where they are)."""
+    with emulator_cls(token=TOKEN, seed=0, port=0, clock="manual") as emu:
+        return _driver(emu, "releases")
+
+
+@pytest.fixture(scope="session")
 def auth_run(node_ready, emulator_cls):
     with emulator_cls(token=TOKEN, speed=50.0, seed=0, port=0) as emu:
         return _driver(emu, "auth", token="definitely-not-the-token")

@@ -524,7 +524,47 @@ async function auth() {
   return {};
 }
 
-const scenarios = { catalog, start, finish, lifecycle, fidelity, credits, auth };
+// Redeploys (REFERENCE 3.8): draft get -> update -> deploy of a tool, then the deployed release and the
+// workflow's deployedRelease; a batch created before the deploy keeps its release.
+async function releases() {
+  const { tool } = await discover();
+  const wf = tool.workflowUuid;
+  const records = await toolRecords(tool, 1);
+  const before = await call("releases.deployed.before", () => api.orchestration.release.getDeployed({ workflowUuid: wf }));
+  const early = await call("batches.create.beforeDeploy", () =>
+    api.orchestration.batch.create({ workflowUuid: wf, data: { kind: "records", records } }),
+  );
+  const draft = await call("draft.get", () => api.orchestration.draftRelease.get({ workflowUuid: wf }));
+  const nodes = (draft.result?.release?.nodes ?? []).map((n, i) =>
+    i === 1 ? { ...n, config: { ...(n.config ?? {}), reveal: "full" } } : n,
+  );
+  await call("draft.update", () => api.orchestration.draftRelease.update({ workflowUuid: wf, nodes }));
+  const formFields = draft.result?.release?.formFields ?? null;
+  const deployed = await call("draft.deploy", () =>
+    api.orchestration.draftRelease.deploy({ workflowUuid: wf, nodes, formFields, description: "conformance redeploy" }),
+  );
+  await call("releases.deployed.after", () => api.orchestration.release.getDeployed({ workflowUuid: wf }));
+  await call("workflows.list.after", () => api.orchestration.workflow.all());
+  await call("batches.get.beforeDeploy", () => api.orchestration.batch.get(early.result?.batch?.uuid));
+  const late = await call("batches.create.afterDeploy", () =>
+    api.orchestration.batch.create({ workflowUuid: wf, data: { kind: "records", records } }),
+  );
+  await call("draft.get.missing", () => api.orchestration.draftRelease.get({ workflowUuid: MISSING_UUID }));
+  await call("draft.deploy.invalidNodes", () =>
+    api.orchestration.draftRelease.deploy({ workflowUuid: wf, nodes: [{ name: "no slug" }], formFields }),
+  );
+  await call("draft.deploy.noFormFields", () =>
+    api.orchestration.draftRelease.deploy({ workflowUuid: wf, nodes, formFields: null }),
+  );
+  return {
+    workflowUuid: wf,
+    beforeUuid: before.result?.release?.uuid,
+    deployedUuid: deployed.result?.release?.uuid,
+    lateBatchRelease: late.result?.batch?.releaseUuid,
+  };
+}
+
+const scenarios = { catalog, start, finish, lifecycle, fidelity, credits, auth, releases };
 if (!(scenario in scenarios)) {
   console.error(`unknown scenario ${scenario}`);
   process.exit(2);
