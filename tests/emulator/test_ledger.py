@@ -162,14 +162,14 @@ def _wrong_slug_node_not_found(w: World) -> None:
     assert r.status_code == 404 and "node not found" in r.json()["errorMessage"].lower()
 
 
-@fact("1.5", "14.2")
+@fact("1.5")
 def _slugs_from_the_batch_release(w: World) -> None:
     b = w.tool_batch
     release = w.api.get(f"/orchestration/releases/{b['releaseUuid']}").json()["release"]
     slugs = [n["slug"] for n in release["nodes"]]
     assert release["workflowUuid"] == b["workflowUuid"] and slugs[-1] == "output"
     deployed = w.api.get("/orchestration/releases/deployed", params={"workflowUuid": b["workflowUuid"]}).json()
-    assert deployed["release"]["uuid"] == b["releaseUuid"]  # one release per workflow (14.2: not emulated)
+    assert deployed["release"]["uuid"] == b["releaseUuid"]  # no redeploy in this world (see 14.2)
     for slug in slugs:
         assert len(w.batch_rows(b["uuid"], outputNodeSlug=slug)) == len(w.tool_records)
 
@@ -647,6 +647,25 @@ def _urls_expire(w: World) -> None:
 @fact("15.2")
 def _no_templates(w: World) -> None:
     assert "{{" not in json.dumps(list(w.emu.store.releases.values()))
+
+
+@fact("14.2")
+def _batches_keep_their_release(w: World) -> None:
+    """A redeploy (on a separate emulator, so the shared world keeps one release per workflow): the batch
+    created before it still reads and runs its own release; the node added by the redeploy is not in it."""
+    with CargoEmulator(token=TOKEN, seed=0, run_failure_rate=0.0, clock="manual") as emu, \
+            httpx.Client(base_url=emu.api_url, headers={"authorization": f"Bearer {TOKEN}"}) as api:
+        wf = emu.store.tool_by_name("Enrich company")["workflowUuid"]
+        created = api.post("/orchestration/batches", json={"workflowUuid": wf, "data": {
+            "kind": "records", "records": [{"domain": "stripe.com"}]}}).json()["batch"]
+        new = emu.redeploy("Enrich company", add_nodes=[{"slug": "extra", "kind": "native", "actionSlug": "x"}])
+        done = run_to_completion(emu, api, created["uuid"])
+        assert done["releaseUuid"] == created["releaseUuid"] != new["uuid"]
+        old = api.get(f"/orchestration/releases/{done['releaseUuid']}").json()["release"]
+        assert old["status"] == "archived" and "extra" not in [n["slug"] for n in old["nodes"]]
+        r = api.post(f"/orchestration/batches/{done['uuid']}/download", json={"outputNodeSlug": "extra"})
+        assert r.status_code == 404  # slugs come from the batch's release, not the deployed one
+        assert [r.node_statuses[-1][0] for r in emu.runs(done["uuid"])] == ["output"]
 
 
 # ------------------------------------------------------------------ the tests
