@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="layout variant where Cargo's docs leave a behaviour open (repeatable; see EMULATOR.md)")
     emu.set_defaults(func=_run_emulator)
     sub.add_parser("emulator-ctl", add_help=False,
-                   help="Change a running emulator's state (records, play schedules, clock, variants, faults); "
+                   help="Change a running emulator's state (records, play schedules, clock, variants, faults, "
+                        "reset, attached outputs, redeploys); "
                         "see `dagster-cargo emulator-ctl --help`.")
     snap = sub.add_parser("snapshot", help="Write the workspace's plays and tools to a JSON file.")
     snap.add_argument("-o", "--output", required=True, help="file to write, e.g. cargo_workspace.json")

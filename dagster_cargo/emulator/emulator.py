@@ -66,6 +66,7 @@ class CargoEmulator:
             "extra_workflows": extra_workflows}
         self.clock, self.store = self._fresh_state()
         self.router = build_router()
+        self._initial_faults = faults
         self.faults = FaultInjector(faults)
         self.app = App(self)
         self._log: list[dict[str, Any]] = []
@@ -85,12 +86,13 @@ class CargoEmulator:
 
     def reset(self) -> None:
         """Back to the state right after construction: a newly seeded workspace (same seed, so the same
-        uuids), the clock at its start, the constructor's variants, no faults (profile and scripted ones
-        cleared) and an empty request log. The server, if started, keeps serving on the same port."""
+        uuids), the clock at its start, the constructor's variants and fault profile (its random sequence
+        restarted), no scripted faults, zero fault counts and an empty request log. The server, if started,
+        keeps serving on the same port."""
         with self.store.lock:
             self.clock, self.store = self._fresh_state()
         self.faults.clear()
-        self.faults.profile = None
+        self.faults.profile = self._initial_faults
         with self._log_lock:
             self._log.clear()
 

@@ -122,21 +122,23 @@ def segmentation_columns(store: Store, model_uuid: str) -> list[dict[str, Any]]:
 
 
 def run_metrics(store: Store, workflow_uuid: str, runs: list[RunState], now: float) -> list[dict[str, Any]]:
-    """``RunMetric[]``: one entry per node of the workflow's deployed release."""
+    """``RunMetric[]``: one entry per node of the workflow's deployed release. A run of an earlier release
+    counts under the node with the same uuid (a redeploy keeps the uuids of the nodes it keeps)."""
     release = store.release_for(workflow_uuid)
     metrics = []
-    for idx, node in enumerate(release["nodes"]):
+    for node in release["nodes"]:
         m = {"nodeUuid": node["uuid"], "totalExecutionsCount": 0, "idleExecutionsCount": 0,
              "pendingExecutionsCount": 0, "runningExecutionsCount": 0, "successExecutionsCount": 0,
              "errorExecutionsCount": 0, "cancellingExecutionsCount": 0, "cancelledExecutionsCount": 0,
              "skippedExecutionsCount": 0, "creditsUsedCount": 0}
         for r in runs:
+            run_nodes = store.releases[r.release_uuid]["nodes"]
             for ex in r.executions:
-                if ex.index == idx:
+                if run_nodes[ex.index]["uuid"] == node["uuid"]:
                     m["successExecutionsCount" if ex.status == "success" else "errorExecutionsCount"] += 1
                     m["creditsUsedCount"] += ex.credits
             step = store.engine.in_progress_step(r, now)
-            if step is not None and step.index == idx:
+            if step is not None and run_nodes[step.index]["uuid"] == node["uuid"]:
                 m["runningExecutionsCount"] += 1
         m["totalExecutionsCount"] = sum(v for k, v in m.items() if k.endswith("ExecutionsCount")
                                         and k != "totalExecutionsCount")

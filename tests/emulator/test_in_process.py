@@ -174,3 +174,19 @@ def test_control_cli_reset_redeploy_and_batches(emu: CargoEmulator, api: httpx.C
     assert json.loads(ctl("batches", "--workflow", "Enrich company").stdout) == {"batches": []}
     assert ctl("reset").returncode == 0
     assert emu.store.release_for(wf)["version"] == "1"
+
+
+def test_reset_restores_the_constructor_fault_profile() -> None:
+    from dagster_cargo.emulator import FaultProfile
+
+    profile = FaultProfile(server_error=1.0)
+    emu = CargoEmulator(token=TOKEN, clock="manual", faults=profile, variants={"batch_list_order": "oldest_first"})
+    emu.faults.profile = None
+    emu.set_variants(batch_list_order="unordered")
+    emu.advance(60)
+    emu.reset()
+    assert emu.faults.profile is profile and emu.variants["batch_list_order"] == "oldest_first"
+    with httpx.Client(transport=emu.transport(), base_url=emu.in_process_url + "/v1",
+                      headers={"authorization": f"Bearer {TOKEN}"}) as api:
+        assert api.get("/orchestration/plays/list").status_code in (500, 502, 503)
+    assert emu.clock.now() == CargoEmulator(token=TOKEN, clock="manual").clock.now()

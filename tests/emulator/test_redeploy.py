@@ -108,3 +108,15 @@ def test_redeploy_a_config_change_and_a_play(emu: CargoEmulator, api: httpx.Clie
     assert [n["slug"] for n in after["nodes"]] == [n["slug"] for n in before["nodes"]]
     again = emu.redeploy(play["workflowUuid"])  # by workflow uuid: a plain redeploy bumps the version
     assert again["version"] == "3"
+
+
+def test_run_metrics_after_a_redeploy_count_old_runs_by_node(emu: CargoEmulator, api: httpx.Client) -> None:
+    wf = emu.store.tool_by_name(TOOL)["workflowUuid"]
+    done = run_to_completion(emu, api, _batch(api, wf, ["stripe.com"])["uuid"])
+    emu.redeploy(TOOL, add_nodes=[{"slug": "tag", "kind": "native", "actionSlug": "setCampaign"}], position=-1)
+    metrics = api.post("/orchestration/runs/metrics", json={"workflowUuid": wf}).json()["runMetrics"]
+    nodes = emu.store.release_for(wf)["nodes"]
+    assert [m["nodeUuid"] for m in metrics] == [n["uuid"] for n in nodes]
+    by_slug = {n["slug"]: m for n, m in zip(nodes, metrics)}
+    assert by_slug["tag"]["totalExecutionsCount"] == 0  # the old run never executed the new node
+    assert by_slug["output"]["successExecutionsCount"] == 1 and done["status"] == "success"
