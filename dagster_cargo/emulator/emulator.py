@@ -20,6 +20,8 @@ from .store import Store
 from .variants import check_variants
 
 if TYPE_CHECKING:
+    import httpx
+
     from .transport import InProcessTransport
 
 
@@ -103,6 +105,15 @@ class CargoEmulator:
         from .transport import InProcessTransport
 
         return InProcessTransport(self.app) if sleep is None else InProcessTransport(self.app, sleep=sleep)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An ``httpx.Client`` on :meth:`transport`: base URL ``in_process_url + "/v1"``, this emulator's
+        bearer token; ``kwargs`` go to ``httpx.Client`` (e.g. ``timeout=``). Close it (or use ``with``)."""
+        import httpx
+
+        headers = {"authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return httpx.Client(transport=self.transport(), base_url=self.in_process_url + "/v1", headers=headers,
+                            **kwargs)
 
     @property
     def in_process_url(self) -> str:

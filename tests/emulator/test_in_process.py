@@ -190,3 +190,9 @@ def test_reset_restores_the_constructor_fault_profile() -> None:
                       headers={"authorization": f"Bearer {TOKEN}"}) as api:
         assert api.get("/orchestration/plays/list").status_code in (500, 502, 503)
     assert emu.clock.now() == CargoEmulator(token=TOKEN, clock="manual").clock.now()
+
+
+def test_client_shortcut(local: CargoEmulator) -> None:
+    with local.client(timeout=5) as api:
+        assert api.get("/orchestration/tools/list").status_code == 200
+        assert local.requests("GET")[-1]["headers"]["authorization"] == "REDACTED"
