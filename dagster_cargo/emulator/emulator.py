@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import inspection
+from .app import App
+from .backend import releases
+from .backend.batches import schedule_play_batch
 from .clock import Clock
 from .faults import FaultInjector, FaultProfile
 from .handlers import build_router
@@ -14,6 +18,11 @@ from .seed import seed_synthetic_workflows, seed_workspace
 from .server import make_server
 from .store import Store
 from .variants import check_variants
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .transport import InProcessTransport
 
 
 class CargoEmulator:
@@ -32,8 +41,10 @@ class CargoEmulator:
             the injector is :attr:`faults` either way (scripted faults, counts, profile changes).
         variants: layout variants where Cargo's docs leave a behaviour open (name -> value, see
             :data:`~dagster_cargo.emulator.variants.VARIANTS`; unknown names or values raise ``ValueError``).
+        strict: reject unknown top-level request body keys with 400 ``unrecognized_keys`` as Cargo does
+            (CARGO-DOCS 10.1). ``False`` is a Python-only debugging aid; Cargo itself is always strict.
         extra_workflows: seed this many more plays and tools (half each, plays first when odd) on top of
-            the 2 + 2 seeded ones, for scale tests: ``extra_workflows=996`` gives 1,000. They are renamed,
+            the 3 + 3 seeded ones, for scale tests: ``extra_workflows=994`` gives 1,000. They are renamed,
             runnable copies of the seeded workflows (``"Score inbound companies #0001"``, ...); see
             :func:`~dagster_cargo.emulator.seed.seed_synthetic_workflows`. ``0`` leaves the workspace as is.
     """
@@ -42,31 +53,80 @@ class CargoEmulator:
                  run_failure_rate: float = 0.05, credits: int = 100_000, host: str = "127.0.0.1",
                  port: int = 0, clock: str = "real", max_concurrent_runs: int = 10,
                  faults: FaultProfile | None = None, extra_workflows: int = 0,
-                 variants: Mapping[str, str] | None = None) -> None:
+                 variants: Mapping[str, str] | None = None, strict: bool = True) -> None:
         if not 0.0 <= run_failure_rate <= 1.0:
             raise ValueError("run_failure_rate must be within [0, 1]")
         if extra_workflows < 0:
             raise ValueError("extra_workflows must be >= 0")
         self.token = token
+        self.strict = strict
         self.host = host
         self._port = port
-        self.clock = Clock(clock, speed)
-        self.store = Store(self.clock, seed=seed, run_failure_rate=run_failure_rate, credits=credits,
-                           max_concurrent_runs=max_concurrent_runs, variants=dict(variants or {}))
-        seed_workspace(self.store)
-        seed_synthetic_workflows(self.store, extra_workflows)
+        self._settings: dict[str, Any] = {
+            "clock": clock, "speed": speed, "seed": seed, "run_failure_rate": run_failure_rate,
+            "credits": credits, "max_concurrent_runs": max_concurrent_runs, "variants": dict(variants or {}),
+            "extra_workflows": extra_workflows}
+        self.clock, self.store = self._fresh_state()
         self.router = build_router()
+        self._initial_faults = faults
         self.faults = FaultInjector(faults)
+        self.app = App(self)
         self._log: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()
         self._httpd: Any = None
         self._thread: threading.Thread | None = None
 
+    def _fresh_state(self) -> tuple[Clock, Store]:
+        """A new clock and a newly seeded store, from the constructor's settings."""
+        cfg = self._settings
+        clock = Clock(cfg["clock"], cfg["speed"])
+        store = Store(clock, seed=cfg["seed"], run_failure_rate=cfg["run_failure_rate"], credits=cfg["credits"],
+                      max_concurrent_runs=cfg["max_concurrent_runs"], variants=dict(cfg["variants"]))
+        seed_workspace(store)
+        seed_synthetic_workflows(store, cfg["extra_workflows"])
+        return clock, store
+
+    def reset(self) -> None:
+        """Back to the state right after construction: a newly seeded workspace (same seed, so the same
+        uuids), the clock at its start, the constructor's variants and fault profile (its random sequence
+        restarted), no scripted faults, zero fault counts and an empty request log. The server, if started,
+        keeps serving on the same port."""
+        with self.store.lock:
+            self.clock, self.store = self._fresh_state()
+        self.faults.clear()
+        self.faults.profile = self._initial_faults
+        with self._log_lock:
+            self._log.clear()
+
+    def transport(self, sleep: Any = None) -> InProcessTransport:
+        """An ``httpx`` transport that serves requests in-process, without a socket (see
+        :mod:`~dagster_cargo.emulator.transport`). Use with base URL :attr:`in_process_url` (+ ``/v1``); the
+        emulator need not be started. ``sleep``: how a slow-response fault waits (default ``time.sleep``)."""
+        from .transport import InProcessTransport
+
+        return InProcessTransport(self.app) if sleep is None else InProcessTransport(self.app, sleep=sleep)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An ``httpx.Client`` on :meth:`transport`: base URL ``in_process_url + "/v1"``, this emulator's
+        bearer token; ``kwargs`` go to ``httpx.Client`` (e.g. ``timeout=``). Close it (or use ``with``)."""
+        import httpx
+
+        headers = {"authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return httpx.Client(transport=self.transport(), base_url=self.in_process_url + "/v1", headers=headers,
+                            **kwargs)
+
+    @property
+    def in_process_url(self) -> str:
+        """The base URL (without ``/v1``) to use with :meth:`transport`."""
+        from .transport import IN_PROCESS_URL
+
+        return IN_PROCESS_URL
+
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> CargoEmulator:
         """Bind and start serving in a background thread (idempotent)."""
         if self._httpd is None:
-            self._httpd, self._thread = make_server(self, self.host, self._port)
+            self._httpd, self._thread = make_server(self.app, self.host, self._port)
             self._thread.start()
         return self
 
@@ -145,19 +205,37 @@ class CargoEmulator:
             self.clock.advance(seconds)
             self.store.sync()
 
-    def run_play_schedule(self, play_name: str, change_kinds: tuple[str, ...] = ("added", "updated")) -> str:
+    def run_play_schedule(self, play_name: str, change_kinds: tuple[str, ...] = ("added", "updated"),
+                          user_uuid: str | None = None) -> str:
         """Simulate Cargo's own scheduler running a play (outside any API client): snapshot the
         play's segment and start a ``schedule`` batch over the new change. Returns the batch uuid.
 
-        The batch's ``userUuid`` is null, as for every system-created batch.
+        The batch's ``userUuid`` is null, as for every system-created batch, unless ``user_uuid`` is given
+        (a schedule set up by another user).
         """
-        from .handlers.batches import schedule_play_batch
-
         with self.store.lock:
             self.store.sync()
             play = self.store.play_by_name(play_name)
-            batch = schedule_play_batch(self.store, play, change_kinds, self.clock.now())
+            batch = schedule_play_batch(self.store, play, change_kinds, self.clock.now(), user_uuid=user_uuid)
         return batch.uuid
+
+    def redeploy(self, workflow: str, *, configs: Mapping[str, Mapping[str, Any]] | None = None,
+                 add_nodes: list[dict[str, Any]] | None = None, position: int | None = None,
+                 description: str | None = None) -> dict[str, Any]:
+        """Deploy a new release of a workflow, as a user editing it in Cargo would; returns the new Release.
+
+        ``workflow``: a play's or tool's name or uuid, or a workflow uuid. ``configs``: node slug -> config
+        keys merged into that node's ``config``. ``add_nodes``: node dicts (at least ``slug`` and ``kind``;
+        ``actionSlug``, ``name``, ``config`` optional) inserted at ``position`` (default: after the last node,
+        so the new node becomes the output node). The workflow's ``deployedRelease`` changes (new uuid, version
+        + 1); batches created before keep the release they were created with.
+        """
+        with self.store.lock:
+            now = self.store.sync()
+            wf = inspection.workflow_uuid(self.store, workflow)
+            cfg = {slug: dict(values) for slug, values in (configs or {}).items()}
+            return releases.redeploy(self.store, wf, now, configs=cfg, add_nodes=add_nodes, position=position,
+                                     description=description)
 
     # ------------------------------------------------------------------ internal
     def _log_request(self, method: str, path: str, query: str, headers: dict[str, str],
@@ -185,3 +263,25 @@ class CargoEmulator:
             if batch_uuid not in self.store.engine.batches:
                 raise KeyError(f"no batch {batch_uuid}")
         self.store.downloads.attach(batch_uuid, os.fspath(path), fmt)
+
+    # ------------------------------------------------------------------ inspection (for tests)
+    def batches(self, workflow: str | None = None, status: str | None = None) -> list[inspection.BatchInfo]:
+        """Batches the API lists (single-run carriers excluded), oldest first, as plain records.
+
+        ``workflow``: a workflow uuid, or a play's / tool's name or uuid. ``status``: one batch status."""
+        with self.store.lock:
+            self.store.sync()
+            return inspection.batches(self.store, workflow, status)
+
+    def runs(self, batch_uuid: str | None = None) -> list[inspection.RunInfo]:
+        """Runs (of one batch, or all of them, single runs included), in creation order."""
+        with self.store.lock:
+            self.store.sync()
+            return inspection.runs(self.store, batch_uuid)
+
+    def requests(self, method: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
+        """Copies of the recorded requests ``{method, path, query, headers, json[, fault]}`` matching
+        ``method`` and ``path`` (exact, or a glob such as ``/v1/orchestration/batches/*``)."""
+        with self._log_lock:
+            entries = list(self._log)
+        return inspection.requests(entries, method, path)

@@ -35,6 +35,13 @@ MESSAGES: dict[str, str] = {
     "tooManyRecords": "Export is limited to 10,000 records. Please narrow your filters.",
     "noColumnsFound": "No columns found in the file.",
     "noFile": "No file provided",
+    # releases (REFERENCE §3.8)
+    "draftReleaseNotFound": "Draft release not found.",
+    "invalidParent": "Invalid parent workflow release.",
+    "failedToReconciliateNodes": "Failed to reconciliate nodes.",
+    "draftReleaseNodesAreInvalid": "The nodes are invalid.",
+    "invalidReleaseVersion": "Invalid release version.",
+    "toolReleaseRequiresFormFields": "A tool release requires form fields.",
 }
 
 #: Nested ``dataError.reason`` messages for batch creation (REFERENCE §3.4).

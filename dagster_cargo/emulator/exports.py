@@ -88,7 +88,7 @@ def output_rows(store: Store, runs: list[RunState], slug: str, now: float) -> tu
     rows = []
     for run in runs:
         row = _run_meta(store, run, now)
-        first = run.configs.get(store.spec_for(run.workflow_uuid).nodes[0].slug)
+        first = run.configs.get(store.spec_for_release(run.release_uuid).nodes[0].slug)
         row["input"] = dict(first) if isinstance(first, dict) else dict(run.input)
         row["output"] = node_output(run, slug)
         rows.append(row)
@@ -102,7 +102,7 @@ def title_rows(store: Store, runs: list[RunState], slugs: list[str], now: float
     rows = []
     for run in runs:
         row = _run_meta(store, run, now)
-        spec = store.spec_for(run.workflow_uuid)
+        spec = store.spec_for_release(run.release_uuid)
         for ex in run.executions:
             row[spec.nodes[ex.index].slug] = ex.title
         rows.append(row)

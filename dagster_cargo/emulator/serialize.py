@@ -43,7 +43,7 @@ def batch(store: Store, b: BatchState) -> dict[str, Any]:
 
 
 def _execution_base(store: Store, run: RunState, index: int) -> dict[str, Any]:
-    spec = store.spec_for(run.workflow_uuid)
+    spec = store.spec_for_release(run.release_uuid)
     release = store.releases[run.release_uuid]
     node_wire = release["nodes"][index]
     node = spec.nodes[index]
@@ -87,7 +87,8 @@ def run(store: Store, r: RunState, now: float) -> dict[str, Any]:
     ws = store.workspace_uuid
     return {
         "uuid": r.uuid, "workspaceUuid": ws, "workflowUuid": r.workflow_uuid, "userUuid": r.user_uuid,
-        "releaseUuid": r.release_uuid, "nodes": None, "batchUuid": r.batch_uuid, "traceUuid": r.trace_uuid,
+        "releaseUuid": r.release_uuid, "nodes": None,
+        "batchUuid": None if engine.batches[r.batch_uuid].hidden else r.batch_uuid, "traceUuid": r.trace_uuid,
         "temporalWorkflowId": f"run-{r.uuid}", "recordId": r.record_id, "recordTitle": r.record_title,
         "contextS3Filename": f"workspaces/{ws}/runs/{r.uuid}/context.json",
         "computedConfigsS3Filename": f"workspaces/{ws}/runs/{r.uuid}/computedConfigs.json",
@@ -102,7 +103,7 @@ def run(store: Store, r: RunState, now: float) -> dict[str, Any]:
 def workflow(store: Store, wf: dict[str, Any]) -> dict[str, Any]:
     """``OrchestrationTypes.Workflow`` with ``lastBatch`` and ``deployedRelease`` filled."""
     out = dict(wf)
-    batches = [b for b in store.engine.batches.values() if b.workflow_uuid == wf["uuid"]]
+    batches = [b for b in store.engine.batches.values() if b.workflow_uuid == wf["uuid"] and not b.hidden]
     last = max(batches, key=lambda b: b.seq) if batches else None
     out["lastBatch"] = None if last is None else {
         "uuid": last.uuid, "status": last.status, "runsStatus": last.runs_status, "errorMessage": last.error,
@@ -121,21 +122,23 @@ def segmentation_columns(store: Store, model_uuid: str) -> list[dict[str, Any]]:
 
 
 def run_metrics(store: Store, workflow_uuid: str, runs: list[RunState], now: float) -> list[dict[str, Any]]:
-    """``RunMetric[]``: one entry per node of the workflow's deployed release."""
+    """``RunMetric[]``: one entry per node of the workflow's deployed release. A run of an earlier release
+    counts under the node with the same uuid (a redeploy keeps the uuids of the nodes it keeps)."""
     release = store.release_for(workflow_uuid)
     metrics = []
-    for idx, node in enumerate(release["nodes"]):
+    for node in release["nodes"]:
         m = {"nodeUuid": node["uuid"], "totalExecutionsCount": 0, "idleExecutionsCount": 0,
              "pendingExecutionsCount": 0, "runningExecutionsCount": 0, "successExecutionsCount": 0,
              "errorExecutionsCount": 0, "cancellingExecutionsCount": 0, "cancelledExecutionsCount": 0,
              "skippedExecutionsCount": 0, "creditsUsedCount": 0}
         for r in runs:
+            run_nodes = store.releases[r.release_uuid]["nodes"]
             for ex in r.executions:
-                if ex.index == idx:
+                if run_nodes[ex.index]["uuid"] == node["uuid"]:
                     m["successExecutionsCount" if ex.status == "success" else "errorExecutionsCount"] += 1
                     m["creditsUsedCount"] += ex.credits
             step = store.engine.in_progress_step(r, now)
-            if step is not None and step.index == idx:
+            if step is not None and run_nodes[step.index]["uuid"] == node["uuid"]:
                 m["runningExecutionsCount"] += 1
         m["totalExecutionsCount"] = sum(v for k, v in m.items() if k.endswith("ExecutionsCount")
                                         and k != "totalExecutionsCount")

@@ -146,7 +146,7 @@ def test_server_error_statuses(femu: CargoEmulator, fapi: httpx.Client, status: 
 def test_server_error_does_not_run_the_handler(femu: CargoEmulator, fapi: httpx.Client) -> None:
     femu.faults.next("POST /orchestration/batches", "server_error", status=503)
     assert fapi.post("/orchestration/batches", json=_create_body(femu)).status_code == 503
-    assert femu.store.engine.batches == {}
+    assert femu.batches() == []
 
 
 def test_server_error_codes_drawn_from_profile() -> None:
@@ -164,7 +164,7 @@ def test_connection_reset_drops_without_response(femu: CargoEmulator, fapi: http
     femu.faults.next("POST /v1/orchestration/batches", "connection_reset")
     with pytest.raises(DROPPED):
         fapi.post("/orchestration/batches", json=_create_body(femu))
-    assert femu.store.engine.batches == {}  # reset before the handler: nothing committed
+    assert femu.batches() == []  # reset before the handler: nothing committed
     assert fapi.get(PLAYS).status_code == 200  # the client reconnects
     assert femu.faults.counts["connection_reset"] == 1
 
@@ -218,7 +218,7 @@ def test_lost_create_only_on_successful_creation(femu: CargoEmulator, fapi: http
     assert fapi.get(PLAYS).status_code == 200  # other routes are not eligible
     with pytest.raises(DROPPED):
         fapi.post("/orchestration/batches", json=_create_body(femu))
-    assert femu.faults.pending == 0 and len(femu.store.engine.batches) == 1
+    assert femu.faults.pending == 0 and len(femu.batches()) == 1
 
 
 # ---------------------------------------------------------------------------- downloads
@@ -312,8 +312,8 @@ def _outcomes(seed: int) -> tuple[list[str], dict[str, int]]:
                 try:
                     if i % 5 == 0:
                         r = api.post("/orchestration/batches", json=_create_body(emu, 2))
-                    elif i % 5 == 1 and emu.store.engine.batches:
-                        r = api.get(f"/orchestration/batches/{next(iter(emu.store.engine.batches))}")
+                    elif i % 5 == 1 and emu.batches():
+                        r = api.get(f"/orchestration/batches/{emu.batches()[0].uuid}")
                     else:
                         r = api.get(PLAYS)
                     status = r.json()["batch"]["status"] if "batch" in r.text and r.status_code == 200 else ""

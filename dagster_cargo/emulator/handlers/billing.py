@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
+from ..backend import billing
 from ..errors import ApiError, zod_enum_error
-from ..server import Request, Router
+from ..routing import Request, Router
 from ..util import credit_number, iso
 from .common import as_time
 
-GROUP_FIELDS = {"workflow_uuid": "workflow_uuid", "model_uuid": "model_uuid", "connector_uuid": "connector_uuid",
-                "integration_slug": "integration_slug", "agent_uuid": None}
+FILTERS = {"workflowUuid": "workflow_uuid", "modelUuid": "model_uuid", "connectorUuid": "connector_uuid",
+           "integrationSlug": "integration_slug", "slug": "slug"}
 UNITS = ("billing.credits", "storage.records", "orchestration.executions")
 MAX_DAYS = 400
-
-
-def _day(ts: float) -> datetime:
-    d = datetime.fromtimestamp(ts, tz=timezone.utc)
-    return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
 
 
 def usage_metrics(req: Request) -> dict[str, Any]:
@@ -30,50 +25,26 @@ def usage_metrics(req: Request) -> dict[str, Any]:
     start, end = as_time(str(q["from"]), "from"), as_time(str(q["to"]), "to")
     assert start is not None and end is not None
     group_by = q.get("groupBy")
-    if group_by is not None and group_by not in GROUP_FIELDS:
+    if group_by is not None and group_by not in billing.GROUP_FIELDS:
         raise ApiError(None, f"Invalid groupBy: {group_by}.", status=400)
     unit = q.get("unit")
     if unit is not None and unit not in UNITS:  # exactly the three documented units (CARGO-DOCS 5.5)
         raise zod_enum_error("unit", unit, UNITS)
-    first, last = _day(start), _day(end)
+    first, last = billing.day_of(start), billing.day_of(end)
     if last < first:
         raise ApiError(None, "from must be before to.", status=400)
     if (last - first).days > MAX_DAYS:
         raise ApiError(None, f"Date range is limited to {MAX_DAYS} days.", status=400)
-    buckets: OrderedDict[datetime, dict[tuple[str, str, Any], float]] = OrderedDict()
-    day = first
-    while day <= last:
-        buckets[day] = {}
-        day += timedelta(days=1)
-    filters = {"workflowUuid": "workflow_uuid", "modelUuid": "model_uuid", "connectorUuid": "connector_uuid",
-               "integrationSlug": "integration_slug", "slug": "slug"}
-    for ev in req.store.usage:
-        if unit is not None and ev.unit != unit:
-            continue
-        if q.get("agentUuid"):
-            continue
-        if any(q.get(p) and getattr(ev, attr) != q[p] for p, attr in filters.items()):
-            continue
-        bucket = buckets.get(_day(ev.at))
-        if bucket is None:
-            continue
-        attr = GROUP_FIELDS.get(group_by or "") if group_by else None
-        key = (ev.unit, ev.slug, getattr(ev, attr) if attr else None)
-        bucket[key] = bucket.get(key, 0) + ev.count
-    # Items sorted by slug across units: with no ``unit`` the three units come back interleaved in one
-    # ``items[]`` (CARGO-DOCS 5.5) and nothing in an item says which unit it counts.
-    metrics = [{"date": iso(d.timestamp()),
-                "items": [{"slug": s, "count": credit_number(c), "groupBy": g} for (_, s, g), c in sorted(
-                    items.items(), key=lambda kv: (kv[0][1], str(kv[0][2]), kv[0][0]))]}
-               for d, items in buckets.items()]
-    return {"metrics": metrics}
+    matches = {attr: q[param] for param, attr in FILTERS.items() if q.get(param)}
+    return {"metrics": billing.usage_metrics(req.store, first, last, unit, group_by, matches,
+                                             agent_uuid=q.get("agentUuid") or None)}
 
 
 def subscription(req: Request) -> dict[str, Any]:
     """GET /billing/subscriptions → ``{subscription: EnrichedSubscription}``."""
     s = req.store
     created = s.subscription_created
-    start = _day(created)
+    start = billing.day_of(created)
     reset = start + timedelta(days=30 * (1 + int((req.now - start.timestamp()) // (30 * 86400))))
     ws = s.workspace_uuid
     return {"subscription": {

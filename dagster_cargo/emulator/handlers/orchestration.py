@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from .. import serialize
+from ..backend import releases
 from ..errors import ApiError
-from ..server import Request, Router
+from ..routing import Request, Router
 from .common import as_bool, as_list, paginate
 
 
@@ -84,6 +85,21 @@ def list_releases(req: Request) -> dict[str, Any]:
     return {"releases": paginate(rels, q)}
 
 
+def draft_release(req: Request) -> dict[str, Any]:
+    """GET /orchestration/releases/draft?workflowUuid="""
+    return {"release": releases.draft(req.store, str(req.query.get("workflowUuid") or ""), req.now)}
+
+
+def update_draft_release(req: Request) -> dict[str, Any]:
+    """POST /orchestration/releases/draft/update"""
+    return {"release": releases.update_draft(req.store, req.json_obj(), req.now)}
+
+
+def deploy_draft_release(req: Request) -> dict[str, Any]:
+    """POST /orchestration/releases/draft/deploy"""
+    return {"release": releases.deploy_draft(req.store, req.json_obj(), req.now)}
+
+
 def register(router: Router) -> None:
     """Register this module's routes."""
     router.add("GET", "/orchestration/workflows/list", list_workflows)
@@ -93,4 +109,9 @@ def register(router: Router) -> None:
     router.add("GET", "/orchestration/tools/{uuid}", get_tool)
     router.add("GET", "/orchestration/releases/deployed", deployed_release)
     router.add("GET", "/orchestration/releases/list", list_releases)
+    router.add("GET", "/orchestration/releases/draft", draft_release)
+    router.add("POST", "/orchestration/releases/draft/update", update_draft_release,
+               ("workflowUuid", "parentUuid", "nodes", "testRecords", "formFields", "options"))
+    router.add("POST", "/orchestration/releases/draft/deploy", deploy_draft_release,
+               ("workflowUuid", "nodes", "formFields", "version", "description", "options"))
     router.add("GET", "/orchestration/releases/{uuid}", get_release)

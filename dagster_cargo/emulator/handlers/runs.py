@@ -5,97 +5,54 @@ from __future__ import annotations
 from typing import Any
 
 from .. import exports, serialize
+from ..backend import runs as backend
+from ..backend.batches import resolve_output_slug
+from ..backend.runs import TIME_KEYS, RunQuery
 from ..engine import RunState
 from ..errors import ApiError, zod_enum_error
-from ..server import Request, Router
+from ..routing import Request, Router
 from ..store import Store
-from .batches import resolve_output_slug
 from .common import as_bool, as_list, as_time, paginate
 
 EXPORT_LIMIT = 10_000
 
+#: Top-level body keys each endpoint declares (REFERENCE §3.5); anything else → 400 unrecognized_keys.
+RUN_FILTER_KEYS = ("workflowUuid", "userUuid", "batchUuid", "releaseUuid", "statuses", "parentBatchUuid",
+                   "parentUuid", "parentNodeUuid", "isGroupParent", "recordId", "recordTitle", "recordTitleOrId",
+                   "isFinished", "executionsFilter", "createdAfter", "createdBefore", "updatedAfter",
+                   "updatedBefore")
+#: ``isFinished`` is left out on purpose: the API rejects it with ``unrecognized_keys`` (CARGO-DOCS 2.6).
+DOWNLOAD_OUTPUTS_KEYS = ("workflowUuid", "outputNodeSlug", "format", "batchUuid", "releaseUuid", "statuses",
+                         "parentBatchUuid", "parentUuid", "parentNodeUuid", "isGroupParent", "recordId",
+                         "recordTitle", "recordTitleOrId", "executionsFilter", "createdAfter", "createdBefore",
+                         "limit", "offset")
+DOWNLOAD_RUNS_KEYS = ("workflowUuid", "uuids", "batchUuid", "releaseUuid", "statuses", "parentBatchUuid",
+                      "parentUuid", "parentNodeUuid", "isGroupParent", "recordId", "recordTitle", "recordTitleOrId",
+                      "isFinished", "executionsFilter", "createdAfter", "createdBefore", "updatedAfter",
+                      "updatedBefore")
 
-def _node_status(store: Store, run: RunState, slug: str, now: float) -> tuple[str, str | None]:
-    spec = store.spec_for(run.workflow_uuid)
-    for ex in run.executions:
-        if spec.nodes[ex.index].slug == slug:
-            return ex.status, (ex.title if ex.status == "success" else ex.error)
-    step = store.engine.in_progress_step(run, now)
-    if step is not None and spec.nodes[step.index].slug == slug:
-        return "pending", None
-    return "absent", None
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
 
 
-def _executions_filter(store: Store, run: RunState, flt: Any, now: float) -> bool:
-    if not flt:
-        return True
-    if not isinstance(flt, dict):
-        raise ApiError(None, "Invalid executionsFilter.", status=400)
-
-    def cond_ok(c: dict[str, Any]) -> bool:
-        status, text = _node_status(store, run, str(c.get("nodeSlug")), now)
-        if status != c.get("status"):
-            return False
-        value = c.get("value")
-        return not value or (text is not None and str(value).lower() in text.lower())
-
-    def combine(conj: Any, results: list[bool]) -> bool:
-        if not results:
-            return True
-        return all(results) if conj == "and" else any(results)
-
-    groups = [combine(g.get("conjonction"), [cond_ok(c) for c in g.get("conditions", [])])
-              for g in flt.get("groups", [])]
-    return combine(flt.get("conjonction"), groups)
+def run_query(body: dict[str, Any]) -> RunQuery:
+    """Parse the run filter fields of a request body."""
+    return RunQuery(
+        workflow_uuid=_text(body.get("workflowUuid")), batch_uuid=_text(body.get("batchUuid")),
+        release_uuid=_text(body.get("releaseUuid")), user_uuid=_text(body.get("userUuid")),
+        uuids=as_list(body.get("uuids")),
+        sub_runs=bool(any(body.get(k) for k in ("parentBatchUuid", "parentUuid", "parentNodeUuid"))
+                      or as_bool(body.get("isGroupParent"))),
+        record_id=_text(body.get("recordId")), record_title=_text(body.get("recordTitle")),
+        record_title_or_id=_text(body.get("recordTitleOrId")), statuses=as_list(body.get("statuses")),
+        is_finished=as_bool(body.get("isFinished")), times={k: as_time(body.get(k), k) for k in TIME_KEYS},
+        executions_filter=body.get("executionsFilter"))
 
 
 def select_runs(store: Store, body: dict[str, Any], now: float) -> list[RunState]:
-    """Runs matching the documented filter fields, newest first."""
-    statuses = as_list(body.get("statuses"))
-    uuids = as_list(body.get("uuids"))
-    finished = as_bool(body.get("isFinished"))
-    group_parent = as_bool(body.get("isGroupParent"))
-    times = {k: as_time(body.get(k), k) for k in ("createdAfter", "createdBefore", "updatedAfter", "updatedBefore")}
-    out = []
-    engine = store.engine
-    for run in engine.runs.values():
-        if body.get("workflowUuid") and run.workflow_uuid != body["workflowUuid"]:
-            continue
-        if body.get("batchUuid") and run.batch_uuid != body["batchUuid"]:
-            continue
-        if body.get("releaseUuid") and run.release_uuid != body["releaseUuid"]:
-            continue
-        if body.get("userUuid") and run.user_uuid != body["userUuid"]:
-            continue
-        if uuids is not None and run.uuid not in uuids:
-            continue
-        if any(body.get(k) for k in ("parentBatchUuid", "parentUuid", "parentNodeUuid")) or group_parent:
-            continue  # no sub-runs in the emulator
-        if body.get("recordId") and run.record_id != str(body["recordId"]):
-            continue
-        if body.get("recordTitle") and str(body["recordTitle"]).lower() not in run.record_title.lower():
-            continue
-        rto = body.get("recordTitleOrId")
-        if rto and run.record_id != str(rto) and str(rto).lower() not in run.record_title.lower():
-            continue
-        status = engine.run_view_status(run, now)
-        if statuses and status not in statuses:
-            continue
-        if finished is not None and run.finished != finished:
-            continue
-        if times["createdAfter"] is not None and run.created_at < times["createdAfter"]:
-            continue
-        if times["createdBefore"] is not None and run.created_at > times["createdBefore"]:
-            continue
-        if times["updatedAfter"] is not None and run.updated_at < times["updatedAfter"]:
-            continue
-        if times["updatedBefore"] is not None and run.updated_at > times["updatedBefore"]:
-            continue
-        if not _executions_filter(store, run, body.get("executionsFilter"), now):
-            continue
-        out.append(run)
-    out.sort(key=lambda r: (r.created_at, r.seq), reverse=True)
-    return out
+    """Runs matching the documented filter fields of ``body``, newest first."""
+    return backend.select_runs(store, run_query(body), now)
 
 
 def list_runs(req: Request) -> dict[str, Any]:
@@ -174,11 +131,58 @@ def get_run(req: Request) -> dict[str, Any]:
             "runComputedConfigs": dict(run.configs)}
 
 
+def create_run(req: Request) -> dict[str, Any]:
+    """POST /orchestration/runs → ``{run}``: one record through a **tool**, asynchronously (the run comes back
+    ``pending`` with ``batchUuid: null`` and ``releaseUuid`` set, CARGO-DOCS 11.1); a play → ``playNotCompatible``."""
+    run = backend.create_single_run(req.store, req.json_obj(), req.now)
+    return {"run": serialize.run(req.store, run, req.now)}
+
+
+_RECORD_TO_RUN = {"ids": None, "runUuids": "uuids", "title": "recordTitle", "titleOrId": "recordTitleOrId",
+                  "parentRunUuid": "parentUuid"}
+
+
+def download_record_outputs(req: Request) -> dict[str, Any]:
+    """POST /orchestration/records/download-outputs → ``{url}``: one row per **record id** (its most recent
+    run), same columns as ``runs/download-outputs``; csv (default) or json; ``noRecordsFound`` /
+    ``tooManyRecords`` (> 10 000)."""
+    store = req.store
+    body = req.json_obj()
+    wf = body.get("workflowUuid")
+    if not wf or wf not in store.workflows:
+        raise ApiError("workflowNotFound")
+    fmt = body.get("format") or "csv"
+    if fmt not in ("csv", "json"):
+        raise zod_enum_error("format", fmt, ("csv", "json"))
+    slug = resolve_output_slug(store, wf, body.get("outputNodeSlug"))
+    selection = {(_RECORD_TO_RUN.get(k) or k): v for k, v in body.items()
+                 if k not in ("limit", "offset", "format", "outputNodeSlug", "ids")}
+    runs = backend.latest_per_record(select_runs(store, selection, req.now), as_list(body.get("ids")))
+    if body.get("limit") is not None or body.get("offset") is not None:
+        runs = paginate(runs, body, default_limit=EXPORT_LIMIT + 1, max_limit=EXPORT_LIMIT + 1)
+    if not runs:
+        raise ApiError("noRecordsFound")
+    if len(runs) > EXPORT_LIMIT:
+        raise ApiError("tooManyRecords")
+    columns, rows = exports.output_rows(store, runs, slug, req.now)
+    v = store.variants
+    return {"url": req.base_url + store.downloads.create(columns, rows, fmt, gzip=v["download_gzip"],
+                                                         json_shape=v["json_shape"])}
+
+
+RECORD_OUTPUTS_KEYS = ("workflowUuid", "outputNodeSlug", "format", "ids", "runUuids", "title", "titleOrId",
+                       "releaseUuid", "batchUuid", "statuses", "parentBatchUuid", "parentRunUuid", "parentNodeUuid",
+                       "isGroupParent", "executionsFilter", "createdAfter", "createdBefore", "limit", "offset")
+
+
 def register(router: Router) -> None:
     """Register this module's routes."""
-    router.add("POST", "/orchestration/runs/list", list_runs)
-    router.add("POST", "/orchestration/runs/count", count_runs)
-    router.add("POST", "/orchestration/runs/metrics", run_metrics)
-    router.add("POST", "/orchestration/runs/download-outputs", download_outputs)
-    router.add("POST", "/orchestration/runs/download", download_runs)
+    router.add("POST", "/orchestration/runs", create_run, ("workflowUuid", "releaseUuid", "nodes", "data"))
+    router.add("POST", "/orchestration/records/download-outputs", download_record_outputs, RECORD_OUTPUTS_KEYS)
+    router.add("POST", "/orchestration/runs/list", list_runs, (*RUN_FILTER_KEYS, "limit", "offset"))
+    router.add("POST", "/orchestration/runs/count", count_runs, RUN_FILTER_KEYS)
+    router.add("POST", "/orchestration/runs/metrics", run_metrics,
+               ("workflowUuid", "releaseUuid", "batchUuid", "createdAfter", "createdBefore"))
+    router.add("POST", "/orchestration/runs/download-outputs", download_outputs, DOWNLOAD_OUTPUTS_KEYS)
+    router.add("POST", "/orchestration/runs/download", download_runs, DOWNLOAD_RUNS_KEYS)
     router.add("GET", "/orchestration/runs/{uuid}", get_run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ApiError
-from ..server import Request, Router
+from ..routing import Request, Router
 
 
 def list_models(req: Request) -> dict[str, Any]:

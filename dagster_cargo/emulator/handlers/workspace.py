@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..server import Request, Router
+from ..routing import Request, Router
 
 
 def current_workspace(req: Request) -> dict[str, Any]:
