@@ -47,6 +47,8 @@ def _run_emulator(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     emu.start()
     print(f"Cargo emulator ready at {emu.base_url} (API base {emu.api_url})", flush=True)
+    if variants:
+        print("Layout variants: " + ", ".join(f"{k}={v}" for k, v in sorted(variants.items())), flush=True)
     if faults is not None:
         active = ", ".join(f"{k}={faults.probability(k)}" for k in FAULT_KINDS if faults.probability(k) > 0)
         print(f"Fault injection on (seed {faults.seed}): {active or 'none'}", flush=True)
@@ -154,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--variant", action="append", metavar="NAME=VALUE",
                      help="layout variant where Cargo's docs leave a behaviour open (repeatable; see EMULATOR.md)")
     emu.set_defaults(func=_run_emulator)
+    sub.add_parser("emulator-ctl", add_help=False,
+                   help="Change a running emulator's state (records, play schedules, clock, variants, faults); "
+                        "see `dagster-cargo emulator-ctl --help`.")
     snap = sub.add_parser("snapshot", help="Write the workspace's plays and tools to a JSON file.")
     snap.add_argument("-o", "--output", required=True, help="file to write, e.g. cargo_workspace.json")
     snap.add_argument("--base-url", default="https://api.getcargo.io")
@@ -173,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dagster-cargo`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator-ctl"]:  # its own parser (options before the action)
+        from dagster_cargo.emulator.control import main as ctl_main
+
+        return ctl_main(argv[1:], prog="dagster-cargo emulator-ctl")
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

@@ -32,8 +32,10 @@ class CargoEmulator:
             the injector is :attr:`faults` either way (scripted faults, counts, profile changes).
         variants: layout variants where Cargo's docs leave a behaviour open (name -> value, see
             :data:`~dagster_cargo.emulator.variants.VARIANTS`; unknown names or values raise ``ValueError``).
+        strict: reject unknown top-level request body keys with 400 ``unrecognized_keys`` as Cargo does
+            (CARGO-DOCS 10.1). ``False`` is a Python-only debugging aid; Cargo itself is always strict.
         extra_workflows: seed this many more plays and tools (half each, plays first when odd) on top of
-            the 2 + 2 seeded ones, for scale tests: ``extra_workflows=996`` gives 1,000. They are renamed,
+            the 3 + 3 seeded ones, for scale tests: ``extra_workflows=994`` gives 1,000. They are renamed,
             runnable copies of the seeded workflows (``"Score inbound companies #0001"``, ...); see
             :func:`~dagster_cargo.emulator.seed.seed_synthetic_workflows`. ``0`` leaves the workspace as is.
     """
@@ -42,12 +44,13 @@ class CargoEmulator:
                  run_failure_rate: float = 0.05, credits: int = 100_000, host: str = "127.0.0.1",
                  port: int = 0, clock: str = "real", max_concurrent_runs: int = 10,
                  faults: FaultProfile | None = None, extra_workflows: int = 0,
-                 variants: Mapping[str, str] | None = None) -> None:
+                 variants: Mapping[str, str] | None = None, strict: bool = True) -> None:
         if not 0.0 <= run_failure_rate <= 1.0:
             raise ValueError("run_failure_rate must be within [0, 1]")
         if extra_workflows < 0:
             raise ValueError("extra_workflows must be >= 0")
         self.token = token
+        self.strict = strict
         self.host = host
         self._port = port
         self.clock = Clock(clock, speed)
@@ -145,18 +148,20 @@ class CargoEmulator:
             self.clock.advance(seconds)
             self.store.sync()
 
-    def run_play_schedule(self, play_name: str, change_kinds: tuple[str, ...] = ("added", "updated")) -> str:
+    def run_play_schedule(self, play_name: str, change_kinds: tuple[str, ...] = ("added", "updated"),
+                          user_uuid: str | None = None) -> str:
         """Simulate Cargo's own scheduler running a play (outside any API client): snapshot the
         play's segment and start a ``schedule`` batch over the new change. Returns the batch uuid.
 
-        The batch's ``userUuid`` is null, as for every system-created batch.
+        The batch's ``userUuid`` is null, as for every system-created batch, unless ``user_uuid`` is given
+        (a schedule set up by another user).
         """
         from .handlers.batches import schedule_play_batch
 
         with self.store.lock:
             self.store.sync()
             play = self.store.play_by_name(play_name)
-            batch = schedule_play_batch(self.store, play, change_kinds, self.clock.now())
+            batch = schedule_play_batch(self.store, play, change_kinds, self.clock.now(), user_uuid=user_uuid)
         return batch.uuid
 
     # ------------------------------------------------------------------ internal

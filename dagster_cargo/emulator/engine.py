@@ -156,6 +156,7 @@ class BatchState:
     credits: int = 0  # provider credits
     executions: int = 0  # node executions (each billed 0.01 credit)
     cancel_at: float | None = None
+    hidden: bool = False  # the internal carrier of a single run (POST /orchestration/runs): never listed
 
     @property
     def finished(self) -> bool:
@@ -195,6 +196,18 @@ class Engine:
         self._push(at + PENDING_SECONDS, "querying", b.uuid)
         return b
 
+    def create_run(self, workflow_uuid: str, record: dict[str, Any], raw: dict[str, Any], at: float) -> RunState:
+        """A single run outside any batch (``POST /orchestration/runs``): ``pending`` for PENDING_SECONDS,
+        then executed like a batch run. It is carried by a hidden batch that no endpoint shows."""
+        s = self.store
+        b = BatchState(uuid=s.ids.uuid(), seq=-1, workflow_uuid=workflow_uuid,
+                       release_uuid=s.deployed_release[workflow_uuid], user_uuid=s.user_uuid,
+                       data={"kind": "records"}, records=[record], created_at=at, updated_at=at,
+                       inputs=[dict(raw)], status="running", runs_count=1, hidden=True)
+        self.batches[b.uuid] = b
+        self._launch(b, at, at + PENDING_SECONDS)
+        return self.runs[b.run_uuids[0]]
+
     def cancel_batch(self, batch: BatchState, at: float) -> None:
         """Move a non-terminal batch to ``cancelling``; it becomes ``cancelled`` CANCEL_SECONDS later."""
         batch.status = "cancelling"
@@ -225,10 +238,14 @@ class Engine:
         b = self.batches[batch_uuid]
         if b.status != "querying":
             return
+        b.status, b.updated_at, b.runs_count = "running", t, len(b.records)
+        self._launch(b, t, t)
+
+    def _launch(self, b: BatchState, t: float, first_start: float) -> None:
+        """Create the batch's runs at ``t`` and schedule them on the concurrency slots from ``first_start``."""
         s = self.store
         spec = s.spec_for(b.workflow_uuid)
-        b.status, b.updated_at, b.runs_count = "running", t, len(b.records)
-        slots = [t] * max(1, min(s.max_concurrent_runs, len(b.records)))
+        slots = [first_start] * max(1, min(s.max_concurrent_runs, len(b.records)))
         heapq.heapify(slots)
         seen = self._already_run(b, spec)
         for rec, raw in zip(b.records, b.inputs):

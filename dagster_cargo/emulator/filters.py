@@ -1,8 +1,23 @@
 """Evaluation of Cargo ``Filter`` / ``Sort`` objects (REFERENCE §9.12) against flat records.
 
 Implemented condition kinds: ``string``, ``number``, ``date``, ``boolean``, ``any``, ``vector``,
-``object``/``array`` (``isNull``/``isNotNull``), ``segment`` (needs a resolver). Others raise
-:class:`FilterError` (→ ``invalidFilter`` / ``invalidData``).
+``object``/``array`` (``isNull``/``isNotNull``), ``segment`` (needs a resolver).
+
+Filter JSON is **lenient** (CARGO-DOCS 9.1–9.4): unknown keys are dropped at every level, and the filter
+degrades as the docs describe instead of failing:
+
+* a filter or group without ``conjonction`` (e.g. spelled ``conjunction``) matches nothing;
+* a top-level ``conditions`` array beside ``groups`` is ignored (``{"conjonction":"and","groups":[]}`` matches
+  the whole model);
+* a group nested in a group (a ``groups`` key on a group) or a group keyed ``condition`` loses those keys, so
+  it has no conditions and matches everything;
+* a ``string``/``array`` condition with ``value`` instead of ``values`` (or a ``number``/``date``/``boolean``
+  one with ``values`` instead of ``value``) is dropped;
+* a condition whose ``kind`` does not match the column's ``type``, or on a column the model lacks, matches
+  nothing.
+
+Structurally unusable input (a filter that is not an object, an unknown operator, a ``conjonction`` other than
+``and``/``or``) still raises :class:`FilterError` (→ ``invalidFilter`` / ``invalidData``).
 """
 
 from __future__ import annotations
@@ -122,11 +137,43 @@ def _boolean_cond(cond: dict[str, Any], v: Any) -> bool:
     raise FilterError(f"unknown boolean operator {op!r}")
 
 
-def eval_condition(cond: Any, record: dict[str, Any], segments: SegmentResolver | None = None) -> bool:
-    """Evaluate one FilterCondition against a record."""
+VALUES_KINDS = ("string", "array")
+VALUE_KINDS = ("number", "date", "boolean")
+KNOWN_KINDS = (*VALUES_KINDS, *VALUE_KINDS, "any", "vector", "object", "segment")
+_NO_OPERAND = ("isNull", "isNotNull", "isEmpty", "isNotEmpty", "isTrue", "isFalse", "between")
+
+
+def _dropped(cond: Any) -> bool:
+    """Whether a lenient parser drops this element of ``conditions`` (CARGO-DOCS 9.3, 9.4)."""
+    if not isinstance(cond, dict) or cond.get("kind") not in KNOWN_KINDS:
+        return False  # not a condition at all: eval_condition rejects it (an invalid discriminator)
+    kind, op = cond["kind"], cond.get("operator")
+    if op in _NO_OPERAND or kind == "segment":
+        return False
+    if kind in VALUES_KINDS:
+        return "values" not in cond  # "value" given where "values" is expected
+    if kind in VALUE_KINDS:
+        return "value" not in cond  # "values" given where "value" is expected
+    return False
+
+
+_TYPE_OF_KIND = {"string": "string", "number": "number", "date": "date", "boolean": "boolean",
+                 "array": "array", "object": "object", "vector": "vector"}
+
+
+def eval_condition(cond: Any, record: dict[str, Any], segments: SegmentResolver | None = None,
+                   columns: dict[str, str] | None = None) -> bool:
+    """Evaluate one FilterCondition against a record. With ``columns`` (slug → type), a condition on an
+    unknown column or whose kind does not match the column type matches nothing."""
     if not isinstance(cond, dict):
         raise FilterError("condition must be an object")
     kind = cond.get("kind")
+    if kind not in KNOWN_KINDS:
+        raise FilterError(f"condition kind {kind!r} is not supported by the emulator")
+    if columns is not None and kind not in ("segment", "any"):
+        col_type = columns.get(str(cond.get("columnSlug")))
+        if col_type is None or _TYPE_OF_KIND.get(str(kind)) != col_type:
+            return False
     if kind == "segment":
         if segments is None:
             raise FilterError("segment conditions are not supported here")
@@ -160,6 +207,8 @@ def eval_condition(cond: Any, record: dict[str, Any], segments: SegmentResolver 
 
 
 def _combine(conjonction: Any, results: list[bool]) -> bool:
+    if conjonction is None:
+        return False  # the key was missing or misspelled: the filter degenerates (CARGO-DOCS 9.1)
     if conjonction not in ("and", "or"):
         raise FilterError("conjonction must be 'and' or 'or'")
     if not results:
@@ -168,32 +217,30 @@ def _combine(conjonction: Any, results: list[bool]) -> bool:
 
 
 def validate_filter(flt: Any) -> None:
-    """Raise :class:`FilterError` if ``flt`` is not a structurally valid Filter."""
+    """Raise :class:`FilterError` if ``flt`` is not a usable Filter (unknown keys are not an error)."""
     if not isinstance(flt, dict) or not isinstance(flt.get("groups", []), list):
         raise FilterError("filter must be {conjonction, groups}")
-    if flt.get("conjonction", "or") not in ("and", "or"):
+    if flt.get("conjonction") not in ("and", "or", None):
         raise FilterError("conjonction must be 'and' or 'or'")
     for group in flt.get("groups", []):
         if not isinstance(group, dict) or not isinstance(group.get("conditions", []), list):
             raise FilterError("group must be {conjonction, conditions}")
-        if group.get("conjonction", "or") not in ("and", "or"):
+        if group.get("conjonction") not in ("and", "or", None):
             raise FilterError("conjonction must be 'and' or 'or'")
 
 
-def matches(flt: Any, record: dict[str, Any], segments: SegmentResolver | None = None) -> bool:
-    """True when ``record`` satisfies ``flt``. ``None`` or an empty filter matches everything.
-
-    A missing ``conjonction`` defaults to ``or`` (as in the client's JSON schema).
-    """
+def matches(flt: Any, record: dict[str, Any], segments: SegmentResolver | None = None,
+            columns: dict[str, str] | None = None) -> bool:
+    """True when ``record`` satisfies ``flt`` (``None`` matches everything), parsed leniently (module doc)."""
     if flt is None:
         return True
     validate_filter(flt)
-    groups = flt.get("groups", [])
     group_results = []
-    for group in groups:
-        conds = [eval_condition(c, record, segments) for c in group.get("conditions", [])]
-        group_results.append(_combine(group.get("conjonction", "or"), conds))
-    return _combine(flt.get("conjonction", "or"), group_results)
+    for group in flt.get("groups", []):
+        conds = [eval_condition(c, record, segments, columns) for c in group.get("conditions", [])
+                 if not _dropped(c)]
+        group_results.append(_combine(group.get("conjonction"), conds))
+    return _combine(flt.get("conjonction"), group_results)
 
 
 def apply(
@@ -202,10 +249,11 @@ def apply(
     sort: Any = None,
     limit: Any = None,
     segments: SegmentResolver | None = None,
+    columns: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Filter, sort (stable; nulls last) and cap ``records``."""
+    """Filter, sort (stable; nulls last) and cap ``records``; ``columns`` = the model's slug → type."""
     validate_filter(flt) if flt is not None else None
-    out = [r for r in records if matches(flt, r, segments)]
+    out = [r for r in records if matches(flt, r, segments, columns)]
     if sort:
         if not isinstance(sort, list):
             raise FilterError("sort must be an array")

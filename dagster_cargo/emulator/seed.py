@@ -48,6 +48,15 @@ CONTACT_COLUMNS = [
     ("created_at", "date", "Created at"),
 ]
 
+#: ``trackingColumnSlugs`` of play segments: edits to these columns make a record ``updated`` (CARGO-DOCS 8.1).
+PLAY_TRACKING = {"companies": ["name", "domain", "industry", "employee_count", "country"],
+                 "contacts": ["first_name", "last_name", "email", "title", "company_domain", "country"]}
+
+#: Names of the seeded plays and tools (the default workspace, before ``extra_workflows``), for tests that
+#: count or select them.
+SEEDED_PLAYS: tuple[str, ...] = tuple(s.name for s in build_specs() if s.kind == "play")
+SEEDED_TOOLS: tuple[str, ...] = tuple(s.name for s in build_specs() if s.kind == "tool")
+
 N_COMPANIES = 300
 N_CONTACTS = 500
 
@@ -161,7 +170,8 @@ def _add_workflow(store: Store, ids: IdFactory, spec: WorkflowSpec, *, created: 
         seg_uuid = ids.uuid()
         if play_filter is None:
             raise ValueError(f"play {spec.name!r} needs a segment filter")
-        store.create_segment(seg_uuid, model["uuid"], spec.name, play_filter, created=created, from_play=True)
+        store.create_segment(seg_uuid, model["uuid"], spec.name, play_filter, created=created, from_play=True,
+                             tracking=PLAY_TRACKING[spec.model_slug or ""])
         store.plays[entity_uuid] = {
             "uuid": entity_uuid, "workspaceUuid": ws, "workflowUuid": wf_uuid, "userUuid": user_uuid,
             "modelUuid": model["uuid"], "segmentUuid": seg_uuid, "changeKinds": ["added", "updated"],

@@ -87,7 +87,8 @@ def run(store: Store, r: RunState, now: float) -> dict[str, Any]:
     ws = store.workspace_uuid
     return {
         "uuid": r.uuid, "workspaceUuid": ws, "workflowUuid": r.workflow_uuid, "userUuid": r.user_uuid,
-        "releaseUuid": r.release_uuid, "nodes": None, "batchUuid": r.batch_uuid, "traceUuid": r.trace_uuid,
+        "releaseUuid": r.release_uuid, "nodes": None,
+        "batchUuid": None if engine.batches[r.batch_uuid].hidden else r.batch_uuid, "traceUuid": r.trace_uuid,
         "temporalWorkflowId": f"run-{r.uuid}", "recordId": r.record_id, "recordTitle": r.record_title,
         "contextS3Filename": f"workspaces/{ws}/runs/{r.uuid}/context.json",
         "computedConfigsS3Filename": f"workspaces/{ws}/runs/{r.uuid}/computedConfigs.json",
@@ -102,7 +103,7 @@ def run(store: Store, r: RunState, now: float) -> dict[str, Any]:
 def workflow(store: Store, wf: dict[str, Any]) -> dict[str, Any]:
     """``OrchestrationTypes.Workflow`` with ``lastBatch`` and ``deployedRelease`` filled."""
     out = dict(wf)
-    batches = [b for b in store.engine.batches.values() if b.workflow_uuid == wf["uuid"]]
+    batches = [b for b in store.engine.batches.values() if b.workflow_uuid == wf["uuid"] and not b.hidden]
     last = max(batches, key=lambda b: b.seq) if batches else None
     out["lastBatch"] = None if last is None else {
         "uuid": last.uuid, "status": last.status, "runsStatus": last.runs_status, "errorMessage": last.error,

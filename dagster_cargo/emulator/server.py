@@ -10,13 +10,13 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
-from .errors import ApiError
+from .errors import ApiError, unrecognized_keys
 from .faults import Fault, FaultInjector
 from .querystring import parse_qs
 
@@ -37,6 +37,7 @@ class Request:
     store: Store
     now: float
     base_url: str
+    raw: bytes = b""  # the undecoded body (multipart uploads)
 
     def json_obj(self) -> dict[str, Any]:
         """The body as an object (``{}`` when absent); 400 if it is not an object."""
@@ -55,11 +56,16 @@ class Router:
 
     def __init__(self) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.body_keys: dict[Handler, frozenset[str]] = {}
 
-    def add(self, method: str, pattern: str, handler: Handler) -> None:
-        """Register ``handler`` for ``method`` and ``pattern`` (relative to ``/v1``)."""
+    def add(self, method: str, pattern: str, handler: Handler, body_keys: Iterable[str] | None = None) -> None:
+        """Register ``handler`` for ``method`` and ``pattern`` (relative to ``/v1``). ``body_keys``: the
+        top-level JSON body keys the endpoint declares; any other key is a 400 ``unrecognized_keys``
+        (strict request schemas, CARGO-DOCS 10.1)."""
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/")) + "/?$"
         self._routes.append((method, re.compile(regex), handler))
+        if body_keys is not None:
+            self.body_keys[handler] = frozenset(body_keys)
 
     def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
         """Find the handler for a request (literal routes are registered before parameterised ones)."""
@@ -223,7 +229,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         parsed: Any = None
         bad_json = False
-        if raw.strip():
+        multipart = headers.get("content-type", "").lower().startswith("multipart/")
+        if raw.strip() and not multipart:
             try:
                 parsed = json.loads(raw)
             except ValueError:
@@ -232,12 +239,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if split.path.startswith("/_files/"):
             self._serve_file(emu, split.path, split.query, entry)
             return
-        if not split.path.startswith("/v1/") and split.path != "/v1":
+        control = split.path == "/_emulator" or split.path.startswith("/_emulator/")
+        if not split.path.startswith("/v1/") and split.path != "/v1" and not control:
             self._send_json(404, {"errorMessage": f"Not found: {self.command} {split.path}"})
             return
         auth = headers.get("authorization", "")
         if auth != f"Bearer {emu.token}":
             self._send_json(401, {"errorMessage": "Unauthorized", "reason": "unauthorized"})
+            return
+        if control:  # the control plane: token-protected, never faulted (see control.py)
+            from .control import handle
+
+            if bad_json:
+                self._send_json(400, {"errorMessage": "Invalid JSON body.", "reason": "invalidData"})
+                return
+            self._send_json(*handle(emu, self.command, split.path, parsed))
             return
         faults: FaultInjector = emu.faults
         fault = faults.on_request(self.command, split.path, "api")
@@ -245,7 +261,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             entry["fault"] = fault.kind
         if self._apply_request_fault(fault):
             return
-        status, payload = self._route(emu, split, headers, parsed, bad_json)
+        status, payload = self._route(emu, split, headers, parsed, bad_json, raw)
         if status == 200 and fault is None:
             fault = faults.on_response(self.command, split.path, payload)
             if fault is not None:
@@ -257,7 +273,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._send_json(status, payload)
 
     def _route(self, emu: Any, split: SplitResult, headers: dict[str, str], parsed: Any,
-               bad_json: bool) -> tuple[int, Any]:
+               bad_json: bool, raw: bytes = b"") -> tuple[int, Any]:
         """Run the request through workspace check, JSON check, routing and the handler."""
         path = split.path[3:] or "/"
         ws = headers.get("selected-workspace-uuid")
@@ -272,10 +288,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         handler, params = found
         store = emu.store
         try:
+            allowed = emu.router.body_keys.get(handler)
+            if allowed is not None and emu.strict and isinstance(parsed, dict):
+                unknown = [k for k in parsed if k not in allowed]
+                if unknown:
+                    raise unrecognized_keys(unknown)
             with store.lock:
                 now = store.sync()
                 req = Request(self.command, path, params, parse_qs(split.query), parsed, headers, store, now,
-                              emu.base_url)
+                              emu.base_url, raw)
                 result = handler(req)
             return 200, result if result is not None else {}
         except ApiError as err:

@@ -16,6 +16,7 @@ from .util import IdFactory, canonical_json, iso
 from .workflows import WorkflowSpec
 
 CHANGE_KINDS = ("added", "updated", "removed", "unchanged")
+PLAY_SEGMENT_NAME = "GENERATED_PLAY_SEGMENT"
 EXECUTION_CHARGE = 0.01  # credit per node execution (CARGO-DOCS 5.2)
 
 
@@ -75,6 +76,7 @@ class Store:
         self.plays: dict[str, dict[str, Any]] = {}
         self.tools: dict[str, dict[str, Any]] = {}
         self.files: dict[str, list[dict[str, Any]]] = {}  # s3Filename -> rows
+        self.file_columns: dict[str, list[str]] = {}  # s3Filename -> header
         self.usage: list[UsageEvent] = []
         self.credits_available = int(credits)
         self.credits_additional = 0
@@ -109,7 +111,10 @@ class Store:
         return next(t for t in self.tools.values() if t["name"] == name)
 
     def segment_by_name(self, name: str) -> dict[str, Any]:
-        """The segment named ``name``; for plays the segment has the play's name."""
+        """The segment named ``name``; a play's name gives that play's own (``GENERATED_PLAY_SEGMENT``) one."""
+        play = next((p for p in self.plays.values() if p["name"] == name), None)
+        if play is not None:
+            return self.segments[play["segmentUuid"]]
         return next(s for s in self.segments.values() if s["name"] == name)
 
     def spec_for(self, workflow_uuid: str) -> WorkflowSpec:
@@ -162,7 +167,12 @@ class Store:
         """Evaluate a segment now (filter, sort, limit) against its model's records."""
         seg = self.segments[segment_uuid]
         return filters.apply(self.model_records(seg["modelUuid"]), seg["filter"], seg["sort"], seg["limit"],
-                             segments=self._segment_ids)
+                             segments=self._segment_ids, columns=self.column_types(seg["modelUuid"]))
+
+    def column_types(self, model_uuid: str) -> dict[str, str]:
+        """A model's column slug → type (filter conditions must match it, CARGO-DOCS 9.3)."""
+        model = self.models[model_uuid]
+        return {c["slug"]: c["type"] for c in [*model["columns"], *model.get("additionalColumns", [])]}
 
     def _segment_ids(self, segment_uuid: str) -> set[str]:
         if segment_uuid not in self.segments:
@@ -170,13 +180,19 @@ class Store:
         return {r["_id"] for r in self.segment_records(segment_uuid)}
 
     def create_segment(self, uuid: str, model_uuid: str, name: str, flt: dict[str, Any], created: float,
-                       from_play: bool = False) -> dict[str, Any]:
-        """Create a segment and take its initial snapshot (one Change, every record ``added``)."""
+                       from_play: bool = False, tracking: list[str] | None = None) -> dict[str, Any]:
+        """Create a segment and take its initial snapshot (one Change, every record ``added``).
+
+        A play's own segment is named ``GENERATED_PLAY_SEGMENT`` and its record count is never populated
+        (CARGO-DOCS 8.3); ``tracking`` = its ``trackingColumnSlugs`` (CARGO-DOCS 8.1).
+        """
+        if from_play:
+            name = PLAY_SEGMENT_NAME
         slug = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
         self.segments[uuid] = {
             "uuid": uuid, "workspaceUuid": self.workspace_uuid, "userUuid": self.user_uuid,
             "modelUuid": model_uuid, "slug": slug, "name": name, "filter": flt, "sort": None, "limit": None,
-            "recordsCount": 0, "fromPlay": from_play, "trackingColumnSlugs": None, "columnSlugs": None,
+            "recordsCount": 0, "fromPlay": from_play, "trackingColumnSlugs": tracking, "columnSlugs": None,
             "syncedAt": None, "createdAt": iso(created), "updatedAt": iso(created), "deletedAt": None,
             "lastChange": None,
         }
@@ -186,9 +202,10 @@ class Store:
         return self.segments[uuid]
 
     def _record_hash(self, seg: dict[str, Any], record: dict[str, Any]) -> str:
+        """Only tracked columns make a record ``updated``; without ``trackingColumnSlugs`` nothing does
+        (CARGO-DOCS 8.1)."""
         cols = seg.get("trackingColumnSlugs")
-        tracked = {k: record.get(k) for k in cols} if cols else record
-        return canonical_json(tracked)
+        return canonical_json({k: record.get(k) for k in cols}) if cols else ""
 
     def snapshot_segment(self, segment_uuid: str, at: float | None = None) -> dict[str, Any]:
         """Diff the segment against its previous snapshot and record a new Change; return its wire dict."""
@@ -224,8 +241,9 @@ class Store:
             }
             self.changes[cu] = ChangeState(wire=wire, entries=entries)
             self.snapshots[segment_uuid] = current
-            seg["recordsCount"] = len(current)
-            seg["syncedAt"] = iso(at)
+            if not seg["fromPlay"]:  # a play segment's count is never populated (CARGO-DOCS 8.3), so it
+                seg["recordsCount"] = len(current)  # reads as "never synced" (8.4): no syncedAt either
+                seg["syncedAt"] = iso(at)
             seg["lastChange"] = {k: wire[k] for k in (
                 "uuid", "slug", "totalRecordsCount", "updatedRecordsCount", "removedRecordsCount",
                 "addedRecordsCount", "unchangedRecordsCount", "createdAt")}
@@ -276,9 +294,12 @@ class Store:
                     if s["modelUuid"] == model_uuid]
 
     # ------------------------------------------------------------------ files
-    def put_file(self, rows: list[dict[str, Any]], s3_filename: str | None = None) -> str:
+    def put_file(self, rows: list[dict[str, Any]], s3_filename: str | None = None,
+                 columns: list[str] | None = None) -> str:
         """Register an uploaded file's rows (as parsed CSV) and return its ``s3Filename``."""
         with self.lock:
             name = s3_filename or f"uploads/{self.workspace_uuid}/{self.ids.uuid()}.csv"
             self.files[name] = [dict(r) for r in rows]
+            self.file_columns[name] = list(columns) if columns is not None else list(
+                dict.fromkeys(k for r in rows for k in r))
             return name

@@ -94,6 +94,18 @@ def lifecycle_run(node_ready, emulator_cls):
 
 
 @pytest.fixture(scope="session")
+def fidelity_run(node_ready, emulator_cls):
+    """Behaviours from Cargo's own docs, through the official client (real clock, no planned failures:
+    the only failing runs are the records without a domain)."""
+    with emulator_cls(token=TOKEN, speed=200.0, seed=0, port=0, clock="real", run_failure_rate=0.0) as emu:
+        doc = _driver(emu, "fidelity", extra=["--timeout-ms", "90000"], timeout=150)
+        doc["credits_used"] = emu.credits_used
+        doc["provider_credits"] = emu.store.provider_credits_used
+        doc["executions"] = emu.store.executions_billed
+        return doc
+
+
+@pytest.fixture(scope="session")
 def credits_run(node_ready, emulator_cls):
     with emulator_cls(token=TOKEN, speed=50.0, seed=0, port=0, credits=0) as emu:
         return _driver(emu, "credits")

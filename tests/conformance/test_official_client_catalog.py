@@ -3,6 +3,8 @@ endpoints and error cases. Each test asserts values, not just that the call went
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ._helpers import assert_error, get_call, ok_result
@@ -122,8 +124,10 @@ def test_changes_list(catalog_run):
     for c in changes:
         parts = c["addedRecordsCount"] + c["updatedRecordsCount"] + c["unchangedRecordsCount"]
         assert c["totalRecordsCount"] >= 0 and parts >= 0
-    all_changes = ok_result(catalog_run, "changes.list.all")["changes"]
-    assert len(all_changes) >= len(changes)
+    # CARGO-DOCS 8.2 / 10.2: changes/list requires segmentUuid; the zod issue names the path
+    err = assert_error(catalog_run, "changes.list.all", type_="RequestError", reason="invalid_type", status=400)
+    body = json.loads(get_call(catalog_run, "changes.list.all")["wire"][-1]["responseText"])
+    assert body["issues"][0]["path"] == ["segmentUuid"], (err, body)
 
 
 def test_billing_and_workspace(catalog_run):

@@ -22,7 +22,7 @@ CHECKED = {
     "catalog": ["workflows.list", "plays.list", "plays.list.enabled", "plays.list.byModel", "plays.list.bySegment",
                 "plays.get", "tools.list", "tools.get", "releases.deployed", "releases.deployed.tool", "releases.get",
                 "models.list", "segments.list", "segments.get", "segments.fetch.all", "segments.fetch.filter",
-                "changes.list", "changes.list.all", "billing.usage", "billing.usage.grouped",
+                "changes.list", "billing.usage", "billing.usage.grouped",
                 "billing.subscription", "workspace.current", "models.get", "datasets.list", "users.current",
                 "users.current.withWorkspace"],
     "start": ["batches.create.playFilter", "batches.create.playSegment", "batches.create.playRecordIds",

@@ -110,13 +110,20 @@ def test_segments_and_changes(api: httpx.Client) -> None:
     segments = api.get("/segmentation/segments/list").json()["segments"]
     assert len(segments) >= 4
     for s in segments:
-        assert set(s) == SEGMENT_KEYS and s["recordsCount"] > 0 and s["sort"] is None
-        assert s["lastChange"]["addedRecordsCount"] == s["recordsCount"]
+        assert set(s) == SEGMENT_KEYS and s["sort"] is None
         changes = api.get(f"/segmentation/changes/list?segmentUuid={s['uuid']}").json()["changes"]
         assert len(changes) == 1 and set(changes[0]) == CHANGE_KEYS
-        assert changes[0]["totalRecordsCount"] == s["recordsCount"]
+        assert changes[0]["totalRecordsCount"] == s["lastChange"]["addedRecordsCount"] > 0
         assert api.get(f"/segmentation/changes/{changes[0]['uuid']}").json()["change"] == changes[0]
+        if s["fromPlay"]:  # CARGO-DOCS 8.3: one GENERATED_PLAY_SEGMENT per play, count never populated
+            assert s["name"] == "GENERATED_PLAY_SEGMENT" and s["recordsCount"] == 0
+            assert s["trackingColumnSlugs"]
+        else:
+            assert s["recordsCount"] == changes[0]["totalRecordsCount"] and s["trackingColumnSlugs"] is None
     assert {s["name"] for s in segments if not s["fromPlay"]} >= {"ICP companies", "EU contacts"}
+    # changes/list requires segmentUuid: a zod issue with its path (CARGO-DOCS 8.2, 10.2)
+    bad = api.get("/segmentation/changes/list")
+    assert bad.status_code == 400 and bad.json()["issues"][0]["path"] == ["segmentUuid"]
 
 
 def test_workspace_users_subscription(emu, api: httpx.Client) -> None:

@@ -182,3 +182,27 @@ def test_usage_units_and_execution_charge(emu: CargoEmulator, api: httpx.Client)
     assert slugs == sorted(slugs)
     assert {"success", "insert", "integration.clearbit.action.enrichCompany"} <= set(slugs)
     assert set(slugs) <= {"success", "error", "insert", "integration.clearbit.action.enrichCompany"}
+
+
+def test_download_outputs_too_many_runs(emu: CargoEmulator, api: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster_cargo.emulator.handlers import runs as runs_handlers
+
+    b = _tool_batch(emu, api, "Normalize domain", [{"domain": f"d{i}.com"} for i in range(3)])
+    wf = emu.store.tool_by_name("Normalize domain")["workflowUuid"]
+    monkeypatch.setattr(runs_handlers, "EXPORT_LIMIT", 2)
+    r = api.post("/orchestration/runs/download-outputs", json={"workflowUuid": wf, "batchUuid": b["uuid"]})
+    assert r.status_code == 400 and r.json()["reason"] == "tooManyRuns"
+    ok = api.post("/orchestration/runs/download-outputs", json={"workflowUuid": wf, "limit": 2})
+    assert ok.status_code == 200  # a page within the cap
+
+
+def test_gzip_transport_on_download_outputs() -> None:
+    with CargoEmulator(token=TOKEN, clock="manual", variants={"download_gzip": "transport"}) as emu, \
+            httpx.Client(base_url=emu.api_url, headers={"authorization": f"Bearer {TOKEN}"}) as api:
+        _tool_batch(emu, api, "Normalize domain", [{"domain": "a.io"}])
+        wf = emu.store.tool_by_name("Normalize domain")["workflowUuid"]
+        url = api.post("/orchestration/runs/download-outputs", json={"workflowUuid": wf}).json()["url"]
+        with httpx.stream("GET", url) as resp:
+            raw = b"".join(resp.iter_raw())
+            assert resp.headers["content-encoding"] == "gzip"
+        assert gzip.decompress(raw).decode().startswith("_uuid,_workspace_uuid,")

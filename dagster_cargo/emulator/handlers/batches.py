@@ -10,14 +10,14 @@ from ..errors import ApiError, data_error
 from ..server import Request, Router
 from ..store import CHANGE_KINDS, Store
 from ..util import canonical_json, stable_hash
-from .common import as_bool, as_list, paginate, strict_keys
+from .common import as_bool, as_list, paginate
 
 PLAY_KINDS = ("segment", "change", "filter", "recordIds")
 TOOL_KINDS = ("records", "file")
 CREATE_KINDS = ("segment", "change", "file", "filter", "runs", "recordIds", "records", "schedule", "form")
 
 
-def _tool_record(store: Store, raw: dict[str, Any], form_slugs: list[str]) -> dict[str, Any]:
+def tool_record(store: Store, raw: dict[str, Any], form_slugs: list[str]) -> dict[str, Any]:
     """Give an inline tool record its ``_id`` / ``_title`` (see EMULATOR.md, unknown §11.14)."""
     rec = dict(raw)
     rid = rec.get("_id") or rec.get("id")
@@ -65,7 +65,8 @@ def _resolve_play(store: Store, play: dict[str, Any], data: dict[str, Any]
         flt = data.get("filter")
         try:
             records = filters.apply(store.model_records(model_uuid), flt, data.get("sort"), data.get("limit"),
-                                    segments=store._segment_ids)
+                                    segments=store._segment_ids,
+                                    columns=store.column_types(model_uuid))
         except filters.FilterError as exc:
             raise data_error("invalidData", f"Invalid filter: {exc}") from None
         stored = {"kind": "filter", "modelUuid": model_uuid}
@@ -92,7 +93,7 @@ def _resolve_tool(store: Store, workflow_uuid: str, batch_key: str, data: dict[s
         if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
             raise data_error("invalidData")
         s3 = f"workspaces/{store.workspace_uuid}/batches/{batch_key}/records.json"
-        return [_tool_record(store, r, slugs) for r in raw], {"kind": "records", "s3Filename": s3}, raw
+        return [tool_record(store, r, slugs) for r in raw], {"kind": "records", "s3Filename": s3}, raw
     file_name = data.get("s3Filename")
     if not isinstance(file_name, str) or file_name not in store.files:
         raise data_error("invalidData", "File not found.")
@@ -110,13 +111,17 @@ def _resolve_tool(store: Store, workflow_uuid: str, batch_key: str, data: dict[s
     stored: dict[str, Any] = {"kind": "file", "s3Filename": file_name}
     if data.get("mappings") is not None:
         stored["mappings"] = mappings
-    return [_tool_record(store, r, slugs) for r in rows], stored, rows
+    return [tool_record(store, r, slugs) for r in rows], stored, rows
 
 
 def create_batch(req: Request) -> dict[str, Any]:
     """POST /orchestration/batches"""
-    store = req.store
-    body = req.json_obj()
+    return {"batch": serialize.batch(req.store, create_batch_from(req.store, req.json_obj(), req.now))}
+
+
+def create_batch_from(store: Store, body: dict[str, Any], now: float, user_uuid: str | None = None) -> BatchState:
+    """Validate a create body and register the batch (``user_uuid``: created by another user; control
+    plane only)."""
     wf_uuid = body.get("workflowUuid")
     if not wf_uuid:
         if body.get("nodes") is not None:
@@ -145,13 +150,12 @@ def create_batch(req: Request) -> dict[str, Any]:
         records, stored, inputs = _resolve_tool(store, wf_uuid, store.ids.hex(16), data)
     if not records:
         raise data_error("noRecords")
-    b = store.engine.create_batch(wf_uuid, stored, records, req.now, inputs=inputs)
-    return {"batch": serialize.batch(store, b)}
+    return store.engine.create_batch(wf_uuid, stored, records, now, inputs=inputs, user_uuid=user_uuid)
 
 
 def _get(store: Store, uuid: str) -> BatchState:
     b = store.engine.batches.get(uuid)
-    if b is None:
+    if b is None or b.hidden:
         raise ApiError("batchNotFound")
     return b
 
@@ -196,7 +200,7 @@ def list_batches(req: Request) -> dict[str, Any]:
 def ordered_batches(store: Store) -> list[BatchState]:
     """Batches in the order of the ``batch_list_order`` variant (``unordered``: a fixed hash order)."""
     order = store.variants["batch_list_order"]
-    items = list(store.engine.batches.values())
+    items = [b for b in store.engine.batches.values() if not b.hidden]
     if order == "newest_first":
         return sorted(items, key=lambda b: b.seq, reverse=True)
     if order == "oldest_first":
@@ -230,7 +234,6 @@ def download_batch(req: Request) -> dict[str, Any]:
     store = req.store
     b = _get(store, req.params["uuid"])
     body = req.json_obj()
-    strict_keys(body, ("outputNodeSlug",))
     if not b.finished:
         raise ApiError("batchNotFinished")
     spec = store.spec_for(b.workflow_uuid)
@@ -247,14 +250,15 @@ def download_batch(req: Request) -> dict[str, Any]:
 
 def register(router: Router) -> None:
     """Register this module's routes."""
-    router.add("POST", "/orchestration/batches", create_batch)
+    router.add("POST", "/orchestration/batches", create_batch, ("workflowUuid", "releaseUuid", "nodes", "data"))
     router.add("GET", "/orchestration/batches/list", list_batches)
     router.add("GET", "/orchestration/batches/{uuid}", get_batch)
-    router.add("POST", "/orchestration/batches/{uuid}/cancel", cancel_batch)
-    router.add("POST", "/orchestration/batches/{uuid}/download", download_batch)
+    router.add("POST", "/orchestration/batches/{uuid}/cancel", cancel_batch, ())
+    router.add("POST", "/orchestration/batches/{uuid}/download", download_batch, ("outputNodeSlug",))
 
 
-def schedule_play_batch(store: Store, play: dict[str, Any], change_kinds: tuple[str, ...], at: float) -> BatchState:
+def schedule_play_batch(store: Store, play: dict[str, Any], change_kinds: tuple[str, ...], at: float,
+                        user_uuid: str | None = None) -> BatchState:
     """What Cargo's play scheduler does on a tick: snapshot the play's segment and enrol the
     records of the new change in a ``schedule`` batch created by no user (``userUuid`` null)."""
     change = store.snapshot_segment(play["segmentUuid"], at)
@@ -267,4 +271,4 @@ def schedule_play_batch(store: Store, play: dict[str, Any], change_kinds: tuple[
         "removedRecordsCount": change["removedRecordsCount"], "addedRecordsCount": change["addedRecordsCount"],
         "unchangedRecordsCount": change["unchangedRecordsCount"],
     }
-    return store.engine.create_batch(play["workflowUuid"], stored, records, at, system=True)
+    return store.engine.create_batch(play["workflowUuid"], stored, records, at, system=True, user_uuid=user_uuid)

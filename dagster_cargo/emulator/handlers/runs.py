@@ -9,10 +9,25 @@ from ..engine import RunState
 from ..errors import ApiError, zod_enum_error
 from ..server import Request, Router
 from ..store import Store
-from .batches import resolve_output_slug
+from .batches import resolve_output_slug, tool_record
 from .common import as_bool, as_list, as_time, paginate
 
 EXPORT_LIMIT = 10_000
+
+#: Top-level body keys each endpoint declares (REFERENCE §3.5); anything else → 400 unrecognized_keys.
+RUN_FILTER_KEYS = ("workflowUuid", "userUuid", "batchUuid", "releaseUuid", "statuses", "parentBatchUuid",
+                   "parentUuid", "parentNodeUuid", "isGroupParent", "recordId", "recordTitle", "recordTitleOrId",
+                   "isFinished", "executionsFilter", "createdAfter", "createdBefore", "updatedAfter",
+                   "updatedBefore")
+#: ``isFinished`` is left out on purpose: the API rejects it with ``unrecognized_keys`` (CARGO-DOCS 2.6).
+DOWNLOAD_OUTPUTS_KEYS = ("workflowUuid", "outputNodeSlug", "format", "batchUuid", "releaseUuid", "statuses",
+                         "parentBatchUuid", "parentUuid", "parentNodeUuid", "isGroupParent", "recordId",
+                         "recordTitle", "recordTitleOrId", "executionsFilter", "createdAfter", "createdBefore",
+                         "limit", "offset")
+DOWNLOAD_RUNS_KEYS = ("workflowUuid", "uuids", "batchUuid", "releaseUuid", "statuses", "parentBatchUuid",
+                      "parentUuid", "parentNodeUuid", "isGroupParent", "recordId", "recordTitle", "recordTitleOrId",
+                      "isFinished", "executionsFilter", "createdAfter", "createdBefore", "updatedAfter",
+                      "updatedBefore")
 
 
 def _node_status(store: Store, run: RunState, slug: str, now: float) -> tuple[str, str | None]:
@@ -174,11 +189,84 @@ def get_run(req: Request) -> dict[str, Any]:
             "runComputedConfigs": dict(run.configs)}
 
 
+def create_run(req: Request) -> dict[str, Any]:
+    """POST /orchestration/runs → ``{run}``: one record through a **tool**, asynchronously (the run comes back
+    ``pending`` with ``batchUuid: null`` and ``releaseUuid`` set, CARGO-DOCS 11.1); a play → ``playNotCompatible``."""
+    store = req.store
+    body = req.json_obj()
+    wf, rel, nodes = body.get("workflowUuid"), body.get("releaseUuid"), body.get("nodes")
+    if nodes is not None:
+        if wf or rel:  # CARGO-DOCS 11.3: both a release and nodes
+            raise ApiError("invalidReleaseOrCustomNodes")
+        raise ApiError("invalidReleaseOrCustomNodes", "Ad-hoc nodes are not supported by the emulator.")
+    if not wf or wf not in store.workflows:
+        raise ApiError("workflowNotFound")
+    if rel is not None and store.releases.get(rel, {}).get("workflowUuid") != wf:
+        raise ApiError("invalidReleaseOrCustomNodes")
+    spec = store.spec_for(wf)
+    if spec.kind == "play":
+        raise ApiError("playNotCompatible")
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise ApiError("invalidData")
+    if store.credits_remaining <= 0:
+        raise ApiError("notEnoughCredits")
+    record = tool_record(store, data, [f["slug"] for f in spec.form_fields])
+    run = store.engine.create_run(wf, record, data, req.now)
+    return {"run": serialize.run(store, run, req.now)}
+
+
+_RECORD_TO_RUN = {"ids": None, "runUuids": "uuids", "title": "recordTitle", "titleOrId": "recordTitleOrId",
+                  "parentRunUuid": "parentUuid"}
+
+
+def download_record_outputs(req: Request) -> dict[str, Any]:
+    """POST /orchestration/records/download-outputs → ``{url}``: one row per **record id** (its most recent
+    run), same columns as ``runs/download-outputs``; csv (default) or json; ``noRecordsFound`` /
+    ``tooManyRecords`` (> 10 000)."""
+    store = req.store
+    body = req.json_obj()
+    wf = body.get("workflowUuid")
+    if not wf or wf not in store.workflows:
+        raise ApiError("workflowNotFound")
+    fmt = body.get("format") or "csv"
+    if fmt not in ("csv", "json"):
+        raise zod_enum_error("format", fmt, ("csv", "json"))
+    slug = resolve_output_slug(store, wf, body.get("outputNodeSlug"))
+    selection = {(_RECORD_TO_RUN.get(k) or k): v for k, v in body.items()
+                 if k not in ("limit", "offset", "format", "outputNodeSlug", "ids")}
+    ids = as_list(body.get("ids"))
+    latest: dict[str, RunState] = {}
+    for run in sorted(select_runs(store, selection, req.now), key=lambda r: r.seq):
+        if ids is None or run.record_id in {str(i) for i in ids}:
+            latest.pop(run.record_id, None)
+            latest[run.record_id] = run  # keeps the newest, ordered by its creation
+    runs = list(latest.values())
+    if body.get("limit") is not None or body.get("offset") is not None:
+        runs = paginate(runs, body, default_limit=EXPORT_LIMIT + 1, max_limit=EXPORT_LIMIT + 1)
+    if not runs:
+        raise ApiError("noRecordsFound")
+    if len(runs) > EXPORT_LIMIT:
+        raise ApiError("tooManyRecords")
+    columns, rows = exports.output_rows(store, runs, slug, req.now)
+    v = store.variants
+    return {"url": req.base_url + store.downloads.create(columns, rows, fmt, gzip=v["download_gzip"],
+                                                         json_shape=v["json_shape"])}
+
+
+RECORD_OUTPUTS_KEYS = ("workflowUuid", "outputNodeSlug", "format", "ids", "runUuids", "title", "titleOrId",
+                       "releaseUuid", "batchUuid", "statuses", "parentBatchUuid", "parentRunUuid", "parentNodeUuid",
+                       "isGroupParent", "executionsFilter", "createdAfter", "createdBefore", "limit", "offset")
+
+
 def register(router: Router) -> None:
     """Register this module's routes."""
-    router.add("POST", "/orchestration/runs/list", list_runs)
-    router.add("POST", "/orchestration/runs/count", count_runs)
-    router.add("POST", "/orchestration/runs/metrics", run_metrics)
-    router.add("POST", "/orchestration/runs/download-outputs", download_outputs)
-    router.add("POST", "/orchestration/runs/download", download_runs)
+    router.add("POST", "/orchestration/runs", create_run, ("workflowUuid", "releaseUuid", "nodes", "data"))
+    router.add("POST", "/orchestration/records/download-outputs", download_record_outputs, RECORD_OUTPUTS_KEYS)
+    router.add("POST", "/orchestration/runs/list", list_runs, (*RUN_FILTER_KEYS, "limit", "offset"))
+    router.add("POST", "/orchestration/runs/count", count_runs, RUN_FILTER_KEYS)
+    router.add("POST", "/orchestration/runs/metrics", run_metrics,
+               ("workflowUuid", "releaseUuid", "batchUuid", "createdAfter", "createdBefore"))
+    router.add("POST", "/orchestration/runs/download-outputs", download_outputs, DOWNLOAD_OUTPUTS_KEYS)
+    router.add("POST", "/orchestration/runs/download", download_runs, DOWNLOAD_RUNS_KEYS)
     router.add("GET", "/orchestration/runs/{uuid}", get_run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import filters, serialize
-from ..errors import ApiError
+from ..errors import ApiError, zod_error
 from ..server import Request, Router
 from ..store import CHANGE_KINDS
 from .common import as_bool, as_int, paginate
@@ -39,7 +39,8 @@ def fetch_segment(req: Request) -> dict[str, Any]:
         raise ApiError("invalidFilter")
     try:
         records = filters.apply(store.model_records(str(model_uuid)), body.get("filter"), body.get("sort"),
-                                body.get("limit"), segments=store._segment_ids)
+                                body.get("limit"), segments=store._segment_ids,
+                                columns=store.column_types(str(model_uuid)))
     except filters.FilterError as exc:
         raise ApiError("invalidFilter", f"Invalid filter: {exc}") from None
     offset = as_int(body.get("fetchingOffset"), "fetchingOffset") or 0
@@ -52,6 +53,9 @@ def fetch_segment(req: Request) -> dict[str, Any]:
 def list_changes(req: Request) -> dict[str, Any]:
     """GET /segmentation/changes/list (segmentUuid, notEmpty, hasRecords, limit, offset) — newest first."""
     q = req.query
+    if not q.get("segmentUuid"):  # required (CARGO-DOCS 8.2, 10.2)
+        raise zod_error([{"code": "invalid_type", "expected": "string", "received": "undefined",
+                          "path": ["segmentUuid"], "message": "Required"}])
     not_empty = as_bool(q.get("notEmpty"))
     has = q.get("hasRecords")
     if has is not None and has not in CHANGE_KINDS:
@@ -90,18 +94,71 @@ def fetch_change(req: Request) -> dict[str, Any]:
         raise ApiError("segmentNotFound")
     body = req.json_obj()
     kinds = body.get("kinds")
+    if kinds is None:  # required (CARGO-DOCS 8.2): a zod "expected array, received undefined"
+        raise zod_error([{"code": "invalid_type", "expected": "array", "received": "undefined",
+                          "path": ["kinds"], "message": "Required"}])
     if not isinstance(kinds, list) or any(k not in CHANGE_KINDS for k in kinds):
         raise ApiError(None, "kinds must be an array of ChangeKind.", status=400)
-    records = [rec for kind, rec in c.entries.values() if kind in kinds]
-    return {"records": paginate(records, body), "count": len(records),
-            "columns": serialize.segmentation_columns(store, seg["modelUuid"])}
+    # rows start with _kind, _id, _title, _time, then the model's columns (CARGO-DOCS 8.2)
+    time_col = store.models[seg["modelUuid"]].get("timeColumnSlug")
+    records = [{"_kind": kind, "_id": rec.get("_id"), "_title": rec.get("_title"),
+                "_time": rec.get(time_col) if time_col else None,
+                **{k: v for k, v in rec.items() if k not in ("_id", "_title")}}
+               for kind, rec in c.entries.values() if kind in kinds]
+    meta = [{"slug": "_kind", "type": "string", "label": "_kind", "modelUuid": seg["modelUuid"]},
+            {"slug": "_time", "type": "date", "label": "_time", "modelUuid": seg["modelUuid"]}]
+    columns = serialize.segmentation_columns(store, seg["modelUuid"])
+    columns = [meta[0], *[c for c in columns if c["slug"] in ("_id", "_title")], meta[1],
+               *[c for c in columns if c["slug"] not in ("_id", "_title")]]
+    return {"records": paginate(records, body), "count": len(records), "columns": columns}
+
+
+def download_segment(req: Request) -> dict[str, Any]:
+    """POST /segmentation/segments/download body ``{modelUuid, filter, sort?, limit?}`` → ``{urls: [url]}``:
+    a model + filter (not a segment uuid), exported as one CSV of the matching records with the model's
+    columns; the signed URL expires (CARGO-DOCS 8.5)."""
+    store = req.store
+    body = req.json_obj()
+    model_uuid = body.get("modelUuid")
+    if model_uuid not in store.models:
+        raise ApiError("modelNotFound")
+    if "filter" not in body:
+        raise zod_error([{"code": "invalid_type", "expected": "object", "received": "undefined",
+                          "path": ["filter"], "message": "Required"}])
+    try:
+        records = filters.apply(store.model_records(str(model_uuid)), body.get("filter"), body.get("sort"),
+                                body.get("limit"), segments=store._segment_ids,
+                                columns=store.column_types(str(model_uuid)))
+    except filters.FilterError as exc:
+        raise ApiError("invalidFilter", f"Invalid filter: {exc}") from None
+    columns = [c["slug"] for c in store.models[str(model_uuid)]["columns"]]
+    return {"urls": [req.base_url + store.downloads.create(columns, records, "csv", prefix="segments")]}
+
+
+def fetch_records(req: Request) -> dict[str, Any]:
+    """POST /segmentation/records/fetch body ``{modelUuid, ids, resetCache?}`` → ``{records}``; an unknown id
+    is simply absent (``records: []``, not an error, CARGO-DOCS 8.5)."""
+    store = req.store
+    body = req.json_obj()
+    for key, expected in (("modelUuid", "string"), ("ids", "array")):
+        if key not in body:
+            raise zod_error([{"code": "invalid_type", "expected": expected, "received": "undefined",
+                              "path": [key], "message": "Required"}])
+    table = store.records.get(str(body["modelUuid"]))
+    if table is None:
+        raise ApiError("modelNotFound")
+    ids = body["ids"] if isinstance(body["ids"], list) else []
+    return {"records": [dict(table[str(i)]) for i in ids if str(i) in table]}
 
 
 def register(router: Router) -> None:
     """Register this module's routes."""
     router.add("GET", "/segmentation/segments/list", list_segments)
-    router.add("POST", "/segmentation/segments/fetch", fetch_segment)
+    router.add("POST", "/segmentation/records/fetch", fetch_records, ("modelUuid", "ids", "resetCache"))
+    router.add("POST", "/segmentation/segments/download", download_segment, ("modelUuid", "filter", "sort", "limit"))
+    router.add("POST", "/segmentation/segments/fetch", fetch_segment,
+               ("modelUuid", "filter", "sort", "limit", "fetchingLimit", "fetchingOffset", "enrich", "sync"))
     router.add("GET", "/segmentation/segments/{uuid}", get_segment)
     router.add("GET", "/segmentation/changes/list", list_changes)
     router.add("GET", "/segmentation/changes/{uuid}", get_change)
-    router.add("POST", "/segmentation/changes/{uuid}/fetch", fetch_change)
+    router.add("POST", "/segmentation/changes/{uuid}/fetch", fetch_change, ("kinds", "limit", "offset"))

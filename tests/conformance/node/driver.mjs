@@ -20,6 +20,10 @@
 //             the current user (the creator of those batches)
 //   lifecycle (real clock) list plays -> create -> poll get until terminal -> download ->
 //             plain fetch of the URL (no token)
+//   fidelity  (real clock) behaviours from Cargo's own docs: a single tool run polled until terminal and
+//             a play's run create (playNotCompatible); file upload + listColumns + a file batch; a tool
+//             batch with failed runs downloaded (one row per input record) and its download-outputs
+//             rows; usage units; an unknown body key; a misspelled conjonction
 //   credits   create a batch on a workspace without credits
 //   auth      calls with a token the server does not know
 import { readFileSync, writeFileSync } from "node:fs";
@@ -390,6 +394,114 @@ async function lifecycle() {
   return { play, batch, statusesSeen: seen, polls };
 }
 
+async function pollBatch(name, uuid) {
+  const deadline = Date.now() + Number(args["timeout-ms"] ?? 90000);
+  let batch;
+  while (uuid && Date.now() < deadline) {
+    const got = await call(name, () => api.orchestration.batch.get(uuid));
+    batch = got.result?.batch;
+    if (!got.ok || batch === undefined || TERMINAL.has(batch.status)) break;
+    await sleep(100);
+  }
+  return batch;
+}
+
+async function fidelity() {
+  const { play, tool } = await discover();
+  // 1. a single-record run of a tool, polled with run get until terminal; a play cannot
+  const created = await call("runs.create", () =>
+    api.orchestration.run.create({ workflowUuid: tool.workflowUuid, data: { domain: "single.example.com" } }),
+  );
+  const runUuid = created.result?.run?.uuid;
+  const runStatuses = [];
+  const deadline = Date.now() + Number(args["timeout-ms"] ?? 90000);
+  while (runUuid && Date.now() < deadline) {
+    const got = await call("runs.get.poll", () => api.orchestration.run.get(runUuid));
+    const status = got.result?.run?.status;
+    if (runStatuses[runStatuses.length - 1] !== status) runStatuses.push(status);
+    if (!got.ok || TERMINAL.has(status)) break;
+    await sleep(100);
+  }
+  await call("runs.create.play", () =>
+    api.orchestration.run.create({ workflowUuid: play.workflowUuid, data: { domain: "x.example.com" } }),
+  );
+
+  // 2. upload a CSV, list its columns, run a file batch over it (one run per data row)
+  const csvText = "Website,Company\nfile-1.example.com,File One\nfile-2.example.com,File Two\nfile-3.example.com,File Three\n";
+  let uploaded = null;
+  await call("files.upload", async () => {
+    let failed = false;
+    await api.workspaceManagement.file.upload({
+      file: new File([csvText], "fidelity.csv", { type: "text/csv" }),
+      onProgress: () => {},
+      onComplete: (f) => { uploaded = f; },
+      onError: () => { failed = true; },
+    });
+    if (failed) throw new Error("upload failed (onError)");
+    return uploaded;
+  });
+  await call("files.listColumns", () => api.workspaceManagement.file.listColumns({ s3Filename: uploaded?.s3Filename }));
+  const fileBatch = await call("batches.create.file", () =>
+    api.orchestration.batch.create({
+      workflowUuid: tool.workflowUuid,
+      data: { kind: "file", s3Filename: uploaded?.s3Filename, mappings: { domain: "Website", company_name: "Company" } },
+    }),
+  );
+  const fileDone = await pollBatch("batches.get.file", fileBatch.result?.batch?.uuid);
+  const fd = await call("batches.download.file", () => api.orchestration.batch.download({ uuid: fileDone?.uuid }));
+  if (fd.ok && fd.result?.url) await fetchFile("file.batch.file", fd.result.url);
+
+  // 3. a tool batch whose runs partly fail (no domain): one row per input record
+  const records = [
+    { domain: "ok-1.example.com", company_name: "Ok One" },
+    { company_name: "No Domain" },
+    { domain: "ok-2.example.com", company_name: "Ok Two" },
+    { domain: "", company_name: "Empty Domain" },
+  ];
+  const failing = await call("batches.create.failing", () =>
+    api.orchestration.batch.create({ workflowUuid: tool.workflowUuid, data: { kind: "records", records } }),
+  );
+  const failingDone = await pollBatch("batches.get.failing", failing.result?.batch?.uuid);
+  const dl = await call("batches.download.failing", () => api.orchestration.batch.download({ uuid: failingDone?.uuid }));
+  if (dl.ok && dl.result?.url) await fetchFile("file.batch.failing", dl.result.url);
+  const outs = await call("runs.downloadOutputs.failing", () =>
+    api.orchestration.run.downloadOutputs({ workflowUuid: tool.workflowUuid, batchUuid: failingDone?.uuid, format: "json" }),
+  );
+  if (outs.ok && outs.result?.url) await fetchFile("file.outputs.failing", outs.result.url);
+  const outsCsv = await call("runs.downloadOutputs.failing.csv", () =>
+    api.orchestration.run.downloadOutputs({ workflowUuid: tool.workflowUuid, batchUuid: failingDone?.uuid }),
+  );
+  if (outsCsv.ok && outsCsv.result?.url) await fetchFile("file.outputs.failing.csv", outsCsv.result.url);
+
+  // 4. usage units: the three, an invalid one, none (interleaved)
+  const day = (d) => d.toISOString().slice(0, 10);
+  const from = new Date(Date.now() - 86400000);
+  const to = new Date(Date.now() + 86400000);
+  for (const unit of ["billing.credits", "orchestration.executions", "storage.records", "credits"]) {
+    await call(`billing.usage.${unit}`, () => api.billing.usage.getMetrics({ from: day(from), to: day(to), unit }));
+  }
+  await call("billing.usage.noUnit", () => api.billing.usage.getMetrics({ from: day(from), to: day(to) }));
+  await call("billing.subscription", () => api.billing.subscription.get());
+
+  // 5. an unknown body key; 6. a misspelled conjonction (dropped: empty 200)
+  await call("runs.list.unknownKey", () =>
+    api.orchestration.run.list({ workflowUuid: tool.workflowUuid, notAKey: true }),
+  );
+  await call("segments.fetch.conjunction", () =>
+    api.segmentation.segment.fetch({
+      modelUuid: play.modelUuid,
+      filter: { conjunction: "and", groups: [{ conjunction: "and", conditions: [{ kind: "string", columnSlug: "domain", operator: "isNotNull" }] }] },
+    }),
+  );
+  await call("segments.fetch.conjonction", () =>
+    api.segmentation.segment.fetch({
+      modelUuid: play.modelUuid,
+      filter: { conjonction: "and", groups: [{ conjonction: "and", conditions: [{ kind: "string", columnSlug: "domain", operator: "isNotNull" }] }] },
+    }),
+  );
+  return { play, tool, runUuid, runStatuses, uploaded, csvText, records, fileBatch: fileDone, failingBatch: failingDone };
+}
+
 async function credits() {
   const { play, tool } = await discover();
   const records = await toolRecords(tool, 2);
@@ -412,7 +524,7 @@ async function auth() {
   return {};
 }
 
-const scenarios = { catalog, start, finish, lifecycle, credits, auth };
+const scenarios = { catalog, start, finish, lifecycle, fidelity, credits, auth };
 if (!(scenario in scenarios)) {
   console.error(`unknown scenario ${scenario}`);
   process.exit(2);
