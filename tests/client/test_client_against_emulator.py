@@ -56,7 +56,7 @@ def test_catalog_calls(cargo, emulator):
     segments = cargo.list_segments()
     assert any(s.from_play for s in segments) and any(not s.from_play for s in segments)
     own = next(s for s in segments if s.uuid == play.segment_uuid)
-    assert cargo.get_segment(own.uuid).records_count == own.records_count > 0
+    assert cargo.get_segment(own.uuid).records_count == own.records_count  # a play segment: never populated (8.3)
     assert cargo.list_changes(segment_uuid=own.uuid)[0].segment_uuid == own.uuid
 
 
