@@ -40,7 +40,7 @@ def test_credit_usage_summary_in_a_plain_script_on_an_envvar_resource(emulator, 
     env = {"CARGO_API_TOKEN": TOKEN, "CARGO_BASE_URL": emulator.base_url, "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "columns ['date', 'group', 'name', 'usage', 'credits']" in out.stdout
+    assert "columns ['date', 'group', 'name', 'slug', 'credits', 'executions', 'execution_credits', 'storage_records']" in out.stdout
     assert "remaining " in out.stdout
     assert "plays 0" not in out.stdout
     assert TOKEN not in out.stdout + out.stderr

@@ -7,7 +7,7 @@ an asset selection), and what the UI then shows is right:
 * the run succeeds (status polled through GraphQL);
 * the latest materialization of each Cargo asset is the one from that run and carries the
   credit metadata, and ``dagster-cargo/credits_used`` is exactly what Cargo (the emulator)
-  reports for that batch (``creditsUsedCount``) — the number a user sees in the UI is the
+  bills for that batch (its ``creditsUsedCount`` plus 0.01 credit per node execution) — the number a user sees in the UI is the
   number Cargo bills;
 * the asset checks declared on the selected assets were evaluated in that run.
 
@@ -259,9 +259,16 @@ def test_latest_materialization_carries_the_batch_credits(dagster_webserver, car
                          headers={"authorization": f"Bearer {EMULATOR_TOKEN}"}, timeout=10.0)
     assert response.status_code == 200, response.text
     batch = response.json()["batch"]
-    assert credits["floatValue"] == pytest.approx(float(batch["creditsUsedCount"]), rel=1e-9, abs=1e-9), (
-        f"{asset}: UI shows {credits['floatValue']} credits, Cargo reports {batch['creditsUsedCount']} "
+    # what the UI shows is the bill: Cargo's provider credits (the batch's creditsUsedCount) plus the
+    # execution charge of 0.01 credit per node execution, which creditsUsedCount leaves out
+    provider = metadata["dagster-cargo/provider_credits"]["floatValue"]
+    executions = metadata["dagster-cargo/node_executions"]["intValue"]
+    charge = metadata["dagster-cargo/execution_charge"]["floatValue"]
+    assert provider == pytest.approx(float(batch["creditsUsedCount"]), abs=1e-9), (
+        f"{asset}: UI shows {provider} provider credits, Cargo reports {batch['creditsUsedCount']} "
         f"for batch {batch_uuid['text']}")
+    assert executions > 0 and charge == pytest.approx(executions * 0.01, abs=1e-9)
+    assert credits["floatValue"] == pytest.approx(provider + charge, abs=1e-6), credits
     assert "dagster-cargo/batch_url" not in metadata  # the emulator has no web app to link to
     assert "dagster-cargo/batch_count" not in metadata  # one batch: no always-1 plot
 
