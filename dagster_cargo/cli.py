@@ -27,10 +27,17 @@ def _run_emulator(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"Invalid fault options: {exc}", file=sys.stderr)
         return 2
+    from dagster_cargo.emulator.variants import parse_variant_option
+
+    try:
+        variants = dict(parse_variant_option(v) for v in args.variant or [])
+    except ValueError as exc:
+        print(f"Invalid --variant: {exc}", file=sys.stderr)
+        return 2
     emu = CargoEmulator(token=args.token, speed=args.speed, seed=args.seed,
                         run_failure_rate=args.run_failure_rate, credits=args.credits, host=args.host,
                         port=args.port, max_concurrent_runs=args.max_concurrent_runs, faults=faults,
-                        extra_workflows=args.extra_workflows)
+                        extra_workflows=args.extra_workflows, variants=variants)
     stopping = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -144,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--extra-workflows", type=int, default=0,
                      help="seed this many more runnable plays and tools, for scale tests (e.g. 996 → 1,000)")
     _add_fault_flags(emu)
+    emu.add_argument("--variant", action="append", metavar="NAME=VALUE",
+                     help="layout variant where Cargo's docs leave a behaviour open (repeatable; see EMULATOR.md)")
     emu.set_defaults(func=_run_emulator)
     snap = sub.add_parser("snapshot", help="Write the workspace's plays and tools to a JSON file.")
     snap.add_argument("-o", "--output", required=True, help="file to write, e.g. cargo_workspace.json")

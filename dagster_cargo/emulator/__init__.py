@@ -7,5 +7,6 @@ from __future__ import annotations
 
 from .emulator import CargoEmulator
 from .faults import FAULT_KINDS, FaultInjector, FaultProfile
+from .variants import VARIANTS
 
-__all__ = ["FAULT_KINDS", "CargoEmulator", "FaultInjector", "FaultProfile"]
+__all__ = ["FAULT_KINDS", "VARIANTS", "CargoEmulator", "FaultInjector", "FaultProfile"]

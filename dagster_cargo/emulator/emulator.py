@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from .clock import Clock
@@ -12,6 +13,7 @@ from .handlers import build_router
 from .seed import seed_synthetic_workflows, seed_workspace
 from .server import make_server
 from .store import Store
+from .variants import check_variants
 
 
 class CargoEmulator:
@@ -28,6 +30,8 @@ class CargoEmulator:
         max_concurrent_runs: runs executing at once per batch.
         faults: a :class:`~dagster_cargo.emulator.faults.FaultProfile` (``None`` = no random faults);
             the injector is :attr:`faults` either way (scripted faults, counts, profile changes).
+        variants: layout variants where Cargo's docs leave a behaviour open (name -> value, see
+            :data:`~dagster_cargo.emulator.variants.VARIANTS`; unknown names or values raise ``ValueError``).
         extra_workflows: seed this many more plays and tools (half each, plays first when odd) on top of
             the 2 + 2 seeded ones, for scale tests: ``extra_workflows=996`` gives 1,000. They are renamed,
             runnable copies of the seeded workflows (``"Score inbound companies #0001"``, ...); see
@@ -37,7 +41,8 @@ class CargoEmulator:
     def __init__(self, token: str = "test-token", speed: float = 1.0, seed: int = 0,
                  run_failure_rate: float = 0.05, credits: int = 100_000, host: str = "127.0.0.1",
                  port: int = 0, clock: str = "real", max_concurrent_runs: int = 10,
-                 faults: FaultProfile | None = None, extra_workflows: int = 0) -> None:
+                 faults: FaultProfile | None = None, extra_workflows: int = 0,
+                 variants: Mapping[str, str] | None = None) -> None:
         if not 0.0 <= run_failure_rate <= 1.0:
             raise ValueError("run_failure_rate must be within [0, 1]")
         if extra_workflows < 0:
@@ -47,7 +52,7 @@ class CargoEmulator:
         self._port = port
         self.clock = Clock(clock, speed)
         self.store = Store(self.clock, seed=seed, run_failure_rate=run_failure_rate, credits=credits,
-                           max_concurrent_runs=max_concurrent_runs)
+                           max_concurrent_runs=max_concurrent_runs, variants=dict(variants or {}))
         seed_workspace(self.store)
         seed_synthetic_workflows(self.store, extra_workflows)
         self.router = build_router()
@@ -115,6 +120,24 @@ class CargoEmulator:
     def request_log(self) -> list[dict[str, Any]]:
         """Recorded requests ``{method, path, query, headers, json}`` (authorization redacted). Clearable."""
         return self._log
+
+    @property
+    def variants(self) -> dict[str, str]:
+        """The current layout variants (a copy; change them with :meth:`set_variants`)."""
+        return dict(self.store.variants)
+
+    def set_variants(self, **values: str) -> None:
+        """Switch layout variants at run time (validated; ``ValueError`` lists the allowed values)."""
+        checked = check_variants(values)
+        with self.store.lock:
+            self.store.variants.update(checked)
+
+    @property
+    def credits_used(self) -> float:
+        """Credits the subscription has lost: provider cost + 0.01 per node execution (exact to 0.01)."""
+        with self.store.lock:
+            self.store.sync()
+            return self.store.credits_used
 
     def advance(self, seconds: float) -> None:
         """Advance simulated time by ``seconds`` and process everything due (deterministic with manual clock)."""

@@ -7,9 +7,14 @@ other with deterministic per-node durations. Events (state changes, node complet
 global time order by :meth:`Engine.advance_to`, which every request calls first — so state is the same
 whether or not somebody polled in between.
 
-Credits are debited when a node execution *completes*. If the balance cannot cover a node at that moment the
-execution fails with ``Not enough credits.`` (0 credits) and the run ends in ``error``; the batch carries on
-and still ends ``success`` (see EMULATOR.md).
+Provider credits are debited when a node execution *completes*. If the balance cannot cover a node at that
+moment the execution fails with ``Not enough credits.`` (0 credits) and the run ends in ``error``; the batch
+carries on and still ends ``success`` (see EMULATOR.md). Every node execution, errored ones included, also
+bills the execution charge (0.01 credit, CARGO-DOCS 5.2), attributed to no node.
+
+A ``filter`` node that evaluates false stops its run (status per the ``filter_stop_status`` variant); a play
+with ``runCreationRule: "once"`` marks records that already ran in an earlier batch ``skipped`` without
+executing anything (dedupe, CARGO-DOCS 4.1).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .store import UsageEvent
 from .util import stable_hash, unit_float
-from .workflows import NodeFailure, NodeSpec, WorkflowSpec
+from .workflows import NodeFailure, NodeSpec, WorkflowSpec, filter_passes, is_filter
 
 if TYPE_CHECKING:
     from .store import Store
@@ -71,13 +76,21 @@ class Step:
     end: float
 
 
+def planned_stop(spec: WorkflowSpec, record: dict[str, Any]) -> int | None:
+    """Index of the first ``filter`` node that stops ``record`` (evaluates false), else ``None``."""
+    for i, node in enumerate(spec.nodes):
+        if is_filter(node) and not filter_passes(node, record):
+            return i
+    return None
+
+
 @dataclass
 class Execution:
     """A finished node execution."""
 
     index: int
     status: str  # success | error
-    credits: int
+    credits: int  # provider cost only (CARGO-DOCS 5.1)
     start: float
     end: float
     error: str | None
@@ -103,17 +116,19 @@ class RunState:
     created_at: float
     steps: list[Step]
     failure: tuple[int, str] | None
+    input: dict[str, Any] = field(default_factory=dict)  # the record as sent (first node's resolved config)
+    stop_at: int | None = None  # index of the filter node that stops this run
     executions: list[Execution] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
     configs: dict[str, Any] = field(default_factory=dict)
-    status: str = "pending"  # pending | success | error | cancelled (running is derived from time)
+    status: str = "pending"  # pending | success | error | skipped | cancelled (running derived from time)
     error: str | None = None
     finished_at: float | None = None
     updated_at: float = 0.0
 
     @property
     def finished(self) -> bool:
-        return self.status in ("success", "error", "cancelled")
+        return self.status in ("success", "error", "cancelled", "skipped")
 
 
 @dataclass
@@ -128,6 +143,7 @@ class BatchState:
     data: dict[str, Any]
     records: list[dict[str, Any]]
     created_at: float
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # records as sent, aligned with ``records``
     status: str = "pending"
     updated_at: float = 0.0
     finished_at: float | None = None
@@ -137,7 +153,8 @@ class BatchState:
     runs_count: int = 0
     executed: int = 0
     failed: int = 0
-    credits: int = 0
+    credits: int = 0  # provider credits
+    executions: int = 0  # node executions (each billed 0.01 credit)
     cancel_at: float | None = None
 
     @property
@@ -160,16 +177,20 @@ class Engine:
 
     # ------------------------------------------------------------------ public API
     def create_batch(self, workflow_uuid: str, data: dict[str, Any], records: list[dict[str, Any]],
-                     at: float, system: bool = False) -> BatchState:
+                     at: float, system: bool = False, inputs: list[dict[str, Any]] | None = None,
+                     user_uuid: str | None = None) -> BatchState:
         """Register a batch whose input was already resolved to ``records``; it starts ``pending``.
 
-        ``system=True`` marks a batch Cargo created itself (a play schedule): ``userUuid`` is null.
+        ``system=True`` marks a batch Cargo created itself (a play schedule): ``userUuid`` is null unless
+        ``user_uuid`` names another user. ``inputs`` are the records as the caller sent them (default:
+        ``records``).
         """
         s = self.store
+        user = user_uuid if user_uuid is not None else (None if system else s.user_uuid)
         b = BatchState(uuid=s.ids.uuid(), seq=next(self._batch_seq), workflow_uuid=workflow_uuid,
-                       release_uuid=s.deployed_release[workflow_uuid], user_uuid=None if system else s.user_uuid,
-                       data=data,
-                       records=records, created_at=at, updated_at=at)
+                       release_uuid=s.deployed_release[workflow_uuid], user_uuid=user,
+                       data=data, records=records, created_at=at, updated_at=at,
+                       inputs=[dict(r) for r in (inputs if inputs is not None else records)])
         self.batches[b.uuid] = b
         self._push(at + PENDING_SECONDS, "querying", b.uuid)
         return b
@@ -209,26 +230,48 @@ class Engine:
         b.status, b.updated_at, b.runs_count = "running", t, len(b.records)
         slots = [t] * max(1, min(s.max_concurrent_runs, len(b.records)))
         heapq.heapify(slots)
-        for rec in b.records:
+        seen = self._already_run(b, spec)
+        for rec, raw in zip(b.records, b.inputs):
             rid = str(rec["_id"])
+            skip = seen is not None and rid in seen
+            stop = planned_stop(spec, rec)
             failure = planned_failure(s.seed, s.run_failure_rate, b.workflow_uuid, rid, spec)
-            last = failure[0] if failure else len(spec.nodes) - 1
-            start = heapq.heappop(slots)
-            steps, cursor = [], start
-            for i in range(last + 1):
-                d = node_duration(s.seed, b.uuid, rid, spec.nodes[i])
-                steps.append(Step(i, cursor, cursor + d))
-                cursor += d
-            heapq.heappush(slots, cursor)
+            if failure is not None and stop is not None and failure[0] > stop:
+                failure = None
+            last = min(i for i in (failure[0] if failure else None, stop, len(spec.nodes) - 1) if i is not None)
+            steps: list[Step] = []
+            if not skip:
+                start = heapq.heappop(slots)
+                cursor = start
+                for i in range(last + 1):
+                    d = node_duration(s.seed, b.uuid, rid, spec.nodes[i])
+                    steps.append(Step(i, cursor, cursor + d))
+                    cursor += d
+                heapq.heappush(slots, cursor)
             run = RunState(uuid=s.ids.uuid(), seq=next(self._run_seq), batch_uuid=b.uuid,
                            workflow_uuid=b.workflow_uuid, release_uuid=b.release_uuid, trace_uuid=s.ids.uuid(),
                            user_uuid=b.user_uuid, record_id=rid, record_title=str(rec.get("_title") or rid),
-                           record=rec, created_at=t, steps=steps, failure=failure, updated_at=t)
+                           record=rec, created_at=t, steps=steps, failure=failure, updated_at=t,
+                           input=dict(raw), stop_at=stop)
             self.runs[run.uuid] = run
             b.run_uuids.append(run.uuid)
-            self._push(steps[0].end, "step", run.uuid, 0)
-        if not b.records:
+            if skip:
+                self._finish_run(run, b, t, "skipped", None)
+            else:
+                self._push(steps[0].end, "step", run.uuid, 0)
+            if seen is not None:
+                seen.add(rid)
+        if not b.records or (b.executed >= b.runs_count and b.status == "running"):
             self._finish_batch(b, t)
+
+    def _already_run(self, b: BatchState, spec: WorkflowSpec) -> set[str] | None:
+        """Dedupe (``checkToSkipRuns``): for a play with ``runCreationRule: "once"``, the record ids that
+        already have a run not skipped or cancelled in an earlier batch of the workflow; ``None`` otherwise."""
+        if spec.kind != "play" or spec.run_creation_rule != "once":
+            return None
+        return {r.record_id for r in self.runs.values()
+                if r.workflow_uuid == b.workflow_uuid and r.batch_uuid != b.uuid
+                and r.status not in ("skipped", "cancelled")}
 
     def _on_step(self, t: float, run_uuid: str, idx: int) -> None:
         run = self.runs[run_uuid]
@@ -248,6 +291,8 @@ class Engine:
             config, data = node.compute(run.record, run.context)
         except NodeFailure as exc:
             error = str(exc)
+        if idx == 0 and node.action_slug == "start":
+            config = dict(run.input)
         if error is None and run.failure and run.failure[0] == idx:
             error = run.failure[1]
         credits = 0
@@ -258,7 +303,10 @@ class Engine:
                 self._record_usage(t, run, node, credits)
             else:
                 error = "Not enough credits."
-        self._record_usage(t, run, node, 1, unit="orchestration.executions")
+        s.charge_execution()
+        b.executions += 1
+        self._record_usage(t, run, node, 1, unit="orchestration.executions",
+                           slug="error" if error else "success")
         run.configs[node.slug] = config
         title = None
         if error is None:
@@ -270,6 +318,8 @@ class Engine:
         b.updated_at = t
         if error is not None:
             self._finish_run(run, b, t, "error", error)
+        elif run.stop_at == idx:
+            self._finish_run(run, b, t, s.variants["filter_stop_status"], None)
         elif idx == len(spec.nodes) - 1:
             self._finish_run(run, b, t, "success", None)
         else:
@@ -289,8 +339,8 @@ class Engine:
 
     # ------------------------------------------------------------------ helpers
     def _finish_run(self, run: RunState, b: BatchState, t: float, status: str, error: str | None) -> None:
-        run.status, run.error, run.finished_at = status, error, t
-        b.executed += 1
+        run.status, run.error, run.finished_at, run.updated_at = status, error, t, t
+        b.executed += 1  # success, error and skipped runs all count (see EMULATOR.md, counters)
         if status == "error":
             b.failed += 1
         threshold = 50.0
@@ -304,8 +354,8 @@ class Engine:
     def _finish_batch(self, b: BatchState, t: float) -> None:
         b.status, b.finished_at, b.updated_at = "success", t, t
 
-    def _record_usage(self, t: float, run: RunState, node: NodeSpec, count: int,
-                      unit: str = "billing.credits") -> None:
+    def _record_usage(self, t: float, run: RunState, node: NodeSpec, count: float,
+                      unit: str = "billing.credits", slug: str | None = None) -> None:
         s = self.store
         spec = s.spec_for(run.workflow_uuid)
         model_uuid = s.model_by_slug(spec.model_slug)["uuid"] if spec.model_slug else None
@@ -313,7 +363,9 @@ class Engine:
         if node.integration_slug:
             connector = next((c["uuid"] for c in s.connectors.values()
                               if c["integrationSlug"] == node.integration_slug), None)
-        slug = (node.usage_slug or "execution") if unit == "billing.credits" else "execution"
+        if slug is None:  # billing.credits slug families (CARGO-DOCS 5.6)
+            slug = (f"integration.{node.integration_slug}.action.{node.action_slug}" if node.integration_slug
+                    else f"native.{node.action_slug}")
         s.usage.append(UsageEvent(t, unit, slug, count, run.workflow_uuid, model_uuid, connector,
                                   node.integration_slug))
 
@@ -341,6 +393,8 @@ class Engine:
 
 
 def _title(node: NodeSpec, data: dict[str, Any]) -> str | None:
+    if is_filter(node):
+        return "Condition met" if data.get("result") else "Condition not met"
     if node.kind != "connector":
         return None
     parts = [f"{k}: {v}" for k, v in list(data.items())[:2]]

@@ -29,6 +29,12 @@ MESSAGES: dict[str, str] = {
     "modelNotFound": "Model not found.",
     "datasetNotFound": "Dataset not found.",
     "invalidData": "Invalid data.",
+    "nodeNotFound": "Node not found.",
+    "playNotCompatible": "Play workflows are not compatible with run creation.",
+    "noRecordsFound": "No records found matching the given filters.",
+    "tooManyRecords": "Export is limited to 10,000 records. Please narrow your filters.",
+    "noColumnsFound": "No columns found in the file.",
+    "noFile": "No file provided",
 }
 
 #: Nested ``dataError.reason`` messages for batch creation (REFERENCE §3.4).
@@ -58,6 +64,8 @@ STATUS: dict[str, int] = {
     "modelNotFound": 404,
     "datasetNotFound": 404,
     "noRunsFound": 404,
+    "nodeNotFound": 404,
+    "noRecordsFound": 404,
     "notEnoughCredits": 402,
     "batchAlreadyFinished": 409,
     "batchNotFinished": 409,
@@ -84,12 +92,15 @@ class ApiError(Exception):
         self.message = message
         self.status = status if status is not None else STATUS.get(reason or "", 400)
         self.data_error = data_error
+        self.issues: list[dict[str, Any]] | None = None
 
     def body(self) -> dict[str, Any]:
         """The JSON error body."""
         out: dict[str, Any] = {"errorMessage": self.message}
         if self.reason is not None:
             out["reason"] = self.reason
+        if self.issues is not None:
+            out["issues"] = self.issues
         if self.data_error is not None:
             out["dataError"] = {"reason": self.data_error}
         return out
@@ -98,3 +109,29 @@ class ApiError(Exception):
 def data_error(nested_reason: str, message: str | None = None) -> ApiError:
     """Build a batch-creation ``dataError`` (HTTP 400) with the nested reason."""
     return ApiError("dataError", message=message, status=400, data_error=nested_reason)
+
+
+def zod_error(issues: list[dict[str, Any]]) -> ApiError:
+    """A 400 validation error shaped like a zod error: ``{errorMessage, reason, issues: [{code, path, message,
+    ...}]}`` (CARGO-DOCS 10.1, 10.2: the body carries the issue and its ``path``)."""
+    import json
+
+    reason = str(issues[0]["code"])
+    # the CLI shows such errors as "API error (400): RequestError: [ … zod issues … ]"
+    err = ApiError(reason, "RequestError: " + json.dumps(issues, separators=(",", ":")), status=400)
+    err.issues = issues
+    return err
+
+
+def unrecognized_keys(keys: list[str], path: list[Any] | None = None) -> ApiError:
+    """``400 unrecognized_keys: <key>`` for keys a strict request schema does not declare."""
+    return zod_error([{"code": "unrecognized_keys", "keys": keys, "path": path or [],
+                       "message": "Unrecognized key(s) in object: " + ", ".join(f"'{k}'" for k in keys)}])
+
+
+def zod_enum_error(name: str, received: Any, options: tuple[str, ...]) -> ApiError:
+    """``400`` for a value outside an enum; the message lists the accepted values."""
+    opts = " | ".join(f"'{o}'" for o in options)
+    return zod_error([{"code": "invalid_enum_value", "options": list(options), "path": [name],
+                       "received": received,
+                       "message": f"Invalid enum value. Expected {opts}, received '{received}'"}])

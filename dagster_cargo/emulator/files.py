@@ -21,6 +21,7 @@ import json
 import os
 import secrets
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -44,6 +45,8 @@ class Export:
     expires_in: int
     fetches: int = 0  # successful (200) opens, for fault injection's "first fetch"
     path: str | None = None  # a file on disk served as is (attached outputs), instead of ``rows``
+    gzip: str = "off"  # off | file (gzip bytes, no Content-Encoding) | transport (Content-Encoding: gzip)
+    json_shape: str = "array"  # array | ndjson
 
 
 def _cell(v: Any) -> Any:
@@ -69,6 +72,28 @@ def render_csv(columns: list[str], rows: list[dict[str, Any]]) -> Iterator[bytes
             buf.truncate()
     if buf.getvalue():
         yield buf.getvalue().encode("utf-8")
+
+
+def render_ndjson(columns: list[str], rows: list[dict[str, Any]]) -> Iterator[bytes]:
+    """Yield one JSON object per line (keys in column order) in chunks."""
+    parts: list[str] = []
+    for row in rows:
+        parts.append(json.dumps({c: row.get(c) for c in columns}, separators=(",", ":")) + "\n")
+        if len(parts) >= CHUNK_ROWS:
+            yield "".join(parts).encode("utf-8")
+            parts = []
+    if parts:
+        yield "".join(parts).encode("utf-8")
+
+
+def gzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Gzip-compress a byte stream on the fly."""
+    comp = zlib.compressobj(6, zlib.DEFLATED, 31)
+    for chunk in chunks:
+        out = comp.compress(chunk)
+        if out:
+            yield out
+    yield comp.flush()
 
 
 def render_json(columns: list[str], rows: list[dict[str, Any]]) -> Iterator[bytes]:
@@ -122,9 +147,13 @@ class DownloadRegistry:
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
 
     def create(self, columns: list[str], rows: list[dict[str, Any]], fmt: str = "csv",
-               prefix: str = "exports") -> str:
-        """Register an export and return its presigned path+query (relative to the emulator base URL)."""
-        return self._register(columns, rows, fmt, prefix, None)
+               prefix: str = "exports", gzip: str = "off", json_shape: str = "array") -> str:
+        """Register an export and return its presigned path+query (relative to the emulator base URL).
+
+        ``gzip``: ``off``; ``file`` (the object is a ``.gz`` file, no ``Content-Encoding``); ``transport``
+        (``Content-Encoding: gzip`` on the response). ``json_shape``: ``array`` or ``ndjson``.
+        """
+        return self._register(columns, rows, fmt, prefix, None, gzip, json_shape)
 
     def create_from_file(self, path: str, fmt: str = "csv", prefix: str = "exports") -> str:
         """Register ``path`` (a file on disk, served as is) and return its presigned path+query."""
@@ -151,13 +180,14 @@ class DownloadRegistry:
             return export.path if export is not None else None
 
     def _register(self, columns: list[str], rows: list[dict[str, Any]], fmt: str, prefix: str,
-                  path: str | None) -> str:
+                  path: str | None, gzip: str = "off", json_shape: str = "array") -> str:
         ext = "json" if fmt == "json" else "csv"
-        key = f"{prefix}/{secrets.token_hex(16)}.{ext}"
+        key = f"{prefix}/{secrets.token_hex(16)}.{ext}" + (".gz" if gzip == "file" else "")
         created = self.clock.wall()
         amz_date = datetime.fromtimestamp(created, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         with self._lock:
-            self._exports[key] = Export(key, columns, rows, ext, created, self.expires_in, path=path)
+            self._exports[key] = Export(key, columns, rows, ext, created, self.expires_in, path=path, gzip=gzip,
+                                        json_shape=json_shape)
         sig = self._sign(key, amz_date, self.expires_in)
         return (f"/_files/{key}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={amz_date}"
                 f"&X-Amz-Expires={self.expires_in}&X-Amz-SignedHeaders=host&X-Amz-Signature={sig}")
@@ -173,6 +203,14 @@ class DownloadRegistry:
         with self._lock:
             if key in self._exports:
                 self._exports[key].expires_in = -1
+
+    def headers(self, key: str) -> list[tuple[str, str]]:
+        """Extra response headers of a rendered export (``Content-Encoding: gzip`` in transport mode)."""
+        with self._lock:
+            export = self._exports.get(key)
+        if export is not None and export.path is None and export.gzip == "transport":
+            return [("Content-Encoding", "gzip")]
+        return []
 
     def fetch_count(self, key: str) -> int:
         """How many times ``key`` has been served successfully (0 when unknown)."""
@@ -205,5 +243,13 @@ class DownloadRegistry:
             ctype = "application/json" if export.fmt == "json" else "text/csv; charset=utf-8"
             return 200, ctype, file_chunks(export.path)
         if export.fmt == "json":
-            return 200, "application/json", render_json(export.columns, export.rows)
-        return 200, "text/csv; charset=utf-8", render_csv(export.columns, export.rows)
+            shape = render_ndjson if export.json_shape == "ndjson" else render_json
+            ctype = "application/x-ndjson" if export.json_shape == "ndjson" else "application/json"
+            chunks = shape(export.columns, export.rows)
+        else:
+            ctype, chunks = "text/csv; charset=utf-8", render_csv(export.columns, export.rows)
+        if export.gzip == "off":
+            return 200, ctype, chunks
+        if export.gzip == "file":
+            return 200, "application/gzip", gzip_chunks(chunks)
+        return 200, ctype, gzip_chunks(chunks)

@@ -165,7 +165,7 @@ def _add_workflow(store: Store, ids: IdFactory, spec: WorkflowSpec, *, created: 
         store.plays[entity_uuid] = {
             "uuid": entity_uuid, "workspaceUuid": ws, "workflowUuid": wf_uuid, "userUuid": user_uuid,
             "modelUuid": model["uuid"], "segmentUuid": seg_uuid, "changeKinds": ["added", "updated"],
-            "runCreationRule": "always", "name": spec.name, "description": spec.description,
+            "runCreationRule": spec.run_creation_rule, "name": spec.name, "description": spec.description,
             "schedule": ({"type": "cron", "cron": "0 * * * *",
                           "temporalScheduleWorkflowId": f"play-schedule-{entity_uuid}"}
                          if scheduled else None),
@@ -256,6 +256,8 @@ def seed_workspace(store: Store) -> None:
         "find_decision_makers": {"conjonction": "and", "groups": [{"conjonction": "or", "conditions": [
             {"kind": "string", "columnSlug": "title", "operator": "contains",
              "values": ["ceo", "cto", "vp", "head", "director", "chief"]}]}]},
+        "qualify_inbound_companies": {"conjonction": "and", "groups": [{"conjonction": "and", "conditions": [
+            {"kind": "date", "columnSlug": "created_at", "operator": "isNotNull"}]}]},
     }
     for n, spec in enumerate(build_specs()):
         _add_workflow(store, ids, spec, created=t0 + 7200 + n * 600, connectors=connectors,

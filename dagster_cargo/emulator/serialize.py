@@ -9,22 +9,37 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .engine import BatchState, Execution, RunState
-from .util import iso
+from .store import EXECUTION_CHARGE
+from .util import credit_number, iso
 
 if TYPE_CHECKING:
     from .store import Store
 
 
+def batch_credits(store: Store, b: BatchState) -> int | float:
+    """``Batch.creditsUsedCount`` per the ``batch_credits`` variant (default: provider cost only)."""
+    total = float(b.credits)
+    if store.variants["batch_credits"] == "with_execution_charge":
+        total += b.executions * EXECUTION_CHARGE
+    return credit_number(total)
+
+
 def batch(store: Store, b: BatchState) -> dict[str, Any]:
-    """``OrchestrationTypes.Batch``."""
-    return {
+    """``OrchestrationTypes.Batch`` (``userUuid`` / ``data`` omitted under the ``absent`` variants)."""
+    out = {
         "uuid": b.uuid, "workspaceUuid": store.workspace_uuid, "workflowUuid": b.workflow_uuid,
         "userUuid": b.user_uuid, "releaseUuid": b.release_uuid, "nodes": None,
         "temporalWorkflowId": f"batch-{b.uuid}", "traceUuid": None, "data": b.data,
         "errorMessage": b.error, "status": b.status, "runsStatus": b.runs_status, "runsCount": b.runs_count,
-        "executedRunsCount": b.executed, "failedRunsCount": b.failed, "creditsUsedCount": b.credits,
+        "executedRunsCount": b.executed, "failedRunsCount": b.failed,
+        "creditsUsedCount": batch_credits(store, b),
         "createdAt": iso(b.created_at), "updatedAt": iso(b.updated_at), "finishedAt": iso(b.finished_at),
     }
+    if store.variants["batch_user_uuid"] == "absent":
+        del out["userUuid"]
+    if store.variants["batch_data_echo"] == "absent":
+        del out["data"]
+    return out
 
 
 def _execution_base(store: Store, run: RunState, index: int) -> dict[str, Any]:

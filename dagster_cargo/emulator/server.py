@@ -111,9 +111,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         self._send_bytes(status, (("Content-Type", "application/json; charset=utf-8"),), body)
 
-    def _send_stream(self, status: int, content_type: str, chunks: Iterator[bytes]) -> None:
+    def _send_stream(self, status: int, content_type: str, chunks: Iterator[bytes],
+                     extra: Sequence[tuple[str, str]] = ()) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in extra:
+            self.send_header(name, value)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         for chunk in chunks:
@@ -138,12 +141,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if fraction is not None:
             self.close_connection = True
 
-    def _send_truncated(self, content_type: str, chunks: Iterator[bytes], fraction: float) -> None:
+    def _send_truncated(self, content_type: str, chunks: Iterator[bytes], fraction: float,
+                        extra: Sequence[tuple[str, str]] = ()) -> None:
         """A correct ``Content-Length`` for the whole body, then only part of it and a (graceful) close."""
         body = b"".join(chunks)
         cut = min(max(1, int(len(body) * fraction)), max(len(body) - 1, 0))
         self.send_response(200)
         self.send_header("Content-Type", content_type)
+        for name, value in extra:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body[:cut])
@@ -202,12 +208,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._delay(fault)
         truncate = fault is not None and fault.kind == "truncated_download"
         on_disk = downloads.file_path(key) if status == 200 else None
+        extra = downloads.headers(key) if status == 200 else []
         if on_disk is not None:
             self._send_file(ctype, on_disk, fault.fraction if truncate and fault is not None else None)
         elif truncate and fault is not None:
-            self._send_truncated(ctype, chunks, fault.fraction)
+            self._send_truncated(ctype, chunks, fault.fraction, extra)
         else:
-            self._send_stream(status, ctype, chunks)
+            self._send_stream(status, ctype, chunks, extra)
 
     def _dispatch(self) -> None:
         emu = self.emulator

@@ -16,6 +16,7 @@ from .util import IdFactory, canonical_json, iso
 from .workflows import WorkflowSpec
 
 CHANGE_KINDS = ("added", "updated", "removed", "unchanged")
+EXECUTION_CHARGE = 0.01  # credit per node execution (CARGO-DOCS 5.2)
 
 
 @dataclass
@@ -33,7 +34,7 @@ class UsageEvent:
     at: float
     unit: str
     slug: str
-    count: int
+    count: float
     workflow_uuid: str | None
     model_uuid: str | None
     connector_uuid: str | None
@@ -44,9 +45,10 @@ class Store:
     """Entities of the emulated workspace plus the batch engine."""
 
     def __init__(self, clock: Clock, seed: int = 0, run_failure_rate: float = 0.05, credits: int = 100_000,
-                 max_concurrent_runs: int = 10) -> None:
+                 max_concurrent_runs: int = 10, variants: dict[str, str] | None = None) -> None:
         from .engine import Engine
         from .files import DownloadRegistry
+        from .variants import check_variants, default_variants
 
         self.lock = threading.RLock()
         self.clock = clock
@@ -76,7 +78,10 @@ class Store:
         self.usage: list[UsageEvent] = []
         self.credits_available = int(credits)
         self.credits_additional = 0
-        self.credits_used = 0
+        self.provider_credits_used: float = 0  # provider cost (sum of node creditsUsedCount)
+        self.executions_billed = 0  # node executions, each billed EXECUTION_CHARGE
+        self.variants = default_variants()
+        self.variants.update(check_variants(variants or {}))
         self.subscription_created = clock.now() - 30 * 86400
         self.subscription_uuid = ""
         self.engine = Engine(self)
@@ -129,18 +134,28 @@ class Store:
 
     # ------------------------------------------------------------------ credits
     @property
-    def credits_remaining(self) -> int:
-        """Available (subscription + additional) minus used."""
-        return self.credits_available + self.credits_additional - self.credits_used
+    def credits_used(self) -> float:
+        """Credits the subscription lost: provider cost + 0.01 per node execution, exact to 0.01."""
+        return round(self.provider_credits_used + self.executions_billed * EXECUTION_CHARGE, 2)
 
-    def debit(self, amount: int) -> bool:
-        """Consume ``amount`` credits if the balance allows it; return whether it did."""
+    @property
+    def credits_remaining(self) -> float:
+        """Available (subscription + additional) minus used."""
+        return round(self.credits_available + self.credits_additional - self.credits_used, 2)
+
+    def debit(self, amount: float) -> bool:
+        """Consume ``amount`` provider credits if the balance allows it; return whether it did."""
         if amount <= 0:
             return True
         if self.credits_remaining < amount:
             return False
-        self.credits_used += amount
+        self.provider_credits_used = round(self.provider_credits_used + amount, 2)
         return True
+
+    def charge_execution(self) -> None:
+        """Bill one node execution (0.01 credit, CARGO-DOCS 5.2). Metered after the fact, so always billed,
+        even when it takes the balance below zero (see EMULATOR.md)."""
+        self.executions_billed += 1
 
     # ------------------------------------------------------------------ segments & changes
     def segment_records(self, segment_uuid: str) -> list[dict[str, Any]]:
@@ -239,6 +254,9 @@ class Store:
                 table[rid] = merged
             now = self.clock.now()
             self.models[model_uuid]["lastEmittedAt"] = iso(now)
+            if records:  # storage.records / insert = records written (CARGO-DOCS 5.6)
+                self.usage.append(UsageEvent(now, "storage.records", "insert", len(records), None, model_uuid,
+                                             None, None))
             if not snapshot:
                 return []
             return [self.snapshot_segment(s["uuid"], at=now) for s in list(self.segments.values())

@@ -18,6 +18,12 @@ def iso(ts: float | None) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+def credit_number(value: float) -> int | float:
+    """A credit figure for the wire: rounded to 0.01, an int when whole (``2`` rather than ``2.0``)."""
+    rounded = round(float(value), 2)
+    return int(rounded) if rounded == int(rounded) else rounded
+
+
 def parse_datetime(value: Any) -> float | None:
     """Parse an ISO-8601 date or date-time string (``YYYY-MM-DD`` accepted) to epoch seconds.
 

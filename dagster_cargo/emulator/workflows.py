@@ -30,7 +30,6 @@ class NodeSpec:
     compute: Compute
     integration_slug: str | None = None
     cost: int = 0
-    usage_slug: str | None = None
     min_seconds: float = 0.2
     max_seconds: float = 0.6
     icon_url: str | None = None
@@ -48,15 +47,24 @@ class WorkflowSpec:
     model_slug: str | None = None
     form_fields: list[dict[str, Any]] = field(default_factory=list)
     emoji: str = "zap"
+    run_creation_rule: str = "always"  # plays: "once" marks records that already ran ``skipped`` (dedupe)
 
     @property
     def output_node(self) -> NodeSpec:
-        """The terminal node whose data is exported by default."""
+        """The terminal node (the last one a completing run executes), exported by default."""
         return self.nodes[-1]
 
     def node(self, slug: str) -> NodeSpec | None:
-        """Look a node up by slug."""
+        """Look a node up by slug (the first one when several share it)."""
         return next((n for n in self.nodes if n.slug == slug), None)
+
+    def has_slug(self, slug: str) -> bool:
+        """Whether some node of the workflow has ``slug`` (slugs are not unique, CARGO-DOCS 1.6)."""
+        return any(n.slug == slug for n in self.nodes)
+
+    def unique_slugs(self) -> list[str]:
+        """Node slugs in graph order, each once."""
+        return list(dict.fromkeys(n.slug for n in self.nodes))
 
 
 def _require(record: dict[str, Any], *keys: str) -> list[Any]:
@@ -70,7 +78,57 @@ def _require(record: dict[str, Any], *keys: str) -> list[Any]:
 
 
 def _start(record: dict[str, Any], ctx: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    return {}, dict(record)
+    # the engine replaces this config by the run's input as sent (the "first node's resolved config")
+    return dict(record), dict(record)
+
+
+FILTER_ACTION = "filter"
+FREE_MAIL_DOMAINS = ("gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "proton.me")
+
+
+def is_filter(node: NodeSpec) -> bool:
+    """A native ``filter`` node: the run continues only when it evaluates true (CARGO-DOCS 4.2)."""
+    return node.kind == "native" and node.action_slug == FILTER_ACTION
+
+
+def filter_passes(node: NodeSpec, record: dict[str, Any]) -> bool:
+    """Evaluate a filter node on ``record`` (a filter whose input is unusable stops the run)."""
+    try:
+        _, data = node.compute(record, {})
+    except NodeFailure:
+        return False
+    return bool(data.get("result"))
+
+
+def _employees_at_least(threshold: int) -> Compute:
+    def compute(record: dict[str, Any], ctx: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        v = record.get("employee_count")
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v >= threshold
+        return {"columnSlug": "employee_count", "operator": "greaterThanOrEqual", "value": threshold}, {
+            "result": ok}
+    return compute
+
+
+def _not_free_mail(record: dict[str, Any], ctx: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    domain = _clean_domain(record.get("domain"))
+    return {"domain": domain, "blocked": list(FREE_MAIL_DOMAINS)}, {
+        "result": bool(domain) and domain not in FREE_MAIL_DOMAINS}
+
+
+def _normalize_domain(record: dict[str, Any], ctx: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    (domain,) = _require(record, "domain")
+    return {"domain": domain}, {"domain": _clean_domain(domain)}
+
+
+def _clean_domain(value: Any) -> str:
+    text = str(value or "").strip().lower().removeprefix("https://").removeprefix("http://")
+    return text.removeprefix("www.").split("/")[0]
+
+
+def _domain_parts(record: dict[str, Any], ctx: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    norm = str((ctx.get("variables") or {}).get("domain") or "")
+    label, _, tld = norm.partition(".")
+    return {"domain": norm}, {"domain": norm, "label": label, "tld": tld}
 
 
 def _enrich_company(record: dict[str, Any], ctx: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -109,10 +167,14 @@ def _start_node() -> NodeSpec:
     return NodeSpec("start", "Start", "native", "start", _start, min_seconds=0.1, max_seconds=0.3)
 
 
+def _native(slug: str, name: str, action: str, compute: Compute) -> NodeSpec:
+    return NodeSpec(slug, name, "native", action, compute, min_seconds=0.1, max_seconds=0.4)
+
+
 def _enrich_company_node() -> NodeSpec:
     return NodeSpec(
         "enrich_company", "Enrich company", "connector", "enrichCompany", _enrich_company,
-        integration_slug="clearbit", cost=2, usage_slug="enrichment", min_seconds=1.0, max_seconds=5.0,
+        integration_slug="clearbit", cost=2, min_seconds=1.0, max_seconds=5.0,
         icon_url="https://cdn.getcargo.io/integrations/clearbit.svg",
     )
 
@@ -121,17 +183,17 @@ def build_specs() -> list[WorkflowSpec]:
     """The four seeded workflows (two plays, two tools)."""
     score_node = NodeSpec(
         "score", "Score with AI", "connector", "instructStructured", _score,
-        integration_slug="openai", cost=1, usage_slug="ai_message", min_seconds=1.0, max_seconds=5.0,
+        integration_slug="openai", cost=1, min_seconds=1.0, max_seconds=5.0,
         icon_url="https://cdn.getcargo.io/integrations/openai.svg",
     )
     email_node = NodeSpec(
         "find_email", "Find work email", "connector", "findEmail", _find_email,
-        integration_slug="hunter", cost=3, usage_slug="enrichment", min_seconds=1.0, max_seconds=5.0,
+        integration_slug="hunter", cost=3, min_seconds=1.0, max_seconds=5.0,
         icon_url="https://cdn.getcargo.io/integrations/hunter.svg",
     )
     contact_node = NodeSpec(
         "enrich_contact", "Enrich contact", "connector", "enrichPerson", _enrich_contact,
-        integration_slug="apollo", cost=2, usage_slug="enrichment", min_seconds=1.0, max_seconds=5.0,
+        integration_slug="apollo", cost=2, min_seconds=1.0, max_seconds=5.0,
         icon_url="https://cdn.getcargo.io/integrations/apollo.svg",
     )
     return [
@@ -186,6 +248,37 @@ def build_specs() -> list[WorkflowSpec]:
             ],
             emoji="email",
         ),
+        # A play whose filter stops small companies on purpose and whose dedupe skips records that already
+        # ran (runCreationRule "once"); its exit node is slugged ``end`` (CARGO-DOCS 4.1, 4.2, 14.1).
+        WorkflowSpec(
+            key="qualify_inbound_companies", kind="play", name="Qualify inbound companies",
+            description="Enrich inbound companies with 50+ employees, once per company.",
+            model_slug="companies", run_creation_rule="once",
+            nodes=[
+                _start_node(),
+                _native("filter", "Has 50+ employees", FILTER_ACTION, _employees_at_least(50)),
+                _enrich_company_node(),
+                NodeSpec("end", "End", "native", "end", _output(["domain", "name"], "enrich_company")),
+            ],
+        ),
+        # A tool with repeated node slugs (two ``variables`` nodes, CARGO-DOCS 1.6) and a filter that stops
+        # free-mail domains; no paid node.
+        WorkflowSpec(
+            key="normalize_domain_tool", kind="tool", name="Normalize domain",
+            description="Normalize a company domain and split it; free-mail domains are filtered out.",
+            form_fields=[
+                {"name": "Domain", "slug": "domain", "kind": "string", "isRequired": True,
+                 "placeholder": "https://www.acme.com/about"},
+            ],
+            nodes=[
+                _start_node(),
+                _native("variables", "Normalize", "variables", _normalize_domain),
+                _native("variables", "Split", "variables", _domain_parts),
+                _native("filter", "Not a free-mail domain", FILTER_ACTION, _not_free_mail),
+                NodeSpec("output", "Output", "native", "end", _output([], "variables")),
+            ],
+            emoji="globe",
+        ),
     ]
 
 
@@ -198,4 +291,6 @@ def expected_outputs(spec: WorkflowSpec, record: dict[str, Any]) -> dict[str, di
     for node in spec.nodes:
         _, data = node.compute(record, ctx)
         ctx[node.slug] = data
+        if is_filter(node) and not data.get("result"):
+            break
     return ctx

@@ -147,9 +147,9 @@ def test_download_finished_batch(finish, key):
     assert f.get("status") == 200, f"downloading {url} without a token: {f}"
     b = ok_result(finish, f"batches.get.{key}.finished")["batch"]
     rows = parse_csv(f["text"])
-    # EMULATOR.md "Failed runs in downloads": rows = executedRunsCount - failedRunsCount
-    assert len(rows) == b["executedRunsCount"] - b["failedRunsCount"], (
-        f"{key}: {len(rows)} CSV rows for executed={b['executedRunsCount']} failed={b['failedRunsCount']}")
+    # CARGO-DOCS 1.2: one row per batch record; a record whose run errored keeps its input, empty output
+    assert len(rows) == b["runsCount"], (
+        f"{key}: {len(rows)} CSV rows for runsCount={b['runsCount']} failed={b['failedRunsCount']}")
     assert f["text"].startswith("_id,_title"), f["text"][:80]
     ids = [r["_id"] for r in rows]
     assert all(ids) and len(set(ids)) == len(ids)
@@ -203,8 +203,17 @@ def test_runs_download_outputs(finish):
     assert json_file.get("status") == 200, json_file
     data = json.loads(json_file["text"])
     assert isinstance(data, list)
-    assert len(rows) == b["executedRunsCount"] - b["failedRunsCount"] > 0, (len(rows), b)
+    # CARGO-DOCS 2.2: one row per run, the nine "_" columns + input + output
+    assert len(rows) == b["runsCount"] > 0, (len(rows), b)
     assert len(data) == len(rows) and all(isinstance(x, dict) for x in data)
+    columns = ["_uuid", "_workspace_uuid", "_workflow_uuid", "_record_id", "_record_title", "_created_at",
+               "_finished_at", "_status", "_error_message", "input", "output"]
+    assert list(rows[0]) == columns and all(list(x) == columns for x in data)
+    assert {x["_status"] for x in data} <= {"success", "error"}
+    assert sum(x["_status"] == "error" for x in data) == b["failedRunsCount"]
+    for x in data:
+        assert isinstance(x["input"], dict) and x["input"]["_id"] == x["_record_id"]
+        assert (x["output"] is None) == (x["_status"] == "error")
     req = json.loads(get_call(finish, "runs.downloadOutputs.csv")["wire"][0]["requestBody"])
     assert req["format"] == "csv" and req["batchUuid"] == b["uuid"]
     assert_error(finish, "runs.downloadOutputs.none", type_="RequestError", reason="noRunsFound",

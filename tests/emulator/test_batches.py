@@ -88,32 +88,56 @@ def test_play_batch_full_lifecycle(emu: CargoEmulator, api: httpx.Client) -> Non
     assert sum(m["creditsUsedCount"] for m in metrics["runMetrics"]) == expected_credits
     assert metrics["runMetrics"][0]["successExecutionsCount"] == 60
 
-    # download: one row per run that reached the output node = executed - failed
+    # download: one row per batch record (CARGO-DOCS 1.2), in the order sent; errored runs keep their
+    # input fields with an empty output
     url = api.post(f"/orchestration/batches/{uuid}/download", json={}).json()["url"]
     assert url.startswith(emu.base_url)
     resp = httpx.get(url)  # no token: presigned
     assert resp.status_code == 200
     rows = list(csv.DictReader(io.StringIO(resp.text)))
-    assert len(rows) == b["executedRunsCount"] - b["failedRunsCount"]
-    assert list(rows[0])[:2] == ["_id", "_title"]
+    assert [r["_id"] for r in rows] == ids
+    header = list(rows[0])
+    assert header[:9] == ["_id", "_title", "domain", "name", "industry", "employee_count", "country",
+                          "founded_year", "created_at"]
+    assert header[9:11] == ["output.domain", "output.name"]  # output keys equal to input fields
+    failed_ids = {r["recordId"] for r in runs["runs"] if r["status"] == "error"}
     for row in rows:
         rec = emu.store.records[play["modelUuid"]][row["_id"]]
-        assert row["_title"] == rec["_title"]
-        assert row["industry"] == enrichment.enrich_company(rec["domain"])["industry"]
-        assert int(row["score"]) == enrichment.score_company(rec["domain"])["score"]
+        assert row["_title"] == rec["_title"] and row["domain"] == rec["domain"]
+        assert row["industry"] == rec["industry"]  # the input field, never overwritten
+        if row["_id"] in failed_ids:
+            assert row["score"] == row["output.domain"] == row["hq_country"] == ""
+        else:
+            assert row["hq_country"] == enrichment.enrich_company(rec["domain"])["hq_country"]
+            assert int(row["score"]) == enrichment.score_company(rec["domain"])["score"]
+            assert row["output.domain"] == rec["domain"]
     # an intermediate node can be exported too
     url2 = api.post(f"/orchestration/batches/{uuid}/download", json={"outputNodeSlug": "enrich_company"}).json()
     rows2 = list(csv.DictReader(io.StringIO(httpx.get(url2["url"]).text)))
-    assert set(rows2[0]) == {"_id", "_title", "industry", "employee_range", "revenue_band", "linkedin_url",
-                             "hq_country"}
+    assert len(rows2) == 60
+    assert set(rows2[0]) - set(header[:9]) == {"output.industry", "employee_range", "revenue_band",
+                                               "linkedin_url", "hq_country"}
+    # a wrong slug: "node not found" (CARGO-DOCS 1.4)
+    bad = api.post(f"/orchestration/batches/{uuid}/download", json={"outputNodeSlug": "nope"})
+    assert bad.status_code == 404 and bad.json()["reason"] == "nodeNotFound"
+    assert "node not found" in bad.json()["errorMessage"].lower()
 
-    # credits show up in subscription and usage metrics
+    # credits: provider cost on nodes and batch; the subscription also pays 0.01 per node execution
+    executions = sum(len(r["executions"]) for r in runs["runs"])
     sub = api.get("/billing/subscriptions").json()["subscription"]
-    assert sub["subscriptionCreditsUsedCount"] == expected_credits
-    usage = api.get("/billing/usage/metrics?from=2025-01-15&to=2025-01-15&groupBy=workflow_uuid").json()
+    assert sub["subscriptionCreditsUsedCount"] == pytest.approx(expected_credits + executions / 100)
+    assert emu.credits_used == pytest.approx(expected_credits + executions / 100)
+    usage = api.get("/billing/usage/metrics?from=2025-01-15&to=2025-01-15&groupBy=workflow_uuid"
+                    "&unit=billing.credits").json()
     items = usage["metrics"][0]["items"]
     assert sum(i["count"] for i in items) == expected_credits
-    assert {i["groupBy"] for i in items} == {wf} and {i["slug"] for i in items} == {"enrichment", "ai_message"}
+    assert {i["groupBy"] for i in items} == {wf}
+    assert {i["slug"] for i in items} == {"integration.clearbit.action.enrichCompany",
+                                          "integration.openai.action.instructStructured"}
+    ex_items = api.get("/billing/usage/metrics?from=2025-01-15&to=2025-01-15"
+                       "&unit=orchestration.executions").json()["metrics"][0]["items"]
+    assert {i["slug"]: i["count"] for i in ex_items} == {"success": executions - expected_failed,
+                                                          "error": expected_failed}
     # workflow.lastBatch reflects it
     wfl = next(w for w in api.get("/orchestration/workflows/list").json()["workflows"] if w["uuid"] == wf)
     assert wfl["lastBatch"]["uuid"] == uuid and wfl["lastBatch"]["status"] == "success"
@@ -137,11 +161,25 @@ def test_tool_records_batch_outputs_json(emu: CargoEmulator, api: httpx.Client) 
     url = api.post("/orchestration/runs/download-outputs", json={
         "workflowUuid": wf, "batchUuid": b["uuid"], "outputNodeSlug": "output", "format": "json"}).json()["url"]
     rows = httpx.get(url).json()
-    assert len(rows) == b["executedRunsCount"] - b["failedRunsCount"]
-    for row in rows:
-        src = next(r for r in records if r["first_name"] == row["first_name"])
-        assert row["email"] == enrichment.find_work_email(src["first_name"], src["last_name"], src["domain"])["email"]
-        assert set(row) >= {"_id", "_title", "email", "email_status", "confidence"}
+    # one row per run: the nine "_" columns + input (first node's resolved config) + output (CARGO-DOCS 2.2)
+    assert len(rows) == 3
+    assert list(rows[0]) == ["_uuid", "_workspace_uuid", "_workflow_uuid", "_record_id", "_record_title",
+                             "_created_at", "_finished_at", "_status", "_error_message", "input", "output"]
+    assert [row["input"] for row in rows] == records  # oldest run first = the order sent
+    for row, src in zip(rows, records):
+        if row["_status"] == "error":
+            assert row["output"] is None and row["_error_message"]
+            continue
+        assert row["_status"] == "success" and row["_error_message"] is None
+        assert row["output"]["email"] == enrichment.find_work_email(
+            src["first_name"], src["last_name"], src["domain"])["email"]
+        assert set(row["output"]) >= {"email", "email_status", "confidence"}
+    # the batch download: one row per record, errored ones with input fields and empty output
+    url = api.post(f"/orchestration/batches/{b['uuid']}/download", json={}).json()["url"]
+    brows = list(csv.DictReader(io.StringIO(httpx.get(url).text)))
+    assert [(r["first_name"], r["last_name"], r["domain"]) for r in brows] == [
+        (r["first_name"], r.get("last_name", ""), r["domain"]) for r in records]
+    assert brows[2]["email"] == "" and brows[2]["output.first_name"] == ""
 
 
 def test_tool_file_batch(emu: CargoEmulator, api: httpx.Client) -> None:
@@ -234,11 +272,17 @@ def test_not_enough_credits_and_mid_batch_exhaustion() -> None:
             "kind": "records", "records": records}}).json()["batch"]
         b = run_to_completion(emu, api, b["uuid"])
         assert b["status"] == "success" and b["executedRunsCount"] == 15
-        assert b["creditsUsedCount"] == 20 and b["failedRunsCount"] == 5
+        # the execution charge (0.01 per node execution) eats into the balance too, so only 9 enrichments
+        # (18 credits) fit; the charge is metered after the fact and may take the balance below zero
+        assert b["creditsUsedCount"] == 18 and b["failedRunsCount"] == 6
         errs = api.post("/orchestration/runs/list", json={"batchUuid": b["uuid"], "statuses": ["error"]}).json()
         assert {r["errorMessage"] for r in errs["runs"]} == {"Not enough credits."}
+        executions = 9 * 3 + 6 * 2  # start, enrich, output / start, enrich (errored)
         sub = api.get("/billing/subscriptions").json()["subscription"]
-        assert sub["subscriptionCreditsUsedCount"] == 20 and sub["hasCredits"] is False
+        assert sub["subscriptionCreditsUsedCount"] == pytest.approx(18 + executions / 100)
+        assert sub["hasCredits"] is True  # 1.61 left, less than one enrichment
+        emu.store.credits_available = 18  # now the balance is below zero
+        assert api.get("/billing/subscriptions").json()["subscription"]["hasCredits"] is False
         r = api.post("/orchestration/batches", json={"workflowUuid": tool["workflowUuid"], "data": {
             "kind": "records", "records": records[:1]}})
         assert r.status_code == 402

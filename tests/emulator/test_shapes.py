@@ -56,7 +56,7 @@ def test_plays_and_filters(emu, api: httpx.Client) -> None:
     assert enabled and all(p["isEnabled"] for p in enabled)
     companies = emu.store.model_by_slug("companies")["uuid"]
     by_model = api.get(f"/orchestration/plays/list?modelUuid={companies}").json()["plays"]
-    assert [p["name"] for p in by_model] == ["Score inbound companies"]
+    assert [p["name"] for p in by_model] == ["Score inbound companies", "Qualify inbound companies"]
     cron = api.get("/orchestration/plays/list?scheduleType=cron").json()["plays"]
     assert all(p["schedule"]["type"] == "cron" for p in cron) and cron
 
@@ -69,12 +69,12 @@ def test_tools_workflows_releases(emu, api: httpx.Client) -> None:
     tool = emu.store.tool_by_name("Enrich company")
     assert api.get(f"/orchestration/tools/{tool['uuid']}").json()["tool"]["name"] == "Enrich company"
     workflows = api.get("/orchestration/workflows/list").json()["workflows"]
-    assert len(workflows) == 4
+    assert len(workflows) == 6
     for wf in workflows:
         assert set(wf) == WORKFLOW_KEYS
         assert wf["lastBatch"] is None and wf["template"] is None
         dep = wf["deployedRelease"]
-        assert dep["nodes"][0]["slug"] == "start" and dep["nodes"][-1]["slug"] == "output"
+        assert dep["nodes"][0]["slug"] == "start" and dep["nodes"][-1]["slug"] in ("output", "end")
         assert wf["nodes"][0]["slug"] == "start" and wf["nodes"][0]["nodes"][0]["isArchived"] is False
     wf_uuid = tool["workflowUuid"]
     rel = api.get(f"/orchestration/releases/deployed?workflowUuid={wf_uuid}").json()["release"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import filters, serialize
+from .. import exports, filters, serialize
 from ..engine import BatchState
 from ..errors import ApiError, data_error
 from ..server import Request, Router
 from ..store import CHANGE_KINDS, Store
 from ..util import canonical_json, stable_hash
-from .common import as_bool, as_list, paginate
+from .common import as_bool, as_list, paginate, strict_keys
 
 PLAY_KINDS = ("segment", "change", "filter", "recordIds")
 TOOL_KINDS = ("records", "file")
@@ -83,7 +83,8 @@ def _resolve_play(store: Store, play: dict[str, Any], data: dict[str, Any]
 
 
 def _resolve_tool(store: Store, workflow_uuid: str, batch_key: str, data: dict[str, Any]
-                  ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
+    """Records (with ``_id``/``_title``), the stored ``data`` and the inputs as sent (or as mapped)."""
     spec = store.spec_for(workflow_uuid)
     slugs = [f["slug"] for f in spec.form_fields]
     if data["kind"] == "records":
@@ -91,7 +92,7 @@ def _resolve_tool(store: Store, workflow_uuid: str, batch_key: str, data: dict[s
         if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
             raise data_error("invalidData")
         s3 = f"workspaces/{store.workspace_uuid}/batches/{batch_key}/records.json"
-        return [_tool_record(store, r, slugs) for r in raw], {"kind": "records", "s3Filename": s3}
+        return [_tool_record(store, r, slugs) for r in raw], {"kind": "records", "s3Filename": s3}, raw
     file_name = data.get("s3Filename")
     if not isinstance(file_name, str) or file_name not in store.files:
         raise data_error("invalidData", "File not found.")
@@ -109,7 +110,7 @@ def _resolve_tool(store: Store, workflow_uuid: str, batch_key: str, data: dict[s
     stored: dict[str, Any] = {"kind": "file", "s3Filename": file_name}
     if data.get("mappings") is not None:
         stored["mappings"] = mappings
-    return [_tool_record(store, r, slugs) for r in rows], stored
+    return [_tool_record(store, r, slugs) for r in rows], stored, rows
 
 
 def create_batch(req: Request) -> dict[str, Any]:
@@ -139,11 +140,12 @@ def create_batch(req: Request) -> dict[str, Any]:
         play = store.play_for_workflow(wf_uuid)
         assert play is not None
         records, stored = _resolve_play(store, play, data)
+        inputs = records
     else:
-        records, stored = _resolve_tool(store, wf_uuid, store.ids.hex(16), data)
+        records, stored, inputs = _resolve_tool(store, wf_uuid, store.ids.hex(16), data)
     if not records:
         raise data_error("noRecords")
-    b = store.engine.create_batch(wf_uuid, stored, records, req.now)
+    b = store.engine.create_batch(wf_uuid, stored, records, req.now, inputs=inputs)
     return {"batch": serialize.batch(store, b)}
 
 
@@ -170,7 +172,7 @@ def list_batches(req: Request) -> dict[str, Any]:
     has_runs, finished, skipped = as_bool(q.get("hasRuns")), as_bool(q.get("isFinished")), as_bool(
         q.get("isSkipped"))
     out = []
-    for b in sorted(req.store.engine.batches.values(), key=lambda b: b.seq, reverse=True):
+    for b in ordered_batches(req.store):
         if wfs and b.workflow_uuid not in wfs or uuids and b.uuid not in uuids:
             continue
         if statuses and b.status not in statuses:
@@ -191,6 +193,17 @@ def list_batches(req: Request) -> dict[str, Any]:
     return {"batches": [serialize.batch(req.store, b) for b in paginate(out, q)]}
 
 
+def ordered_batches(store: Store) -> list[BatchState]:
+    """Batches in the order of the ``batch_list_order`` variant (``unordered``: a fixed hash order)."""
+    order = store.variants["batch_list_order"]
+    items = list(store.engine.batches.values())
+    if order == "newest_first":
+        return sorted(items, key=lambda b: b.seq, reverse=True)
+    if order == "oldest_first":
+        return sorted(items, key=lambda b: b.seq)
+    return sorted(items, key=lambda b: stable_hash("batch-order", b.uuid))
+
+
 def cancel_batch(req: Request) -> dict[str, Any]:
     """POST /orchestration/batches/{uuid}/cancel → 200 ``{}``."""
     b = _get(req.store, req.params["uuid"])
@@ -200,39 +213,36 @@ def cancel_batch(req: Request) -> dict[str, Any]:
     return {}
 
 
-def export_rows(store: Store, run_uuids: list[str], slug: str) -> tuple[list[str], list[dict[str, Any]]]:
-    """Rows ``{_id, _title, **node data}`` for runs whose ``slug`` node succeeded, and the column order."""
-    columns: dict[str, None] = {"_id": None, "_title": None}
-    rows = []
-    for ru in run_uuids:
-        run = store.engine.runs[ru]
-        data = run.context.get(slug)
-        if data is None:
-            continue
-        row = {k: v for k, v in data.items() if k not in ("_id", "_title")}
-        columns.update(dict.fromkeys(row))
-        rows.append({"_id": run.record_id, "_title": run.record_title, **row})
-    return list(columns), rows
+def resolve_output_slug(store: Store, workflow_uuid: str, slug: Any) -> str:
+    """``outputNodeSlug`` or the default (the release's terminal node); a slug no node has → "node not found"
+    (CARGO-DOCS 1.4)."""
+    spec = store.spec_for(workflow_uuid)
+    if slug is None or slug == "":
+        return spec.output_node.slug
+    if not isinstance(slug, str) or not spec.has_slug(slug):
+        raise ApiError("nodeNotFound", f"Node not found: {slug}.")
+    return slug
 
 
 def download_batch(req: Request) -> dict[str, Any]:
-    """POST /orchestration/batches/{uuid}/download body ``{outputNodeSlug?}`` → ``{url}`` (CSV)."""
+    """POST /orchestration/batches/{uuid}/download body ``{outputNodeSlug?}`` → ``{url}``: one row per batch
+    record (CARGO-DOCS 1.2), file layout per the variants."""
     store = req.store
     b = _get(store, req.params["uuid"])
     body = req.json_obj()
+    strict_keys(body, ("outputNodeSlug",))
     if not b.finished:
         raise ApiError("batchNotFinished")
     spec = store.spec_for(b.workflow_uuid)
-    slug = body.get("outputNodeSlug") or spec.output_node.slug
-    if spec.node(slug) is None:
-        raise ApiError("batchNotSupported", f"Output node not found: {slug}.")
+    slug = resolve_output_slug(store, b.workflow_uuid, body.get("outputNodeSlug"))
     attached = store.downloads.attached(b.uuid)  # a file given by CargoEmulator.attach_output_file
     if attached is not None and slug == spec.output_node.slug:
         path, fmt = attached
         return {"url": req.base_url + store.downloads.create_from_file(path, fmt)}
-    runs = sorted(b.run_uuids, key=lambda u: store.engine.runs[u].seq)
-    columns, rows = export_rows(store, runs, slug)
-    return {"url": req.base_url + store.downloads.create(columns, rows, "csv")}
+    columns, rows = exports.batch_rows(store, b, slug)
+    v = store.variants
+    return {"url": req.base_url + store.downloads.create(
+        columns, rows, v["batch_download_format"], gzip=v["download_gzip"], json_shape=v["json_shape"])}
 
 
 def register(router: Router) -> None:

@@ -6,9 +6,9 @@ from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..errors import ApiError
+from ..errors import ApiError, zod_enum_error
 from ..server import Request, Router
-from ..util import iso
+from ..util import credit_number, iso
 from .common import as_time
 
 GROUP_FIELDS = {"workflow_uuid": "workflow_uuid", "model_uuid": "model_uuid", "connector_uuid": "connector_uuid",
@@ -32,15 +32,15 @@ def usage_metrics(req: Request) -> dict[str, Any]:
     group_by = q.get("groupBy")
     if group_by is not None and group_by not in GROUP_FIELDS:
         raise ApiError(None, f"Invalid groupBy: {group_by}.", status=400)
-    unit = q.get("unit") or "billing.credits"
-    if unit not in UNITS:
-        raise ApiError(None, f"Invalid unit: {unit}.", status=400)
+    unit = q.get("unit")
+    if unit is not None and unit not in UNITS:  # exactly the three documented units (CARGO-DOCS 5.5)
+        raise zod_enum_error("unit", unit, UNITS)
     first, last = _day(start), _day(end)
     if last < first:
         raise ApiError(None, "from must be before to.", status=400)
     if (last - first).days > MAX_DAYS:
         raise ApiError(None, f"Date range is limited to {MAX_DAYS} days.", status=400)
-    buckets: OrderedDict[datetime, dict[tuple[str, Any], int]] = OrderedDict()
+    buckets: OrderedDict[datetime, dict[tuple[str, str, Any], float]] = OrderedDict()
     day = first
     while day <= last:
         buckets[day] = {}
@@ -48,7 +48,7 @@ def usage_metrics(req: Request) -> dict[str, Any]:
     filters = {"workflowUuid": "workflow_uuid", "modelUuid": "model_uuid", "connectorUuid": "connector_uuid",
                "integrationSlug": "integration_slug", "slug": "slug"}
     for ev in req.store.usage:
-        if ev.unit != unit:
+        if unit is not None and ev.unit != unit:
             continue
         if q.get("agentUuid"):
             continue
@@ -58,11 +58,13 @@ def usage_metrics(req: Request) -> dict[str, Any]:
         if bucket is None:
             continue
         attr = GROUP_FIELDS.get(group_by or "") if group_by else None
-        key = (ev.slug, getattr(ev, attr) if attr else None)
+        key = (ev.unit, ev.slug, getattr(ev, attr) if attr else None)
         bucket[key] = bucket.get(key, 0) + ev.count
+    # Items sorted by slug across units: with no ``unit`` the three units come back interleaved in one
+    # ``items[]`` (CARGO-DOCS 5.5) and nothing in an item says which unit it counts.
     metrics = [{"date": iso(d.timestamp()),
-                "items": [{"slug": s, "count": c, "groupBy": g} for (s, g), c in sorted(
-                    items.items(), key=lambda kv: (kv[0][0], str(kv[0][1])))]}
+                "items": [{"slug": s, "count": credit_number(c), "groupBy": g} for (_, s, g), c in sorted(
+                    items.items(), key=lambda kv: (kv[0][1], str(kv[0][2]), kv[0][0]))]}
                for d, items in buckets.items()]
     return {"metrics": metrics}
 
@@ -79,7 +81,7 @@ def subscription(req: Request) -> dict[str, Any]:
         "customerOrbId": f"orb_cus_{ws[:8]}", "customerStripeId": f"cus_{ws[-12:]}",
         "subscriptionStatus": "active", "subscriptionStripeId": None,
         "subscriptionAvailableCreditsCount": s.credits_available,
-        "subscriptionCreditsUsedCount": s.credits_used,
+        "subscriptionCreditsUsedCount": credit_number(s.credits_used),
         "additionalAvailableCreditsCount": s.credits_additional,
         "creditsOverageBehaviors": [{"unit": "billing.credits", "action": "deny"}],
         "creditsConsumptionBehaviors": [{"unit": "billing.credits", "action": "allow"}],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ApiError
+from ..errors import ApiError, unrecognized_keys
 from ..util import parse_datetime
 
 DEFAULT_LIMIT = 100
@@ -60,9 +60,19 @@ def as_time(value: Any, name: str) -> float | None:
     return ts
 
 
-def paginate(items: list[Any], src: dict[str, Any], default_limit: int = DEFAULT_LIMIT) -> list[Any]:
-    """Apply ``offset`` / ``limit`` (default 100, capped at 1000)."""
+def paginate(items: list[Any], src: dict[str, Any], default_limit: int = DEFAULT_LIMIT,
+             max_limit: int = MAX_LIMIT) -> list[Any]:
+    """Apply ``offset`` / ``limit`` (default 100, capped at ``max_limit``, 1000 by default)."""
     offset = as_int(src.get("offset"), "offset") or 0
     limit = as_int(src.get("limit"), "limit")
-    limit = default_limit if limit is None else min(limit, MAX_LIMIT)
+    limit = default_limit if limit is None else min(limit, max_limit)
     return items[offset: offset + limit]
+
+
+def strict_keys(body: dict[str, Any], allowed: tuple[str, ...] | frozenset[str], path: list[Any] | None = None
+                ) -> None:
+    """Reject keys a strict (zod ``.strict()``) request schema does not declare: 400 ``unrecognized_keys``
+    with the zod issue (CARGO-DOCS 10.1, 10.2)."""
+    unknown = [k for k in body if k not in allowed]
+    if unknown:
+        raise unrecognized_keys(unknown, path)

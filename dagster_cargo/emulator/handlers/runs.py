@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import serialize
+from .. import exports, serialize
 from ..engine import RunState
-from ..errors import ApiError
+from ..errors import ApiError, zod_enum_error
 from ..server import Request, Router
 from ..store import Store
-from .batches import export_rows
+from .batches import resolve_output_slug
 from .common import as_bool, as_list, as_time, paginate
 
 EXPORT_LIMIT = 10_000
@@ -123,7 +123,8 @@ def run_metrics(req: Request) -> dict[str, Any]:
 
 
 def download_outputs(req: Request) -> dict[str, Any]:
-    """POST /orchestration/runs/download-outputs → ``{url}`` (csv default, or json)."""
+    """POST /orchestration/runs/download-outputs → ``{url}``: one row per run, the nine ``_`` columns +
+    ``input`` + ``output`` (CARGO-DOCS 2.1–2.4); csv (default) or json; ``outputNodeSlug`` optional."""
     store = req.store
     body = req.json_obj()
     wf = body.get("workflowUuid")
@@ -131,22 +132,37 @@ def download_outputs(req: Request) -> dict[str, Any]:
         raise ApiError("workflowNotFound")
     fmt = body.get("format") or "csv"
     if fmt not in ("csv", "json"):
-        raise ApiError(None, "format must be 'csv' or 'json'.", status=400)
-    spec = store.spec_for(wf)
-    slug = body.get("outputNodeSlug") or spec.output_node.slug
-    if spec.node(slug) is None:
-        raise ApiError(None, f"Output node not found: {slug}.", status=400)
+        raise zod_enum_error("format", fmt, ("csv", "json"))
+    slug = resolve_output_slug(store, wf, body.get("outputNodeSlug"))
     selection = {k: v for k, v in body.items() if k not in ("limit", "offset", "format", "outputNodeSlug")}
     runs = select_runs(store, selection, req.now)
-    runs = paginate(runs, body, default_limit=EXPORT_LIMIT + 1) if (
-        body.get("limit") is not None or body.get("offset") is not None) else runs
+    runs = sorted(runs, key=lambda r: r.seq)
+    if body.get("limit") is not None or body.get("offset") is not None:
+        runs = paginate(runs, body, default_limit=EXPORT_LIMIT + 1, max_limit=EXPORT_LIMIT + 1)
     if not runs:
         raise ApiError("noRunsFound")
     if len(runs) > EXPORT_LIMIT:
         raise ApiError("tooManyRuns")
-    runs = sorted(runs, key=lambda r: r.seq)
-    columns, rows = export_rows(store, [r.uuid for r in runs], slug)
-    return {"url": req.base_url + store.downloads.create(columns, rows, fmt)}
+    columns, rows = exports.output_rows(store, runs, slug, req.now)
+    v = store.variants
+    return {"url": req.base_url + store.downloads.create(columns, rows, fmt, gzip=v["download_gzip"],
+                                                         json_shape=v["json_shape"])}
+
+
+def download_runs(req: Request) -> dict[str, Any]:
+    """POST /orchestration/runs/download → ``{url}`` of a gzipped CSV: the nine ``_`` columns, then one column
+    per node slug holding that execution's title (CARGO-DOCS 3.1)."""
+    store = req.store
+    body = req.json_obj()
+    wf = body.get("workflowUuid")
+    if not wf or wf not in store.workflows:
+        raise ApiError("workflowNotFound")
+    slugs = store.spec_for(wf).unique_slugs()
+    if not slugs:  # CARGO-DOCS 3.2: the query is built per node slug
+        raise ApiError(None, "Internal server error.", status=500)
+    runs = sorted(select_runs(store, body, req.now), key=lambda r: r.seq)
+    columns, rows = exports.title_rows(store, runs, slugs, req.now)
+    return {"url": req.base_url + store.downloads.create(columns, rows, "csv", gzip="file")}
 
 
 def get_run(req: Request) -> dict[str, Any]:
@@ -164,4 +180,5 @@ def register(router: Router) -> None:
     router.add("POST", "/orchestration/runs/count", count_runs)
     router.add("POST", "/orchestration/runs/metrics", run_metrics)
     router.add("POST", "/orchestration/runs/download-outputs", download_outputs)
+    router.add("POST", "/orchestration/runs/download", download_runs)
     router.add("GET", "/orchestration/runs/{uuid}", get_run)
