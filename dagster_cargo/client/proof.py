@@ -48,6 +48,8 @@ def prove_candidates(client: CargoClient, data: Mapping[str, Any], candidates: S
 
 def _verdict(client: CargoClient, data: Mapping[str, Any], batch: Batch) -> bool | None:
     """True: holds ``data``; False: does not; None: cannot tell yet."""
+    if batch.status in (BatchStatus.CANCELLED, BatchStatus.CANCELLING):
+        return False  # cancelled (e.g. by the user resolving an ambiguity): never adopted
     kind = data.get("kind")
     if _echoes(batch) and batch.data.get("kind") != kind:
         return False

@@ -157,8 +157,9 @@ def run_crash_scenarios(emu: CargoEmulator, instance: dg.DagsterInstance, config
                         watch: LeakWatch) -> list[CrashOutcome]:
     """Every crash point × every re-execution path."""
     os.environ.setdefault(TOKEN_ENV, config.token())
+    paths = tuple(getattr(config, "crash_paths", PATHS))
     return [run_scenario(point, path, n, emu, instance, watch)
-            for n, (point, path) in enumerate((p, q) for p in CRASH_POINTS for q in PATHS)]
+            for n, (point, path) in enumerate((p, q) for p in CRASH_POINTS for q in paths)]
 
 
 if __name__ == "__main__":

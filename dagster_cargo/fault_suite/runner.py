@@ -58,6 +58,7 @@ class SuiteConfig:
     fault_paths: tuple[tuple[str, tuple[str, ...]], ...] = ()
     earlier_batches: int = 150  # batches each workflow has before the suite starts (> one list page)
     crash_scenarios: bool = True  # kill -9 at each step of a materialization, then re-execute (see .crash)
+    crash_paths: tuple[str, ...] = ("ui", "python_api")  # re-execution paths tried after each crash
 
     def fault_profile(self) -> FaultProfile:
         paths = {kind: list(targets) for kind, targets in self.fault_paths}
