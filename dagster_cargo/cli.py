@@ -162,8 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--token-env", default="CARGO_API_TOKEN",
                       help="environment variable holding the API token (never a command-line argument)")
     snap.set_defaults(func=_write_snapshot)
-    faults = sub.add_parser("fault-report", help="Run many tool materializations against a faulty emulator "
-                            "and report failures, duplicate batches, wasted credits and token leaks.")
+    faults = sub.add_parser("fault-report", help="Run many tool and play materializations, 8 at once, "
+                            "against a faulty emulator (then kill -9 and re-execute) and report failures, wrong "
+                            "adoptions, duplicate and orphan batches, credits and token leaks.")
     faults.add_argument("--materializations", type=int, default=200)
     faults.add_argument("--seed", type=int, default=1, help="seed of the fault sequence and the inputs")
     faults.add_argument("--profile", default="mixed", help="emulator fault preset (see EMULATOR.md)")
