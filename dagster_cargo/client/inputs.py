@@ -119,7 +119,7 @@ def date_window_filter(
     >>> date_window_filter("created_at", dt.date(2025, 1, 1), dt.date(2025, 1, 2))["groups"][0]["conditions"][0]
     {'kind': 'date', 'columnSlug': 'created_at', 'operator': 'between', 'firstValue': '2025-01-01', 'lastValue': '2025-01-02'}
     """
-    as_text = lambda v: v if isinstance(v, str) else v.isoformat()  # noqa: E731
+    as_text = lambda v: v if isinstance(v, str) else json_safe(v, "date window")  # noqa: E731
     condition = {"kind": "date", "columnSlug": column_slug, "operator": "between",
                  "firstValue": as_text(start), "lastValue": as_text(end)}
     window_group = {"conjonction": "and", "conditions": [condition]}

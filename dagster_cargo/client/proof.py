@@ -114,10 +114,16 @@ def _records_verdict(client: CargoClient, records: list[Mapping[str, Any]], batc
         return None
     if batch.runs_count != len(records):
         return False
-    try:
-        frame = client.download_run_outputs_dataframe(batch.workflow_uuid, batch_uuid=batch.uuid, format="json")
-    except CargoError as exc:
-        logger.warning("Could not read the runs' input of candidate batch %s: %s", batch.uuid, exc)
+    frame = None
+    for attempt in range(3):  # a fresh URL each time: an expired or truncated file is not a verdict
+        try:
+            frame = client.download_run_outputs_dataframe(batch.workflow_uuid, batch_uuid=batch.uuid,
+                                                          format="json")
+            break
+        except CargoError as exc:
+            logger.warning("Could not read the runs' input of candidate batch %s (try %d of 3): %s",
+                           batch.uuid, attempt + 1, exc)
+    if frame is None:
         return None
     rows = frame.to_dict("records") if hasattr(frame, "to_dict") else list(frame)
     if len(rows) < len(records):

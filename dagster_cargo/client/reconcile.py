@@ -280,8 +280,11 @@ def resolve_created(
     workflow_uuid = intent.workflow_uuid
     why = f" ({cause})" if cause is not None else ""
     match = Match()
-    for delay in (0.0, *settle_delays):
-        sleep(delay)
+    delays = [0.0, *settle_delays]
+    n = 0
+    while n < len(delays):
+        sleep(delays[n])
+        n += 1
         try:
             everything = list_all()
         except CargoError as exc:  # cannot see: do not risk a duplicate
@@ -299,6 +302,8 @@ def resolve_created(
             break
         if len(match.proven) == 1 and not match.undecided:
             return match.proven[0]
+        if n == len(delays) and match.undecided and len(delays) <= len(settle_delays) + 1 and settle_delays:
+            delays += [10.0, 10.0]  # content still unreadable (runs not started, downloads failing): look longer
         # nothing yet (a create still being processed appears later) or content not readable yet: look again
     if not match.proven and not match.undecided:
         return None
