@@ -25,8 +25,9 @@ BOOSTED = (("lost_create_response", 0.3), ("unknown_status", 0.5), ("expired_dow
 
 @pytest.fixture(scope="module")
 def report():
+    # slower simulated time than the README run, so that polls see running batches (unknown_status only hits those)
     return run_fault_suite(SuiteConfig(materializations=MATERIALIZATIONS, seed=1, fault_overrides=BOOSTED,
-                                       earlier_batches=150 if LONG else 110, crash_scenarios=LONG))
+                                       earlier_batches=150 if LONG else 110, crash_scenarios=LONG, speed=40.0))
 
 
 def test_every_fault_kind_was_injected(report):
