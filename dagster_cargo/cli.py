@@ -122,7 +122,8 @@ def _write_snapshot(args: argparse.Namespace) -> int:
 def _fault_report(args: argparse.Namespace) -> int:
     from dagster_cargo.fault_suite import SuiteConfig, run_fault_suite
 
-    config = SuiteConfig(materializations=args.materializations, seed=args.seed, profile=args.profile)
+    config = SuiteConfig(materializations=args.materializations, seed=args.seed, profile=args.profile,
+                         earlier_batches=args.earlier_batches, crash_scenarios=not args.no_crash_scenarios)
 
     def progress(outcome: object) -> str | None:
         done = getattr(outcome, "index", 0) + 1
@@ -167,12 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--token-env", default="CARGO_API_TOKEN",
                       help="environment variable holding the API token (never a command-line argument)")
     snap.set_defaults(func=_write_snapshot)
-    faults = sub.add_parser("fault-report", help="Run many tool materializations against a faulty emulator "
-                            "and report failures, duplicate batches, wasted credits and token leaks.")
+    faults = sub.add_parser("fault-report", help="Run many tool and play materializations, 8 at once, "
+                            "against a faulty emulator (then kill -9 and re-execute) and report failures, wrong "
+                            "adoptions, duplicate and orphan batches, credits and token leaks.")
     faults.add_argument("--materializations", type=int, default=200)
     faults.add_argument("--seed", type=int, default=1, help="seed of the fault sequence and the inputs")
     faults.add_argument("--profile", default="mixed", help="emulator fault preset (see EMULATOR.md)")
     faults.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    faults.add_argument("--earlier-batches", type=int, default=150,
+                        help="batches each workflow has before the suite starts (default 150, over one list page)")
+    faults.add_argument("--no-crash-scenarios", action="store_true",
+                        help="skip the kill -9 / re-execution scenarios")
     faults.set_defaults(func=_fault_report)
     return parser
 

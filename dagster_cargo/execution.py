@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import dagster as dg
 from dagster._core.errors import DagsterExecutionInterruptedError
 
-from .attempts import attempt_tag_key, find_reusable_batches, remember_batch
+from .attempts import attempt_tag_key, find_reusable_batches, remember_batch, remember_candidates, remember_intent
 from .batch_monitor import BatchMonitor, CreditBudgetExceeded
 from .checks import CargoCheckConfig, evaluate_cargo_checks
 from .client import CargoClient
 from .client.errors import CargoBatchError, CargoError, CargoRequestError, CargoWaitTimeoutError
 from .client.models import Batch, BatchStatus
 from .client.outcomes import ERROR_COLUMN, STATUS_COLUMN
+from .client.reconcile import CargoAmbiguousCreateError, CreateIntent
 from .client.waiting import PollingGuidance, raise_for_batch
 from .credits import CreditSplit, credit_split
 from .metadata import CargoMetadataSet, batch_metadata, credits_by_node_metadata, status_counts, table_metadata
@@ -179,7 +180,7 @@ def _start_all(context: Any, client: CargoClient, specs: list[BatchRunSpec], bat
     """
     log = context.log
     keys = [attempt_tag_key(context, s.workflow_uuid, s.data) for s in specs]
-    reusable = find_reusable_batches(context, client, keys)
+    reusable = find_reusable_batches(context, client, keys, [s.data for s in specs])
     pending: dict[str, list[int]] = {}
     for i, (spec, key) in enumerate(zip(specs, keys)):
         batch = reusable.get(key) if key is not None else None
@@ -196,7 +197,14 @@ def _start_all(context: Any, client: CargoClient, specs: list[BatchRunSpec], bat
             remember_batch(context, keys[i], batch)
             started.append((i, specs[i], batch))
 
-        results = client.create_batches(workflow_uuid, [specs[i].data for i in indexes], on_created=on_created)
+        def on_intent(n: int, intent: CreateIntent, indexes: list[int] = indexes) -> None:
+            remember_intent(context, keys[indexes[n]], intent)  # on the run before the request leaves
+
+        results = client.create_batches(workflow_uuid, [specs[i].data for i in indexes], on_created=on_created,
+                                        on_intent=on_intent, attempt_keys=[keys[i] for i in indexes])
+        for n, exc in enumerate(results):
+            if isinstance(exc, CargoAmbiguousCreateError):
+                remember_candidates(context, keys[indexes[n]], exc.candidates)
         made = [r for r in results if isinstance(r, Batch)]
         errors = [r for r in results if isinstance(r, CargoError) and not _no_records(r)]
         what = _what(specs[indexes[0]])
@@ -250,11 +258,28 @@ def execute_batch(context: Any, client: CargoClient, spec: BatchRunSpec, **kwarg
     return execute_batches(context, client, [spec], **kwargs)
 
 
+def _after_cancel(client: CargoClient, batches: list[Batch], poll_interval: float, max_poll_interval: float,
+                  timeout: float = 120.0) -> tuple[list[Batch], bool]:
+    """The batches once their cancellation has ended (for the final spend), and whether it did."""
+    try:
+        finals = client.wait_for_batches([b.uuid for b in batches], timeout=timeout, poll_interval=poll_interval,
+                                         max_poll_interval=max_poll_interval, raise_on_failure=False)
+        return [finals[b.uuid] for b in batches], True
+    except CargoError:  # still cancelling, or unreadable: report the latest figures known
+        latest = []
+        for batch in batches:
+            try:
+                latest.append(client.get_batch(batch.uuid))
+            except CargoError:
+                latest.append(batch)
+        return latest, False
+
+
 def _budget_failure(uuids: list[str], used: float, budget: float, detail: str) -> dg.Failure:
     return dg.Failure(
         description=(
-            f"Cargo batch(es) {', '.join(uuids)} used {used:g} credits, over this asset's budget of {budget:g}"
-            f"{detail}. Next step: raise credit_budget (run config, credit_budget= or the resource's "
+            f"Cargo batch(es) {', '.join(uuids)} used {used:g} credits in the end, over this asset's budget of "
+            f"{budget:g}{detail}. Next step: raise credit_budget (run config, credit_budget= or the resource's "
             "max_credits_per_batch) if this cost is expected, or narrow the input."
         ),
         metadata={"dagster-cargo/batch_uuid": uuids[0], "dagster-cargo/credits_used": float(used),
@@ -336,11 +361,16 @@ def execute_batches(
             }) from exc
         except CreditBudgetExceeded as exc:
             cancelled = _cancel_all(client, exc.batches, log, "the credit budget was exceeded")
-            executed = sum(b.executed_runs_count for b in exc.batches)
-            runs = sum(b.runs_count for b in exc.batches)
-            raise _budget_failure(uuids, exc.credits_used, exc.budget,
-                                  f" ({executed} of {runs} runs had finished; credits are counted as runs go); "
-                                  f"{_cancel_outcome(cancelled, uuids)}") from None
+            final, settled = _after_cancel(client, exc.batches, poll_interval, max_poll_interval)
+            executed = sum(b.executed_runs_count for b in final)
+            runs = sum(b.runs_count for b in final)
+            split = _credits(client, final, log, downloads)
+            final_spend = split.total if split is not None else float(sum(b.credits_used_count for b in final))
+            state = "cancelled" if settled else "cancel requested, still stopping when last read"
+            raise _budget_failure(uuids, final_spend, exc.budget,
+                                  f" after {executed}/{runs} runs ({state}; the guard fired at "
+                                  f"{exc.credits_used:g} credits, {final_spend - exc.budget:g} over the budget in the "
+                                  f"end); {_cancel_outcome(cancelled, uuids)}") from None
 
         batches = [finals[u] for u in uuids]
         credits = _credits(client, batches, log, downloads) if downloads.with_metrics else None

@@ -19,6 +19,8 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from .client import CargoClient
+from .client.errors import CargoInputError
 from .client.inputs import filter_data, record_ids_data
 from .resource import CargoResource
 
@@ -50,10 +52,7 @@ class CargoBatchOpConfig(dg.Config):
 def cargo_batch_op(context: dg.OpExecutionContext, config: CargoBatchOpConfig, cargo: CargoResource, records):
     """Run one Cargo batch and output its DataFrame, with credit metadata."""
     client = cargo.get_client()
-    kind = config.workflow_type
-    if kind == "auto":
-        plays = client.list_plays()
-        kind = "play" if config.workflow in {p.name for p in plays} | {p.uuid for p in plays} else "tool"
+    kind = config.workflow_type if config.workflow_type != "auto" else _kind_of(client, config.workflow)
     if kind == "play":
         play = client.find_play(config.workflow)
         data = config.data
@@ -71,3 +70,22 @@ def cargo_batch_op(context: dg.OpExecutionContext, config: CargoBatchOpConfig, c
         else:
             result = cargo.run_tool(context, tool, rows, output_node_slug=config.output_node_slug)
     return result.output()
+
+
+def _kind_of(client: CargoClient, name: str) -> str:
+    """'play' or 'tool': the name resolves exactly as ``run_play``/``run_tool`` resolve it, in one of the two."""
+    found: dict[str, Any] = {}
+    errors: list[str] = []
+    for kind, find in (("play", client.find_play), ("tool", client.find_tool)):
+        try:
+            found[kind] = find(name)
+        except CargoInputError as exc:
+            errors.append(str(exc))
+    if len(found) == 2:
+        raise CargoInputError(
+            f"{name!r} names both a Cargo play ({found['play'].uuid}) and a tool ({found['tool'].uuid}). Next step: "
+            "set workflow_type to 'play' or 'tool', or pass the UUID."
+        )
+    if not found:
+        raise CargoInputError(" ".join(errors))
+    return next(iter(found))

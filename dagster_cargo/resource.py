@@ -17,11 +17,12 @@ from pydantic import Field, PrivateAttr
 
 from .client import CargoClient, RetryPolicy
 from .client.errors import CargoInputError
-from .client.inputs import chunk_records, filter_data, records_data, to_json_records, validate_data
+from .client.inputs import chunk_records, filter_data, records_data, to_json_records
 from .client.models import Batch, Play, Tool
 from .client.transport import DEFAULT_BASE_URL
 from .client.waiting import UNLIMITED, PollingGuidance
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches
+from .input_checks import check_run_input
 from .workspace_data import CargoWorkflowProps
 
 __all__ = ["CargoResource", "CargoTokenExposureWarning"]
@@ -354,7 +355,7 @@ class CargoResource(dg.ConfigurableResource):
         ``credit_budget`` (default: ``max_credits_per_batch``) cancels the batch and fails the
         step once the batch uses more credits than that.
         """
-        validate_data(data, workflow_type=props.type)
+        data = check_run_input(self.get_client(), props, data)  # before any credit is spent
         parts: list[Mapping[str, Any]] = [data]
         if data.get("kind") == "records" and data.get("records"):
             chunks = chunk_records(data["records"], max_records=self.max_records_per_batch,

@@ -42,6 +42,9 @@ class CargoWorkflowProps(BaseModel):
     schedule_type: str | None = None
     is_enabled: bool | None = None
     folder_uuid: str | None = None
+    # input checks before any credit is spent (None: not in this snapshot, fetched once at run time)
+    required_form_field_slugs: list[str] | None = None
+    model_columns: dict[str, str] | None = None
 
     @property
     def selector_keys(self) -> set[str]:
@@ -116,6 +119,7 @@ def _props(item: Play | Tool, workflow: Workflow | None) -> CargoWorkflowProps:
         type="tool", uuid=item.uuid, name=item.name, workflow_uuid=item.workflow_uuid,
         description=item.description, output_node_slug=output_slug, node_slugs=slugs,
         form_field_slugs=[f.slug for f in form_fields], folder_uuid=item.folder_uuid,
+        required_form_field_slugs=[f.slug for f in form_fields if f.is_required] if workflow else None,
     )
 
 

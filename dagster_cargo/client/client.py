@@ -24,7 +24,7 @@ from typing import Any, Literal
 import httpx
 
 from .download import download_dataframe
-from .errors import CargoError, CargoInputError
+from .errors import CargoError, CargoInputError, CargoNotFoundError
 from .models import (
     Batch,
     Change,
@@ -45,7 +45,8 @@ from .models import (
     Workspace,
 )
 from .parquet import ParquetResult, StrPath, download_to_parquet
-from .reconcile import create_batch_once
+from .proof import prove_candidates
+from .reconcile import LIST_PAGE, CreateIntent, create_batch_once, resolve_created, watermark_of
 from .transport import DEFAULT_BASE_URL, RetryPolicy, Transport
 from .waiting import BatchProgress, PollingGuidance, wait_for_batches
 
@@ -114,9 +115,11 @@ class CargoClient:
         self.base_url = base_url
         self.workspace_uuid = workspace_uuid
         self.timeout = timeout
-        self._user_uuid: str | None = None
         self._download_client: httpx.Client | None = None
         self._download_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._model_columns: dict[str, dict[str, str]] = {}
+        self._required_fields: dict[str, list[str]] = {}
 
     def __repr__(self) -> str:
         return f"CargoClient(base_url={self.base_url!r}, workspace_uuid={self.workspace_uuid!r})"
@@ -220,18 +223,22 @@ class CargoClient:
         *,
         release_uuid: str | None = None,
         reconcile: bool = True,
-        before: set[str] | None = None,
-        siblings: Callable[[], set[str]] | None = None,
+        intent: CreateIntent | None = None,
+        on_intent: Callable[[CreateIntent], None] | None = None,
+        claimed: Callable[[], set[str]] | None = None,
+        attempt_key: str | None = None,
     ) -> Batch:
         """``POST /orchestration/batches``: start a batch. **Spends credits.**
 
         The call itself is never retried blindly: only a refused connection or a 429 (the
-        request provably not processed) are. After an *ambiguous* failure (a timeout or a
-        dropped connection once the request was sent, or a 5xx) the workflow's batches are
-        listed to find the one this call created, so exactly one batch exists
-        (see :mod:`dagster_cargo.client.reconcile`; ``reconcile=False`` raises instead).
-        That costs one extra list call per create (none with ``before``, the batch UUIDs
-        already listed; ``siblings`` returns batches made by concurrent creates, never adopted).
+        request provably not processed) are. Before sending, the workflow's batches are listed
+        (every page) to take a watermark (:meth:`create_intent`); ``on_intent`` receives it
+        before the request leaves, to record it durably. After an *ambiguous* failure (a
+        timeout or dropped connection once the request was sent, or a 5xx) the batches created
+        since are checked by content and the one provably made from ``data`` is adopted, so
+        exactly one batch exists (see :mod:`dagster_cargo.client.reconcile`;
+        ``reconcile=False`` raises instead). ``intent`` reuses a watermark already taken (several
+        creates of one workflow); ``claimed`` returns batches other creates made, never adopted.
         """
         payload = _compact({"workflowUuid": workflow_uuid, "releaseUuid": release_uuid, "data": dict(data)})
 
@@ -241,34 +248,57 @@ class CargoClient:
 
         if not reconcile:
             return send()
+        if intent is None:
+            intent = self.create_intent(workflow_uuid, attempt_key=attempt_key)
+        if on_intent is not None:
+            on_intent(intent)
         return create_batch_once(
             send=send,
-            list_recent=lambda: self._batches_since(workflow_uuid, before),
-            current_user_uuid=self._current_user_uuid,
-            data=payload["data"],
-            workflow_uuid=workflow_uuid,
+            list_all=lambda: self.list_all_batches(workflow_uuid),
+            check=lambda candidates: prove_candidates(self, payload["data"], candidates),
+            intent=intent,
             sleep=self._transport.sleep,
-            before=before,
-            siblings=siblings,
+            claimed=claimed,
         )
 
-    def _batches_since(self, workflow_uuid: str, before: set[str] | None, page: int = 100,
-                       max_pages: int = 10) -> list[Batch]:
-        """The workflow's batches, newest first, down to the newest one in ``before``.
+    def create_intent(self, workflow_uuid: str, *, attempt_key: str | None = None) -> CreateIntent:
+        """The :class:`CreateIntent` of a create about to be sent: the workflow's batch watermark now."""
+        from datetime import timezone
 
-        Pages on until it reaches a batch that existed before (or the list ends), so a
-        busy workflow cannot push the batch being looked for off the first page. Raises
-        if it cannot see that far, and reconciliation then refuses to resend.
+        watermark, at = watermark_of(self.list_all_batches(workflow_uuid))
+        return CreateIntent(workflow_uuid=workflow_uuid, sent_at=datetime.now(timezone.utc).isoformat(),
+                            watermark=watermark, at_watermark=at, attempt_key=attempt_key)
+
+    def find_created_batch(self, data: Mapping[str, Any], intent: CreateIntent, *,
+                           claimed: Callable[[], set[str]] | None = None,
+                           settle_delays: tuple[float, ...] = (1.0, 3.0, 6.0)) -> Batch | None:
+        """The batch an earlier create of ``data`` (recorded as ``intent``) made, proven by content.
+
+        ``None`` when it made none (then sending again is safe). Raises
+        :class:`~dagster_cargo.client.reconcile.CargoAmbiguousCreateError` naming the candidates
+        when it cannot be told which one it made.
         """
-        seen: list[Batch] = []
+        return resolve_created(
+            list_all=lambda: self.list_all_batches(intent.workflow_uuid),
+            check=lambda candidates: prove_candidates(self, data, candidates),
+            intent=intent, sleep=self._transport.sleep, settle_delays=settle_delays, claimed=claimed,
+        )
+
+    def list_all_batches(self, workflow_uuid: str, *, max_pages: int = 1000) -> list[Batch]:
+        """Every batch of the workflow, whatever order Cargo lists them in (pages of ``LIST_PAGE``).
+
+        Raises :class:`CargoError` past ``max_pages`` pages rather than return a partial list.
+        """
+        seen: dict[str, Batch] = {}
         for n in range(max_pages):
-            batches = self.list_batches(workflow_uuids=[workflow_uuid], limit=page, offset=n * page or None)
-            seen.extend(batches)
-            if len(batches) < page or not before or any(b.uuid in before for b in batches):
-                return seen
+            batches = self.list_batches(workflow_uuids=[workflow_uuid], limit=LIST_PAGE, offset=n * LIST_PAGE or None)
+            for batch in batches:
+                seen.setdefault(batch.uuid, batch)
+            if len(batches) < LIST_PAGE:
+                return list(seen.values())
         raise CargoError(
-            f"More than {page * max_pages} batches of workflow {workflow_uuid} were created since this "
-            "create started; cannot tell which one it made."
+            f"Workflow {workflow_uuid} has more than {LIST_PAGE * max_pages} batches; cannot list them all to "
+            "check which one a create made. Next step: archive old batches in Cargo."
         )
 
     def create_batches(
@@ -278,33 +308,42 @@ class CargoClient:
         *,
         max_workers: int = 8,
         on_created: Callable[[int, Batch], None] | None = None,
+        on_intent: Callable[[int, CreateIntent], None] | None = None,
+        attempt_keys: Sequence[str | None] | None = None,
     ) -> list[Batch | CargoError]:
         """Create one batch per item of ``datas`` for one workflow, ``max_workers`` at a time.
 
         **Spends credits.** Each create keeps :meth:`create_batch`'s exactly-once guarantee:
-        the workflow's batches are listed once for all of them, and a create whose response
-        is lost never adopts a batch a sibling create is known to have made.
-        ``on_created(index, batch)`` is called in the calling thread as each batch is
-        created (in completion order), so the caller can record it at once. Returns, in
-        input order, the batch or the :class:`CargoError` each create ended with; every
-        create is attempted even if others fail.
+        the workflow's batches are listed once for all of them (one watermark), and a create
+        whose response is lost never adopts a batch a sibling create is known to have made.
+        ``on_intent(index, intent)`` is called for each create before it is sent;
+        ``on_created(index, batch)`` in the calling thread as each batch is created (in
+        completion order), so the caller can record it at once. Returns, in input order, the
+        batch or the :class:`CargoError` each create ended with; every create is attempted
+        even if others fail.
         """
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
         if not datas:
             return []
-        before = {b.uuid for b in self.list_batches(workflow_uuids=[workflow_uuid], limit=50)}
+        keys = list(attempt_keys) if attempt_keys is not None else [None] * len(datas)
+        base = self.create_intent(workflow_uuid)
+        intents = [CreateIntent(workflow_uuid=workflow_uuid, sent_at=base.sent_at, watermark=base.watermark,
+                                at_watermark=base.at_watermark, attempt_key=keys[i]) for i in range(len(datas))]
+        if on_intent is not None:
+            for i, intent in enumerate(intents):
+                on_intent(i, intent)  # all recorded before the first request leaves
         made: set[str] = set()
         results: list[Batch | CargoError | None] = [None] * len(datas)
 
-        def one(data: Mapping[str, Any]) -> Batch:
-            batch = self.create_batch(workflow_uuid, data, before=before, siblings=made.copy)
+        def one(i: int) -> Batch:
+            batch = self.create_batch(workflow_uuid, datas[i], intent=intents[i], claimed=made.copy)
             made.add(batch.uuid)
             return batch
 
         with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(datas))),
                                 thread_name_prefix="cargo-create") as pool:
-            futures = {pool.submit(one, data): i for i, data in enumerate(datas)}
+            futures = {pool.submit(one, i): i for i in range(len(datas))}
             reported: set[int] = set()
 
             def report(future: Any) -> None:
@@ -335,14 +374,6 @@ class CargoClient:
                             pass
                 raise
         return [r for r in results if r is not None]
-
-    def _current_user_uuid(self) -> str | None:
-        if self._user_uuid is None:
-            try:
-                self._user_uuid = self.get_current_user().uuid
-            except CargoError:
-                return None
-        return self._user_uuid
 
     def get_batch(self, uuid: str) -> Batch:
         """``GET /orchestration/batches/{uuid}``."""
@@ -696,6 +727,34 @@ class CargoClient:
         """``GET /storage/datasets/list``."""
         return [Dataset.model_validate(d) for d in self._get("/storage/datasets/list")["datasets"]]
 
+    def model_columns(self, model_uuid: str) -> dict[str, str]:
+        """The model's column slugs and types (``GET /storage/models/{uuid}`` once per client, then cached)."""
+        with self._cache_lock:
+            cached = self._model_columns.get(model_uuid)
+        if cached is not None:
+            return cached
+        model = self.get_model(model_uuid)
+        columns = {c.slug: str(c.type.value if hasattr(c.type, "value") else c.type)
+                   for c in [*model.columns, *model.additional_columns]}
+        with self._cache_lock:
+            self._model_columns[model_uuid] = columns
+        return columns
+
+    def required_form_fields(self, workflow_uuid: str) -> list[str]:
+        """Slugs of the deployed release's required form fields (fetched once per client, then cached)."""
+        with self._cache_lock:
+            cached = self._required_fields.get(workflow_uuid)
+        if cached is not None:
+            return cached
+        try:
+            release = self.get_deployed_release(workflow_uuid)
+        except CargoNotFoundError:
+            return []
+        required = [f.slug for f in release.form_fields or [] if f.is_required]
+        with self._cache_lock:
+            self._required_fields[workflow_uuid] = required
+        return required
+
     # -- billing and workspace -----------------------------------------------------------
     def get_usage_metrics(
         self,
@@ -733,13 +792,26 @@ class CargoClient:
 
 
 def _find_by_name(items: Sequence[Any], name_or_uuid: str, what: str) -> Any:
-    for item in items:
-        if item.uuid == name_or_uuid or item.name == name_or_uuid:
-            return item
-    folded = {item.name.casefold(): item for item in items}
-    if name_or_uuid.casefold() in folded:
-        return folded[name_or_uuid.casefold()]
+    """The item with this UUID or exact name; a case-only match only when it is the only one (logged)."""
+    exact = [item for item in items if item.uuid == name_or_uuid or item.name == name_or_uuid]
+    if len(exact) == 1:
+        return exact[0]
+    if len(exact) > 1:
+        raise CargoInputError(
+            f"{len(exact)} Cargo {what}s are named {name_or_uuid!r} ({', '.join(i.uuid for i in exact)}). "
+            f"Next step: pass the {what}'s UUID instead of its name."
+        )
+    folded = [item for item in items if item.name.casefold() == name_or_uuid.casefold()]
+    if len(folded) == 1:
+        logger.warning("No Cargo %s is named exactly %r; using %r (%s), the only one whose name differs only "
+                       "in case.", what, name_or_uuid, folded[0].name, folded[0].uuid)
+        return folded[0]
     names = [item.name for item in items]
+    if len(folded) > 1:
+        raise CargoInputError(
+            f"No Cargo {what} is named exactly {name_or_uuid!r}, and {len(folded)} differ from it only in case: "
+            f"{', '.join(repr(i.name) for i in folded)}. Next step: spell the name exactly, or pass the UUID."
+        )
     close = difflib.get_close_matches(name_or_uuid, names, n=3, cutoff=0.5)
     suggestion = f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
     available = ", ".join(repr(n) for n in sorted(names)[:20]) or "none"

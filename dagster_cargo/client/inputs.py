@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from .errors import CargoInputError
+from .filter_check import check_filter
 
 __all__ = [
     "PLAY_DATA_KINDS",
@@ -35,6 +36,8 @@ __all__ = [
     "validate_data",
     "date_window_filter",
     "chunk_records",
+    "check_limit",
+    "check_required_fields",
     "to_json_records",
     "json_safe",
 ]
@@ -65,8 +68,23 @@ def filter_data(
     if sort is not None:
         data["sort"] = [dict(s) for s in sort]
     if limit is not None:
-        data["limit"] = int(limit)
+        data["limit"] = check_limit(limit)
     return data
+
+
+def check_limit(limit: Any) -> int:
+    """``limit`` as given, if it is a positive whole number; otherwise a :class:`CargoInputError`."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        try:
+            import numpy as np
+
+            if isinstance(limit, np.integer) and int(limit) > 0:
+                return int(limit)
+        except ImportError:  # pragma: no cover - numpy comes with pandas
+            pass
+        raise CargoInputError(f"limit must be a positive whole number of records, not {limit!r}. Next step: pass "
+                              "an int such as limit=100, or no limit to run over every matching record.")
+    return limit
 
 
 def record_ids_data(model_uuid: str, ids: Iterable[str]) -> dict[str, Any]:
@@ -87,7 +105,7 @@ def change_data(change_uuid: str, change_kinds: Iterable[str] = ("added", "updat
 
 def records_data(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Run a tool over inline records (JSON-safe copies are made)."""
-    return {"kind": "records", "records": [json_safe(dict(r)) for r in records]}
+    return {"kind": "records", "records": to_json_records(records)}
 
 
 def date_window_filter(
@@ -101,7 +119,7 @@ def date_window_filter(
     >>> date_window_filter("created_at", dt.date(2025, 1, 1), dt.date(2025, 1, 2))["groups"][0]["conditions"][0]
     {'kind': 'date', 'columnSlug': 'created_at', 'operator': 'between', 'firstValue': '2025-01-01', 'lastValue': '2025-01-02'}
     """
-    as_text = lambda v: v if isinstance(v, str) else v.isoformat()  # noqa: E731
+    as_text = lambda v: v if isinstance(v, str) else json_safe(v, "date window")  # noqa: E731
     condition = {"kind": "date", "columnSlug": column_slug, "operator": "between",
                  "firstValue": as_text(start), "lastValue": as_text(end)}
     window_group = {"conjonction": "and", "conditions": [condition]}
@@ -120,37 +138,12 @@ def date_window_filter(
         {"conjonction": "and", "conditions": [*g.get("conditions", []), condition]} for g in base["groups"]]}
 
 
-def _reject_conjunction(obj: Mapping[str, Any], path: str) -> None:
-    if "conjunction" in obj:
-        raise CargoInputError(
-            f"Filter at {path} uses 'conjunction'; Cargo spells it 'conjonction' and silently "
-            "ignores the misspelling. Rename the key to 'conjonction'."
-        )
+def validate_filter(filter: Any, path: str = "filter", columns: Mapping[str, str] | None = None) -> None:
+    """Reject filters Cargo would silently misread or cannot parse (see :mod:`.filter_check`).
 
-
-def validate_filter(filter: Any, path: str = "filter") -> None:
-    """Reject filters Cargo would silently misread (``conjunction``) or cannot parse."""
-    if not isinstance(filter, Mapping):
-        raise CargoInputError(f"Filter at {path} must be an object with 'conjonction' and 'groups'.")
-    _reject_conjunction(filter, path)
-    conj = filter.get("conjonction", "and")
-    if conj not in ("and", "or"):
-        raise CargoInputError(f"Filter at {path}: 'conjonction' must be 'and' or 'or', not {conj!r}.")
-    groups = filter.get("groups", [])
-    if not isinstance(groups, list):
-        raise CargoInputError(f"Filter at {path}: 'groups' must be a list.")
-    for i, group in enumerate(groups):
-        gpath = f"{path}.groups[{i}]"
-        if not isinstance(group, Mapping):
-            raise CargoInputError(f"Filter at {gpath} must be an object.")
-        _reject_conjunction(group, gpath)
-        conditions = group.get("conditions", [])
-        if not isinstance(conditions, list):
-            raise CargoInputError(f"Filter at {gpath}: 'conditions' must be a list.")
-        for j, cond in enumerate(conditions):
-            if not isinstance(cond, Mapping) or "kind" not in cond:
-                raise CargoInputError(f"Filter at {gpath}.conditions[{j}] needs a 'kind'.")
-            _reject_conjunction(cond, f"{gpath}.conditions[{j}]")
+    ``columns`` (the model's column slug → type) also checks column slugs and condition kinds.
+    """
+    check_filter(filter, columns, path)
 
 
 def validate_data(data: Mapping[str, Any], *, workflow_type: str | None) -> None:
@@ -170,6 +163,28 @@ def validate_data(data: Mapping[str, Any], *, workflow_type: str | None) -> None
         )
     if "filter" in data and data["filter"] is not None:
         validate_filter(data["filter"], "data.filter")
+
+
+def check_required_fields(records: Sequence[Mapping[str, Any]], required: Sequence[str], what: str = "tool") -> None:
+    """Every record must carry each required form field with a value, or nothing is sent.
+
+    >>> check_required_fields([{"domain": "a.com"}, {"domain": ""}], ["domain"])
+    Traceback (most recent call last):
+    ...
+    dagster_cargo.client.errors.CargoInputError: Input record 1 has no value for the tool's required form field 'domain' (1 of 2 records lack a required field). Cargo would fail those runs and still charge the batch. Next step: fill or drop those records, or map a column to 'domain'.
+    """
+    if not required:
+        return
+    lacking = [(i, field) for i, rec in enumerate(records) for field in required
+               if rec.get(field) is None or rec.get(field) == ""]
+    if lacking:
+        index, field = lacking[0]
+        count = len({i for i, _ in lacking})
+        raise CargoInputError(
+            f"Input record {index} has no value for the {what}'s required form field {field!r} ({count} of "
+            f"{len(records)} records lack a required field). Cargo would fail those runs and still charge the "
+            f"batch. Next step: fill or drop those records, or map a column to {field!r}."
+        )
 
 
 def chunk_records(
@@ -215,42 +230,98 @@ def chunk_records(
     return chunks
 
 
-def json_safe(value: Any) -> Any:
-    """Convert pandas/numpy/datetime values into plain JSON values.
+def json_safe(value: Any, path: str = "value") -> Any:
+    """Convert pandas/numpy/datetime values into the JSON values they stand for, exactly.
 
-    NaN/NaT/None → ``None``; Timestamps and datetimes → ISO-8601 strings; numpy scalars →
-    Python scalars; Decimals → float.
+    NaN/NaT/None (missing values) → ``None``; datetimes, dates, times, pandas Timestamps and
+    ``np.datetime64`` → ISO-8601 text; numpy scalars and arrays → Python numbers and lists;
+    a ``Decimal`` → a number only when a float holds it exactly. Anything JSON cannot carry
+    exactly (bytes, complex numbers, infinities, timedeltas, sets, arbitrary objects, a
+    ``Decimal`` beyond float precision) raises :class:`CargoInputError` naming ``path``, never
+    a silent ``str()``.
 
     >>> import math
     >>> json_safe({"a": math.nan, "b": dt.date(2025, 1, 2)})
     {'a': None, 'b': '2025-01-02'}
+    >>> json_safe({"price": Decimal("0.1000000000000000055511151231257827")}, "Input record 0")
+    Traceback (most recent call last):
+    ...
+    dagster_cargo.client.errors.CargoInputError: Input record 0, column 'price': Decimal('0.1000000000000000055511151231257827') has more precision than a JSON number carries; Cargo would receive a different value. Next step: round it, or send it as text (str) on purpose.
     """
-    if value is None:
-        return None
+    if value is None or isinstance(value, (bool, str)):
+        return value
     if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, bool | str | int):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise _unsafe(path, f"has a key {k!r} that is not text")
+            out[k] = json_safe(v, _join(path, k))
+        return out
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            raise _unsafe(path, f"is {value!r}, which JSON cannot represent")
+        return value
     if isinstance(value, Decimal):
-        return float(value)
+        if not value.is_finite():
+            raise _unsafe(path, f"is {value!r}, which JSON cannot represent")
+        as_float = float(value)
+        if Decimal(repr(as_float)) != value.normalize() and Decimal(as_float) != value:
+            raise _unsafe(path, f"{value!r} has more precision than a JSON number carries")
+        return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else as_float
     module = type(value).__module__
     if module.startswith(("numpy", "pandas")) and _is_missing(value):  # NaT is a datetime subclass
         return None
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
-    # numpy / pandas scalars without importing them eagerly
-    if module.startswith(("numpy", "pandas")):
-        if hasattr(value, "isoformat"):
-            return value.isoformat()
-        if hasattr(value, "tolist"):
-            return json_safe(value.tolist())
-        if hasattr(value, "item"):
-            return json_safe(value.item())
-    return value
+    if module.startswith("numpy"):
+        return _numpy_value(value, path)
+    if module.startswith("pandas") and hasattr(value, "isoformat") and not _is_timedelta(value):
+        return value.isoformat()
+    raise _unsafe(path, f"is a {type(value).__name__} ({_short(value)}), which JSON cannot represent exactly")
+
+
+def _numpy_value(value: Any, path: str) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.datetime64):
+        import pandas as pd
+
+        return pd.Timestamp(value).isoformat()
+    if isinstance(value, np.ndarray):
+        return [json_safe(v, f"{path}[{i}]") for i, v in enumerate(value.tolist())]
+    if isinstance(value, (np.bool_, np.integer, np.floating, np.str_)):
+        return json_safe(value.item(), path)
+    raise _unsafe(path, f"is a numpy {type(value).__name__} ({_short(value)}), which JSON cannot represent exactly")
+
+
+def _is_timedelta(value: Any) -> bool:
+    return isinstance(value, dt.timedelta) or type(value).__name__ == "Timedelta"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _join(path: str, key: str) -> str:
+    if path.startswith("Input record") and ", column" not in path:
+        return f"{path}, column {key!r}"
+    return f"{path}.{key}"
+
+
+def _unsafe(path: str, problem: str) -> CargoInputError:
+    if "precision" in problem:
+        step = "round it, or send it as text (str) on purpose"
+    else:
+        step = ("convert the column to a JSON type (number, text, boolean, list, object) yourself, e.g. with "
+                ".astype(str) if text is meant")
+    return CargoInputError(f"{path}: {problem}; Cargo would receive a different value. Next step: {step}.")
 
 
 def _is_missing(value: Any) -> bool:
@@ -263,9 +334,40 @@ def _is_missing(value: Any) -> bool:
 
 
 def to_json_records(frame: Any) -> list[dict[str, Any]]:
-    """Turn a pandas DataFrame (or an iterable of mappings) into JSON-safe records."""
+    """Turn a pandas DataFrame (or an iterable of mappings) into JSON records, exactly (see :func:`json_safe`).
+
+    Raises :class:`CargoInputError` for duplicate column names (a DataFrame would silently keep
+    only one of them), a record that is not a mapping, and any value JSON cannot carry exactly.
+    """
     if hasattr(frame, "to_dict") and hasattr(frame, "columns"):
+        columns = [str(c) for c in frame.columns]
+        duplicates = sorted({c for c in columns if columns.count(c) > 1})
+        if duplicates:
+            raise CargoInputError(
+                f"The input DataFrame has duplicate column names {duplicates}; only one of each would reach "
+                "Cargo. Next step: rename or drop the duplicates (df.loc[:, ~df.columns.duplicated()])."
+            )
         rows = frame.to_dict(orient="records")
+    elif isinstance(frame, Mapping) or isinstance(frame, (str, bytes)):
+        raise CargoInputError(
+            f"Records must be a DataFrame or a list of dicts, not a single {type(frame).__name__}. "
+            "Next step: wrap it in a list ([record])."
+        )
     else:
         rows = list(frame)
-    return [json_safe(dict(row)) for row in rows]
+    return [_record(row, i) for i, row in enumerate(rows)]
+
+
+def _record(row: Any, index: int) -> dict[str, Any]:
+    if not isinstance(row, Mapping):
+        raise CargoInputError(
+            f"Input record {index} is a {type(row).__name__} ({_short(row)}), not a mapping of column names to "
+            "values. Next step: pass a DataFrame or a list of dicts such as [{'domain': 'acme.com'}]."
+        )
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if not isinstance(key, str):
+            raise CargoInputError(f"Input record {index} has a column name {key!r} that is not text. Next step: "
+                                  "rename the columns to text.")
+        out[key] = json_safe(value, f"Input record {index}, column {key!r}")
+    return out

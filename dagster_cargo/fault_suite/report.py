@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections import Counter, defaultdict
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..emulator.enrichment import enrich_company
+from .jobs import CONCURRENCY, PLAY_NAME, play_filter
 from .runner import UUID, Outcome, SuiteRun, materialization_of
 
 ENRICH_COLUMNS = ("industry", "employee_range", "revenue_band", "linkedin_url", "hq_country")
@@ -34,6 +36,17 @@ class FaultReport:
     faults: dict[str, int]
     wall_seconds: float
     untraceable_batches: int = 0
+    wrong_adoptions: int = 0
+    unaccounted_records: int = 0
+    orphans: list[str] = field(default_factory=list)
+    orphan_credits: float = 0.0
+    tools: int = 0
+    plays: int = 0
+    concurrency: int = 1
+    earlier_batches: int = 0
+    crashes: list[Any] = field(default_factory=list)
+    wrong_details: list[str] = field(default_factory=list)
+    unaccounted_details: list[str] = field(default_factory=list)
     failure_kinds: list[tuple[int, str]] = field(default_factory=list)
     unclear_errors: list[tuple[int, str]] = field(default_factory=list)
     missing_rows_details: list[str] = field(default_factory=list)
@@ -47,8 +60,16 @@ class FaultReport:
             found.append(f"{self.failed_unclear} failure(s) with an unclear error")
         if self.duplicate_batches:
             found.append(f"{self.duplicate_batches} duplicate batch(es)")
-        if self.credits_spent != self.credits_expected:
-            found.append(f"credits spent {self.credits_spent:g} != expected {self.credits_expected:g}")
+        if round(self.credits_spent - self.credits_expected, 6):
+            found.append(f"credits spent {self.credits_spent:g} != expected {self.credits_expected:g} "
+                         "(one batch per materialization, orphans included)")
+        if self.wrong_adoptions:
+            found.append(f"{self.wrong_adoptions} batch(es) adopted by the wrong materialization")
+        if self.unaccounted_records:
+            found.append(f"{self.unaccounted_records} materialization(s) with input records not accounted for")
+        bad = [c for c in self.crashes if not c.ok]
+        if bad:
+            found.append(f"{len(bad)} crash scenario(s) without exactly one batch and a successful re-execution")
         if self.token_leaks:
             found.append(f"{self.token_leaks} token leak(s)")
         if self.missing_rows:
@@ -65,16 +86,22 @@ class FaultReport:
         waste = self.credits_spent - self.credits_expected
         searched = ", ".join(f"{n} {where}" for where, n in sorted(self.searched.items()))
         lines = [
-            f"Fault suite: {self.materializations} materializations of the 'Enrich company' tool asset, "
-            f"fault profile '{self.profile}', seed {self.seed}",
-            f"({self.batches} batches created, each traced to its materialization by its input domains)",
+            f"Fault suite: {self.materializations} materializations ({self.tools} of the 'Enrich company' tool, "
+            f"{self.plays} of the 'Score inbound companies' play over distinct time windows), {self.concurrency} at "
+            f"once (multiprocess executor), fault profile '{self.profile}', seed {self.seed}",
+            f"({self.batches} batches created, each traced to its materialization by its content; each workflow had "
+            f"{self.earlier_batches} earlier batches)",
             "",
             row("Materializations succeeded", self.succeeded),
             row("Failed with a clear error", self.failed_clear),
             row("Failed with an unclear error", self.failed_unclear, "must be 0"),
+            row("Batches adopted by the wrong materialization", self.wrong_adoptions, "must be 0"),
             row("Duplicate batches", self.duplicate_batches, "must be 0"),
+            row("Orphan batches (charged, materialization failed)", len(self.orphans),
+                f"{self.orphan_credits:g} credits, listed below"),
             row("Credits spent / expected", f"{self.credits_spent:g} / {self.credits_expected:g}",
                 f"wasted {waste:g}, must be 0"),
+            row("Input records not accounted for", self.unaccounted_records, "must be 0"),
             row("Token leaks", self.token_leaks, "must be 0"),
             row("DataFrames returned with missing rows", self.missing_rows, "must be 0"),
             row("Wall time", f"{self.wall_seconds:.1f} s"),
@@ -88,7 +115,18 @@ class FaultReport:
         if self.failure_kinds:
             lines += ["", "Failures (UUIDs masked):"]
             lines += [f"  {n:>4} x {text}" for n, text in self.failure_kinds]
+        if self.crashes:
+            lines += ["", "kill -9, then re-execution (exactly 1 batch each):"]
+            lines += [f"  {c.point:<16} {c.path:<11} exit {c.child_exit!s:>4}  re-execution "
+                      f"{'succeeded' if c.reexecution_succeeded else 'FAILED'}  batches {len(c.batches)}  "
+                      f"credits {c.credits:g}  rows {c.rows}" + ("" if c.ok else "  <- must be 1 batch, success")
+                      for c in self.crashes]
+        if self.orphans:
+            lines += ["", "Orphan batches (each charged for a materialization that then failed):"]
+            lines += [f"  {item}" for item in self.orphans]
         for title, items in (("Unclear errors", [f"#{i}: {t}" for i, t in self.unclear_errors]),
+                             ("Wrong adoptions", self.wrong_details),
+                             ("Input records not accounted for", self.unaccounted_details),
                              ("Duplicate batches", self.duplicate_details),
                              ("Missing rows", self.missing_rows_details), ("Token leaks", self.leak_samples)):
             if items:
@@ -120,20 +158,27 @@ def _check_rows(outcome: Outcome, batches: list[Any], runs_by_batch: dict[str, l
     frame = outcome.frame
     if frame is None:
         return "no DataFrame returned"
-    succeeded = [r for b in batches for r in runs_by_batch.get(b.uuid, []) if r.status == "success"]
-    if len(frame) != len(succeeded):
-        return f"{len(frame)} rows for {len(succeeded)} succeeded runs"
+    runs = [r for b in batches for r in runs_by_batch.get(b.uuid, [])]
+    succeeded = [r for r in runs if r.status == "success"]
+    # one row per succeeded run, or (Cargo's documented download) one per record with failed runs' output empty
+    if len(frame) not in (len(succeeded), len(runs)):
+        return f"{len(frame)} rows for {len(succeeded)} succeeded of {len(runs)} runs"
+    if frame.empty:  # every run failed by design (or nothing matched): an empty frame is the complete output
+        return None
     if "domain" not in frame.columns:
         return "no domain column"
-    expected_domains = sorted(str(r.record.get("domain")) for r in succeeded)
-    if sorted(str(d) for d in frame["domain"]) != expected_domains:
-        return "returned domains differ from the succeeded runs' domains"
-    if frame.empty:  # every run failed by design: an empty frame is the complete output
-        return None
+    expected = succeeded if len(frame) == len(succeeded) else runs
+    if sorted(str(d) for d in frame["domain"]) != sorted(str(r.record.get("domain")) for r in expected):
+        return "returned domains differ from the runs' domains"
+    if outcome.kind != "tool":
+        return None  # a play's own columns (industry...) come from the model; its output is checked by the rows
     columns = [c for c in ENRICH_COLUMNS if c in frame.columns]
     if not columns:
         return "no enrichment column"
+    ok = {str(r.record.get("domain")) for r in succeeded}
     for record in frame.to_dict("records"):
+        if str(record["domain"]) not in ok:
+            continue  # a failed run's row: input only
         want = enrich_company(record["domain"])
         wrong = [c for c in columns if record[c] != want[c]]
         if wrong:
@@ -141,8 +186,52 @@ def _check_rows(outcome: Outcome, batches: list[Any], runs_by_batch: dict[str, l
     return None
 
 
+def _owners(run: SuiteRun, batches: list[Any]) -> tuple[dict[int, list[Any]], int]:
+    """Each suite batch's materialization, from its content: tool batches by their input domains, play batches by
+    their filter (a window unique to one materialization). Earlier and crash-scenario batches are left out."""
+    windows = {json.dumps(play_filter(*o.window), sort_keys=True): o.index for o in run.outcomes if o.kind == "play"}
+    by_mat: dict[int, list[Any]] = defaultdict(list)
+    untraceable = 0
+    for b in batches:
+        if b.uuid in run.earlier or any(str(r.get("domain", "")).startswith("crash") for r in b.records):
+            continue
+        if b.data.get("kind") == "filter":
+            owner = windows.get(json.dumps(b.data.get("filter"), sort_keys=True))
+            owners = {owner}
+        else:
+            owners = {materialization_of(rec.get("domain")) for rec in b.records}
+        if len(owners) != 1 or None in owners:
+            untraceable += 1
+            continue
+        by_mat[owners.pop()].append(b)  # type: ignore[index]
+    return by_mat, untraceable
+
+
+def _expected_ids(run: SuiteRun, o: Outcome) -> set[str]:
+    """The record ids a play materialization's window selects (the emulator's own filter evaluation)."""
+    from ..emulator import filters
+
+    store = run.emulator.store
+    model_uuid = store.play_by_name(PLAY_NAME)["modelUuid"]
+    with store.lock:
+        records = filters.apply(store.model_records(model_uuid), play_filter(*o.window), None, None,
+                                segments=store._segment_ids)
+    return {str(r["_id"]) for r in records}
+
+
+def _unaccounted(run: SuiteRun, o: Outcome, used: list[Any]) -> str | None:
+    """Why ``o``'s input records are not exactly the records its batches ran (``None`` when they are)."""
+    ran = [str(r.get("domain") if o.kind == "tool" else r.get("_id")) for b in used for r in b.records]
+    wanted = set(o.domains) if o.kind == "tool" else _expected_ids(run, o)
+    if len(ran) != len(set(ran)):
+        return "a record ran twice"
+    if set(ran) != wanted:
+        return f"{len(wanted - set(ran))} input record(s) never ran, {len(set(ran) - wanted)} foreign record(s) ran"
+    return None
+
+
 def build_report(run: SuiteRun) -> FaultReport:
-    """Trace every batch in the emulator to its materialization and compute the figures."""
+    """Trace every batch in the emulator to its materialization by content and compute the figures."""
     settle(run)
     store = run.emulator.store
     with store.lock:
@@ -150,41 +239,55 @@ def build_report(run: SuiteRun) -> FaultReport:
         runs_by_batch: dict[str, list[Any]] = defaultdict(list)
         for r in store.engine.runs.values():
             runs_by_batch[r.batch_uuid].append(r)
-        credits_spent = float(store.credits_used)
-    by_mat: dict[int, list[Any]] = defaultdict(list)
-    untraceable = 0
-    for b in batches:
-        owners = {materialization_of(rec.get("domain")) for rec in b.records}
-        if len(owners) != 1 or None in owners:
-            untraceable += 1
-            continue
-        by_mat[owners.pop()].append(b)  # type: ignore[index]
-
+    by_mat, untraceable = _owners(run, batches)
+    suite_batches = [b for owned in by_mat.values() for b in owned]
+    credits_spent = float(sum(b.credits for b in suite_batches))
     outcomes = {o.index: o for o in run.outcomes}
-    duplicates, expected, dup_details = 0, 0.0, []
-    for index, owned in sorted(by_mat.items()):
-        groups: dict[frozenset[str], list[Any]] = defaultdict(list)
-        for b in sorted(owned, key=lambda b: b.seq):
-            groups[frozenset(str(rec.get("domain")) for rec in b.records)].append(b)
-        reported = set(outcomes[index].batch_uuids) if index in outcomes else set()
-        for group in groups.values():
-            chosen = next((b for b in group if b.uuid in reported), group[0])
-            expected += chosen.credits
-            if len(group) > 1:
-                duplicates += len(group) - 1
-                dup_details.append(f"materialization #{index}: batches {', '.join(b.uuid for b in group)} "
-                                   f"for the same records ({sum(b.credits for b in group)} credits)")
+    owner_of = {b.uuid: index for index, owned in by_mat.items() for b in owned}
 
-    missing, missing_details = 0, []
+    duplicates, expected, dup_details, orphans, orphan_credits = 0, 0.0, [], [], 0.0
+    for index, owned in sorted(by_mat.items()):
+        o = outcomes.get(index)
+        reported = set(o.batch_uuids) if o is not None else set()
+        if o is None or not o.succeeded:
+            for b in owned:
+                orphans.append(f"#{index} ({o.kind if o else '?'}): batch {b.uuid}, {b.credits:g} credits, "
+                               f"{len(b.records)} records; the materialization failed: "
+                               f"{_mask(o.error) if o else 'unknown'}")
+                orphan_credits += b.credits
+                expected += b.credits
+            if len(owned) > 1:
+                duplicates += len(owned) - 1
+                dup_details.append(f"materialization #{index}: {len(owned)} batches for one (failed) materialization")
+            continue
+        for b in owned:
+            if b.uuid in reported:
+                expected += b.credits
+            else:
+                duplicates += 1
+                dup_details.append(f"materialization #{index}: batch {b.uuid} ({b.credits:g} credits) was paid "
+                                   "besides the batch it reported")
+
+    wrong, wrong_details, missing, missing_details, unaccounted, unaccounted_details = 0, [], 0, [], 0, []
     by_uuid = {b.uuid: b for b in batches}
     for o in run.outcomes:
         if not o.succeeded:
             continue
+        for u in o.batch_uuids:
+            if owner_of.get(u) != o.index:
+                wrong += 1
+                wrong_details.append(f"materialization #{o.index} reported batch {u}, which holds "
+                                     f"{'materialization #' + str(owner_of[u]) if u in owner_of else 'no'}'s input")
         used = [by_uuid[u] for u in o.batch_uuids if u in by_uuid]
-        problem = _check_rows(o, used, runs_by_batch) if used else "no batch reported in the metadata"
+        problem = _check_rows(o, used, runs_by_batch) if used or o.kind == "play" else \
+            "no batch reported in the metadata"
         if problem:
             missing += 1
             missing_details.append(f"materialization #{o.index}: {problem}")
+        gap = _unaccounted(run, o, used)
+        if gap:
+            unaccounted += 1
+            unaccounted_details.append(f"materialization #{o.index} ({o.kind}): {gap}")
 
     watch = run.watch
     for entry in list(run.emulator.request_log):
@@ -198,11 +301,15 @@ def build_report(run: SuiteRun) -> FaultReport:
     return FaultReport(
         materializations=len(run.outcomes), seed=run.config.seed, profile=run.config.profile_label(),
         succeeded=len(run.outcomes) - len(failed), failed_clear=sum(o.clear for o in failed),
-        failed_unclear=sum(not o.clear for o in failed), duplicate_batches=duplicates, batches=len(batches),
+        failed_unclear=sum(not o.clear for o in failed), duplicate_batches=duplicates, batches=len(suite_batches),
         credits_spent=credits_spent, credits_expected=expected, token_leaks=watch.leaks,
         searched=dict(watch.searched), missing_rows=missing, faults=run.emulator.faults.counts,
-        wall_seconds=run.wall_seconds, untraceable_batches=untraceable,
+        wall_seconds=run.wall_seconds, untraceable_batches=untraceable, wrong_adoptions=wrong,
+        unaccounted_records=unaccounted, orphans=orphans, orphan_credits=orphan_credits,
+        tools=sum(o.kind == "tool" for o in run.outcomes), plays=sum(o.kind == "play" for o in run.outcomes),
+        concurrency=CONCURRENCY, earlier_batches=run.config.earlier_batches, crashes=list(run.crashes),
         failure_kinds=sorted(((n, k) for k, n in kinds.items()), reverse=True),
         unclear_errors=[(o.index, o.error[:400]) for o in failed if not o.clear],
         missing_rows_details=missing_details, duplicate_details=dup_details, leak_samples=list(watch.samples),
+        wrong_details=wrong_details, unaccounted_details=unaccounted_details,
     )

@@ -16,11 +16,18 @@ import dagster as dg
 import pandas as pd
 
 from ..emulator import CargoEmulator, FaultProfile
-from ..resource import CargoResource
 from .capture import LeakWatch, OutputCapture, watch_logs
+from .jobs import (
+    DEBUG_ENV,
+    PLAY_NAME,
+    PLAY_SLOTS,
+    TOKEN_ENV,
+    TOOL_NAME,
+    TOOL_SLOTS,
+    resource_config,
+    suite_job,
+)
 
-ASSET_NAME = "fault_suite_enriched_companies"
-TOOL_NAME = "Enrich company"
 DOMAIN = re.compile(r"^m(\d+)-(\d+)\.example$")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ENDPOINT = re.compile(r"(?:GET|POST|PUT|PATCH|DELETE) /[\w/{}.-]+")
@@ -47,9 +54,15 @@ class SuiteConfig:
     # probabilities overriding the preset's, e.g. (("unknown_status", 0.25),) so that a small run surely
     # sees every kind
     fault_overrides: tuple[tuple[str, float], ...] = ()
+    # fault kinds restricted to some request targets, e.g. (("server_error", ("POST /v1/orchestration/batches",)),)
+    fault_paths: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    earlier_batches: int = 150  # batches each workflow has before the suite starts (> one list page)
+    crash_scenarios: bool = True  # kill -9 at each step of a materialization, then re-execute (see .crash)
+    crash_paths: tuple[str, ...] = ("ui", "python_api")  # re-execution paths tried after each crash
 
     def fault_profile(self) -> FaultProfile:
-        return FaultProfile.preset(self.profile, seed=self.seed, **dict(self.fault_overrides))
+        paths = {kind: list(targets) for kind, targets in self.fault_paths}
+        return FaultProfile.preset(self.profile, seed=self.seed, paths=paths, **dict(self.fault_overrides))
 
     def profile_label(self) -> str:
         extra = ", ".join(f"{k}={v:g}" for k, v in self.fault_overrides)
@@ -74,6 +87,10 @@ class Outcome:
     frame: pd.DataFrame | None = None
     batch_uuids: list[str] = field(default_factory=list)  # the batches the materialization reported
     seconds: float = 0.0
+    kind: str = "tool"  # "tool" (domains) or "play" (window)
+    step: str = "tool_0"
+    window: tuple[str, str] = ("", "")
+    round: int = 0
 
 
 def domains_for(index: int, count: int) -> list[str]:
@@ -109,18 +126,6 @@ def _watch_exception(exc: BaseException | None, watch: LeakWatch) -> None:
         exc = exc.__cause__ or exc.__context__
 
 
-def _make_asset(frame: pd.DataFrame, watch: LeakWatch) -> dg.AssetsDefinition:
-    @dg.asset(name=ASSET_NAME, kinds={"cargo"})
-    def enriched(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
-        try:
-            return cargo.run_tool(context, TOOL_NAME, frame).materialize_result()
-        except BaseException as exc:  # searched for the token, then raised unchanged
-            _watch_exception(exc, watch)
-            raise
-
-    return enriched
-
-
 def _scan_run(instance: dg.DagsterInstance, run_id: str, watch: LeakWatch) -> None:
     from dagster._serdes import serialize_value
 
@@ -135,8 +140,8 @@ def _scan_run(instance: dg.DagsterInstance, run_id: str, watch: LeakWatch) -> No
     watch.check("Dagster run (tags, config)", repr(run))
 
 
-def _record_failure(outcome: Outcome, result: Any, watch: LeakWatch) -> None:
-    failure = result.failure_data_for_node(ASSET_NAME)
+def _record_failure(outcome: Outcome, result: Any, step: str, watch: LeakWatch) -> None:
+    failure = result.failure_data_for_node(step)
     info: Any = failure.error if failure is not None else None
     if info is None:  # failed outside the step: take the run failure's error
         for event in result.all_events:
@@ -152,8 +157,8 @@ def _record_failure(outcome: Outcome, result: Any, watch: LeakWatch) -> None:
     outcome.clear = is_clear(outcome.error)
 
 
-def _reported_batches(result: Any) -> list[str]:
-    mats = result.asset_materializations_for_node(ASSET_NAME)
+def _reported_batches(result: Any, step: str) -> list[str]:
+    mats = result.asset_materializations_for_node(step)
     if not mats:
         return []
     meta = {k: getattr(v, "value", v) for k, v in mats[0].metadata.items()}
@@ -162,38 +167,6 @@ def _reported_batches(result: Any) -> list[str]:
         return str(many).split(",")
     one = meta.get("dagster-cargo/batch_uuid")
     return [str(one)] if one else []
-
-
-def run_one(index: int, domains: list[str], emu: CargoEmulator, instance: dg.DagsterInstance,
-            config: SuiteConfig, watch: LeakWatch) -> Outcome:
-    """Materialize the tool asset once over ``domains`` and record the outcome."""
-    outcome = Outcome(index=index, domains=domains)
-    frame = pd.DataFrame({"domain": domains, "company_name": [f"Company {d.split('.')[0]}" for d in domains]})
-    resource = CargoResource(
-        api_token=config.token(), base_url=emu.base_url, request_timeout=config.request_timeout,
-        connect_timeout=config.connect_timeout, poll_interval=config.poll_interval,
-        max_poll_interval=config.max_poll_interval, poll_timeout=config.poll_timeout, progress_log_interval=0.2,
-    )
-    watch.check("resource repr", repr(resource) + str(resource))
-    started = time.monotonic()
-    try:
-        result = dg.materialize([_make_asset(frame, watch)], resources={"cargo": resource}, instance=instance,
-                                raise_on_error=False, tags={"fault-suite/materialization": str(index)})
-    except Exception as exc:  # the suite itself must keep going; this counts as an unclear failure
-        _watch_exception(exc, watch)
-        outcome.error, outcome.error_class = f"materialize() raised: {exc}", type(exc).__name__
-        outcome.seconds = time.monotonic() - started
-        return outcome
-    outcome.seconds = time.monotonic() - started
-    outcome.run_id = result.run_id
-    _scan_run(instance, result.run_id, watch)
-    outcome.batch_uuids = _reported_batches(result)
-    if result.success:
-        outcome.succeeded = True
-        outcome.frame = result.output_for_node(ASSET_NAME)
-    else:
-        _record_failure(outcome, result, watch)
-    return outcome
 
 
 @dataclass
@@ -206,29 +179,166 @@ class SuiteRun:
     watch: LeakWatch
     output: str
     wall_seconds: float
+    earlier: set[str] = field(default_factory=set)  # batches that existed before the suite (never anyone's)
+    crashes: list[Any] = field(default_factory=list)  # crash scenarios (see .crash)
+
+
+def plan(config: SuiteConfig, bounds: tuple[float, float] = (0.0, 365 * 86400.0)) -> list[Outcome]:
+    """Every materialization's input: rounds of TOOL_SLOTS + PLAY_SLOTS steps, alternating tool and play."""
+    sizes = random.Random(config.seed)
+    slots = TOOL_SLOTS + PLAY_SLOTS
+    outcomes = []
+    for index in range(config.materializations):
+        position = index % slots
+        if position % 2 == 0:
+            outcome = Outcome(index=index, domains=domains_for(index, sizes.randint(config.min_records,
+                                                                                    config.max_records)))
+            outcome.kind, outcome.step = "tool", f"tool_{position // 2}"
+        else:
+            outcome = Outcome(index=index, domains=[], kind="play", step=f"play_{position // 2}",
+                              window=play_window(index, config, bounds))
+        outcome.round = index // slots
+        outcomes.append(outcome)
+    return outcomes
+
+
+def play_window(index: int, config: SuiteConfig, bounds: tuple[float, float]) -> tuple[str, str]:
+    """A time window unique to materialization ``index`` (a partition of the companies' ``created_at``):
+    the data's time span cut into one window per materialization."""
+    from datetime import datetime, timedelta, timezone
+
+    width = timedelta(seconds=(bounds[1] - bounds[0]) / max(1, config.materializations))
+    start = datetime.fromtimestamp(bounds[0], tz=timezone.utc) + index * width
+    stop = start + width - timedelta(milliseconds=1)
+    fmt = "%Y-%m-%dT%H:%M:%S.%f"
+    return start.strftime(fmt)[:-3] + "Z", stop.strftime(fmt)[:-3] + "Z"
+
+
+def _round_config(outcomes: list[Outcome], emu: CargoEmulator, config: SuiteConfig) -> dict[str, Any]:
+    ops: dict[str, Any] = {}
+    for o in outcomes:
+        if o.kind == "tool":
+            ops[o.step] = {"config": {"index": o.index, "domains": o.domains}}
+        else:
+            ops[o.step] = {"config": {"index": o.index, "start": o.window[0], "end": o.window[1]}}
+    fields = {"request_timeout": config.request_timeout, "connect_timeout": config.connect_timeout,
+              "poll_interval": config.poll_interval, "max_poll_interval": config.max_poll_interval,
+              "poll_timeout": config.poll_timeout, "progress_log_interval": 0.2}
+    return {"ops": ops, "resources": resource_config(emu.base_url, **fields)}
+
+
+def _stored_output(instance: dg.DagsterInstance, step: str) -> Any:
+    """The DataFrame the step's asset stored (the default IO manager pickles it under the asset key)."""
+    import pickle
+    from pathlib import Path
+
+    with open(Path(instance.storage_directory()) / step, "rb") as handle:
+        return pickle.load(handle)  # noqa: S301 - the suite's own file
+
+
+def run_round(outcomes: list[Outcome], emu: CargoEmulator, instance: dg.DagsterInstance, config: SuiteConfig,
+              watch: LeakWatch) -> None:
+    """One run of the round job: its steps (up to 8) at once in subprocesses; fills ``outcomes``."""
+    started = time.monotonic()
+    selection = [dg.AssetKey(o.step) for o in outcomes]
+    try:
+        with dg.execute_job(dg.reconstructable(suite_job), instance=instance, asset_selection=selection,
+                            run_config=_round_config(outcomes, emu, config), raise_on_error=False,
+                            tags={"fault-suite/round": str(outcomes[0].round)}) as result:
+            _scan_run(instance, result.run_id, watch)
+            for o in outcomes:
+                o.run_id = result.run_id
+                o.batch_uuids = _reported_batches(result, o.step)
+                if result.is_node_success(o.step):
+                    try:
+                        o.frame = _stored_output(instance, o.step)
+                        o.succeeded = True
+                    except Exception as exc:  # succeeded but its output cannot be read: an unclear failure
+                        o.error, o.error_class = f"output of a successful step unreadable: {exc}", type(exc).__name__
+                else:
+                    _record_failure(o, result, o.step, watch)
+    except Exception as exc:  # the suite itself must keep going; these count as unclear failures
+        _watch_exception(exc, watch)
+        for o in outcomes:
+            o.error, o.error_class = f"execute_job() raised: {exc}", type(exc).__name__
+    for o in outcomes:
+        o.seconds = time.monotonic() - started
+
+
+def seed_earlier_batches(emu: CargoEmulator, config: SuiteConfig) -> set[str]:
+    """``config.earlier_batches`` finished batches on the tool's and the play's workflows, before any fault."""
+    from ..client import CargoClient, filter_data, records_data
+
+    if config.earlier_batches <= 0:
+        return set()
+    saved, emu.faults.profile = emu.faults.profile, None
+    made: set[str] = set()
+    try:
+        with CargoClient(config.token(), base_url=emu.base_url) as client:
+            tool = client.find_tool(TOOL_NAME)
+            play = client.find_play(PLAY_NAME)
+            for i in range(config.earlier_batches):
+                made.add(client.create_batch(tool.workflow_uuid, records_data([{"domain": f"earlier-{i}.example"}]),
+                                             reconcile=False).uuid)
+                made.add(client.create_batch(play.workflow_uuid, filter_data(play.model_uuid, limit=1),
+                                             reconcile=False).uuid)
+    finally:
+        emu.faults.profile = saved
+    return made
 
 
 def run_materializations(config: SuiteConfig, emu: CargoEmulator,
                          progress: Callable[[Outcome], str | None] | None = None) -> SuiteRun:
     """Run every materialization against ``emu`` (started, faults configured) while watching for leaks."""
+    import os
+    import tempfile
+
     watch = LeakWatch(secret=config.token())
-    sizes = random.Random(config.seed)
+    earlier = seed_earlier_batches(emu, config)
+    outcomes = plan(config, data_bounds(emu))
     capture = OutputCapture()
-    outcomes: list[Outcome] = []
     started = time.monotonic()
-    with dg.DagsterInstance.ephemeral() as instance, capture.capturing(), watch_logs(watch):
-        for index in range(config.materializations):
-            domains = domains_for(index, sizes.randint(config.min_records, config.max_records))
-            outcome = run_one(index, domains, emu, instance, config, watch)
-            outcomes.append(outcome)
-            if progress is not None:
-                progress_line = progress(outcome)
-                if isinstance(progress_line, str):
-                    capture.write_original(progress_line)
+    env = {TOKEN_ENV: config.token(), DEBUG_ENV: "1"}
+    saved_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    crashes: list[Any] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="cargo-fault-suite-") as home, \
+                dg.DagsterInstance.local_temp(tempdir=home) as instance, capture.capturing(), watch_logs(watch):
+            rounds = sorted({o.round for o in outcomes})
+            for r in rounds:
+                batch = [o for o in outcomes if o.round == r]
+                run_round(batch, emu, instance, config, watch)
+                if progress is not None:
+                    for o in batch:
+                        line = progress(o)
+                        if isinstance(line, str):
+                            capture.write_original(line)
+            if config.crash_scenarios:
+                from .crash import run_crash_scenarios
+
+                crashes = run_crash_scenarios(emu, instance, config, watch)
+    finally:
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     wall = time.monotonic() - started
     watch.check("stdout/stderr", capture.text)
     return SuiteRun(config=config, outcomes=outcomes, emulator=emu, watch=watch, output=capture.text,
-                    wall_seconds=wall)
+                    wall_seconds=wall, earlier=earlier, crashes=crashes)
+
+
+def data_bounds(emu: CargoEmulator) -> tuple[float, float]:
+    """The time span of the play model's ``created_at`` values (epoch seconds, end exclusive)."""
+    from datetime import datetime
+
+    store = emu.store
+    model_uuid = store.play_by_name(PLAY_NAME)["modelUuid"]
+    stamps = [datetime.fromisoformat(str(r["created_at"]).replace("Z", "+00:00")).timestamp()
+              for r in store.model_records(model_uuid)]
+    return min(stamps), max(stamps) + 1.0
 
 
 def start_emulator(config: SuiteConfig) -> CargoEmulator:

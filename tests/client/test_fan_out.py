@@ -47,7 +47,7 @@ def test_create_batches_makes_one_batch_per_input_in_input_order(emu):
 
 def test_a_lost_create_response_among_siblings_is_adopted_not_resent(emu):
     emu.faults.next(f"POST {CREATE}", "lost_create_response")
-    with CargoClient(TOKEN, base_url=emu.base_url, sleep=lambda s: None) as client:
+    with CargoClient(TOKEN, base_url=emu.base_url, sleep=lambda s: emu.advance(5)) as client:
         results = client.create_batches(workflow(emu), [chunk(i) for i in range(4)], max_workers=1)
     assert all(isinstance(r, Batch) for r in results)
     assert sorted(b.uuid for b in results) == sorted(emu.store.engine.batches)
@@ -65,16 +65,16 @@ def test_failed_creates_are_returned_and_the_others_still_made(emu):
     assert len(emu.store.engine.batches) == 2
 
 
-def test_reconciliation_pages_past_a_busy_first_page(emu):
+@pytest.mark.parametrize("order", ["newest_first", "oldest_first", "unordered"])
+def test_listing_a_workflow_reads_every_page_in_any_order(emu, order):
+    emu.set_variants(batch_list_order=order)
     with CargoClient(TOKEN, base_url=emu.base_url) as client:
         wf = workflow(emu)
-        old = client.create_batch(wf, chunk(99))
-        new = [client.create_batch(wf, chunk(i)) for i in range(5)]
+        made = {client.create_batch(wf, chunk(i, n=1), reconcile=False).uuid for i in range(205)}
         mark = len(emu.request_log)
-        seen = client._batches_since(wf, {old.uuid}, page=2)
-    # newest first, down to (and including) the page holding the batch that existed before
-    assert {b.uuid for b in new} <= {b.uuid for b in seen}
-    assert len([e for e in emu.request_log[mark:] if e["path"] == f"{CREATE}/list"]) == 3  # 2 + 2 + 2
+        seen = client.list_all_batches(wf)
+    assert {b.uuid for b in seen} == made and len(seen) == 205
+    assert len([e for e in emu.request_log[mark:] if e["path"] == f"{CREATE}/list"]) == 3  # 100 + 100 + 5
 
 
 def test_waiting_for_many_batches_polls_them_with_one_list_call_per_round(emu):

@@ -85,7 +85,7 @@ def assert_complete(frame) -> None:
 # ---------------------------------------------------------------------------- batch creation
 def test_lost_create_response_adopts_the_one_committed_batch(emu):
     emu.faults.next(f"POST {CREATE}", "lost_create_response")
-    with make_client(emu, Sleeps()) as client:
+    with make_client(emu, Sleeps(emu, advance=5.0)) as client:  # Cargo's time passes while reconciling
         batch = client.create_batch(tool_workflow(emu), data())
     assert list(emu.store.engine.batches) == [batch.uuid]  # exactly one batch, and it is the one returned
     creates = log(emu, "POST", CREATE)
@@ -95,7 +95,7 @@ def test_lost_create_response_adopts_the_one_committed_batch(emu):
 
 def test_slow_create_response_past_the_read_timeout_is_adopted_not_resent(emu):
     emu.faults.next(f"POST {CREATE}", "slow_response", seconds=1.0)
-    with make_client(emu, Sleeps(), timeout=0.3) as client:
+    with make_client(emu, Sleeps(emu, advance=5.0), timeout=0.3) as client:
         batch = client.create_batch(tool_workflow(emu), data())
     assert list(emu.store.engine.batches) == [batch.uuid]
     assert len(log(emu, "POST", CREATE)) == 1

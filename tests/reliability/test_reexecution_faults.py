@@ -77,3 +77,113 @@ def test_reexecution_that_cannot_read_its_earlier_batch_does_not_pay_for_another
         second = reexecute(emu, instance, first, poll_timeout=0.3, max_retries=4, retry_max_elapsed=5.0)
         assert list(emu.store.engine.batches) == [earlier], "a second, paid batch was created"
         assert not second.success
+
+
+# ---------------------------------------------------------------------------- every re-execution path attaches
+def test_a_step_retry_attaches_to_the_batch_its_first_try_created(monkeypatch):
+    calls = {"n": 0}
+    original = CargoClient.wait_for_batches
+
+    def flaky(self, uuids, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("worker hiccup")
+        return original(self, uuids, **kw)
+
+    monkeypatch.setattr(CargoClient, "wait_for_batches", flaky)
+
+    @dg.asset(retry_policy=dg.RetryPolicy(max_retries=1))
+    def retried(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+        return cargo.run_tool(context, "Enrich company", ROWS).materialize_result()
+
+    with CargoEmulator(token=TOKEN, speed=200.0, run_failure_rate=0.0) as emu, dg.instance_for_test() as instance:
+        result = dg.materialize([retried], resources={"cargo": resource(emu)}, instance=instance,
+                                raise_on_error=False)
+        assert result.success and calls["n"] == 2
+        assert len(emu.store.engine.batches) == 1
+
+
+def _python_api_world(tmp_path, monkeypatch):
+    from dagster_cargo.fault_suite.jobs import TOKEN_ENV, resource_config
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path))
+
+    def run_config(emu):
+        return {"ops": {"tool_0": {"config": {"index": 0, "domains": list(ROWS["domain"])}}},
+                "resources": resource_config(emu.base_url, poll_interval=0.01, max_poll_interval=0.05,
+                                             credit_breakdown=False)}
+
+    return instance, run_config
+
+
+def test_execute_job_with_reexecution_options_attaches(tmp_path, monkeypatch):
+    # runs re-executed through the Python API carry root_run_id/parent_run_id on the run, not as tags
+    from dagster_cargo.fault_suite.jobs import single_tool_job
+
+    instance, run_config = _python_api_world(tmp_path, monkeypatch)
+    with CargoEmulator(token=TOKEN, speed=200.0, run_failure_rate=0.0) as emu, instance:
+        monkeypatch.setattr(CargoClient, "wait_for_batches",
+                            lambda self, uuids, **kw: (_ for _ in ()).throw(RuntimeError("run worker lost")))
+        with dg.execute_job(dg.reconstructable(single_tool_job), instance=instance,
+                            run_config=run_config(emu)) as first:
+            assert not first.success
+        monkeypatch.undo()
+        monkeypatch.setenv("DAGSTER_CARGO_SUITE_TOKEN", TOKEN)
+        options = dg.ReexecutionOptions.from_failure(first.run_id, instance)
+        with dg.execute_job(dg.reconstructable(single_tool_job), instance=instance, run_config=run_config(emu),
+                            reexecution_options=options) as second:
+            assert second.success
+            run = instance.get_run_by_id(second.run_id)
+            assert run.root_run_id == first.run_id and run.parent_run_id == first.run_id
+        assert len(emu.store.engine.batches) == 1  # attached: paid once, not twice
+
+
+def test_an_intent_without_a_batch_is_resolved_by_content_and_twins_are_named(monkeypatch):
+    """The first attempt dies between the create and tagging the run: only its intent is recorded. A twin with the
+    same input appears meanwhile: the re-execution cannot tell which is its own, so it stops, names both and records
+    them on the run. Once the user cancels the twin, the next re-execution adopts the remaining one."""
+    from dagster_cargo.client import records_data
+    from dagster_cargo.client.inputs import to_json_records
+
+    original = CargoClient.create_batches
+    original_init = CargoClient.__init__
+
+    def dies_before_tagging(self, workflow_uuid, datas, **kw):
+        kw["on_created"] = None
+        original(self, workflow_uuid, datas, **kw)
+        raise RuntimeError("run worker lost")
+
+    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, dg.instance_for_test() as instance:
+        def init(self, *args, **kw):  # Cargo's time moves only while the client waits
+            original_init(self, *args, **kw)
+            self._transport.sleep = emu.advance
+
+        monkeypatch.setattr(CargoClient, "__init__", init)
+        monkeypatch.setattr(CargoClient, "create_batches", dies_before_tagging)
+        first = dg.materialize([enriched], resources={"cargo": resource(emu)}, instance=instance,
+                               raise_on_error=False)
+        monkeypatch.setattr(CargoClient, "create_batches", original)
+        assert not first.success
+        tags = instance.get_run_by_id(first.run_id).tags
+        assert any(k.startswith("dagster-cargo/intent.") for k in tags)
+        assert not any(k.startswith("dagster-cargo/batch.") for k in tags)
+        (mine,) = emu.store.engine.batches
+        with CargoClient(TOKEN, base_url=emu.base_url) as client:
+            wf = str(emu.store.tool_by_name("Enrich company")["workflowUuid"])
+            twin = client.create_batch(wf, records_data(to_json_records(ROWS)), reconcile=False).uuid
+        second = reexecute(emu, instance, first)
+        assert not second.success
+        text = second.failure_data_for_node("enriched").error.to_string()
+        assert mine in text and twin in text and "Next step" in text
+        recorded = [v for k, v in instance.get_run_by_id(second.run_id).tags.items()
+                    if k.startswith("dagster-cargo/candidates.")]
+        assert recorded and set(recorded[0].split(",")) == {mine, twin}
+        assert len(emu.store.engine.batches) == 2  # nothing created while it could not tell
+        with CargoClient(TOKEN, base_url=emu.base_url) as client:
+            client.cancel_batch(twin)
+        third = reexecute(emu, instance, first)
+        assert third.success
+        assert len(emu.store.engine.batches) == 2
+        assert instance.get_run_by_id(third.run_id).tags and mine in str(third.asset_materializations_for_node(
+            "enriched")[0].metadata)
