@@ -32,6 +32,14 @@ DOWNLOAD_RUNS_KEYS = ("workflowUuid", "uuids", "batchUuid", "releaseUuid", "stat
                       "updatedBefore")
 
 
+def _export_url(req: Request, store: Store, runs: list[RunState], slug: str, fmt: str) -> dict[str, Any]:
+    """``{url}`` of a per-run outputs file (download-outputs of runs or records), in the layout variants."""
+    columns, rows = exports.output_rows(store, runs, slug, req.now)
+    v = store.variants
+    return {"url": req.base_url + store.downloads.create(columns, rows, fmt, gzip=v["download_gzip"],
+                                                         json_shape=v["json_shape"])}
+
+
 def _text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
@@ -100,10 +108,7 @@ def download_outputs(req: Request) -> dict[str, Any]:
         raise ApiError("noRunsFound")
     if len(runs) > EXPORT_LIMIT:
         raise ApiError("tooManyRuns")
-    columns, rows = exports.output_rows(store, runs, slug, req.now)
-    v = store.variants
-    return {"url": req.base_url + store.downloads.create(columns, rows, fmt, gzip=v["download_gzip"],
-                                                         json_shape=v["json_shape"])}
+    return _export_url(req, store, runs, slug, fmt)
 
 
 def download_runs(req: Request) -> dict[str, Any]:
@@ -164,10 +169,7 @@ def download_record_outputs(req: Request) -> dict[str, Any]:
         raise ApiError("noRecordsFound")
     if len(runs) > EXPORT_LIMIT:
         raise ApiError("tooManyRecords")
-    columns, rows = exports.output_rows(store, runs, slug, req.now)
-    v = store.variants
-    return {"url": req.base_url + store.downloads.create(columns, rows, fmt, gzip=v["download_gzip"],
-                                                         json_shape=v["json_shape"])}
+    return _export_url(req, store, runs, slug, fmt)
 
 
 RECORD_OUTPUTS_KEYS = ("workflowUuid", "outputNodeSlug", "format", "ids", "runUuids", "title", "titleOrId",
