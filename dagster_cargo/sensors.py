@@ -9,7 +9,8 @@
 
 ``build_cargo_observation_sensor``
     Reports batches that Cargo ran on its own (play schedules, UI runs) as materializations
-    of the play's/tool's asset, with their credits. Batches created by the token's own user
+    of the play's/tool's asset, with their bill as assets report it (provider credits per node from
+    ``runs/metrics``, the execution charge of 0.01 per node execution, the total). Batches created by the token's own user
     (i.e. by Dagster) are left out, and so is any batch already recorded on the asset.
 
 Both stop early to stay within Dagster's sensor time budget and resume from the cursor.
@@ -24,9 +25,10 @@ from typing import Any, TypeVar
 
 import dagster as dg
 
-from .client.errors import CargoInputError
+from .client.errors import CargoError, CargoInputError
 from .client.models import Batch, BatchStatus, Change
-from .metadata import CargoMetadataSet
+from .credits import CreditSplit, batch_credit_split
+from .metadata import CargoMetadataSet, credits_by_node_metadata
 from .resource import CargoResource
 
 __all__ = ["build_cargo_change_sensor", "build_cargo_observation_sensor", "ChangeCursor", "BatchCursor"]
@@ -226,6 +228,50 @@ def _already_recorded(instance: dg.DagsterInstance, key: dg.AssetKey, batch_uuid
     return getattr(value, "value", value) == batch_uuid
 
 
+def _release_slugs(client: Any, batch: Batch, cache: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Node UUID -> slug of the release the batch ran with (one lookup per release per tick)."""
+    release = batch.release_uuid or ""
+    if release and release not in cache:
+        cache[release] = {n.uuid: n.slug for n in client.get_release(release).nodes}
+    return cache.get(release, {})
+
+
+def _observed_event(cargo: CargoResource, batch: Batch, key: dg.AssetKey, slug_cache: dict[str, dict[str, str]],
+                    log: Any) -> dg.AssetMaterialization:
+    """The materialization of a batch Cargo ran on its own, billed as assets are: provider credits per
+    node (``runs/metrics``, one call), the execution charge (node executions × 0.01) and their total."""
+    client = cargo.get_client()
+    split: CreditSplit | None
+    try:
+        split = batch_credit_split(client, batch, _release_slugs(client, batch, slug_cache))
+    except CargoError as exc:
+        split = None
+        log.warning(f"Could not read the node executions of Cargo batch {batch.uuid} (runs/metrics): {exc}. "
+                    "Reporting its creditsUsedCount, which leaves out Cargo's execution charge "
+                    "(0.01 per node execution).")
+    url = cargo.batch_url(batch)
+    total = split.total if split is not None else float(batch.credits_used_count)
+    succeeded = batch.succeeded_runs_count
+    meta = CargoMetadataSet(
+        batch_uuid=batch.uuid, batch_status=batch.status.value,
+        batch_url=dg.MetadataValue.url(url) if url else None, workflow_uuid=batch.workflow_uuid,
+        runs_count=batch.runs_count, executed_runs_count=batch.executed_runs_count,
+        failed_runs_count=batch.failed_runs_count, credits_used=round(total, 6),
+        provider_credits=round(split.provider, 6) if split is not None else None,
+        execution_charge=split.execution_charge if split is not None else None,
+        node_executions=split.executions if split is not None else None,
+        credits_per_record=round(total / succeeded, 6) if succeeded else None,
+        cargo_duration_seconds=batch.duration_seconds,
+    )
+    extra = credits_by_node_metadata(split.provider_by_node) if split is not None else {}
+    kind = {"dagster-cargo/data_kind": batch.data_kind} if batch.data_kind else {}
+    return dg.AssetMaterialization(
+        asset_key=key,
+        description=f"Cargo batch {batch.uuid} ({batch.data_kind or 'input kind not echoed'}) run outside Dagster.",
+        metadata={**dict(meta), **extra, "dagster-cargo/observed": True, **kind},
+    )
+
+
 def build_cargo_observation_sensor(
     assets: Sequence[dg.AssetsDefinition | dg.AssetSpec],
     *,
@@ -266,6 +312,7 @@ def build_cargo_observation_sensor(
             return dg.SensorResult(cursor=BatchCursor(after=newest, done=[b.uuid for b in batches]).to_json(),
                                    skip_reason=dg.SkipReason("Started observing from the latest batch."))
         dagster_user = cargo.get_client().get_current_user().uuid
+        slugs: dict[str, dict[str, str]] = {}
         done = set(cursor.done)
         events: list[dg.AssetMaterialization] = []
         pending_since: str | None = None
@@ -281,19 +328,7 @@ def build_cargo_observation_sensor(
                 continue
             if _already_recorded(context.instance, key, batch.uuid):
                 continue
-            url = cargo.batch_url(batch)
-            meta = CargoMetadataSet(
-                batch_uuid=batch.uuid, batch_status=batch.status.value,
-                batch_url=dg.MetadataValue.url(url) if url else None, workflow_uuid=batch.workflow_uuid,
-                runs_count=batch.runs_count, executed_runs_count=batch.executed_runs_count,
-                failed_runs_count=batch.failed_runs_count, credits_used=float(batch.credits_used_count),
-                cargo_duration_seconds=batch.duration_seconds,
-            )
-            events.append(dg.AssetMaterialization(
-                asset_key=key,
-                description=f"Cargo batch {batch.uuid} ({batch.data_kind}) run outside Dagster.",
-                metadata={**dict(meta), "dagster-cargo/observed": True, "dagster-cargo/data_kind": batch.data_kind or ""},
-            ))
+            events.append(_observed_event(cargo, batch, key, slugs, context.log))
         latest: str | None = max((_iso(b.created_at) for b in batches), default=cursor.after)
         after = pending_since or latest
         keep = [b.uuid for b in batches if b.uuid in done and _iso(b.created_at) >= (after or "")]

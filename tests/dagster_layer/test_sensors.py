@@ -120,7 +120,11 @@ def test_observation_sensor_reports_only_batches_cargo_ran_itself(emulator):
         assert event.asset_key == play_key
         meta = {k: getattr(v, "value", v) for k, v in event.metadata.items()}
         assert meta["dagster-cargo/batch_uuid"] == scheduled
-        assert meta["dagster-cargo/credits_used"] == done.credits_used_count > 0
+        # the bill as assets report it: provider credits (= creditsUsedCount here) + 0.01 per node execution
+        assert meta["dagster-cargo/provider_credits"] == done.credits_used_count > 0
+        assert meta["dagster-cargo/credits_used"] == pytest.approx(
+            meta["dagster-cargo/provider_credits"] + meta["dagster-cargo/execution_charge"], abs=1e-9)
+        assert meta["dagster-cargo/execution_charge"] == pytest.approx(meta["dagster-cargo/node_executions"] * 0.01)
         assert meta["dagster-cargo/runs_count"] == 2 and meta["dagster-cargo/data_kind"] == "schedule"
 
         again = tick(sensor, emulator, second.cursor, instance)
@@ -136,10 +140,18 @@ def test_observation_waits_for_running_batches():
         with dg.instance_for_test() as instance:
             cursor = tick(sensor, emu, instance=instance).cursor
             emu.store.upsert_records("companies", [company(40)], snapshot=False)
+            before = emu.credits_used
             uuid = emu.run_play_schedule(PLAY)  # simulated time is frozen: the batch stays pending
             pending = tick(sensor, emu, cursor, instance)
             assert pending.asset_events == []
             emu.advance(600)
+            lost = emu.credits_used - before  # what the subscription lost for this batch
+            emu.request_log.clear()
             later = tick(sensor, emu, pending.cursor, instance)
             assert [e.metadata["dagster-cargo/batch_uuid"].value for e in later.asset_events] == [uuid]
+            meta = {k: getattr(v, "value", v) for k, v in later.asset_events[0].metadata.items()}
+            assert lost > 0 and meta["dagster-cargo/credits_used"] == pytest.approx(lost, abs=0.01)
+            assert meta["dagster-cargo/provider_credits"] + meta["dagster-cargo/execution_charge"] == \
+                pytest.approx(lost, abs=0.01)
+            assert len(emu.requests("POST", "/v1/orchestration/runs/metrics")) == 1  # one call per new batch
             assert tick(sensor, emu, later.cursor, instance).asset_events == []
