@@ -9,7 +9,8 @@
 
 ``build_cargo_observation_sensor``
     Reports batches that Cargo ran on its own (play schedules, UI runs) as materializations
-    of the play's/tool's asset, with their credits. Batches created by the token's own user
+    of the play's/tool's asset, with their bill as assets report it (provider credits per node from
+    ``runs/metrics``, the execution charge of 0.01 per node execution, the total). Batches created by the token's own user
     (i.e. by Dagster) are left out, and so is any batch already recorded on the asset.
 
 Both stop early to stay within Dagster's sensor time budget and resume from the cursor.
@@ -19,14 +20,15 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import dagster as dg
 
-from .client.errors import CargoInputError
+from .client.errors import CargoError, CargoInputError, CargoNotFoundError
 from .client.models import Batch, BatchStatus, Change
-from .metadata import CargoMetadataSet
+from .credits import CreditSplit, batch_credit_split
+from .metadata import CargoMetadataSet, credits_by_node_metadata
 from .resource import CargoResource
 
 __all__ = ["build_cargo_change_sensor", "build_cargo_observation_sensor", "ChangeCursor", "BatchCursor"]
@@ -34,6 +36,14 @@ __all__ = ["build_cargo_change_sensor", "build_cargo_observation_sensor", "Chang
 # Dagster's default sensor evaluation timeout is 60 s; leave room for the request round trip.
 DEFAULT_TICK_BUDGET_SECONDS = 40.0
 PAGE_SIZE = 100
+#: How far (in Cargo's clock) the observation watermark trails the newest batch of the previous tick, so a
+#: batch that shows up in the list after later-created ones, or that offset paging skipped once while the list
+#: moved, is still found; the UUIDs handled inside that window are kept in the cursor.
+LATE_VISIBILITY_SECONDS = 600.0
+#: Run tags that name batches a Dagster run created (see ``attempts.py`` and ``CargoResource._tag_run``).
+DAGSTER_BATCH_TAG_PREFIXES = ("dagster-cargo/batch.", "dagster-cargo/batch_uuid.")
+#: Batches an ambiguous create could not tell apart: possibly Dagster's, adopted by a later attempt.
+CANDIDATES_TAG_PREFIX = "dagster-cargo/candidates."
 
 
 _C = TypeVar("_C", bound="_JsonCursor")
@@ -50,6 +60,8 @@ class _JsonCursor:
         if not text:
             return cls()
         data = json.loads(text)
+        if isinstance(data.get("after"), str):  # cursors of earlier versions stored isoformat()
+            data["after"] = _normalise(data["after"])
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})  # type: ignore[arg-type]
 
 
@@ -63,36 +75,49 @@ class ChangeCursor(_JsonCursor):
 
 
     def is_new(self, change: Change) -> bool:
-        created = _iso(change.created_at)
+        created = _stamp(change.created_at)
         if self.after is None or created > self.after:
             return True
         return created == self.after and change.uuid not in self.seen
 
     def advance(self, change: Change) -> None:
-        created = _iso(change.created_at)
+        created = _stamp(change.created_at)
         if self.after is None or created > self.after:
             self.after, self.seen = created, [change.uuid]
         elif created == self.after and change.uuid not in self.seen:
             self.seen.append(change.uuid)
 
 
-def _iso(moment: datetime | None) -> str:
-    return moment.isoformat() if moment else ""
+def _stamp(moment: datetime | None) -> str:
+    """A fixed-width UTC timestamp that sorts as the instant does (``""`` when unknown)."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _normalise(text: str) -> str:
+    """A stored watermark in :func:`_stamp` form (``"0"``/``""`` and unparsable text are kept)."""
+    try:
+        return _stamp(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        return text
 
 
 def _new_changes(cargo: CargoResource, segment_uuid: str, cursor: ChangeCursor) -> list[Change]:
-    """New changes of the segment, oldest first (the list endpoint is newest first)."""
+    """New changes of the segment, oldest first. The list is read to the end: Cargo documents no order
+    for ``changes/list`` (REFERENCE "Pagination limits"), so no page can be skipped as "already seen"."""
     client = cargo.get_client()
-    found: list[Change] = []
+    found: dict[str, Change] = {}
     offset = 0
     while True:
         page = client.list_changes(segment_uuid=segment_uuid, limit=PAGE_SIZE, offset=offset)
-        fresh = [c for c in page if cursor.is_new(c)]
-        found.extend(fresh)
-        if len(page) < PAGE_SIZE or len(fresh) < len(page):
+        found.update((c.uuid, c) for c in page if cursor.is_new(c))
+        if len(page) < PAGE_SIZE:
             break
         offset += PAGE_SIZE
-    return sorted(found, key=lambda c: (_iso(c.created_at), c.uuid))
+    return sorted(found.values(), key=lambda c: (_stamp(c.created_at), c.uuid))
 
 
 def _segment_uuid(cargo: CargoResource, segment: str) -> str:
@@ -185,26 +210,116 @@ def build_cargo_change_sensor(
 
 @dataclass
 class BatchCursor(_JsonCursor):
-    """Every batch created before ``after`` is terminal and handled; ``done`` lists handled
-    batches created at or after it (batches can finish out of creation order)."""
+    """Order-free record of handled batches.
+
+    Attributes:
+        after: every batch created before this instant (Cargo's clock) is handled; ``None`` before the
+            first tick.
+        done: handled batches created at or after ``after`` (UUID -> createdAt; batches finish out of
+            creation order, and the list has no documented order).
+        high: the newest ``createdAt`` of the previous tick; the next watermark trails it by
+            :data:`LATE_VISIBILITY_SECONDS`.
+        pending: batches seen unfinished, looked up by UUID if a later listing misses them.
+    """
 
     after: str | None = None
-    done: list[str] = field(default_factory=list)
+    done: dict[str, str] = field(default_factory=dict)
+    high: str | None = None
+    pending: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.done, list):  # cursors of earlier versions: a list of UUIDs, instants unknown
+            self.done = dict.fromkeys(self.done, "")
+
+    def handled(self, batch: Batch) -> bool:
+        """Whether ``batch`` was already handled (reported or deliberately not)."""
+        if batch.uuid in self.done:
+            return True
+        created = _stamp(batch.created_at)
+        return self.after is not None and created != "" and created < self.after
 
 
-
-def _batches_since(cargo: CargoResource, workflow_uuids: list[str], after: str | None) -> list[Batch]:
-    client = cargo.get_client()
-    found: list[Batch] = []
+def _all_batches(client: Any, workflow_uuids: list[str]) -> list[Batch]:
+    """Every batch of the workflows. Read to the end: the list has no documented order and no "created
+    after" filter, so no page can be skipped; offset paging over a list that moves can repeat a batch
+    (deduplicated here) or skip one (found next tick: see :class:`BatchCursor`)."""
+    found: dict[str, Batch] = {}
     offset = 0
     while True:
         page = client.list_batches(workflow_uuids=workflow_uuids, limit=PAGE_SIZE, offset=offset)
-        fresh = [b for b in page if after is None or _iso(b.created_at) >= after]
-        found.extend(fresh)
-        if len(page) < PAGE_SIZE or len(fresh) < len(page):
-            break
+        found.update((b.uuid, b) for b in page)
+        if len(page) < PAGE_SIZE:
+            return list(found.values())
         offset += PAGE_SIZE
-    return sorted(found, key=lambda b: (_iso(b.created_at), b.uuid))
+
+
+def _with_pending(client: Any, batches: list[Batch], pending: list[str], log: Any) -> list[Batch]:
+    """``batches`` plus the unfinished batches of the last tick that this listing did not return."""
+    seen = {b.uuid for b in batches}
+    out = list(batches)
+    for uuid in pending:
+        if uuid in seen:
+            continue
+        try:
+            out.append(client.get_batch(uuid))
+        except CargoNotFoundError:
+            log.warning(f"Cargo batch {uuid}, unfinished at the last tick, no longer exists; not reported.")
+    return out
+
+
+def _minus(stamp: str, seconds: float) -> str:
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return _stamp(moment - timedelta(seconds=seconds))
+
+
+class _DagsterBatches:
+    """Tells the batches Dagster created from the others, asking only when needed (once per tick).
+
+    A batch is Dagster's when a Dagster run's tags name it (``dagster-cargo/batch.<step>``, written as
+    soon as the create returns, and ``dagster-cargo/batch_uuid.<op>``), or when its ``userUuid`` is the
+    token's user. Cargo's docs show no ``userUuid`` on batches (CARGO-DOCS 7.2): without it only the
+    tags count, and a batch this token created outside any Dagster run is reported like any other.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance, client: Any, log: Any) -> None:
+        self.instance, self.client, self.log = instance, client, log
+        self._tagged: tuple[set[str], set[str]] | None = None
+        self._user: str | None = None
+        self.without_user_uuid = 0
+
+    def _tags(self) -> tuple[set[str], set[str]]:
+        if self._tagged is None:
+            prefixes = (*DAGSTER_BATCH_TAG_PREFIXES, CANDIDATES_TAG_PREFIX)
+            keys = [k for k in self.instance.get_run_tag_keys() if k.startswith(prefixes)]
+            created: set[str] = set()
+            candidates: set[str] = set()
+            for key, values in (self.instance.get_run_tags(tag_keys=keys) if keys else []):
+                bucket = candidates if key.startswith(CANDIDATES_TAG_PREFIX) else created
+                bucket.update(u.strip() for v in values for u in v.split(",") if u.strip())
+            self._tagged = (created, candidates)
+        return self._tagged
+
+    def _token_user(self) -> str:
+        if self._user is None:
+            self._user = self.client.get_current_user().uuid
+        return self._user or ""
+
+    def created(self, batch: Batch) -> bool:
+        """Whether Dagster created ``batch`` (a possible one is logged and counted as Dagster's)."""
+        created, candidates = self._tags()
+        if batch.uuid in created:
+            return True
+        if "user_uuid" not in batch.model_fields_set:
+            self.without_user_uuid += 1
+        elif batch.user_uuid is not None and batch.user_uuid == self._token_user():
+            return True
+        if batch.uuid in candidates:
+            self.log.warning(
+                f"Cargo batch {batch.uuid} is one of the batches an ambiguous create in a Dagster run could not "
+                "tell apart (tag dagster-cargo/candidates.*): it may be Dagster's, so it is not reported as run "
+                "outside Dagster. If it was not, report it by hand.")
+            return True
+        return False
 
 
 def _asset_keys_by_workflow(assets: Sequence[dg.AssetsDefinition | dg.AssetSpec]) -> dict[str, dg.AssetKey]:
@@ -226,6 +341,79 @@ def _already_recorded(instance: dg.DagsterInstance, key: dg.AssetKey, batch_uuid
     return getattr(value, "value", value) == batch_uuid
 
 
+def _release_slugs(client: Any, batch: Batch, cache: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Node UUID -> slug of the release the batch ran with (one lookup per release per tick)."""
+    release = batch.release_uuid or ""
+    if release and release not in cache:
+        cache[release] = {n.uuid: n.slug for n in client.get_release(release).nodes}
+    return cache.get(release, {})
+
+
+def _observed_event(cargo: CargoResource, batch: Batch, key: dg.AssetKey, slug_cache: dict[str, dict[str, str]],
+                    log: Any) -> dg.AssetMaterialization:
+    """The materialization of a batch Cargo ran on its own, billed as assets are: provider credits per
+    node (``runs/metrics``, one call), the execution charge (node executions × 0.01) and their total."""
+    client = cargo.get_client()
+    split: CreditSplit | None
+    try:
+        split = batch_credit_split(client, batch, _release_slugs(client, batch, slug_cache))
+    except CargoError as exc:
+        split = None
+        log.warning(f"Could not read the node executions of Cargo batch {batch.uuid} (runs/metrics): {exc}. "
+                    "Reporting its creditsUsedCount, which leaves out Cargo's execution charge "
+                    "(0.01 per node execution).")
+    url = cargo.batch_url(batch)
+    total = split.total if split is not None else float(batch.credits_used_count)
+    succeeded = batch.succeeded_runs_count
+    meta = CargoMetadataSet(
+        batch_uuid=batch.uuid, batch_status=batch.status.value,
+        batch_url=dg.MetadataValue.url(url) if url else None, workflow_uuid=batch.workflow_uuid,
+        runs_count=batch.runs_count, executed_runs_count=batch.executed_runs_count,
+        failed_runs_count=batch.failed_runs_count, credits_used=round(total, 6),
+        provider_credits=round(split.provider, 6) if split is not None else None,
+        execution_charge=split.execution_charge if split is not None else None,
+        node_executions=split.executions if split is not None else None,
+        credits_per_record=round(total / succeeded, 6) if succeeded else None,
+        cargo_duration_seconds=batch.duration_seconds,
+    )
+    extra = credits_by_node_metadata(split.provider_by_node) if split is not None else {}
+    kind = {"dagster-cargo/data_kind": batch.data_kind} if batch.data_kind else {}
+    return dg.AssetMaterialization(
+        asset_key=key,
+        description=f"Cargo batch {batch.uuid} ({batch.data_kind or 'input kind not echoed'}) run outside Dagster.",
+        metadata={**dict(meta), **extra, "dagster-cargo/observed": True, **kind},
+    )
+
+
+def _observe(context: dg.SensorEvaluationContext, cargo: CargoResource, cursor: BatchCursor, batches: list[Batch],
+             keys: dict[str, dg.AssetKey], started: float, budget: float,
+             ) -> tuple[list[dg.AssetMaterialization], list[Batch]]:
+    """Handle the new finished batches (oldest first): their events, and the batches left for later
+    (unfinished, or past the tick budget). Handled ones go to ``cursor.done``."""
+    client = cargo.get_client()
+    dagster = _DagsterBatches(context.instance, client, context.log)
+    slugs: dict[str, dict[str, str]] = {}
+    events: list[dg.AssetMaterialization] = []
+    later: list[Batch] = []
+    for batch in sorted((b for b in batches if not cursor.handled(b)), key=lambda b: (_stamp(b.created_at), b.uuid)):
+        if not batch.is_terminal or time.monotonic() - started > budget:
+            later.append(batch)
+            continue
+        cursor.done[batch.uuid] = _stamp(batch.created_at)
+        key = keys.get(batch.workflow_uuid)
+        if key is None or batch.status != BatchStatus.SUCCESS or dagster.created(batch):
+            continue
+        if _already_recorded(context.instance, key, batch.uuid):
+            continue
+        events.append(_observed_event(cargo, batch, key, slugs, context.log))
+    if dagster.without_user_uuid:
+        context.log.info(
+            f"{dagster.without_user_uuid} new Cargo batch(es) carry no userUuid, so Dagster's own batches are "
+            "recognised by its run tags only: a batch no Dagster run recorded (one this token created outside "
+            "Dagster included) is reported as run outside Dagster.")
+    return events, later
+
+
 def build_cargo_observation_sensor(
     assets: Sequence[dg.AssetsDefinition | dg.AssetSpec],
     *,
@@ -240,10 +428,20 @@ def build_cargo_observation_sensor(
 
     ``assets`` are Cargo assets or specs (from :func:`~dagster_cargo.load_cargo_asset_specs` or
     :func:`~dagster_cargo.build_cargo_assets_definitions`): their ``dagster-cargo/workflow_uuid``
-    metadata maps batches to assets. Batches created by the API token's own user are taken to
-    be Dagster's and skipped, so use a dedicated token for Dagster. Failed or cancelled batches
-    advance the cursor without an event. With ``start_from="latest"`` the first tick only
-    records a starting point.
+    metadata maps batches to assets.
+
+    Batches Dagster created are skipped: those a Dagster run's tags name (written by the package as
+    soon as a create returns) and, when Cargo's batches carry a ``userUuid``, those of the token's own
+    user (so use a dedicated token for Dagster). Cargo's docs show no ``userUuid`` on batches; when it is
+    absent only the run tags count, every other batch (one this token created outside any Dagster run
+    included) is reported, and the tick says so in its log. Failed or cancelled batches advance the
+    cursor without an event. With ``start_from="latest"`` the first tick only records a starting point.
+
+    Each tick lists every batch of the workflows (Cargo documents no list order and no "created after"
+    filter, so the list is read to the end) and reports each new finished batch once, whatever the
+    order: the cursor keeps a ``createdAt`` watermark and the UUIDs handled after it
+    (:class:`BatchCursor`). A new batch costs one ``runs/metrics`` call (and one release lookup per
+    release) for its bill.
     """
     keys = _asset_keys_by_workflow(assets)
     if not keys:
@@ -259,46 +457,28 @@ def build_cargo_observation_sensor(
     def _sensor(context: dg.SensorEvaluationContext, **resources: Any) -> dg.SensorResult:
         cargo: CargoResource = resources.get(resource_key) or getattr(context.resources, resource_key)
         started = time.monotonic()
+        client = cargo.get_client()
         cursor = BatchCursor.from_json(context.cursor)
-        batches = _batches_since(cargo, sorted(keys), cursor.after)
+        batches = _with_pending(client, _all_batches(client, sorted(keys)), cursor.pending, context.log)
+        stamps = {b.uuid: _stamp(b.created_at) for b in batches}
+        high = max((t for t in stamps.values() if t), default=cursor.high)
         if cursor.after is None and start_from == "latest":
-            newest = max((_iso(b.created_at) for b in batches), default="0")
-            return dg.SensorResult(cursor=BatchCursor(after=newest, done=[b.uuid for b in batches]).to_json(),
+            after = _minus(high, LATE_VISIBILITY_SECONDS) if high else ""
+            start = BatchCursor(after=after, done={u: t for u, t in stamps.items() if not t or t >= after}, high=high)
+            return dg.SensorResult(cursor=start.to_json(),
                                    skip_reason=dg.SkipReason("Started observing from the latest batch."))
-        dagster_user = cargo.get_client().get_current_user().uuid
-        done = set(cursor.done)
-        events: list[dg.AssetMaterialization] = []
-        pending_since: str | None = None
-        for batch in batches:
-            if batch.uuid in done:
-                continue
-            if not batch.is_terminal or time.monotonic() - started > tick_budget_seconds:
-                pending_since = pending_since or _iso(batch.created_at)
-                continue
-            done.add(batch.uuid)
-            key = keys[batch.workflow_uuid]
-            if batch.status != BatchStatus.SUCCESS or batch.user_uuid == dagster_user:
-                continue
-            if _already_recorded(context.instance, key, batch.uuid):
-                continue
-            url = cargo.batch_url(batch)
-            meta = CargoMetadataSet(
-                batch_uuid=batch.uuid, batch_status=batch.status.value,
-                batch_url=dg.MetadataValue.url(url) if url else None, workflow_uuid=batch.workflow_uuid,
-                runs_count=batch.runs_count, executed_runs_count=batch.executed_runs_count,
-                failed_runs_count=batch.failed_runs_count, credits_used=float(batch.credits_used_count),
-                cargo_duration_seconds=batch.duration_seconds,
-            )
-            events.append(dg.AssetMaterialization(
-                asset_key=key,
-                description=f"Cargo batch {batch.uuid} ({batch.data_kind}) run outside Dagster.",
-                metadata={**dict(meta), "dagster-cargo/observed": True, "dagster-cargo/data_kind": batch.data_kind or ""},
-            ))
-        latest: str | None = max((_iso(b.created_at) for b in batches), default=cursor.after)
-        after = pending_since or latest
-        keep = [b.uuid for b in batches if b.uuid in done and _iso(b.created_at) >= (after or "")]
+        events, pending = _observe(context, cargo, cursor, batches, keys, started, tick_budget_seconds)
+        cursor.done.update({u: stamps[u] for u in cursor.done if u in stamps})
+        cursor.pending = [b.uuid for b in pending]
+        after = cursor.after or ""
+        bounds = [_stamp(b.created_at) for b in pending if b.created_at is not None]
+        if cursor.high:  # a batch created up to LATE_VISIBILITY_SECONDS before the last tick's newest may be late
+            bounds.append(_minus(cursor.high, LATE_VISIBILITY_SECONDS))
+            cursor.after = max(after, min(bounds))
+        cursor.after = cursor.after or ""
+        cursor.done = {u: t for u, t in cursor.done.items() if not t or t >= cursor.after}
+        cursor.high = high
         skip = None if events else dg.SkipReason("No new Cargo batch ran outside Dagster.")
-        return dg.SensorResult(asset_events=events, cursor=BatchCursor(after=after, done=keep).to_json(),
-                               skip_reason=skip)
+        return dg.SensorResult(asset_events=events, cursor=cursor.to_json(), skip_reason=skip)
 
     return _sensor

@@ -120,7 +120,11 @@ def test_observation_sensor_reports_only_batches_cargo_ran_itself(emulator):
         assert event.asset_key == play_key
         meta = {k: getattr(v, "value", v) for k, v in event.metadata.items()}
         assert meta["dagster-cargo/batch_uuid"] == scheduled
-        assert meta["dagster-cargo/credits_used"] == done.credits_used_count > 0
+        # the bill as assets report it: provider credits (= creditsUsedCount here) + 0.01 per node execution
+        assert meta["dagster-cargo/provider_credits"] == done.credits_used_count > 0
+        assert meta["dagster-cargo/credits_used"] == pytest.approx(
+            meta["dagster-cargo/provider_credits"] + meta["dagster-cargo/execution_charge"], abs=1e-9)
+        assert meta["dagster-cargo/execution_charge"] == pytest.approx(meta["dagster-cargo/node_executions"] * 0.01)
         assert meta["dagster-cargo/runs_count"] == 2 and meta["dagster-cargo/data_kind"] == "schedule"
 
         again = tick(sensor, emulator, second.cursor, instance)
@@ -136,10 +140,70 @@ def test_observation_waits_for_running_batches():
         with dg.instance_for_test() as instance:
             cursor = tick(sensor, emu, instance=instance).cursor
             emu.store.upsert_records("companies", [company(40)], snapshot=False)
+            before = emu.credits_used
             uuid = emu.run_play_schedule(PLAY)  # simulated time is frozen: the batch stays pending
             pending = tick(sensor, emu, cursor, instance)
             assert pending.asset_events == []
             emu.advance(600)
+            lost = emu.credits_used - before  # what the subscription lost for this batch
+            emu.request_log.clear()
             later = tick(sensor, emu, pending.cursor, instance)
             assert [e.metadata["dagster-cargo/batch_uuid"].value for e in later.asset_events] == [uuid]
+            meta = {k: getattr(v, "value", v) for k, v in later.asset_events[0].metadata.items()}
+            assert lost > 0 and meta["dagster-cargo/credits_used"] == pytest.approx(lost, abs=0.01)
+            assert meta["dagster-cargo/provider_credits"] + meta["dagster-cargo/execution_charge"] == \
+                pytest.approx(lost, abs=0.01)
+            assert len(emu.requests("POST", "/v1/orchestration/runs/metrics")) == 1  # one call per new batch
             assert tick(sensor, emu, later.cursor, instance).asset_events == []
+
+
+def test_batch_cursor_of_an_earlier_version_is_read():
+    from dagster_cargo.sensors import BatchCursor
+
+    cursor = BatchCursor.from_json(json.dumps({"after": "2025-01-15T10:00:00+00:00", "done": ["b-1"]}))
+    assert cursor.after == "2025-01-15T10:00:00.000000Z" and cursor.done == {"b-1": ""}
+    assert cursor.high is None and cursor.pending == []
+
+
+def test_unfinished_batch_a_listing_misses_is_looked_up_by_uuid(monkeypatch):
+    """Offset paging over a moving list can skip a batch once; one seen unfinished is still reported."""
+    from dagster_cargo import sensors as sensors_module
+    from dagster_cargo.emulator import CargoEmulator
+
+    real = sensors_module._all_batches
+    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu:
+        assets = build_cargo_assets_definitions(resource(emu), selector=[PLAY])
+        sensor = build_cargo_observation_sensor(assets)
+        with dg.instance_for_test() as instance:
+            cursor = tick(sensor, emu, instance=instance).cursor
+            emu.store.upsert_records("companies", [company(50)], snapshot=False)
+            uuid = emu.run_play_schedule(PLAY)
+            pending = tick(sensor, emu, cursor, instance)
+            assert pending.asset_events == [] and json.loads(pending.cursor)["pending"] == [uuid]
+            emu.advance(3600)  # finished, and far past the watermark's trailing window
+            monkeypatch.setattr(sensors_module, "_all_batches",
+                                lambda client, wfs: [b for b in real(client, wfs) if b.uuid != uuid])
+            later = tick(sensor, emu, pending.cursor, instance)
+            assert [e.metadata["dagster-cargo/batch_uuid"].value for e in later.asset_events] == [uuid]
+            monkeypatch.setattr(sensors_module, "_all_batches", real)
+            assert tick(sensor, emu, later.cursor, instance).asset_events == []
+
+
+def test_without_user_uuid_the_tick_says_how_batches_are_told_apart(capsys):
+    from dagster_cargo.emulator import CargoEmulator
+
+    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0,
+                       variants={"batch_user_uuid": "absent"}) as emu:
+        assets = build_cargo_assets_definitions(resource(emu), selector=["Enrich company"])
+        sensor = build_cargo_observation_sensor(assets)
+        with dg.instance_for_test() as instance:
+            cursor = tick(sensor, emu, instance=instance).cursor
+            with CargoClient(TOKEN, base_url=emu.base_url) as c:  # the token's user, outside any Dagster run
+                mine = c.create_batch(c.find_tool("Enrich company").workflow_uuid,
+                                      records_data([{"domain": "acme.com"}])).uuid
+            emu.advance(600)
+            capsys.readouterr()
+            result = tick(sensor, emu, cursor, instance)
+    assert [e.metadata["dagster-cargo/batch_uuid"].value for e in result.asset_events] == [mine]
+    logged = capsys.readouterr().err  # the sensor's log (Dagster's console handler)
+    assert "1 new Cargo batch(es) carry no userUuid" in logged and "reported as run outside Dagster" in logged
