@@ -80,7 +80,9 @@ def install_crash(point: str) -> None:
 
     Transport.request = request  # type: ignore[method-assign]
     if point == "during_download":
-        client_module.download_dataframe = lambda *a, **k: _kill()  # type: ignore[assignment]
+        # the method every Dagster download goes through (whatever module renders the frame), so that a
+        # change of the download's internals cannot turn this scenario into a run that simply succeeds
+        client_module.CargoClient.download_batch_dataframe = lambda *a, **k: _kill()  # type: ignore[method-assign]
 
 
 def _child(point: str, home: str, run_config: str, tags: str) -> None:

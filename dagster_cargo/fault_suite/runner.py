@@ -69,8 +69,11 @@ class SuiteConfig:
         return self.profile + (f" with {extra}" if extra else "")
 
     def token(self) -> str:
-        """The API token of this run: distinctive, so any copy of it can be found."""
-        return "cfs_" + hashlib.sha256(f"dagster-cargo fault suite {self.seed}".encode()).hexdigest()[:32]
+        """The API token of the suite: distinctive, so any copy of it can be found.
+
+        The same for every seed: the multiprocess executor's forkserver outlives one suite run and keeps the
+        environment it started with, so a token per seed would reach a later run's steps as a stale one."""
+        return "cfs_" + hashlib.sha256(b"dagster-cargo fault suite").hexdigest()[:32]
 
 
 @dataclass
