@@ -228,7 +228,8 @@ def build_cargo_asset(
 
     Its op is named after the asset key (``cargo/find_work_email`` → ``cargo__find_work_email``)
     and takes :class:`CargoRunConfig` as run config, with ``limit`` defaulting to
-    :data:`DEFAULT_PLAY_LIMIT` on unpartitioned plays. ``execute`` replaces what a materialization
+    :data:`DEFAULT_PLAY_LIMIT` on unpartitioned plays. Its code version is the workflow's deployed
+    release (:attr:`CargoWorkflowProps.code_version`) unless ``spec`` has one. ``execute`` replaces what a materialization
     does (default: :func:`run_cargo_workflow_asset`).
     """
     ins = {"upstream_records": dg.AssetIn(key=upstream)} if upstream is not None else {}
@@ -236,7 +237,9 @@ def build_cargo_asset(
     deps = [d for d in spec.deps if d.asset_key != upstream]
     partitioned_by_date = bool(date_column) and spec.partitions_def is not None
     default_limit = default_limit_for(props, partitioned_by_date=partitioned_by_date)
-    spec = spec.replace_attributes(deps=[]).merge_attributes(metadata=_guard_metadata(default_limit))
+    # the deployed release is the code version, unless the translator chose one
+    spec = spec.replace_attributes(deps=[], code_version=spec.code_version or props.code_version)
+    spec = spec.merge_attributes(metadata=_guard_metadata(default_limit))
     check_specs = cargo_check_specs(spec.key, checks) if checks else None
     run = execute or functools.partial(run_cargo_workflow_asset, checks=checks, date_column=date_column)
 
