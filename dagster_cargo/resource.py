@@ -15,7 +15,7 @@ import dagster as dg
 from dagster._config.field_utils import IntEnvVar
 from pydantic import Field, PrivateAttr
 
-from .client import CargoClient, RetryPolicy
+from .client import BusyPolicy, CargoClient, RetryPolicy
 from .client.errors import CargoInputError
 from .client.inputs import chunk_records, filter_data, records_data, to_json_records, validate_data
 from .client.models import Batch, Play, Tool
@@ -129,6 +129,12 @@ class CargoResource(dg.ConfigurableResource):
         description="Cancel the Cargo batch when the Dagster run is terminated. Turn off if batches "
         "should finish even when the run worker is killed (e.g. autoscaling).",
     )
+    concurrency_wait: float = Field(
+        default=900.0,
+        description="When Cargo refuses a batch create with concurrencyLimitReached (the workspace runs as much "
+        "as it allows; nothing was created), wait and send it again (5 s, doubling to 60 s), each wait in the run "
+        "log, for at most this many seconds in all; then fail with what to do. 0 fails at once.",
+    )
     progress_log_interval: float = Field(
         default=30.0, description="Log batch progress to the run log at most this often, seconds."
     )
@@ -211,6 +217,7 @@ class CargoResource(dg.ConfigurableResource):
                 connect_timeout=self.connect_timeout,
                 retry=RetryPolicy(max_attempts=self.max_retries + 1, max_elapsed=self.retry_max_elapsed),
                 allow_insecure_http=self.allow_insecure_http,
+                busy=BusyPolicy(max_wait=self.concurrency_wait),
             )
         return self._client
 
@@ -255,9 +262,22 @@ class CargoResource(dg.ConfigurableResource):
         outputs downloaded) beside ``cargo_duration_seconds`` (Cargo's own createdAt → finishedAt).
         """
         started = time.monotonic()
-        result = execute_batches(
+        client = self.get_client()
+        client.busy_report = getattr(getattr(context, "log", None), "warning", None)  # waits, in the run log
+        try:
+            result = self._execute(context, client, specs)
+        finally:
+            client.busy_report = None
+        if result.batches:
+            wall = round(time.monotonic() - started, 3)
+            result.cargo_metadata = result.cargo_metadata.model_copy(update={"wall_clock_seconds": wall})
+            self._tag_run(context, result.batches)
+        return result
+
+    def _execute(self, context: Any, client: CargoClient, specs: list[BatchRunSpec]) -> CargoBatchResult:
+        return execute_batches(
             context,
-            self.get_client(),
+            client,
             specs,
             batch_url_for=self.batch_url,
             poll_interval=self.poll_interval,
@@ -269,11 +289,6 @@ class CargoResource(dg.ConfigurableResource):
             guidance=PollingGuidance(average_interval=self.poll_average_interval) if self.poll_average_interval > 0
             else UNLIMITED,
         )
-        if result.batches:
-            wall = round(time.monotonic() - started, 3)
-            result.cargo_metadata = result.cargo_metadata.model_copy(update={"wall_clock_seconds": wall})
-            self._tag_run(context, result.batches)
-        return result
 
     def _tag_run(self, context: Any, batches: list[Batch]) -> None:
         """Readable run tags: ``dagster-cargo/batch_uuid.<op>`` (the batch UUIDs) and, where Cargo has

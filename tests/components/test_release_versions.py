@@ -30,3 +30,17 @@ def test_component_code_version_follows_the_deployed_release(emulator: CargoEmul
         assert code_version(sandbox, defs_path) == f"v1:{first}"  # the stored state, until refreshed
         refresh_state(sandbox, defs_path)
         assert code_version(sandbox, defs_path) == f"v2:{second}"
+
+
+def pools(sandbox, defs_path) -> set:
+    with sandbox.load_component_and_build_defs(defs_path=defs_path) as (_, defs):
+        return {a.op.pool for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)}
+
+
+def test_component_assets_carry_the_cargo_pool_by_default_and_yaml_changes_it(emulator: CargoEmulator):
+    with cargo_project(emulator, selection={"by_name": ["Enrich company", "Score inbound companies"]}) as project:
+        assert pools(*project) == {"cargo"}
+    with cargo_project(emulator, selection={"by_name": ["Enrich company"]}, pool="gtm-cargo") as project:
+        assert pools(*project) == {"gtm-cargo"}
+    with cargo_project(emulator, selection={"by_name": ["Enrich company"]}, pool=None) as project:
+        assert pools(*project) == {None}
