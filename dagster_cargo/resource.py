@@ -21,6 +21,7 @@ from .client.inputs import chunk_records, filter_data, records_data, to_json_rec
 from .client.models import Batch, Play, Tool
 from .client.transport import DEFAULT_BASE_URL
 from .client.waiting import UNLIMITED, PollingGuidance
+from .estimate import CreditEstimate, recent_materializations, try_estimate
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches
 from .workspace_data import CargoWorkflowProps
 
@@ -155,6 +156,13 @@ class CargoResource(dg.ConfigurableResource):
         default=None,
         description="Default credit budget of every batch: a batch that exceeds it is cancelled and the "
         "asset fails with the figures. Per call: credit_budget=.",
+    )
+    estimate_credits: bool = Field(
+        default=True,
+        description="Before creating a batch, estimate its credits (records × credits per record from recent "
+        "materializations or batches + execution charge; a few read calls), log it and record it beside the "
+        "actual cost. With a budget (credit_budget / max_credits_per_batch) the estimate is always made, and a "
+        "batch estimated over the budget is not created.",
     )
     failed_rows: str = Field(
         default="keep",
@@ -391,7 +399,39 @@ class CargoResource(dg.ConfigurableResource):
                          credit_budget=budget, failed_rows=self.failed_rows)  # type: ignore[arg-type]
             for part in parts
         ]
-        return self.run_batches(context, specs)
+        estimate = self._estimate(context, props, parts, budget)
+        result = self.run_batches(context, specs)
+        if estimate is not None:
+            result.extra_metadata.update(estimate.metadata(result.credits_used if result.batches else None))
+        return result
+
+    def _estimate(self, context: Any, props: CargoWorkflowProps, parts: list[Mapping[str, Any]],
+                  budget: float | None) -> CreditEstimate | None:
+        """Estimate the batches' credits (see :mod:`dagster_cargo.estimate`) and refuse them, before any is
+        created, when the estimate exceeds ``budget``."""
+        if (not self.estimate_credits and budget is None) or all(
+                p.get("kind") == "records" and not p.get("records") for p in parts):
+            return None
+        estimate = try_estimate(self.get_client(), props.workflow_uuid, parts,
+                                history=recent_materializations(context), nodes=len(props.node_slugs) or None)
+        if estimate is None:
+            return None
+        context.log.info(f"Cargo {props.type} {props.name!r}: {estimate.describe()}.")
+        if budget is not None and estimate.credits is not None and estimate.credits > budget:
+            raise dg.Failure(
+                description=(
+                    f"Not starting Cargo {props.type} {props.name!r}: {estimate.describe()}, over the budget of "
+                    f"{budget:g} credits. No batch was created: 0 credits spent. Next step: raise credit_budget "
+                    "(run config, credit_budget=) or the resource's max_credits_per_batch if this cost is expected, "
+                    "or narrow the input (limit, filter, fewer records)."
+                ),
+                metadata={**estimate.metadata(), "dagster-cargo/credit_budget": float(budget),
+                          "dagster-cargo/credits_used": 0.0},
+            )
+        if budget is not None and estimate.credits is None:
+            context.log.info(f"No credit estimate for Cargo {props.type} {props.name!r}; the budget of {budget:g} "
+                             "credits is enforced while the batch runs.")
+        return estimate
 
     def workflow_props(self, item: str | Play | Tool | CargoWorkflowProps, kind: str) -> CargoWorkflowProps:
         """Resolve a play/tool name, UUID or API object to :class:`CargoWorkflowProps`."""
