@@ -47,6 +47,7 @@ def naive_fetch(client: Any) -> Any:
             "uuid": item.uuid, "name": item.name, "workflow_uuid": item.workflow_uuid,
             "description": item.description, "folder_uuid": item.folder_uuid,
             "output_node_slug": node.slug if node else None, "node_slugs": [n.slug for n in release.nodes],
+            "release_uuid": release.uuid, "release_version": release.version,
         }
         if hasattr(item, "segment_uuid"):
             props.append(CargoWorkflowProps(
@@ -54,7 +55,8 @@ def naive_fetch(client: Any) -> Any:
                 schedule_type=item.schedule.type if item.schedule else None, is_enabled=item.is_enabled, **common))
         else:
             props.append(CargoWorkflowProps(
-                type="tool", form_field_slugs=[f.slug for f in release.form_fields or []], **common))
+                type="tool", form_field_slugs=[f.slug for f in release.form_fields or []],
+                required_form_field_slugs=[f.slug for f in release.form_fields or [] if f.is_required], **common))
     return CargoWorkspaceData(base_url=client.base_url, workspace_uuid=client.workspace_uuid,
                               fetched_at=datetime.now(timezone.utc), workflows=props)
 

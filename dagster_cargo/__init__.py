@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .asset_defs import CargoRunConfig, build_cargo_assets_definitions, partition_window_filter
+    from .asset_defs import (
+        CARGO_POOL,
+        CargoRunConfig,
+        build_cargo_asset,
+        build_cargo_assets_definitions,
+        partition_window_filter,
+    )
     from .asset_specs import load_cargo_asset_specs, load_cargo_workspace_data
     from .checks import CargoCheckConfig, cargo_check_specs
     from .components import CargoWorkspaceComponent
@@ -45,6 +51,8 @@ _LAZY = {
     "load_cargo_workspace_data": ".asset_specs",
     "build_cargo_assets_definitions": ".asset_defs",
     "CargoRunConfig": ".asset_defs",
+    "CARGO_POOL": ".asset_defs",
+    "build_cargo_asset": ".asset_defs",
     "partition_window_filter": ".asset_defs",
     "cargo_batch_op": ".ops",
     "build_cargo_change_sensor": ".sensors",

@@ -40,11 +40,16 @@ from .resource import CargoResource
 from .translator import DagsterCargoTranslator
 from .workspace_data import CargoWorkflowProps, WorkflowSelector
 
-__all__ = ["CargoRunConfig", "DEFAULT_PLAY_LIMIT", "build_cargo_asset", "build_cargo_assets_definitions",
+__all__ = ["CARGO_POOL", "CargoRunConfig", "DEFAULT_PLAY_LIMIT", "build_cargo_asset", "build_cargo_assets_definitions",
            "play_input_for", "partition_window", "partition_window_filter", "run_cargo_workflow_asset"]
 
 
 DEFAULT_PLAY_LIMIT_VALUE = 100
+
+CARGO_POOL = "cargo"
+"""The Dagster pool every Cargo asset's op belongs to by default: cap it to the number of Cargo batches
+you want running at once (``dagster instance concurrency set cargo 4``) so Dagster never starts more than
+Cargo's workspace accepts (see the README, "Cargo's concurrency as a Dagster pool")."""
 
 
 class CargoRunConfig(dg.Config):
@@ -222,21 +227,26 @@ def build_cargo_asset(
     checks: CargoCheckConfig | None = None,
     date_column: str | None = None,
     execute: ExecuteFn | None = None,
+    pool: str | None = CARGO_POOL,
 ) -> dg.AssetsDefinition:
     """The executable asset of one play or tool: the one factory behind
     :func:`build_cargo_assets_definitions` and :class:`~dagster_cargo.CargoWorkspaceComponent`.
 
     Its op is named after the asset key (``cargo/find_work_email`` → ``cargo__find_work_email``)
     and takes :class:`CargoRunConfig` as run config, with ``limit`` defaulting to
-    :data:`DEFAULT_PLAY_LIMIT` on unpartitioned plays. ``execute`` replaces what a materialization
-    does (default: :func:`run_cargo_workflow_asset`).
+    :data:`DEFAULT_PLAY_LIMIT` on unpartitioned plays. Its code version is the workflow's deployed
+    release (:attr:`CargoWorkflowProps.code_version`) unless ``spec`` has one. ``execute`` replaces what a materialization
+    does (default: :func:`run_cargo_workflow_asset`). The op belongs to the Dagster ``pool``
+    (default :data:`CARGO_POOL`; ``None``: no pool), whose limit caps how many Cargo batches run at once.
     """
     ins = {"upstream_records": dg.AssetIn(key=upstream)} if upstream is not None else {}
     # AssetOut.from_spec refuses specs with deps: pass them to the multi_asset instead
     deps = [d for d in spec.deps if d.asset_key != upstream]
     partitioned_by_date = bool(date_column) and spec.partitions_def is not None
     default_limit = default_limit_for(props, partitioned_by_date=partitioned_by_date)
-    spec = spec.replace_attributes(deps=[]).merge_attributes(metadata=_guard_metadata(default_limit))
+    # the deployed release is the code version, unless the translator chose one
+    spec = spec.replace_attributes(deps=[], code_version=spec.code_version or props.code_version)
+    spec = spec.merge_attributes(metadata=_guard_metadata(default_limit))
     check_specs = cargo_check_specs(spec.key, checks) if checks else None
     run = execute or functools.partial(run_cargo_workflow_asset, checks=checks, date_column=date_column)
 
@@ -248,6 +258,7 @@ def build_cargo_asset(
         check_specs=check_specs,
         required_resource_keys={resource_key},
         config_schema=run_config_fields(default_limit),
+        pool=pool,
     )
     def _cargo_asset(context: dg.AssetExecutionContext, **inputs: Any) -> dg.MaterializeResult:
         config = CargoRunConfig(**(context.op_execution_context.op_config or {}))
@@ -278,6 +289,7 @@ def build_cargo_assets_definitions(
     checks: CargoCheckConfig | None = None,
     partition_date_columns: Mapping[str, str] | None = None,
     resource_key: str = "cargo",
+    pool: str | None = CARGO_POOL,
 ) -> list[dg.AssetsDefinition]:
     """One executable asset per selected play/tool of the workspace.
 
@@ -293,6 +305,8 @@ def build_cargo_assets_definitions(
         checks: evaluate the Cargo asset checks on every materialization.
         partition_date_columns: play name/UUID → date column to filter on per time partition.
         resource_key: the key under which the ``CargoResource`` is provided at run time.
+        pool: the Dagster pool of every asset's op (default ``"cargo"``; one per workspace when several
+            workspaces have separate limits; ``None``: no pool). Size it with ``dagster instance concurrency set``.
     """
     loader = CargoWorkspaceDefsLoader(workspace, translator, selector, snapshot_path, state_path)
     data = loader.load_data()
@@ -306,5 +320,5 @@ def build_cargo_assets_definitions(
                          if k in props.selector_keys), None) if props.type == "tool" else None
         date_column = next((v for k, v in date_columns.items() if k in props.selector_keys), None)
         assets.append(build_cargo_asset(props, spec, resource_key=resource_key, upstream=upstream,
-                                        checks=checks, date_column=date_column))
+                                        checks=checks, date_column=date_column, pool=pool))
     return assets

@@ -1,8 +1,9 @@
 """``dagster-cargo`` command line.
 
-Subcommands: ``emulator`` (serve the local Cargo API emulator) and ``snapshot`` (write the
+Subcommands: ``emulator`` (serve the local Cargo API emulator), ``snapshot`` (write the
 workspace listing to a file that ``load_cargo_asset_specs(..., snapshot_path=...)`` and
-``build_cargo_assets_definitions(..., snapshot_path=...)`` load instead of calling the API).
+``build_cargo_assets_definitions(..., snapshot_path=...)`` load instead of calling the API) and
+``estimate`` (the credits a batch of a play or tool would cost, creating nothing).
 """
 
 from __future__ import annotations
@@ -119,6 +120,58 @@ def _write_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_records(path: str) -> list[dict[str, object]]:
+    """Records from a ``.csv`` (header row), ``.jsonl``/``.ndjson`` (one object a line) or ``.json`` (an array)."""
+    import csv
+    import json
+    from pathlib import Path
+
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith(".csv"):
+        return [dict(row) for row in csv.DictReader(text.splitlines())]
+    if path.endswith((".jsonl", ".ndjson")):
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    rows = json.loads(text)
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a JSON array of objects")
+    return rows
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from dagster_cargo.client import CargoClient, CargoError, filter_data, record_ids_data, records_data
+    from dagster_cargo.estimate import estimate_credits
+
+    token = os.environ.get(args.token_env)
+    if not token:
+        print(f"Set {args.token_env} to a Cargo API token (Settings → API Tokens).", file=sys.stderr)
+        return 2
+    try:
+        with CargoClient(token, base_url=args.base_url, workspace_uuid=args.workspace_uuid) as client:
+            if args.play:
+                play = client.find_play(args.play)
+                name, kind, workflow_uuid = play.name, "play", play.workflow_uuid
+                data = record_ids_data(play.model_uuid, args.record_ids) if args.record_ids else \
+                    filter_data(play.model_uuid, json.loads(args.filter) if args.filter else None, limit=args.limit)
+            else:
+                if not args.input:
+                    print("--tool needs --input FILE (.csv, .json or .jsonl records).", file=sys.stderr)
+                    return 2
+                tool = client.find_tool(args.tool)
+                name, kind, workflow_uuid = tool.name, "tool", tool.workflow_uuid
+                data = records_data(_read_records(args.input))
+            estimate = estimate_credits(client, workflow_uuid, [data])
+    except (CargoError, ValueError, OSError) as exc:
+        print(f"Could not estimate: {exc}", file=sys.stderr)
+        return 1
+    print(f"Cargo {kind} {name!r}: {estimate.describe()}", flush=True)
+    if estimate.credits is not None:
+        print(f"estimated_credits={estimate.credits:g}", flush=True)
+    return 0
+
+
 def _fault_report(args: argparse.Namespace) -> int:
     from dagster_cargo.fault_suite import SuiteConfig, run_fault_suite
 
@@ -168,6 +221,19 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--token-env", default="CARGO_API_TOKEN",
                       help="environment variable holding the API token (never a command-line argument)")
     snap.set_defaults(func=_write_snapshot)
+    est = sub.add_parser("estimate", help="Estimate the credits of a batch of a play or tool, creating nothing.")
+    target = est.add_mutually_exclusive_group(required=True)
+    target.add_argument("--play", help="play name or UUID")
+    target.add_argument("--tool", help="tool name or UUID")
+    est.add_argument("--input", help="tools: the records, a .csv, .json (array) or .jsonl file")
+    est.add_argument("--filter", help="plays: a Cargo filter as JSON (default: every record of the model)")
+    est.add_argument("--limit", type=int, default=None, help="plays: at most this many records")
+    est.add_argument("--record-ids", nargs="+", default=None, help="plays: run over these record ids")
+    est.add_argument("--base-url", default="https://api.getcargo.io")
+    est.add_argument("--workspace-uuid", default=None)
+    est.add_argument("--token-env", default="CARGO_API_TOKEN",
+                     help="environment variable holding the API token (never a command-line argument)")
+    est.set_defaults(func=_estimate)
     faults = sub.add_parser("fault-report", help="Run many tool and play materializations, 8 at once, "
                             "against a faulty emulator (then kill -9 and re-execute) and report failures, wrong "
                             "adoptions, duplicate and orphan batches, credits and token leaks.")

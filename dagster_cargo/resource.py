@@ -15,12 +15,13 @@ import dagster as dg
 from dagster._config.field_utils import IntEnvVar
 from pydantic import Field, PrivateAttr
 
-from .client import CargoClient, RetryPolicy
+from .client import BusyPolicy, CargoClient, RetryPolicy
 from .client.errors import CargoInputError
 from .client.inputs import chunk_records, filter_data, records_data, to_json_records
 from .client.models import Batch, Play, Tool
 from .client.transport import DEFAULT_BASE_URL
 from .client.waiting import UNLIMITED, PollingGuidance
+from .estimate import CreditEstimate, recent_materializations, try_estimate
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches
 from .input_checks import check_run_input
 from .workspace_data import CargoWorkflowProps
@@ -130,6 +131,12 @@ class CargoResource(dg.ConfigurableResource):
         description="Cancel the Cargo batch when the Dagster run is terminated. Turn off if batches "
         "should finish even when the run worker is killed (e.g. autoscaling).",
     )
+    concurrency_wait: float = Field(
+        default=900.0,
+        description="When Cargo refuses a batch create with concurrencyLimitReached (the workspace runs as much "
+        "as it allows; nothing was created), wait and send it again (5 s, doubling to 60 s), each wait in the run "
+        "log, for at most this many seconds in all; then fail with what to do. 0 fails at once.",
+    )
     progress_log_interval: float = Field(
         default=30.0, description="Log batch progress to the run log at most this often, seconds."
     )
@@ -150,6 +157,13 @@ class CargoResource(dg.ConfigurableResource):
         default=None,
         description="Default credit budget of every batch: a batch that exceeds it is cancelled and the "
         "asset fails with the figures. Per call: credit_budget=.",
+    )
+    estimate_credits: bool = Field(
+        default=True,
+        description="Before creating a batch, estimate its credits (records × credits per record from recent "
+        "materializations or batches + execution charge; a few read calls), log it and record it beside the "
+        "actual cost. With a budget (credit_budget / max_credits_per_batch) the estimate is always made, and a "
+        "batch estimated over the budget is not created.",
     )
     failed_rows: str = Field(
         default="keep",
@@ -212,6 +226,7 @@ class CargoResource(dg.ConfigurableResource):
                 connect_timeout=self.connect_timeout,
                 retry=RetryPolicy(max_attempts=self.max_retries + 1, max_elapsed=self.retry_max_elapsed),
                 allow_insecure_http=self.allow_insecure_http,
+                busy=BusyPolicy(max_wait=self.concurrency_wait),
             )
         return self._client
 
@@ -256,9 +271,22 @@ class CargoResource(dg.ConfigurableResource):
         outputs downloaded) beside ``cargo_duration_seconds`` (Cargo's own createdAt → finishedAt).
         """
         started = time.monotonic()
-        result = execute_batches(
+        client = self.get_client()
+        client.busy_report = getattr(getattr(context, "log", None), "warning", None)  # waits, in the run log
+        try:
+            result = self._execute(context, client, specs)
+        finally:
+            client.busy_report = None
+        if result.batches:
+            wall = round(time.monotonic() - started, 3)
+            result.cargo_metadata = result.cargo_metadata.model_copy(update={"wall_clock_seconds": wall})
+            self._tag_run(context, result.batches)
+        return result
+
+    def _execute(self, context: Any, client: CargoClient, specs: list[BatchRunSpec]) -> CargoBatchResult:
+        return execute_batches(
             context,
-            self.get_client(),
+            client,
             specs,
             batch_url_for=self.batch_url,
             poll_interval=self.poll_interval,
@@ -270,11 +298,6 @@ class CargoResource(dg.ConfigurableResource):
             guidance=PollingGuidance(average_interval=self.poll_average_interval) if self.poll_average_interval > 0
             else UNLIMITED,
         )
-        if result.batches:
-            wall = round(time.monotonic() - started, 3)
-            result.cargo_metadata = result.cargo_metadata.model_copy(update={"wall_clock_seconds": wall})
-            self._tag_run(context, result.batches)
-        return result
 
     def _tag_run(self, context: Any, batches: list[Batch]) -> None:
         """Readable run tags: ``dagster-cargo/batch_uuid.<op>`` (the batch UUIDs) and, where Cargo has
@@ -377,7 +400,39 @@ class CargoResource(dg.ConfigurableResource):
                          credit_budget=budget, failed_rows=self.failed_rows)  # type: ignore[arg-type]
             for part in parts
         ]
-        return self.run_batches(context, specs)
+        estimate = self._estimate(context, props, parts, budget)
+        result = self.run_batches(context, specs)
+        if estimate is not None:
+            result.extra_metadata.update(estimate.metadata(result.credits_used if result.batches else None))
+        return result
+
+    def _estimate(self, context: Any, props: CargoWorkflowProps, parts: list[Mapping[str, Any]],
+                  budget: float | None) -> CreditEstimate | None:
+        """Estimate the batches' credits (see :mod:`dagster_cargo.estimate`) and refuse them, before any is
+        created, when the estimate exceeds ``budget``."""
+        if (not self.estimate_credits and budget is None) or all(
+                p.get("kind") == "records" and not p.get("records") for p in parts):
+            return None
+        estimate = try_estimate(self.get_client(), props.workflow_uuid, parts,
+                                history=recent_materializations(context), nodes=len(props.node_slugs) or None)
+        if estimate is None:
+            return None
+        context.log.info(f"Cargo {props.type} {props.name!r}: {estimate.describe()}.")
+        if budget is not None and estimate.credits is not None and estimate.credits > budget:
+            raise dg.Failure(
+                description=(
+                    f"Not starting Cargo {props.type} {props.name!r}: {estimate.describe()}, over the budget of "
+                    f"{budget:g} credits. No batch was created: 0 credits spent. Next step: raise credit_budget "
+                    "(run config, credit_budget=) or the resource's max_credits_per_batch if this cost is expected, "
+                    "or narrow the input (limit, filter, fewer records)."
+                ),
+                metadata={**estimate.metadata(), "dagster-cargo/credit_budget": float(budget),
+                          "dagster-cargo/credits_used": 0.0},
+            )
+        if budget is not None and estimate.credits is None:
+            context.log.info(f"No credit estimate for Cargo {props.type} {props.name!r}; the budget of {budget:g} "
+                             "credits is enforced while the batch runs.")
+        return estimate
 
     def workflow_props(self, item: str | Play | Tool | CargoWorkflowProps, kind: str) -> CargoWorkflowProps:
         """Resolve a play/tool name, UUID or API object to :class:`CargoWorkflowProps`."""

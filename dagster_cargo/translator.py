@@ -48,7 +48,8 @@ def clean_name(name: str) -> str:
 
 
 class DagsterCargoTranslator:
-    """Default translation: key ``["cargo", <clean name>]``, group ``cargo``, kinds ``cargo``."""
+    """Default translation: key ``["cargo", <clean name>]``, group ``cargo``, kinds ``cargo``, code version
+    from the workflow's deployed release (:attr:`CargoWorkflowProps.code_version`)."""
 
     def get_asset_spec(self, props: CargoWorkflowProps) -> dg.AssetSpec:
         description = props.description or f"Outputs of the Cargo {props.type} {props.name!r}."
@@ -65,6 +66,7 @@ class DagsterCargoTranslator:
             group_name="cargo",
             kinds={"cargo", "pandas"},
             tags=tags,
+            code_version=props.code_version,
             metadata={
                 **dict(metadata),
                 "dagster-cargo/uuid": props.uuid,

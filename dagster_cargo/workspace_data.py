@@ -45,6 +45,17 @@ class CargoWorkflowProps(BaseModel):
     # input checks before any credit is spent (None: not in this snapshot, fetched once at run time)
     required_form_field_slugs: list[str] | None = None
     model_columns: dict[str, str] | None = None
+    release_uuid: str | None = None
+    release_version: str | None = None
+
+    @property
+    def code_version(self) -> str | None:
+        """The asset's code version: the workflow's deployed release (``v<version>:<release uuid>``),
+        so a redeploy in Cargo shows as "code version changed" once the state is refreshed. None
+        when the workflow has no deployed release."""
+        if not self.release_uuid:
+            return None
+        return f"v{self.release_version}:{self.release_uuid}" if self.release_version else self.release_uuid
 
     @property
     def selector_keys(self) -> set[str]:
@@ -106,7 +117,9 @@ def _release_facts(release: Any) -> tuple[str | None, list[str]]:
 
 def _props(item: Play | Tool, workflow: Workflow | None) -> CargoWorkflowProps:
     output_slug, slugs = _release_facts(workflow.deployed_release if workflow else None)
-    form_fields = (workflow.deployed_release.form_fields or []) if workflow and workflow.deployed_release else []
+    release = workflow.deployed_release if workflow else None
+    form_fields = (release.form_fields or []) if release else []
+    release_uuid, release_version = (release.uuid, release.version) if release else (None, None)
     if isinstance(item, Play):
         return CargoWorkflowProps(
             type="play", uuid=item.uuid, name=item.name, workflow_uuid=item.workflow_uuid,
@@ -114,12 +127,14 @@ def _props(item: Play | Tool, workflow: Workflow | None) -> CargoWorkflowProps:
             output_node_slug=output_slug, node_slugs=slugs,
             schedule_type=item.schedule.type if item.schedule else None, is_enabled=item.is_enabled,
             folder_uuid=item.folder_uuid,
+            release_uuid=release_uuid, release_version=release_version,
         )
     return CargoWorkflowProps(
         type="tool", uuid=item.uuid, name=item.name, workflow_uuid=item.workflow_uuid,
         description=item.description, output_node_slug=output_slug, node_slugs=slugs,
         form_field_slugs=[f.slug for f in form_fields], folder_uuid=item.folder_uuid,
         required_form_field_slugs=[f.slug for f in form_fields if f.is_required] if workflow else None,
+        release_uuid=release_uuid, release_version=release_version,
     )
 
 

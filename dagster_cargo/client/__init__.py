@@ -13,6 +13,7 @@ Usable on its own:
         frame = cargo.download_batch_dataframe(batch.uuid)
 """
 
+from .busy import BusyPolicy
 from .client import CargoClient
 from .download import download_dataframe, frame_from_bytes
 from .errors import (
@@ -21,6 +22,7 @@ from .errors import (
     CargoBatchCancelledError,
     CargoBatchError,
     CargoBatchFailedError,
+    CargoConcurrencyLimitError,
     CargoConfigError,
     CargoCreditsError,
     CargoDownloadError,
@@ -55,12 +57,12 @@ from .transport import DEFAULT_BASE_URL, RetryPolicy
 from .waiting import BatchProgress, raise_for_batch, wait_for_batches
 
 __all__ = [
-    "CargoClient", "ProgressBar", "RetryPolicy", "DEFAULT_BASE_URL", "BatchProgress", "wait_for_batches", "raise_for_batch",
+    "CargoClient", "BusyPolicy", "ProgressBar", "RetryPolicy", "DEFAULT_BASE_URL", "BatchProgress", "wait_for_batches", "raise_for_batch",
     "download_dataframe", "frame_from_bytes", "serialize_params", "ParquetResult", "download_to_parquet",
     "EMPTY_FILTER", "change_data", "filter_data", "json_safe", "record_ids_data", "records_data",
     "segment_data", "to_json_records", "validate_data", "validate_filter",
     "CargoAPIError", "CargoAmbiguousCreateError", "CargoAuthError", "CargoBatchCancelledError", "CargoBatchError",
-    "CargoBatchFailedError", "CargoConfigError", "CargoCreditsError", "CargoDownloadError", "CargoError",
+    "CargoBatchFailedError", "CargoConcurrencyLimitError", "CargoConfigError", "CargoCreditsError", "CargoDownloadError", "CargoError",
     "CargoInputError", "CargoNetworkError", "CargoNotFoundError", "CargoRateLimitError",
     "CargoRequestError", "CargoServerError", "CargoWaitTimeoutError",
     *_models_all,

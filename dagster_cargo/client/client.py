@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import httpx
 
+from .busy import BusyPolicy, send_when_free
 from .download import download_dataframe
 from .errors import CargoError, CargoInputError, CargoNotFoundError
 from .models import (
@@ -83,6 +84,7 @@ class CargoClient:
         allow_insecure_http: allow ``http://`` to a non-loopback host (off: the token
             would travel in clear text).
         http: an ``httpx.Client`` to reuse (tests, proxies); its auth is never used.
+        busy: how long a batch create waits out ``concurrencyLimitReached`` (:class:`BusyPolicy`).
     """
 
     def __init__(
@@ -97,7 +99,12 @@ class CargoClient:
         allow_insecure_http: bool = False,
         http: httpx.Client | None = None,
         sleep: Callable[[float], None] | None = None,
+        busy: BusyPolicy | None = None,
     ) -> None:
+        #: how long a create waits out Cargo's ``concurrencyLimitReached`` (:mod:`.busy`)
+        self.busy_policy = busy or BusyPolicy()
+        #: where those waits are reported (default: the ``dagster_cargo.client`` logger)
+        self.busy_report: Callable[[str], None] | None = None
         kwargs: dict[str, Any] = {}
         if sleep is not None:
             kwargs["sleep"] = sleep
@@ -242,9 +249,13 @@ class CargoClient:
         """
         payload = _compact({"workflowUuid": workflow_uuid, "releaseUuid": release_uuid, "data": dict(data)})
 
-        def send() -> Batch:
+        def post() -> Batch:
             body = self._post("/orchestration/batches", payload, idempotent=False)
             return Batch.model_validate(body["batch"])
+
+        def send() -> Batch:  # concurrencyLimitReached created nothing: waited out, then sent again
+            return send_when_free(post, what=f"batch of workflow {workflow_uuid}", sleep=self._transport.sleep,
+                                  policy=self.busy_policy, report=self.busy_report)
 
         if not reconcile:
             return send()

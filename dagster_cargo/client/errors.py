@@ -15,7 +15,8 @@ Hierarchy::
     │   ├── CargoRequestError       400–498 (the official client's RequestError)
     │   │   ├── CargoNotFoundError  a *NotFound reason, or 404
     │   │   ├── CargoRateLimitError 429
-    │   │   └── CargoCreditsError   notEnoughCredits
+    │   │   ├── CargoCreditsError   notEnoughCredits
+    │   │   └── CargoConcurrencyLimitError concurrencyLimitReached
     │   └── CargoServerError        499 and 5xx
     ├── CargoBatchError             a batch reached a non-success terminal state
     │   ├── CargoBatchFailedError   status ``error``
@@ -38,6 +39,7 @@ __all__ = [
     "CargoRequestError",
     "CargoNotFoundError",
     "CargoRateLimitError",
+    "CargoConcurrencyLimitError",
     "CargoCreditsError",
     "CargoServerError",
     "CargoBatchError",
@@ -82,6 +84,7 @@ _REASON_MESSAGES: dict[str, str] = {
     "rootNodeNotFound": "Root node not found.",
     "failedToStart": "Fail to start.",
     "notEnoughCredits": "Not enough credits.",
+    "concurrencyLimitReached": "Concurrency limit reached.",
     "playNotFound": "Play not found.",
     "toolNotFound": "Tool not found.",
     "batchNotFound": "Batch not found.",
@@ -119,6 +122,11 @@ _REASON_HINTS: dict[str, str] = {
         "Plays take segment, change, filter or recordIds data; tools take records or file data."
     ),
     "notEnoughCredits": "Top up credits in Cargo (Settings → Billing) or lower the batch size.",
+    "concurrencyLimitReached": (
+        "The Cargo workspace is running as much as it allows at once; nothing was created. Let other batches "
+        "finish, or start fewer at once: lower the Dagster pool limit of Cargo assets "
+        "(`dagster instance concurrency set cargo <n>`)."
+    ),
     "batchNotFinished": "Wait until the batch is terminal before downloading (CargoClient.wait_for_batch).",
     "batchAlreadyFinished": "The batch is already terminal; nothing to cancel.",
     "batchNotFound": "Check the batch UUID and that the token's workspace owns it.",
@@ -245,6 +253,15 @@ class CargoCreditsError(CargoRequestError):
     """``notEnoughCredits``: the workspace has no credits left for this batch."""
 
 
+class CargoConcurrencyLimitError(CargoRequestError):
+    """``concurrencyLimitReached``: the workspace is at its concurrency limit; the create made nothing,
+    so it is safe to send again (:func:`dagster_cargo.client.busy.send_when_free` does, with back-off).
+    ``waited``/``attempts``: the back-off already spent when this is the final refusal."""
+
+    waited: float = 0.0
+    attempts: int = 1
+
+
 class CargoServerError(CargoAPIError):
     """HTTP 499 or 5xx: Cargo failed to handle the request."""
 
@@ -292,6 +309,8 @@ def api_error_from_response(
     reason = body.get("reason") if isinstance(body, dict) else None
     if reason == "notEnoughCredits":
         return CargoCreditsError(**kwargs)
+    if reason == "concurrencyLimitReached":
+        return CargoConcurrencyLimitError(**kwargs)
     if status == 404 or (isinstance(reason, str) and reason.endswith("NotFound")):
         return CargoNotFoundError(**kwargs)
     return CargoRequestError(**kwargs)

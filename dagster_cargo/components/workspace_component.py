@@ -16,7 +16,7 @@ from dagster.components.utils.defs_state import (
 )
 from dagster.components.utils.translation import TranslationFn, TranslationFnResolver
 
-from ..asset_defs import CargoRunConfig, build_cargo_asset, run_cargo_workflow_asset
+from ..asset_defs import CARGO_POOL, CargoRunConfig, build_cargo_asset, run_cargo_workflow_asset
 from ..checks import CargoCheckConfig
 from ..resource import CargoResource
 from ..sensors import build_cargo_change_sensor, build_cargo_observation_sensor
@@ -88,6 +88,7 @@ class CargoWorkspaceComponent(dg.StateBackedComponent, dg.Resolvable):
                   minimum_interval_seconds: 300
               observation_sensor: true            # or {minimum_interval_seconds: 600, ...}
               resource_key: cargo                 # a second workspace needs its own key
+              pool: cargo                         # Dagster pool of every asset (null: none)
               defs_state:                         # default: LOCAL_FILESYSTEM
                 management_type: LOCAL_FILESYSTEM
 
@@ -158,6 +159,13 @@ class CargoWorkspaceComponent(dg.StateBackedComponent, dg.Resolvable):
             "(and its own asset key prefix: op names follow asset keys).",
         ),
     ] = "cargo"
+    pool: Annotated[
+        str | None,
+        dg.Resolver.default(
+            description="Dagster pool of every Cargo asset (default 'cargo'; null: none). Cap it to the number of "
+            "Cargo batches to run at once: `dagster instance concurrency set cargo 4`.",
+        ),
+    ] = CARGO_POOL
     defs_state: ResolvedDefsStateConfig = field(default_factory=DefsStateConfigArgs.local_filesystem)
 
     # -- state ------------------------------------------------------------------------------
@@ -244,6 +252,7 @@ class CargoWorkspaceComponent(dg.StateBackedComponent, dg.Resolvable):
             upstream=dg.AssetKey.from_user_string(upstream_key) if upstream_key else None,
             checks=self.checks, date_column=_lookup(self.partition_date_columns, props),
             execute=self.execute,  # a subclass's override runs; the default is run_cargo_workflow_asset
+            pool=self.pool,
         )
 
     def _build_sensors(

@@ -47,13 +47,16 @@ class CargoEmulator:
             the 3 + 3 seeded ones, for scale tests: ``extra_workflows=994`` gives 1,000. They are renamed,
             runnable copies of the seeded workflows (``"Score inbound companies #0001"``, ...); see
             :func:`~dagster_cargo.emulator.seed.seed_synthetic_workflows`. ``0`` leaves the workspace as is.
+        concurrency_limit: unfinished batches (and single runs) the workspace accepts at once; a create
+            beyond it gets 400 ``concurrencyLimitReached`` and creates nothing. ``None`` (default): no limit.
     """
 
     def __init__(self, token: str = "test-token", speed: float = 1.0, seed: int = 0,
                  run_failure_rate: float = 0.05, credits: int = 100_000, host: str = "127.0.0.1",
                  port: int = 0, clock: str = "real", max_concurrent_runs: int = 10,
                  faults: FaultProfile | None = None, extra_workflows: int = 0,
-                 variants: Mapping[str, str] | None = None, strict: bool = True) -> None:
+                 variants: Mapping[str, str] | None = None, strict: bool = True,
+                 concurrency_limit: int | None = None) -> None:
         if not 0.0 <= run_failure_rate <= 1.0:
             raise ValueError("run_failure_rate must be within [0, 1]")
         if extra_workflows < 0:
@@ -65,7 +68,7 @@ class CargoEmulator:
         self._settings: dict[str, Any] = {
             "clock": clock, "speed": speed, "seed": seed, "run_failure_rate": run_failure_rate,
             "credits": credits, "max_concurrent_runs": max_concurrent_runs, "variants": dict(variants or {}),
-            "extra_workflows": extra_workflows}
+            "extra_workflows": extra_workflows, "concurrency_limit": concurrency_limit}
         self.clock, self.store = self._fresh_state()
         self.router = build_router()
         self._initial_faults = faults
@@ -84,6 +87,7 @@ class CargoEmulator:
                       max_concurrent_runs=cfg["max_concurrent_runs"], variants=dict(cfg["variants"]))
         seed_workspace(store)
         seed_synthetic_workflows(store, cfg["extra_workflows"])
+        store.concurrency_limit = cfg["concurrency_limit"]
         return clock, store
 
     def reset(self) -> None:
@@ -191,6 +195,13 @@ class CargoEmulator:
         checked = check_variants(values)
         with self.store.lock:
             self.store.variants.update(checked)
+
+    def set_concurrency_limit(self, limit: int | None) -> None:
+        """Change the workspace's concurrency limit at run time (``None``: none); see the constructor."""
+        if limit is not None and limit < 1:
+            raise ValueError("concurrency_limit must be >= 1 or None")
+        with self.store.lock:
+            self.store.concurrency_limit = limit
 
     @property
     def credits_used(self) -> float:

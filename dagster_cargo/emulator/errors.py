@@ -16,6 +16,7 @@ MESSAGES: dict[str, str] = {
     "rootNodeNotFound": "Root node not found.",
     "failedToStart": "Fail to start.",
     "notEnoughCredits": "Not enough credits.",
+    "concurrencyLimitReached": "Concurrency limit reached.",
     "batchNotFound": "Batch not found.",
     "batchAlreadyFinished": "Batch already finished.",
     "batchNotFinished": "Batch not finished.",

@@ -31,6 +31,9 @@ class Store:
         self.seed = seed
         self.run_failure_rate = float(run_failure_rate)
         self.max_concurrent_runs = int(max_concurrent_runs)
+        #: unfinished batches (single-run carriers included) the workspace accepts; a create beyond it is
+        #: refused with ``concurrencyLimitReached`` and creates nothing. ``None``: no limit (the default).
+        self.concurrency_limit: int | None = None
         self.ids = IdFactory(seed, "runtime")
         self.workspace_uuid = ""
         self.user_uuid = ""
@@ -102,6 +105,15 @@ class Store:
         """The workflow definition a release executes (a batch runs with the release it was created with)."""
         spec = self.release_specs.get(release_uuid)
         return spec if spec is not None else self.specs[self.releases[release_uuid]["workflowUuid"]]
+
+    def check_concurrency(self) -> None:
+        """Refuse a create (400 ``concurrencyLimitReached``, nothing created) while the workspace has
+        :attr:`concurrency_limit` unfinished batches or single runs (EMULATOR.md ledger row 103)."""
+        from .errors import ApiError
+
+        limit = self.concurrency_limit
+        if limit is not None and sum(not b.finished for b in self.engine.batches.values()) >= limit:
+            raise ApiError("concurrencyLimitReached")
 
     def release_for(self, workflow_uuid: str) -> dict[str, Any]:
         """The deployed release of ``workflow_uuid``."""

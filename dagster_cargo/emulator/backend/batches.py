@@ -143,6 +143,7 @@ def create_batch_from(store: Store, body: dict[str, Any], now: float, user_uuid:
         raise ApiError("invalidDataKind")
     if store.credits_remaining <= 0:
         raise ApiError("notEnoughCredits")
+    store.check_concurrency()
     if spec.kind == "play":
         play = store.play_for_workflow(wf_uuid)
         assert play is not None

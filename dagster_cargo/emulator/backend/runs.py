@@ -145,5 +145,6 @@ def create_single_run(store: Store, body: dict[str, Any], now: float) -> RunStat
         raise ApiError("invalidData")
     if store.credits_remaining <= 0:
         raise ApiError("notEnoughCredits")
+    store.check_concurrency()
     record = tool_record(store, data, [f["slug"] for f in spec.form_fields])
     return store.engine.create_run(wf, record, data, now)
