@@ -14,6 +14,9 @@ from dagster_cargo.fault_suite import SuiteConfig, run_fault_suite
 
 LONG = os.environ.get("DAGSTER_CARGO_LONG") == "1"
 CREATE = ("POST /v1/orchestration/batches",)
+# the module fixture runs the whole suite inside the first test: give it room (pytest-timeout would
+# otherwise cut the full-size run short and report its interrupted steps as unclear failures)
+pytestmark = pytest.mark.timeout(3600 if LONG else 1200)
 
 
 @pytest.fixture(scope="module")

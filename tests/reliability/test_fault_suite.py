@@ -17,6 +17,9 @@ from dagster_cargo.fault_suite.runner import explaining_error, is_clear
 
 LONG = os.environ.get("DAGSTER_CARGO_LONG") == "1"
 MATERIALIZATIONS = 200 if LONG else 16
+# the module fixture runs the whole suite inside the first test: give it room (pytest-timeout would
+# otherwise cut the full-size run short and report its interrupted steps as unclear failures)
+pytestmark = pytest.mark.timeout(3600 if LONG else 1200)
 # the mixed preset, with the kinds a 40-materialization run could otherwise miss (each has only a few
 # eligible requests per materialization) made likelier, so that every kind surely occurs
 BOOSTED = (("lost_create_response", 0.3), ("unknown_status", 0.5), ("expired_download_url", 0.3),
