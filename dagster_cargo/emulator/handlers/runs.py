@@ -32,6 +32,18 @@ DOWNLOAD_RUNS_KEYS = ("workflowUuid", "uuids", "batchUuid", "releaseUuid", "stat
                       "updatedBefore")
 
 
+def _export_request(req: Request) -> tuple[dict[str, Any], str, str]:
+    """The body of a download-outputs request, its file format and its output node slug, checked."""
+    body = req.json_obj()
+    wf = body.get("workflowUuid")
+    if not wf or wf not in req.store.workflows:
+        raise ApiError("workflowNotFound")
+    fmt = body.get("format") or "csv"
+    if fmt not in ("csv", "json"):
+        raise zod_enum_error("format", fmt, ("csv", "json"))
+    return body, fmt, resolve_output_slug(req.store, wf, body.get("outputNodeSlug"))
+
+
 def _export_url(req: Request, store: Store, runs: list[RunState], slug: str, fmt: str) -> dict[str, Any]:
     """``{url}`` of a per-run outputs file (download-outputs of runs or records), in the layout variants."""
     columns, rows = exports.output_rows(store, runs, slug, req.now)
@@ -91,14 +103,7 @@ def download_outputs(req: Request) -> dict[str, Any]:
     """POST /orchestration/runs/download-outputs → ``{url}``: one row per run, the nine ``_`` columns +
     ``input`` + ``output`` (CARGO-DOCS 2.1–2.4); csv (default) or json; ``outputNodeSlug`` optional."""
     store = req.store
-    body = req.json_obj()
-    wf = body.get("workflowUuid")
-    if not wf or wf not in store.workflows:
-        raise ApiError("workflowNotFound")
-    fmt = body.get("format") or "csv"
-    if fmt not in ("csv", "json"):
-        raise zod_enum_error("format", fmt, ("csv", "json"))
-    slug = resolve_output_slug(store, wf, body.get("outputNodeSlug"))
+    body, fmt, slug = _export_request(req)
     selection = {k: v for k, v in body.items() if k not in ("limit", "offset", "format", "outputNodeSlug")}
     runs = select_runs(store, selection, req.now)
     runs = sorted(runs, key=lambda r: r.seq)
@@ -152,14 +157,7 @@ def download_record_outputs(req: Request) -> dict[str, Any]:
     run), same columns as ``runs/download-outputs``; csv (default) or json; ``noRecordsFound`` /
     ``tooManyRecords`` (> 10 000)."""
     store = req.store
-    body = req.json_obj()
-    wf = body.get("workflowUuid")
-    if not wf or wf not in store.workflows:
-        raise ApiError("workflowNotFound")
-    fmt = body.get("format") or "csv"
-    if fmt not in ("csv", "json"):
-        raise zod_enum_error("format", fmt, ("csv", "json"))
-    slug = resolve_output_slug(store, wf, body.get("outputNodeSlug"))
+    body, fmt, slug = _export_request(req)
     selection = {(_RECORD_TO_RUN.get(k) or k): v for k, v in body.items()
                  if k not in ("limit", "offset", "format", "outputNodeSlug", "ids")}
     runs = backend.latest_per_record(select_runs(store, selection, req.now), as_list(body.get("ids")))
