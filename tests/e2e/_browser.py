@@ -25,7 +25,7 @@ import pytest
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,1000"]
+         "--disable-dev-shm-usage", "--window-size=1400,2000"]  # tall: the whole metadata table, credits included, fits in one screenshot
 
 
 def chromium_path() -> str:
