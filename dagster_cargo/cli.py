@@ -97,15 +97,25 @@ def _add_fault_flags(emu: argparse.ArgumentParser) -> None:
     group.add_argument("--fault-seed", type=int, default=None, help="seed of the fault sequence (0)")
 
 
-def _write_snapshot(args: argparse.Namespace) -> int:
+def _token(args: argparse.Namespace) -> str | None:
+    """The API token from the environment variable ``--token-env`` names (never from the command line);
+    None, with a message saying what to set, when it is unset."""
     import os
-
-    from dagster_cargo.client import CargoClient, CargoError
-    from dagster_cargo.workspace_data import fetch_workspace_data
 
     token = os.environ.get(args.token_env)
     if not token:
         print(f"Set {args.token_env} to a Cargo API token (Settings → API Tokens).", file=sys.stderr)
+        return None
+    return token
+
+
+def _write_snapshot(args: argparse.Namespace) -> int:
+
+    from dagster_cargo.client import CargoClient, CargoError
+    from dagster_cargo.workspace_data import fetch_workspace_data
+
+    token = _token(args)
+    if token is None:
         return 2
     try:
         with CargoClient(token, base_url=args.base_url, workspace_uuid=args.workspace_uuid) as client:
@@ -139,14 +149,12 @@ def _read_records(path: str) -> list[dict[str, object]]:
 
 def _estimate(args: argparse.Namespace) -> int:
     import json
-    import os
 
     from dagster_cargo.client import CargoClient, CargoError, filter_data, record_ids_data, records_data
     from dagster_cargo.estimate import estimate_credits
 
-    token = os.environ.get(args.token_env)
-    if not token:
-        print(f"Set {args.token_env} to a Cargo API token (Settings → API Tokens).", file=sys.stderr)
+    token = _token(args)
+    if token is None:
         return 2
     try:
         with CargoClient(token, base_url=args.base_url, workspace_uuid=args.workspace_uuid) as client:

@@ -25,6 +25,15 @@ def get_segment(req: Request) -> dict[str, Any]:
     return {"segment": seg}
 
 
+def _matching_records(store: Any, model_uuid: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model's records that ``body``'s filter (sorted, limited) selects; a bad filter is ``invalidFilter``."""
+    try:
+        return filters.apply(store.model_records(model_uuid), body.get("filter"), body.get("sort"),
+                             body.get("limit"), segments=store._segment_ids, columns=store.column_types(model_uuid))
+    except filters.FilterError as exc:
+        raise ApiError("invalidFilter", f"Invalid filter: {exc}") from None
+
+
 def fetch_segment(req: Request) -> dict[str, Any]:
     """POST /segmentation/segments/fetch → ``{records, count, columns, isRefreshing}``.
 
@@ -38,12 +47,7 @@ def fetch_segment(req: Request) -> dict[str, Any]:
         raise ApiError("modelNotFound")
     if "filter" not in body:
         raise ApiError("invalidFilter")
-    try:
-        records = filters.apply(store.model_records(str(model_uuid)), body.get("filter"), body.get("sort"),
-                                body.get("limit"), segments=store._segment_ids,
-                                columns=store.column_types(str(model_uuid)))
-    except filters.FilterError as exc:
-        raise ApiError("invalidFilter", f"Invalid filter: {exc}") from None
+    records = _matching_records(store, str(model_uuid), body)
     offset = as_int(body.get("fetchingOffset"), "fetchingOffset") or 0
     limit = as_int(body.get("fetchingLimit"), "fetchingLimit")
     limit = 100 if limit is None else min(limit, 1000)
@@ -116,12 +120,7 @@ def download_segment(req: Request) -> dict[str, Any]:
     if "filter" not in body:
         raise zod_error([{"code": "invalid_type", "expected": "object", "received": "undefined",
                           "path": ["filter"], "message": "Required"}])
-    try:
-        records = filters.apply(store.model_records(str(model_uuid)), body.get("filter"), body.get("sort"),
-                                body.get("limit"), segments=store._segment_ids,
-                                columns=store.column_types(str(model_uuid)))
-    except filters.FilterError as exc:
-        raise ApiError("invalidFilter", f"Invalid filter: {exc}") from None
+    records = _matching_records(store, str(model_uuid), body)
     columns = [c["slug"] for c in store.models[str(model_uuid)]["columns"]]
     return {"urls": [req.base_url + store.downloads.create(columns, records, "csv", prefix="segments")]}
 
