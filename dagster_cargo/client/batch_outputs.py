@@ -70,7 +70,7 @@ def _export_runs(client: CargoClient, batch: Batch, statuses: Sequence[str], cou
         last: CargoDownloadError | None = None
         for attempt in range(1, attempts + 1):
             if attempt > 1:
-                client._transport.sleep(retry_pause(attempt))
+                client.sleep(retry_pause(attempt))
             url = client.get_run_outputs_download_url(
                 batch.workflow_uuid, batch_uuid=batch.uuid, format="json", statuses=list(statuses),
                 executions_filter=executions_filter, limit=EXPORT_LIMIT if count > EXPORT_LIMIT else None,
@@ -154,7 +154,7 @@ def download_batch_outputs(
     last: CargoDownloadError | None = None
     for attempt in range(1, attempts + 1):
         if attempt > 1:
-            client._transport.sleep(retry_pause(attempt))
+            client.sleep(retry_pause(attempt))
         try:
             frame = _file_frame(client, uuid, output_node_slug)
         except CargoDownloadError as exc:

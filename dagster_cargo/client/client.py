@@ -24,6 +24,7 @@ from typing import Any, Literal
 import httpx
 
 from .busy import BusyPolicy, send_when_free
+from .clock import SYSTEM_CLOCK, Clock
 from .download import download_dataframe
 from .errors import CargoError, CargoInputError, CargoNotFoundError
 from .models import (
@@ -85,6 +86,8 @@ class CargoClient:
             would travel in clear text).
         http: an ``httpx.Client`` to reuse (tests, proxies); its auth is never used.
         busy: how long a batch create waits out ``concurrencyLimitReached`` (:class:`BusyPolicy`).
+        clock: monotonic time and sleep for every wait (polling, retries, download retries); tests pass a
+            :class:`~dagster_cargo.client.clock.ManualClock`. ``sleep=`` (older) overrides only the sleeping.
     """
 
     def __init__(
@@ -100,14 +103,14 @@ class CargoClient:
         http: httpx.Client | None = None,
         sleep: Callable[[float], None] | None = None,
         busy: BusyPolicy | None = None,
+        clock: Clock | None = None,
     ) -> None:
         #: how long a create waits out Cargo's ``concurrencyLimitReached`` (:mod:`.busy`)
         self.busy_policy = busy or BusyPolicy()
         #: where those waits are reported (default: the ``dagster_cargo.client`` logger)
         self.busy_report: Callable[[str], None] | None = None
-        kwargs: dict[str, Any] = {}
-        if sleep is not None:
-            kwargs["sleep"] = sleep
+        #: the clock every wait goes through
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self._transport = Transport(
             api_token=api_token,
             base_url=base_url,
@@ -117,7 +120,8 @@ class CargoClient:
             retry=retry or RetryPolicy(),
             allow_insecure_http=allow_insecure_http,
             http=http,
-            **kwargs,
+            sleep=sleep,
+            clock=self.clock,
         )
         self.base_url = base_url
         self.workspace_uuid = workspace_uuid
@@ -156,6 +160,10 @@ class CargoClient:
                 self._download_client = httpx.Client(
                     timeout=httpx.Timeout(self.timeout, connect=10.0), follow_redirects=True)
             return self._download_client
+
+    def sleep(self, seconds: float) -> None:
+        """Wait through the client's clock (or its older ``sleep=`` override)."""
+        self._transport._sleep(seconds)
 
     @property
     def request_count(self) -> int:
@@ -254,7 +262,7 @@ class CargoClient:
             return Batch.model_validate(body["batch"])
 
         def send() -> Batch:  # concurrencyLimitReached created nothing: waited out, then sent again
-            return send_when_free(post, what=f"batch of workflow {workflow_uuid}", sleep=self._transport.sleep,
+            return send_when_free(post, what=f"batch of workflow {workflow_uuid}", sleep=self.sleep,
                                   policy=self.busy_policy, report=self.busy_report)
 
         if not reconcile:
@@ -268,7 +276,7 @@ class CargoClient:
             list_all=lambda: self.list_all_batches(workflow_uuid),
             check=lambda candidates: prove_candidates(self, payload["data"], candidates),
             intent=intent,
-            sleep=self._transport.sleep,
+            sleep=self.sleep,
             claimed=claimed,
         )
 
@@ -292,7 +300,7 @@ class CargoClient:
         return resolve_created(
             list_all=lambda: self.list_all_batches(intent.workflow_uuid),
             check=lambda candidates: prove_candidates(self, data, candidates),
-            intent=intent, sleep=self._transport.sleep, settle_delays=settle_delays, claimed=claimed,
+            intent=intent, sleep=self.sleep, settle_delays=settle_delays, claimed=claimed,
         )
 
     def list_all_batches(self, workflow_uuid: str, *, max_pages: int = 1000) -> list[Batch]:
@@ -499,7 +507,7 @@ class CargoClient:
         return download_to_parquet(
             lambda: self.get_batch_download_url(uuid, output_node_slug), path, expected_rows=expected_rows,
             attempts=attempts, column_types=column_types, compression=compression, timeout=self.timeout,
-            batch_uuid=uuid, sleep=self._transport.sleep,
+            batch_uuid=uuid, sleep=self.sleep,
         )
 
     # -- runs ----------------------------------------------------------------------------
@@ -550,6 +558,14 @@ class CargoClient:
              "executionsFilter": dict(executions_filter) if executions_filter else None}
         )
         return int(self._post("/orchestration/runs/count", payload, idempotent=True)["count"])
+
+    def create_run(self, workflow_uuid: str, data: Mapping[str, Any], *, release_uuid: str | None = None) -> Run:
+        """``POST /orchestration/runs``: one record through a tool (plays answer ``playNotCompatible``).
+
+        Spends credits, so it is never retried after an ambiguous failure (see :mod:`.single_run` when present).
+        """
+        payload = _compact({"workflowUuid": workflow_uuid, "releaseUuid": release_uuid, "data": dict(data)})
+        return Run.model_validate(self._post("/orchestration/runs", payload, idempotent=False)["run"])
 
     def get_run(self, uuid: str) -> Run:
         """``GET /orchestration/runs/{uuid}`` (the run only)."""
@@ -655,7 +671,7 @@ class CargoClient:
         return wait_for_batches(
             self.get_batch, list(uuids), timeout=timeout, poll_interval=poll_interval,
             max_poll_interval=max_poll_interval, on_progress=on_progress,
-            raise_on_failure=raise_on_failure, sleep=self._transport.sleep, initial=initial,
+            raise_on_failure=raise_on_failure, sleep=self.sleep, clock=self.clock.monotonic, initial=initial,
             fetch_many=self._list_many, guidance=guidance,
         )
 

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..version import __version__
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import CargoAPIError, CargoConfigError, CargoNetworkError, api_error_from_response
 from .query import serialize_params
 
@@ -113,7 +114,8 @@ class Transport:
     connect_timeout: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     allow_insecure_http: bool = False
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    sleep: Callable[[float], None] | None = field(default=None, repr=False)
+    clock: Clock = field(default=SYSTEM_CLOCK, repr=False)
     http: httpx.Client | None = field(default=None, repr=False)
     on_request: Callable[[str, str], None] | None = field(default=None, repr=False)
     seed: int | None = field(default=None, repr=False)
@@ -191,7 +193,7 @@ class Transport:
         has_body = method != "GET" and (payload is not None if send_body is None else send_body)
         content = json.dumps(payload if payload is not None else {}, default=str).encode() if has_body else None
         assert self.http is not None
-        started = time.monotonic()
+        started = self.clock.monotonic()
         attempt = 0
         while True:
             attempt += 1
@@ -217,7 +219,7 @@ class Transport:
                     raise error from None
                 delay = self.retry.backoff(attempt, None, self._rng)
                 logger.warning("Cargo %s %s: %s; retry %d in %.1fs", method, endpoint, type(exc).__name__, attempt, delay)
-                self.sleep(delay)
+                self._sleep(delay)
                 continue
 
             if response.is_success:
@@ -238,12 +240,15 @@ class Transport:
             logger.warning(
                 "Cargo %s %s: HTTP %d; retry %d in %.1fs", method, endpoint, response.status_code, attempt, delay
             )
-            self.sleep(delay)
+            self._sleep(delay)
+
+    def _sleep(self, seconds: float) -> None:
+        (self.sleep or self.clock.sleep)(seconds)
 
     def _may_retry(self, attempt: int, started: float, retry_after: float | None) -> bool:
         if attempt >= self.retry.max_attempts:
             return False
-        elapsed = time.monotonic() - started
+        elapsed = self.clock.monotonic() - started
         upcoming = retry_after if retry_after is not None else 0.0
         return elapsed + upcoming <= self.retry.max_elapsed
 
