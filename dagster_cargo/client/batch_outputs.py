@@ -56,8 +56,8 @@ def _read_rows(client: CargoClient, url: str, batch_uuid: str) -> list[dict[str,
     try:
         return json_rows(data)
     except ValueError as exc:
-        raise CargoDownloadError(f"Cargo's run export for batch {batch_uuid} could not be parsed as JSON: {exc}. "
-                                 "Next step: re-download; if it persists, report the batch to Cargo.",
+        raise CargoDownloadError(f"Cargo's run export for batch {batch_uuid} could not be parsed as JSON: {exc}.",
+                                 hint="re-download; if it persists, report the batch to Cargo.",
                                  batch_uuid=batch_uuid) from exc
 
 
@@ -90,7 +90,7 @@ def _export_runs(client: CargoClient, batch: Batch, statuses: Sequence[str], cou
     if len(rows) != count:
         raise CargoDownloadError(
             f"Cargo's run export for batch {batch.uuid} holds {len(rows)} runs with status {'/'.join(statuses)} but "
-            f"runs/count says {count}: the run statuses are incomplete. Next step: re-run the step (it attaches to "
+            f"runs/count says {count}: the run statuses are incomplete.", hint="re-run the step (it attaches to "
             "this batch and downloads again); if it persists, report the batch to Cargo.", batch_uuid=batch.uuid)
     return list(rows.values())
 
@@ -171,17 +171,17 @@ def download_batch_outputs(
             what = "partial" if len(frame) < expected_rows else "inconsistent (more rows than records)"
             last = CargoDownloadError(
                 f"Cargo outputs for batch {uuid} account for {len(frame)} rows but the batch has {expected_rows} "
-                f"input records: the download is {what}. Next step: re-run; if it persists, report the batch to "
+                f"input records: the download is {what}.", hint="re-run; if it persists, report the batch to "
                 "Cargo.", batch_uuid=uuid)
             logger.warning("Download %d/%d of batch %s is %s (%d rows for %d records)", attempt, attempts, uuid,
                            what, len(frame), expected_rows)
             continue
         return frame
     assert last is not None
-    reason = str(last).split(" Next step:")[0]
+    reason = last.message
     raise CargoDownloadError(
         f"Downloading Cargo outputs for batch {uuid} failed {attempts} time(s), each with a fresh URL; "
-        f"last: {reason} The batch itself finished and its credits are spent. Next step: re-execute "
+        f"last: {reason} The batch itself finished and its credits are spent.", hint="re-execute "
         "the step later (a Dagster re-execution attaches to this batch instead of paying for a new "
         "one); if downloads keep failing, report the batch UUID to Cargo.",
         batch_uuid=uuid,

@@ -825,8 +825,8 @@ def _find_by_name(items: Sequence[Any], name_or_uuid: str, what: str) -> Any:
         return exact[0]
     if len(exact) > 1:
         raise CargoInputError(
-            f"{len(exact)} Cargo {what}s are named {name_or_uuid!r} ({', '.join(i.uuid for i in exact)}). "
-            f"Next step: pass the {what}'s UUID instead of its name."
+            f"{len(exact)} Cargo {what}s are named {name_or_uuid!r} ({', '.join(i.uuid for i in exact)}).",
+            hint=f"pass the {what}'s UUID instead of its name."
         )
     folded = [item for item in items if item.name.casefold() == name_or_uuid.casefold()]
     if len(folded) == 1:
@@ -837,7 +837,7 @@ def _find_by_name(items: Sequence[Any], name_or_uuid: str, what: str) -> Any:
     if len(folded) > 1:
         raise CargoInputError(
             f"No Cargo {what} is named exactly {name_or_uuid!r}, and {len(folded)} differ from it only in case: "
-            f"{', '.join(repr(i.name) for i in folded)}. Next step: spell the name exactly, or pass the UUID."
+            f"{', '.join(repr(i.name) for i in folded)}.", hint="spell the name exactly, or pass the UUID."
         )
     close = difflib.get_close_matches(name_or_uuid, names, n=3, cutoff=0.5)
     suggestion = f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""

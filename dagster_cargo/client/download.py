@@ -211,7 +211,7 @@ class _Body:
         detail = (f"received {self.wire.bytes_read} of {self.expected} bytes" if self.truncated()
                   else "the gzip stream ended early")
         return CargoDownloadError(
-            f"Cargo outputs{self.what} were truncated: {detail}. Next step: download again with a fresh URL.",
+            f"Cargo outputs{self.what} were truncated: {detail}.", hint="download again with a fresh URL.",
             batch_uuid=self.batch_uuid,
         )
 
@@ -239,18 +239,18 @@ class _Body:
             return self.truncation_error()
         if isinstance(exc, zlib.error):
             return CargoDownloadError(
-                f"Cargo outputs{self.what} are not valid gzip: {exc}. Next step: download again with a fresh URL.",
+                f"Cargo outputs{self.what} are not valid gzip: {exc}.", hint="download again with a fresh URL.",
                 batch_uuid=self.batch_uuid)
         return CargoDownloadError(
-            f"Cargo outputs{self.what} could not be parsed as {format.upper()}: {exc}. "
-            "Next step: re-download; if it persists, report the batch to Cargo.",
+            f"Cargo outputs{self.what} could not be parsed as {format.upper()}: {exc}.",
+            hint="re-download; if it persists, report the batch to Cargo.",
             batch_uuid=self.batch_uuid,
         )
 
 
 def _transport_error(exc: BaseException, what: str, batch_uuid: str | None) -> CargoDownloadError:
     error = CargoDownloadError(
-        f"Downloading Cargo outputs{what} failed: {type(exc).__name__}. Next step: request a "
+        f"Downloading Cargo outputs{what} failed: {type(exc).__name__}.", hint="request a "
         "fresh download URL and retry.",
         batch_uuid=batch_uuid,
     )
@@ -284,7 +284,7 @@ def open_download(url: str, *, timeout: float = 300.0, http: httpx.Client | None
                 snippet = response.read()[:300].decode("utf-8", "replace")
                 raise CargoDownloadError(
                     f"Downloading Cargo outputs{what} failed with HTTP {response.status_code} "
-                    f"({snippet.strip() or 'no body'}). Download URLs expire. Next step: request a fresh "
+                    f"({snippet.strip() or 'no body'}). Download URLs expire.", hint="request a fresh "
                     "URL and download it right away.",
                     batch_uuid=batch_uuid,
                 )

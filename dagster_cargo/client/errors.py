@@ -4,6 +4,11 @@ Every exception says *what* failed (method, endpoint, batch UUID when there is o
 carries Cargo's own ``errorMessage``/``reason``/``dataError.reason``, and ends with what
 to do next. None of them ever contains the API token.
 
+The "what to do next" text is a field of its own, :attr:`CargoError.hint`, and
+:attr:`CargoError.message` is the text before it; ``str(error)`` is both
+(``"<message> Next step: <hint>"``), so code that builds on an error reads the fields and
+never parses the text.
+
 Hierarchy::
 
     CargoError
@@ -48,11 +53,27 @@ __all__ = [
     "CargoWaitTimeoutError",
     "CargoDownloadError",
     "api_error_from_response",
+    "with_hint",
 ]
 
 
 class CargoError(Exception):
-    """Base class of every error raised by dagster-cargo's client."""
+    """Base class of every error raised by dagster-cargo's client.
+
+    Attributes:
+        message: what failed (and Cargo's own words when it answered), without the advice.
+        hint: what to do next, or ``None``; shown after ``" Next step: "`` in ``str(error)``.
+    """
+
+    def __init__(self, message: str = "", *, hint: str | None = None) -> None:
+        super().__init__(with_hint(message, hint))
+        self.message = message
+        self.hint = hint
+
+
+def with_hint(message: str, hint: str | None) -> str:
+    """The text users see: ``message``, then ``" Next step: " + hint`` when there is a hint."""
+    return f"{message} Next step: {hint}" if hint else message
 
 
 class CargoConfigError(CargoError):
@@ -66,8 +87,9 @@ class CargoInputError(CargoError, ValueError):
 class CargoNetworkError(CargoError):
     """No HTTP response was received (connection refused/reset, DNS, timeout)."""
 
-    def __init__(self, message: str, *, method: str, endpoint: str, never_sent: bool = False) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, method: str, endpoint: str, never_sent: bool = False,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
         self.method = method
         self.endpoint = endpoint
         #: True when the request provably never reached the server (connection refused)
@@ -182,7 +204,7 @@ class CargoAPIError(CargoError):
         self.data_error_reason: str | None = (
             _first_str(data_error.get("reason")) if isinstance(data_error, dict) else None
         )
-        super().__init__(self._format())
+        super().__init__(self._format(), hint=self._advice())
 
     @property
     def cargo_message(self) -> str:
@@ -195,8 +217,8 @@ class CargoAPIError(CargoError):
             return _REASON_MESSAGES[self.reason]
         return self.default_message
 
-    def hint(self) -> str:
-        """What the user should do next."""
+    def _advice(self) -> str:
+        """What the user should do next (the :attr:`hint`)."""
         key = self.data_error_reason if self.reason == "dataError" else self.reason
         if key and key in _REASON_HINTS:
             return _REASON_HINTS[key]
@@ -215,7 +237,6 @@ class CargoAPIError(CargoError):
             parts.append(f" ({', '.join(details)})")
         message = str(self.cargo_message).rstrip()
         parts.append(f": {message}" + ("" if message.endswith((".", "!", "?")) else "."))
-        parts.append(f" Next step: {self.hint()}")
         return "".join(parts)
 
 
@@ -224,7 +245,7 @@ class CargoAuthError(CargoAPIError):
 
     default_message = "Not authorized"
 
-    def hint(self) -> str:
+    def _advice(self) -> str:
         return (
             "Check the API token (Cargo → Settings → API Tokens; set it with "
             "EnvVar('CARGO_API_TOKEN')) and the selected workspace UUID."
@@ -244,7 +265,7 @@ class CargoRateLimitError(CargoRequestError):
 
     default_message = "Too many requests"
 
-    def hint(self) -> str:
+    def _advice(self) -> str:
         wait = f" (server asked to wait {self.retry_after:g}s)" if self.retry_after else ""
         return f"Slow down: raise poll intervals or lower concurrency{wait}."
 
@@ -267,7 +288,7 @@ class CargoServerError(CargoAPIError):
 
     default_message = "Server error"
 
-    def hint(self) -> str:
+    def _advice(self) -> str:
         return "This is on Cargo's side; it was retried where safe. Try again later or contact Cargo support."
 
 
@@ -276,7 +297,7 @@ class CargoRedirectError(CargoAPIError):
 
     default_message = "Redirected"
 
-    def hint(self) -> str:
+    def _advice(self) -> str:
         return (
             "The client does not follow redirects, so the request (and the API token) went nowhere else. "
             "Check base_url: it must be Cargo's API host itself (https://api.getcargo.io), not the web app "
@@ -319,8 +340,8 @@ def api_error_from_response(
 class CargoBatchError(CargoError):
     """A batch ended in a non-success terminal state."""
 
-    def __init__(self, message: str, *, batch: Any) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, batch: Any, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
         self.batch = batch
         self.batch_uuid: str = getattr(batch, "uuid", "")
 
@@ -336,8 +357,9 @@ class CargoBatchCancelledError(CargoBatchError):
 class CargoWaitTimeoutError(CargoError):
     """A batch did not reach a terminal state within the allowed time."""
 
-    def __init__(self, message: str, *, batch_uuid: str, last_status: str | None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, batch_uuid: str, last_status: str | None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
         self.batch_uuid = batch_uuid
         self.last_status = last_status
 
@@ -345,6 +367,6 @@ class CargoWaitTimeoutError(CargoError):
 class CargoDownloadError(CargoError):
     """An output file could not be downloaded or failed an integrity check."""
 
-    def __init__(self, message: str, *, batch_uuid: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, batch_uuid: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
         self.batch_uuid = batch_uuid

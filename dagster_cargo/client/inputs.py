@@ -82,7 +82,7 @@ def check_limit(limit: Any) -> int:
                 return int(limit)
         except ImportError:  # pragma: no cover - numpy comes with pandas
             pass
-        raise CargoInputError(f"limit must be a positive whole number of records, not {limit!r}. Next step: pass "
+        raise CargoInputError(f"limit must be a positive whole number of records, not {limit!r}.", hint="pass "
                               "an int such as limit=100, or no limit to run over every matching record.")
     return limit
 
@@ -183,7 +183,7 @@ def check_required_fields(records: Sequence[Mapping[str, Any]], required: Sequen
         raise CargoInputError(
             f"Input record {index} has no value for the {what}'s required form field {field!r} ({count} of "
             f"{len(records)} records lack a required field). Cargo would fail those runs and still charge the "
-            f"batch. Next step: fill or drop those records, or map a column to {field!r}."
+            f"batch.", hint=f"fill or drop those records, or map a column to {field!r}."
         )
 
 
@@ -207,7 +207,7 @@ def chunk_records(
 
     if max_total is not None and len(records) > max_total:
         raise CargoInputError(
-            f"{len(records)} input records exceed the limit of {max_total} for one asset run. Next step: "
+            f"{len(records)} input records exceed the limit of {max_total} for one asset run.", hint=""
             "partition the asset (or raise max_input_records if the credits are intended)."
         )
     chunks: list[list[Mapping[str, Any]]] = []
@@ -218,7 +218,7 @@ def chunk_records(
         if record_bytes > max_bytes:
             raise CargoInputError(
                 f"Input record {index} is {record_bytes} bytes of JSON, over the {max_bytes}-byte request "
-                "limit for one batch. Next step: drop large columns (only the tool's form fields are needed)."
+                "limit for one batch.", hint="drop large columns (only the tool's form fields are needed)."
             )
         if current and (len(current) >= max_records or size + record_bytes > max_bytes):
             chunks.append(current)
@@ -321,7 +321,7 @@ def _unsafe(path: str, problem: str) -> CargoInputError:
     else:
         step = ("convert the column to a JSON type (number, text, boolean, list, object) yourself, e.g. with "
                 ".astype(str) if text is meant")
-    return CargoInputError(f"{path}: {problem}; Cargo would receive a different value. Next step: {step}.")
+    return CargoInputError(f"{path}: {problem}; Cargo would receive a different value.", hint=f"{step}.")
 
 
 def _is_missing(value: Any) -> bool:
@@ -345,13 +345,13 @@ def to_json_records(frame: Any) -> list[dict[str, Any]]:
         if duplicates:
             raise CargoInputError(
                 f"The input DataFrame has duplicate column names {duplicates}; only one of each would reach "
-                "Cargo. Next step: rename or drop the duplicates (df.loc[:, ~df.columns.duplicated()])."
+                "Cargo.", hint="rename or drop the duplicates (df.loc[:, ~df.columns.duplicated()])."
             )
         rows = frame.to_dict(orient="records")
     elif isinstance(frame, Mapping) or isinstance(frame, (str, bytes)):
         raise CargoInputError(
-            f"Records must be a DataFrame or a list of dicts, not a single {type(frame).__name__}. "
-            "Next step: wrap it in a list ([record])."
+            f"Records must be a DataFrame or a list of dicts, not a single {type(frame).__name__}.",
+            hint="wrap it in a list ([record])."
         )
     else:
         rows = list(frame)
@@ -362,12 +362,12 @@ def _record(row: Any, index: int) -> dict[str, Any]:
     if not isinstance(row, Mapping):
         raise CargoInputError(
             f"Input record {index} is a {type(row).__name__} ({_short(row)}), not a mapping of column names to "
-            "values. Next step: pass a DataFrame or a list of dicts such as [{'domain': 'acme.com'}]."
+            "values.", hint="pass a DataFrame or a list of dicts such as [{'domain': 'acme.com'}]."
         )
     out: dict[str, Any] = {}
     for key, value in row.items():
         if not isinstance(key, str):
-            raise CargoInputError(f"Input record {index} has a column name {key!r} that is not text. Next step: "
+            raise CargoInputError(f"Input record {index} has a column name {key!r} that is not text.", hint=""
                                   "rename the columns to text.")
         out[key] = json_safe(value, f"Input record {index}, column {key!r}")
     return out

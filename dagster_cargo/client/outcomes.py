@@ -122,12 +122,12 @@ def check_output_slug(nodes: Sequence[Any], slug: str, release_uuid: str, batch_
         available = ", ".join(sorted({n.slug for n in nodes})) or "none"
         raise CargoInputError(
             f"Output node {slug!r} is not a node of release {release_uuid} (the release batch {batch_uuid} ran). "
-            f"Node slugs: {available}. Next step: pass one of them as output_node_slug, or none for Cargo's "
+            f"Node slugs: {available}.", hint="pass one of them as output_node_slug, or none for Cargo's "
             "default (the last executed node).")
     names = ", ".join(repr(n.name or n.uuid) for n in matches)
     raise CargoInputError(
         f"Output node slug {slug!r} matches {len(matches)} nodes of release {release_uuid} ({names}): node slugs "
-        "are not unique in Cargo, and which one Cargo would export is not documented. Next step: give the node "
+        "are not unique in Cargo, and which one Cargo would export is not documented.", hint="give the node "
         "you want a unique slug in Cargo and redeploy, or pass no output_node_slug for Cargo's default (the last "
         "executed node).")
 

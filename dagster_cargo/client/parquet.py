@@ -276,7 +276,7 @@ def write_parquet_from_url(
         if expected_rows is not None and rows < expected_rows:
             raise CargoDownloadError(
                 f"Cargo outputs{body.what} hold {rows} rows but {expected_rows} runs succeeded: the download "
-                "is partial. Next step: re-run; if it persists, report the batch to Cargo.",
+                "is partial.", hint="re-run; if it persists, report the batch to Cargo.",
                 batch_uuid=batch_uuid,
             )
         os.replace(tmp, target)
@@ -345,10 +345,10 @@ def download_to_parquet(
         return ParquetResult(result.path, result.rows, result.columns, result.schema, result.row_groups,
                              result.bytes_downloaded, restarts)
     assert last is not None
-    reason = str(last).split(" Next step:")[0]
+    reason = last.message
     raise CargoDownloadError(
         f"Downloading Cargo outputs{what} to Parquet failed {attempts} time(s), each with a fresh URL; "
-        f"last: {reason} {Path(path)} was left as it was. Next step: re-execute the step later; if "
+        f"last: {reason} {Path(path)} was left as it was.", hint="re-execute the step later; if "
         "downloads keep failing, report the batch UUID to Cargo.",
         batch_uuid=batch_uuid,
     ) from last

@@ -208,9 +208,9 @@ class Transport:
                 error = CargoNetworkError(
                     f"Cargo API {method} {endpoint} got no response ({type(exc).__name__}: "
                     f"{_scrub(str(exc), self.api_token)})"
-                    + (f" for batch {batch_uuid}" if batch_uuid else "")
-                    + ". Next step: check connectivity to "
-                    f"{urlsplit(self.base_url).hostname}; transient errors are retried automatically.",
+                    + (f" for batch {batch_uuid}" if batch_uuid else "") + ".",
+                    hint=f"check connectivity to {urlsplit(self.base_url).hostname}; transient errors are retried "
+                    "automatically.",
                     method=method,
                     endpoint=endpoint,
                 )

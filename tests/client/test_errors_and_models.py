@@ -92,3 +92,18 @@ def test_a_redirect_is_not_reported_as_a_server_error():
     text = str(err)
     assert "Server error" not in text and "Cargo's side" not in text
     assert "does not follow redirects" in text and "base_url" in text
+
+
+def test_errors_carry_the_next_step_as_a_field():
+    """The advice is ``hint``, the rest is ``message``; ``str()`` shows both, so nothing parses text."""
+    from dagster_cargo.client.errors import CargoDownloadError, CargoError
+
+    api = api_error_from_response(status=400, method="POST", endpoint="/orchestration/batches",
+                                  body={"reason": "notEnoughCredits"}, batch_uuid="b-1")
+    assert api.hint == "Top up credits in Cargo (Settings → Billing) or lower the batch size."
+    assert "Next step" not in api.message and "b-1" in api.message
+    assert str(api) == f"{api.message} Next step: {api.hint}"
+    plain = CargoDownloadError("Cut short.", batch_uuid="b-2", hint="download again.")
+    assert (plain.message, plain.hint, str(plain)) == ("Cut short.", "download again.",
+                                                      "Cut short. Next step: download again.")
+    assert str(CargoError("No advice.")) == "No advice." and CargoError("x").hint is None
