@@ -155,15 +155,11 @@ def fetch_workspace_data(client: CargoClient) -> CargoWorkspaceData:
     """Fetch plays, tools and workflows (3 calls). One unreadable item is skipped with a
     warning instead of failing the whole code location."""
     skipped: list[str] = []
-    transport = client._transport  # raw JSON, so one bad item cannot fail the whole list
-    plays = _parse_each(transport.request("GET", "/orchestration/plays/list", idempotent=True)["plays"],
-                        Play, "play", skipped)
-    tools = _parse_each(transport.request("GET", "/orchestration/tools/list", idempotent=True)["tools"],
-                        Tool, "tool", skipped)
-    workflows = _parse_each(
-        transport.request("GET", "/orchestration/workflows/list", idempotent=True)["workflows"],
-        Workflow, "workflow", skipped,
-    )
+    # raw JSON, so one bad item cannot fail the whole list
+    plays = _parse_each(client.raw_json("GET", "/orchestration/plays/list")["plays"], Play, "play", skipped)
+    tools = _parse_each(client.raw_json("GET", "/orchestration/tools/list")["tools"], Tool, "tool", skipped)
+    workflows = _parse_each(client.raw_json("GET", "/orchestration/workflows/list")["workflows"],
+                            Workflow, "workflow", skipped)
     by_uuid = {w.uuid: w for w in workflows}
     props: list[CargoWorkflowProps] = []
     for item in [*plays, *tools]:

@@ -14,57 +14,30 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
 import httpx
 
+from .api import BillingAPI, DownloadFormat, SegmentationAPI, WorkspaceAPI
 from .busy import BusyPolicy, send_when_free
 from .clock import SYSTEM_CLOCK, Clock
-from .download import download_dataframe
-from .errors import CargoError, CargoInputError, CargoNotFoundError
-from .models import (
-    Batch,
-    Change,
-    Dataset,
-    Model,
-    Play,
-    Release,
-    Run,
-    RunList,
-    RunMetric,
-    Segment,
-    SegmentFetchResult,
-    Subscription,
-    Tool,
-    UsageMetric,
-    User,
-    Workflow,
-    Workspace,
-)
-from .parquet import ParquetResult, StrPath, download_to_parquet
+from .errors import CargoError
+from .lookups import Lookups
+from .lookups import find_by_name as _find_by_name  # noqa: F401 - its old home, imported by tests
+from .models import Batch
+from .outputs import Outputs
 from .proof import prove_candidates
 from .reconcile import LIST_PAGE, CreateIntent, create_batch_once, resolve_created, watermark_of
 from .transport import DEFAULT_BASE_URL, RetryPolicy, Transport
 from .waiting import BatchProgress, PollingGuidance, wait_for_batches
 
-__all__ = ["CargoClient"]
+__all__ = ["CargoClient", "DownloadFormat"]
 
 logger = logging.getLogger("dagster_cargo.client")
-
-DownloadFormat = Literal["csv", "json"]
-
-
-def _date_param(value: str | date | datetime | None) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    return value.isoformat()
 
 
 def _compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,8 +45,13 @@ def _compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if v is not None}
 
 
-class CargoClient:
+class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
     """Typed client for Cargo's API.
+
+    Its endpoint methods come from the API areas in :mod:`dagster_cargo.client.api` (orchestration,
+    segmentation, storage, billing, workspace), its lookups from :mod:`.lookups` and its downloads from
+    :mod:`.outputs`; what is defined here is the connection, the clock, and the exactly-once create,
+    fan-out and waiting glue (:mod:`.reconcile`, :mod:`.waiting`).
 
     Args:
         api_token: a Cargo API token (Settings → API Tokens). Never logged or shown.
@@ -148,7 +126,8 @@ class CargoClient:
             self._download_client.close()
             self._download_client = None
 
-    def _downloads_http(self) -> httpx.Client:
+    @property
+    def download_http(self) -> httpx.Client:
         """One plain HTTP client for presigned download URLs, shared by every download.
 
         Separate from the API client so no Cargo header (above all the token) can reach the
@@ -170,67 +149,20 @@ class CargoClient:
         """HTTP requests sent to the API so far (retries included)."""
         return self._transport.request_count
 
-    def _get(self, endpoint: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
-        return self._transport.request("GET", endpoint, params=params, idempotent=True, **kw)
+    def raw_json(self, method: str, endpoint: str, *, params: Mapping[str, Any] | None = None,
+                 payload: Any = None, idempotent: bool | None = None) -> Any:
+        """Cargo's JSON body for any endpoint, unparsed (``endpoint`` under ``/v1``, e.g.
+        ``/orchestration/plays/list``): for reading items one by one, or an endpoint without a method.
 
-    def _post(self, endpoint: str, payload: Any = None, *, idempotent: bool, **kw: Any) -> Any:
-        return self._transport.request("POST", endpoint, payload=payload, idempotent=idempotent, **kw)
+        Sent through the client's transport (headers, retries, error mapping). A ``GET`` is retried on
+        transient failures; any other method must say whether it is safe to repeat (``idempotent``).
+        """
+        if idempotent is None and method.upper() != "GET":
+            raise ValueError(f"raw_json({method!r}, {endpoint!r}) needs idempotent=True or False")
+        return self._transport.request(method, endpoint, params=params, payload=payload,
+                                       idempotent=True if idempotent is None else idempotent)
 
-    # -- workflows, plays, tools ---------------------------------------------------------
-    def list_workflows(self) -> list[Workflow]:
-        """``GET /orchestration/workflows/list``."""
-        body = self._get("/orchestration/workflows/list")
-        return [Workflow.model_validate(w) for w in body["workflows"]]
-
-    def list_plays(
-        self,
-        *,
-        is_enabled: bool | None = None,
-        model_uuid: str | None = None,
-        segment_uuid: str | None = None,
-        schedule_type: str | None = None,
-    ) -> list[Play]:
-        """``GET /orchestration/plays/list``."""
-        params = _compact(
-            {"isEnabled": is_enabled, "modelUuid": model_uuid, "segmentUuid": segment_uuid,
-             "scheduleType": schedule_type}
-        )
-        body = self._get("/orchestration/plays/list", params)
-        return [Play.model_validate(p) for p in body["plays"]]
-
-    def get_play(self, uuid: str) -> Play:
-        """``GET /orchestration/plays/{uuid}``."""
-        return Play.model_validate(self._get(f"/orchestration/plays/{uuid}")["play"])
-
-    def list_tools(self) -> list[Tool]:
-        """``GET /orchestration/tools/list``."""
-        body = self._get("/orchestration/tools/list")
-        return [Tool.model_validate(t) for t in body["tools"]]
-
-    def get_tool(self, uuid: str) -> Tool:
-        """``GET /orchestration/tools/{uuid}``."""
-        return Tool.model_validate(self._get(f"/orchestration/tools/{uuid}")["tool"])
-
-    def find_play(self, name_or_uuid: str) -> Play:
-        """The play with this exact name or UUID; the error suggests close names."""
-        plays = self.list_plays()
-        return _find_by_name(plays, name_or_uuid, "play")
-
-    def find_tool(self, name_or_uuid: str) -> Tool:
-        """The tool with this exact name or UUID; the error suggests close names."""
-        return _find_by_name(self.list_tools(), name_or_uuid, "tool")
-
-    # -- releases ------------------------------------------------------------------------
-    def get_release(self, uuid: str) -> Release:
-        """``GET /orchestration/releases/{uuid}``."""
-        return Release.model_validate(self._get(f"/orchestration/releases/{uuid}")["release"])
-
-    def get_deployed_release(self, workflow_uuid: str) -> Release:
-        """``GET /orchestration/releases/deployed?workflowUuid=`` (to find output node slugs)."""
-        body = self._get("/orchestration/releases/deployed", {"workflowUuid": workflow_uuid})
-        return Release.model_validate(body["release"])
-
-    # -- batches -------------------------------------------------------------------------
+    # -- batch creation: exactly once (see .reconcile) ------------------------------------
     def create_batch(
         self,
         workflow_uuid: str,
@@ -394,242 +326,6 @@ class CargoClient:
                 raise
         return [r for r in results if r is not None]
 
-    def get_batch(self, uuid: str) -> Batch:
-        """``GET /orchestration/batches/{uuid}``."""
-        return Batch.model_validate(self._get(f"/orchestration/batches/{uuid}", batch_uuid=uuid)["batch"])
-
-    def list_batches(
-        self,
-        *,
-        workflow_uuids: Sequence[str] | None = None,
-        statuses: Sequence[str] | None = None,
-        release_uuid: str | None = None,
-        has_runs: bool | None = None,
-        is_finished: bool | None = None,
-        included_data_kinds: Sequence[str] | None = None,
-        excluded_data_kinds: Sequence[str] | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-    ) -> list[Batch]:
-        """``GET /orchestration/batches/list`` (no total count is returned)."""
-        params = _compact(
-            {
-                "workflowUuids": list(workflow_uuids) if workflow_uuids else None,
-                "releaseUuid": release_uuid,
-                "statuses": [str(s) for s in statuses] if statuses else None,
-                "hasRuns": has_runs,
-                "isFinished": is_finished,
-                "includedDataKinds": list(included_data_kinds) if included_data_kinds else None,
-                "excludedDataKinds": list(excluded_data_kinds) if excluded_data_kinds else None,
-                "limit": limit,
-                "offset": offset,
-            }
-        )
-        body = self._get("/orchestration/batches/list", params)
-        return [Batch.model_validate(b) for b in body["batches"]]
-
-    def cancel_batch(self, uuid: str) -> None:
-        """``POST /orchestration/batches/{uuid}/cancel`` (no body)."""
-        self._transport.request(
-            "POST", f"/orchestration/batches/{uuid}/cancel", send_body=False, idempotent=True, batch_uuid=uuid
-        )
-
-    def get_batch_download_url(self, uuid: str, output_node_slug: str | None = None) -> str:
-        """``POST /orchestration/batches/{uuid}/download`` → a URL that needs no token."""
-        payload = _compact({"outputNodeSlug": output_node_slug})
-        body = self._post(
-            f"/orchestration/batches/{uuid}/download", payload, idempotent=True, send_body=True, batch_uuid=uuid
-        )
-        return str(body["url"])
-
-    def download_batch_dataframe(
-        self,
-        uuid: str,
-        output_node_slug: str | None = None,
-        *,
-        statuses: bool = True,
-        records: Sequence[Mapping[str, Any]] | None = None,
-        expected_rows: int | None = None,
-        attempts: int = 5,
-        batch: Batch | None = None,
-    ) -> Any:
-        """A finished batch's outputs as a pandas DataFrame: **one row per input record**.
-
-        Rows come from the batch download (its input fields, then the output node's data spread into
-        typed columns, whatever layout Cargo serves: CSV or JSON, gzipped or not, spread or one ``output``
-        column). With ``statuses`` (the default) each row also gets ``_status`` (``success``, ``error``,
-        ``filtered``, ``skipped``, ``cancelled``) and ``_error_message``, from ``runs/download-outputs`` for
-        the runs that did not simply succeed; a record the file leaves out is restored from its run. See
-        :mod:`dagster_cargo.client.outcomes` for why both sources are used.
-
-        ``output_node_slug``: the node whose data to export; by default Cargo's (the last executed node).
-        A slug is checked against the batch's own release (``releaseUuid``): one naming no node, or several,
-        raises :class:`CargoInputError` before any download. ``records``: a tool batch's input as sent; rows
-        are then put in that order and must number ``len(records)``. Otherwise the rows must number
-        ``expected_rows`` (default with ``statuses``: the batch's ``runsCount``).
-
-        A failed transfer (expired URL, truncated body, dropped connection) or a row count that does not
-        match is retried with a freshly requested URL, after a short pause (0.5 s, doubling): partial data
-        is never returned. The batch is already paid for, so a download is worth several tries (5).
-
-        Raises:
-            CargoDownloadError: still failing or not matching the record count after ``attempts`` tries.
-            CargoInputError: ``output_node_slug`` matches no node, or several, of the batch's release.
-        """
-        from .batch_outputs import download_batch_outputs
-
-        return download_batch_outputs(self, uuid, output_node_slug, statuses=statuses, records=records,
-                                      expected_rows=expected_rows, attempts=attempts, batch=batch)
-
-    def download_batch_to_parquet(
-        self,
-        uuid: str,
-        path: StrPath,
-        output_node_slug: str | None = None,
-        *,
-        expected_rows: int | None = None,
-        attempts: int = 3,
-        column_types: Mapping[str, Any] | None = None,
-        compression: str = "snappy",
-    ) -> ParquetResult:
-        """Stream a finished batch's outputs into the Parquet file ``path`` (needs ``pyarrow``).
-
-        For outputs that outgrow memory: rows are written one row group at a time, so peak memory
-        is bounded by the row-group size, not the output's. Retries as
-        :meth:`download_batch_dataframe` does (a fresh URL per attempt; with ``expected_rows``, fewer
-        rows count as partial); ``path`` is replaced atomically, only by a complete file. Column
-        types come from the first row group; ``column_types`` pins some (``{"zip": "string"}``).
-        See :mod:`dagster_cargo.client.parquet`.
-
-        Raises:
-            CargoDownloadError: still failing or partial after ``attempts`` tries.
-        """
-        return download_to_parquet(
-            lambda: self.get_batch_download_url(uuid, output_node_slug), path, expected_rows=expected_rows,
-            attempts=attempts, column_types=column_types, compression=compression, timeout=self.timeout,
-            batch_uuid=uuid, sleep=self.sleep,
-        )
-
-    # -- runs ----------------------------------------------------------------------------
-    def list_runs(
-        self,
-        *,
-        workflow_uuid: str | None = None,
-        batch_uuid: str | None = None,
-        statuses: Sequence[str] | None = None,
-        is_finished: bool | None = None,
-        created_after: str | datetime | None = None,
-        created_before: str | datetime | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        executions_filter: Mapping[str, Any] | None = None,
-    ) -> RunList:
-        """``POST /orchestration/runs/list`` → runs and the total count."""
-        payload = _compact(
-            {
-                "workflowUuid": workflow_uuid,
-                "batchUuid": batch_uuid,
-                "statuses": [str(s) for s in statuses] if statuses else None,
-                "isFinished": is_finished,
-                "executionsFilter": dict(executions_filter) if executions_filter else None,
-                "createdAfter": _date_param(created_after),
-                "createdBefore": _date_param(created_before),
-                "limit": limit,
-                "offset": offset,
-            }
-        )
-        return RunList.model_validate(
-            self._post("/orchestration/runs/list", payload, idempotent=True, batch_uuid=batch_uuid)
-        )
-
-    def count_runs(
-        self,
-        *,
-        workflow_uuid: str | None = None,
-        batch_uuid: str | None = None,
-        statuses: Sequence[str] | None = None,
-        is_finished: bool | None = None,
-        executions_filter: Mapping[str, Any] | None = None,
-    ) -> int:
-        """``POST /orchestration/runs/count``."""
-        payload = _compact(
-            {"workflowUuid": workflow_uuid, "batchUuid": batch_uuid,
-             "statuses": [str(s) for s in statuses] if statuses else None, "isFinished": is_finished,
-             "executionsFilter": dict(executions_filter) if executions_filter else None}
-        )
-        return int(self._post("/orchestration/runs/count", payload, idempotent=True)["count"])
-
-    def create_run(self, workflow_uuid: str, data: Mapping[str, Any], *, release_uuid: str | None = None) -> Run:
-        """``POST /orchestration/runs``: one record through a tool (plays answer ``playNotCompatible``).
-
-        Spends credits, so it is never retried after an ambiguous failure (see :mod:`.single_run` when present).
-        """
-        payload = _compact({"workflowUuid": workflow_uuid, "releaseUuid": release_uuid, "data": dict(data)})
-        return Run.model_validate(self._post("/orchestration/runs", payload, idempotent=False)["run"])
-
-    def get_run(self, uuid: str) -> Run:
-        """``GET /orchestration/runs/{uuid}`` (the run only)."""
-        return Run.model_validate(self._get(f"/orchestration/runs/{uuid}")["run"])
-
-    def get_run_metrics(
-        self,
-        workflow_uuid: str,
-        *,
-        batch_uuid: str | None = None,
-        release_uuid: str | None = None,
-        created_after: str | datetime | None = None,
-        created_before: str | datetime | None = None,
-    ) -> list[RunMetric]:
-        """``POST /orchestration/runs/metrics``: per-node executions and credits."""
-        payload = _compact(
-            {"workflowUuid": workflow_uuid, "batchUuid": batch_uuid, "releaseUuid": release_uuid,
-             "createdAfter": _date_param(created_after), "createdBefore": _date_param(created_before)}
-        )
-        body = self._post("/orchestration/runs/metrics", payload, idempotent=True, batch_uuid=batch_uuid)
-        return [RunMetric.model_validate(m) for m in body["runMetrics"]]
-
-    def get_run_outputs_download_url(
-        self,
-        workflow_uuid: str,
-        *,
-        output_node_slug: str | None = None,
-        format: DownloadFormat = "csv",
-        batch_uuid: str | None = None,
-        statuses: Sequence[str] | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        executions_filter: Mapping[str, Any] | None = None,
-    ) -> str:
-        """``POST /orchestration/runs/download-outputs`` → a URL (CSV or JSON), one row per run."""
-        payload = _compact(
-            {"workflowUuid": workflow_uuid, "outputNodeSlug": output_node_slug, "format": format,
-             "batchUuid": batch_uuid, "statuses": [str(s) for s in statuses] if statuses else None,
-             "executionsFilter": dict(executions_filter) if executions_filter else None,
-             "limit": limit, "offset": offset}
-        )
-        body = self._post("/orchestration/runs/download-outputs", payload, idempotent=True, batch_uuid=batch_uuid)
-        return str(body["url"])
-
-    def download_run_outputs_dataframe(
-        self,
-        workflow_uuid: str,
-        *,
-        batch_uuid: str | None = None,
-        output_node_slug: str | None = None,
-        format: DownloadFormat = "json",
-    ) -> Any:
-        """Download per-run outputs (optionally of one batch) into a pandas DataFrame: one row per run with
-        Cargo's ``_`` run columns (``_status``, ``_error_message`` …), ``input`` (an object) and the output
-        node's data spread into typed columns."""
-        from .layout import is_object_column, spread_output
-
-        url = self.get_run_outputs_download_url(
-            workflow_uuid, output_node_slug=output_node_slug, format=format, batch_uuid=batch_uuid
-        )
-        frame = download_dataframe(url, format=format, timeout=self.timeout, batch_uuid=batch_uuid,
-                                   http=self._downloads_http(), sniff=True)
-        return spread_output(frame) if is_object_column(frame) else frame
-
     # -- waiting -------------------------------------------------------------------------
     def wait_for_batch(
         self,
@@ -693,156 +389,3 @@ class CargoClient:
             fresh.update({b.uuid: b for b in self.list_batches(workflow_uuids=[workflow_uuid], limit=limit)
                           if b.uuid in wanted})
         return fresh
-
-    # -- segmentation --------------------------------------------------------------------
-    def list_segments(self) -> list[Segment]:
-        """``GET /segmentation/segments/list``."""
-        return [Segment.model_validate(s) for s in self._get("/segmentation/segments/list")["segments"]]
-
-    def get_segment(self, uuid: str) -> Segment:
-        """``GET /segmentation/segments/{uuid}``."""
-        return Segment.model_validate(self._get(f"/segmentation/segments/{uuid}")["segment"])
-
-    def fetch_segment(
-        self,
-        model_uuid: str,
-        filter: Mapping[str, Any],
-        *,
-        sort: Sequence[Mapping[str, str]] | None = None,
-        limit: int | None = None,
-        fetching_limit: int | None = None,
-        fetching_offset: int | None = None,
-    ) -> SegmentFetchResult:
-        """``POST /segmentation/segments/fetch``: evaluate a filter against a model."""
-        from .inputs import validate_filter
-
-        validate_filter(filter)
-        payload = _compact(
-            {"modelUuid": model_uuid, "filter": dict(filter), "sort": [dict(s) for s in sort] if sort else None,
-             "limit": limit, "fetchingLimit": fetching_limit, "fetchingOffset": fetching_offset}
-        )
-        return SegmentFetchResult.model_validate(
-            self._post("/segmentation/segments/fetch", payload, idempotent=True)
-        )
-
-    def list_changes(
-        self,
-        *,
-        segment_uuid: str | None = None,
-        not_empty: bool | None = None,
-        has_records: str | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-    ) -> list[Change]:
-        """``GET /segmentation/changes/list``."""
-        params = _compact(
-            {"segmentUuid": segment_uuid, "notEmpty": not_empty, "hasRecords": has_records,
-             "limit": limit, "offset": offset}
-        )
-        return [Change.model_validate(c) for c in self._get("/segmentation/changes/list", params)["changes"]]
-
-    # -- storage -------------------------------------------------------------------------
-    def list_models(self) -> list[Model]:
-        """``GET /storage/models/list``."""
-        return [Model.model_validate(m) for m in self._get("/storage/models/list")["models"]]
-
-    def get_model(self, uuid: str) -> Model:
-        """``GET /storage/models/{uuid}``."""
-        return Model.model_validate(self._get(f"/storage/models/{uuid}")["model"])
-
-    def list_datasets(self) -> list[Dataset]:
-        """``GET /storage/datasets/list``."""
-        return [Dataset.model_validate(d) for d in self._get("/storage/datasets/list")["datasets"]]
-
-    def model_columns(self, model_uuid: str) -> dict[str, str]:
-        """The model's column slugs and types (``GET /storage/models/{uuid}`` once per client, then cached)."""
-        with self._cache_lock:
-            cached = self._model_columns.get(model_uuid)
-        if cached is not None:
-            return cached
-        model = self.get_model(model_uuid)
-        columns = {c.slug: str(c.type.value if hasattr(c.type, "value") else c.type)
-                   for c in [*model.columns, *model.additional_columns]}
-        with self._cache_lock:
-            self._model_columns[model_uuid] = columns
-        return columns
-
-    def required_form_fields(self, workflow_uuid: str) -> list[str]:
-        """Slugs of the deployed release's required form fields (fetched once per client, then cached)."""
-        with self._cache_lock:
-            cached = self._required_fields.get(workflow_uuid)
-        if cached is not None:
-            return cached
-        try:
-            release = self.get_deployed_release(workflow_uuid)
-        except CargoNotFoundError:
-            return []
-        required = [f.slug for f in release.form_fields or [] if f.is_required]
-        with self._cache_lock:
-            self._required_fields[workflow_uuid] = required
-        return required
-
-    # -- billing and workspace -----------------------------------------------------------
-    def get_usage_metrics(
-        self,
-        from_: str | date | datetime,
-        to: str | date | datetime,
-        *,
-        group_by: str | None = None,
-        unit: str | None = None,
-        workflow_uuid: str | None = None,
-        model_uuid: str | None = None,
-        connector_uuid: str | None = None,
-        integration_slug: str | None = None,
-    ) -> list[UsageMetric]:
-        """``GET /billing/usage/metrics`` (admin token required by Cargo)."""
-        params = _compact(
-            {"from": _date_param(from_), "to": _date_param(to), "groupBy": group_by, "unit": unit,
-             "workflowUuid": workflow_uuid, "modelUuid": model_uuid, "connectorUuid": connector_uuid,
-             "integrationSlug": integration_slug}
-        )
-        return [UsageMetric.model_validate(m) for m in self._get("/billing/usage/metrics", params)["metrics"]]
-
-    def get_subscription(self) -> Subscription:
-        """``GET /billing/subscriptions``: the plan and credit balance."""
-        return Subscription.model_validate(self._get("/billing/subscriptions")["subscription"])
-
-    def get_current_user(self) -> User:
-        """``GET /userManagement/users/current``: the user the token acts as (sent without the
-        workspace header, like the official client)."""
-        body = self._get("/userManagement/users/current", without_workspace=True)
-        return User.model_validate(body["user"])
-
-    def get_current_workspace(self) -> Workspace:
-        """``GET /workspaceManagement/workspaces/current``."""
-        return Workspace.model_validate(self._get("/workspaceManagement/workspaces/current")["workspace"])
-
-
-def _find_by_name(items: Sequence[Any], name_or_uuid: str, what: str) -> Any:
-    """The item with this UUID or exact name; a case-only match only when it is the only one (logged)."""
-    exact = [item for item in items if item.uuid == name_or_uuid or item.name == name_or_uuid]
-    if len(exact) == 1:
-        return exact[0]
-    if len(exact) > 1:
-        raise CargoInputError(
-            f"{len(exact)} Cargo {what}s are named {name_or_uuid!r} ({', '.join(i.uuid for i in exact)}).",
-            hint=f"pass the {what}'s UUID instead of its name."
-        )
-    folded = [item for item in items if item.name.casefold() == name_or_uuid.casefold()]
-    if len(folded) == 1:
-        logger.warning("No Cargo %s is named exactly %r; using %r (%s), the only one whose name differs only "
-                       "in case.", what, name_or_uuid, folded[0].name, folded[0].uuid)
-        return folded[0]
-    names = [item.name for item in items]
-    if len(folded) > 1:
-        raise CargoInputError(
-            f"No Cargo {what} is named exactly {name_or_uuid!r}, and {len(folded)} differ from it only in case: "
-            f"{', '.join(repr(i.name) for i in folded)}.", hint="spell the name exactly, or pass the UUID."
-        )
-    close = difflib.get_close_matches(name_or_uuid, names, n=3, cutoff=0.5)
-    suggestion = f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
-    available = ", ".join(repr(n) for n in sorted(names)[:20]) or "none"
-    raise CargoInputError(
-        f"No Cargo {what} named or with UUID {name_or_uuid!r}.{suggestion} "
-        f"Available {what}s: {available}."
-    )
