@@ -17,7 +17,6 @@ Both stop early to stay within Dagster's sensor time budget and resume from the 
 """
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta, timezone
@@ -27,6 +26,7 @@ import dagster as dg
 
 from .client.errors import CargoError, CargoInputError, CargoNotFoundError
 from .client.models import Batch, BatchStatus, Change
+from .client.paging import read_all
 from .credits import CreditSplit, batch_credit_split
 from .metadata import CargoMetadataSet, credits_by_node_metadata
 from .resource import CargoResource
@@ -109,15 +109,9 @@ def _new_changes(cargo: CargoResource, segment_uuid: str, cursor: ChangeCursor) 
     """New changes of the segment, oldest first. The list is read to the end: Cargo documents no order
     for ``changes/list`` (REFERENCE "Pagination limits"), so no page can be skipped as "already seen"."""
     client = cargo.get_client()
-    found: dict[str, Change] = {}
-    offset = 0
-    while True:
-        page = client.list_changes(segment_uuid=segment_uuid, limit=PAGE_SIZE, offset=offset)
-        found.update((c.uuid, c) for c in page if cursor.is_new(c))
-        if len(page) < PAGE_SIZE:
-            break
-        offset += PAGE_SIZE
-    return sorted(found.values(), key=lambda c: (_stamp(c.created_at), c.uuid))
+    changes = read_all(lambda offset: client.list_changes(segment_uuid=segment_uuid, limit=PAGE_SIZE, offset=offset),
+                       page_size=PAGE_SIZE, key=lambda c: c.uuid)
+    return sorted((c for c in changes if cursor.is_new(c)), key=lambda c: (_stamp(c.created_at), c.uuid))
 
 
 def _segment_uuid(cargo: CargoResource, segment: str) -> str:
@@ -181,7 +175,8 @@ def build_cargo_change_sensor(
     )
     def _sensor(context: dg.SensorEvaluationContext, **resources: Any) -> dg.SensorResult:
         cargo: CargoResource = resources.get(resource_key) or getattr(context.resources, resource_key)
-        started = time.monotonic()
+        clock = cargo.get_client().clock
+        started = clock.monotonic()
         cursor = ChangeCursor.from_json(context.cursor)
         segment_uuid = _segment_uuid(cargo, segment)
         changes = _new_changes(cargo, segment_uuid, cursor)
@@ -192,7 +187,7 @@ def build_cargo_change_sensor(
                                    skip_reason=dg.SkipReason("Started watching from the latest change."))
         requests: list[dg.RunRequest] = []
         for change in changes:
-            if len(requests) >= max_runs_per_tick or time.monotonic() - started > tick_budget_seconds:
+            if len(requests) >= max_runs_per_tick or clock.monotonic() - started > tick_budget_seconds:
                 break
             if _count(change, kinds) > 0:
                 requests.append(dg.RunRequest(
@@ -243,14 +238,8 @@ def _all_batches(client: Any, workflow_uuids: list[str]) -> list[Batch]:
     """Every batch of the workflows. Read to the end: the list has no documented order and no "created
     after" filter, so no page can be skipped; offset paging over a list that moves can repeat a batch
     (deduplicated here) or skip one (found next tick: see :class:`BatchCursor`)."""
-    found: dict[str, Batch] = {}
-    offset = 0
-    while True:
-        page = client.list_batches(workflow_uuids=workflow_uuids, limit=PAGE_SIZE, offset=offset)
-        found.update((b.uuid, b) for b in page)
-        if len(page) < PAGE_SIZE:
-            return list(found.values())
-        offset += PAGE_SIZE
+    return read_all(lambda offset: client.list_batches(workflow_uuids=workflow_uuids, limit=PAGE_SIZE, offset=offset),
+                    page_size=PAGE_SIZE, key=lambda b: b.uuid)
 
 
 def _with_pending(client: Any, batches: list[Batch], pending: list[str], log: Any) -> list[Batch]:
@@ -396,7 +385,7 @@ def _observe(context: dg.SensorEvaluationContext, cargo: CargoResource, cursor: 
     events: list[dg.AssetMaterialization] = []
     later: list[Batch] = []
     for batch in sorted((b for b in batches if not cursor.handled(b)), key=lambda b: (_stamp(b.created_at), b.uuid)):
-        if not batch.is_terminal or time.monotonic() - started > budget:
+        if not batch.is_terminal or client.clock.monotonic() - started > budget:
             later.append(batch)
             continue
         cursor.done[batch.uuid] = _stamp(batch.created_at)
@@ -412,6 +401,27 @@ def _observe(context: dg.SensorEvaluationContext, cargo: CargoResource, cursor: 
             "recognised by its run tags only: a batch no Dagster run recorded (one this token created outside "
             "Dagster included) is reported as run outside Dagster.")
     return events, later
+
+
+def _starting_cursor(stamps: dict[str, str], high: str | None) -> BatchCursor:
+    """The first tick's cursor with ``start_from="latest"``: every batch listed now counts as handled."""
+    after = _minus(high, LATE_VISIBILITY_SECONDS) if high else ""
+    return BatchCursor(after=after, done={u: t for u, t in stamps.items() if not t or t >= after}, high=high)
+
+
+def _advance(cursor: BatchCursor, stamps: dict[str, str], pending: list[Batch], high: str | None) -> None:
+    """Move the cursor past this tick: the watermark trails the previous tick's newest batch by
+    :data:`LATE_VISIBILITY_SECONDS` and never passes an unfinished batch; handled UUIDs before it are dropped."""
+    cursor.done.update({u: stamps[u] for u in cursor.done if u in stamps})
+    cursor.pending = [b.uuid for b in pending]
+    after = cursor.after or ""
+    bounds = [_stamp(b.created_at) for b in pending if b.created_at is not None]
+    if cursor.high:  # a batch created up to LATE_VISIBILITY_SECONDS before the last tick's newest may be late
+        bounds.append(_minus(cursor.high, LATE_VISIBILITY_SECONDS))
+        cursor.after = max(after, min(bounds))
+    cursor.after = cursor.after or ""
+    cursor.done = {u: t for u, t in cursor.done.items() if not t or t >= cursor.after}
+    cursor.high = high
 
 
 def build_cargo_observation_sensor(
@@ -456,28 +466,17 @@ def build_cargo_observation_sensor(
     )
     def _sensor(context: dg.SensorEvaluationContext, **resources: Any) -> dg.SensorResult:
         cargo: CargoResource = resources.get(resource_key) or getattr(context.resources, resource_key)
-        started = time.monotonic()
         client = cargo.get_client()
+        started = client.clock.monotonic()
         cursor = BatchCursor.from_json(context.cursor)
         batches = _with_pending(client, _all_batches(client, sorted(keys)), cursor.pending, context.log)
         stamps = {b.uuid: _stamp(b.created_at) for b in batches}
         high = max((t for t in stamps.values() if t), default=cursor.high)
         if cursor.after is None and start_from == "latest":
-            after = _minus(high, LATE_VISIBILITY_SECONDS) if high else ""
-            start = BatchCursor(after=after, done={u: t for u, t in stamps.items() if not t or t >= after}, high=high)
-            return dg.SensorResult(cursor=start.to_json(),
+            return dg.SensorResult(cursor=_starting_cursor(stamps, high).to_json(),
                                    skip_reason=dg.SkipReason("Started observing from the latest batch."))
         events, pending = _observe(context, cargo, cursor, batches, keys, started, tick_budget_seconds)
-        cursor.done.update({u: stamps[u] for u in cursor.done if u in stamps})
-        cursor.pending = [b.uuid for b in pending]
-        after = cursor.after or ""
-        bounds = [_stamp(b.created_at) for b in pending if b.created_at is not None]
-        if cursor.high:  # a batch created up to LATE_VISIBILITY_SECONDS before the last tick's newest may be late
-            bounds.append(_minus(cursor.high, LATE_VISIBILITY_SECONDS))
-            cursor.after = max(after, min(bounds))
-        cursor.after = cursor.after or ""
-        cursor.done = {u: t for u, t in cursor.done.items() if not t or t >= cursor.after}
-        cursor.high = high
+        _advance(cursor, stamps, pending, high)
         skip = None if events else dg.SkipReason("No new Cargo batch ran outside Dagster.")
         return dg.SensorResult(asset_events=events, cursor=cursor.to_json(), skip_reason=skip)
 
