@@ -13,8 +13,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .download import download_dataframe, open_download, retry_pause
+from .download import download_dataframe, open_download
 from .errors import CargoDownloadError
+from .fetch import fetch_with_retries
 from .layout import is_object_column, json_rows, spread_output
 from .outcomes import (
     NOT_SUCCEEDED,
@@ -27,8 +28,8 @@ from .outcomes import (
 )
 
 if TYPE_CHECKING:
-    from .client import CargoClient
     from .models import Batch
+    from .outputs import Outputs
 
 __all__ = ["download_batch_outputs", "batch_run_outcomes", "EXPORT_LIMIT"]
 
@@ -38,16 +39,16 @@ logger = logging.getLogger("dagster_cargo.client")
 EXPORT_LIMIT = 10_000
 
 
-def _release_nodes(client: CargoClient, batch: Batch) -> list[Any]:
+def _release_nodes(client: Outputs, batch: Batch) -> list[Any]:
     """The nodes of the release the batch ran (its own ``releaseUuid``, never the deployed one)."""
     if not batch.release_uuid:
         return []
     return list(client.get_release(batch.release_uuid).nodes)
 
 
-def _read_rows(client: CargoClient, url: str, batch_uuid: str) -> list[dict[str, Any]]:
+def _read_rows(client: Outputs, url: str, batch_uuid: str) -> list[dict[str, Any]]:
     """The JSON rows of a ``runs/download-outputs`` file (gzip and NDJSON handled; truncation raises)."""
-    with open_download(url, timeout=client.timeout, http=client._downloads_http(), batch_uuid=batch_uuid) as body:
+    with open_download(url, timeout=client.timeout, http=client.download_http, batch_uuid=batch_uuid) as body:
         try:
             data = body.stream.read()
         except (ValueError, OSError) as exc:
@@ -61,32 +62,23 @@ def _read_rows(client: CargoClient, url: str, batch_uuid: str) -> list[dict[str,
                                  batch_uuid=batch_uuid) from exc
 
 
-def _export_runs(client: CargoClient, batch: Batch, statuses: Sequence[str], count: int,
+def _export_runs(client: Outputs, batch: Batch, statuses: Sequence[str], count: int,
                  executions_filter: Mapping[str, Any] | None, attempts: int) -> list[dict[str, Any]]:
     """Every ``runs/download-outputs`` row of the batch's runs with ``statuses`` (``count`` of them),
     10,000 per file; each file retried with a fresh URL; the rows must be ``count`` distinct runs."""
     rows: dict[str, dict[str, Any]] = {}
     for offset in range(0, count, EXPORT_LIMIT):
-        last: CargoDownloadError | None = None
-        for attempt in range(1, attempts + 1):
-            if attempt > 1:
-                client.sleep(retry_pause(attempt))
+        def one_file(offset: int = offset) -> list[dict[str, Any]]:
             url = client.get_run_outputs_download_url(
                 batch.workflow_uuid, batch_uuid=batch.uuid, format="json", statuses=list(statuses),
                 executions_filter=executions_filter, limit=EXPORT_LIMIT if count > EXPORT_LIMIT else None,
                 offset=offset or None)
-            try:
-                page = _read_rows(client, url, batch.uuid)
-            except CargoDownloadError as exc:
-                last = exc
-                logger.warning("Run export %d/%d of batch %s failed: %s", attempt, attempts, batch.uuid, exc)
-                continue
-            for row in page:
-                rows[str(row.get("_uuid") or len(rows))] = row
-            last = None
-            break
-        if last is not None:
-            raise last
+            return _read_rows(client, url, batch.uuid)
+
+        page = fetch_with_retries(one_file, attempts=attempts, sleep=client.sleep,
+                                  what=f"Run export of batch {batch.uuid}")
+        for row in page:
+            rows[str(row.get("_uuid") or len(rows))] = row
     if len(rows) != count:
         raise CargoDownloadError(
             f"Cargo's run export for batch {batch.uuid} holds {len(rows)} runs with status {'/'.join(statuses)} but "
@@ -95,7 +87,7 @@ def _export_runs(client: CargoClient, batch: Batch, statuses: Sequence[str], cou
     return list(rows.values())
 
 
-def batch_run_outcomes(client: CargoClient, batch: Batch, nodes: Sequence[Any] | None = None,
+def batch_run_outcomes(client: Outputs, batch: Batch, nodes: Sequence[Any] | None = None,
                        attempts: int = 5) -> list[RunOutcome]:
     """The batch's runs that did not simply succeed (errored, skipped, cancelled, stopped by a filter).
 
@@ -121,16 +113,40 @@ def batch_run_outcomes(client: CargoClient, batch: Batch, nodes: Sequence[Any] |
     return list(outcomes.values())
 
 
-def _file_frame(client: CargoClient, uuid: str, output_node_slug: str | None) -> Any:
+def _file_frame(client: Outputs, uuid: str, output_node_slug: str | None) -> Any:
     """One download of the batch file, its layout normalized (output objects spread into columns)."""
     url = client.get_batch_download_url(uuid, output_node_slug)
     frame = download_dataframe(url, format="csv", timeout=client.timeout, batch_uuid=uuid,
-                               http=client._downloads_http(), sniff=True)
+                               http=client.download_http, sniff=True)
     return spread_output(frame) if is_object_column(frame) else frame
 
 
+def _outcomes(client: Outputs, uuid: str, output_node_slug: str | None, statuses: bool,
+              batch: Batch | None, attempts: int) -> tuple[list[RunOutcome], Batch | None]:
+    """The runs that did not simply succeed (with ``statuses``), after checking ``output_node_slug``
+    against the batch's release; and the batch, when it had to be read."""
+    if not (statuses or output_node_slug):
+        return [], batch
+    batch = batch if batch is not None and batch.is_terminal else client.get_batch(uuid)
+    nodes = _release_nodes(client, batch)
+    if output_node_slug and nodes:
+        check_output_slug(nodes, output_node_slug, str(batch.release_uuid), uuid)
+    return (batch_run_outcomes(client, batch, nodes, attempts=attempts) if statuses else []), batch
+
+
+def _checked_rows(frame: Any, uuid: str, expected_rows: int | None) -> Any:
+    """``frame`` when it has ``expected_rows`` rows; otherwise the download was partial (or inconsistent)."""
+    if expected_rows is None or len(frame) == expected_rows:
+        return frame
+    what = "partial" if len(frame) < expected_rows else "inconsistent (more rows than records)"
+    raise CargoDownloadError(
+        f"Cargo outputs for batch {uuid} account for {len(frame)} rows but the batch has {expected_rows} "
+        f"input records: the download is {what}.", hint="re-run; if it persists, report the batch to Cargo.",
+        batch_uuid=uuid)
+
+
 def download_batch_outputs(
-    client: CargoClient,
+    client: Outputs,
     uuid: str,
     output_node_slug: str | None = None,
     *,
@@ -141,48 +157,26 @@ def download_batch_outputs(
     batch: Batch | None = None,
 ) -> Any:
     """See :meth:`CargoClient.download_batch_dataframe`."""
-    outcomes: list[RunOutcome] = []
-    if statuses or output_node_slug:
-        batch = batch if batch is not None and batch.is_terminal else client.get_batch(uuid)
-        nodes = _release_nodes(client, batch)
-        if output_node_slug and nodes:
-            check_output_slug(nodes, output_node_slug, str(batch.release_uuid), uuid)
-        if statuses:
-            outcomes = batch_run_outcomes(client, batch, nodes, attempts=attempts)
-            if expected_rows is None:
-                expected_rows = len(records) if records is not None else batch.runs_count
-    last: CargoDownloadError | None = None
-    for attempt in range(1, attempts + 1):
-        if attempt > 1:
-            client.sleep(retry_pause(attempt))
-        try:
-            frame = _file_frame(client, uuid, output_node_slug)
-        except CargoDownloadError as exc:
-            last = exc
-            logger.warning("Download %d/%d of batch %s failed: %s", attempt, attempts, uuid, exc)
-            continue
+    outcomes, batch = _outcomes(client, uuid, output_node_slug, statuses, batch, attempts)
+    if statuses and expected_rows is None and batch is not None:
+        expected_rows = len(records) if records is not None else batch.runs_count
+
+    def one_download() -> Any:
+        frame = _file_frame(client, uuid, output_node_slug)
         if statuses:
             frame, notes = apply_outcomes(frame, outcomes, records)
             for note in notes:
                 logger.warning("Batch %s: %s", uuid, note)
             if records is not None and not notes:
                 frame = align_inputs(frame, records)
-        if expected_rows is not None and len(frame) != expected_rows:
-            what = "partial" if len(frame) < expected_rows else "inconsistent (more rows than records)"
-            last = CargoDownloadError(
-                f"Cargo outputs for batch {uuid} account for {len(frame)} rows but the batch has {expected_rows} "
-                f"input records: the download is {what}.", hint="re-run; if it persists, report the batch to "
-                "Cargo.", batch_uuid=uuid)
-            logger.warning("Download %d/%d of batch %s is %s (%d rows for %d records)", attempt, attempts, uuid,
-                           what, len(frame), expected_rows)
-            continue
-        return frame
-    assert last is not None
-    reason = last.message
-    raise CargoDownloadError(
-        f"Downloading Cargo outputs for batch {uuid} failed {attempts} time(s), each with a fresh URL; "
-        f"last: {reason} The batch itself finished and its credits are spent.", hint="re-execute "
-        "the step later (a Dagster re-execution attaches to this batch instead of paying for a new "
-        "one); if downloads keep failing, report the batch UUID to Cargo.",
-        batch_uuid=uuid,
-    ) from last
+        return _checked_rows(frame, uuid, expected_rows)
+
+    def give_up(last: CargoDownloadError) -> CargoDownloadError:
+        return CargoDownloadError(
+            f"Downloading Cargo outputs for batch {uuid} failed {attempts} time(s), each with a fresh URL; "
+            f"last: {last.message} The batch itself finished and its credits are spent.",
+            hint="re-execute the step later (a Dagster re-execution attaches to this batch instead of paying for "
+            "a new one); if downloads keep failing, report the batch UUID to Cargo.", batch_uuid=uuid)
+
+    return fetch_with_retries(one_download, attempts=attempts, sleep=client.sleep,
+                              what=f"Download of batch {uuid}", give_up=give_up)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any, TypeAlias
 
 import httpx
 
+from .clock import SYSTEM_CLOCK
 from .download import (
     DEFAULT_BLOCK_SIZE,
     _CountingStream,
@@ -49,9 +49,9 @@ from .download import (
     infer_column,
     open_download,
     read_csv_text_batches,
-    retry_pause,
 )
 from .errors import CargoDownloadError
+from .fetch import fetch_with_retries
 
 __all__ = ["DEFAULT_ROW_GROUP_ROWS", "ParquetResult", "StrPath", "download_to_parquet", "write_parquet_from_url"]
 
@@ -298,7 +298,7 @@ def download_to_parquet(
     compression: str = "snappy",
     timeout: float = 300.0,
     batch_uuid: str | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = SYSTEM_CLOCK.sleep,
 ) -> ParquetResult:
     """Download a Cargo output into the Parquet file ``path``, with retries; memory stays bounded.
 
@@ -313,42 +313,39 @@ def download_to_parquet(
         CargoDownloadError: still failing or partial after ``attempts`` tries.
     """
     pins: dict[str, Any] = {name: _as_type(t) for name, t in (column_types or {}).items()}
-    last: CargoDownloadError | None = None
     restarts = 0
-    attempt = 0
     what = f" for batch {batch_uuid}" if batch_uuid else ""
-    while attempt < attempts:
-        attempt += 1
-        url = get_url()
-        try:
-            result = write_parquet_from_url(url, path, expected_rows=expected_rows, column_types=pins,
-                                            block_size=block_size,
-                                            row_group_rows=row_group_rows, compression=compression,
-                                            timeout=timeout, batch_uuid=batch_uuid)
-        except _TypeConflict as conflict:
-            if conflict.column in pins and pins[conflict.column] == conflict.widened:  # pragma: no cover
-                raise CargoDownloadError(f"Cargo outputs{what}: {conflict}", batch_uuid=batch_uuid) from conflict
-            pins[conflict.column] = conflict.widened
-            restarts += 1
-            attempt -= 1  # not a failed attempt: the download itself was fine
-            logger.warning(
-                "Parquet download%s: %s; it was typed %s from the first row group. Downloading again with it "
-                "as %s (pass column_types={%r: %r} to skip this).", what, conflict, conflict.current,
-                conflict.widened, conflict.column, str(conflict.widened))
-            continue
-        except CargoDownloadError as exc:
-            last = exc
-            logger.warning("Parquet download %d/%d%s failed: %s", attempt, attempts, what, exc)
-            if attempt < attempts:
-                sleep(retry_pause(attempt + 1))
-            continue
-        return ParquetResult(result.path, result.rows, result.columns, result.schema, result.row_groups,
-                             result.bytes_downloaded, restarts)
-    assert last is not None
-    reason = last.message
-    raise CargoDownloadError(
-        f"Downloading Cargo outputs{what} to Parquet failed {attempts} time(s), each with a fresh URL; "
-        f"last: {reason} {Path(path)} was left as it was.", hint="re-execute the step later; if "
-        "downloads keep failing, report the batch UUID to Cargo.",
-        batch_uuid=batch_uuid,
-    ) from last
+
+    def one_download() -> ParquetResult:
+        nonlocal restarts
+        while True:  # a type conflict is no failed attempt: the download was fine, the column is widened
+            try:
+                return write_parquet_from_url(get_url(), path, expected_rows=expected_rows, column_types=pins,
+                                              block_size=block_size, row_group_rows=row_group_rows,
+                                              compression=compression, timeout=timeout, batch_uuid=batch_uuid)
+            except _TypeConflict as conflict:
+                _widen(pins, conflict, what, batch_uuid)
+                restarts += 1
+
+    def give_up(last: CargoDownloadError) -> CargoDownloadError:
+        return CargoDownloadError(
+            f"Downloading Cargo outputs{what} to Parquet failed {attempts} time(s), each with a fresh URL; "
+            f"last: {last.message} {Path(path)} was left as it was.",
+            hint="re-execute the step later; if downloads keep failing, report the batch UUID to Cargo.",
+            batch_uuid=batch_uuid)
+
+    result = fetch_with_retries(one_download, attempts=attempts, sleep=sleep, what=f"Parquet download{what}",
+                                give_up=give_up)
+    return ParquetResult(result.path, result.rows, result.columns, result.schema, result.row_groups,
+                         result.bytes_downloaded, restarts)
+
+
+def _widen(pins: dict[str, Any], conflict: _TypeConflict, what: str, batch_uuid: str | None) -> None:
+    """Pin the conflicting column to its widened type for the next download (logged)."""
+    if conflict.column in pins and pins[conflict.column] == conflict.widened:  # pragma: no cover
+        raise CargoDownloadError(f"Cargo outputs{what}: {conflict}", batch_uuid=batch_uuid) from conflict
+    pins[conflict.column] = conflict.widened
+    logger.warning(
+        "Parquet download%s: %s; it was typed %s from the first row group. Downloading again with it "
+        "as %s (pass column_types={%r: %r} to skip this).", what, conflict, conflict.current,
+        conflict.widened, conflict.column, str(conflict.widened))
