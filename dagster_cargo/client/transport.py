@@ -192,6 +192,7 @@ class Transport:
         url = _join(self.base_url, endpoint) + serialize_params(params)
         has_body = method != "GET" and (payload is not None if send_body is None else send_body)
         content = json.dumps(payload if payload is not None else {}, default=str).encode() if has_body else None
+        headers = self._headers(has_body, not without_workspace)
         assert self.http is not None
         started = self.clock.monotonic()
         attempt = 0
@@ -201,46 +202,53 @@ class Transport:
             if self.on_request is not None:
                 self.on_request(method, endpoint)
             try:
-                response = self.http.request(method, url, content=content, headers=self._headers(has_body, not without_workspace))
+                response = self.http.request(method, url, content=content, headers=headers)
             except httpx.TransportError as exc:
-                never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-                retryable = idempotent or never_sent
-                error = CargoNetworkError(
-                    f"Cargo API {method} {endpoint} got no response ({type(exc).__name__}: "
-                    f"{_scrub(str(exc), self.api_token)})"
-                    + (f" for batch {batch_uuid}" if batch_uuid else "") + ".",
-                    hint=f"check connectivity to {urlsplit(self.base_url).hostname}; transient errors are retried "
-                    "automatically.",
-                    method=method,
-                    endpoint=endpoint,
-                )
-                error.never_sent = never_sent
-                if not retryable or not self._may_retry(attempt, started, None):
-                    raise error from None
-                delay = self.retry.backoff(attempt, None, self._rng)
-                logger.warning("Cargo %s %s: %s; retry %d in %.1fs", method, endpoint, type(exc).__name__, attempt, delay)
-                self._sleep(delay)
-                continue
-
-            if response.is_success:
-                return _parse_body(response.text)
-
-            body = _parse_error_body(response.text)
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            error_obj: CargoAPIError = api_error_from_response(
-                status=response.status_code, method=method, endpoint=endpoint, body=body,
-                batch_uuid=batch_uuid, retry_after=retry_after,
-            )
-            transient = response.status_code == 429 or response.status_code >= 499
-            # 429 means "not processed": safe to repeat even for a create.
-            retryable = transient and (idempotent or response.status_code == 429)
-            if not retryable or not self._may_retry(attempt, started, retry_after):
-                raise error_obj
-            delay = self.retry.backoff(attempt, retry_after, self._rng)
-            logger.warning(
-                "Cargo %s %s: HTTP %d; retry %d in %.1fs", method, endpoint, response.status_code, attempt, delay
-            )
+                error: CargoNetworkError | CargoAPIError = self._network_error(exc, method, endpoint, batch_uuid)
+                retry_after, failure = None, type(exc).__name__
+            else:
+                if response.is_success:
+                    return _parse_body(response.text)
+                retry_after, failure = parse_retry_after(response.headers.get("retry-after")), \
+                    f"HTTP {response.status_code}"
+                error = api_error_from_response(
+                    status=response.status_code, method=method, endpoint=endpoint,
+                    body=_parse_error_body(response.text), batch_uuid=batch_uuid, retry_after=retry_after)
+            if not (self._should_retry(error, idempotent) and self._may_retry(attempt, started, retry_after)):
+                raise error from None
+            delay = self._retry_delay(attempt, retry_after)
+            logger.warning("Cargo %s %s: %s; retry %d in %.1fs", method, endpoint, failure, attempt, delay)
             self._sleep(delay)
+
+    def _network_error(self, exc: httpx.TransportError, method: str, endpoint: str,
+                       batch_uuid: str | None) -> CargoNetworkError:
+        """The error for a request that got no response (the token scrubbed from httpx's text)."""
+        return CargoNetworkError(
+            f"Cargo API {method} {endpoint} got no response ({type(exc).__name__}: "
+            f"{_scrub(str(exc), self.api_token)})" + (f" for batch {batch_uuid}" if batch_uuid else "") + ".",
+            hint=f"check connectivity to {urlsplit(self.base_url).hostname}; transient errors are retried "
+            "automatically.",
+            method=method, endpoint=endpoint,
+            never_sent=isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)),
+        )
+
+    @staticmethod
+    def _should_retry(error: CargoNetworkError | CargoAPIError, idempotent: bool) -> bool:
+        """The retry decision: a transient failure of a call that is safe to repeat.
+
+        Transient: no response, 429, or 499 and above. A call that may not be repeated (a create) is
+        repeated only when the request provably never reached the server (connection refused) or was
+        refused with 429 ("not processed").
+        """
+        if isinstance(error, CargoNetworkError):
+            return idempotent or error.never_sent
+        if error.status == 429:
+            return True
+        return idempotent and error.status >= 499
+
+    def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
+        """The retry delay before attempt ``attempt + 1``: ``Retry-After`` when given, else jittered backoff."""
+        return self.retry.backoff(attempt, retry_after, self._rng)
 
     def _sleep(self, seconds: float) -> None:
         (self.sleep or self.clock.sleep)(seconds)
