@@ -129,17 +129,33 @@ def check_condition(cond: Any, columns: Mapping[str, str] | None = None, path: s
     if kind not in ALL_KINDS:
         raise _fail(path, f"has kind {kind!r}; use one of {', '.join(ALL_KINDS)}.")
     if kind in _OTHER_KEYS:
-        _keys(cond, _OTHER_KEYS[kind], path)
-        missing = [k for k in _REQUIRED_OTHER[kind] if k not in cond]
-        if missing:
-            raise _fail(path, f"({kind}) needs {', '.join(missing)}.")
-        if kind == "occurrence":
-            _conjonction(cond, path)
-            if not isinstance(cond["conditions"], list):
-                raise _fail(path, "(occurrence) needs 'conditions', a list.")
-            for j, inner in enumerate(cond["conditions"]):
-                check_condition(inner, None, f"{path}.conditions[{j}]")  # related model: columns unknown here
+        _check_other(cond, kind, path)
         return
+    operator = _check_fields(cond, kind, path)
+    _check_values(cond, kind, path)
+    if kind in ("object", "array") and operator == "matchConditions":
+        _check_properties(cond, path)
+    if columns is not None and kind in _COLUMN_KINDS and "relatedModelUuid" not in cond and default_kind is None:
+        _check_column(cond["columnSlug"], kind, columns, path)
+
+
+def _check_other(cond: Mapping[str, Any], kind: str, path: str) -> None:
+    """A ``sql``, ``occurrence`` or ``enrollment`` condition: its keys, and an occurrence's inner conditions."""
+    _keys(cond, _OTHER_KEYS[kind], path)
+    missing = [k for k in _REQUIRED_OTHER[kind] if k not in cond]
+    if missing:
+        raise _fail(path, f"({kind}) needs {', '.join(missing)}.")
+    if kind != "occurrence":
+        return
+    _conjonction(cond, path)
+    if not isinstance(cond["conditions"], list):
+        raise _fail(path, "(occurrence) needs 'conditions', a list.")
+    for j, inner in enumerate(cond["conditions"]):
+        check_condition(inner, None, f"{path}.conditions[{j}]")  # related model: columns unknown here
+
+
+def _check_fields(cond: Mapping[str, Any], kind: str, path: str) -> str:
+    """The condition's operator, after checking that it fits ``kind`` and that the keys are the ones it takes."""
     operator = cond.get("operator")
     ops = _OPERATORS[kind]
     if operator not in ops:
@@ -157,41 +173,56 @@ def check_condition(cond: Any, columns: Mapping[str, str] | None = None, path: s
         missing.append("propertyName")
     if missing:
         raise _fail(path, f"({kind} {operator}) needs {', '.join(missing)}.")
-    _check_values(cond, kind, operator, path)
-    if kind in ("object", "array") and operator == "matchConditions":
-        _conjonction(cond, path)
-        props = cond["propertyConditions"]
-        if not isinstance(props, list):
-            raise _fail(path, "needs 'propertyConditions', a list.")
-        for j, inner in enumerate(props):
-            if isinstance(inner, Mapping) and inner.get("kind", "objectProperty") != "objectProperty":
-                raise _fail(f"{path}.propertyConditions[{j}]", "must be an objectProperty condition.")
-            check_condition(inner, None, f"{path}.propertyConditions[{j}]", default_kind="objectProperty")
-    if columns is not None and kind in _COLUMN_KINDS and "relatedModelUuid" not in cond and \
-            default_kind is None:
-        slug = cond["columnSlug"]
-        if slug not in columns and str(slug).startswith("_"):
-            return  # Cargo's own record columns (_id, _title, _time) are not among the model's columns
-        if slug not in columns:
-            close = difflib.get_close_matches(str(slug), list(columns), n=3, cutoff=0.6)
-            hint = f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
-            raise _fail(path, f"names column {slug!r}, which the model does not have; Cargo would match no "
-                              f"record (or, negated, every record).{hint}")
-        if str(columns[slug]) not in _COLUMN_KINDS[kind]:
-            raise _fail(path, f"is a {kind!r} condition on column {slug!r} of type {columns[slug]!r}; Cargo "
-                              f"matches nothing when they differ. Use kind {str(columns[slug])!r}.")
+    return str(operator)
 
 
-def _check_values(cond: Mapping[str, Any], kind: str, operator: str, path: str) -> None:
-    if kind == "string" and "values" in cond:
-        values = cond["values"]
-        if not (isinstance(values, str) or isinstance(values, list) and all(isinstance(v, str) for v in values)):
-            raise _fail(path, "needs 'values' as a string or a list of strings.")
-    if kind == "number":
-        for key in ("value", "firstValue", "lastValue"):
-            if key in cond and (isinstance(cond[key], bool) or not isinstance(cond[key], (int, float))):
-                raise _fail(path, f"needs {key!r} as a number, not {cond[key]!r}.")
-    if kind == "date":
-        for key in ("value", "firstValue", "lastValue"):
-            if key in cond and not isinstance(cond[key], str):
-                raise _fail(path, f"needs {key!r} as date text (ISO 8601), not {cond[key]!r}.")
+def _check_properties(cond: Mapping[str, Any], path: str) -> None:
+    """The ``propertyConditions`` of an object/array ``matchConditions`` condition."""
+    _conjonction(cond, path)
+    props = cond["propertyConditions"]
+    if not isinstance(props, list):
+        raise _fail(path, "needs 'propertyConditions', a list.")
+    for j, inner in enumerate(props):
+        if isinstance(inner, Mapping) and inner.get("kind", "objectProperty") != "objectProperty":
+            raise _fail(f"{path}.propertyConditions[{j}]", "must be an objectProperty condition.")
+        check_condition(inner, None, f"{path}.propertyConditions[{j}]", default_kind="objectProperty")
+
+
+def _check_column(slug: Any, kind: str, columns: Mapping[str, str], path: str) -> None:
+    """The condition's column exists in the model and its type fits ``kind``."""
+    if slug not in columns and str(slug).startswith("_"):
+        return  # Cargo's own record columns (_id, _title, _time) are not among the model's columns
+    if slug not in columns:
+        close = difflib.get_close_matches(str(slug), list(columns), n=3, cutoff=0.6)
+        hint = f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
+        raise _fail(path, f"names column {slug!r}, which the model does not have; Cargo would match no "
+                          f"record (or, negated, every record).{hint}")
+    if str(columns[slug]) not in _COLUMN_KINDS[kind]:
+        raise _fail(path, f"is a {kind!r} condition on column {slug!r} of type {columns[slug]!r}; Cargo "
+                          f"matches nothing when they differ. Use kind {str(columns[slug])!r}.")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, str) or isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+# kind -> (value keys, the check each value must pass, what the value must be)
+_VALUE_CHECKS: dict[str, tuple[tuple[str, ...], Any, str]] = {
+    "string": (("values",), _is_strings, "a string or a list of strings"),
+    "number": (("value", "firstValue", "lastValue"), _is_number, "a number"),
+    "date": (("value", "firstValue", "lastValue"), lambda v: isinstance(v, str), "date text (ISO 8601)"),
+}
+
+
+def _check_values(cond: Mapping[str, Any], kind: str, path: str) -> None:
+    """The value fields have the JSON type ``kind`` needs (Cargo would compare otherwise, and match nothing)."""
+    keys, fits, what = _VALUE_CHECKS.get(kind, ((), None, ""))
+    for key in keys:
+        if key in cond and not fits(cond[key]):
+            if kind == "string":
+                raise _fail(path, f"needs {key!r} as {what}.")
+            raise _fail(path, f"needs {key!r} as {what}, not {cond[key]!r}.")
