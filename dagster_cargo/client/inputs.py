@@ -31,6 +31,7 @@ __all__ = [
     "filter_data",
     "record_ids_data",
     "change_data",
+    "play_input",
     "records_data",
     "validate_filter",
     "validate_data",
@@ -101,6 +102,39 @@ def change_data(change_uuid: str, change_kinds: Iterable[str] = ("added", "updat
             f"Invalid change kinds {bad or kinds!r}; use some of {sorted(_CHANGE_KINDS)}."
         )
     return {"kind": "change", "changeUuid": change_uuid, "changeKinds": kinds}
+
+
+def play_input(
+    model_uuid: str | None,
+    *,
+    change_uuid: str | None = None,
+    change_kinds: Iterable[str] = ("added", "updated"),
+    segment_uuid: str | None = None,
+    record_ids: Iterable[str] | None = None,
+    filter: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+    play_name: str = "",
+) -> dict[str, Any]:
+    """The batch ``data`` of a play run, from whichever selection is given: the records of a segment
+    change, of a segment, the record ids of the play's model, or else (Cargo's recommended input) the
+    model's records matching ``filter`` (all of them without one), at most ``limit``.
+
+    The one place play input is built (assets, the op, the resource and the CLI all call it).
+
+    >>> play_input("m1", record_ids=["r1"])
+    {'kind': 'recordIds', 'modelUuid': 'm1', 'ids': ['r1']}
+    >>> play_input("m1", limit=5)
+    {'kind': 'filter', 'modelUuid': 'm1', 'limit': 5}
+    """
+    if change_uuid:
+        return change_data(change_uuid, change_kinds)
+    if segment_uuid:
+        return segment_data(segment_uuid)
+    if not model_uuid:
+        raise CargoInputError(f"Play {play_name!r} has no model; pass data= explicitly.")
+    if record_ids:
+        return record_ids_data(model_uuid, record_ids)
+    return filter_data(model_uuid, filter, limit=limit)
 
 
 def records_data(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -248,32 +282,47 @@ def json_safe(value: Any, path: str = "value") -> Any:
     ...
     dagster_cargo.client.errors.CargoInputError: Input record 0, column 'price': Decimal('0.1000000000000000055511151231257827') has more precision than a JSON number carries; Cargo would receive a different value. Next step: round it, or send it as text (str) on purpose.
     """
-    if value is None or isinstance(value, (bool, str)):
+    if value is None or isinstance(value, (bool, str, int)):
         return value
     if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise _unsafe(path, f"has a key {k!r} that is not text")
-            out[k] = json_safe(v, _join(path, k))
-        return out
+        return _json_mapping(value, path)
     if isinstance(value, (list, tuple)):
         return [json_safe(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, int):
-        return value
     if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            raise _unsafe(path, f"is {value!r}, which JSON cannot represent")
-        return value
+        return _json_float(value, path)
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise _unsafe(path, f"is {value!r}, which JSON cannot represent")
-        as_float = float(value)
-        if Decimal(repr(as_float)) != value.normalize() and Decimal(as_float) != value:
-            raise _unsafe(path, f"{value!r} has more precision than a JSON number carries")
-        return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else as_float
+        return _json_decimal(value, path)
+    return _json_other(value, path)
+
+
+def _json_mapping(value: Mapping[Any, Any], path: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise _unsafe(path, f"has a key {k!r} that is not text")
+        out[k] = json_safe(v, _join(path, k))
+    return out
+
+
+def _json_float(value: float, path: str) -> float | None:
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        raise _unsafe(path, f"is {value!r}, which JSON cannot represent")
+    return value
+
+
+def _json_decimal(value: Decimal, path: str) -> int | float:
+    if not value.is_finite():
+        raise _unsafe(path, f"is {value!r}, which JSON cannot represent")
+    as_float = float(value)
+    if Decimal(repr(as_float)) != value.normalize() and Decimal(as_float) != value:
+        raise _unsafe(path, f"{value!r} has more precision than a JSON number carries", hint=_ROUND_IT)
+    return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else as_float
+
+
+def _json_other(value: Any, path: str) -> Any:
+    """Dates and times, numpy and pandas values; anything else cannot be sent exactly."""
     module = type(value).__module__
     if module.startswith(("numpy", "pandas")) and _is_missing(value):  # NaT is a datetime subclass
         return None
@@ -315,13 +364,13 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}"
 
 
-def _unsafe(path: str, problem: str) -> CargoInputError:
-    if "precision" in problem:
-        step = "round it, or send it as text (str) on purpose"
-    else:
-        step = ("convert the column to a JSON type (number, text, boolean, list, object) yourself, e.g. with "
-                ".astype(str) if text is meant")
-    return CargoInputError(f"{path}: {problem}; Cargo would receive a different value.", hint=f"{step}.")
+_ROUND_IT = "round it, or send it as text (str) on purpose."
+_CONVERT_IT = ("convert the column to a JSON type (number, text, boolean, list, object) yourself, e.g. with "
+               ".astype(str) if text is meant.")
+
+
+def _unsafe(path: str, problem: str, hint: str = _CONVERT_IT) -> CargoInputError:
+    return CargoInputError(f"{path}: {problem}; Cargo would receive a different value.", hint=hint)
 
 
 def _is_missing(value: Any) -> bool:
