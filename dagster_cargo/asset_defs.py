@@ -35,7 +35,7 @@ from pydantic import Field
 
 from .asset_specs import CargoWorkspaceDefsLoader
 from .checks import CargoCheckConfig, cargo_check_specs
-from .client.inputs import change_data, date_window_filter, filter_data, record_ids_data, segment_data
+from .client.inputs import date_window_filter, play_input
 from .resource import CargoResource
 from .translator import DagsterCargoTranslator
 from .workspace_data import CargoWorkflowProps, WorkflowSelector
@@ -85,16 +85,12 @@ def play_input_for(
 ) -> dict[str, Any]:
     """The batch ``data`` for a play asset, from its run config and partition window."""
     assert props.model_uuid, f"play {props.name!r} has no model"
-    if config.change_uuid:
-        return change_data(config.change_uuid, config.change_kinds)
-    if config.segment_uuid:
-        return segment_data(config.segment_uuid)
-    if config.record_ids:
-        return record_ids_data(props.model_uuid, config.record_ids)
     flt = config.filter
-    if window is not None and date_column:
+    if window is not None and date_column and not (config.change_uuid or config.segment_uuid or config.record_ids):
         flt = date_window_filter(date_column, window[0], window[1], flt)
-    return filter_data(props.model_uuid, flt, limit=config.limit)
+    return play_input(props.model_uuid, change_uuid=config.change_uuid, change_kinds=config.change_kinds,
+                      segment_uuid=config.segment_uuid, record_ids=config.record_ids, filter=flt,
+                      limit=config.limit, play_name=props.name)
 
 
 def _utc_text(moment: datetime) -> str:

@@ -150,7 +150,8 @@ def _read_records(path: str) -> list[dict[str, object]]:
 def _estimate(args: argparse.Namespace) -> int:
     import json
 
-    from dagster_cargo.client import CargoClient, CargoError, filter_data, record_ids_data, records_data
+    from dagster_cargo.client import CargoClient, CargoError, records_data
+    from dagster_cargo.client.inputs import play_input
     from dagster_cargo.estimate import estimate_credits
 
     token = _token(args)
@@ -161,8 +162,8 @@ def _estimate(args: argparse.Namespace) -> int:
             if args.play:
                 play = client.find_play(args.play)
                 name, kind, workflow_uuid = play.name, "play", play.workflow_uuid
-                data = record_ids_data(play.model_uuid, args.record_ids) if args.record_ids else \
-                    filter_data(play.model_uuid, json.loads(args.filter) if args.filter else None, limit=args.limit)
+                data = play_input(play.model_uuid, record_ids=args.record_ids, play_name=play.name,
+                                  filter=json.loads(args.filter) if args.filter else None, limit=args.limit)
             else:
                 if not args.input:
                     print("--tool needs --input FILE (.csv, .json or .jsonl records).", file=sys.stderr)

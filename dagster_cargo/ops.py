@@ -21,7 +21,7 @@ from pydantic import Field
 
 from .client import CargoClient
 from .client.errors import CargoInputError
-from .client.inputs import filter_data, record_ids_data
+from .client.inputs import play_input
 from .resource import CargoResource
 
 __all__ = ["CargoBatchOpConfig", "cargo_batch_op"]
@@ -55,11 +55,9 @@ def cargo_batch_op(context: dg.OpExecutionContext, config: CargoBatchOpConfig, c
     kind = config.workflow_type if config.workflow_type != "auto" else _kind_of(client, config.workflow)
     if kind == "play":
         play = client.find_play(config.workflow)
-        data = config.data
-        if data is None and config.record_ids:
-            data = record_ids_data(play.model_uuid, config.record_ids)
-        if data is None:
-            data = filter_data(play.model_uuid, config.filter, limit=config.limit)
+        data = config.data if config.data is not None else play_input(
+            play.model_uuid, record_ids=config.record_ids, filter=config.filter, limit=config.limit,
+            play_name=play.name)
         result = cargo.run_play(context, play, data=data, output_node_slug=config.output_node_slug)
     else:
         tool = client.find_tool(config.workflow)

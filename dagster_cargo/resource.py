@@ -17,14 +17,14 @@ from pydantic import Field, PrivateAttr
 
 from .client import BusyPolicy, CargoClient, RetryPolicy
 from .client.errors import CargoInputError
-from .client.inputs import chunk_records, filter_data, records_data, to_json_records
+from .client.inputs import chunk_records, play_input, records_data, to_json_records
 from .client.models import Batch, Play, Tool
 from .client.transport import DEFAULT_BASE_URL
 from .client.waiting import UNLIMITED, PollingGuidance
 from .estimate import CreditEstimate, recent_materializations, try_estimate
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches
 from .input_checks import check_run_input
-from .workspace_data import CargoWorkflowProps
+from .workspace_data import CargoWorkflowProps, props_from
 
 __all__ = ["CargoResource", "CargoTokenExposureWarning"]
 
@@ -334,9 +334,7 @@ class CargoResource(dg.ConfigurableResource):
         """
         props = self.workflow_props(play, "play")
         if data is None:
-            if not props.model_uuid:
-                raise CargoInputError(f"Play {props.name!r} has no model; pass data= explicitly.")
-            data = filter_data(props.model_uuid, filter, limit=limit)
+            data = play_input(props.model_uuid, filter=filter, limit=limit, play_name=props.name)
         return self.run_workflow(context, props, data, output_node_slug=output_node_slug, credit_budget=credit_budget)
 
     def run_tool(
@@ -441,11 +439,7 @@ class CargoResource(dg.ConfigurableResource):
         client = self.get_client()
         if isinstance(item, str):
             item = client.find_play(item) if kind == "play" else client.find_tool(item)
-        if isinstance(item, Play):
-            return CargoWorkflowProps(type="play", uuid=item.uuid, name=item.name,
-                                      workflow_uuid=item.workflow_uuid, model_uuid=item.model_uuid,
-                                      segment_uuid=item.segment_uuid)
-        return CargoWorkflowProps(type="tool", uuid=item.uuid, name=item.name, workflow_uuid=item.workflow_uuid)
+        return props_from(item)
 
     def credits_remaining(self) -> float:
         """Credits left in the workspace's subscription."""

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 from .client import CargoClient
 from .client.models import Play, Release, Tool, Workflow
 
-__all__ = ["CargoWorkflowProps", "CargoWorkspaceData", "fetch_workspace_data", "WorkflowSelector"]
+__all__ = ["CargoWorkflowProps", "CargoWorkspaceData", "fetch_workspace_data", "props_from", "WorkflowSelector"]
 
 logger = logging.getLogger("dagster_cargo")
 
@@ -115,27 +115,26 @@ def _release_facts(release: Any) -> tuple[str | None, list[str]]:
     return (node.slug if node else None), [n.slug for n in parsed.nodes]
 
 
-def _props(item: Play | Tool, workflow: Workflow | None) -> CargoWorkflowProps:
-    output_slug, slugs = _release_facts(workflow.deployed_release if workflow else None)
+def props_from(item: Play | Tool, workflow: Workflow | None = None) -> CargoWorkflowProps:
+    """The one Play/Tool → :class:`CargoWorkflowProps` converter (workspace snapshots and the resource).
+
+    ``workflow`` (with its deployed release) adds the output node, node slugs, form fields and release;
+    without it those stay unknown (``required_form_field_slugs=None``: fetched once at run time).
+    """
     release = workflow.deployed_release if workflow else None
+    output_slug, slugs = _release_facts(release)
     form_fields = (release.form_fields or []) if release else []
-    release_uuid, release_version = (release.uuid, release.version) if release else (None, None)
+    common: dict[str, Any] = dict(
+        uuid=item.uuid, name=item.name, workflow_uuid=item.workflow_uuid, description=item.description,
+        output_node_slug=output_slug, node_slugs=slugs, folder_uuid=item.folder_uuid,
+        release_uuid=release.uuid if release else None, release_version=release.version if release else None)
     if isinstance(item, Play):
         return CargoWorkflowProps(
-            type="play", uuid=item.uuid, name=item.name, workflow_uuid=item.workflow_uuid,
-            description=item.description, model_uuid=item.model_uuid, segment_uuid=item.segment_uuid,
-            output_node_slug=output_slug, node_slugs=slugs,
-            schedule_type=item.schedule.type if item.schedule else None, is_enabled=item.is_enabled,
-            folder_uuid=item.folder_uuid,
-            release_uuid=release_uuid, release_version=release_version,
-        )
+            type="play", model_uuid=item.model_uuid, segment_uuid=item.segment_uuid,
+            schedule_type=item.schedule.type if item.schedule else None, is_enabled=item.is_enabled, **common)
     return CargoWorkflowProps(
-        type="tool", uuid=item.uuid, name=item.name, workflow_uuid=item.workflow_uuid,
-        description=item.description, output_node_slug=output_slug, node_slugs=slugs,
-        form_field_slugs=[f.slug for f in form_fields], folder_uuid=item.folder_uuid,
-        required_form_field_slugs=[f.slug for f in form_fields if f.is_required] if workflow else None,
-        release_uuid=release_uuid, release_version=release_version,
-    )
+        type="tool", form_field_slugs=[f.slug for f in form_fields],
+        required_form_field_slugs=[f.slug for f in form_fields if f.is_required] if workflow else None, **common)
 
 
 def _parse_each(raw: Iterable[dict[str, Any]], model: type[Any], what: str, skipped: list[str]) -> list[Any]:
@@ -164,7 +163,7 @@ def fetch_workspace_data(client: CargoClient) -> CargoWorkspaceData:
     props: list[CargoWorkflowProps] = []
     for item in [*plays, *tools]:
         try:
-            props.append(_props(item, by_uuid.get(item.workflow_uuid)))
+            props.append(props_from(item, by_uuid.get(item.workflow_uuid)))
         except (ValidationError, ValueError, KeyError) as exc:
             message = f"Skipping Cargo {type(item).__name__.lower()} {item.name!r}: {exc}"
             logger.warning(message)
