@@ -665,8 +665,6 @@ def _arrow_frame(body: _Body, *, block_size: int) -> Any:
     Three stages overlap: pyarrow's I/O thread pulls the HTTP body, the calling thread parses
     blocks (every column as text), a worker thread types the rows parsed so far.
     """
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     import pandas as pd
     import pyarrow as pa
 
@@ -677,6 +675,21 @@ def _arrow_frame(body: _Body, *, block_size: int) -> Any:
     if not names:
         return pd.DataFrame()
     typer = _ColumnTyper(len(names))
+    collected = _read_and_type(batches, typer)
+    if not any(len(b) for b in collected):
+        return pd.DataFrame(columns=names)  # header only: like pandas, columns and no rows
+    table = pa.Table.from_batches(collected)
+    del collected
+    table, kinds = _typed_table(table, names, typer)
+    frame = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
+    return _pandas_types(frame, kinds)
+
+
+def _read_and_type(batches: Iterator[Any], typer: _ColumnTyper) -> list[Any]:
+    """Every text batch read, typed on a worker thread ``TYPING_ROWS`` rows at a time while reading goes on."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     collected: list[Any] = []
     with ThreadPoolExecutor(1, thread_name_prefix="cargo-csv-typing") as pool:  # pyarrow frees the GIL
         pending: list[Future[None]] = []
@@ -698,30 +711,30 @@ def _arrow_frame(body: _Body, *, block_size: int) -> Any:
             raise
         for future in pending:
             future.result()  # re-raise a typing error
-    if not any(len(b) for b in collected):
-        return pd.DataFrame(columns=names)  # header only: like pandas, columns and no rows
-    table = pa.Table.from_batches(collected)
-    del collected
-    dates: list[str] = []
-    nullable_flags: list[str] = []
-    big_ints: list[str] = []
+    return collected
+
+
+def _typed_table(table: Any, names: list[str], typer: _ColumnTyper) -> tuple[Any, dict[str, list[str]]]:
+    """The table with each text column replaced by its typed version, and the columns pandas must finish:
+    ``date-text`` (parsed as UTC datetimes), nullable ``bool`` and ``bigint``."""
+    kinds: dict[str, list[str]] = {"date-text": [], "bool": [], "bigint": []}
     for i, name in enumerate(names):
         typed = typer.typed(i)
         converted, kind = typed if typed is not None else infer_column(table.column(i))
         table = table.set_column(i, name, converted)  # the text version is freed here
-        if kind == "date-text":
-            dates.append(name)
-        elif kind == "bool" and converted.null_count:
-            nullable_flags.append(name)
-        elif kind == "bigint":
-            big_ints.append(name)
-    frame = table.to_pandas(self_destruct=True, split_blocks=True)
-    del table
-    for name in dates:
+        if kind in ("date-text", "bigint") or kind == "bool" and converted.null_count:
+            kinds[kind].append(name)
+    return table, kinds
+
+
+def _pandas_types(frame: Any, kinds: dict[str, list[str]]) -> Any:
+    import pandas as pd
+
+    for name in kinds["date-text"]:
         frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
-    for name in nullable_flags:  # object True/False/None → True/False/NaN, as pandas.read_csv gives
+    for name in kinds["bool"]:  # object True/False/None → True/False/NaN, as pandas.read_csv gives
         frame[name] = frame[name].where(frame[name].notna(), float("nan"))
-    for name in big_ints:
+    for name in kinds["bigint"]:
         frame[name] = pd.Series([int(v) if isinstance(v, str) else v for v in frame[name]], dtype=object,
                                 index=frame.index)
     return frame

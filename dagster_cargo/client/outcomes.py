@@ -149,34 +149,12 @@ def apply_outcomes(frame: Any, outcomes: Sequence[RunOutcome],
     Returns the frame (``RangeIndex``; ``frame`` itself gets the two columns) and notes on anything that could
     not be placed exactly.
     """
-    import numpy as np
     import pandas as pd
 
     notes: list[str] = []
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
         frame = frame.reset_index(drop=True)
-
-    statuses = pd.Series("success", index=frame.index, dtype="str")
-    errors = pd.Series(np.full(len(frame), None, dtype=object), index=frame.index, dtype=object)
-    free: dict[str, list[int]] = {}
-    wanted = {o.record_id for o in outcomes}
-    if wanted and "_id" in frame.columns:  # only the rows of the (few) runs that did not simply succeed
-        ids = frame["_id"].astype(str)
-        for position in np.flatnonzero(ids.isin(wanted).to_numpy()):
-            free.setdefault(ids.iat[int(position)], []).append(int(position))
-    restored: list[tuple[RunOutcome, dict[str, Any]]] = []
-    for outcome in outcomes:
-        slots = free.get(outcome.record_id)
-        if slots:
-            i = slots.pop(0)
-            statuses.iat[i], errors.iat[i] = outcome.status, outcome.error
-            continue
-        row: dict[str, Any] = {"_id": outcome.record_id, "_title": outcome.record_title}
-        row.update({k: v for k, v in outcome.input.items() if k not in ("_id", "_title")})
-        restored.append((outcome, row))
-    out = frame  # a fresh download: columns are added in place, not to a copy of a possibly huge frame
-    out[STATUS_COLUMN] = statuses
-    out[ERROR_COLUMN] = errors
+    out, restored = _mark_rows(frame, outcomes)
     if not restored:
         return out, notes
     extra = pd.DataFrame.from_records([{**row, STATUS_COLUMN: o.status, ERROR_COLUMN: o.error}
@@ -193,6 +171,44 @@ def apply_outcomes(frame: Any, outcomes: Sequence[RunOutcome],
         notes.append("rows restored from runs could not all be matched to input records; they are at the end")
         return combined, notes
     return combined.iloc[order].reset_index(drop=True), notes
+
+
+def _free_rows(frame: Any, outcomes: Sequence[RunOutcome]) -> dict[str, list[int]]:
+    """Record id → positions of the rows with that ``_id``, for the (few) ids of runs that did not simply succeed."""
+    import numpy as np
+
+    free: dict[str, list[int]] = {}
+    wanted = {o.record_id for o in outcomes}
+    if wanted and "_id" in frame.columns:
+        ids = frame["_id"].astype(str)
+        for position in np.flatnonzero(ids.isin(wanted).to_numpy()):
+            free.setdefault(ids.iat[int(position)], []).append(int(position))
+    return free
+
+
+def _mark_rows(frame: Any, outcomes: Sequence[RunOutcome]) -> tuple[Any, list[tuple[RunOutcome, dict[str, Any]]]]:
+    """``frame`` with the status columns (each outcome on its record's next free row), and the outcomes
+    left without a row, each with the row rebuilt from its run."""
+    import numpy as np
+    import pandas as pd
+
+    statuses = pd.Series("success", index=frame.index, dtype="str")
+    errors = pd.Series(np.full(len(frame), None, dtype=object), index=frame.index, dtype=object)
+    free = _free_rows(frame, outcomes)
+    restored: list[tuple[RunOutcome, dict[str, Any]]] = []
+    for outcome in outcomes:
+        slots = free.get(outcome.record_id)
+        if slots:
+            i = slots.pop(0)
+            statuses.iat[i], errors.iat[i] = outcome.status, outcome.error
+            continue
+        row: dict[str, Any] = {"_id": outcome.record_id, "_title": outcome.record_title}
+        row.update({k: v for k, v in outcome.input.items() if k not in ("_id", "_title")})
+        restored.append((outcome, row))
+    # a fresh download: columns are added in place, not to a copy of a possibly huge frame
+    frame[STATUS_COLUMN] = statuses
+    frame[ERROR_COLUMN] = errors
+    return frame, restored
 
 
 def _caller_order(present: int, restored: Sequence[RunOutcome], records: Sequence[Mapping[str, Any]]
