@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .download import download_dataframe, open_download
+from .download import download_dataframe
 from .errors import CargoDownloadError
 from .fetch import fetch_with_retries
 from .layout import is_object_column, json_rows, spread_output
@@ -26,6 +26,7 @@ from .outcomes import (
     filter_stop_filter,
     outcome_from_row,
 )
+from .stream import open_download
 
 if TYPE_CHECKING:
     from .models import Batch

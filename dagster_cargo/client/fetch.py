@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from .download import retry_pause
 from .errors import CargoDownloadError
+from .stream import retry_pause
 
 __all__ = ["fetch_with_retries"]
 
@@ -34,7 +34,7 @@ def fetch_with_retries(
     """The result of the first of ``attempts`` calls of ``attempt`` that raises no :class:`CargoDownloadError`.
 
     ``attempt`` requests a fresh URL, downloads and checks what it got. Between attempts the loop waits
-    :func:`~.download.retry_pause` (0.5 s, doubling, at most 8 s) through ``sleep``, and logs each failure
+    :func:`~.stream.retry_pause` (0.5 s, doubling, at most 8 s) through ``sleep``, and logs each failure
     as ``"<what> <n>/<attempts> failed: <error>"``. After the last failure it raises ``give_up(last)``
     (by default the last error itself). Any other error is not retried.
     """

@@ -48,7 +48,7 @@ def frame_from_rows(rows: list[dict[str, Any]], columns: Iterable[str] | None = 
     """
     import pandas as pd
 
-    from .download import parse_dates
+    from .csv_arrow import parse_dates
 
     order: dict[str, None] = dict.fromkeys(columns or ())
     for row in rows:
@@ -103,7 +103,7 @@ def spread_output(frame: Any, column: str = OUTPUT_COLUMN) -> Any:
     """
     import pandas as pd
 
-    from .download import parse_dates
+    from .csv_arrow import parse_dates
 
     objects = [_as_object(v) for v in frame[column]]
     others = [c for c in frame.columns if c != column]

@@ -41,17 +41,16 @@ from typing import Any, TypeAlias
 import httpx
 
 from .clock import SYSTEM_CLOCK
-from .download import (
+from .csv_arrow import (
     DEFAULT_BLOCK_SIZE,
-    _CountingStream,
     _integers_beyond_64_bits,
     convert_text,
     infer_column,
-    open_download,
     read_csv_text_batches,
 )
 from .errors import CargoDownloadError
 from .fetch import fetch_with_retries
+from .stream import _CountingStream, open_download
 
 __all__ = ["DEFAULT_ROW_GROUP_ROWS", "ParquetResult", "StrPath", "download_to_parquet", "write_parquet_from_url"]
 
@@ -304,7 +303,7 @@ def download_to_parquet(
 
     ``get_url`` is called for every attempt (download URLs expire: each attempt gets a fresh one).
     A failed transfer (expired URL, truncated body, dropped connection) or, with ``expected_rows``,
-    fewer rows than that is retried after a pause (:func:`~.download.retry_pause`, through ``sleep``),
+    fewer rows than that is retried after a pause (:func:`~.stream.retry_pause`, through ``sleep``),
     up to ``attempts`` tries; a column that outgrows the type of
     the first row group restarts the download with that column widened (see the module docs).
     ``path`` is replaced only by a complete file.

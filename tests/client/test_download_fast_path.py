@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("pyarrow")
 
 from dagster_cargo.client import CargoClient, records_data  # noqa: E402
+from dagster_cargo.client import csv_arrow  # noqa: E402
 from dagster_cargo.client import download as dl  # noqa: E402
 from dagster_cargo.client.download import download_dataframe, frame_from_bytes, parse_dates  # noqa: E402
 from dagster_cargo.client.errors import CargoDownloadError  # noqa: E402
@@ -105,9 +106,9 @@ def drift_csv(rows: int, late: dict[str, str], at: int) -> bytes:
     return out.getvalue().encode()
 
 
-@pytest.mark.parametrize("typing_rows", [1_000, dl.TYPING_ROWS])  # typed group by group, or all at the end
+@pytest.mark.parametrize("typing_rows", [1_000, csv_arrow.TYPING_ROWS])  # typed group by group, or all at the end
 def test_a_late_value_that_does_not_fit_the_first_block_is_kept_as_text(monkeypatch, typing_rows):
-    monkeypatch.setattr(dl, "TYPING_ROWS", typing_rows)
+    monkeypatch.setattr(csv_arrow, "TYPING_ROWS", typing_rows)
     data = drift_csv(20_000, {"n": "unknown", "x": "1.5", "when": "soon", "flag": "maybe"}, at=19_000)
     stream = dl._CountingStream(iter([data[i:i + 4096] for i in range(0, len(data), 4096)]))
     fast = dl._arrow_frame(dl._Body(stream, None, "", None), block_size=16 << 10)  # ~50 blocks
@@ -125,9 +126,9 @@ def test_typing_group_by_group_gives_what_typing_whole_columns_gives(monkeypatch
     lines = ["flag,when,big,n"] + [f"{'true' if i % 2 else 'false'},,{i},{i}" for i in range(3_000)]
     lines += [f",2025-01-0{1 + i % 9}T00:00:00Z,{2**64 - 1 if i == 5 else i},{i}.5" for i in range(3_000)]
     data = ("\n".join(lines) + "\n").encode()
-    monkeypatch.setattr(dl, "TYPING_ROWS", 500)
+    monkeypatch.setattr(csv_arrow, "TYPING_ROWS", 500)
     blocks = dl._arrow_frame(dl._Body(dl._CountingStream(iter([data])), None, "", None), block_size=8 << 10)
-    monkeypatch.setattr(dl, "TYPING_ROWS", 10**9)
+    monkeypatch.setattr(csv_arrow, "TYPING_ROWS", 10**9)
     whole = dl._arrow_frame(dl._Body(dl._CountingStream(iter([data])), None, "", None), block_size=8 << 10)
     pd.testing.assert_frame_equal(blocks, whole)
     pd.testing.assert_frame_equal(blocks, frame_from_bytes(data, "csv", engine="pandas"))
@@ -243,10 +244,10 @@ def test_the_reader_uses_jemalloc_unless_the_user_picked_a_pool(monkeypatch):
         expected = pa.jemalloc_memory_pool().backend_name
     except NotImplementedError:  # a pyarrow build without jemalloc: the default pool
         expected = None
-    pool = dl._reader_pool()
+    pool = csv_arrow._reader_pool()
     assert (pool.backend_name if pool is not None else None) == expected
     monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
-    assert dl._reader_pool() is None  # the user's choice (pyarrow's default pool) wins
+    assert csv_arrow._reader_pool() is None  # the user's choice (pyarrow's default pool) wins
 
 
 @pytest.mark.parametrize("engine", ["pyarrow", "pandas"])
