@@ -1,6 +1,6 @@
 """Stream a Cargo output to a Parquet file, for outputs that outgrow memory (needs ``pyarrow``).
 
-The CSV body is parsed block by block (:func:`~dagster_cargo.client.download.read_csv_text_batches`)
+The CSV body is parsed block by block (:func:`~dagster_cargo.client.csv_arrow.read_csv_text_batches`)
 and written as it arrives, one Parquet row group per ``row_group_rows`` rows, so peak memory is
 bounded by the row-group size, not by the file's size. The file is written to a temporary name
 next to ``path`` and renamed onto ``path`` only once the whole body arrived (``Content-Length``
@@ -16,7 +16,7 @@ the batch file's rows, without the ``_status`` column the DataFrame download add
 Column types
 ------------
 A column's type is decided on the **first row group**, with the same rules as the DataFrame
-download (:func:`~dagster_cargo.client.download.infer_column`): ``int64`` (``uint64`` beyond
+download (:func:`~dagster_cargo.client.csv_arrow.infer_column`): ``int64`` (``uint64`` beyond
 it), ``float64``, ``bool``, ``timestamp[us, UTC]`` for ISO-8601 text, else ``string``. A column
 that is empty throughout the first row group is written as ``string``.
 
