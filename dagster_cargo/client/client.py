@@ -140,6 +140,10 @@ class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
                     timeout=httpx.Timeout(self.timeout, connect=10.0), follow_redirects=True)
             return self._download_client
 
+    def _downloads_http(self) -> httpx.Client:
+        """Older name of :attr:`download_http`, kept while branches written against it are merged."""
+        return self.download_http
+
     def sleep(self, seconds: float) -> None:
         """Wait through the client's clock (or its older ``sleep=`` override)."""
         self._transport._sleep(seconds)
