@@ -16,8 +16,11 @@ import pytest
 
 pytest.importorskip("pyarrow")
 
-from dagster_cargo.client import CargoClient, records_data  # noqa: E402
-from dagster_cargo.client import csv_arrow  # noqa: E402
+from dagster_cargo.client import (  # noqa: E402
+    CargoClient,
+    csv_arrow,  # noqa: E402
+    records_data,
+)
 from dagster_cargo.client import download as dl  # noqa: E402
 from dagster_cargo.client.download import download_dataframe, frame_from_bytes, parse_dates  # noqa: E402
 from dagster_cargo.client.errors import CargoDownloadError  # noqa: E402
