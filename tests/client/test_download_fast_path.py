@@ -18,7 +18,7 @@ pytest.importorskip("pyarrow")
 
 from dagster_cargo.client import (  # noqa: E402
     CargoClient,
-    csv_arrow,  # noqa: E402
+    csv_arrow,
     records_data,
 )
 from dagster_cargo.client import download as dl  # noqa: E402
