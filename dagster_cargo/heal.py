@@ -215,18 +215,7 @@ class _Healer:
         import pandas as pd
 
         retry = result.frame.reset_index(drop=True)
-        if self.records is not None:
-            if len(retry) != len(positions):
-                self.log.warning(f"The retry batches returned {len(retry)} rows for {len(positions)} records: their "
-                                 "rows are not merged, the records stay flagged _status='error'.")
-                self.given_up.update(positions)
-                return
-            pairs = list(zip(positions, range(len(retry))))
-        else:
-            where = {rid: j for j, rid in enumerate(retry["_id"].astype(str))} if "_id" in retry.columns else {}
-            ids = self.frame["_id"].astype(str)
-            pairs = [(p, where[ids.iat[p]]) for p in positions if ids.iat[p] in where]
-            self.given_up.update(p for p in positions if ids.iat[p] not in where)
+        pairs = self._pairs(retry, positions)
         statuses = retry[STATUS_COLUMN] if STATUS_COLUMN in retry.columns else pd.Series("success", index=retry.index)
         skipped = [p for p, j in pairs if statuses.iat[j] == "skipped"]
         if skipped:
@@ -243,6 +232,21 @@ class _Healer:
         merged = pd.concat([kept, rows]) if len(kept) else rows.reindex(columns=self.frame.columns.union(
             rows.columns, sort=False))
         self.frame = merged.sort_index()
+
+    def _pairs(self, retry: 'pd.DataFrame', positions: list[int]) -> list[tuple[int, int]]:
+        """(row position, retry row) pairs: a tool's retry rows are in the order of ``positions``; a play's are
+        matched by record id. A record without a retry row is given up."""
+        if self.records is not None:
+            if len(retry) == len(positions):
+                return list(zip(positions, range(len(retry))))
+            self.log.warning(f"The retry batches returned {len(retry)} rows for {len(positions)} records: their "
+                             "rows are not merged, the records stay flagged _status='error'.")
+            self.given_up.update(positions)
+            return []
+        where = {rid: j for j, rid in enumerate(retry["_id"].astype(str))} if "_id" in retry.columns else {}
+        ids = self.frame["_id"].astype(str)
+        self.given_up.update(p for p in positions if ids.iat[p] not in where)
+        return [(p, where[ids.iat[p]]) for p in positions if ids.iat[p] in where]
 
     # -- the result ----------------------------------------------------------------------------------------
     def _credits(self) -> 'CreditSplit | None':
