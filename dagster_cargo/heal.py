@@ -132,6 +132,10 @@ class _Healer:
         self.resource, self.context, self.base, self.template = resource, context, result, template
         self.records, self.model_uuid, self.count_result = records, model_uuid, count_result
         self.frame = result.frame.reset_index(drop=True)
+        if records is not None and len(records) != len(self.frame):  # rows no longer align with the input
+            context.log.warning(f"Not healing: {len(self.frame)} rows for {len(records)} input records, so the "
+                                "failed rows cannot be matched to the records to send again.")
+            self.records, self.model_uuid = [None] * len(self.frame), None
         self.originally_failed = self._errors()
         self.given_up: set[int] = set()
         self.rounds: list[CargoBatchResult] = []

@@ -212,3 +212,19 @@ def test_heal_a_play_batch_after_the_fact_by_uuid(emu: CargoEmulator) -> None:
     assert list(frame["_status"]) == ["success", "success", "error"]
     _, round1, round2 = emu.batches()
     assert list(round1.record_ids) == ["cmp_0002", "cmp_0005"] and list(round2.record_ids) == ["cmp_0005"]
+
+
+def test_workspace_asset_run_config_takes_retry_failed(emu: CargoEmulator) -> None:
+    from dagster_cargo import build_cargo_assets_definitions
+
+    emu.plan_failures({"domain=a1.io": 1})
+    (asset,) = build_cargo_assets_definitions(cargo(emu), selector=["Enrich company"])
+    records = [{"domain": f"a{i}.io"} for i in range(4)]
+    op_name = asset.op.name
+    result = dg.materialize([asset], resources={"cargo": cargo(emu)}, run_config={
+        "ops": {op_name: {"config": {"records": records, "retry_failed": 1}}}})
+    frame = result.output_for_node(op_name)
+    assert list(frame["domain"]) == [r["domain"] for r in records] and set(frame["_status"]) == {"success"}
+    _, retry = emu.batches()
+    assert domains(retry) == ["a1.io"]
+    assert meta(result, op_name)["dagster-cargo/records_healed"] == 1
