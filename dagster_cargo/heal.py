@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import Field
 
-from .client.errors import CargoError
+from .client.errors import CargoError, CargoInputError
 from .client.inputs import chunk_records
 from .client.models import Batch
 from .client.outcomes import ERROR_COLUMN, STATUS_COLUMN
@@ -93,11 +93,20 @@ def _tool_records(specs: Sequence[BatchRunSpec]) -> list[Mapping[str, Any]] | No
     return out
 
 
+def _check(retry_failed: int, failed_rows: str) -> None:
+    """Refuse bad settings before anything is spent."""
+    if retry_failed < 0:
+        raise CargoInputError(f"retry_failed must be 0 or more (heal rounds), not {retry_failed}.")
+    if failed_rows not in ("keep", "drop", "fail"):
+        raise CargoInputError(f"failed_rows must be 'keep', 'drop' or 'fail', not {failed_rows!r}.")
+
+
 def heal_batches(resource: CargoResource, context: Any, specs: list[BatchRunSpec], retry_failed: int, *,
                  model_uuid: str | None = None) -> CargoBatchResult:
     """Run ``specs`` (as :meth:`CargoResource.run_batches`), then re-run the records that failed, up to
     ``retry_failed`` rounds. ``model_uuid``: a play's model (its failed records are re-run by id)."""
     policy = specs[0].failed_rows
+    _check(retry_failed, policy)
     first = resource.run_batches(context, [replace(s, failed_rows="keep") for s in specs])
     return heal_result(resource, context, first, specs[0], retry_failed, records=_tool_records(specs),
                        model_uuid=model_uuid, failed_rows=policy)
@@ -114,8 +123,7 @@ def heal_result(resource: CargoResource, context: Any, result: CargoBatchResult,
     budget). ``failed_rows`` ('keep', 'drop', 'fail') is applied to the merged rows. ``count_result``: the
     result's batches were paid by this step (their credits are part of its total and budget).
     """
-    if retry_failed < 0:
-        raise ValueError(f"retry_failed must be >= 0, not {retry_failed}")
+    _check(retry_failed, failed_rows)
     healer = _Healer(resource, context, result, template, records, model_uuid, count_result)
     for n in range(1, retry_failed + 1):
         if not healer.run_round(n, retry_failed):

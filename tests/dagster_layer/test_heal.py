@@ -228,3 +228,8 @@ def test_workspace_asset_run_config_takes_retry_failed(emu: CargoEmulator) -> No
     _, retry = emu.batches()
     assert domains(retry) == ["a1.io"]
     assert meta(result, op_name)["dagster-cargo/records_healed"] == 1
+
+
+def test_a_negative_retry_count_is_refused_before_any_batch(emu: CargoEmulator) -> None:
+    failed = dg.materialize([tool_asset(-1)], resources={"cargo": cargo(emu)}, raise_on_error=False)
+    assert not failed.success and emu.batches() == []
