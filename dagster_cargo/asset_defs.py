@@ -74,6 +74,9 @@ class CargoRunConfig(dg.Config):
     credit_budget: float | None = Field(
         default=None, description="Cancel the batch and fail if it uses more credits than this."
     )
+    retry_failed: int = Field(
+        default=0, description="Re-run the records whose run failed, up to this many rounds, paying only for them."
+    )
 
 
 def play_input_for(
@@ -194,7 +197,7 @@ def run_cargo_workflow_asset(
             window = partition_window(context.partition_time_window)
         data = play_input_for(props, config, window=window, date_column=date_column)
         result = cargo.run_workflow(context, props, data, output_node_slug=config.output_node_slug,
-                                    credit_budget=config.credit_budget)
+                                    credit_budget=config.credit_budget, retry_failed=config.retry_failed)
         limited = data.get("kind") == "filter" and config.limit is not None
         if limited and config.limit is not None and result.runs_count >= config.limit:
             context.log.warning(
@@ -205,7 +208,7 @@ def run_cargo_workflow_asset(
         if records is None:
             records = config.records or []
         result = cargo.run_tool(context, props, records, output_node_slug=config.output_node_slug,
-                                credit_budget=config.credit_budget)
+                                credit_budget=config.credit_budget, retry_failed=config.retry_failed)
     materialization = result.materialize_result(checks=checks)
     if props.type == "play" and not (context.has_partition_key and date_column):
         extra = _expected_cost(context, context.asset_key, dict(result.cargo_metadata), DEFAULT_PLAY_LIMIT)

@@ -325,6 +325,7 @@ class CargoResource(dg.ConfigurableResource):
         limit: int | None = None,
         output_node_slug: str | None = None,
         credit_budget: float | None = None,
+        retry_failed: int = 0,
     ) -> CargoBatchResult:
         """Run a play (by name, UUID, :class:`Play` or workspace props) and return its outputs.
 
@@ -335,7 +336,8 @@ class CargoResource(dg.ConfigurableResource):
         props = self.workflow_props(play, "play")
         if data is None:
             data = play_input(props.model_uuid, filter=filter, limit=limit, play_name=props.name)
-        return self.run_workflow(context, props, data, output_node_slug=output_node_slug, credit_budget=credit_budget)
+        return self.run_workflow(context, props, data, output_node_slug=output_node_slug, credit_budget=credit_budget,
+                                 retry_failed=retry_failed)
 
     def run_tool(
         self,
@@ -345,6 +347,7 @@ class CargoResource(dg.ConfigurableResource):
         *,
         output_node_slug: str | None = None,
         credit_budget: float | None = None,
+        retry_failed: int = 0,
     ) -> CargoBatchResult:
         """Run a tool over ``records`` (a DataFrame or an iterable of dicts).
 
@@ -358,7 +361,7 @@ class CargoResource(dg.ConfigurableResource):
             columns = tuple(rows[0])
         return self.run_workflow(
             context, props, records_data(rows), output_node_slug=output_node_slug, empty_columns=columns,
-            credit_budget=credit_budget,
+            credit_budget=credit_budget, retry_failed=retry_failed,
         )
 
     def run_workflow(
@@ -370,11 +373,13 @@ class CargoResource(dg.ConfigurableResource):
         output_node_slug: str | None = None,
         empty_columns: tuple[str, ...] = (),
         credit_budget: float | None = None,
+        retry_failed: int = 0,
     ) -> CargoBatchResult:
         """Run the play or tool described by ``props`` on ``data`` (checked locally first).
 
         ``credit_budget`` (default: ``max_credits_per_batch``) cancels the batch and fails the
-        step once the batch uses more credits than that.
+        step once the batch uses more credits than that. ``retry_failed=N``: re-run the records whose
+        run failed, up to N rounds, paying only for them (see :mod:`dagster_cargo.heal`).
         """
         data = check_run_input(self.get_client(), props, data)  # before any credit is spent
         parts: list[Mapping[str, Any]] = [data]
@@ -399,7 +404,12 @@ class CargoResource(dg.ConfigurableResource):
             for part in parts
         ]
         estimate = self._estimate(context, props, parts, budget)
-        result = self.run_batches(context, specs)
+        if retry_failed:
+            from .heal import heal_batches
+
+            result = heal_batches(self, context, specs, retry_failed, model_uuid=props.model_uuid)
+        else:
+            result = self.run_batches(context, specs)
         if estimate is not None:
             result.extra_metadata.update(estimate.metadata(result.credits_used if result.batches else None))
         return result

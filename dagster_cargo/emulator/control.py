@@ -18,6 +18,8 @@ the same bearer token as the API, never faulted. JSON in, JSON out:
 | ``POST /_emulator/outputs`` | ``{batchUuid, path, format?}`` | serve the file at ``path`` (on the emulator's machine) as the batch's output |
 | ``POST /_emulator/redeploy`` | ``{workflow, configs?, addNodes?, position?, description?}`` | deploy a new release → ``{release}`` |
 | ``GET /_emulator/batches`` | query ``workflow?``, ``status?`` | the inspection view of batches → ``{batches}`` |
+| ``POST /_emulator/failures`` | ``{plan: {key: n or "always"}, workflow?}`` or ``{clear: true}`` | failure plan (records fail their first n runs) → ``{failures}`` |
+| ``GET /_emulator/failures`` | | the failure plan → ``{failures}`` |
 
 The Python equivalents are methods of :class:`~dagster_cargo.emulator.CargoEmulator` and its ``store``; the
 command line is ``python -m dagster_cargo.emulator.control`` (or ``dagster-cargo emulator-ctl``).
@@ -185,6 +187,23 @@ def _list_batches(emu: CargoEmulator, body: dict[str, Any]) -> dict[str, Any]:
     return {"batches": [dataclasses.asdict(b) for b in found]}
 
 
+def _failures(emu: CargoEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    if body.get("clear"):
+        emu.clear_failure_plan()
+    plan = body.get("plan")
+    if plan is not None and not isinstance(plan, dict):
+        raise ApiError("invalidData", "plan must be an object: record id or field=value -> n or \"always\".")
+    workflow = body.get("workflow")
+    if plan:
+        try:
+            emu.plan_failures(plan, workflow=None if workflow is None else str(workflow))
+        except KeyError:
+            raise ApiError("workflowNotFound") from None
+        except ValueError as exc:
+            raise ApiError("invalidData", str(exc)) from None
+    return {"failures": emu.failure_plan}
+
+
 ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/state"): _state,
     ("POST", "/clock/advance"): _advance,
@@ -199,6 +218,8 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/outputs"): _outputs,
     ("POST", "/redeploy"): _redeploy,
     ("GET", "/batches"): _list_batches,
+    ("POST", "/failures"): _failures,
+    ("GET", "/failures"): _failures,
 }
 
 
@@ -276,7 +297,24 @@ def build_parser(prog: str = "python -m dagster_cargo.emulator.control") -> argp
     bl = sub.add_parser("batches", help="list batches (inspection view)")
     bl.add_argument("--workflow", default=None)
     bl.add_argument("--status", default=None)
+    fail = sub.add_parser("fail-records", help="failure plan: these records fail their first N runs, then succeed "
+                                               "(N=always: every run)")
+    fail.add_argument("plan", nargs="*", metavar="KEY=N", help="record id (or field=value) = N or always, e.g. "
+                                                              "cmp_0007=2 domain=acme.com=always")
+    fail.add_argument("--workflow", default=None, help="only runs of this play or tool (name or uuid)")
+    fail.add_argument("--clear", action="store_true", help="forget the plan first")
     return p
+
+
+def _plan(assignments: list[str]) -> dict[str, Any]:
+    """``["cmp_0007=2", "domain=acme.com=always"]`` -> ``{"cmp_0007": 2, "domain=acme.com": "always"}``."""
+    plan: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, value = item.rpartition("=")
+        if not sep or not key:
+            raise ValueError(f"{item!r}: expected KEY=N or KEY=always")
+        plan[key] = value if value == "always" else int(value)
+    return plan
 
 
 def _cli_body(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]:
@@ -297,6 +335,8 @@ def _cli_body(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None
         "redeploy": lambda a: ("POST", "/redeploy", {
             "workflow": a.workflow, "configs": json.loads(a.configs) if a.configs else None,
             "addNodes": json.loads(a.add_nodes) if a.add_nodes else None, "description": a.description}),
+        "fail-records": lambda a: ("POST", "/failures", {"plan": _plan(a.plan), "clear": a.clear,
+                                                          **({"workflow": a.workflow} if a.workflow else {})}),
         "batches": lambda a: ("GET", "/batches?" + urlencode(
             {k: v for k, v in (("workflow", a.workflow), ("status", a.status)) if v}), None),
     }

@@ -93,7 +93,7 @@ class CargoEmulator:
     def reset(self) -> None:
         """Back to the state right after construction: a newly seeded workspace (same seed, so the same
         uuids), the clock at its start, the constructor's variants and fault profile (its random sequence
-        restarted), no scripted faults, zero fault counts and an empty request log. The server, if started,
+        restarted), no scripted faults, no failure plan, zero fault counts and an empty request log. The server, if started,
         keeps serving on the same port."""
         with self.store.lock:
             self.clock, self.store = self._fresh_state()
@@ -202,6 +202,34 @@ class CargoEmulator:
             raise ValueError("concurrency_limit must be >= 1 or None")
         with self.store.lock:
             self.store.concurrency_limit = limit
+
+    def plan_failures(self, plan: Mapping[str, int | str | None], *, workflow: str | None = None
+                      ) -> list[dict[str, Any]]:
+        """Make chosen records fail their first N runs, then succeed (transient failures), or always fail.
+
+        ``plan``: key -> ``N`` (the next N runs of each matching record fail; ``0``: never fails) or
+        ``"always"`` / ``None``. A key is a record id (a run's ``recordId``) or ``"field=value"``. ``workflow``:
+        only runs of this play / tool (name or uuid, or a workflow uuid); default any. Planned records ignore
+        ``run_failure_rate``. Setting a key again restarts its count. Returns :attr:`failure_plan`. See
+        :mod:`~dagster_cargo.emulator.failure_plan`.
+        """
+        with self.store.lock:
+            self.store.sync()
+            wf = inspection.workflow_uuid(self.store, workflow) if workflow is not None else None
+            self.store.failure_plan.set(plan, wf)
+            return self.store.failure_plan.view()
+
+    def clear_failure_plan(self) -> None:
+        """Forget the failure plan: every record fails (or not) by ``run_failure_rate`` again."""
+        with self.store.lock:
+            self.store.failure_plan.clear()
+
+    @property
+    def failure_plan(self) -> list[dict[str, Any]]:
+        """The plan's entries ``{key, times (N or "always"), workflowUuid, failed: {record id: runs failed}}``."""
+        with self.store.lock:
+            self.store.sync()
+            return self.store.failure_plan.view()
 
     @property
     def credits_used(self) -> float:

@@ -61,6 +61,17 @@ def planned_failure(seed: int, rate: float, workflow_uuid: str, record_id: str, 
     return idx, f"{spec.nodes[idx].name} failed for record {record_id}: {msg}"
 
 
+def forced_failure(seed: int, workflow_uuid: str, record_id: str, spec: WorkflowSpec, message: str
+                   ) -> tuple[int, str] | None:
+    """A failure the failure plan asks for: at the paid (connector) node :func:`planned_failure` would pick,
+    with ``message``; ``None`` when the workflow has no paid node (only providers fail)."""
+    paid = [i for i, n in enumerate(spec.nodes) if n.cost > 0]
+    if not paid:
+        return None
+    idx = paid[stable_hash(seed, "fail-node", workflow_uuid, record_id) % len(paid)]
+    return idx, f"{spec.nodes[idx].name} failed for record {record_id}: {message}"
+
+
 def node_duration(seed: int, batch_uuid: str, record_id: str, node: NodeSpec) -> float:
     """Deterministic simulated duration (seconds) of one node execution."""
     u = unit_float(seed, "duration", batch_uuid, record_id, node.slug)
@@ -252,9 +263,7 @@ class Engine:
             rid = str(rec["_id"])
             skip = seen is not None and rid in seen
             stop = planned_stop(spec, rec)
-            failure = planned_failure(s.seed, s.run_failure_rate, b.workflow_uuid, rid, spec)
-            if failure is not None and stop is not None and failure[0] > stop:
-                failure = None
+            failure = self._failure(b, rec, spec, stop, counted=not skip)
             last = min(i for i in (failure[0] if failure else None, stop, len(spec.nodes) - 1) if i is not None)
             steps: list[Step] = []
             if not skip:
@@ -280,6 +289,24 @@ class Engine:
                 seen.add(rid)
         if not b.records or (b.executed >= b.runs_count and b.status == "running"):
             self._finish_batch(b, t)
+
+    def _failure(self, b: BatchState, rec: dict[str, Any], spec: WorkflowSpec, stop: int | None,
+                 counted: bool) -> tuple[int, str] | None:
+        """How a new run of ``rec`` fails, if it does: the failure plan decides for a planned record (and counts
+        the failure when the run executes), ``run_failure_rate`` for the others. A failure after the node where
+        a filter stops the run does not happen."""
+        s = self.store
+        rid = str(rec["_id"])
+        entry = s.failure_plan.entry_for(b.workflow_uuid, rec)
+        if entry is None:
+            failure = planned_failure(s.seed, s.run_failure_rate, b.workflow_uuid, rid, spec)
+        else:
+            failure = forced_failure(s.seed, b.workflow_uuid, rid, spec, entry.message) if entry.due(rid) else None
+        if failure is not None and stop is not None and failure[0] > stop:
+            return None
+        if failure is not None and entry is not None and counted:
+            entry.count(rid)
+        return failure
 
     def _already_run(self, b: BatchState, spec: WorkflowSpec) -> set[str] | None:
         """Dedupe (``checkToSkipRuns``): for a play with ``runCreationRule: "once"``, the record ids that

@@ -13,6 +13,7 @@ from . import filters
 from .clock import Clock
 from .engine import Engine
 from .entities import CHANGE_KINDS, EXECUTION_CHARGE, PLAY_SEGMENT_NAME, ChangeState, UsageEvent
+from .failure_plan import FailurePlan
 from .files import DownloadRegistry
 from .util import IdFactory, canonical_json, iso
 from .variants import check_variants, default_variants
@@ -30,6 +31,8 @@ class Store:
         self.clock = clock
         self.seed = seed
         self.run_failure_rate = float(run_failure_rate)
+        #: chosen records that fail their first N runs, or always (see :mod:`.failure_plan`)
+        self.failure_plan = FailurePlan()
         self.max_concurrent_runs = int(max_concurrent_runs)
         #: unfinished batches (single-run carriers included) the workspace accepts; a create beyond it is
         #: refused with ``concurrencyLimitReached`` and creates nothing. ``None``: no limit (the default).
