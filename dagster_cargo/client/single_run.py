@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RUN_POLL_INTERVAL", "RunIntent", "RunResult", "get_run_with_context", "list_all_runs",
            "run_intent", "create_run_once", "find_created_run", "wait_for_run", "cancel_run", "run_dataframe",
-           "run_credit_split", "run_guidance", "run_one_record", "TERMINAL_RUN_STATUSES"]
+           "run_credit_split", "run_guidance", "run_one_record", "TERMINAL_RUN_STATUSES", "fetch_change_records"]
 
 logger = logging.getLogger("dagster_cargo.client")
 
@@ -202,6 +202,22 @@ def _ambiguous(workflow_uuid: str, why: str, uuids: Sequence[str], proven: int, 
         candidates=list(uuids))
 
 
+def _classify(client: CargoClient, record: Mapping[str, Any], listed: Sequence[Run], skip: set[str],
+              user: str) -> tuple[list[Run], list[Run]]:
+    """The listed runs proven to hold ``record``, and those that cannot be told yet (others dropped)."""
+    proven: list[Run] = []
+    undecided: list[Run] = []
+    for run in listed:
+        if run.uuid in skip or _user_uuid(run) not in (None, user):
+            continue
+        verdict = _verdict(client, record, run)
+        if verdict is None:
+            undecided.append(run)
+        elif verdict:
+            proven.append(run)
+    return proven, undecided
+
+
 def find_created_run(client: CargoClient, record: Mapping[str, Any], intent: RunIntent, *,
                      claimed: Callable[[], set[str]] | None = None,
                      settle_delays: tuple[float, ...] = (1.0, 3.0, 6.0),
@@ -212,27 +228,19 @@ def find_created_run(client: CargoClient, record: Mapping[str, Any], intent: Run
     cannot be read in time, or the runs cannot be listed.
     """
     why = f" ({cause})" if cause is not None else ""
-    try:
-        user = client.get_current_user().uuid
-    except CargoError as exc:
-        raise _cannot_list(intent, why, exc) from exc
     proven: list[Run] = []
     undecided: list[Run] = []
-    for delay in (0.0, *settle_delays):
-        client.sleep(delay)
-        try:
+    try:
+        user = client.get_current_user().uuid  # only now: the happy path never needs it
+        for delay in (0.0, *settle_delays):
+            client.sleep(delay)
             listed = list_all_runs(client, intent.workflow_uuid, created_after=intent.watermark, user_uuid=user)
-        except CargoError as exc:
-            raise _cannot_list(intent, why, exc) from exc
-        skip = set(intent.known) | (claimed() if claimed is not None else set())
-        proven, undecided = [], []
-        for run in listed:
-            if run.uuid in skip or (_user_uuid(run) not in (None, user)):
-                continue
-            verdict = _verdict(client, record, run)
-            (proven if verdict else undecided if verdict is None else []).append(run)
-        if len(proven) > 1 or (len(proven) == 1 and not undecided):
-            break
+            skip = set(intent.known) | (claimed() if claimed is not None else set())
+            proven, undecided = _classify(client, record, listed, skip, user)
+            if len(proven) > 1 or (len(proven) == 1 and not undecided):
+                break
+    except CargoError as exc:
+        raise _cannot_list(intent, why, exc) from exc
     if len(proven) == 1 and not undecided:
         return proven[0]
     if not proven and not undecided:
@@ -438,3 +446,27 @@ def run_one_record(client: CargoClient, workflow_uuid: str, record: Mapping[str,
     nodes = list(client.get_release(result.run.release_uuid).nodes) if result.run.release_uuid else []
     frame = run_dataframe(result, record, nodes=nodes, output_node_slug=output_node_slug)
     return frame, result, run_credit_split(result.run, nodes)
+
+
+def fetch_change_records(client: CargoClient, change_uuid: str, kinds: Sequence[str], *,
+                         max_records: int = 500) -> list[dict[str, Any]]:
+    """The records of a segment change (``POST /segmentation/changes/{uuid}/fetch``, pages of 100), for a
+    tool to enrich them (a one-record change then runs as a single run).
+
+    Raises :class:`CargoInputError` when the change holds more than ``max_records`` records of ``kinds``.
+    """
+    records: list[dict[str, Any]] = []
+    while True:
+        body = client._post(f"/segmentation/changes/{change_uuid}/fetch",
+                            {"kinds": list(kinds), "limit": 100, **({"offset": len(records)} if records else {})},
+                            idempotent=True)
+        count = int(body.get("count") or 0)
+        if count > max_records:
+            raise CargoInputError(
+                f"Segment change {change_uuid} holds {count} records of kinds {list(kinds)}, more than {max_records} "
+                "to pass to a tool as records. Next step: enrich large changes with a play (change batches), or "
+                "raise max_records.")
+        page = [dict(r) for r in body.get("records") or []]
+        records.extend(page)
+        if not page or len(records) >= count:
+            return records
