@@ -76,9 +76,14 @@ def run(quick: bool) -> list[Row]:
         assert len(emu.batches()) == n + 1 and len([r for r in emu.runs() if r.batch_uuid is None]) == n + 1
         runs.close()
         batches.close()
+    return _rows(n, single, batch)
+
+
+def _rows(n: int, single: list[tuple[float, float, int]], batch: list[tuple[float, float, int]]) -> list[Row]:
     rows = []
-    for k, (name, unit) in enumerate([("Cargo time to result (median)", "s"), ("wall time to result (median)", "s"),
-                                      ("API requests per record (median)", "")]):
+    names = [("Cargo time to result (median)", "s"), ("wall time to result (median)", "s"),
+             ("API requests per record (median)", "")]
+    for k, (name, unit) in enumerate(names):
         o = statistics.median(x[k] for x in single)
         b = statistics.median(x[k] for x in batch)
         goal, met = ("< baseline", o < b) if k != 1 else ("", None)
