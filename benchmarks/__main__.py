@@ -16,6 +16,7 @@ BENCHES = {
     "B4": "benchmarks.b4_parquet",
     "B5": "benchmarks.b5_definitions",
     "B6": "benchmarks.b6_emulator",
+    "B7": "benchmarks.b7_single_run",
 }
 
 

@@ -24,6 +24,7 @@ from .client.waiting import UNLIMITED, PollingGuidance
 from .estimate import CreditEstimate, recent_materializations, try_estimate
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches
 from .input_checks import check_run_input
+from .single_run import run_single, single_run_applies
 from .workspace_data import CargoWorkflowProps, props_from
 
 __all__ = ["CargoResource", "CargoTokenExposureWarning"]
@@ -174,6 +175,13 @@ class CargoResource(dg.ConfigurableResource):
         default=True,
         description="After each batch, record credits per workflow node (runs/metrics) and the credits "
         "left in the subscription (3 extra API calls; billing needs an admin token).",
+    )
+    single_run_threshold: int = Field(
+        default=1,
+        description="A tool input of at most this many records runs as Cargo single runs (POST /orchestration/runs, "
+        "one per record; faster to a result than a batch) instead of a batch; 0 disables. Plays always run as "
+        "batches. Keep it small: Cargo's ramp advice is 1 record, then 50, then 500, and a batch serves many records "
+        "with one create and one download (see the README, 'Single-record runs').",
     )
     allow_insecure_http: bool = Field(
         default=False,
@@ -404,6 +412,12 @@ class CargoResource(dg.ConfigurableResource):
             for part in parts
         ]
         estimate = self._estimate(context, props, parts, budget)
+        # a few records of a tool: single runs (healing re-runs failed records as batches, so it keeps batches)
+        if not retry_failed and single_run_applies(props, data, self.single_run_threshold):
+            single = run_single(self, context, props, data, output_node_slug=slug, credit_budget=budget,
+                                estimate=estimate)
+            if single is not None:  # None: Cargo refused single runs (nothing created), run a batch
+                return single
         if retry_failed:
             from .heal import heal_batches
 

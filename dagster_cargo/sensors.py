@@ -30,6 +30,7 @@ from .client.paging import read_all
 from .credits import CreditSplit, batch_credit_split
 from .metadata import CargoMetadataSet, credits_by_node_metadata
 from .resource import CargoResource
+from .single_run import change_run_config
 
 __all__ = ["build_cargo_change_sensor", "build_cargo_observation_sensor", "ChangeCursor", "BatchCursor"]
 
@@ -193,7 +194,7 @@ def build_cargo_change_sensor(
                 requests.append(dg.RunRequest(
                     run_key=f"cargo-change-{change.uuid}",
                     asset_selection=[asset_key],
-                    run_config={"ops": {op_name: {"config": {"change_uuid": change.uuid, "change_kinds": kinds}}}},
+                    run_config=change_run_config(cargo, play_asset, change.uuid, kinds),
                     tags={"dagster-cargo/change_uuid": change.uuid, "dagster-cargo/segment_uuid": segment_uuid},
                 ))
             cursor.advance(change)

@@ -123,7 +123,8 @@ def test_the_run_is_tagged_with_the_batch_uuid_under_a_readable_key(emulator):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CargoTokenExposureWarning)
-        cargo = CargoResource(api_token=TOKEN, base_url=emulator.base_url, poll_interval=0.05)
+        cargo = CargoResource(api_token=TOKEN, base_url=emulator.base_url, poll_interval=0.05,
+                              single_run_threshold=0)  # one record: a batch, not a single run
     with dg.instance_for_test() as instance:
         result = dg.materialize([enriched], resources={"cargo": cargo}, instance=instance)
         tags = instance.get_run_by_id(result.run_id).tags
