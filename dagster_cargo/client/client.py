@@ -88,7 +88,7 @@ class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
         #: where those waits are reported (default: the ``dagster_cargo.client`` logger)
         self.busy_report: Callable[[str], None] | None = None
         #: the clock every wait goes through
-        self.clock: Clock = clock or SYSTEM_CLOCK
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self._transport = Transport(
             api_token=api_token,
             base_url=base_url,

@@ -251,7 +251,8 @@ class Transport:
         return self.retry.backoff(attempt, retry_after, self._rng)
 
     def _sleep(self, seconds: float) -> None:
-        (self.sleep or self.clock.sleep)(seconds)
+        # `is None`, not truthiness: a sleep= callable may be falsy (e.g. a list recording the delays)
+        (self.sleep if self.sleep is not None else self.clock.sleep)(seconds)
 
     def _may_retry(self, attempt: int, started: float, retry_after: float | None) -> bool:
         if attempt >= self.retry.max_attempts:

@@ -81,6 +81,20 @@ def test_429_honours_retry_after_then_succeeds():
     assert sleeps == [7.0, 7.0]
 
 
+def test_a_falsy_sleep_callable_is_still_the_one_used():
+    """``sleep=`` is used whenever given, even when the object is falsy (an empty recording list)."""
+
+    class Recorder(list):
+        def __call__(self, seconds: float) -> None:
+            self.append(seconds)
+
+    recorder = Recorder()
+    responses = iter([httpx.Response(429, headers={"retry-after": "2"}), httpx.Response(200, json={"plays": []})])
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: next(responses)))
+    client = CargoClient(TOKEN, base_url="https://api.example.test", http=http, sleep=recorder)
+    assert client.list_plays() == [] and recorder == [2.0]
+
+
 def test_5xx_retried_on_reads_with_exponential_backoff():
     calls = []
 
