@@ -8,6 +8,7 @@ import pytest
 
 from dagster_cargo import CargoResource
 from dagster_cargo.client import CargoClient, CargoDownloadError, records_data
+from dagster_cargo.client.handle import BatchHandle
 from dagster_cargo.client.waiting import UNLIMITED
 from dagster_cargo.emulator import CargoEmulator
 from dagster_cargo.execution import BatchRunSpec, execute_batch
@@ -28,10 +29,10 @@ def resource(emu, **kw):
 
 def test_reexecution_attaches_to_the_earlier_attempts_batch(monkeypatch):
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, dg.instance_for_test() as instance:
-        def worker_dies(self, uuid, **kwargs):
+        def worker_dies(self):
             raise RuntimeError("run worker lost")
 
-        monkeypatch.setattr(CargoClient, "wait_for_batches", worker_dies)
+        monkeypatch.setattr(BatchHandle, "poll", worker_dies)
         first = dg.materialize([enriched], resources={"cargo": resource(emu)}, instance=instance, raise_on_error=False)
         assert not first.success
         monkeypatch.undo()
@@ -48,7 +49,7 @@ def test_reexecution_attaches_to_the_earlier_attempts_batch(monkeypatch):
 
 def test_a_failed_earlier_batch_is_not_reused(monkeypatch):
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, dg.instance_for_test() as instance:
-        monkeypatch.setattr(CargoClient, "wait_for_batches", lambda self, uuid, **kw: (_ for _ in ()).throw(RuntimeError("x")))
+        monkeypatch.setattr(BatchHandle, "poll", lambda self: (_ for _ in ()).throw(RuntimeError("x")))
         first = dg.materialize([enriched], resources={"cargo": resource(emu)}, instance=instance, raise_on_error=False)
         monkeypatch.undo()
         with CargoClient(TOKEN, base_url=emu.base_url) as c:
@@ -194,8 +195,7 @@ def test_reexecuted_fan_out_attaches_to_every_batch_of_the_first_attempt(monkeyp
         return cargo.run_tool(context, "Enrich company", ROWS.head(12)).materialize_result()
 
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, dg.instance_for_test() as instance:
-        monkeypatch.setattr(CargoClient, "wait_for_batches",
-                            lambda self, uuids, **kw: (_ for _ in ()).throw(RuntimeError("run worker lost")))
+        monkeypatch.setattr(BatchHandle, "poll", lambda self: (_ for _ in ()).throw(RuntimeError("run worker lost")))
         first = dg.materialize([fan], resources={"cargo": resource(emu, max_records_per_batch=3)},
                                instance=instance, raise_on_error=False)
         monkeypatch.undo()

@@ -7,6 +7,7 @@ import pytest
 
 from dagster_cargo import CargoResource
 from dagster_cargo.client import CargoClient
+from dagster_cargo.client.handle import BatchHandle
 from dagster_cargo.emulator.enrichment import enrich_company, score_company
 
 from ..conftest import TOKEN
@@ -175,10 +176,10 @@ def test_poll_timeout_cancels_the_batch_and_names_it():
 def test_terminated_run_cancels_the_batch(monkeypatch):
     from dagster._core.errors import DagsterExecutionInterruptedError
 
-    def interrupted(self, uuid, **kwargs):
+    def interrupted(self):
         raise DagsterExecutionInterruptedError()
 
-    monkeypatch.setattr(CargoClient, "wait_for_batches", interrupted)
+    monkeypatch.setattr(BatchHandle, "poll", interrupted)
     with slow_emulator() as slow:
         result = materialize_one(enriched, slow)
         assert not result.success
@@ -190,10 +191,10 @@ def test_terminated_run_cancels_the_batch(monkeypatch):
 def test_termination_leaves_the_batch_running_when_toggle_is_off(monkeypatch):
     from dagster._core.errors import DagsterExecutionInterruptedError
 
-    def interrupted(self, uuid, **kwargs):
+    def interrupted(self):
         raise DagsterExecutionInterruptedError()
 
-    monkeypatch.setattr(CargoClient, "wait_for_batches", interrupted)
+    monkeypatch.setattr(BatchHandle, "poll", interrupted)
     with slow_emulator() as slow:
         result = materialize_one(enriched, slow, cancel_on_termination=False)
         assert not result.success

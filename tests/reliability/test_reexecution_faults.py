@@ -5,6 +5,7 @@ import pandas as pd
 
 from dagster_cargo import CargoResource
 from dagster_cargo.client import CargoClient
+from dagster_cargo.client.handle import BatchHandle
 from dagster_cargo.emulator import CargoEmulator
 
 TOKEN = "tok-reexec-93be01f4"
@@ -23,8 +24,7 @@ def resource(emu: CargoEmulator, **kw) -> CargoResource:
 
 def first_attempt_dies_while_waiting(emu, instance, monkeypatch):
     """The first run creates its batch, then its worker dies; the batch goes on running in Cargo."""
-    monkeypatch.setattr(CargoClient, "wait_for_batches",
-                        lambda self, uuids, **kw: (_ for _ in ()).throw(RuntimeError("run worker lost")))
+    monkeypatch.setattr(BatchHandle, "poll", lambda self: (_ for _ in ()).throw(RuntimeError("run worker lost")))
     first = dg.materialize([enriched], resources={"cargo": resource(emu)}, instance=instance, raise_on_error=False)
     monkeypatch.undo()
     assert not first.success and len(emu.store.engine.batches) == 1
@@ -82,15 +82,15 @@ def test_reexecution_that_cannot_read_its_earlier_batch_does_not_pay_for_another
 # ---------------------------------------------------------------------------- every re-execution path attaches
 def test_a_step_retry_attaches_to_the_batch_its_first_try_created(monkeypatch):
     calls = {"n": 0}
-    original = CargoClient.wait_for_batches
+    original = BatchHandle.poll
 
-    def flaky(self, uuids, **kw):
+    def flaky(self):
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("worker hiccup")
-        return original(self, uuids, **kw)
+        return original(self)
 
-    monkeypatch.setattr(CargoClient, "wait_for_batches", flaky)
+    monkeypatch.setattr(BatchHandle, "poll", flaky)
 
     @dg.asset(retry_policy=dg.RetryPolicy(max_retries=1))
     def retried(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
@@ -123,8 +123,7 @@ def test_execute_job_with_reexecution_options_attaches(tmp_path, monkeypatch):
 
     instance, run_config = _python_api_world(tmp_path, monkeypatch)
     with CargoEmulator(token=TOKEN, speed=200.0, run_failure_rate=0.0) as emu, instance:
-        monkeypatch.setattr(CargoClient, "wait_for_batches",
-                            lambda self, uuids, **kw: (_ for _ in ()).throw(RuntimeError("run worker lost")))
+        monkeypatch.setattr(BatchHandle, "poll", lambda self: (_ for _ in ()).throw(RuntimeError("run worker lost")))
         with dg.execute_job(dg.reconstructable(single_tool_job), instance=instance,
                             run_config=run_config(emu)) as first:
             assert not first.success
