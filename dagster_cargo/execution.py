@@ -397,24 +397,7 @@ def _finish(context: Any, client: CargoClient, head: BatchRunSpec, batches: list
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     counts = status_counts(frame)
     records = len(frame)
-    failed = counts.get("error", 0)
-    uuids = ", ".join(b.uuid for b in batches)
-    if failed:
-        first = frame.loc[frame[STATUS_COLUMN] == "error", ERROR_COLUMN].dropna()
-        example = f' (first error: "{first.iloc[0]}")' if len(first) else ""
-        if head.failed_rows == "fail":
-            raise dg.Failure(
-                description=f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}. "
-                "The step fails because failed_rows='fail'. Next step: fix the input or the workflow and re-run, "
-                "or use failed_rows='keep' to get them flagged in the output.",
-                metadata={"dagster-cargo/batch_uuid": batches[0].uuid, "dagster-cargo/failed_rows": failed})
-        if head.failed_rows == "drop":
-            frame = frame.loc[frame[STATUS_COLUMN] != "error"].reset_index(drop=True)
-            log.warning(f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}; their rows "
-                        "were dropped (failed_rows='drop').")
-        else:
-            log.warning(f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}; their rows "
-                        f"are kept with {STATUS_COLUMN}='error' and the reason in {ERROR_COLUMN}.")
+    frame = _apply_failed_rows(frame, counts, head, batches, log)
     meta = _metadata(batches, head, batch_url_for(batches[0]), row_count=len(frame), credits=credits,
                      statuses=counts)
     extra: dict[str, Any] = {}
@@ -426,10 +409,35 @@ def _finish(context: Any, client: CargoClient, head: BatchRunSpec, batches: list
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     split = (f" ({credits.provider:g} provider + {credits.execution_charge:.2f} execution charge for "
              f"{credits.executions} node executions)" if credits is not None else "")
-    log.info(f"Cargo batch(es) {uuids}: {records} input records ({summary or 'none'}), {len(frame)} output rows, "
-             f"{used:g} credits{split}.")
+    log.info(f"Cargo batch(es) {', '.join(b.uuid for b in batches)}: {records} input records "
+             f"({summary or 'none'}), {len(frame)} output rows, {used:g} credits{split}.")
     return CargoBatchResult(frame=frame, batches=batches, cargo_metadata=meta, extra_metadata=extra,
                             credits=credits, statuses=counts, records_count=records)
+
+
+def _apply_failed_rows(frame: Any, counts: Mapping[str, int], head: BatchRunSpec, batches: list[Batch],
+                       log: Any) -> Any:
+    """The ``failed_rows`` policy: keep the rows of failed records (flagged, logged), drop them, or fail."""
+    failed = counts.get("error", 0)
+    if not failed:
+        return frame
+    records = len(frame)
+    uuids = ", ".join(b.uuid for b in batches)
+    first = frame.loc[frame[STATUS_COLUMN] == "error", ERROR_COLUMN].dropna()
+    example = f' (first error: "{first.iloc[0]}")' if len(first) else ""
+    if head.failed_rows == "fail":
+        raise dg.Failure(
+            description=f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}. "
+            "The step fails because failed_rows='fail'. Next step: fix the input or the workflow and re-run, "
+            "or use failed_rows='keep' to get them flagged in the output.",
+            metadata={"dagster-cargo/batch_uuid": batches[0].uuid, "dagster-cargo/failed_rows": failed})
+    if head.failed_rows == "drop":
+        log.warning(f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}; their rows "
+                    "were dropped (failed_rows='drop').")
+        return frame.loc[frame[STATUS_COLUMN] != "error"].reset_index(drop=True)
+    log.warning(f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}; their rows "
+                f"are kept with {STATUS_COLUMN}='error' and the reason in {ERROR_COLUMN}.")
+    return frame
 
 
 def _credits(client: CargoClient, batches: list[Batch], log: Any, handle: BatchHandle) -> CreditSplit | None:

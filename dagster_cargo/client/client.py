@@ -380,17 +380,7 @@ class CargoClient:
                 for future in as_completed(futures):
                     report(future)
             except BaseException:
-                # stopped (e.g. the run was terminated): send nothing more, and still report the
-                # creates already in flight, so the caller can record and cancel those batches
-                for future in futures:
-                    future.cancel()
-                for future, i in futures.items():
-                    if i not in reported and not future.cancelled():
-                        try:
-                            future.exception()  # waits for it
-                            report(future)
-                        except BaseException:  # noqa: S110 - reporting must not mask the stop
-                            pass
+                _report_in_flight(futures, reported, report)
                 raise
         return [r for r in results if r is not None]
 
@@ -816,6 +806,20 @@ class CargoClient:
     def get_current_workspace(self) -> Workspace:
         """``GET /workspaceManagement/workspaces/current``."""
         return Workspace.model_validate(self._get("/workspaceManagement/workspaces/current")["workspace"])
+
+
+def _report_in_flight(futures: Mapping[Any, int], reported: set[int], report: Callable[[Any], None]) -> None:
+    """After a stop (e.g. the run was terminated): send nothing more, and still report the creates already
+    in flight, so the caller can record and cancel those batches."""
+    for future in futures:
+        future.cancel()
+    for future, i in futures.items():
+        if i not in reported and not future.cancelled():
+            try:
+                future.exception()  # waits for it
+                report(future)
+            except BaseException:  # noqa: S110 - reporting must not mask the stop
+                pass
 
 
 def _find_by_name(items: Sequence[Any], name_or_uuid: str, what: str) -> Any:
