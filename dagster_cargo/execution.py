@@ -21,7 +21,7 @@ from .checks import CargoCheckConfig, evaluate_cargo_checks
 from .client import CargoClient
 from .client.errors import CargoBatchError, CargoError
 from .client.handle import BatchHandle, BatchRequest, StatusSnapshot
-from .client.models import Batch, BatchStatus
+from .client.models import Batch, BatchStatus, Release
 from .client.outcomes import ERROR_COLUMN, STATUS_COLUMN
 from .client.waiting import PollingGuidance, raise_for_batch, timeout_error
 from .credits import CreditSplit, credit_split
@@ -49,6 +49,11 @@ class BatchRunSpec:
     empty_columns: tuple[str, ...] = ()
     credit_budget: float | None = None
     failed_rows: FailedRows = "keep"
+    #: the workflow's deployed release, when it was read just before (input checks, estimate): its node
+    #: slugs name the per-node credits of a batch that ran it, without reading it again
+    deployed_release: Release | None = None
+    #: the workflow's batches, when they were listed in full just before (estimate): the create's watermark
+    listed_batches: tuple[Batch, ...] | None = None
 
     @property
     def records(self) -> list[Mapping[str, Any]] | None:
@@ -222,12 +227,14 @@ def execute_batches(
                              s.output_node_slug, s.records) for s in runnable]
     with BatchHandle(client, requests, ledger=RunTagLedger(context, client), poll_interval=poll_interval,
                      max_poll_interval=max_poll_interval, guidance=guidance,
-                     fetch_metrics=credit_breakdown or head.credit_budget is not None) as handle:
+                     fetch_metrics=credit_breakdown or head.credit_budget is not None,
+                     listed={head.workflow_uuid: head.listed_batches} if head.listed_batches is not None else None,
+                     ) as handle:
         _start(handle, log, runnable, batch_url_for)
         if not handle.batches:
             return _empty_result(head)
         batches = _wait(handle, log, head, settings, batch_url_for)
-        credits = _credits(client, batches, log, handle) if handle.fetch_metrics else None
+        credits = _credits(client, batches, log, handle, head.deployed_release) if handle.fetch_metrics else None
         _check_outcome(handle, log, head, batches, credits, batch_url_for)
         frames = handle.fetch_outputs()
     return _finish(context, client, head, batches, frames, credits, batch_url_for, credit_breakdown)
@@ -276,7 +283,7 @@ def _wait(handle: BatchHandle, log: Any, head: BatchRunSpec, settings: WaitSetti
                 return handle.batches
             used = budget.overrun(snapshot) if budget is not None else None
             if budget is not None and used is not None:
-                raise _over_budget(handle, log, budget.limit, used)
+                raise _over_budget(handle, log, head, budget.limit, used)
             elapsed = handle.elapsed()
             if settings.poll_timeout is not None and elapsed >= settings.poll_timeout:
                 raise _timed_out(handle, log, snapshot, settings.poll_timeout, batch_url_for)
@@ -338,13 +345,13 @@ def _timed_out(handle: BatchHandle, log: Any, snapshot: StatusSnapshot, timeout:
     })
 
 
-def _over_budget(handle: BatchHandle, log: Any, budget: float, guard: float) -> dg.Failure:
+def _over_budget(handle: BatchHandle, log: Any, head: BatchRunSpec, budget: float, guard: float) -> dg.Failure:
     """Cancel the batches that passed the budget, wait for the cancellation to end; the failure to raise."""
     cancelled = _cancel(handle, log, "the credit budget was exceeded")
     final, settled = handle.settle()
     executed = sum(b.executed_runs_count for b in final)
     runs = sum(b.runs_count for b in final)
-    split = _credits(handle.client, final, log, handle)
+    split = _credits(handle.client, final, log, handle, head.deployed_release)
     final_spend = split.total if split is not None else float(sum(b.credits_used_count for b in final))
     state = "cancelled" if settled else "cancel requested, still stopping when last read"
     return _budget_failure(handle.uuids, final_spend, budget,
@@ -440,7 +447,8 @@ def _apply_failed_rows(frame: Any, counts: Mapping[str, int], head: BatchRunSpec
     return frame
 
 
-def _credits(client: CargoClient, batches: list[Batch], log: Any, handle: BatchHandle) -> CreditSplit | None:
+def _credits(client: CargoClient, batches: list[Batch], log: Any, handle: BatchHandle,
+             known: Release | None = None) -> CreditSplit | None:
     """The batches' credit split from ``runs/metrics`` (provider credits per node, node executions), per-node
     slugs from each batch's own release. None (logged) when Cargo won't say: the batches' ``creditsUsedCount``
     is then all that is known."""
@@ -448,7 +456,8 @@ def _credits(client: CargoClient, batches: list[Batch], log: Any, handle: BatchH
         metrics = [m for b in batches for m in handle.metrics(b)]
         slugs: dict[str, str] = {}
         for release_uuid in {b.release_uuid for b in batches if b.release_uuid}:
-            slugs.update({n.uuid: n.slug for n in client.get_release(release_uuid).nodes})
+            release = known if known is not None and known.uuid == release_uuid else client.get_release(release_uuid)
+            slugs.update({n.uuid: n.slug for n in release.nodes})
         return credit_split(metrics, slugs)
     except CargoError as exc:
         log.warning(f"Could not read the node executions and per-node credits of Cargo batch(es) "

@@ -280,11 +280,18 @@ class CargoClient:
             claimed=claimed,
         )
 
-    def create_intent(self, workflow_uuid: str, *, attempt_key: str | None = None) -> CreateIntent:
-        """The :class:`CreateIntent` of a create about to be sent: the workflow's batch watermark now."""
+    def create_intent(self, workflow_uuid: str, *, attempt_key: str | None = None,
+                      listed: Sequence[Batch] | None = None) -> CreateIntent:
+        """The :class:`CreateIntent` of a create about to be sent: the workflow's batch watermark now.
+
+        ``listed``: the workflow's batches, listed in full (:meth:`list_all_batches`) a moment ago, to take
+        the watermark from instead of listing them again. An earlier watermark is safe: batches created
+        since are only more candidates, each proven by content before any is adopted.
+        """
         from datetime import timezone
 
-        watermark, at = watermark_of(self.list_all_batches(workflow_uuid))
+        batches = listed if listed is not None else self.list_all_batches(workflow_uuid)
+        watermark, at = watermark_of(batches)
         return CreateIntent(workflow_uuid=workflow_uuid, sent_at=datetime.now(timezone.utc).isoformat(),
                             watermark=watermark, at_watermark=at, attempt_key=attempt_key)
 
@@ -329,6 +336,7 @@ class CargoClient:
         on_created: Callable[[int, Batch], None] | None = None,
         on_intent: Callable[[int, CreateIntent], None] | None = None,
         attempt_keys: Sequence[str | None] | None = None,
+        listed: Sequence[Batch] | None = None,
     ) -> list[Batch | CargoError]:
         """Create one batch per item of ``datas`` for one workflow, ``max_workers`` at a time.
 
@@ -339,14 +347,14 @@ class CargoClient:
         ``on_created(index, batch)`` in the calling thread as each batch is created (in
         completion order), so the caller can record it at once. Returns, in input order, the
         batch or the :class:`CargoError` each create ended with; every create is attempted
-        even if others fail.
+        even if others fail. ``listed``: see :meth:`create_intent`.
         """
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
         if not datas:
             return []
         keys = list(attempt_keys) if attempt_keys is not None else [None] * len(datas)
-        base = self.create_intent(workflow_uuid)
+        base = self.create_intent(workflow_uuid, listed=listed)
         intents = [CreateIntent(workflow_uuid=workflow_uuid, sent_at=base.sent_at, watermark=base.watermark,
                                 at_watermark=base.at_watermark, attempt_key=keys[i]) for i in range(len(datas))]
         if on_intent is not None:

@@ -116,15 +116,19 @@ class BatchHandle:
         poll_interval, max_poll_interval, guidance: the polling schedule (:class:`BatchPoller`).
         fetch_metrics: also read each finished batch's ``runs/metrics`` as soon as it ends.
         max_workers: download threads.
+        listed: per workflow, its batches listed in full a moment ago (e.g. for an estimate): the creates'
+            watermark is taken from them instead of listing them again (see :meth:`CargoClient.create_intent`).
     """
 
     def __init__(self, client: CargoClient, requests: Sequence[BatchRequest], *, ledger: Ledger | None = None,
                  poll_interval: float = 1.0, max_poll_interval: float = 30.0,
-                 guidance: PollingGuidance | None = None, fetch_metrics: bool = False, max_workers: int = 4) -> None:
+                 guidance: PollingGuidance | None = None, fetch_metrics: bool = False, max_workers: int = 4,
+                 listed: Mapping[str, Sequence[Batch]] | None = None) -> None:
         self.client = client
         self.requests = list(requests)
         self.ledger: Ledger = ledger if ledger is not None else NoLedger()
         self.fetch_metrics = fetch_metrics
+        self.listed = dict(listed or {})
         self._schedule = {"poll_interval": poll_interval, "max_poll_interval": max_poll_interval,
                           "guidance": guidance}
         self._started: dict[int, Batch] = {}
@@ -165,7 +169,8 @@ class BatchHandle:
             self.ledger.intent(keys[n], intent)  # on record before the request leaves
 
         results = self.client.create_batches(workflow_uuid, [self.requests[i].data for i in indexes],
-                                             on_created=on_created, on_intent=on_intent, attempt_keys=keys)
+                                             on_created=on_created, on_intent=on_intent, attempt_keys=keys,
+                                             listed=self.listed.get(workflow_uuid))
         for n, result in enumerate(results):
             if isinstance(result, CargoAmbiguousCreateError):
                 self.ledger.candidates(keys[n], result.candidates)

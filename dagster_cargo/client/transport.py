@@ -243,7 +243,7 @@ class Transport:
             self._sleep(delay)
 
     def _sleep(self, seconds: float) -> None:
-        (self.sleep or self.clock.sleep)(seconds)
+        (self.sleep if self.sleep is not None else self.clock.sleep)(seconds)  # a callable may be falsy (a list)
 
     def _may_retry(self, attempt: int, started: float, retry_after: float | None) -> bool:
         if attempt >= self.retry.max_attempts:

@@ -11,10 +11,10 @@ status becomes known or the timeout expires.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .clock import SYSTEM_CLOCK
 from .errors import CargoBatchCancelledError, CargoBatchFailedError, CargoError, CargoWaitTimeoutError
 from .models import Batch, BatchStatus
 
@@ -301,8 +301,8 @@ def wait_for_batches(
     max_poll_interval: float = 30.0,
     on_progress: Callable[[BatchProgress], None] | None = None,
     raise_on_failure: bool = True,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = SYSTEM_CLOCK.sleep,
+    clock: Callable[[], float] = SYSTEM_CLOCK.monotonic,
     initial: Mapping[str, Batch] | None = None,
     fetch_many: Callable[[Sequence[Batch]], Mapping[str, Batch]] | None = None,
     guidance: PollingGuidance | None = None,
