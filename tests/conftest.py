@@ -80,3 +80,29 @@ def cargo_resource(request: pytest.FixtureRequest) -> Callable[..., Any]:
         return make_resource(emu if emu is not None else _the_emulator(request), **overrides)
 
     return build
+
+
+# ---------------------------------------------------------------------------------------------- markers
+#: Tests that take long (subprocesses, browsers, Node toolchains, real-time fault suites, whole-package
+#: linting): marked ``slow`` so that ``pytest -m "not slow"`` is the fast suite. CI (``make test``) runs all.
+SLOW = ("tests/conformance/", "tests/e2e/", "tests/reliability/test_fault_suite.py",
+        "tests/reliability/test_crash_reexecution.py", "tests/reliability/test_concurrent_creates.py",
+        "tests/reliability/test_fault_report_cli.py", "tests/test_benchmarks_smoke.py", "tests/test_static_checks.py",
+        "tests/test_example_project.py", "tests/dagster_layer/test_workspace_scale.py")
+#: area markers by directory: ``pytest -m conformance`` (or ``e2e``, ``reliability``) runs one area
+AREAS = {"tests/conformance/": "conformance", "tests/e2e/": "e2e", "tests/reliability/": "reliability"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark items ``slow`` and by area from where they live (see :data:`SLOW` and :data:`AREAS`)."""
+    root = config.rootpath
+    for item in items:
+        try:
+            path = item.path.relative_to(root).as_posix()
+        except ValueError:
+            continue
+        for prefix, marker in AREAS.items():
+            if path.startswith(prefix):
+                item.add_marker(marker)
+        if path.startswith(SLOW):
+            item.add_marker("slow")
