@@ -42,7 +42,9 @@ class ProgressLog:
             if self.detailed:
                 self._log_batch(progress)
             else:
-                self._log_fan_out(progress, snapshot)
+                self._log_attention(progress)
+        if not self.detailed and snapshot.updates:
+            self._summary(snapshot)
 
     def _log_batch(self, progress: BatchProgress) -> None:
         b = progress.batch
@@ -58,23 +60,29 @@ class ProgressLog:
         self._last_logged[b.uuid] = now
         self._last_key[b.uuid] = key
 
-    def _log_fan_out(self, progress: BatchProgress, snapshot: StatusSnapshot) -> None:
+    def _log_attention(self, progress: BatchProgress) -> None:
+        """A fan-out's per-batch lines: only what needs attention (unknown status, failure)."""
         b = progress.batch
         if progress.unknown_status and self._last_key.get(b.uuid) != ("unknown",):
             self.log.warning(f"Cargo {progress.describe()}; waiting for a known status.")
             self._last_key[b.uuid] = ("unknown",)
         elif b.is_terminal and (b.status.value in ("error", "cancelled") or b.failed_runs_count):
             self.log.warning(f"Cargo {progress.describe()}")
+
+    def _summary(self, snapshot: StatusSnapshot) -> None:
+        """One line for all the batches: every ``every`` seconds, and once when the last one has ended."""
         batches = list(snapshot.batches.values())
         finished = sum(x.is_terminal for x in batches)
-        if progress.elapsed - self._last_summary >= self.every or (b.is_terminal and finished == self.total):
-            self._last_summary = progress.elapsed
-            self.log.info(
-                f"Cargo: {finished}/{self.total} batches finished, "
-                f"{sum(x.executed_runs_count for x in batches)}/{sum(x.runs_count for x in batches)} runs "
-                f"executed, {sum(x.failed_runs_count for x in batches)} failed, "
-                f"{sum(x.credits_used_count for x in batches):g} credits so far, {progress.elapsed:.0f}s elapsed"
-            )
+        final = finished == self.total and any(u.batch.is_terminal for u in snapshot.updates)
+        if snapshot.elapsed - self._last_summary < self.every and not final:
+            return
+        self._last_summary = snapshot.elapsed
+        self.log.info(
+            f"Cargo: {finished}/{self.total} batches finished, "
+            f"{sum(x.executed_runs_count for x in batches)}/{sum(x.runs_count for x in batches)} runs "
+            f"executed, {sum(x.failed_runs_count for x in batches)} failed, "
+            f"{sum(x.credits_used_count for x in batches):g} credits so far, {snapshot.elapsed:.0f}s elapsed"
+        )
 
 
 class CreditBudget:
