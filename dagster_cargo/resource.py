@@ -234,6 +234,7 @@ class CargoResource(dg.ConfigurableResource):
         (or use the resource as a context manager) when done.
         """
         if self._client is None:
+            clock: dict[str, Any] = {"clock": self._clock} if self._clock is not None else {}
             self._client = CargoClient(
                 api_token=self._setting("api_token"),
                 workspace_uuid=self._setting("workspace_uuid"),
@@ -243,7 +244,7 @@ class CargoResource(dg.ConfigurableResource):
                 retry=RetryPolicy(max_attempts=self.max_retries + 1, max_elapsed=self.retry_max_elapsed),
                 allow_insecure_http=self.allow_insecure_http,
                 busy=BusyPolicy(max_wait=self.concurrency_wait),
-                **({"clock": self._clock} if self._clock is not None else {}),
+                **clock,
             )
         return self._client
 
