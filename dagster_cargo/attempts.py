@@ -34,7 +34,7 @@ from .client.models import Batch, BatchStatus
 from .client.reconcile import CargoAmbiguousCreateError, CreateIntent
 
 __all__ = ["attempt_tag_key", "find_reusable_batch", "find_reusable_batches", "remember_batch", "remember_intent",
-           "remember_candidates", "run_group", "intent_tag_key", "candidates_tag_key"]
+           "remember_candidates", "run_group", "intent_tag_key", "candidates_tag_key", "RunTagLedger"]
 
 ROOT_RUN_TAG = "dagster/root_run_id"
 PARENT_RUN_TAG = "dagster/parent_run_id"
@@ -236,3 +236,25 @@ def remember_candidates(context: Any, tag_key: str | None, candidates: list[str]
     if tag_key is None or not candidates:
         return
     context.instance.add_run_tags(context.run_id, {candidates_tag_key(tag_key): ",".join(candidates)})
+
+
+class RunTagLedger:
+    """The :class:`~dagster_cargo.client.handle.Ledger` of a Dagster step: batches, intents and candidates are
+    recorded as run tags, and batches of earlier attempts of the step are found on the run group."""
+
+    def __init__(self, context: Any, client: CargoClient) -> None:
+        self.context = context
+        self.client = client
+
+    def reusable(self, keys: list[str | None], datas: list[Any]) -> dict[str, Batch]:
+        found = find_reusable_batches(self.context, self.client, keys, datas)
+        return {k: b for k, b in found.items() if k is not None and b is not None}
+
+    def intent(self, key: str | None, intent: CreateIntent) -> None:
+        remember_intent(self.context, key, intent)
+
+    def created(self, key: str | None, batch: Batch) -> None:
+        remember_batch(self.context, key, batch)
+
+    def candidates(self, key: str | None, uuids: list[str]) -> None:
+        remember_candidates(self.context, key, uuids)

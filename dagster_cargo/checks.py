@@ -19,12 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import dagster as dg
 
-if TYPE_CHECKING:
-    from .execution import CargoBatchResult
+from .client.models import Batch
 
 __all__ = ["CargoCheckConfig", "cargo_check_specs", "evaluate_cargo_checks", "CHECK_NAMES"]
 
@@ -33,6 +32,24 @@ COMPLETENESS = "cargo_output_completeness"
 SKIPPED_RATIO = "cargo_skipped_run_ratio"
 COST = "cargo_credits_per_record"
 CHECK_NAMES = (FAILED_RATIO, COMPLETENESS, SKIPPED_RATIO, COST)
+
+
+class CheckedResult(Protocol):
+    """What the checks read from a finished run (a :class:`~dagster_cargo.execution.CargoBatchResult`); a
+    protocol, so that this module does not import the one that calls it."""
+
+    @property
+    def batches(self) -> list[Batch]: ...
+    @property
+    def records_count(self) -> int: ...
+    @property
+    def failed_rows(self) -> int: ...
+    @property
+    def skipped_rows(self) -> int: ...
+    @property
+    def succeeded_rows(self) -> int: ...
+    @property
+    def credits_used(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -102,7 +119,7 @@ def _ratio_check(name: str, count: int, total: int, what: str, warn: float, erro
     )
 
 
-def evaluate_cargo_checks(result: CargoBatchResult, config: CargoCheckConfig) -> list[dg.AssetCheckResult]:
+def evaluate_cargo_checks(result: CheckedResult, config: CargoCheckConfig) -> list[dg.AssetCheckResult]:
     """Evaluate the Cargo checks on a finished batch result."""
     records = result.records_count
     expected = sum(b.runs_count for b in result.batches)

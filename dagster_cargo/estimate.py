@@ -26,6 +26,7 @@ from typing import Any
 from .client import CargoClient
 from .client.errors import CargoError
 from .client.inputs import EMPTY_FILTER
+from .client.models import Batch
 
 __all__ = ["CreditEstimate", "count_records", "estimate_credits", "history_per_record", "recent_materializations"]
 
@@ -122,10 +123,15 @@ def history_per_record(metadatas: Iterable[Mapping[str, Any]]) -> tuple[float | 
     return (credits / runs if runs else None), used
 
 
-def batches_per_record(client: CargoClient, workflow_uuid: str, limit: int = 20) -> tuple[float | None, int]:
-    """Provider credits per record over the workflow's recent successful batches, and how many were used."""
-    batches = [b for b in client.list_batches(workflow_uuids=[workflow_uuid], limit=limit)
-               if b.status.value == "success" and b.runs_count > 0]
+def batches_per_record(client: CargoClient, workflow_uuid: str, limit: int = 20,
+                       listed: Sequence[Batch] | None = None) -> tuple[float | None, int]:
+    """Provider credits per record over the workflow's ``limit`` most recent successful batches, and how many
+    were used. ``listed``: the workflow's batches, already listed in full (else the latest page is read)."""
+    if listed is not None:
+        recent = sorted(listed, key=lambda b: b.created_at.timestamp() if b.created_at else 0.0, reverse=True)[:limit]
+    else:
+        recent = client.list_batches(workflow_uuids=[workflow_uuid], limit=limit)
+    batches = [b for b in recent if b.status.value == "success" and b.runs_count > 0]
     runs = sum(b.runs_count for b in batches)
     return (sum(b.credits_used_count for b in batches) / runs if runs else None), len(batches)
 
@@ -137,11 +143,13 @@ def estimate_credits(
     *,
     history: Sequence[Mapping[str, Any]] = (),
     nodes: int | None = None,
+    listed: Sequence[Batch] | None = None,
 ) -> CreditEstimate:
     """The estimate for the batches of ``datas`` (one workflow; e.g. the chunks of one input).
 
     ``history``: metadata of the asset's recent materializations (preferred over the workflow's batches);
-    ``nodes``: the deployed release's node count when already known (else read from Cargo).
+    ``nodes``: the deployed release's node count when already known (else read from Cargo);
+    ``listed``: the workflow's batches when already listed in full (else its latest page is read).
     """
     counts = [count_records(client, d) for d in datas]
     records = None if any(c is None for c, _ in counts) else sum(c or 0 for c, _ in counts)
@@ -149,7 +157,7 @@ def estimate_credits(
     per_record, used = history_per_record(history)
     basis = f"{used} recent materialization(s) of this asset"
     if per_record is None:
-        per_record, used = batches_per_record(client, workflow_uuid)
+        per_record, used = batches_per_record(client, workflow_uuid, listed=listed)
         basis = f"{used} recent batch(es) of the workflow" if per_record is not None \
             else "no earlier materialization or batch to learn from"
     if nodes is None:
@@ -169,10 +177,11 @@ def recent_materializations(context: Any, limit: int = 5) -> list[Mapping[str, A
 
 
 def try_estimate(client: CargoClient, workflow_uuid: str, datas: Sequence[Mapping[str, Any]], *,
-                 history: Sequence[Mapping[str, Any]] = (), nodes: int | None = None) -> CreditEstimate | None:
+                 history: Sequence[Mapping[str, Any]] = (), nodes: int | None = None,
+                 listed: Sequence[Batch] | None = None) -> CreditEstimate | None:
     """:func:`estimate_credits`, or None (logged) when Cargo could not be asked."""
     try:
-        return estimate_credits(client, workflow_uuid, datas, history=history, nodes=nodes)
+        return estimate_credits(client, workflow_uuid, datas, history=history, nodes=nodes, listed=listed)
     except CargoError as exc:
         logger.warning("Could not estimate the credits of a batch of workflow %s: %s", workflow_uuid, exc)
         return None

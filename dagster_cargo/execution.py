@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import dagster as dg
 from dagster._core.errors import DagsterExecutionInterruptedError
 
-from .attempts import attempt_tag_key, find_reusable_batches, remember_batch, remember_candidates, remember_intent
-from .batch_monitor import BatchMonitor, CreditBudgetExceeded
+from .attempts import RunTagLedger, attempt_tag_key
+from .batch_monitor import CreditBudget, ProgressLog
 from .checks import CargoCheckConfig, evaluate_cargo_checks
 from .client import CargoClient
-from .client.errors import CargoBatchError, CargoError, CargoRequestError, CargoWaitTimeoutError
-from .client.models import Batch, BatchStatus
+from .client.errors import CargoBatchError, CargoError
+from .client.handle import BatchHandle, BatchRequest, StatusSnapshot
+from .client.models import Batch, BatchStatus, Release
 from .client.outcomes import ERROR_COLUMN, STATUS_COLUMN
-from .client.reconcile import CargoAmbiguousCreateError, CreateIntent
-from .client.waiting import PollingGuidance, raise_for_batch
+from .client.waiting import PollingGuidance, raise_for_batch, timeout_error
 from .credits import CreditSplit, credit_split
 from .metadata import CargoMetadataSet, batch_metadata, credits_by_node_metadata, status_counts, table_metadata
 
@@ -49,6 +49,11 @@ class BatchRunSpec:
     empty_columns: tuple[str, ...] = ()
     credit_budget: float | None = None
     failed_rows: FailedRows = "keep"
+    #: the workflow's deployed release, when it was read just before (input checks, estimate): its node
+    #: slugs name the per-node credits of a batch that ran it, without reading it again
+    deployed_release: Release | None = None
+    #: the workflow's batches, when they were listed in full just before (estimate): the create's watermark
+    listed_batches: tuple[Batch, ...] | None = None
 
     @property
     def records(self) -> list[Mapping[str, Any]] | None:
@@ -164,127 +169,27 @@ def _what(spec: BatchRunSpec) -> str:
     return f"{spec.workflow_type or 'workflow'} {spec.workflow_name or spec.workflow_uuid!r}"
 
 
-def _no_records(exc: object) -> bool:
-    return isinstance(exc, CargoRequestError) and exc.data_error_reason == "noRecords"
-
-
-def _start_all(context: Any, client: CargoClient, specs: list[BatchRunSpec], batch_url_for: Any,
-               started: list[tuple[int, BatchRunSpec, Batch]]) -> None:
-    """Attach to each spec's earlier batch or create one, appending to ``started`` as it goes.
-
-    ``started`` is filled in place (index into ``specs``, spec, batch) so that, if this is
-    interrupted, the caller still knows every batch that exists and can cancel it. The creates
-    of one workflow run concurrently (:meth:`CargoClient.create_batches`); each batch
-    is recorded on the run the moment it is created. A ``noRecords`` answer means nothing to
-    run for that spec: no batch, no credit.
-    """
-    log = context.log
-    keys = [attempt_tag_key(context, s.workflow_uuid, s.data) for s in specs]
-    reusable = find_reusable_batches(context, client, keys, [s.data for s in specs])
-    pending: dict[str, list[int]] = {}
-    for i, (spec, key) in enumerate(zip(specs, keys)):
-        batch = reusable.get(key) if key is not None else None
-        if batch is not None:
-            log.info(f"Attaching to Cargo batch {batch.uuid} ({batch.status.value}) for {_what(spec)}, created by "
-                     f"an earlier attempt of this step, instead of starting a new one{_link(batch_url_for, batch)}")
-            started.append((i, spec, batch))
-        else:
-            pending.setdefault(spec.workflow_uuid, []).append(i)
-
-    for workflow_uuid, indexes in pending.items():
-        def on_created(n: int, batch: Batch, indexes: list[int] = indexes) -> None:
-            i = indexes[n]
-            remember_batch(context, keys[i], batch)
-            started.append((i, specs[i], batch))
-
-        def on_intent(n: int, intent: CreateIntent, indexes: list[int] = indexes) -> None:
-            remember_intent(context, keys[indexes[n]], intent)  # on the run before the request leaves
-
-        results = client.create_batches(workflow_uuid, [specs[i].data for i in indexes], on_created=on_created,
-                                        on_intent=on_intent, attempt_keys=[keys[i] for i in indexes])
-        for n, exc in enumerate(results):
-            if isinstance(exc, CargoAmbiguousCreateError):
-                remember_candidates(context, keys[indexes[n]], exc.candidates)
-        made = [r for r in results if isinstance(r, Batch)]
-        errors = [r for r in results if isinstance(r, CargoError) and not _no_records(r)]
-        what = _what(specs[indexes[0]])
-        for exc in results:
-            if _no_records(exc):
-                log.info(f"Cargo found no records for {what} ({getattr(exc, 'cargo_message', exc)}): no batch "
-                         "created, 0 credits spent.")
-        if len(made) == 1:
-            log.info(f"Created Cargo batch {made[0].uuid} for {what}{_link(batch_url_for, made[0])}")
-        elif made:
-            log.info(f"Created {len(made)} Cargo batches for {what}: {', '.join(b.uuid for b in made)} "
-                     f"{_link(batch_url_for, made[0])}")
-        if errors:
-            raise errors[0]
-
-
 def _link(batch_url_for: Any, batch: Batch) -> str:
     """`` (<link to the batch>)`` for a log line, or nothing when there is no web app to link to."""
     url = batch_url_for(batch)
     return f" ({url})" if url else ""
 
 
-def _cancel_all(client: CargoClient, batches: list[Batch], log: Any, why: str) -> list[str]:
-    """Cancel every unfinished batch; returns the UUIDs actually cancelled."""
-    cancelled: list[str] = []
-    for batch in batches:
-        if batch.is_terminal:
-            continue
-        try:
-            client.cancel_batch(batch.uuid)
-            cancelled.append(batch.uuid)
-            log.warning(f"Cancelled Cargo batch {batch.uuid} because {why}.")
-        except CargoError as exc:  # already finished, or Cargo unreachable: say so, don't mask
-            if getattr(exc, "reason", None) == "batchAlreadyFinished":
-                log.info(f"Cargo batch {batch.uuid} had already finished; nothing to cancel.")
-            else:
-                log.warning(f"Could not cancel Cargo batch {batch.uuid} after {why}: {exc}")
-    return cancelled
+@dataclass(frozen=True)
+class WaitSettings:
+    """How :func:`execute_batches` waits: the resource's polling, timeout, termination and logging settings."""
 
-
-def _cancel_outcome(cancelled: list[str], uuids: list[str]) -> str:
-    """What the package did about the batches, for a failure message."""
-    if cancelled:
-        return f"dagster-cargo cancelled {', '.join(cancelled)}, so no more credits are spent on it"
-    return (f"dagster-cargo could not cancel {', '.join(uuids)} (see the warning above): cancel it in Cargo "
-            "if it is still running")
+    poll_interval: float
+    max_poll_interval: float
+    poll_timeout: float | None
+    cancel_on_termination: bool
+    progress_log_interval: float = 30.0
+    guidance: PollingGuidance | None = None
 
 
 def execute_batch(context: Any, client: CargoClient, spec: BatchRunSpec, **kwargs: Any) -> CargoBatchResult:
     """Run one batch for ``spec``; see :func:`execute_batches` for the keyword arguments."""
     return execute_batches(context, client, [spec], **kwargs)
-
-
-def _after_cancel(client: CargoClient, batches: list[Batch], poll_interval: float, max_poll_interval: float,
-                  timeout: float = 120.0) -> tuple[list[Batch], bool]:
-    """The batches once their cancellation has ended (for the final spend), and whether it did."""
-    try:
-        finals = client.wait_for_batches([b.uuid for b in batches], timeout=timeout, poll_interval=poll_interval,
-                                         max_poll_interval=max_poll_interval, raise_on_failure=False)
-        return [finals[b.uuid] for b in batches], True
-    except CargoError:  # still cancelling, or unreadable: report the latest figures known
-        latest = []
-        for batch in batches:
-            try:
-                latest.append(client.get_batch(batch.uuid))
-            except CargoError:
-                latest.append(batch)
-        return latest, False
-
-
-def _budget_failure(uuids: list[str], used: float, budget: float, detail: str) -> dg.Failure:
-    return dg.Failure(
-        description=(
-            f"Cargo batch(es) {', '.join(uuids)} used {used:g} credits in the end, over this asset's budget of "
-            f"{budget:g}{detail}. Next step: raise credit_budget (run config, credit_budget= or the resource's "
-            "max_credits_per_batch) if this cost is expected, or narrow the input."
-        ),
-        metadata={"dagster-cargo/batch_uuid": uuids[0], "dagster-cargo/credits_used": float(used),
-                  "dagster-cargo/credit_budget": float(budget)},
-    )
 
 
 def execute_batches(
@@ -303,98 +208,187 @@ def execute_batches(
 ) -> CargoBatchResult:
     """Run the batches of ``specs`` (one workflow; e.g. chunks of one input) as one result.
 
-    Every batch is created (or attached) first, then all are waited for in one polling
-    loop, so N batches take about as long as the slowest. The credit budget of the first
-    spec applies to all of them together.
+    start (create or attach, exactly once) → poll until every batch ends (progress in the run log,
+    budget and timeout checked after each round, batches cancelled when the run is terminated) →
+    outcome checks → outputs → metadata. N batches take about as long as the slowest. The credit
+    budget of the first spec applies to all of them together.
     """
-
     if not specs:
         raise ValueError("execute_batches needs at least one spec")
-    head = specs[0]
-    log = context.log
+    head, log = specs[0], context.log
     runnable = [s for s in specs if not _is_empty(s)]
     if not runnable:
         log.info(f"No input records for Cargo {head.workflow_type or 'workflow'} {head.workflow_name!r}: "
                  "no batch created, 0 credits spent.")
         return _empty_result(head)
+    settings = WaitSettings(poll_interval, max_poll_interval, poll_timeout, cancel_on_termination,
+                            progress_log_interval, guidance)
+    requests = [BatchRequest(s.workflow_uuid, s.data, attempt_tag_key(context, s.workflow_uuid, s.data),
+                             s.output_node_slug, s.records) for s in runnable]
+    with BatchHandle(client, requests, ledger=RunTagLedger(context, client), poll_interval=poll_interval,
+                     max_poll_interval=max_poll_interval, guidance=guidance,
+                     fetch_metrics=credit_breakdown or head.credit_budget is not None,
+                     listed={head.workflow_uuid: head.listed_batches} if head.listed_batches is not None else None,
+                     ) as handle:
+        _start(handle, log, runnable, batch_url_for)
+        if not handle.batches:
+            return _empty_result(head)
+        batches = _wait(handle, log, head, settings, batch_url_for)
+        credits = _credits(client, batches, log, handle, head.deployed_release) if handle.fetch_metrics else None
+        _check_outcome(handle, log, head, batches, credits, batch_url_for)
+        frames = handle.fetch_outputs()
+    return _finish(context, client, head, batches, frames, credits, batch_url_for, credit_breakdown)
 
-    begun: list[tuple[int, BatchRunSpec, Batch]] = []
+
+def _start(handle: BatchHandle, log: Any, specs: list[BatchRunSpec], batch_url_for: Any) -> None:
+    """Attach or create every batch, and say so in the run log; if the step stops half-way, or a
+    create fails, the batches that exist are cancelled."""
     try:
-        _start_all(context, client, runnable, batch_url_for, begun)
+        report = handle.start()
     except (DagsterExecutionInterruptedError, KeyboardInterrupt, CargoError):
-        _cancel_all(client, [b for _, _, b in begun], log, "the step stopped before all batches were created")
+        _cancel(handle, log, "the step stopped before all batches were created")
         raise
-    if not begun:
-        return _empty_result(head)
-    started = [(spec, batch) for _, spec, batch in sorted(begun, key=lambda item: item[0])]
+    what = _what(specs[0])
+    for batch in report.attached:
+        log.info(f"Attaching to Cargo batch {batch.uuid} ({batch.status.value}) for {what}, created by "
+                 f"an earlier attempt of this step, instead of starting a new one{_link(batch_url_for, batch)}")
+    for exc in report.no_records:
+        log.info(f"Cargo found no records for {what} ({getattr(exc, 'cargo_message', exc)}): no batch "
+                 "created, 0 credits spent.")
+    for made in report.created.values():
+        if len(made) == 1:
+            log.info(f"Created Cargo batch {made[0].uuid} for {what}{_link(batch_url_for, made[0])}")
+        else:
+            log.info(f"Created {len(made)} Cargo batches for {what}: {', '.join(b.uuid for b in made)} "
+                     f"{_link(batch_url_for, made[0])}")
+    if report.errors:
+        _cancel(handle, log, "the step stopped before all batches were created")
+        raise report.errors[0]
 
-    uuids = [b.uuid for _, b in started]
-    spent = (lambda batch: credit_split(client.get_run_metrics(batch.workflow_uuid, batch_uuid=batch.uuid)).total) \
-        if head.credit_budget is not None else None
-    monitor = BatchMonitor(log, progress_log_interval, budget=head.credit_budget, total=len(started), spent=spent)
-    downloads = _Downloads(client, {b.uuid: spec for spec, b in started},
-                           metrics=credit_breakdown or head.credit_budget is not None)
+
+def _wait(handle: BatchHandle, log: Any, head: BatchRunSpec, settings: WaitSettings,
+          batch_url_for: Any) -> list[Batch]:
+    """Poll until every batch has ended; returns them (in request order).
+
+    After each round: progress logged, the budget checked (over it: cancel, fail), the timeout checked
+    (past it: cancel, fail). A terminated run cancels the batches (unless ``cancel_on_termination`` is off).
+    """
+    progress = ProgressLog(log, settings.progress_log_interval, total=len(handle.batches))
+    budget = _budget(handle, head)
     try:
-        try:
-            finals = client.wait_for_batches(uuids, timeout=poll_timeout, poll_interval=poll_interval,
-                                             max_poll_interval=max_poll_interval,
-                                             on_progress=downloads.watching(monitor), raise_on_failure=False,
-                                             initial={b.uuid: b for _, b in started}, guidance=guidance)
-        except (DagsterExecutionInterruptedError, KeyboardInterrupt):
-            if cancel_on_termination:
-                _cancel_all(client, [monitor.latest.get(b.uuid, b) for _, b in started], log,
-                            "the Dagster run was terminated")
-            else:
-                log.warning(f"Dagster run terminated; Cargo batch(es) {', '.join(uuids)} keep running "
-                            "(cancel_on_termination=False).")
-            raise
-        except CargoWaitTimeoutError as exc:
-            cancelled = _cancel_all(client, [monitor.latest.get(b.uuid, b) for _, b in started], log,
-                                    f"it did not finish within {poll_timeout:g}s")
-            url = batch_url_for(started[0][1])
-            raise dg.Failure(description=(
-                f"Cargo batch {exc.batch_uuid} was not finished after {poll_timeout:g}s (last status: "
-                f"{exc.last_status}); {_cancel_outcome(cancelled, uuids)}. Next step: raise the resource's "
-                "poll_timeout if batches of this size take longer, or narrow the input."), metadata={
-                "dagster-cargo/batch_uuid": exc.batch_uuid,
-                **({"dagster-cargo/batch_url": dg.MetadataValue.url(url)} if url else {}),
-            }) from exc
-        except CreditBudgetExceeded as exc:
-            cancelled = _cancel_all(client, exc.batches, log, "the credit budget was exceeded")
-            final, settled = _after_cancel(client, exc.batches, poll_interval, max_poll_interval)
-            executed = sum(b.executed_runs_count for b in final)
-            runs = sum(b.runs_count for b in final)
-            split = _credits(client, final, log, downloads)
-            final_spend = split.total if split is not None else float(sum(b.credits_used_count for b in final))
-            state = "cancelled" if settled else "cancel requested, still stopping when last read"
-            raise _budget_failure(uuids, final_spend, exc.budget,
-                                  f" after {executed}/{runs} runs ({state}; the guard fired at "
-                                  f"{exc.credits_used:g} credits, {final_spend - exc.budget:g} over the budget in the "
-                                  f"end); {_cancel_outcome(cancelled, uuids)}") from None
-
-        batches = [finals[u] for u in uuids]
-        credits = _credits(client, batches, log, downloads) if downloads.with_metrics else None
-        used = credits.total if credits is not None else float(sum(b.credits_used_count for b in batches))
-        if head.credit_budget is not None and used > head.credit_budget:
-            raise _budget_failure(uuids, used, head.credit_budget,
-                                  "; the batch finished before the budget check could cancel it, so its output "
-                                  "is not returned")
-        for batch in batches:
-            if batch.status in (BatchStatus.ERROR, BatchStatus.CANCELLED):
-                _cancel_all(client, batches, log, f"batch {batch.uuid} ended {batch.status.value}")
-                try:
-                    raise_for_batch(batch)
-                except CargoBatchError as exc:
-                    raise dg.Failure(description=str(exc), metadata=dict(
-                        _metadata(batches, head, batch_url_for(batch), row_count=0))) from exc
-        frames = downloads.frames(batches)
-    except BaseException:
-        downloads.close()
+        while True:
+            snapshot = handle.poll()
+            progress(snapshot)
+            if snapshot.finished:
+                return handle.batches
+            used = budget.overrun(snapshot) if budget is not None else None
+            if budget is not None and used is not None:
+                raise _over_budget(handle, log, head, budget.limit, used)
+            elapsed = handle.elapsed()
+            if settings.poll_timeout is not None and elapsed >= settings.poll_timeout:
+                raise _timed_out(handle, log, snapshot, settings.poll_timeout, batch_url_for)
+            left = settings.poll_timeout - elapsed if settings.poll_timeout is not None else snapshot.wake_in
+            handle.sleep(min(snapshot.wake_in, left))
+    except (DagsterExecutionInterruptedError, KeyboardInterrupt):
+        if settings.cancel_on_termination:
+            _cancel(handle, log, "the Dagster run was terminated")
+        else:
+            log.warning(f"Dagster run terminated; Cargo batch(es) {', '.join(handle.uuids)} keep running "
+                        "(cancel_on_termination=False).")
         raise
+
+
+def _budget(handle: BatchHandle, head: BatchRunSpec) -> CreditBudget | None:
+    """The step's credit budget: the batches' spend, execution charge included (``runs/metrics``)."""
+    if head.credit_budget is None:
+        return None
+    client = handle.client
+
+    def spent(batch: Batch) -> float:
+        return credit_split(client.get_run_metrics(batch.workflow_uuid, batch_uuid=batch.uuid)).total
+
+    return CreditBudget(head.credit_budget, spent)
+
+
+def _cancel(handle: BatchHandle, log: Any, why: str) -> list[str]:
+    """Cancel every unfinished batch, each outcome in the run log; returns the UUIDs actually cancelled."""
+    report = handle.cancel()
+    for uuid in report.cancelled:
+        log.warning(f"Cancelled Cargo batch {uuid} because {why}.")
+    for uuid in report.already_finished:
+        log.info(f"Cargo batch {uuid} had already finished; nothing to cancel.")
+    for uuid, exc in report.failed.items():  # Cargo unreachable: say so, don't mask
+        log.warning(f"Could not cancel Cargo batch {uuid} after {why}: {exc}")
+    return report.cancelled
+
+
+def _cancel_outcome(cancelled: list[str], uuids: list[str]) -> str:
+    """What the package did about the batches, for a failure message."""
+    if cancelled:
+        return f"dagster-cargo cancelled {', '.join(cancelled)}, so no more credits are spent on it"
+    return (f"dagster-cargo could not cancel {', '.join(uuids)} (see the warning above): cancel it in Cargo "
+            "if it is still running")
+
+
+def _timed_out(handle: BatchHandle, log: Any, snapshot: StatusSnapshot, timeout: float,
+               batch_url_for: Any) -> dg.Failure:
+    """Cancel the batches of a wait past ``poll_timeout``; the failure to raise."""
+    cancelled = _cancel(handle, log, f"it did not finish within {timeout:g}s")
+    late = timeout_error(snapshot, timeout)
+    url = batch_url_for(handle.batches[0])
+    return dg.Failure(description=(
+        f"Cargo batch {late.batch_uuid} was not finished after {timeout:g}s (last status: "
+        f"{late.last_status}); {_cancel_outcome(cancelled, handle.uuids)}. Next step: raise the resource's "
+        "poll_timeout if batches of this size take longer, or narrow the input."), metadata={
+        "dagster-cargo/batch_uuid": late.batch_uuid,
+        **({"dagster-cargo/batch_url": dg.MetadataValue.url(url)} if url else {}),
+    })
+
+
+def _over_budget(handle: BatchHandle, log: Any, head: BatchRunSpec, budget: float, guard: float) -> dg.Failure:
+    """Cancel the batches that passed the budget, wait for the cancellation to end; the failure to raise."""
+    cancelled = _cancel(handle, log, "the credit budget was exceeded")
+    final, settled = handle.settle()
+    executed = sum(b.executed_runs_count for b in final)
+    runs = sum(b.runs_count for b in final)
+    split = _credits(handle.client, final, log, handle, head.deployed_release)
+    final_spend = split.total if split is not None else float(sum(b.credits_used_count for b in final))
+    state = "cancelled" if settled else "cancel requested, still stopping when last read"
+    return _budget_failure(handle.uuids, final_spend, budget,
+                           f" after {executed}/{runs} runs ({state}; the guard fired at {guard:g} credits, "
+                           f"{final_spend - budget:g} over the budget in the end); "
+                           f"{_cancel_outcome(cancelled, handle.uuids)}")
+
+
+def _budget_failure(uuids: list[str], used: float, budget: float, detail: str) -> dg.Failure:
+    return dg.Failure(
+        description=(
+            f"Cargo batch(es) {', '.join(uuids)} used {used:g} credits in the end, over this asset's budget of "
+            f"{budget:g}{detail}. Next step: raise credit_budget (run config, credit_budget= or the resource's "
+            "max_credits_per_batch) if this cost is expected, or narrow the input."
+        ),
+        metadata={"dagster-cargo/batch_uuid": uuids[0], "dagster-cargo/credits_used": float(used),
+                  "dagster-cargo/credit_budget": float(budget)},
+    )
+
+
+def _check_outcome(handle: BatchHandle, log: Any, head: BatchRunSpec, batches: list[Batch],
+                   credits: CreditSplit | None, batch_url_for: Any) -> None:
+    """Fail when the finished batches cost more than the budget, or one ended ``error``/``cancelled``."""
+    used = credits.total if credits is not None else float(sum(b.credits_used_count for b in batches))
+    if head.credit_budget is not None and used > head.credit_budget:
+        raise _budget_failure(handle.uuids, used, head.credit_budget,
+                              "; the batch finished before the budget check could cancel it, so its output "
+                              "is not returned")
+    failed = next((b for b in batches if b.status in (BatchStatus.ERROR, BatchStatus.CANCELLED)), None)
+    if failed is None:
+        return
+    _cancel(handle, log, f"batch {failed.uuid} ended {failed.status.value}")
     try:
-        return _finish(context, client, head, batches, frames, credits, batch_url_for, credit_breakdown)
-    finally:
-        downloads.close()
+        raise_for_batch(failed)
+    except CargoBatchError as exc:
+        raise dg.Failure(description=str(exc), metadata=dict(
+            _metadata(batches, head, batch_url_for(failed), row_count=0))) from exc
 
 
 def _finish(context: Any, client: CargoClient, head: BatchRunSpec, batches: list[Batch], frames: list[Any],
@@ -410,24 +404,7 @@ def _finish(context: Any, client: CargoClient, head: BatchRunSpec, batches: list
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     counts = status_counts(frame)
     records = len(frame)
-    failed = counts.get("error", 0)
-    uuids = ", ".join(b.uuid for b in batches)
-    if failed:
-        first = frame.loc[frame[STATUS_COLUMN] == "error", ERROR_COLUMN].dropna()
-        example = f' (first error: "{first.iloc[0]}")' if len(first) else ""
-        if head.failed_rows == "fail":
-            raise dg.Failure(
-                description=f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}. "
-                "The step fails because failed_rows='fail'. Next step: fix the input or the workflow and re-run, "
-                "or use failed_rows='keep' to get them flagged in the output.",
-                metadata={"dagster-cargo/batch_uuid": batches[0].uuid, "dagster-cargo/failed_rows": failed})
-        if head.failed_rows == "drop":
-            frame = frame.loc[frame[STATUS_COLUMN] != "error"].reset_index(drop=True)
-            log.warning(f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}; their rows "
-                        "were dropped (failed_rows='drop').")
-        else:
-            log.warning(f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}; their rows "
-                        f"are kept with {STATUS_COLUMN}='error' and the reason in {ERROR_COLUMN}.")
+    frame = _apply_failed_rows(frame, counts, head, batches, log)
     meta = _metadata(batches, head, batch_url_for(batches[0]), row_count=len(frame), credits=credits,
                      statuses=counts)
     extra: dict[str, Any] = {}
@@ -439,82 +416,48 @@ def _finish(context: Any, client: CargoClient, head: BatchRunSpec, batches: list
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     split = (f" ({credits.provider:g} provider + {credits.execution_charge:.2f} execution charge for "
              f"{credits.executions} node executions)" if credits is not None else "")
-    log.info(f"Cargo batch(es) {uuids}: {records} input records ({summary or 'none'}), {len(frame)} output rows, "
-             f"{used:g} credits{split}.")
+    log.info(f"Cargo batch(es) {', '.join(b.uuid for b in batches)}: {records} input records "
+             f"({summary or 'none'}), {len(frame)} output rows, {used:g} credits{split}.")
     return CargoBatchResult(frame=frame, batches=batches, cargo_metadata=meta, extra_metadata=extra,
                             credits=credits, statuses=counts, records_count=records)
 
 
-class _Downloads:
-    """Downloads each batch's outputs (and its per-node credits) as soon as the polling loop sees it end.
-
-    A fan-out of many batches then overlaps downloading with waiting for the slowest batch,
-    so only the last one's download is left when the wait ends. Downloads run on a few
-    threads; results are taken in batch order.
-    """
-
-    def __init__(self, client: CargoClient, spec_of: dict[str, BatchRunSpec], max_workers: int = 4,
-                 metrics: bool = False) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.client = client
-        self.spec_of = spec_of
-        self.with_metrics = metrics
-        self.futures: dict[str, Any] = {}
-        self.metric_futures: dict[str, Any] = {}
-        self.pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(spec_of))),
-                                       thread_name_prefix="cargo-download")
-
-    def _submit(self, batch: Batch) -> None:
-        if self.with_metrics and batch.is_terminal and batch.uuid not in self.metric_futures:
-            # per-node credits (runs/metrics takes one batch per call): fetched alongside, not after
-            self.metric_futures[batch.uuid] = self.pool.submit(
-                self.client.get_run_metrics, batch.workflow_uuid, batch_uuid=batch.uuid)
-        if batch.uuid in self.futures or batch.status != BatchStatus.SUCCESS or batch.runs_count <= 0:
-            return
-        spec = self.spec_of[batch.uuid]
-        self.futures[batch.uuid] = self.pool.submit(
-            self.client.download_batch_dataframe, batch.uuid, spec.output_node_slug, records=spec.records,
-            batch=batch)
-
-    def watching(self, monitor: Any) -> Any:
-        """An ``on_progress`` callback: ``monitor``, then start the download of a finished batch."""
-
-        def on_progress(progress: Any) -> None:
-            monitor(progress)
-            self._submit(progress.batch)
-
-        return on_progress
-
-    def frames(self, batches: list[Batch]) -> list[pd.DataFrame]:
-        """The outputs of ``batches`` (in order) that have any; raises a download's error."""
-        out = []
-        for batch in batches:
-            self._submit(batch)
-            if batch.uuid in self.futures:
-                out.append(self.futures[batch.uuid].result())
-        return out
-
-    def metrics(self, batch: Batch) -> list[Any]:
-        """The runs/metrics of a finished batch (fetched while others ran, or now)."""
-        future = self.metric_futures.get(batch.uuid)
-        if future is None or future.cancelled():
-            return list(self.client.get_run_metrics(batch.workflow_uuid, batch_uuid=batch.uuid))
-        return list(future.result())
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+def _apply_failed_rows(frame: Any, counts: Mapping[str, int], head: BatchRunSpec, batches: list[Batch],
+                       log: Any) -> Any:
+    """The ``failed_rows`` policy: keep the rows of failed records (flagged, logged), drop them, or fail."""
+    failed = counts.get("error", 0)
+    if not failed:
+        return frame
+    records = len(frame)
+    uuids = ", ".join(b.uuid for b in batches)
+    first = frame.loc[frame[STATUS_COLUMN] == "error", ERROR_COLUMN].dropna()
+    example = f' (first error: "{first.iloc[0]}")' if len(first) else ""
+    if head.failed_rows == "fail":
+        raise dg.Failure(
+            description=f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}. "
+            "The step fails because failed_rows='fail'. Next step: fix the input or the workflow and re-run, "
+            "or use failed_rows='keep' to get them flagged in the output.",
+            metadata={"dagster-cargo/batch_uuid": batches[0].uuid, "dagster-cargo/failed_rows": failed})
+    if head.failed_rows == "drop":
+        log.warning(f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}; their rows "
+                    "were dropped (failed_rows='drop').")
+        return frame.loc[frame[STATUS_COLUMN] != "error"].reset_index(drop=True)
+    log.warning(f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}; their rows "
+                f"are kept with {STATUS_COLUMN}='error' and the reason in {ERROR_COLUMN}.")
+    return frame
 
 
-def _credits(client: CargoClient, batches: list[Batch], log: Any, downloads: _Downloads) -> CreditSplit | None:
+def _credits(client: CargoClient, batches: list[Batch], log: Any, handle: BatchHandle,
+             known: Release | None = None) -> CreditSplit | None:
     """The batches' credit split from ``runs/metrics`` (provider credits per node, node executions), per-node
     slugs from each batch's own release. None (logged) when Cargo won't say: the batches' ``creditsUsedCount``
     is then all that is known."""
     try:
-        metrics = [m for b in batches for m in downloads.metrics(b)]
+        metrics = [m for b in batches for m in handle.metrics(b)]
         slugs: dict[str, str] = {}
         for release_uuid in {b.release_uuid for b in batches if b.release_uuid}:
-            slugs.update({n.uuid: n.slug for n in client.get_release(release_uuid).nodes})
+            release = known if known is not None and known.uuid == release_uuid else client.get_release(release_uuid)
+            slugs.update({n.uuid: n.slug for n in release.nodes})
         return credit_split(metrics, slugs)
     except CargoError as exc:
         log.warning(f"Could not read the node executions and per-node credits of Cargo batch(es) "

@@ -144,36 +144,55 @@ def batch_metadata(
             failed_runs_count=0, input_records=0, failed_rows=0, skipped_rows=0, filtered_rows=0,
             credits_used=0.0, credits_per_record=0.0,
         )
-    first = batches[0]
     total = credits.total if credits is not None else float(sum(b.credits_used_count for b in batches))
-    durations = [b.duration_seconds for b in batches if b.duration_seconds is not None]
-    batch_statuses = {b.status.value for b in batches}
     counts = dict(statuses or {})
     succeeded = counts.get("success", row_count if statuses is None else 0)
     return CargoMetadataSet(
-        batch_uuid=first.uuid,
-        batch_uuids=",".join(b.uuid for b in batches) if len(batches) > 1 else None,
-        batch_count=len(batches) if len(batches) > 1 else None,
-        batch_status=first.status.value if len(batch_statuses) == 1 else ",".join(sorted(batch_statuses)),
-        batch_url=dg.MetadataValue.url(batch_url) if batch_url else None,
+        **_batch_fields(batches, batch_url),
         workflow_uuid=workflow_uuid,
         workflow_name=workflow_name,
         workflow_type=workflow_type,
         output_node_slug=output_node_slug,
-        runs_count=sum(b.runs_count for b in batches),
-        executed_runs_count=sum(b.executed_runs_count for b in batches),
-        failed_runs_count=sum(b.failed_runs_count for b in batches),
-        input_records=sum(counts.values()) if statuses is not None else None,
-        failed_rows=counts.get("error", 0) if statuses is not None else None,
-        skipped_rows=counts.get("skipped", 0) if statuses is not None else None,
-        filtered_rows=counts.get("filtered", 0) if statuses is not None else None,
+        **_row_fields(statuses),
+        **_credit_fields(credits),
         credits_used=round(total, 6),
-        provider_credits=round(credits.provider, 6) if credits is not None else None,
-        execution_charge=credits.execution_charge if credits is not None else None,
-        node_executions=credits.executions if credits is not None else None,
         credits_per_record=round(total / succeeded, 6) if succeeded else None,
-        cargo_duration_seconds=max(durations) if durations else None,
     )
+
+
+def _batch_fields(batches: Sequence[Batch], batch_url: str | None) -> dict[str, Any]:
+    """Which batches ran (one, or several of a chunked input), their status, counters and duration."""
+    first = batches[0]
+    several = len(batches) > 1
+    durations = [b.duration_seconds for b in batches if b.duration_seconds is not None]
+    statuses = {b.status.value for b in batches}
+    return {
+        "batch_uuid": first.uuid,
+        "batch_uuids": ",".join(b.uuid for b in batches) if several else None,
+        "batch_count": len(batches) if several else None,
+        "batch_status": first.status.value if len(statuses) == 1 else ",".join(sorted(statuses)),
+        "batch_url": dg.MetadataValue.url(batch_url) if batch_url else None,
+        "runs_count": sum(b.runs_count for b in batches),
+        "executed_runs_count": sum(b.executed_runs_count for b in batches),
+        "failed_runs_count": sum(b.failed_runs_count for b in batches),
+        "cargo_duration_seconds": max(durations) if durations else None,
+    }
+
+
+def _row_fields(statuses: Mapping[str, int] | None) -> dict[str, Any]:
+    """Input records and failed/skipped/filtered rows from rows per ``_status`` (all None without them)."""
+    if statuses is None:
+        return dict.fromkeys(("input_records", "failed_rows", "skipped_rows", "filtered_rows"))
+    return {"input_records": sum(statuses.values()), "failed_rows": statuses.get("error", 0),
+            "skipped_rows": statuses.get("skipped", 0), "filtered_rows": statuses.get("filtered", 0)}
+
+
+def _credit_fields(credits: CreditSplit | None) -> dict[str, Any]:
+    """The bill split from ``runs/metrics`` (all None without it)."""
+    if credits is None:
+        return dict.fromkeys(("provider_credits", "execution_charge", "node_executions"))
+    return {"provider_credits": round(credits.provider, 6), "execution_charge": credits.execution_charge,
+            "node_executions": credits.executions}
 
 
 def credits_by_node_metadata(provider_by_node: Mapping[str, float]) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import warnings
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -16,9 +15,10 @@ from dagster._config.field_utils import IntEnvVar
 from pydantic import Field, PrivateAttr
 
 from .client import BusyPolicy, CargoClient, RetryPolicy
-from .client.errors import CargoInputError
+from .client.clock import Clock
+from .client.errors import CargoError, CargoInputError, CargoNotFoundError
 from .client.inputs import chunk_records, play_input, records_data, to_json_records
-from .client.models import Batch, Play, Tool
+from .client.models import Batch, Play, Release, Tool
 from .client.transport import DEFAULT_BASE_URL
 from .client.waiting import UNLIMITED, PollingGuidance
 from .estimate import CreditEstimate, recent_materializations, try_estimate
@@ -189,6 +189,7 @@ class CargoResource(dg.ConfigurableResource):
     )
 
     _client: CargoClient | None = PrivateAttr(default=None)
+    _clock: Clock | None = PrivateAttr(default=None)
 
     def __init__(self, **data: Any) -> None:
         for name in _OPTIONAL_ENV_FIELDS:  # an optional field given as an unset EnvVar keeps its default
@@ -199,6 +200,21 @@ class CargoResource(dg.ConfigurableResource):
         if isinstance(token, str) and not isinstance(token, dg.EnvVar) and token and not _built_by_dagster():
             _warn_literal_token()
         super().__init__(**data)
+
+    def with_clock(self, clock: Clock | None) -> CargoResource:
+        """This resource, with every wait (polling, retries, downloads, busy waits, reconcile delays) and
+        the wall-clock figure going through ``clock``: a
+        :class:`~dagster_cargo.client.clock.ManualClock` in tests. Not config: Dagster's copies of the
+        resource at run start keep it. Returns ``self``."""
+        self.close()
+        self._clock = clock
+        return self
+
+    def _with_updated_values(self, values: Mapping[str, Any] | None) -> Any:
+        """Dagster's run-time copy of the resource (config resolved) keeps the injected clock."""
+        out = super()._with_updated_values(values)
+        out._clock = self._clock
+        return out
 
     def _setting(self, name: str) -> Any:
         """A field's value; an ``EnvVar`` read from the environment when the resource is used
@@ -226,6 +242,7 @@ class CargoResource(dg.ConfigurableResource):
         (or use the resource as a context manager) when done.
         """
         if self._client is None:
+            clock: dict[str, Any] = {"clock": self._clock} if self._clock is not None else {}
             self._client = CargoClient(
                 api_token=self._setting("api_token"),
                 workspace_uuid=self._setting("workspace_uuid"),
@@ -235,6 +252,7 @@ class CargoResource(dg.ConfigurableResource):
                 retry=RetryPolicy(max_attempts=self.max_retries + 1, max_elapsed=self.retry_max_elapsed),
                 allow_insecure_http=self.allow_insecure_http,
                 busy=BusyPolicy(max_wait=self.concurrency_wait),
+                **clock,
             )
         return self._client
 
@@ -278,15 +296,15 @@ class CargoResource(dg.ConfigurableResource):
         The result's metadata carries ``dagster-cargo/wall_clock_seconds`` (this call, create to
         outputs downloaded) beside ``cargo_duration_seconds`` (Cargo's own createdAt → finishedAt).
         """
-        started = time.monotonic()
         client = self.get_client()
+        started = client.clock.monotonic()
         client.busy_report = getattr(getattr(context, "log", None), "warning", None)  # waits, in the run log
         try:
             result = self._execute(context, client, specs)
         finally:
             client.busy_report = None
         if result.batches:
-            wall = round(time.monotonic() - started, 3)
+            wall = round(client.clock.monotonic() - started, 3)
             result.cargo_metadata = result.cargo_metadata.model_copy(update={"wall_clock_seconds": wall})
             self._tag_run(context, result.batches)
         return result
@@ -389,7 +407,10 @@ class CargoResource(dg.ConfigurableResource):
         step once the batch uses more credits than that. ``retry_failed=N``: re-run the records whose
         run failed, up to N rounds, paying only for them (see :mod:`dagster_cargo.heal`).
         """
-        data = check_run_input(self.get_client(), props, data)  # before any credit is spent
+        client = self.get_client()
+        budget = credit_budget if credit_budget is not None else self.max_credits_per_batch
+        props, release = self._with_deployed_release(client, props, data, budget)
+        data = check_run_input(client, props, data)  # before any credit is spent
         parts: list[Mapping[str, Any]] = [data]
         if data.get("kind") == "records" and data.get("records"):
             chunks = chunk_records(data["records"], max_records=self.max_records_per_batch,
@@ -402,16 +423,17 @@ class CargoResource(dg.ConfigurableResource):
         # the output node is Cargo's default (the last executed node) unless the caller names one: a slug
         # looked up now could belong to a release deployed after the batch (see client.outcomes)
         slug = output_node_slug
-        budget = credit_budget if credit_budget is not None else self.max_credits_per_batch
         if self.failed_rows not in ("keep", "drop", "fail"):
             raise CargoInputError(f"failed_rows must be 'keep', 'drop' or 'fail', not {self.failed_rows!r}.")
+        listed = self._listing(client, props, parts, budget)
+        estimate = self._estimate(context, props, parts, budget, listed)
         specs = [
             BatchRunSpec(workflow_uuid=props.workflow_uuid, data=dict(part), workflow_name=props.name,
                          workflow_type=props.type, output_node_slug=slug, empty_columns=empty_columns,
-                         credit_budget=budget, failed_rows=self.failed_rows)  # type: ignore[arg-type]
+                         credit_budget=budget, failed_rows=self.failed_rows,  # type: ignore[arg-type]
+                         deployed_release=release, listed_batches=listed)
             for part in parts
         ]
-        estimate = self._estimate(context, props, parts, budget)
         # a few records of a tool: single runs (healing re-runs failed records as batches, so it keeps batches)
         if not retry_failed and single_run_applies(props, data, self.single_run_threshold):
             single = run_single(self, context, props, data, output_node_slug=slug, credit_budget=budget,
@@ -428,14 +450,46 @@ class CargoResource(dg.ConfigurableResource):
             result.extra_metadata.update(estimate.metadata(result.credits_used if result.batches else None))
         return result
 
+    def _estimating(self, parts: list[Mapping[str, Any]], budget: float | None) -> bool:
+        """Whether the batches' credits are estimated before they are created."""
+        empty = all(p.get("kind") == "records" and not p.get("records") for p in parts)
+        return (self.estimate_credits or budget is not None) and not empty
+
+    def _with_deployed_release(self, client: CargoClient, props: CargoWorkflowProps, data: Mapping[str, Any],
+                               budget: float | None) -> tuple[CargoWorkflowProps, Release | None]:
+        """Read the deployed release once, when the input checks (a tool's required form fields) or the
+        estimate (its node count) need it and ``props`` (a workspace snapshot) does not have it; ``props``
+        completed with it. Its node slugs also name the per-node credits later, without a second read."""
+        needs_fields = props.type == "tool" and props.required_form_field_slugs is None and bool(data.get("records"))
+        needs_nodes = not props.node_slugs and self._estimating([data], budget)
+        if not (needs_fields or needs_nodes):
+            return props, None
+        try:
+            release = client.get_deployed_release(props.workflow_uuid)
+        except CargoNotFoundError:  # nothing deployed: no required fields; the estimate says what it can
+            return props, None
+        required = [f.slug for f in release.form_fields or [] if f.is_required]
+        return props.model_copy(update={"required_form_field_slugs": required,
+                                        "node_slugs": [n.slug for n in release.nodes]}), release
+
+    def _listing(self, client: CargoClient, props: CargoWorkflowProps, parts: list[Mapping[str, Any]],
+                 budget: float | None) -> tuple[Batch, ...] | None:
+        """The workflow's batches, listed in full once for both the estimate (recent cost per record) and
+        the create (its exactly-once watermark); None when there is no estimate (the create lists them)."""
+        if not self._estimating(parts, budget):
+            return None
+        try:
+            return tuple(client.list_all_batches(props.workflow_uuid))
+        except CargoError:  # the estimate reads what it can; the create lists them again
+            return None
+
     def _estimate(self, context: Any, props: CargoWorkflowProps, parts: list[Mapping[str, Any]],
-                  budget: float | None) -> CreditEstimate | None:
+                  budget: float | None, listed: tuple[Batch, ...] | None = None) -> CreditEstimate | None:
         """Estimate the batches' credits (see :mod:`dagster_cargo.estimate`) and refuse them, before any is
         created, when the estimate exceeds ``budget``."""
-        if (not self.estimate_credits and budget is None) or all(
-                p.get("kind") == "records" and not p.get("records") for p in parts):
+        if not self._estimating(parts, budget):
             return None
-        estimate = try_estimate(self.get_client(), props.workflow_uuid, parts,
+        estimate = try_estimate(self.get_client(), props.workflow_uuid, parts, listed=listed,
                                 history=recent_materializations(context), nodes=len(props.node_slugs) or None)
         if estimate is None:
             return None

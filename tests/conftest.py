@@ -1,11 +1,22 @@
-"""Shared fixtures: a Cargo emulator on loopback and clients/resources pointed at it."""
+"""Shared fixtures: a Cargo emulator, and clients/resources pointed at it.
+
+* ``emulator`` / ``flaky_emulator``: real-time emulators (fast simulated time).
+* ``manual_emulator``: an emulator whose time moves only when the client waits.
+* ``cargo_client`` and ``cargo_resource(**overrides)``: a :class:`CargoClient` / :class:`CargoResource` on the
+  test's emulator (``manual_emulator`` when the test asks for it, else ``emulator``). On a manual-clock
+  emulator they wait on a :class:`ManualClock` that advances the emulator by exactly what they wait, so
+  no test waits in real time.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+from dagster_cargo.client import CargoClient
+from dagster_cargo.client.clock import ManualClock
 from dagster_cargo.emulator import CargoEmulator
 
 TOKEN = "test-token-7c1f9d"
@@ -23,3 +34,75 @@ def flaky_emulator() -> Iterator[CargoEmulator]:
     """An emulator where a quarter of the runs fail (deterministically by record id)."""
     with CargoEmulator(token=TOKEN, speed=400.0, seed=2, run_failure_rate=0.25, credits=1_000_000) as emu:
         yield emu
+
+
+@pytest.fixture
+def manual_emulator() -> Iterator[CargoEmulator]:
+    """A fresh emulator on a manual clock: simulated time moves only through ``advance`` (a
+    :func:`manual_clock` moves it as far as the client waits). No random run failures."""
+    with CargoEmulator(token=TOKEN, clock="manual", seed=1, run_failure_rate=0.0, credits=1_000_000) as emu:
+        yield emu
+
+
+def manual_clock(emu: CargoEmulator) -> ManualClock | None:
+    """A clock whose sleeps advance ``emu`` by as much, when ``emu`` runs on a manual clock (else None)."""
+    return ManualClock(on_sleep=emu.advance) if emu.clock.mode == "manual" else None
+
+
+def make_resource(emu: CargoEmulator, **overrides: Any) -> Any:
+    """A ``CargoResource`` on ``emu``: quick polling, the emulator's manual clock when it has one."""
+    from dagster_cargo import CargoResource
+
+    settings: dict[str, Any] = {"api_token": TOKEN, "base_url": emu.base_url, "poll_interval": 0.05,
+                                "max_poll_interval": 0.5, **overrides}
+    return CargoResource(**settings).with_clock(manual_clock(emu))
+
+
+def _the_emulator(request: pytest.FixtureRequest) -> CargoEmulator:
+    name = "manual_emulator" if "manual_emulator" in request.fixturenames else "emulator"
+    emu: CargoEmulator = request.getfixturevalue(name)
+    return emu
+
+
+@pytest.fixture
+def cargo_client(request: pytest.FixtureRequest) -> Iterator[CargoClient]:
+    """A :class:`CargoClient` on the test's emulator (manual clock when it has one)."""
+    emu = _the_emulator(request)
+    with CargoClient(TOKEN, base_url=emu.base_url, clock=manual_clock(emu)) as client:
+        yield client
+
+
+@pytest.fixture
+def cargo_resource(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``cargo_resource(**overrides)``: a ``CargoResource`` on the test's emulator; ``emu=`` picks another."""
+
+    def build(emu: CargoEmulator | None = None, **overrides: Any) -> Any:
+        return make_resource(emu if emu is not None else _the_emulator(request), **overrides)
+
+    return build
+
+
+# ---------------------------------------------------------------------------------------------- markers
+#: Tests that take long (subprocesses, browsers, Node toolchains, real-time fault suites, whole-package
+#: linting): marked ``slow`` so that ``pytest -m "not slow"`` is the fast suite. CI (``make test``) runs all.
+SLOW = ("tests/conformance/", "tests/e2e/", "tests/reliability/test_fault_suite.py",
+        "tests/reliability/test_crash_reexecution.py", "tests/reliability/test_concurrent_creates.py",
+        "tests/reliability/test_fault_report_cli.py", "tests/test_benchmarks_smoke.py", "tests/test_static_checks.py",
+        "tests/test_example_project.py", "tests/dagster_layer/test_workspace_scale.py")
+#: area markers by directory: ``pytest -m conformance`` (or ``e2e``, ``reliability``) runs one area
+AREAS = {"tests/conformance/": "conformance", "tests/e2e/": "e2e", "tests/reliability/": "reliability"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark items ``slow`` and by area from where they live (see :data:`SLOW` and :data:`AREAS`)."""
+    root = config.rootpath
+    for item in items:
+        try:
+            path = item.path.relative_to(root).as_posix()
+        except ValueError:
+            continue
+        for prefix, marker in AREAS.items():
+            if path.startswith(prefix):
+                item.add_marker(marker)
+        if path.startswith(SLOW):
+            item.add_marker("slow")

@@ -63,3 +63,33 @@ def test_the_checker_itself_sees_imports():
     found = offenders(PACKAGE, ("dagster", "dagster_cargo.client"))
     assert any(line.startswith("dagster_cargo/resource.py imports dagster") for line in found)
     assert any("dagster_cargo/resource.py imports dagster_cargo.client" in line for line in found)
+
+
+# ---------------------------------------------------------------------------------------------- import cycles
+def dagster_layer_graph() -> dict[str, set[str]]:
+    """Dagster-layer module -> the Dagster-layer modules it imports (``dagster_cargo/*.py`` but the lazy
+    package ``__init__``, and ``components/**``). Every import counts, those under ``if TYPE_CHECKING:`` and
+    inside functions included: a cycle of annotations is still a cycle to read through."""
+    from tests.emulator.test_structure import _targets
+
+    paths = [p for p in PACKAGE.glob("*.py") if p.name != "__init__.py"] + list((PACKAGE / "components").rglob("*.py"))
+    files = {".".join(p for p in p.relative_to(PACKAGE.parent).with_suffix("").parts if p != "__init__"): p
+             for p in paths}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        nodes = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        graph[name] = set().union(*(_targets(n, package, files) for n in nodes)) - {name}
+    return graph
+
+
+def test_the_dagster_layer_graph_sees_type_checking_imports():
+    graph = dagster_layer_graph()
+    assert "dagster_cargo.execution" in graph["dagster_cargo.resource"]
+    assert "dagster_cargo.asset_defs" in graph["dagster_cargo.components.workspace_component"]
+
+
+def test_no_import_cycle_between_dagster_layer_modules():
+    from tests.emulator.test_structure import find_cycle
+
+    assert find_cycle(dagster_layer_graph()) is None

@@ -216,11 +216,18 @@ class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
             claimed=claimed,
         )
 
-    def create_intent(self, workflow_uuid: str, *, attempt_key: str | None = None) -> CreateIntent:
-        """The :class:`CreateIntent` of a create about to be sent: the workflow's batch watermark now."""
+    def create_intent(self, workflow_uuid: str, *, attempt_key: str | None = None,
+                      listed: Sequence[Batch] | None = None) -> CreateIntent:
+        """The :class:`CreateIntent` of a create about to be sent: the workflow's batch watermark now.
+
+        ``listed``: the workflow's batches, listed in full (:meth:`list_all_batches`) a moment ago, to take
+        the watermark from instead of listing them again. An earlier watermark is safe: batches created
+        since are only more candidates, each proven by content before any is adopted.
+        """
         from datetime import timezone
 
-        watermark, at = watermark_of(self.list_all_batches(workflow_uuid))
+        batches = listed if listed is not None else self.list_all_batches(workflow_uuid)
+        watermark, at = watermark_of(batches)
         return CreateIntent(workflow_uuid=workflow_uuid, sent_at=datetime.now(timezone.utc).isoformat(),
                             watermark=watermark, at_watermark=at, attempt_key=attempt_key)
 
@@ -265,6 +272,7 @@ class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
         on_created: Callable[[int, Batch], None] | None = None,
         on_intent: Callable[[int, CreateIntent], None] | None = None,
         attempt_keys: Sequence[str | None] | None = None,
+        listed: Sequence[Batch] | None = None,
     ) -> list[Batch | CargoError]:
         """Create one batch per item of ``datas`` for one workflow, ``max_workers`` at a time.
 
@@ -275,14 +283,14 @@ class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
         ``on_created(index, batch)`` in the calling thread as each batch is created (in
         completion order), so the caller can record it at once. Returns, in input order, the
         batch or the :class:`CargoError` each create ended with; every create is attempted
-        even if others fail.
+        even if others fail. ``listed``: see :meth:`create_intent`.
         """
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
         if not datas:
             return []
         keys = list(attempt_keys) if attempt_keys is not None else [None] * len(datas)
-        base = self.create_intent(workflow_uuid)
+        base = self.create_intent(workflow_uuid, listed=listed)
         intents = [CreateIntent(workflow_uuid=workflow_uuid, sent_at=base.sent_at, watermark=base.watermark,
                                 at_watermark=base.at_watermark, attempt_key=keys[i]) for i in range(len(datas))]
         if on_intent is not None:
@@ -316,17 +324,7 @@ class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
                 for future in as_completed(futures):
                     report(future)
             except BaseException:
-                # stopped (e.g. the run was terminated): send nothing more, and still report the
-                # creates already in flight, so the caller can record and cancel those batches
-                for future in futures:
-                    future.cancel()
-                for future, i in futures.items():
-                    if i not in reported and not future.cancelled():
-                        try:
-                            future.exception()  # waits for it
-                            report(future)
-                        except BaseException:  # noqa: S110 - reporting must not mask the stop
-                            pass
+                _report_in_flight(futures, reported, report)
                 raise
         return [r for r in results if r is not None]
 
@@ -393,3 +391,18 @@ class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
             fresh.update({b.uuid: b for b in self.list_batches(workflow_uuids=[workflow_uuid], limit=limit)
                           if b.uuid in wanted})
         return fresh
+
+
+def _report_in_flight(futures: Mapping[Any, int], reported: set[int], report: Callable[[Any], None]) -> None:
+    """After a stop (e.g. the run was terminated): send nothing more, and still report the creates already
+    in flight, so the caller can record and cancel those batches."""
+    for future in futures:
+        future.cancel()
+    for future, i in futures.items():
+        if i not in reported and not future.cancelled():
+            try:
+                future.exception()  # waits for it
+                report(future)
+            except BaseException:  # noqa: S110 - reporting must not mask the stop
+                pass
+

@@ -55,14 +55,19 @@ def _verdict(client: CargoClient, data: Mapping[str, Any], batch: Batch) -> bool
         return False
     if kind == "records":
         return _records_verdict(client, list(data.get("records") or []), batch)
-    sent_keys = [k for k, v in data.items() if k != "kind" and v is not None]
-    if _echoes(batch) and sent_keys and all(k in batch.data for k in sent_keys):
+    if _fully_echoed(batch, data):
         return data_matches(batch.data, data)  # the full data is echoed: compare all of it
     if kind == "recordIds":
         return _ids_verdict(client, batch, [str(i) for i in data.get("ids") or []], subset=True)
     if kind == "filter":
         return _filter_verdict(client, data, batch)
     return None  # segment / change / file without an echo: nothing readable proves it
+
+
+def _fully_echoed(batch: Batch, data: Mapping[str, Any]) -> bool:
+    """Whether the batch echoes every key that was sent (so its ``data`` can be compared in full)."""
+    sent_keys = [k for k, v in data.items() if k != "kind" and v is not None]
+    return _echoes(batch) and bool(sent_keys) and all(k in batch.data for k in sent_keys)
 
 
 def _run_record_ids(client: CargoClient, batch: Batch) -> list[str]:

@@ -261,6 +261,23 @@ def create_batch_once(
     ) from last_error
 
 
+def _look(list_all: Callable[[], list[Batch]], check: Callable[[list[Batch]], Match], intent: CreateIntent,
+          claimed: Callable[[], set[str]] | None, why: str) -> Match:
+    """List the workflow's batches once and check the candidates (created since the watermark, not claimed)."""
+    try:
+        everything = list_all()
+    except CargoError as exc:  # cannot see: do not risk a duplicate
+        raise CargoAmbiguousCreateError(
+            f"Creating a Cargo batch for workflow {intent.workflow_uuid} may have failed{why} and the workflow's "
+            f"batches could not be listed to check whether it was created ({exc}). Next step: look at the "
+            "workflow's batches in Cargo before re-running, to avoid paying twice.",
+            candidates=[],
+        ) from exc
+    others = claimed() if claimed is not None else set()
+    candidates = [b for b in newer_than(everything, intent.watermark, intent.at_watermark) if b.uuid not in others]
+    return check(candidates) if candidates else Match()
+
+
 def resolve_created(
     *,
     list_all: Callable[[], list[Batch]],
@@ -285,19 +302,7 @@ def resolve_created(
     while n < len(delays):
         sleep(delays[n])
         n += 1
-        try:
-            everything = list_all()
-        except CargoError as exc:  # cannot see: do not risk a duplicate
-            raise CargoAmbiguousCreateError(
-                f"Creating a Cargo batch for workflow {workflow_uuid} may have failed{why} and the workflow's "
-                f"batches could not be listed to check whether it was created ({exc}). Next step: look at the "
-                "workflow's batches in Cargo before re-running, to avoid paying twice.",
-                candidates=[],
-            ) from exc
-        others = claimed() if claimed is not None else set()
-        candidates = [b for b in newer_than(everything, intent.watermark, intent.at_watermark)
-                      if b.uuid not in others]
-        match = check(candidates) if candidates else Match()
+        match = _look(list_all, check, intent, claimed, why)
         if len(match.proven) > 1:
             break
         if len(match.proven) == 1 and not match.undecided:

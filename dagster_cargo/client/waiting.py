@@ -11,14 +11,15 @@ status becomes known or the timeout expires.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .clock import SYSTEM_CLOCK
 from .errors import CargoBatchCancelledError, CargoBatchFailedError, CargoError, CargoWaitTimeoutError
 from .models import Batch, BatchStatus
 
-__all__ = ["BatchProgress", "PollingGuidance", "UNLIMITED", "wait_for_batches", "raise_for_batch"]
+__all__ = ["BatchPoller", "BatchProgress", "PollingGuidance", "StatusSnapshot", "UNLIMITED", "timeout_error",
+           "wait_for_batches", "raise_for_batch"]
 
 logger = logging.getLogger("dagster_cargo.client")
 
@@ -147,6 +148,150 @@ def raise_for_batch(batch: Batch) -> None:
         )
 
 
+@dataclass(frozen=True)
+class StatusSnapshot:
+    """What one polling round knows: every batch's latest state, the polls it made, what is left.
+
+    Attributes:
+        batches: the latest known state of every batch (unpolled ones as first given), in wait order.
+        updates: the batches polled in this round, as :class:`BatchProgress` (in poll order).
+        elapsed: seconds since the wait began (the poller's clock).
+        pending: UUIDs of the batches not terminal yet.
+        wake_in: seconds from now until the next poll is due (``0`` when done).
+    """
+
+    batches: dict[str, Batch]
+    updates: tuple[BatchProgress, ...]
+    elapsed: float
+    pending: tuple[str, ...]
+    wake_in: float
+
+    @property
+    def finished(self) -> bool:
+        """Whether every batch is terminal."""
+        return not self.pending
+
+
+class BatchPoller:
+    """The polling schedule of one or many batches; each :meth:`poll` is one round.
+
+    A round sends the polls that are due (one list call per workflow for many batches when
+    ``fetch_many`` is given, one GET each otherwise) and returns a :class:`StatusSnapshot`.
+    The poller never sleeps and never raises for a batch's status: the caller decides what a
+    snapshot means (wait, log, cancel, give up).
+
+    ``initial`` holds batches already read (e.g. just created): an unfinished one is first
+    polled after ``poll_interval`` rather than at once, a finished one is not polled at all.
+    ``fetch_many(batches)``, given the last known state of the unfinished batches, may return
+    fresh states of many of them in one request; batches it leaves out, or all of them if it
+    raises a :class:`CargoError`, are read with ``get_batch``.
+    """
+
+    def __init__(self, get_batch: Callable[[str], Batch], uuids: Sequence[str], *, now: Callable[[], float],
+                 poll_interval: float = 1.0, max_poll_interval: float = 30.0,
+                 initial: Mapping[str, Batch] | None = None,
+                 fetch_many: Callable[[Sequence[Batch]], Mapping[str, Batch]] | None = None,
+                 guidance: PollingGuidance | None = None) -> None:
+        if poll_interval <= 0 or max_poll_interval < poll_interval:
+            raise ValueError("need 0 < poll_interval <= max_poll_interval")
+        self._get = get_batch
+        self._fetch_many = fetch_many
+        self._now = now
+        self.start = now()
+        self.uuids = list(dict.fromkeys(uuids))
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.rules = guidance if guidance is not None else PollingGuidance()
+        self.pending = {u: _Tracker(uuid=u, next_poll=self.start, interval=poll_interval) for u in self.uuids}
+        self.latest: dict[str, Batch] = {}
+        for uuid, known in (initial or {}).items():
+            if uuid in self.pending and known.status.is_known:
+                self._take_initial(uuid, known)
+
+    def _take_initial(self, uuid: str, known: Batch) -> None:
+        self.latest[uuid] = known
+        if known.is_terminal:
+            del self.pending[uuid]
+        else:
+            self.pending[uuid].next_poll = self.start + self.poll_interval
+            self.pending[uuid].batch = known
+
+    def elapsed(self) -> float:
+        """Seconds since the wait began."""
+        return self._now() - self.start
+
+    def poll(self) -> StatusSnapshot:
+        """One round: poll every batch that is due, then report what is known."""
+        now = self._now()
+        due = [t for t in self.pending.values() if t.next_poll <= now]
+        listed = self._list(due) if due else {}
+        due_uuids = {t.uuid for t in due}
+        due += [t for t in self.pending.values() if t.uuid in listed and t.uuid not in due_uuids]  # fresh: take it
+        updates = tuple(self._read(tracker, listed) for tracker in due)
+        return self.snapshot(updates)
+
+    def snapshot(self, updates: tuple[BatchProgress, ...] = ()) -> StatusSnapshot:
+        """The current state, without polling."""
+        now = self._now()
+        wake = min((t.next_poll for t in self.pending.values()), default=now)
+        return StatusSnapshot(batches={u: self.latest[u] for u in self.uuids if u in self.latest}, updates=updates,
+                              elapsed=now - self.start, pending=tuple(self.pending), wake_in=max(wake - now, 0.0))
+
+    def _list(self, due: list[_Tracker]) -> Mapping[str, Batch]:
+        """Fresh states of many batches in one request per workflow (an optimisation: {} when it fails)."""
+        last_seen = [t.batch for t in self.pending.values() if t.batch is not None]
+        if self._fetch_many is None or len(self.pending) < 2 or len(last_seen) < 2:
+            return {}
+        try:
+            return self._fetch_many(last_seen)
+        except CargoError as exc:  # fall back to one GET each
+            logger.debug("Listing %d batches at once failed (%s); polling them one by one.", len(last_seen), exc)
+            return {}
+
+    def _read(self, tracker: _Tracker, listed: Mapping[str, Batch]) -> BatchProgress:
+        """Take one batch's fresh state (from the list call, or a GET) and schedule its next poll."""
+        shared = listed.get(tracker.uuid)
+        batch = shared or self._get(tracker.uuid)
+        tracker.polls += 1
+        tracker.requests += 1.0 / max(len(listed), 1) if shared is not None else 1.0
+        now = self._now()
+        tracker.batch = self.latest[tracker.uuid] = batch
+        if batch.status == BatchStatus.RUNNING and tracker.first_seen is None:
+            tracker.first_seen = (now, batch.executed_runs_count)
+        if not batch.status.is_known:
+            logger.warning("Cargo batch %s reports status %r, which this client does not know; "
+                           "treating it as not finished.", batch.uuid, batch.status.value)
+        if batch.is_terminal:
+            del self.pending[tracker.uuid]
+        else:
+            self._schedule(tracker, now)
+        return BatchProgress(batch=batch, elapsed=now - self.start, polls=tracker.polls)
+
+    def _schedule(self, tracker: _Tracker, now: float) -> None:
+        rules = self.rules
+        # with a request budget, waiting longer than its interval without news only wastes it
+        cap = min(self.max_poll_interval, max(rules.average_interval, self.poll_interval)) \
+            if rules.average_interval > 0 else None
+        tracker.schedule(now, self.poll_interval, self.max_poll_interval, cap)
+        tracker.next_poll = max(tracker.next_poll, rules.earliest(tracker, self.start, now))
+        assert tracker.batch is not None
+        tracker.last_executed = tracker.batch.executed_runs_count
+
+
+def timeout_error(snapshot: StatusSnapshot, timeout: float) -> CargoWaitTimeoutError:
+    """The error for a wait that ran out of time, naming the first unfinished batch."""
+    late = snapshot.pending[0]
+    batch = snapshot.batches.get(late)
+    status = batch.status.value if batch is not None else None
+    return CargoWaitTimeoutError(
+        f"Cargo batch {late} was not finished after {timeout:g}s (last status: {status}; "
+        f"{len(snapshot.pending)} batch(es) still running). Next step: raise the poll timeout, or "
+        "cancel the batch in Cargo if it is stuck.",
+        batch_uuid=late,
+        last_status=status,
+    )
+
+
 def wait_for_batches(
     get_batch: Callable[[str], Batch],
     uuids: Sequence[str],
@@ -156,26 +301,20 @@ def wait_for_batches(
     max_poll_interval: float = 30.0,
     on_progress: Callable[[BatchProgress], None] | None = None,
     raise_on_failure: bool = True,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = SYSTEM_CLOCK.sleep,
+    clock: Callable[[], float] = SYSTEM_CLOCK.monotonic,
     initial: Mapping[str, Batch] | None = None,
     fetch_many: Callable[[Sequence[Batch]], Mapping[str, Batch]] | None = None,
     guidance: PollingGuidance | None = None,
 ) -> dict[str, Batch]:
     """Poll ``uuids`` until every batch is terminal; return them by UUID.
 
+    A loop over :class:`BatchPoller` rounds (see it for ``initial`` and ``fetch_many``): a fan-out of
+    50 batches costs one request per polling round instead of 50.
+
     ``guidance`` (default: Cargo's, :class:`PollingGuidance`) caps each batch's requests: on average no
     more than one per 5 s since the wait began, and for a batch of 1,000+ runs at most one per 10 s after
     the first minute. Pass :data:`UNLIMITED` (or your own) to choose otherwise.
-
-    ``initial`` holds batches already read (e.g. just created): an unfinished one is first
-    polled after ``poll_interval`` rather than at once, a finished one is not polled at all.
-
-    ``fetch_many(batches)``, given the last known state of the unfinished batches, may return
-    fresh states of many of them in one request (e.g. one list call per workflow); whenever a
-    poll is due it is tried first, and every batch it returns counts as polled. Batches it
-    leaves out, or all of them if it raises a :class:`CargoError`, are read with ``get_batch``.
-    A fan-out of 50 batches then costs one request per polling round instead of 50.
 
     Raises:
         CargoWaitTimeoutError: a batch is still not terminal after ``timeout`` seconds
@@ -183,78 +322,21 @@ def wait_for_batches(
         CargoBatchFailedError / CargoBatchCancelledError: when ``raise_on_failure`` and a
             batch ended ``error``/``cancelled`` (raised after all batches are terminal).
     """
-    if poll_interval <= 0 or max_poll_interval < poll_interval:
-        raise ValueError("need 0 < poll_interval <= max_poll_interval")
-    start = clock()
-    rules = guidance if guidance is not None else PollingGuidance()
-    pending = {u: _Tracker(uuid=u, next_poll=start, interval=poll_interval) for u in dict.fromkeys(uuids)}
-    done: dict[str, Batch] = {}
-    for uuid, known in (initial or {}).items():
-        if uuid not in pending or not known.status.is_known:
-            continue
-        if known.is_terminal:
-            done[uuid] = known
-            del pending[uuid]
-        else:
-            pending[uuid].next_poll = start + poll_interval
-            pending[uuid].batch = known
-    while pending:
-        now = clock()
-        due = [t for t in pending.values() if t.next_poll <= now]
-        listed: Mapping[str, Batch] = {}
-        if due and fetch_many is not None and len(pending) > 1:
-            last_seen = [t.batch for t in pending.values() if t.batch is not None]
-            try:
-                listed = fetch_many(last_seen) if len(last_seen) > 1 else {}
-            except CargoError as exc:  # a list call is an optimisation: fall back to one GET each
-                logger.debug("Listing %d batches at once failed (%s); polling them one by one.", len(last_seen), exc)
-            # a batch whose fresh state came with the list is handled now even if it was not due yet
-            due_uuids = {t.uuid for t in due}
-            due += [t for t in pending.values() if t.uuid in listed and t.uuid not in due_uuids]
-        for tracker in due:
-            shared = listed.get(tracker.uuid)
-            batch = shared or get_batch(tracker.uuid)
-            tracker.polls += 1
-            tracker.requests += 1.0 / max(len(listed), 1) if shared is not None else 1.0
-            now = clock()
-            tracker.batch = batch
-            if batch.status == BatchStatus.RUNNING and tracker.first_seen is None:
-                tracker.first_seen = (now, batch.executed_runs_count)
-            if not batch.status.is_known:
-                logger.warning(
-                    "Cargo batch %s reports status %r, which this client does not know; "
-                    "treating it as not finished.", batch.uuid, batch.status.value,
-                )
-            if on_progress is not None:
-                on_progress(BatchProgress(batch=batch, elapsed=now - start, polls=tracker.polls))
-            if batch.is_terminal:
-                done[tracker.uuid] = batch
-                del pending[tracker.uuid]
-                continue
-            # with a request budget, waiting longer than its interval without news only wastes it
-            tracker.schedule(now, poll_interval, max_poll_interval,
-                             min(max_poll_interval, max(rules.average_interval, poll_interval))
-                             if rules.average_interval > 0 else None)
-            tracker.next_poll = max(tracker.next_poll, rules.earliest(tracker, start, now))
-            tracker.last_executed = batch.executed_runs_count
-        if not pending:
+    poller = BatchPoller(get_batch, uuids, now=clock, poll_interval=poll_interval,
+                         max_poll_interval=max_poll_interval, initial=initial, fetch_many=fetch_many,
+                         guidance=guidance)
+    snapshot = poller.poll()
+    while True:
+        for update in snapshot.updates if on_progress is not None else ():
+            on_progress(update)  # type: ignore[misc]
+        if snapshot.finished:
             break
-        now = clock()
-        if timeout is not None and now - start >= timeout:
-            late = next(iter(pending.values()))
-            status = late.batch.status.value if late.batch else None
-            raise CargoWaitTimeoutError(
-                f"Cargo batch {late.uuid} was not finished after {timeout:g}s (last status: {status}; "
-                f"{len(pending)} batch(es) still running). Next step: raise the poll timeout, or "
-                "cancel the batch in Cargo if it is stuck.",
-                batch_uuid=late.uuid,
-                last_status=status,
-            )
-        wake = min(t.next_poll for t in pending.values())
-        if timeout is not None:
-            wake = min(wake, start + timeout)
-        sleep(max(wake - now, 0.0))
+        elapsed = poller.elapsed()
+        if timeout is not None and elapsed >= timeout:
+            raise timeout_error(snapshot, timeout)
+        sleep(snapshot.wake_in if timeout is None else min(snapshot.wake_in, max(timeout - elapsed, 0.0)))
+        snapshot = poller.poll()
     if raise_on_failure:
-        for batch in done.values():
+        for batch in snapshot.batches.values():
             raise_for_batch(batch)
-    return {u: done[u] for u in dict.fromkeys(uuids)}
+    return dict(snapshot.batches)

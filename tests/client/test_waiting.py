@@ -117,3 +117,21 @@ def test_the_user_can_choose_other_limits():
     fast = _poll_times(script, 100, poll_interval=1, max_poll_interval=30,
                        guidance=PollingGuidance(average_interval=1.0))
     assert any(b - a < 5 for a, b in zip(fast, fast[1:]))
+
+
+def test_one_polling_round_polls_what_is_due_and_never_sleeps():
+    from dagster_cargo.client.waiting import BatchPoller
+
+    clock = FakeClock()
+    get, seen = scripted({"a": [batch("a", "running", 10), batch("a", "success", 100)],
+                          "b": [batch("b", "error", 50, failed=5)]})
+    poller = BatchPoller(get, ["a", "b"], now=clock, poll_interval=2, max_poll_interval=2, guidance=UNLIMITED,
+                         initial={"b": batch("b", "running", 1)})
+    first = poller.poll()  # "b" was just read: only "a" is due
+    assert [p.batch.uuid for p in first.updates] == ["a"] and seen == {"a": 1, "b": 0}
+    assert first.pending == ("a", "b") and first.wake_in == 2 and clock.now == 0
+    assert poller.poll().updates == ()  # nothing due yet: no request
+    clock.now = 2
+    second = poller.poll()
+    assert second.finished and second.batches["a"].status.value == "success"
+    assert second.batches["b"].status.value == "error"  # a failed batch is reported, not raised

@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from dagster_cargo import CargoResource
 from dagster_cargo.asset_defs import build_cargo_assets_definitions
@@ -9,11 +10,17 @@ from dagster_cargo.client import CargoClient
 from dagster_cargo.emulator.enrichment import enrich_company, score_company
 from dagster_cargo.translator import DagsterCargoTranslator
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, make_resource
+
+
+@pytest.fixture
+def emulator(manual_emulator):
+    """This file runs on the emulator's manual clock: simulated time moves as far as the resource waits."""
+    return manual_emulator
 
 
 def resource(emu) -> CargoResource:
-    return CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.05, max_poll_interval=0.5)
+    return make_resource(emu)
 
 
 @dg.asset

@@ -16,17 +16,23 @@ from dagster_cargo.components import CargoWorkspaceComponent
 from dagster_cargo.resource import CargoTokenExposureWarning
 from dagster_cargo.workspace_data import fetch_workspace_data
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, make_resource, manual_clock
 
 SCORE = dg.AssetKey(["cargo", "score_inbound_companies"])
 ENRICH = dg.AssetKey(["cargo", "enrich_company"])
 BUILDERS = ("function", "component")
 
 
+@pytest.fixture
+def emulator(manual_emulator):
+    """This file runs on the emulator's manual clock: simulated time moves as far as the resource waits."""
+    return manual_emulator
+
+
 def resource(emu) -> CargoResource:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CargoTokenExposureWarning)
-        return CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.05, max_poll_interval=0.5)
+        return make_resource(emu)
 
 
 def build(how: str, emu, tmp_path) -> tuple[list[dg.AssetsDefinition], dict]:
@@ -39,7 +45,8 @@ def build(how: str, emu, tmp_path) -> tuple[list[dg.AssetsDefinition], dict]:
         "workspace": {"api_token": TOKEN, "base_url": emu.base_url, "poll_interval": 0.05, "max_poll_interval": 0.5},
         "selection": {"by_name": selection}})
     defs = component.build_defs_from_state(ComponentTree.for_test().load_context, tmp_path / "state")
-    return [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)], dict(defs.resources)
+    resources = {key: r.with_clock(manual_clock(emu)) for key, r in defs.resources.items()}  # the component's own
+    return [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)], resources
 
 
 def asset_of(assets: list[dg.AssetsDefinition], key: dg.AssetKey) -> dg.AssetsDefinition:
@@ -96,6 +103,15 @@ def test_credit_budget_from_run_config_cancels_the_batch(how, emulator, tmp_path
     assert not result.success
     text = result.failure_data_for_node(play.node_def.name).error.to_string()
     assert "over this asset's budget of 1" in text
+    # as on the Python path: the guard cancelled the batch, so it stopped far short of its full cost
+    (batch,) = emulator.batches()
+    assert f"dagster-cargo cancelled {batch.uuid}" in text
+    emulator.advance(3600)
+    (batch,) = emulator.batches()
+    assert batch.status == "cancelled"
+    with CargoClient(TOKEN, base_url=emulator.base_url) as c:
+        final = c.get_batch(batch.uuid)
+    assert final.executed_runs_count < final.runs_count == model_size(emulator)
 
 
 @pytest.mark.parametrize("how", BUILDERS)

@@ -10,7 +10,13 @@ import pytest
 from dagster_cargo import CargoResource
 from dagster_cargo.client import CargoClient, records_data
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, make_resource
+
+
+@pytest.fixture
+def emulator(manual_emulator):
+    """This file runs on the emulator's manual clock: simulated time moves as far as the resource waits."""
+    return manual_emulator
 
 
 def run_asset(emu, body):
@@ -18,7 +24,7 @@ def run_asset(emu, body):
     def subject(context: dg.AssetExecutionContext, cargo: CargoResource):
         return body(context, cargo).materialize_result()
 
-    cargo = CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.05, max_poll_interval=0.5)
+    cargo = make_resource(emu)
     return dg.materialize([subject], resources={"cargo": cargo}, raise_on_error=False)
 
 

@@ -10,7 +10,13 @@ from dagster_cargo.client import Batch
 from dagster_cargo.execution import CargoBatchResult
 from dagster_cargo.metadata import CargoMetadataSet
 
-from ..conftest import TOKEN
+from ..conftest import make_resource
+
+
+@pytest.fixture
+def emulator(manual_emulator):
+    """This file runs on the emulator's manual clock: simulated time moves as far as the resource waits."""
+    return manual_emulator
 
 SIGNUPS = pd.DataFrame({"domain": [f"company{i}.com" for i in range(40)], "company_name": [f"C{i}" for i in range(40)]})
 
@@ -20,7 +26,7 @@ def run_with_checks(emu, config):
     def enriched(context: dg.AssetExecutionContext, cargo: CargoResource):
         return cargo.run_tool(context, "Enrich company", SIGNUPS).materialize_result(checks=config)
 
-    resource = CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.05, max_poll_interval=0.5)
+    resource = make_resource(emu)
     result = dg.materialize([enriched], resources={"cargo": resource})
     return {e.check_name: e for e in result.get_asset_check_evaluations()}, result
 
@@ -83,7 +89,7 @@ def test_a_play_whose_filter_stops_runs_materializes_every_record(emulator):
     def qualified(context: dg.AssetExecutionContext, cargo: CargoResource):
         return cargo.run_play(context, "Qualify inbound companies", limit=30).materialize_result(checks=config)
 
-    resource = CargoResource(api_token=TOKEN, base_url=emulator.base_url, poll_interval=0.05, max_poll_interval=0.5)
+    resource = make_resource(emulator)
     result = dg.materialize([qualified], resources={"cargo": resource})
     frame = result.output_for_node("qualified")
     meta = {k: getattr(v, "value", v) for k, v in result.asset_materializations_for_node("qualified")[0].metadata.items()}

@@ -10,11 +10,11 @@ from dagster_cargo.client import BusyPolicy, CargoClient, CargoConcurrencyLimitE
 from dagster_cargo.emulator import CargoEmulator
 from dagster_cargo.workspace_data import CargoWorkflowProps
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, make_resource
 
 
 def resource(emu, **extra) -> CargoResource:
-    return CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.05, max_poll_interval=0.5, **extra)
+    return make_resource(emu, **extra)
 
 
 def test_workspace_and_factory_assets_carry_the_cargo_pool(emulator):

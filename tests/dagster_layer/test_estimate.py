@@ -11,7 +11,13 @@ from dagster_cargo.cli import main
 from dagster_cargo.client import CargoClient, filter_data, records_data
 from dagster_cargo.estimate import CreditEstimate, estimate_credits
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, make_resource, manual_clock
+
+
+@pytest.fixture
+def emulator(manual_emulator):
+    """This file runs on the emulator's manual clock: simulated time moves as far as the resource waits."""
+    return manual_emulator
 
 ENRICH_OP = "cargo__enrich_company"
 SCORE_OP = "cargo__score_inbound_companies"
@@ -19,7 +25,7 @@ QUALIFY_OP = "cargo__qualify_inbound_companies"
 
 
 def resource(emu, **extra) -> CargoResource:
-    return CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.05, max_poll_interval=0.5, **extra)
+    return make_resource(emu, **extra)
 
 
 def records(n: int, start: int = 0) -> list[dict]:
@@ -117,7 +123,7 @@ def test_a_batch_estimated_over_the_budget_is_not_created(emulator):
 
 
 def test_the_resource_budget_refuses_a_play_too(emulator):
-    with CargoClient(TOKEN, base_url=emulator.base_url) as client:  # a first batch teaches 3 credits per record
+    with CargoClient(TOKEN, base_url=emulator.base_url, clock=manual_clock(emulator)) as client:  # a first batch teaches 3 credits per record
         play = client.find_play("Score inbound companies")
         client.wait_for_batch(client.create_batch(play.workflow_uuid, filter_data(play.model_uuid, None, limit=5)).uuid,
                               poll_interval=0.05)
@@ -131,7 +137,7 @@ def test_the_resource_budget_refuses_a_play_too(emulator):
 
 
 def test_estimate_credits_for_a_record_ids_play(emulator):
-    with CargoClient(TOKEN, base_url=emulator.base_url) as client:
+    with CargoClient(TOKEN, base_url=emulator.base_url, clock=manual_clock(emulator)) as client:
         play = client.find_play("Score inbound companies")
         estimate = estimate_credits(client, play.workflow_uuid,
                                     [{"kind": "recordIds", "modelUuid": play.model_uuid, "ids": ["a", "b", "c"]}])
@@ -140,7 +146,7 @@ def test_estimate_credits_for_a_record_ids_play(emulator):
 
 def test_the_estimate_cli_prints_it_for_a_tool_and_a_play(emulator, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CARGO_API_TOKEN", TOKEN)
-    with CargoClient(TOKEN, base_url=emulator.base_url) as client:
+    with CargoClient(TOKEN, base_url=emulator.base_url, clock=manual_clock(emulator)) as client:
         tool = client.find_tool("Enrich company")
         client.wait_for_batch(client.create_batch(tool.workflow_uuid, records_data(records(3))).uuid, poll_interval=0.05)
     path = tmp_path / "signups.json"

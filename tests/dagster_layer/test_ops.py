@@ -2,16 +2,22 @@
 
 import dagster as dg
 import pandas as pd
+import pytest
 
-from dagster_cargo import CargoResource
 from dagster_cargo.emulator.enrichment import enrich_company
 from dagster_cargo.ops import cargo_batch_op
 
-from ..conftest import TOKEN
+from ..conftest import make_resource
+
+
+@pytest.fixture
+def emulator(manual_emulator):
+    """This file runs on the emulator's manual clock: simulated time moves as far as the resource waits."""
+    return manual_emulator
 
 
 def resource(emu):
-    return CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.05, max_poll_interval=0.5)
+    return make_resource(emu)
 
 
 def test_op_runs_a_play_from_config(emulator):

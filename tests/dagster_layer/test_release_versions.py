@@ -4,6 +4,7 @@ redeploy in Cargo shows in Dagster (stale status, ``code_version_changed``) once
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.definitions.data_version import StaleCauseCategory, StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
@@ -11,14 +12,20 @@ from dagster_cargo import CargoResource
 from dagster_cargo.asset_defs import build_cargo_assets_definitions
 from dagster_cargo.translator import DagsterCargoTranslator
 
-from ..conftest import TOKEN
+from ..conftest import make_resource
+
+
+@pytest.fixture
+def emulator(manual_emulator):
+    """This file runs on the emulator's manual clock: simulated time moves as far as the resource waits."""
+    return manual_emulator
 
 KEY = dg.AssetKey(["cargo", "enrich_company"])
 RUN_CONFIG = {"ops": {"cargo__enrich_company": {"config": {"records": [{"domain": "acme.com"}]}}}}
 
 
 def resource(emu) -> CargoResource:
-    return CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.05, max_poll_interval=0.5)
+    return make_resource(emu)
 
 
 class OnRedeploy(DagsterCargoTranslator):

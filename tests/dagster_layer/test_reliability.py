@@ -1,18 +1,18 @@
 """Retried runs attach to their batch; budgets cancel; partial downloads never succeed."""
 
-import time
-
 import dagster as dg
 import pandas as pd
 import pytest
 
 from dagster_cargo import CargoResource
 from dagster_cargo.client import CargoClient, CargoDownloadError, records_data
+from dagster_cargo.client.clock import ManualClock
+from dagster_cargo.client.handle import BatchHandle
 from dagster_cargo.client.waiting import UNLIMITED
 from dagster_cargo.emulator import CargoEmulator
 from dagster_cargo.execution import BatchRunSpec, execute_batch
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, make_resource
 
 ROWS = pd.DataFrame({"domain": [f"site{i}.com" for i in range(30)], "company_name": [f"S{i}" for i in range(30)]})
 
@@ -22,16 +22,22 @@ def enriched(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.Mate
     return cargo.run_tool(context, "Enrich company", ROWS).materialize_result()
 
 
+@pytest.fixture
+def emulator(manual_emulator):
+    """This file runs on the emulator's manual clock: simulated time moves as far as the resource waits."""
+    return manual_emulator
+
+
 def resource(emu, **kw):
-    return CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.01, max_poll_interval=0.05, **kw)
+    return make_resource(emu, **{"poll_interval": 0.01, "max_poll_interval": 0.05, **kw})
 
 
 def test_reexecution_attaches_to_the_earlier_attempts_batch(monkeypatch):
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, dg.instance_for_test() as instance:
-        def worker_dies(self, uuid, **kwargs):
+        def worker_dies(self):
             raise RuntimeError("run worker lost")
 
-        monkeypatch.setattr(CargoClient, "wait_for_batches", worker_dies)
+        monkeypatch.setattr(BatchHandle, "poll", worker_dies)
         first = dg.materialize([enriched], resources={"cargo": resource(emu)}, instance=instance, raise_on_error=False)
         assert not first.success
         monkeypatch.undo()
@@ -48,7 +54,7 @@ def test_reexecution_attaches_to_the_earlier_attempts_batch(monkeypatch):
 
 def test_a_failed_earlier_batch_is_not_reused(monkeypatch):
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, dg.instance_for_test() as instance:
-        monkeypatch.setattr(CargoClient, "wait_for_batches", lambda self, uuid, **kw: (_ for _ in ()).throw(RuntimeError("x")))
+        monkeypatch.setattr(BatchHandle, "poll", lambda self: (_ for _ in ()).throw(RuntimeError("x")))
         first = dg.materialize([enriched], resources={"cargo": resource(emu)}, instance=instance, raise_on_error=False)
         monkeypatch.undo()
         with CargoClient(TOKEN, base_url=emu.base_url) as c:
@@ -74,11 +80,8 @@ def test_step_in_a_fresh_run_creates_its_own_batch(emulator):
 
 def test_credit_budget_cancels_the_batch_and_fails_with_figures():
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu:
-        def sleep(seconds):  # 20 simulated seconds per real second, in step with the waiter's clock
-            time.sleep(seconds)
-            emu.advance(20 * seconds)
-
-        client = CargoClient(TOKEN, base_url=emu.base_url, sleep=sleep)
+        # Cargo's time runs 20x the waiter's: each wait advances the emulator 20 times as far
+        client = CargoClient(TOKEN, base_url=emu.base_url, clock=ManualClock(on_sleep=lambda s: emu.advance(20 * s)))
         tool = client.find_tool("Enrich company")
         spec = BatchRunSpec(workflow_uuid=tool.workflow_uuid, workflow_type="tool", workflow_name=tool.name,
                             data=records_data(ROWS.to_dict("records")), credit_budget=10)
@@ -98,13 +101,10 @@ def test_credit_budget_cancels_the_batch_and_fails_with_figures():
 
 
 def test_partial_download_is_retried_then_refused(emulator, monkeypatch):
-    pauses = []
+    clock = ManualClock(on_sleep=emulator.advance)  # records the pauses between download attempts
+    pauses = clock.sleeps
 
-    def sleep(seconds):  # record the pauses between download attempts, without waiting them out
-        pauses.append(seconds)
-        time.sleep(min(seconds, 0.05))
-
-    with CargoClient(TOKEN, base_url=emulator.base_url, sleep=sleep) as c:
+    with CargoClient(TOKEN, base_url=emulator.base_url, clock=clock) as c:
         tool = c.find_tool("Enrich company")
         batch = c.create_batch(tool.workflow_uuid, records_data([{"domain": f"d{i}.com"} for i in range(5)]))
         batch = c.wait_for_batch(batch.uuid, poll_interval=0.05, max_poll_interval=0.2)
@@ -194,8 +194,7 @@ def test_reexecuted_fan_out_attaches_to_every_batch_of_the_first_attempt(monkeyp
         return cargo.run_tool(context, "Enrich company", ROWS.head(12)).materialize_result()
 
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, dg.instance_for_test() as instance:
-        monkeypatch.setattr(CargoClient, "wait_for_batches",
-                            lambda self, uuids, **kw: (_ for _ in ()).throw(RuntimeError("run worker lost")))
+        monkeypatch.setattr(BatchHandle, "poll", lambda self: (_ for _ in ()).throw(RuntimeError("run worker lost")))
         first = dg.materialize([fan], resources={"cargo": resource(emu, max_records_per_batch=3)},
                                instance=instance, raise_on_error=False)
         monkeypatch.undo()
@@ -213,7 +212,7 @@ def test_reexecuted_fan_out_attaches_to_every_batch_of_the_first_attempt(monkeyp
 
 def test_poll_timeout_says_the_batch_was_cancelled_not_to_cancel_it():
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu:
-        client = CargoClient(TOKEN, base_url=emu.base_url, sleep=time.sleep)
+        client = CargoClient(TOKEN, base_url=emu.base_url, clock=ManualClock())  # waits move no simulated time
         tool = client.find_tool("Enrich company")
         spec = BatchRunSpec(workflow_uuid=tool.workflow_uuid, workflow_type="tool", workflow_name=tool.name,
                             data=records_data(ROWS.to_dict("records")))

@@ -7,9 +7,10 @@ import pytest
 
 from dagster_cargo import CargoResource
 from dagster_cargo.client import CargoClient
+from dagster_cargo.client.handle import BatchHandle
 from dagster_cargo.emulator.enrichment import enrich_company, score_company
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, make_resource, manual_clock
 
 SIGNUPS = pd.DataFrame(
     {
@@ -21,13 +22,26 @@ ICP = {"conjonction": "and", "groups": [{"conjonction": "and", "conditions": [
     {"kind": "number", "columnSlug": "employee_count", "operator": "greaterThan", "value": 200}]}]}
 
 
+@pytest.fixture
+def emulator(manual_emulator):
+    """This file runs on the emulator's manual clock: simulated time moves as far as the resource waits."""
+    return manual_emulator
+
+
+@pytest.fixture
+def flaky_emulator():
+    from dagster_cargo.emulator import CargoEmulator
+
+    with CargoEmulator(token=TOKEN, clock="manual", seed=2, run_failure_rate=0.25, credits=1_000_000) as emu:
+        yield emu
+
+
 def resource(emu, **overrides) -> CargoResource:
-    return CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.05, max_poll_interval=0.5,
-                         **overrides)
+    return make_resource(emu, **overrides)
 
 
 def client(emu) -> CargoClient:
-    return CargoClient(TOKEN, base_url=emu.base_url)
+    return CargoClient(TOKEN, base_url=emu.base_url, clock=manual_clock(emu))
 
 
 def materialize_one(asset_fn, emu, **resource_overrides):
@@ -175,10 +189,10 @@ def test_poll_timeout_cancels_the_batch_and_names_it():
 def test_terminated_run_cancels_the_batch(monkeypatch):
     from dagster._core.errors import DagsterExecutionInterruptedError
 
-    def interrupted(self, uuid, **kwargs):
+    def interrupted(self):
         raise DagsterExecutionInterruptedError()
 
-    monkeypatch.setattr(CargoClient, "wait_for_batches", interrupted)
+    monkeypatch.setattr(BatchHandle, "poll", interrupted)
     with slow_emulator() as slow:
         result = materialize_one(enriched, slow)
         assert not result.success
@@ -190,10 +204,10 @@ def test_terminated_run_cancels_the_batch(monkeypatch):
 def test_termination_leaves_the_batch_running_when_toggle_is_off(monkeypatch):
     from dagster._core.errors import DagsterExecutionInterruptedError
 
-    def interrupted(self, uuid, **kwargs):
+    def interrupted(self):
         raise DagsterExecutionInterruptedError()
 
-    monkeypatch.setattr(CargoClient, "wait_for_batches", interrupted)
+    monkeypatch.setattr(BatchHandle, "poll", interrupted)
     with slow_emulator() as slow:
         result = materialize_one(enriched, slow, cancel_on_termination=False)
         assert not result.success
@@ -212,7 +226,7 @@ def test_token_never_appears_in_events_or_metadata(emulator):
 def slow_emulator():
     from dagster_cargo.emulator import CargoEmulator
 
-    return CargoEmulator(token=TOKEN, speed=1.0, seed=3, run_failure_rate=0.0)
+    return CargoEmulator(token=TOKEN, clock="manual", seed=3, run_failure_rate=0.0)
 
 
 def test_credit_usage_summary_groups_credits_by_play_and_tool(emulator):
@@ -221,7 +235,7 @@ def test_credit_usage_summary_groups_credits_by_play_and_tool(emulator):
 
     result = materialize_one(enriched, emulator)
     spent = metadata_of(result, "enriched")["dagster-cargo/credits_used"]
-    today = dt.date.today()
+    today = dt.datetime.fromtimestamp(emulator.clock.now(), dt.timezone.utc).date()  # the emulator's day
     summary = resource(emulator).credit_usage_summary(today - dt.timedelta(days=1), today + dt.timedelta(days=1))
     assert list(summary.columns) == ["date", "group", "name", "slug", "credits", "executions", "execution_credits",
                                      "storage_records"]

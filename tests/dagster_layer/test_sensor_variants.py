@@ -26,7 +26,7 @@ from dagster_cargo.client import CargoClient, records_data
 from dagster_cargo.emulator import VARIANTS, CargoEmulator
 from dagster_cargo.sensors import build_cargo_change_sensor, build_cargo_observation_sensor
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, make_resource
 
 PLAY = "Score inbound companies"
 TOOL = "Enrich company"
@@ -37,7 +37,8 @@ IDS = ["-".join(layout.values()) for layout in LAYOUTS]
 
 
 def resource(emu: CargoEmulator) -> CargoResource:
-    return CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=1.0, max_poll_interval=5.0)
+    """On the emulator's manual clock, the package's polling moves Cargo's clock, not the wall's."""
+    return make_resource(emu, poll_interval=1.0, max_poll_interval=5.0)
 
 
 def company(i: int) -> dict:
@@ -72,10 +73,6 @@ def small_pages(monkeypatch):
 @pytest.mark.parametrize("layout", LAYOUTS, ids=IDS)
 def test_observation_sensor_reports_each_foreign_batch_once(layout, small_pages, monkeypatch):
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0, variants=layout) as emu:
-        def advancing_sleep(seconds: float) -> None:  # the package's polling moves Cargo's clock, not the wall's
-            emu.advance(max(seconds, 1.0))
-
-        monkeypatch.setattr("dagster_cargo.resource.CargoClient", partial(CargoClient, sleep=advancing_sleep))
         assets = build_cargo_assets_definitions(resource(emu), selector=[PLAY, TOOL])
         keys = {a.key for a in assets}
         sensor = build_cargo_observation_sensor(assets)

@@ -10,13 +10,13 @@ from dagster_cargo.asset_defs import build_cargo_assets_definitions
 from dagster_cargo.client import CargoClient, records_data
 from dagster_cargo.sensors import build_cargo_change_sensor, build_cargo_observation_sensor
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, make_resource
 
 PLAY = "Score inbound companies"
 
 
 def resource(emu) -> CargoResource:
-    return CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.05, max_poll_interval=0.5)
+    return make_resource(emu)
 
 
 def company(i: int) -> dict:

@@ -5,12 +5,12 @@ sleep is recorded instead of slept, so these tests are exact and fast; waits in 
 depend on wall-clock speed.
 """
 
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from dagster_cargo.client import CargoClient, records_data
+from dagster_cargo.client.clock import ManualClock
 from dagster_cargo.client.errors import (
     CargoAuthError,
     CargoDownloadError,
@@ -30,14 +30,12 @@ DOMAINS = [f"fault{i}.example" for i in range(6)]
 class Sleeps(list):
     """Stands in for ``time.sleep``: records each requested delay; optionally moves the emulator's clock."""
 
-    def __init__(self, emu: CargoEmulator | None = None, advance: float = 0.0, real: bool = False) -> None:
+    def __init__(self, emu: CargoEmulator | None = None, advance: float = 0.0) -> None:
         super().__init__()
-        self.emu, self.advance, self.real = emu, advance, real
+        self.emu, self.advance = emu, advance
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
-        if self.real:
-            time.sleep(seconds)
         if self.emu is not None and self.advance:
             self.emu.advance(self.advance)
 
@@ -189,9 +187,9 @@ def test_401_is_not_retried(emu):
 # ---------------------------------------------------------------------------- waiting
 def test_unknown_status_is_not_finished_and_polling_goes_on(emu):
     emu.faults.profile = FaultProfile(unknown_status_polls=3)
-    sleeps = Sleeps(emu, advance=2.0, real=True)  # each wait between polls moves the batch on 2 simulated s
+    clock = ManualClock(on_sleep=lambda s: emu.advance(2.0))  # each wait between polls moves the batch on 2 s
     seen = []
-    with make_client(emu, sleeps) as client:
+    with CargoClient(TOKEN, base_url=emu.base_url, clock=clock) as client:
         batch = client.create_batch(tool_workflow(emu), data())
         emu.faults.next("GET /v1/orchestration/batches/*", "unknown_status")
         final = client.wait_for_batch(batch.uuid, poll_interval=0.01, max_poll_interval=0.01,
@@ -203,7 +201,7 @@ def test_unknown_status_is_not_finished_and_polling_goes_on(emu):
 
 def test_an_unknown_status_is_never_terminal_and_a_wait_on_it_times_out(emu):
     emu.faults.profile = FaultProfile(unknown_status_polls=1_000_000, unknown_status_value="on_hold")
-    with make_client(emu, Sleeps()) as client:
+    with CargoClient(TOKEN, base_url=emu.base_url, clock=ManualClock()) as client:  # waits move no time in Cargo
         batch = client.create_batch(tool_workflow(emu), data())
         emu.faults.next("GET /v1/orchestration/batches/*", "unknown_status")
         seen = client.get_batch(batch.uuid)

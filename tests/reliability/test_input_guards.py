@@ -16,6 +16,8 @@ from dagster_cargo.client.inputs import date_window_filter
 from dagster_cargo.emulator import CargoEmulator
 from dagster_cargo.ops import cargo_batch_op
 
+from ..conftest import make_resource
+
 TOKEN = "tok-input-guards-6a1c"
 PLAY = "Score inbound companies"
 TOOL = "Enrich company"
@@ -24,13 +26,13 @@ CREATE = "/v1/orchestration/batches"
 
 @pytest.fixture(scope="module")
 def emu():
-    with CargoEmulator(token=TOKEN, speed=500.0, run_failure_rate=0.0) as e:
+    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as e:
         yield e
 
 
 def cargo(emu: CargoEmulator) -> CargoResource:
-    return CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.02, max_poll_interval=0.2,
-                         credit_breakdown=False, single_run_threshold=0)  # batches: these tests count batch creates
+    return make_resource(emu, api_token=TOKEN, poll_interval=0.02, max_poll_interval=0.2, credit_breakdown=False,
+                         single_run_threshold=0)  # batches: these tests count batch creates
 
 
 def run(emu, body):
