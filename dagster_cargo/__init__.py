@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .checks import CargoCheckConfig, cargo_check_specs
     from .components import CargoWorkspaceComponent
     from .execution import BatchRunSpec, CargoBatchResult
+    from .heal_job import CargoHealConfig, build_cargo_heal_job, cargo_heal_op
     from .metadata import CargoMetadataSet
     from .ops import CargoBatchOpConfig, cargo_batch_op
     from .resource import CargoResource
@@ -59,6 +60,9 @@ _LAZY = {
     "build_cargo_observation_sensor": ".sensors",
     "CargoBatchOpConfig": ".ops",
     "CargoWorkspaceComponent": ".components",
+    "build_cargo_heal_job": ".heal_job",
+    "cargo_heal_op": ".heal_job",
+    "CargoHealConfig": ".heal_job",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -31,7 +31,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from pydantic import Field
 
 from .client.errors import CargoError, CargoInputError
 from .client.inputs import chunk_records
@@ -39,15 +38,14 @@ from .client.models import Batch
 from .client.outcomes import ERROR_COLUMN, STATUS_COLUMN
 from .execution import BatchRunSpec, CargoBatchResult
 from .metadata import batch_metadata, credits_by_node_metadata, status_counts
-from .resource import CargoResource
+from .runner import CargoRunner
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .credits import CreditSplit
 
-__all__ = ["HEAL_KEYS", "CargoHealConfig", "build_cargo_heal_job", "cargo_heal_op", "heal_batch", "heal_batches",
-           "heal_result"]
+__all__ = ["HEAL_KEYS", "heal_batch", "heal_batches", "heal_result"]
 
 #: The metadata keys a healed result adds.
 HEAL_KEYS = ("dagster-cargo/records_healed", "dagster-cargo/records_still_failing", "dagster-cargo/retry_credits",
@@ -101,7 +99,7 @@ def _check(retry_failed: int, failed_rows: str) -> None:
         raise CargoInputError(f"failed_rows must be 'keep', 'drop' or 'fail', not {failed_rows!r}.")
 
 
-def heal_batches(resource: CargoResource, context: Any, specs: list[BatchRunSpec], retry_failed: int, *,
+def heal_batches(resource: CargoRunner, context: Any, specs: list[BatchRunSpec], retry_failed: int, *,
                  model_uuid: str | None = None) -> CargoBatchResult:
     """Run ``specs`` (as :meth:`CargoResource.run_batches`), then re-run the records that failed, up to
     ``retry_failed`` rounds. ``model_uuid``: a play's model (its failed records are re-run by id)."""
@@ -112,7 +110,7 @@ def heal_batches(resource: CargoResource, context: Any, specs: list[BatchRunSpec
                        model_uuid=model_uuid, failed_rows=policy)
 
 
-def heal_result(resource: CargoResource, context: Any, result: CargoBatchResult, template: BatchRunSpec,
+def heal_result(resource: CargoRunner, context: Any, result: CargoBatchResult, template: BatchRunSpec,
                 retry_failed: int, *, records: Sequence[Mapping[str, Any] | None] | None = None,
                 model_uuid: str | None = None, failed_rows: str = "keep", count_result: bool = True,
                 ) -> CargoBatchResult:
@@ -134,7 +132,7 @@ def heal_result(resource: CargoResource, context: Any, result: CargoBatchResult,
 class _Healer:
     """The rounds of one heal: the merged rows (index = input position) and what was spent."""
 
-    def __init__(self, resource: CargoResource, context: Any, result: CargoBatchResult, template: BatchRunSpec,
+    def __init__(self, resource: CargoRunner, context: Any, result: CargoBatchResult, template: BatchRunSpec,
                  records: Sequence[Mapping[str, Any] | None] | None, model_uuid: str | None,
                  count_result: bool) -> None:
         self.resource, self.context, self.base, self.template = resource, context, result, template
@@ -348,7 +346,7 @@ class _Healer:
 
 
 # -- after the fact ----------------------------------------------------------------------------------------------
-def _props_for(resource: CargoResource, workflow_uuid: str) -> Any:
+def _props_for(resource: CargoRunner, workflow_uuid: str) -> Any:
     client = resource.get_client()
     for play in client.list_plays():
         if play.workflow_uuid == workflow_uuid:
@@ -360,7 +358,7 @@ def _props_for(resource: CargoResource, workflow_uuid: str) -> Any:
                      "its failed records cannot be run again.")
 
 
-def _failed_inputs(resource: CargoResource, batch: Batch) -> dict[str, list[dict[str, Any]]]:
+def _failed_inputs(resource: CargoRunner, batch: Batch) -> dict[str, list[dict[str, Any]]]:
     """Record id -> the inputs of the batch's failed runs (``runs/download-outputs``' ``input``)."""
     runs = resource.get_client().download_run_outputs_dataframe(batch.workflow_uuid, batch_uuid=batch.uuid)
     out: dict[str, list[dict[str, Any]]] = {}
@@ -387,7 +385,7 @@ def _aligned_inputs(frame: 'pd.DataFrame', inputs: dict[str, list[dict[str, Any]
     return aligned
 
 
-def heal_batch(resource: CargoResource, context: Any, batch_uuids: Sequence[str], retry_failed: int = 1, *,
+def heal_batch(resource: CargoRunner, context: Any, batch_uuids: Sequence[str], retry_failed: int = 1, *,
                output_node_slug: str | None = None, credit_budget: float | None = None,
                failed_rows: str = "keep") -> CargoBatchResult:
     """Heal finished batches (chunks of one run, in order) after the fact: up to ``retry_failed`` rounds over
@@ -421,66 +419,3 @@ def heal_batch(resource: CargoResource, context: Any, batch_uuids: Sequence[str]
                          model_uuid=props.model_uuid, failed_rows=failed_rows, count_result=False)
     result.extra_metadata["dagster-cargo/healed_batch_uuids"] = dg.MetadataValue.text(",".join(batch_uuids))
     return result
-
-
-def _value(metadata: Mapping[str, Any], key: str) -> str | None:
-    raw = metadata.get(key)
-    raw = getattr(raw, "value", raw)
-    return str(raw) if raw else None
-
-
-def last_materialized_batches(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> list[str]:
-    """The Cargo batches of ``asset_key``'s last materialization (its own, not its heal retries)."""
-    records = instance.fetch_materializations(asset_key, limit=1).records
-    mat = records[0].asset_materialization if records else None
-    if mat is None:
-        raise dg.Failure(description=f"Asset {asset_key.to_user_string()} has no materialization to heal.")
-    metadata = mat.metadata
-    uuids = (_value(metadata, "dagster-cargo/batch_uuids") or _value(metadata, "dagster-cargo/batch_uuid") or "")
-    retries = set((_value(metadata, "dagster-cargo/retry_batch_uuids") or "").replace(";", ",").split(","))
-    found = [u for u in uuids.split(",") if u and u not in retries]
-    if not found:
-        raise dg.Failure(description=f"The last materialization of {asset_key.to_user_string()} records no Cargo "
-                         "batch (dagster-cargo/batch_uuid): nothing to heal.")
-    return found
-
-
-class CargoHealConfig(dg.Config):
-    """What :data:`cargo_heal_op` heals: a finished batch, or the last materialization of a Cargo asset."""
-
-    batch_uuid: str | None = Field(default=None, description="The finished batch (several: comma-separated chunks "
-                                   "of one run, in order).")
-    asset_key: str | None = Field(default=None, description="Or: heal the batch of this asset's last "
-                                  "materialization ('cargo/enrich_company').")
-    retry_failed: int = Field(default=1, description="Heal rounds: each re-runs the records still failing.")
-    output_node_slug: str | None = Field(default=None, description="Download this node's outputs instead.")
-    credit_budget: float | None = Field(default=None, description="Credits the retries may spend in all.")
-    failed_rows: str = Field(default="keep", description="Records still failing: 'keep', 'drop' or 'fail'.")
-
-
-@dg.op(out=dg.Out(dagster_type=Any, description="Every row of the batch, failed records re-run."),
-       tags={"kind": "cargo"})
-def cargo_heal_op(context: dg.OpExecutionContext, config: CargoHealConfig, cargo: CargoResource):  # type: ignore[no-untyped-def]
-    """Re-run the failed records of a finished Cargo batch (or of an asset's last materialization)."""
-    if bool(config.batch_uuid) == bool(config.asset_key):
-        raise dg.Failure(description="Set exactly one of batch_uuid and asset_key in the op's config.")
-    if config.batch_uuid:
-        uuids = [u.strip() for u in config.batch_uuid.split(",") if u.strip()]
-    else:
-        uuids = last_materialized_batches(context.instance, dg.AssetKey.from_user_string(str(config.asset_key)))
-    result = heal_batch(cargo, context, uuids, config.retry_failed, output_node_slug=config.output_node_slug,
-                        credit_budget=config.credit_budget, failed_rows=config.failed_rows)
-    return result.output()
-
-
-def build_cargo_heal_job(name: str = "cargo_heal", *, resource_defs: Mapping[str, Any] | None = None
-                         ) -> dg.JobDefinition:
-    """A job of one :data:`cargo_heal_op` (resource key ``cargo``); launch it with run config
-    ``{"ops": {"cargo_heal_op": {"config": {"asset_key": "cargo/enrich_company", "retry_failed": 2}}}}``."""
-
-    @dg.job(name=name, resource_defs=dict(resource_defs) if resource_defs else None,
-            description="Re-run the failed records of a finished Cargo batch.")
-    def _heal() -> None:
-        cargo_heal_op()
-
-    return _heal

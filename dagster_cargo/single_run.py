@@ -48,11 +48,11 @@ from .client.waiting import UNLIMITED, PollingGuidance
 from .credits import CreditSplit
 from .execution import CargoBatchResult
 from .metadata import CargoMetadataSet, credits_by_node_metadata, status_counts
+from .runner import CargoRunner
 
 if TYPE_CHECKING:
     from .client import CargoClient
     from .estimate import CreditEstimate
-    from .resource import CargoResource
     from .workspace_data import CargoWorkflowProps
 
 __all__ = ["CargoRunResult", "single_run_applies", "run_single", "change_run_config", "RUN_PREFIX",
@@ -198,7 +198,7 @@ class _Settings:
     guidance: PollingGuidance
 
     @classmethod
-    def of(cls, cargo: CargoResource) -> _Settings:
+    def of(cls, cargo: CargoRunner) -> _Settings:
         batch = PollingGuidance(average_interval=cargo.poll_average_interval) \
             if cargo.poll_average_interval > 0 else UNLIMITED
         return cls(cargo.poll_interval, cargo.max_poll_interval, cargo.poll_timeout, cargo.cancel_on_termination,
@@ -331,7 +331,7 @@ def _tag_runs(context: Any, runs: list[Run]) -> None:
         pass
 
 
-def run_single(cargo: CargoResource, context: Any, props: CargoWorkflowProps, data: Mapping[str, Any], *,
+def run_single(cargo: CargoRunner, context: Any, props: CargoWorkflowProps, data: Mapping[str, Any], *,
                output_node_slug: str | None = None, credit_budget: float | None = None,
                estimate: CreditEstimate | None = None) -> CargoRunResult | None:
     """Run each record of ``data`` (``records`` of a tool) as a Cargo single run; ``None`` when Cargo refuses
@@ -379,7 +379,7 @@ def _workflow_type(asset: dg.AssetsDefinition) -> str | None:
     return str(getattr(value, "value", value)) if value is not None else None
 
 
-def change_run_config(cargo: CargoResource, asset: dg.AssetsDefinition, change_uuid: str,
+def change_run_config(cargo: CargoRunner, asset: dg.AssetsDefinition, change_uuid: str,
                       kinds: Sequence[str], *, max_records: int = 500) -> dict[str, Any]:
     """The run config that enriches a segment change's records with ``asset``.
 

@@ -12,8 +12,10 @@ import pytest
 from dagster_cargo import CargoResource
 from dagster_cargo.client import CargoClient
 from dagster_cargo.client.clock import ManualClock
+from dagster_cargo.client.handle import BatchHandle
 from dagster_cargo.emulator import CargoEmulator
-from dagster_cargo.heal import HEAL_KEYS, build_cargo_heal_job
+from dagster_cargo.heal import HEAL_KEYS
+from dagster_cargo.heal_job import build_cargo_heal_job
 
 from ..conftest import TOKEN
 
@@ -103,17 +105,18 @@ def test_records_failing_forever_stay_error_and_each_round_gets_its_own_batch(em
 
 def test_reexecution_attaches_to_every_retry_batch_instead_of_paying_again(emu: CargoEmulator, monkeypatch) -> None:
     emu.plan_failures({"domain=site2.com": "always"})
-    real_wait = CargoClient.wait_for_batches
+    real_start = BatchHandle.start
     calls = {"n": 0}
 
-    def dies_in_round_2(self: CargoClient, *args: Any, **kwargs: Any) -> Any:
+    def dies_in_round_2(self: BatchHandle) -> Any:
+        report = real_start(self)  # the batch is created (and recorded on the run) ...
         calls["n"] += 1
-        if calls["n"] == 3:  # original, round 1, then the worker is lost while round 2 runs
+        if calls["n"] == 3:  # ... original, round 1, then the worker is lost while round 2 runs
             raise RuntimeError("run worker lost")
-        return real_wait(self, *args, **kwargs)
+        return report
 
     with dg.instance_for_test() as instance:
-        monkeypatch.setattr(CargoClient, "wait_for_batches", dies_in_round_2)
+        monkeypatch.setattr(BatchHandle, "start", dies_in_round_2)
         first = dg.materialize([tool_asset(2)], resources={"cargo": cargo(emu)}, instance=instance,
                                raise_on_error=False)
         assert not first.success and len(emu.batches()) == 3
