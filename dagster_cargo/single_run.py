@@ -336,10 +336,8 @@ def run_single(cargo: CargoRunner, context: Any, props: CargoWorkflowProps, data
                estimate: CreditEstimate | None = None) -> CargoRunResult | None:
     """Run each record of ``data`` (``records`` of a tool) as a Cargo single run; ``None`` when Cargo refuses
     single runs for this workflow (``playNotCompatible``, nothing created): the caller runs a batch instead."""
-    import time
-
-    started = time.monotonic()
     client = cargo.get_client()
+    started = client.clock.monotonic()
     settings = _Settings.of(cargo)
     records = [dict(r) for r in data["records"]]
     runs: list[Run] = []
@@ -366,7 +364,7 @@ def run_single(cargo: CargoRunner, context: Any, props: CargoWorkflowProps, data
                      output_node_slug, settings)
     _budget_check(result, credit_budget)
     result.cargo_metadata = result.cargo_metadata.model_copy(
-        update={"wall_clock_seconds": round(time.monotonic() - started, 3)})
+        update={"wall_clock_seconds": round(client.clock.monotonic() - started, 3)})
     if estimate is not None:
         result.extra_metadata.update(estimate.metadata(result.credits_used))
     return result

@@ -30,6 +30,7 @@ from .lookups import Lookups
 from .lookups import find_by_name as _find_by_name  # noqa: F401 - its old home, imported by tests
 from .models import Batch
 from .outputs import Outputs
+from .paging import read_all
 from .proof import prove_candidates
 from .reconcile import LIST_PAGE, CreateIntent, create_batch_once, resolve_created, watermark_of
 from .transport import DEFAULT_BASE_URL, RetryPolicy, Transport
@@ -251,17 +252,12 @@ class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
 
         Raises :class:`CargoError` past ``max_pages`` pages rather than return a partial list.
         """
-        seen: dict[str, Batch] = {}
-        for n in range(max_pages):
-            batches = self.list_batches(workflow_uuids=[workflow_uuid], limit=LIST_PAGE, offset=n * LIST_PAGE or None)
-            for batch in batches:
-                seen.setdefault(batch.uuid, batch)
-            if len(batches) < LIST_PAGE:
-                return list(seen.values())
-        raise CargoError(
-            f"Workflow {workflow_uuid} has more than {LIST_PAGE * max_pages} batches; cannot list them all to "
-            "check which one a create made. Next step: archive old batches in Cargo."
-        )
+        return read_all(
+            lambda offset: self.list_batches(workflow_uuids=[workflow_uuid], limit=LIST_PAGE, offset=offset or None),
+            page_size=LIST_PAGE, key=lambda batch: batch.uuid, max_pages=max_pages,
+            too_many=lambda: CargoError(
+                f"Workflow {workflow_uuid} has more than {LIST_PAGE * max_pages} batches; cannot list them all to "
+                "check which one a create made.", hint="archive old batches in Cargo."))
 
     def create_batches(
         self,
@@ -370,10 +366,10 @@ class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
             self.get_batch, list(uuids), timeout=timeout, poll_interval=poll_interval,
             max_poll_interval=max_poll_interval, on_progress=on_progress,
             raise_on_failure=raise_on_failure, sleep=self.sleep, clock=self.clock.monotonic, initial=initial,
-            fetch_many=self._list_many, guidance=guidance,
+            fetch_many=self.fresh_states, guidance=guidance,
         )
 
-    def _list_many(self, known: Sequence[Batch]) -> dict[str, Batch]:
+    def fresh_states(self, known: Sequence[Batch]) -> dict[str, Batch]:
         """Fresh states of several batches: one list call per workflow with two or more of them.
 
         Batches are listed newest first, so a page of at least twice as many as are wanted

@@ -206,7 +206,7 @@ class BatchHandle:
             started = self.batches
             self._poller = BatchPoller(self.client.get_batch, [b.uuid for b in started],
                                        now=self.client.clock.monotonic, initial={b.uuid: b for b in started},
-                                       fetch_many=self.client._list_many, **self._schedule)  # type: ignore[arg-type]
+                                       fetch_many=self.client.fresh_states, **self._schedule)  # type: ignore[arg-type]
         snapshot = self._poller.poll()
         self._latest.update(snapshot.batches)
         for batch in snapshot.batches.values():

@@ -47,6 +47,7 @@ from .busy import send_when_free
 from .errors import CargoError, CargoInputError, CargoNetworkError, CargoServerError, CargoWaitTimeoutError
 from .models import Run, RunStatus
 from .outcomes import RunOutcome, align_inputs, apply_outcomes, check_output_slug
+from .paging import read_all
 from .reconcile import LIST_PAGE, CargoAmbiguousCreateError, is_ambiguous, records_match
 from .waiting import GUIDED_INTERVAL, PollingGuidance
 
@@ -112,9 +113,8 @@ class RunResult:
 
 def get_run_with_context(client: CargoClient, uuid: str) -> RunResult:
     """``GET /orchestration/runs/{uuid}``, keeping ``runContext`` and ``runComputedConfigs`` (keyed by node slug)."""
-    body = client._get(f"/orchestration/runs/{uuid}")
-    return RunResult(run=Run.model_validate(body["run"]), context=dict(body.get("runContext") or {}),
-                     computed_configs=dict(body.get("runComputedConfigs") or {}))
+    run, context, computed = client.get_run_detail(uuid)
+    return RunResult(run=run, context=context, computed_configs=computed)
 
 
 def list_all_runs(client: CargoClient, workflow_uuid: str, *, created_after: str | None = None,
@@ -123,31 +123,23 @@ def list_all_runs(client: CargoClient, workflow_uuid: str, *, created_after: str
 
     Raises :class:`CargoError` past ``max_pages`` pages rather than return a partial list.
     """
-    seen: dict[str, Run] = {}
-    base: dict[str, Any] = {"workflowUuid": workflow_uuid, "limit": LIST_PAGE}
-    base.update({k: v for k, v in (("createdAfter", created_after), ("userUuid", user_uuid)) if v})
-    for n in range(max_pages):
-        body = client._post("/orchestration/runs/list", {**base, **({"offset": n * LIST_PAGE} if n else {})},
-                            idempotent=True)
-        runs = [Run.model_validate(r) for r in body.get("runs") or []]
-        for run in runs:
-            seen.setdefault(run.uuid, run)
-        if len(runs) < LIST_PAGE:
-            return list(seen.values())
-    raise CargoError(
-        f"Workflow {workflow_uuid} has more than {LIST_PAGE * max_pages} runs since {created_after}; cannot list "
-        "them all to make sure a single run is created exactly once. Next step: run this input as a batch "
-        "(single_run_threshold=0) while the workflow is this busy.")
+    return read_all(
+        lambda offset: client.list_runs(workflow_uuid=workflow_uuid, created_after=created_after,
+                                        user_uuid=user_uuid, limit=LIST_PAGE, offset=offset or None).runs,
+        page_size=LIST_PAGE, key=lambda run: run.uuid, max_pages=max_pages,
+        too_many=lambda: CargoError(
+            f"Workflow {workflow_uuid} has more than {LIST_PAGE * max_pages} runs since {created_after}; cannot "
+            "list them all to make sure a single run is created exactly once.",
+            hint="run this input as a batch (single_run_threshold=0) while the workflow is this busy."))
 
 
 def run_intent(client: CargoClient, workflow_uuid: str, *, attempt_key: str | None = None) -> RunIntent:
     """The :class:`RunIntent` of a create about to be sent: the workflow's runs at their watermark now."""
     sent_at = _iso(datetime.now(timezone.utc))
-    body = client._post("/orchestration/runs/list", {"workflowUuid": workflow_uuid, "limit": LIST_PAGE},
-                        idempotent=True)
-    runs = [Run.model_validate(r) for r in body.get("runs") or []]
+    page = client.list_runs(workflow_uuid=workflow_uuid, limit=LIST_PAGE)
+    runs, count = list(page.runs), page.count
     dated = [r.created_at for r in runs if r.created_at is not None]
-    if not dated and int(body.get("count") or 0) > len(runs):
+    if not dated and count > len(runs):
         runs = list_all_runs(client, workflow_uuid)  # undated runs: nothing to take a watermark from
         dated = [r.created_at for r in runs if r.created_at is not None]
     if not dated:
@@ -155,7 +147,7 @@ def run_intent(client: CargoClient, workflow_uuid: str, *, attempt_key: str | No
                          known=tuple(sorted(r.uuid for r in runs)), attempt_key=attempt_key)
     # 1 ms early: whether Cargo's createdAfter includes the instant itself is not documented
     watermark = _iso(max(dated) - timedelta(milliseconds=1))
-    if int(body.get("count") or 0) > len(runs):  # not all seen: every run at or after the watermark, any order
+    if count > len(runs):  # not all seen: every run at or after the watermark, any order
         runs = [*runs, *list_all_runs(client, workflow_uuid, created_after=watermark)]
     return RunIntent(workflow_uuid=workflow_uuid, sent_at=sent_at, watermark=watermark,
                      known=tuple(sorted({r.uuid for r in runs})), attempt_key=attempt_key)
@@ -346,8 +338,7 @@ def wait_for_run(client: CargoClient, uuid: str, *, timeout: float | None = 3600
 
 def cancel_run(client: CargoClient, run: Run) -> None:
     """``POST /orchestration/runs/cancel`` with ``{workflowUuid, uuids: [run]}`` (REFERENCE 3.5)."""
-    client._post("/orchestration/runs/cancel", {"workflowUuid": run.workflow_uuid, "uuids": [run.uuid]},
-                 idempotent=True)
+    client.cancel_runs(run.workflow_uuid, [run.uuid])
 
 
 def _last_executed(run: Run, context: Mapping[str, Any]) -> str | None:
@@ -457,16 +448,14 @@ def fetch_change_records(client: CargoClient, change_uuid: str, kinds: Sequence[
     """
     records: list[dict[str, Any]] = []
     while True:
-        body = client._post(f"/segmentation/changes/{change_uuid}/fetch",
-                            {"kinds": list(kinds), "limit": 100, **({"offset": len(records)} if records else {})},
-                            idempotent=True)
-        count = int(body.get("count") or 0)
+        body = client.fetch_change(change_uuid, kinds, limit=100, offset=len(records))
+        count = body.count
         if count > max_records:
             raise CargoInputError(
                 f"Segment change {change_uuid} holds {count} records of kinds {list(kinds)}, more than {max_records} "
                 "to pass to a tool as records. Next step: enrich large changes with a play (change batches), or "
                 "raise max_records.")
-        page = [dict(r) for r in body.get("records") or []]
+        page = [dict(r) for r in body.records]
         records.extend(page)
         if not page or len(records) >= count:
             return records

@@ -85,13 +85,13 @@ class OrchestrationAPI(ApiArea):
 
     # -- runs ----------------------------------------------------------------------------
     def list_runs(
-        self, *, workflow_uuid: str | None = None, batch_uuid: str | None = None,
+        self, *, workflow_uuid: str | None = None, batch_uuid: str | None = None, user_uuid: str | None = None,
         statuses: Sequence[str] | None = None, is_finished: bool | None = None,
         created_after: str | datetime | None = None, created_before: str | datetime | None = None,
         limit: int | None = None, offset: int | None = None, executions_filter: Mapping[str, Any] | None = None,
     ) -> RunList:
         """``POST /orchestration/runs/list`` → runs and the total count."""
-        payload = wire(workflow_uuid=workflow_uuid, batch_uuid=batch_uuid, statuses=statuses,
+        payload = wire(workflow_uuid=workflow_uuid, batch_uuid=batch_uuid, user_uuid=user_uuid, statuses=statuses,
                        is_finished=is_finished, executions_filter=executions_filter, created_after=created_after,
                        created_before=created_before, limit=limit, offset=offset)
         return RunList.model_validate(
@@ -117,7 +117,19 @@ class OrchestrationAPI(ApiArea):
 
     def get_run(self, uuid: str) -> Run:
         """``GET /orchestration/runs/{uuid}`` (the run only)."""
-        return Run.model_validate(self._get(f"/orchestration/runs/{uuid}")["run"])
+        return self.get_run_detail(uuid)[0]
+
+    def get_run_detail(self, uuid: str) -> tuple[Run, dict[str, Any], dict[str, Any]]:
+        """``GET /orchestration/runs/{uuid}``: the run, its ``runContext`` and ``runComputedConfigs`` (each keyed
+        by node slug: a node's output, and the config it ran with)."""
+        body = self._get(f"/orchestration/runs/{uuid}")
+        return (Run.model_validate(body["run"]), dict(body.get("runContext") or {}),
+                dict(body.get("runComputedConfigs") or {}))
+
+    def cancel_runs(self, workflow_uuid: str, uuids: Sequence[str]) -> None:
+        """``POST /orchestration/runs/cancel`` by id (result: void)."""
+        self._post("/orchestration/runs/cancel", {"workflowUuid": workflow_uuid, "uuids": list(uuids)},
+                   idempotent=True)
 
     def get_run_metrics(
         self, workflow_uuid: str, *, batch_uuid: str | None = None, release_uuid: str | None = None,

@@ -43,3 +43,10 @@ class SegmentationAPI(ApiArea):
         params = wire(segment_uuid=segment_uuid, not_empty=not_empty, has_records=has_records, limit=limit,
                       offset=offset)
         return parse_list(self._get("/segmentation/changes/list", params), "changes", Change)
+
+    def fetch_change(self, uuid: str, kinds: Sequence[str], *, limit: int | None = None,
+                     offset: int | None = None) -> SegmentFetchResult:
+        """``POST /segmentation/changes/{uuid}/fetch``: the records of a change, of the given kinds."""
+        payload = wire(kinds=list(kinds), limit=limit, offset=offset or None)
+        return SegmentFetchResult.model_validate(
+            self._post(f"/segmentation/changes/{uuid}/fetch", payload, idempotent=True))
