@@ -113,7 +113,7 @@ class App:
             if fault is not None:
                 entry["fault"] = fault.kind
                 if fault.kind == "lost_create_response":
-                    return Response(0, abort=True)  # the batch is committed; the client never learns its uuid
+                    return Response(0, abort=True)  # the batch / run is committed; the client never learns its uuid
         response = json_response(status, payload)
         response.delay = _slow(fault)
         return response

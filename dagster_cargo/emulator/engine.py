@@ -1,7 +1,9 @@
 """Simulated batch/run execution, event-driven over simulated time.
 
 A batch goes ``pending`` (PENDING_SECONDS) → ``querying`` (QUERYING_SECONDS) → ``running`` → ``success``;
-``cancelling`` → ``cancelled`` after a cancel. When a batch starts running its runs are created and scheduled
+``cancelling`` → ``cancelled`` after a cancel. Runs can also be cancelled one by one (``POST /orchestration/
+runs/cancel``): such a run reads ``cancelling`` for CANCEL_SECONDS, then ``cancelled``; no node starts after the
+cancel, so it spends no further credits; its batch ends once every run is finished or cancelled. When a batch starts running its runs are created and scheduled
 on ``max_concurrent_runs`` slots (list scheduling, input order); each run executes its nodes one after the
 other with deterministic per-node durations. Events (state changes, node completions) are processed in
 global time order by :meth:`Engine.advance_to`, which every request calls first — so state is the same
@@ -129,6 +131,7 @@ class RunState:
     failure: tuple[int, str] | None
     input: dict[str, Any] = field(default_factory=dict)  # the record as sent (first node's resolved config)
     stop_at: int | None = None  # index of the filter node that stops this run
+    cancel_at: float | None = None  # when ``runs/cancel`` selected this run (no node starts from then on)
     executions: list[Execution] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
     configs: dict[str, Any] = field(default_factory=dict)
@@ -164,6 +167,7 @@ class BatchState:
     runs_count: int = 0
     executed: int = 0
     failed: int = 0
+    cancelled_runs: int = 0  # runs cancelled one by one (``runs/cancel``): finished, but not executed
     credits: int = 0  # provider credits
     executions: int = 0  # node executions (each billed 0.01 credit)
     cancel_at: float | None = None
@@ -226,6 +230,16 @@ class Engine:
         batch.updated_at = at
         self._push(at + CANCEL_SECONDS, "cancelled", batch.uuid)
 
+    def cancel_runs(self, runs: list[RunState], at: float) -> None:
+        """``runs/cancel``: each unfinished run not already cancelling reads ``cancelling`` from ``at`` and becomes
+        ``cancelled`` CANCEL_SECONDS later; no node of it starts from ``at`` on (a node already executing may
+        still complete within that window, as in a batch cancel)."""
+        for run in runs:
+            if run.finished or run.cancel_at is not None or self.batches[run.batch_uuid].cancel_at is not None:
+                continue
+            run.cancel_at = run.updated_at = at
+            self._push(at + CANCEL_SECONDS, "run_cancelled", run.uuid)
+
     def advance_to(self, t: float) -> None:
         """Process every event scheduled at or before ``t``."""
         while self._heap and self._heap[0][0] <= t:
@@ -287,7 +301,7 @@ class Engine:
                 self._push(steps[0].end, "step", run.uuid, 0)
             if seen is not None:
                 seen.add(rid)
-        if not b.records or (b.executed >= b.runs_count and b.status == "running"):
+        if not b.records or (self._settled(b) and b.status == "running"):
             self._finish_batch(b, t)
 
     def _failure(self, b: BatchState, rec: dict[str, Any], spec: WorkflowSpec, stop: int | None,
@@ -323,7 +337,7 @@ class Engine:
         if run.finished or b.finished:
             return
         step = run.steps[idx]
-        if b.cancel_at is not None and step.start >= b.cancel_at:
+        if _stopped_before(step, b.cancel_at, run.cancel_at):
             return  # never started: cancelled before it began
         s = self.store
         spec = s.spec_for_release(run.release_uuid)
@@ -368,7 +382,7 @@ class Engine:
             self._finish_run(run, b, t, "success", None)
         else:
             nxt = run.steps[idx + 1]
-            if b.cancel_at is None or nxt.start < b.cancel_at:
+            if not _stopped_before(nxt, b.cancel_at, run.cancel_at):
                 self._push(nxt.end, "step", run.uuid, idx + 1)
 
     def _on_cancelled(self, t: float, batch_uuid: str, _: int) -> None:
@@ -381,7 +395,26 @@ class Engine:
                 run.status, run.finished_at, run.updated_at = "cancelled", t, t
         b.status, b.finished_at, b.updated_at = "cancelled", t, t
 
+    def _on_run_cancelled(self, t: float, run_uuid: str, _: int) -> None:
+        run = self.runs[run_uuid]
+        if run.finished:  # its last node completed, or its batch was cancelled, in the meantime
+            return
+        b = self.batches[run.batch_uuid]
+        run.status, run.finished_at, run.updated_at = "cancelled", t, t
+        b.cancelled_runs += 1
+        b.updated_at = t
+        if self._settled(b) and b.status == "running":
+            if b.cancelled_runs >= b.runs_count:  # nothing ran to the end (a single run's carrier, too)
+                b.status, b.finished_at = "cancelled", t
+            else:
+                self._finish_batch(b, t)
+
     # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _settled(b: BatchState) -> bool:
+        """Every run of the batch is finished (executed or cancelled one by one)."""
+        return b.executed + b.cancelled_runs >= b.runs_count
+
     def _finish_run(self, run: RunState, b: BatchState, t: float, status: str, error: str | None) -> None:
         run.status, run.error, run.finished_at, run.updated_at = status, error, t, t
         b.executed += 1  # success, error and skipped runs all count (see EMULATOR.md, counters)
@@ -392,7 +425,7 @@ class Engine:
         if play is not None:
             threshold = float(play["healthThreshold"])
         b.runs_status = "unhealthy" if b.failed * 100.0 > threshold * b.executed else "healthy"
-        if b.executed >= b.runs_count and b.status == "running":
+        if self._settled(b) and b.status == "running":
             self._finish_batch(b, t)
 
     def _finish_batch(self, b: BatchState, t: float) -> None:
@@ -418,7 +451,7 @@ class Engine:
         """RunStatus as seen at ``now``."""
         if run.finished:
             return run.status
-        if self.batches[run.batch_uuid].status == "cancelling":
+        if run.cancel_at is not None or self.batches[run.batch_uuid].status == "cancelling":
             return "cancelling"
         return "running" if now >= run.steps[0].start else "pending"
 
@@ -431,9 +464,14 @@ class Engine:
         if idx >= len(run.steps):
             return None
         step = run.steps[idx]
-        if step.start > now or (b.cancel_at is not None and step.start >= b.cancel_at):
+        if step.start > now or _stopped_before(step, b.cancel_at, run.cancel_at):
             return None
         return step
+
+
+def _stopped_before(step: Step, *cancel_ats: float | None) -> bool:
+    """Whether a cancel (of the batch or of the run) came at or before ``step`` would start."""
+    return any(at is not None and step.start >= at for at in cancel_ats)
 
 
 def _title(node: NodeSpec, data: dict[str, Any]) -> str | None:

@@ -11,7 +11,7 @@ Decision points (stages), each drawing at most one random number and picking at 
 * ``request``: an authenticated ``/v1`` request (before its handler) or any ``/_files`` request:
   ``rate_limit``, ``server_error`` (``/v1`` only), ``connection_reset``, ``slow_response``;
 * ``response``: after a ``/v1`` handler answered 200: ``lost_create_response`` (``POST /v1/orchestration/
-  batches``), ``unknown_status`` (``GET /v1/orchestration/batches/{uuid}`` of an unfinished batch);
+  batches`` and ``POST /v1/orchestration/runs``), ``unknown_status`` (``GET /v1/orchestration/batches/{uuid}`` of an unfinished batch);
 * ``download``: a ``/_files`` request whose URL is valid: ``expired_download_url`` (first fetch of a URL only),
   ``truncated_download``.
 
@@ -46,7 +46,8 @@ STAGE_KINDS: dict[str, tuple[str, ...]] = {
 API_ONLY = ("rate_limit", "server_error")
 TERMINAL = ("success", "error", "cancelled")
 _BATCH_GET = re.compile(r"^/v1/orchestration/batches/(?!list$)([^/]+)$")
-_CREATE = "/v1/orchestration/batches"
+#: Creates that spend credits: a lost response leaves the client unsure whether the batch / run exists.
+_CREATES = ("/v1/orchestration/batches", "/v1/orchestration/runs")
 
 _GATEWAY_PAGES = {
     502: "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -206,7 +207,7 @@ class FaultInjector:
         ``target`` is ``"[METHOD ]glob"`` (e.g. ``"POST /v1/orchestration/batches"``, ``"GET /_files/*"``,
         ``"*"``). ``status`` picks the server_error code, ``seconds`` the slow_response delay; other
         parameters come from the profile (or the defaults). A scripted fault only fires where its kind is
-        eligible (e.g. ``lost_create_response`` only on a successful batch creation).
+        eligible (e.g. ``lost_create_response`` only on a successful batch or run creation).
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; choose from {FAULT_KINDS}")
@@ -241,7 +242,7 @@ class FaultInjector:
     def on_response(self, method: str, path: str, result: Any) -> Fault | None:
         """Stage ``response`` after a 200 from a ``/v1`` handler; applies ``unknown_status`` to ``result``."""
         path = path.rstrip("/")
-        if method == "POST" and path == _CREATE:
+        if method == "POST" and path in _CREATES:
             return self._decide(method, path, ("lost_create_response",))
         found = _BATCH_GET.match(path)
         if method != "GET" or not found or not isinstance(result, dict):

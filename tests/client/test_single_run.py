@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pandas as pd
 import pytest
 
@@ -18,6 +17,7 @@ from dagster_cargo.client.errors import CargoRequestError, CargoWaitTimeoutError
 from dagster_cargo.client.reconcile import CargoAmbiguousCreateError
 from dagster_cargo.client.single_run import (
     RunIntent,
+    cancel_run,
     create_run_once,
     find_created_run,
     get_run_with_context,
@@ -146,29 +146,17 @@ def test_wait_times_out_without_spinning(emu):
 
 
 # ---------------------------------------------------------------------------- exactly once
-class LoseRunCreateResponse(httpx.HTTPTransport):
-    """The emulator commits the create, then the response is lost (a read timeout). The emulator's own
-    ``lost_create_response`` fault applies to batch creates only, so this one fault is injected here."""
-
-    def __init__(self, times: int = 1) -> None:
-        super().__init__()
-        self.times = times
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = super().handle_request(request)
-        if self.times and request.method == "POST" and request.url.path == RUNS:
-            self.times -= 1
-            response.read()
-            raise httpx.ReadTimeout("response lost after the run was created", request=request)
-        return response
+def lose_the_next_run_create_response(emu: CargoEmulator) -> None:
+    """The emulator commits the run, then drops the connection: the client cannot know the run exists."""
+    emu.faults.next(f"POST {RUNS}", "lost_create_response")
 
 
 def test_lost_create_response_adopts_the_one_committed_run(emu):
-    transport = LoseRunCreateResponse()
-    with client_for(emu, http=httpx.Client(transport=transport)) as client:
+    lose_the_next_run_create_response(emu)
+    with client_for(emu) as client:
         run = create_run_once(client, workflow(emu), RECORDS["Enrich company"])
     assert [r.uuid for r in standalone_runs(emu)] == [run.uuid]
-    assert len(emu.requests("POST", RUNS)) == 1  # adopted, never sent again
+    assert [e.get("fault") for e in emu.requests("POST", RUNS)] == ["lost_create_response"]  # adopted, never resent
     assert emu.requests("GET", "/v1/userManagement/users/current")  # the user is looked up only now
 
 
@@ -247,9 +235,25 @@ def test_lost_response_is_adopted_when_the_workflow_has_more_runs_than_a_page(em
     with client_for(emu) as client:
         wf = workflow(emu)
         client.wait_for_batch(client.create_batch(wf, records_data(records)).uuid)
-    transport = LoseRunCreateResponse()
-    with client_for(emu, http=httpx.Client(transport=transport)) as client:
+    lose_the_next_run_create_response(emu)
+    with client_for(emu) as client:
         intent = run_intent(client, wf)
         assert intent.watermark is not None and len(emu.runs()) == 130
         run = create_run_once(client, wf, records[0], intent=intent)  # same record as a batch run: not adopted
     assert [r.uuid for r in standalone_runs(emu)] == [run.uuid] and len(emu.requests("POST", RUNS)) == 1
+    assert emu.faults.counts["lost_create_response"] == 1
+
+
+# ---------------------------------------------------------------------------- cancel
+def test_a_cancelled_single_run_ends_cancelled_and_spends_nothing_more(emu):
+    with client_for(emu) as client:
+        run = create_run_once(client, workflow(emu), RECORDS["Enrich company"])
+        cancel_run(client, run)  # still pending: no node has started
+        assert [(r.uuid, r.status) for r in standalone_runs(emu)] == [(run.uuid, "cancelling")]
+        result = wait_for_run(client, run.uuid)
+        credits_left = client.get_subscription().credits_remaining
+    assert result.run.status.value == "cancelled" and result.is_terminal and result.run.finished_at is not None
+    assert [(r.uuid, r.status, r.node_statuses) for r in standalone_runs(emu)] == [(run.uuid, "cancelled", ())]
+    assert emu.requests("POST", "/v1/orchestration/runs/cancel")[0]["json"] == {
+        "workflowUuid": run.workflow_uuid, "uuids": [run.uuid]}
+    assert emu.credits_used == 0 and credits_left == 1000

@@ -284,3 +284,19 @@ def test_failed_run_get(finish):
     raw = json.loads(get_call(finish, "runs.get.error")["wire"][-1]["responseText"])
     schemas.validate("GetRunResponse", raw, context="runs.get.error raw body")
     schemas.validate_client_view("GetRunResult", raw, context="runs.get.error after nullToUndefined")
+
+
+def test_single_run_cancel(start, finish):
+    """runs.cancel (``{workflowUuid, uuids}``, REFERENCE.md 3.5) on a pending single run: void, the run reads
+    ``cancelling``, and once the clock moved it is ``cancelled`` with ``finishedAt`` and no execution."""
+    run = ok_result(start, "runs.create.toCancel")["run"]
+    assert run["status"] == "pending" and run.get("batchUuid") is None
+    cancel = get_call(start, "runs.cancel")
+    assert cancel["ok"] and cancel.get("result") is None, cancel  # void
+    (ex,) = cancel["wire"]
+    assert ex["method"] == "POST" and ex["url"].endswith("/orchestration/runs/cancel") and ex["status"] == 200
+    assert json.loads(ex["requestBody"]) == {"workflowUuid": run["workflowUuid"], "uuids": [run["uuid"]]}
+    assert ok_result(start, "runs.get.cancelling")["run"]["status"] == "cancelling"
+    done = ok_result(finish, "runs.get.cancelled")["run"]
+    assert done["uuid"] == run["uuid"] and done["status"] == "cancelled"
+    assert done["finishedAt"] is not None and not done["executions"]

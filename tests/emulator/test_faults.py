@@ -221,6 +221,69 @@ def test_lost_create_only_on_successful_creation(femu: CargoEmulator, fapi: http
     assert femu.faults.pending == 0 and len(femu.batches()) == 1
 
 
+def _run_body(emu: CargoEmulator) -> dict[str, Any]:
+    return {"workflowUuid": emu.store.tool_by_name("Enrich company")["workflowUuid"],
+            "data": {"domain": "lost.example"}}
+
+
+def _single_runs(api: httpx.Client, workflow_uuid: str) -> list[dict[str, Any]]:
+    runs = api.post("/orchestration/runs/list", json={"workflowUuid": workflow_uuid}).json()["runs"]
+    return [r for r in runs if r["batchUuid"] is None]
+
+
+def test_lost_create_response_commits_the_single_run(femu: CargoEmulator, fapi: httpx.Client) -> None:
+    body = _run_body(femu)
+    femu.faults.next("POST /v1/orchestration/batches", "lost_create_response")  # a batch script: not a run's
+    femu.faults.next("POST /v1/orchestration/runs", "lost_create_response")
+    with pytest.raises(DROPPED):
+        fapi.post("/orchestration/runs", json=body)
+    assert femu.faults.counts["lost_create_response"] == 1 and femu.faults.pending == 1
+    assert [e.get("fault") for e in femu.requests("POST", "/v1/orchestration/runs")] == ["lost_create_response"]
+    (run,) = _single_runs(fapi, body["workflowUuid"])  # committed exactly once, listed like any run
+    user = fapi.get("/workspaceManagement/users/current").json()["user"]
+    assert run["userUuid"] == user["uuid"] and not femu.batches()
+    femu.advance(60)
+    done = fapi.get(f"/orchestration/runs/{run['uuid']}").json()
+    assert done["run"]["status"] == "success" and done["runContext"]["start"]["domain"] == "lost.example"
+    again = fapi.post("/orchestration/runs", json=body)  # the next creation is answered normally
+    assert again.status_code == 200 and len(_single_runs(fapi, body["workflowUuid"])) == 2
+
+
+def test_lost_run_create_only_on_successful_creation(femu: CargoEmulator, fapi: httpx.Client) -> None:
+    femu.faults.next("POST /v1/orchestration/runs", "lost_create_response")
+    play = femu.store.play_by_name("Score inbound companies")["workflowUuid"]
+    refused = fapi.post("/orchestration/runs", json={"workflowUuid": play, "data": {}})
+    assert refused.json()["reason"] == "playNotCompatible" and femu.faults.pending == 1
+    with pytest.raises(DROPPED):
+        fapi.post("/orchestration/runs", json=_run_body(femu))
+    assert femu.faults.pending == 0 and len(femu.runs()) == 1
+
+
+def test_random_lost_create_can_target_run_creates_only() -> None:
+    emu = _start(FaultProfile(lost_create_response=1.0, paths={
+        "lost_create_response": ["POST /orchestration/runs"]}))
+    try:
+        with _client(emu) as api:
+            assert api.post("/orchestration/batches", json=_create_body(emu)).status_code == 200
+            with pytest.raises(DROPPED):
+                api.post("/orchestration/runs", json=_run_body(emu))
+        assert emu.faults.counts["lost_create_response"] == 1
+        assert len([r for r in emu.runs() if r.batch_uuid is None]) == 1
+    finally:
+        emu.stop()
+
+
+def test_server_error_and_slow_response_on_run_create(femu: CargoEmulator, fapi: httpx.Client) -> None:
+    body = _run_body(femu)
+    femu.faults.next("POST /v1/orchestration/runs", "server_error", status=503)
+    assert fapi.post("/orchestration/runs", json=body).status_code == 503
+    assert not femu.runs()  # handler not run: nothing committed
+    femu.faults.next("POST /v1/orchestration/runs", "slow_response", seconds=0.3)
+    with _client(femu, timeout=0.05) as impatient, pytest.raises(httpx.ReadTimeout):
+        impatient.post("/orchestration/runs", json=body)
+    assert len(femu.runs()) == 1  # committed: the ambiguous outcome
+
+
 # ---------------------------------------------------------------------------- downloads
 def test_truncated_download(femu: CargoEmulator, fapi: httpx.Client) -> None:
     url = _download_url(fapi, _finished_batch(femu, fapi))

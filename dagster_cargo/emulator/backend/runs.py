@@ -1,4 +1,4 @@
-"""Runs: which runs a filter selects (REFERENCE §3.5), the latest run per record, single-run creation.
+"""Runs: which runs a filter selects (REFERENCE §3.5), the latest run per record, single-run creation, cancel.
 
 Handlers parse the request body into a :class:`RunQuery`, call these and serialize the result."""
 
@@ -148,3 +148,13 @@ def create_single_run(store: Store, body: dict[str, Any], now: float) -> RunStat
     store.check_concurrency()
     record = tool_record(store, data, [f["slug"] for f in spec.form_fields])
     return store.engine.create_run(wf, record, data, now)
+
+
+def cancel_runs(store: Store, query: RunQuery, now: float) -> None:
+    """``POST /orchestration/runs/cancel``: the unfinished runs of ``query.workflow_uuid`` that ``query`` selects
+    (by ``uuids`` or by filter) go ``cancelling`` now and ``cancelled`` a moment later; finished runs and uuids
+    that name no run of the workflow are left alone (the call is void). A workflowUuid naming no workflow of the
+    workspace is ``failedToStart``, the only reason the endpoint declares."""
+    if not query.workflow_uuid or query.workflow_uuid not in store.workflows:
+        raise ApiError("failedToStart", "Failed to cancel runs.")
+    store.engine.cancel_runs([r for r in select_runs(store, query, now) if not r.finished], now)

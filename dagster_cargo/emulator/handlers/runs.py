@@ -1,4 +1,4 @@
-"""Runs: list, count, metrics, download-outputs, get (REFERENCE §3.5)."""
+"""Runs: create, list, count, metrics, download-outputs, get, cancel (REFERENCE §3.5)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ..backend import runs as backend
 from ..backend.batches import resolve_output_slug
 from ..backend.runs import TIME_KEYS, RunQuery
 from ..engine import RunState
-from ..errors import ApiError, zod_enum_error
+from ..errors import ApiError, zod_enum_error, zod_error
 from ..routing import Request, Router
 from ..store import Store
 from .common import as_bool, as_list, as_time, paginate
@@ -174,6 +174,36 @@ RECORD_OUTPUTS_KEYS = ("workflowUuid", "outputNodeSlug", "format", "ids", "runUu
                        "releaseUuid", "batchUuid", "statuses", "parentBatchUuid", "parentRunUuid", "parentNodeUuid",
                        "isGroupParent", "executionsFilter", "createdAfter", "createdBefore", "limit", "offset")
 
+#: ``runs/cancel`` takes ``workflowUuid`` plus exactly one of two shapes: ``uuids``, or these filter fields.
+CANCEL_FILTER_KEYS = ("recordId", "recordTitle", "recordTitleOrId", "releaseUuid", "batchUuid", "parentBatchUuid",
+                      "parentUuid", "parentNodeUuid", "isGroupParent", "executionsFilter", "createdAfter",
+                      "createdBefore")
+
+
+def _required_string(body: dict[str, Any], key: str) -> None:
+    if not isinstance(body.get(key), str):
+        received = "undefined" if key not in body else type(body[key]).__name__
+        raise zod_error([{"code": "invalid_type", "expected": "string", "received": received, "path": [key],
+                          "message": "Required" if key not in body else "Expected string"}])
+
+
+def cancel_runs(req: Request) -> dict[str, Any]:
+    """POST /orchestration/runs/cancel ``{workflowUuid, uuids}`` or ``{workflowUuid, <filter fields>}`` → 200
+    ``{}`` (void); the selected unfinished runs go ``cancelling`` then ``cancelled``. Mixing the two shapes →
+    400 ``invalid_union`` (the type forbids it); an unknown workflow → ``failedToStart``."""
+    body = req.json_obj()
+    _required_string(body, "workflowUuid")
+    uuids = body.get("uuids")
+    if "uuids" in body and (not isinstance(uuids, list) or not all(isinstance(u, str) for u in uuids)):
+        raise zod_error([{"code": "invalid_type", "expected": "array", "received": type(uuids).__name__,
+                          "path": ["uuids"], "message": "Expected array of strings"}])
+    mixed = sorted(k for k in CANCEL_FILTER_KEYS if k in body)
+    if "uuids" in body and mixed:
+        raise zod_error([{"code": "invalid_union", "path": [], "unionErrors": [],
+                          "message": "Invalid input: uuids cannot be combined with " + ", ".join(mixed)}])
+    backend.cancel_runs(req.store, run_query(body), req.now)
+    return {}
+
 
 def register(router: Router) -> None:
     """Register this module's routes."""
@@ -185,4 +215,5 @@ def register(router: Router) -> None:
                ("workflowUuid", "releaseUuid", "batchUuid", "createdAfter", "createdBefore"))
     router.add("POST", "/orchestration/runs/download-outputs", download_outputs, DOWNLOAD_OUTPUTS_KEYS)
     router.add("POST", "/orchestration/runs/download", download_runs, DOWNLOAD_RUNS_KEYS)
+    router.add("POST", "/orchestration/runs/cancel", cancel_runs, ("workflowUuid", "uuids", *CANCEL_FILTER_KEYS))
     router.add("GET", "/orchestration/runs/{uuid}", get_run)

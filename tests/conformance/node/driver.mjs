@@ -14,8 +14,9 @@
 // Scenarios (the pytest side decides which emulator each runs against):
 //   catalog   read-only calls + error cases that do not depend on time (incl. storage models /
 //             datasets and the current user, once more with a workspace-bound client)
-//   start     (manual clock) create batches of every kind; calls that need them unfinished
-//   finish    (after the clock advanced) the same batches, finished: get/list/download/cancel,
+//   start     (manual clock) create batches of every kind; calls that need them unfinished; a single tool run
+//             cancelled while pending (runs.cancel by uuids)
+//   finish    (after the clock advanced) the same batches, finished: get/list/download/cancel, the cancelled run,
 //             runs list/count/metrics/download-outputs/get, the files behind the URLs, and
 //             the current user (the creator of those batches)
 //   lifecycle (real clock) list plays -> create -> poll get until terminal -> download ->
@@ -304,7 +305,14 @@ async function start() {
   await call("batches.list.unfinished", () =>
     api.orchestration.batch.list({ workflowUuids: [play.workflowUuid, tool.workflowUuid], statuses: ["pending", "syncing", "querying", "running"] }),
   );
-  return { play, tool, standalone, ids, records, created };
+  // a single tool run, cancelled before it starts (the clock stands still): runs.cancel takes uuids
+  const single = await call("runs.create.toCancel", () =>
+    api.orchestration.run.create({ workflowUuid: tool.workflowUuid, data: records[0] ?? {} }),
+  );
+  const singleRun = { uuid: single.result?.run?.uuid ?? null, workflowUuid: tool.workflowUuid };
+  await call("runs.cancel", () => api.orchestration.run.cancel({ workflowUuid: tool.workflowUuid, uuids: [singleRun.uuid] }));
+  await call("runs.get.cancelling", () => api.orchestration.run.get(singleRun.uuid));
+  return { play, tool, standalone, ids, records, created, singleRun };
 }
 
 async function finish(state) {
@@ -336,6 +344,8 @@ async function finish(state) {
     api.orchestration.batch.download({ uuid: created.playFilter.uuid, outputNodeSlug: lastSlug }),
   );
   if (ds.ok && ds.result?.url) await fetchFile("file.batch.playFilter.outputNodeSlug", ds.result.url);
+
+  if (state.singleRun?.uuid) await call("runs.get.cancelled", () => api.orchestration.run.get(state.singleRun.uuid));
 
   const batchUuid = created.playFilter.uuid;
   await call("runs.list", () => api.orchestration.run.list({ workflowUuid: play.workflowUuid, batchUuid, limit: 100, offset: 0 }));
