@@ -34,10 +34,10 @@ def test_create_batches_makes_one_batch_per_input_in_input_order(emu):
         results = client.create_batches(workflow(emu), [chunk(i) for i in range(6)], max_workers=4,
                                         on_created=lambda i, b: created.append((i, b.uuid)))
     assert all(isinstance(r, Batch) for r in results)
-    assert sorted(b.uuid for b in results) == sorted(emu.store.engine.batches)  # 6 batches, no more
+    assert sorted(b.uuid for b in results) == sorted(b.uuid for b in emu.batches())  # 6 batches, no more
     # input order: each batch holds the records of its own chunk
     for i, batch in enumerate(results):
-        domains = [r["domain"] for r in emu.store.engine.batches[batch.uuid].records]
+        domains = [r["domain"] for r in next(b for b in emu.batches() if b.uuid == batch.uuid).inputs]
         assert domains == [f"c{i}-{k}.example" for k in range(3)]
     assert sorted(created) == [(i, b.uuid) for i, b in enumerate(results)]
     # the workflow was listed once for all six creates, not once per create
@@ -50,8 +50,8 @@ def test_a_lost_create_response_among_siblings_is_adopted_not_resent(emu):
     with CargoClient(TOKEN, base_url=emu.base_url, sleep=lambda s: emu.advance(5)) as client:
         results = client.create_batches(workflow(emu), [chunk(i) for i in range(4)], max_workers=1)
     assert all(isinstance(r, Batch) for r in results)
-    assert sorted(b.uuid for b in results) == sorted(emu.store.engine.batches)
-    assert len(emu.store.engine.batches) == 4  # the lost one was adopted, never sent twice
+    assert sorted(b.uuid for b in results) == sorted(b.uuid for b in emu.batches())
+    assert len(emu.batches()) == 4  # the lost one was adopted, never sent twice
     creates = [e for e in emu.request_log if e["method"] == "POST" and e["path"] == CREATE]
     assert len(creates) == 4 and creates[0]["fault"] == "lost_create_response"
 
@@ -62,7 +62,7 @@ def test_failed_creates_are_returned_and_the_others_still_made(emu):
         results = client.create_batches(workflow(emu), [wrong_kind, chunk(1), chunk(2)], max_workers=2)
     assert isinstance(results[0], CargoError) and all(isinstance(r, Batch) for r in results[1:])
     assert getattr(results[0], "reason", None) == "invalidDataKind"
-    assert len(emu.store.engine.batches) == 2
+    assert len(emu.batches()) == 2
 
 
 @pytest.mark.parametrize("order", ["newest_first", "oldest_first", "unordered"])

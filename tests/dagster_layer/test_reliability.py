@@ -199,14 +199,14 @@ def test_reexecuted_fan_out_attaches_to_every_batch_of_the_first_attempt(monkeyp
                                instance=instance, raise_on_error=False)
         monkeypatch.undo()
         assert not first.success
-        created = set(emu.store.engine.batches)
+        created = {b.uuid for b in emu.batches()}
         assert len(created) == 4
         emu.advance(3600)
         tags = {"dagster/root_run_id": first.run_id, "dagster/parent_run_id": first.run_id}
         second = dg.materialize([fan], resources={"cargo": resource(emu, max_records_per_batch=3)},
                                 instance=instance, tags=tags)
         assert second.success
-        assert set(emu.store.engine.batches) == created  # no batch paid for twice
+        assert {b.uuid for b in emu.batches()} == created  # no batch paid for twice
         assert list(second.output_for_node("fan")["domain"]) == list(ROWS.head(12)["domain"])
 
 

@@ -85,7 +85,7 @@ def test_lost_create_response_adopts_the_one_committed_batch(emu):
     emu.faults.next(f"POST {CREATE}", "lost_create_response")
     with make_client(emu, Sleeps(emu, advance=5.0)) as client:  # Cargo's time passes while reconciling
         batch = client.create_batch(tool_workflow(emu), data())
-    assert list(emu.store.engine.batches) == [batch.uuid]  # exactly one batch, and it is the one returned
+    assert [b.uuid for b in emu.batches()] == [batch.uuid]  # exactly one batch, and it is the one returned
     creates = log(emu, "POST", CREATE)
     assert len(creates) == 1 and creates[0]["fault"] == "lost_create_response"  # adopted, never resent
     assert emu.faults.counts["lost_create_response"] == 1
@@ -95,7 +95,7 @@ def test_slow_create_response_past_the_read_timeout_is_adopted_not_resent(emu):
     emu.faults.next(f"POST {CREATE}", "slow_response", seconds=1.0)
     with make_client(emu, Sleeps(emu, advance=5.0), timeout=0.3) as client:
         batch = client.create_batch(tool_workflow(emu), data())
-    assert list(emu.store.engine.batches) == [batch.uuid]
+    assert [b.uuid for b in emu.batches()] == [batch.uuid]
     assert len(log(emu, "POST", CREATE)) == 1
 
 
@@ -104,7 +104,7 @@ def test_5xx_on_create_is_reconciled_before_sending_again(emu):
     sleeps = Sleeps()
     with make_client(emu, sleeps) as client:
         batch = client.create_batch(tool_workflow(emu), data())
-    assert list(emu.store.engine.batches) == [batch.uuid]
+    assert [b.uuid for b in emu.batches()] == [batch.uuid]
     calls = [(e["method"], e["path"], e.get("fault")) for e in emu.request_log
              if e["path"] in (CREATE, "/v1/orchestration/batches/list")]
     first, second = [i for i, c in enumerate(calls) if c[:2] == ("POST", CREATE)]
@@ -120,7 +120,7 @@ def test_429_on_create_is_retried_after_retry_after(emu):
     sleeps = Sleeps()
     with make_client(emu, sleeps) as client:
         batch = client.create_batch(tool_workflow(emu), data())
-    assert list(emu.store.engine.batches) == [batch.uuid]
+    assert [b.uuid for b in emu.batches()] == [batch.uuid]
     assert [e.get("fault") for e in log(emu, "POST", CREATE)] == ["rate_limit", None]
     assert sleeps == [3.0]
 
@@ -129,7 +129,7 @@ def test_connection_reset_on_create_is_reconciled_then_sent_once_more(emu):
     emu.faults.next(f"POST {CREATE}", "connection_reset")
     with make_client(emu, Sleeps()) as client:
         batch = client.create_batch(tool_workflow(emu), data())
-    assert list(emu.store.engine.batches) == [batch.uuid]
+    assert [b.uuid for b in emu.batches()] == [batch.uuid]
     assert [e.get("fault") for e in log(emu, "POST", CREATE)] == ["connection_reset", None]
 
 
@@ -175,7 +175,7 @@ def test_a_4xx_is_never_retried(emu):
             client.create_batch(tool_workflow(emu), {"kind": "segment", "segmentUuid": "nope"}, reconcile=False)
     assert len(log(emu, "GET", "/v1/orchestration/batches/00000000-0000-4000-8000-000000000000")) == 1
     assert len(log(emu, "POST", CREATE)) == 1
-    assert sleeps == [] and emu.store.engine.batches == {}
+    assert sleeps == [] and emu.batches() == []
 
 
 def test_401_is_not_retried(emu):
@@ -196,7 +196,7 @@ def test_unknown_status_is_not_finished_and_polling_goes_on(emu):
                                       on_progress=lambda p: seen.append(p.batch.status.value))
     assert seen[:3] == ["paused_for_review"] * 3  # three polls answered with a status the client does not know
     assert len(seen) > 3 and seen[-1] == "success"  # ... were not taken as the end: polling went on
-    assert final.status == BatchStatus.SUCCESS and emu.store.engine.batches[batch.uuid].status == "success"
+    assert final.status == BatchStatus.SUCCESS and next(b for b in emu.batches() if b.uuid == batch.uuid).status == "success"
 
 
 def test_an_unknown_status_is_never_terminal_and_a_wait_on_it_times_out(emu):

@@ -29,7 +29,7 @@ def first_attempt_dies_while_waiting(emu, instance, monkeypatch):
     monkeypatch.setattr(BatchHandle, "poll", lambda self: (_ for _ in ()).throw(RuntimeError("run worker lost")))
     first = dg.materialize([enriched], resources={"cargo": resource(emu)}, instance=instance, raise_on_error=False)
     monkeypatch.undo()
-    assert not first.success and len(emu.store.engine.batches) == 1
+    assert not first.success and len(emu.batches()) == 1
     return first
 
 
@@ -47,7 +47,7 @@ def test_reexecution_attaches_when_reading_the_earlier_batch_fails_once(monkeypa
         emu.advance(3600)
         second = reexecute(emu, instance, first)
         assert second.success
-        assert len(emu.store.engine.batches) == 1  # attached: no second payment
+        assert len(emu.batches()) == 1  # attached: no second payment
 
 
 def test_reexecution_attaches_to_a_running_batch_reported_with_an_unknown_status(monkeypatch):
@@ -58,13 +58,13 @@ def test_reexecution_attaches_to_a_running_batch_reported_with_an_unknown_status
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, \
             dg.instance_for_test() as instance:
         first = first_attempt_dies_while_waiting(emu, instance, monkeypatch)
-        (earlier,) = emu.store.engine.batches
+        (earlier,) = [b.uuid for b in emu.batches()]
         emu.advance(1.5)  # querying: not finished
         emu.faults.next(f"GET /v1/orchestration/batches/{earlier}", "unknown_status")
         reexecute(emu, instance, first, poll_timeout=0.3)
-        assert list(emu.store.engine.batches) == [earlier], (
+        assert [b.uuid for b in emu.batches()] == [earlier], (
             "a second, paid batch was created while the first was running: "
-            + str([(b.uuid, b.status) for b in emu.store.engine.batches.values()]))
+            + str([(b.uuid, b.status) for b in emu.batches()]))
 
 
 def test_reexecution_that_cannot_read_its_earlier_batch_does_not_pay_for_another(monkeypatch):
@@ -74,10 +74,10 @@ def test_reexecution_that_cannot_read_its_earlier_batch_does_not_pay_for_another
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, \
             dg.instance_for_test() as instance:
         first = first_attempt_dies_while_waiting(emu, instance, monkeypatch)
-        (earlier,) = emu.store.engine.batches
+        (earlier,) = [b.uuid for b in emu.batches()]
         emu.faults.next(f"GET /v1/orchestration/batches/{earlier}", "server_error", times=5, status=503)
         second = reexecute(emu, instance, first, poll_timeout=0.3, max_retries=4, retry_max_elapsed=5.0)
-        assert list(emu.store.engine.batches) == [earlier], "a second, paid batch was created"
+        assert [b.uuid for b in emu.batches()] == [earlier], "a second, paid batch was created"
         assert not second.success
 
 
@@ -103,7 +103,7 @@ def test_a_step_retry_attaches_to_the_batch_its_first_try_created(monkeypatch):
         result = dg.materialize([retried], resources={"cargo": resource(emu)}, instance=instance,
                                 raise_on_error=False)
         assert result.success and calls["n"] >= 2  # the first try died at its first poll; the retry polled on
-        assert len(emu.store.engine.batches) == 1
+        assert len(emu.batches()) == 1
 
 
 def _python_api_world(tmp_path, monkeypatch):
@@ -138,7 +138,7 @@ def test_execute_job_with_reexecution_options_attaches(tmp_path, monkeypatch):
             assert second.success
             run = instance.get_run_by_id(second.run_id)
             assert run.root_run_id == first.run_id and run.parent_run_id == first.run_id
-        assert len(emu.store.engine.batches) == 1  # attached: paid once, not twice
+        assert len(emu.batches()) == 1  # attached: paid once, not twice
 
 
 def test_an_intent_without_a_batch_is_resolved_by_content_and_twins_are_named(monkeypatch):
@@ -165,7 +165,7 @@ def test_an_intent_without_a_batch_is_resolved_by_content_and_twins_are_named(mo
         tags = instance.get_run_by_id(first.run_id).tags
         assert any(k.startswith("dagster-cargo/intent.") for k in tags)
         assert not any(k.startswith("dagster-cargo/batch.") for k in tags)
-        (mine,) = emu.store.engine.batches
+        (mine,) = [b.uuid for b in emu.batches()]
         with CargoClient(TOKEN, base_url=emu.base_url) as client:
             wf = str(emu.store.tool_by_name("Enrich company")["workflowUuid"])
             twin = client.create_batch(wf, records_data(to_json_records(ROWS)), reconcile=False).uuid
@@ -176,11 +176,11 @@ def test_an_intent_without_a_batch_is_resolved_by_content_and_twins_are_named(mo
         recorded = [v for k, v in instance.get_run_by_id(second.run_id).tags.items()
                     if k.startswith("dagster-cargo/candidates.")]
         assert recorded and set(recorded[0].split(",")) == {mine, twin}
-        assert len(emu.store.engine.batches) == 2  # nothing created while it could not tell
+        assert len(emu.batches()) == 2  # nothing created while it could not tell
         with CargoClient(TOKEN, base_url=emu.base_url) as client:
             client.cancel_batch(twin)
         third = reexecute(emu, instance, first)
         assert third.success
-        assert len(emu.store.engine.batches) == 2
+        assert len(emu.batches()) == 2
         assert instance.get_run_by_id(third.run_id).tags and mine in str(third.asset_materializations_for_node(
             "enriched")[0].metadata)
