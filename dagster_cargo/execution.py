@@ -411,7 +411,7 @@ def _finish(context: Any, client: CargoClient, head: BatchRunSpec, batches: list
     if credit_breakdown:
         if credits is not None:
             extra = credits_by_node_metadata(credits.provider_by_node)
-        meta = meta.model_copy(update={"credits_remaining": _remaining(client, log)})
+        meta = meta.model_copy(update={"credits_remaining": credits_remaining_or_none(client, log)})
     used = credits.total if credits is not None else float(sum(b.credits_used_count for b in batches))
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     split = (f" ({credits.provider:g} provider + {credits.execution_charge:.2f} execution charge for "
@@ -466,7 +466,7 @@ def _credits(client: CargoClient, batches: list[Batch], log: Any, handle: BatchH
         return None
 
 
-def _remaining(client: CargoClient, log: Any) -> float | None:
+def credits_remaining_or_none(client: CargoClient, log: Any) -> float | None:
     """Credits left in the subscription (billing needs an admin token: None, logged, without one)."""
     try:
         return client.get_subscription().credits_remaining

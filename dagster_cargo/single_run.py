@@ -46,7 +46,7 @@ from .client.single_run import (
 )
 from .client.waiting import UNLIMITED, PollingGuidance
 from .credits import CreditSplit
-from .execution import CargoBatchResult
+from .execution import CargoBatchResult, credits_remaining_or_none
 from .metadata import CargoMetadataSet, credits_by_node_metadata, status_counts
 from .runner import CargoRunner
 
@@ -272,13 +272,6 @@ def _metadata(props: CargoWorkflowProps, runs: list[Run], slug: str | None, coun
     )
 
 
-def _remaining(client: CargoClient, log: Any) -> float | None:
-    try:
-        return client.get_subscription().credits_remaining
-    except CargoError as exc:
-        log.warning(f"Could not read the Cargo credit balance (billing needs an admin token): {exc}")
-        return None
-
 
 def _result(context: Any, client: CargoClient, props: CargoWorkflowProps, records: Sequence[Mapping[str, Any]],
             results: list[RunResult], slug: str | None, s: _Settings) -> CargoRunResult:
@@ -298,7 +291,7 @@ def _result(context: Any, client: CargoClient, props: CargoWorkflowProps, record
     uuids = ",".join(r.uuid for r in runs)
     counts = status_counts(frame)
     frame = _apply_failed_rows(context, frame, s.failed_rows, uuids)
-    remaining = _remaining(client, context.log) if s.credit_breakdown else None
+    remaining = credits_remaining_or_none(client, context.log) if s.credit_breakdown else None
     meta = _metadata(props, runs, slug, counts, credits, remaining)
     extra: dict[str, Any] = {RUN_UUID_KEY: uuids, MODE_KEY: "single_run"}
     if s.credit_breakdown:
