@@ -44,13 +44,18 @@ CANDIDATES_PREFIX = "dagster-cargo/candidates."
 RECENT_INTENT_SECONDS = 60.0  # an intent younger than this may still be committing on Cargo's side
 
 
-def attempt_tag_key(context: Any, workflow_uuid: str, data: Any) -> str | None:
-    """The run-tag key naming this step's batch, or ``None`` outside a real run."""
+def attempt_tag_key(context: Any, workflow_uuid: str, data: Any, *, scope: str | None = None) -> str | None:
+    """The run-tag key naming this step's batch, or ``None`` outside a real run.
+
+    ``scope`` names a part of the step (``<op>.<scope>``), so that two batches of one step over the same
+    input (e.g. two heal rounds) have different identities."""
     try:
         context.run_id  # noqa: B018 - raises outside a run
         op_name = context.op_def.name
     except Exception:  # direct invocation without a run: nothing to attach to
         return None
+    if scope:
+        op_name = f"{op_name}.{scope}"
     asset = ""
     try:
         if context.has_assets_def:

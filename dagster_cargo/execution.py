@@ -54,6 +54,9 @@ class BatchRunSpec:
     deployed_release: Release | None = None
     #: the workflow's batches, when they were listed in full just before (estimate): the create's watermark
     listed_batches: tuple[Batch, ...] | None = None
+    #: a name within the step for this batch's exactly-once identity and run tags (``<op>.<scope>``), e.g.
+    #: ``heal1``: a heal round re-running the same records as another round is still a batch of its own
+    attempt_scope: str | None = None
 
     @property
     def records(self) -> list[Mapping[str, Any]] | None:
@@ -223,7 +226,7 @@ def execute_batches(
         return _empty_result(head)
     settings = WaitSettings(poll_interval, max_poll_interval, poll_timeout, cancel_on_termination,
                             progress_log_interval, guidance)
-    requests = [BatchRequest(s.workflow_uuid, s.data, attempt_tag_key(context, s.workflow_uuid, s.data),
+    requests = [BatchRequest(s.workflow_uuid, s.data, attempt_tag_key(context, s.workflow_uuid, s.data, scope=s.attempt_scope),
                              s.output_node_slug, s.records) for s in runnable]
     with BatchHandle(client, requests, ledger=RunTagLedger(context, client), poll_interval=poll_interval,
                      max_poll_interval=max_poll_interval, guidance=guidance,

@@ -52,34 +52,6 @@ HEAL_KEYS = ("dagster-cargo/records_healed", "dagster-cargo/records_still_failin
              "dagster-cargo/retry_rounds", "dagster-cargo/retry_batch_uuids")
 
 
-class _RoundOp:
-    """An op definition seen under another name: the attempt identity of one heal round."""
-
-    def __init__(self, op_def: Any, label: str) -> None:
-        self._op_def = op_def
-        self.name = f"{op_def.name}.{label}"
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._op_def, name)
-
-
-class _RoundContext:
-    """The step's context for one heal round: everything is the step's own, except the op name that the
-    exactly-once run tags are keyed by (``<op>.heal<n>``). A retry batch is then remembered, attached to on
-    re-execution, and never mistaken for another round's batch over the same records."""
-
-    def __init__(self, context: Any, label: str) -> None:
-        self._context = context
-        self._label = label
-
-    @property
-    def op_def(self) -> Any:
-        return _RoundOp(self._context.op_def, self._label)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._context, name)
-
-
 def _tool_records(specs: Sequence[BatchRunSpec]) -> list[Mapping[str, Any]] | None:
     """The tool input of ``specs`` (chunks in order) as sent, or None when they are not ``records`` batches."""
     out: list[Mapping[str, Any]] = []
@@ -166,10 +138,11 @@ class _Healer:
             return False
         budget = self.template.credit_budget
         left = None if budget is None else max(budget - self.spent, 0.0)
-        specs = [replace(self.template, data=data, credit_budget=left, failed_rows="keep") for data, _ in parts]
+        specs = [replace(self.template, data=data, credit_budget=left, failed_rows="keep",
+                         attempt_scope=f"heal{n}", listed_batches=None) for data, _ in parts]
         self.log.info(f"Healing round {n}/{of}: re-running the {len(positions)} records whose run failed, in "
                       f"{len(specs)} new Cargo batch(es) of {self._what()}.")
-        result = self.resource.run_batches(_RoundContext(self.context, f"heal{n}"), specs)
+        result = self.resource.run_batches(self.context, specs)
         self.rounds.append(result)
         self.spent += result.credits_used
         self._merge(result, [p for _, ps in parts for p in ps])

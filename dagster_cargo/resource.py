@@ -306,7 +306,7 @@ class CargoResource(dg.ConfigurableResource):
         if result.batches:
             wall = round(client.clock.monotonic() - started, 3)
             result.cargo_metadata = result.cargo_metadata.model_copy(update={"wall_clock_seconds": wall})
-            self._tag_run(context, result.batches)
+            self._tag_run(context, result.batches, specs[0].attempt_scope if specs else None)
         return result
 
     def _execute(self, context: Any, client: CargoClient, specs: list[BatchRunSpec]) -> CargoBatchResult:
@@ -325,13 +325,15 @@ class CargoResource(dg.ConfigurableResource):
             else UNLIMITED,
         )
 
-    def _tag_run(self, context: Any, batches: list[Batch]) -> None:
+    def _tag_run(self, context: Any, batches: list[Batch], scope: str | None = None) -> None:
         """Readable run tags: ``dagster-cargo/batch_uuid.<op>`` (the batch UUIDs) and, where Cargo has
-        a web app, ``dagster-cargo/batch_url.<op>``. Best effort: outside a run there is nothing to tag."""
+        a web app, ``dagster-cargo/batch_url.<op>`` (``<op>.<scope>`` for a scoped batch, e.g. a heal round).
+        Best effort: outside a run there is nothing to tag."""
         try:
             instance, run_id, op_name = context.instance, context.run_id, context.op_def.name
         except Exception:
             return
+        op_name = f"{op_name}.{scope}" if scope else op_name
         tags = {f"dagster-cargo/batch_uuid.{op_name}": ",".join(b.uuid for b in batches)}
         url = self.batch_url(batches[0])
         if url:
