@@ -52,8 +52,8 @@ class CargoAmbiguousCreateError(CargoError):
     ``candidates`` are the batches that may be the one sent (none was adopted, none created).
     """
 
-    def __init__(self, message: str, *, candidates: list[str]) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, candidates: list[str], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
         self.candidates = candidates
 
 
@@ -256,7 +256,7 @@ def create_batch_once(
             logger.warning("No Cargo batch was created by the failed request; sending it again.")
     raise CargoAmbiguousCreateError(
         f"Creating a Cargo batch for workflow {workflow_uuid} failed {max_sends} times ({last_error}) and no "
-        "batch was created. Next step: check Cargo's status and re-run.",
+        "batch was created.", hint="check Cargo's status and re-run.",
         candidates=[],
     ) from last_error
 
@@ -269,8 +269,8 @@ def _look(list_all: Callable[[], list[Batch]], check: Callable[[list[Batch]], Ma
     except CargoError as exc:  # cannot see: do not risk a duplicate
         raise CargoAmbiguousCreateError(
             f"Creating a Cargo batch for workflow {intent.workflow_uuid} may have failed{why} and the workflow's "
-            f"batches could not be listed to check whether it was created ({exc}). Next step: look at the "
-            "workflow's batches in Cargo before re-running, to avoid paying twice.",
+            f"batches could not be listed to check whether it was created ({exc}).",
+            hint="look at the workflow's batches in Cargo before re-running, to avoid paying twice.",
             candidates=[],
         ) from exc
     others = claimed() if claimed is not None else set()
@@ -317,8 +317,8 @@ def resolve_created(
         f"Creating a Cargo batch for workflow {workflow_uuid} failed ambiguously{why} and {len(uuids)} batch(es) "
         f"created since may hold this input: {', '.join(uuids)} ({len(match.proven)} proven to hold exactly "
         f"this input, {len(match.undecided)} whose input could not be read yet). None was adopted and none "
-        "created; they are recorded on the run. Next step: re-execute the step once these batches are running "
-        "(it re-checks them and attaches to the one that is provably its own), or cancel the extra ones in "
-        "Cargo first.",
+        "created; they are recorded on the run.",
+        hint="re-execute the step once these batches are running (it re-checks them and attaches to the one "
+        "that is provably its own), or cancel the extra ones in Cargo first.",
         candidates=uuids,
     ) from cause

@@ -188,8 +188,8 @@ def _ambiguous(workflow_uuid: str, why: str, uuids: Sequence[str], proven: int, 
     return CargoAmbiguousCreateError(
         f"Creating a Cargo single run of workflow {workflow_uuid} failed ambiguously{why} and {len(uuids)} run(s) "
         f"created since may hold this record: {', '.join(uuids)} ({proven} proven to hold exactly this record, "
-        f"{len(uuids) - proven} whose context could not be read yet). None was adopted and none created. Next "
-        "step: look at these runs in Cargo (workflow's runs, no batch) and cancel any extra one, then re-execute "
+        f"{len(uuids) - proven} whose context could not be read yet). None was adopted and none created.",
+        hint="look at these runs in Cargo (workflow's runs, no batch) and cancel any extra one, then re-execute "
         "the step (it re-checks them and attaches to the one that is provably its own).",
         candidates=list(uuids))
 
@@ -243,9 +243,9 @@ def find_created_run(client: CargoClient, record: Mapping[str, Any], intent: Run
 def _cannot_list(intent: RunIntent, why: str, exc: BaseException) -> CargoAmbiguousCreateError:
     return CargoAmbiguousCreateError(
         f"Creating a Cargo single run of workflow {intent.workflow_uuid} may have failed{why}, and the workflow's "
-        f"runs could not be listed to check whether it was created ({exc}). Next step: look at the workflow's "
-        f"standalone runs in Cargo (no batch) created since {intent.watermark or intent.sent_at} before re-running, "
-        "to avoid paying twice.", candidates=[])
+        f"runs could not be listed to check whether it was created ({exc}).",
+        hint=f"look at the workflow's standalone runs in Cargo (no batch) created since "
+        f"{intent.watermark or intent.sent_at} before re-running, to avoid paying twice.", candidates=[])
 
 
 def create_run_once(client: CargoClient, workflow_uuid: str, record: Mapping[str, Any], *,
@@ -286,7 +286,7 @@ def create_run_once(client: CargoClient, workflow_uuid: str, record: Mapping[str
             logger.warning("No Cargo run was created by the failed request; sending it again.")
     raise CargoAmbiguousCreateError(
         f"Creating a Cargo single run of workflow {workflow_uuid} failed {max_sends} times ({last}) and no run "
-        "was created. Next step: check Cargo's status and re-run.", candidates=[]) from last
+        "was created.", hint="check Cargo's status and re-run.", candidates=[]) from last
 
 
 def run_guidance(batch_guidance: PollingGuidance | None) -> PollingGuidance:
@@ -329,8 +329,8 @@ def wait_for_run(client: CargoClient, uuid: str, *, timeout: float | None = 3600
         delay = _next_delay(polls, elapsed, interval, limits)
         if timeout is not None and elapsed + delay > timeout:
             raise CargoWaitTimeoutError(
-                f"Cargo run {uuid} was not finished after {timeout:g}s (last status: {result.run.status.value}). "
-                "Next step: raise the timeout, or look at the run in Cargo.", batch_uuid=uuid,
+                f"Cargo run {uuid} was not finished after {timeout:g}s (last status: {result.run.status.value}).",
+                hint="raise the timeout, or look at the run in Cargo.", batch_uuid=uuid,
                 last_status=result.run.status.value)
         client.sleep(delay)
         interval = min(interval * 1.5, max_poll_interval)
@@ -453,8 +453,8 @@ def fetch_change_records(client: CargoClient, change_uuid: str, kinds: Sequence[
         if count > max_records:
             raise CargoInputError(
                 f"Segment change {change_uuid} holds {count} records of kinds {list(kinds)}, more than {max_records} "
-                "to pass to a tool as records. Next step: enrich large changes with a play (change batches), or "
-                "raise max_records.")
+                "to pass to a tool as records.",
+                hint="enrich large changes with a play (change batches), or raise max_records.")
         page = [dict(r) for r in body.records]
         records.extend(page)
         if not page or len(records) >= count:

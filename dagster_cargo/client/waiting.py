@@ -134,16 +134,15 @@ def raise_for_batch(batch: Batch) -> None:
             f"Cargo batch {batch.uuid} (workflow {batch.workflow_uuid}) failed: "
             f"{batch.error_message or 'no errorMessage given'}. "
             f"{batch.executed_runs_count}/{batch.runs_count} runs executed, "
-            f"{batch.failed_runs_count} failed, {batch.credits_used_count:g} credits used. "
-            "Next step: open the batch in Cargo to see the failing node, fix the input or "
-            "workflow, then re-run.",
+            f"{batch.failed_runs_count} failed, {batch.credits_used_count:g} credits used.",
+            hint="open the batch in Cargo to see the failing node, fix the input or workflow, then re-run.",
             batch=batch,
         )
     if batch.status == BatchStatus.CANCELLED:
         raise CargoBatchCancelledError(
             f"Cargo batch {batch.uuid} (workflow {batch.workflow_uuid}) was cancelled after "
-            f"{batch.executed_runs_count}/{batch.runs_count} runs ({batch.credits_used_count:g} credits). "
-            "Next step: re-run if the cancellation was not intended.",
+            f"{batch.executed_runs_count}/{batch.runs_count} runs ({batch.credits_used_count:g} credits).",
+            hint="re-run if the cancellation was not intended.",
             batch=batch,
         )
 
@@ -285,8 +284,8 @@ def timeout_error(snapshot: StatusSnapshot, timeout: float) -> CargoWaitTimeoutE
     status = batch.status.value if batch is not None else None
     return CargoWaitTimeoutError(
         f"Cargo batch {late} was not finished after {timeout:g}s (last status: {status}; "
-        f"{len(snapshot.pending)} batch(es) still running). Next step: raise the poll timeout, or "
-        "cancel the batch in Cargo if it is stuck.",
+        f"{len(snapshot.pending)} batch(es) still running).",
+        hint="raise the poll timeout, or cancel the batch in Cargo if it is stuck.",
         batch_uuid=late,
         last_status=status,
     )
