@@ -44,6 +44,7 @@ class FaultReport:
     plays: int = 0
     concurrency: int = 1
     earlier_batches: int = 0
+    single_runs: int = 0  # materializations that ran as Cargo single runs (their carriers count as batches)
     crashes: list[Any] = field(default_factory=list)
     wrong_details: list[str] = field(default_factory=list)
     unaccounted_details: list[str] = field(default_factory=list)
@@ -94,7 +95,8 @@ class FaultReport:
             f"{self.plays} of the 'Score inbound companies' play over distinct time windows), {self.concurrency} at "
             f"once (multiprocess executor), fault profile '{self.profile}', seed {self.seed}",
             f"({self.batches} batches created, each traced to its materialization by its content; each workflow had "
-            f"{self.earlier_batches} earlier batches)",
+            f"{self.earlier_batches} earlier batches; {self.single_runs} materializations ran as single runs, "
+            "traced by their runs' carriers)",
             "",
             row("Materializations succeeded", self.succeeded),
             row("Failed with a clear error", self.failed_clear),
@@ -243,6 +245,12 @@ def build_report(run: SuiteRun) -> FaultReport:
         runs_by_batch: dict[str, list[Any]] = defaultdict(list)
         for r in store.engine.runs.values():
             runs_by_batch[r.batch_uuid].append(r)
+        # a single run (POST /orchestration/runs) is carried by a batch the API never shows: a materialization
+        # that reported single runs reported their carriers, for tracing, credits and rows alike
+        carrier = {r.uuid: r.batch_uuid for r in store.engine.runs.values()}
+    for outcome in run.outcomes:
+        outcome.batch_uuids = [*outcome.batch_uuids, *(carrier[u] for u in outcome.run_uuids if u in carrier
+                                                         and carrier[u] not in outcome.batch_uuids)]
     by_mat, untraceable = _owners(run, batches)
     suite_batches = [b for owned in by_mat.values() for b in owned]
     credits_spent = float(sum(b.credits for b in suite_batches))
@@ -311,7 +319,8 @@ def build_report(run: SuiteRun) -> FaultReport:
         wall_seconds=run.wall_seconds, untraceable_batches=untraceable, wrong_adoptions=wrong,
         unaccounted_records=unaccounted, orphans=orphans, orphan_credits=orphan_credits,
         tools=sum(o.kind == "tool" for o in run.outcomes), plays=sum(o.kind == "play" for o in run.outcomes),
-        concurrency=CONCURRENCY, earlier_batches=run.config.earlier_batches, crashes=list(run.crashes),
+        concurrency=CONCURRENCY, earlier_batches=run.config.earlier_batches,
+        single_runs=sum(bool(o.run_uuids) for o in run.outcomes), crashes=list(run.crashes),
         failure_kinds=sorted(((n, k) for k, n in kinds.items()), reverse=True),
         unclear_errors=[(o.index, o.error[:400]) for o in failed if not o.clear],
         missing_rows_details=missing_details, duplicate_details=dup_details, leak_samples=list(watch.samples),

@@ -89,6 +89,7 @@ class Outcome:
     clear: bool = False
     frame: pd.DataFrame | None = None
     batch_uuids: list[str] = field(default_factory=list)  # the batches the materialization reported
+    run_uuids: list[str] = field(default_factory=list)  # the single runs it reported (a record or a few)
     seconds: float = 0.0
     kind: str = "tool"  # "tool" (domains) or "play" (window)
     step: str = "tool_0"
@@ -160,16 +161,14 @@ def _record_failure(outcome: Outcome, result: Any, step: str, watch: LeakWatch) 
     outcome.clear = is_clear(outcome.error)
 
 
-def _reported_batches(result: Any, step: str) -> list[str]:
+def _reported_batches(result: Any, step: str, key: str = "dagster-cargo/batch_uuid") -> list[str]:
+    """The UUIDs the step's materialization reported under ``key`` (or its plural ``<key>s``)."""
     mats = result.asset_materializations_for_node(step)
     if not mats:
         return []
     meta = {k: getattr(v, "value", v) for k, v in mats[0].metadata.items()}
-    many = meta.get("dagster-cargo/batch_uuids")
-    if many:
-        return str(many).split(",")
-    one = meta.get("dagster-cargo/batch_uuid")
-    return [str(one)] if one else []
+    found = meta.get(f"{key}s") or meta.get(key)
+    return [u for u in str(found).split(",") if u] if found else []
 
 
 @dataclass
@@ -252,6 +251,7 @@ def run_round(outcomes: list[Outcome], emu: CargoEmulator, instance: dg.DagsterI
             for o in outcomes:
                 o.run_id = result.run_id
                 o.batch_uuids = _reported_batches(result, o.step)
+                o.run_uuids = _reported_batches(result, o.step, key="dagster-cargo/run_uuid")
                 if result.is_node_success(o.step):
                     try:
                         o.frame = _stored_output(instance, o.step)
