@@ -178,6 +178,8 @@ def _check_rows(outcome: Outcome, batches: list[Any], runs_by_batch: dict[str, l
         return "returned domains differ from the runs' domains"
     if outcome.kind != "tool":
         return None  # a play's own columns (industry...) come from the model; its output is checked by the rows
+    if not succeeded:  # every run failed (e.g. a one-record input): input columns and statuses, no output to check
+        return None
     columns = [c for c in ENRICH_COLUMNS if c in frame.columns]
     if not columns:
         return "no enrichment column"
