@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from .errors import CargoError, CargoNetworkError, CargoServerError
 from .models import Batch
@@ -235,7 +235,26 @@ def create_batch_once(
     ``list_all`` lists every batch of the workflow; ``check`` proves candidates by content;
     ``claimed`` returns batches known to belong to other creates (never adopted).
     """
-    workflow_uuid = intent.workflow_uuid
+    return send_once(
+        send, lambda cause: resolve_created(list_all=list_all, check=check, intent=intent, sleep=sleep,
+                                            settle_delays=settle_delays, claimed=claimed, cause=cause),
+        what="batch", workflow_uuid=intent.workflow_uuid, max_sends=max_sends)
+
+
+T = TypeVar("T", bound="_HasUuid")
+
+
+class _HasUuid(Protocol):
+    @property
+    def uuid(self) -> str: ...
+
+
+def send_once(send: Callable[[], T], find: Callable[[CargoError], T | None], *, what: str, workflow_uuid: str,
+              max_sends: int = 2) -> T:
+    """Send a create that spends credits; after an ambiguous failure (no answer, or 5xx) send it again only
+    once ``find(cause)`` has proven by content that nothing was created (it returns the created object when
+    something was). Shared by batch creates and single-run creates.
+    """
     last_error: CargoError | None = None
     for attempt in range(1, max_sends + 1):
         try:
@@ -243,20 +262,19 @@ def create_batch_once(
         except (CargoNetworkError, CargoServerError) as exc:
             if not is_ambiguous(exc):
                 raise
-            logger.warning("Creating a Cargo batch for workflow %s failed ambiguously (%s); reconciling by content.",
-                           workflow_uuid, type(exc).__name__)
+            logger.warning("Creating a Cargo %s for workflow %s failed ambiguously (%s); reconciling by content.",
+                           what, workflow_uuid, type(exc).__name__)
             last_error = exc
-        found = resolve_created(list_all=list_all, check=check, intent=intent, sleep=sleep,
-                                settle_delays=settle_delays, claimed=claimed, cause=last_error)
+        found = find(last_error)
         if found is not None:
-            logger.warning("Adopted Cargo batch %s: its content proves it was created by the request whose "
-                           "response was lost.", found.uuid)
+            logger.warning("Adopted Cargo %s %s: its content proves it was created by the request whose "
+                           "response was lost.", what, found.uuid)
             return found
         if attempt < max_sends:
-            logger.warning("No Cargo batch was created by the failed request; sending it again.")
+            logger.warning("No Cargo %s was created by the failed request; sending it again.", what)
     raise CargoAmbiguousCreateError(
-        f"Creating a Cargo batch for workflow {workflow_uuid} failed {max_sends} times ({last_error}) and no "
-        "batch was created.", hint="check Cargo's status and re-run.",
+        f"Creating a Cargo {what} for workflow {workflow_uuid} failed {max_sends} times ({last_error}) and no "
+        f"{what} was created.", hint="check Cargo's status and re-run.",
         candidates=[],
     ) from last_error
 

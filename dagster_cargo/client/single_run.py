@@ -44,11 +44,11 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .busy import send_when_free
-from .errors import CargoError, CargoInputError, CargoNetworkError, CargoServerError, CargoWaitTimeoutError
+from .errors import CargoError, CargoInputError, CargoWaitTimeoutError
 from .models import Run, RunStatus
 from .outcomes import RunOutcome, align_inputs, apply_outcomes, check_output_slug
 from .paging import read_all
-from .reconcile import LIST_PAGE, CargoAmbiguousCreateError, is_ambiguous, records_match
+from .reconcile import LIST_PAGE, CargoAmbiguousCreateError, records_match, send_once
 from .waiting import GUIDED_INTERVAL, PollingGuidance
 
 if TYPE_CHECKING:
@@ -267,26 +267,10 @@ def create_run_once(client: CargoClient, workflow_uuid: str, record: Mapping[str
                               what=f"single run of workflow {workflow_uuid}", sleep=client.sleep,
                               policy=client.busy_policy, report=client.busy_report)
 
-    last: CargoError | None = None
-    for attempt in range(1, max_sends + 1):
-        try:
-            return send()
-        except (CargoNetworkError, CargoServerError) as exc:
-            if not is_ambiguous(exc):
-                raise
-            logger.warning("Creating a Cargo single run of workflow %s failed ambiguously (%s); reconciling by "
-                           "content.", workflow_uuid, type(exc).__name__)
-            last = exc
-        found = find_created_run(client, record, intent, claimed=claimed, settle_delays=settle_delays, cause=last)
-        if found is not None:
-            logger.warning("Adopted Cargo run %s: its content proves the request whose response was lost "
-                           "created it.", found.uuid)
-            return found
-        if attempt < max_sends:
-            logger.warning("No Cargo run was created by the failed request; sending it again.")
-    raise CargoAmbiguousCreateError(
-        f"Creating a Cargo single run of workflow {workflow_uuid} failed {max_sends} times ({last}) and no run "
-        "was created.", hint="check Cargo's status and re-run.", candidates=[]) from last
+    return send_once(
+        send, lambda cause: find_created_run(client, record, intent, claimed=claimed, settle_delays=settle_delays,
+                                             cause=cause),
+        what="single run", workflow_uuid=workflow_uuid, max_sends=max_sends)
 
 
 def run_guidance(batch_guidance: PollingGuidance | None) -> PollingGuidance:
