@@ -5,10 +5,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-$(BIN)/.installed: pyproject.toml
+# The distributions of this repo, installed editable into one venv (plain pip, no workspace tool: pip
+# resolves each by-name dependency between them to the folder given on the same command line).
+DISTS := -e ./cargo-gtm-client -e ./cargo-gtm-emulator -e '.[test,dev,arrow]' -e ./fault-suite
+
+$(BIN)/.installed: pyproject.toml cargo-gtm-client/pyproject.toml cargo-gtm-emulator/pyproject.toml fault-suite/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev,arrow]'
+	$(BIN)/pip install --quiet $(DISTS)
 	touch $@
 
 .PHONY: install demo test

@@ -65,9 +65,8 @@ def main(argv: list[str]) -> dict[str, Any]:
     import pyarrow  # noqa: F401  - imported before measuring, like every library below
     import pyarrow.csv  # noqa: F401
     import pyarrow.parquet  # noqa: F401
-
-    from dagster_cargo.client import CargoClient
-    from dagster_cargo.client.download import download_dataframe
+    from cargo_gtm import CargoClient
+    from cargo_gtm.download.dataframe import download_dataframe
 
     mode, args = argv[0], argv[1:]
     out: dict[str, Any] = {"mode": mode, "rss_imports": _peak(),

@@ -16,6 +16,7 @@ service would show; HTTP round trips are not sped up, which only works against u
 
 
 import contextlib
+import os
 import re
 import signal
 import subprocess
@@ -26,9 +27,9 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+from cargo_gtm import Batch, CargoClient
 
 from dagster_cargo import CargoResource
-from dagster_cargo.client import Batch, CargoClient
 
 from ._report import Row, fmt
 
@@ -44,12 +45,12 @@ def records(n: int) -> pd.DataFrame:
 
 @contextlib.contextmanager
 def emulator_process(speed: float) -> Iterator[str]:
-    """``dagster-cargo emulator`` in its own process (as a real Cargo is on another machine,
+    """``cargo-emulator serve`` in its own process (as a real Cargo is on another machine,
     its CPU is not ours); yields its base URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dagster_cargo.cli", "emulator", "--port", "0", "--token", TOKEN,
+        [sys.executable, "-m", "cargo_gtm_emulator.cli", "serve", "--port", "0",
          "--speed", str(speed), "--run-failure-rate", "0", "--credits", "10000000"],
-        stdout=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "CARGO_EMULATOR_TOKEN": TOKEN})
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

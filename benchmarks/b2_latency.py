@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster_cargo.client import CargoClient
-from dagster_cargo.client.waiting import BatchProgress, PollingGuidance, wait_for_batches
-from dagster_cargo.emulator import CargoEmulator
+from cargo_gtm import CargoClient
+from cargo_gtm.running.waiting import BatchProgress, PollingGuidance, wait_for_batches
+from cargo_gtm_emulator import CargoEmulator
 
 from ._report import Row, fmt
 

@@ -66,7 +66,7 @@ def write_layouts(csv_path: str, workdir: str) -> dict[str, tuple[str, str, str]
 
 def attach(emu: Any, client: Any, path: str, fmt: str) -> str:
     """A finished batch of the emulator whose output file is ``path``."""
-    from dagster_cargo.client import records_data
+    from cargo_gtm import records_data
 
     tool = emu.store.tool_by_name("Enrich company")
     batch = client.create_batch(str(tool["workflowUuid"]), records_data([{"domain": f"{os.path.basename(path)}.example"}]))
@@ -98,8 +98,8 @@ def measure_layouts(csv_path: str, rows: int, repeats: int, workdir: str) -> dic
 
 def start_emulator_with_output(path: str) -> tuple[Any, Any, str]:
     """An emulator (manual clock) with one finished batch whose output is the file at ``path``."""
-    from dagster_cargo.client import CargoClient, records_data
-    from dagster_cargo.emulator import CargoEmulator
+    from cargo_gtm import CargoClient, records_data
+    from cargo_gtm_emulator import CargoEmulator
 
     emu = CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0).start()
     client = CargoClient(TOKEN, base_url=emu.base_url)

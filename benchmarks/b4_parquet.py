@@ -47,7 +47,7 @@ def measure(rows: int, workdir: str) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": rows, "bytes": size, "generated": generated, "small_rows": small_rows}
     emu, client, uuid = start_emulator_with_output(path)
     try:
-        from dagster_cargo.client import records_data
+        from cargo_gtm import records_data
 
         tool = emu.store.tool_by_name("Enrich company")
         small_uuid = client.create_batch(str(tool["workflowUuid"]), records_data([{"domain": "small.example"}])).uuid

@@ -37,7 +37,7 @@ RTT = 0.050  # seconds, for the "over a real network" estimate in the notes
 
 def naive_fetch(client: Any) -> Any:
     """The naive workspace listing: plays, tools, then one deployed-release call per workflow."""
-    from dagster_cargo.workspace_data import CargoWorkflowProps, CargoWorkspaceData
+    from dagster_cargo.definitions.workspace_data import CargoWorkflowProps, CargoWorkspaceData
 
     props = []
     for item in [*client.list_plays(), *client.list_tools()]:
@@ -69,10 +69,10 @@ def load_definitions(resource: Any, context: Any, fetch: Callable[[Any], Any] | 
     import dagster as dg
     from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext
 
-    from dagster_cargo.asset_defs import build_cargo_assets_definitions
+    from dagster_cargo.definitions.asset_defs import build_cargo_assets_definitions
 
     patch: AbstractContextManager[Any] = (
-        mock.patch("dagster_cargo.asset_specs.fetch_workspace_data", fetch) if fetch else nullcontext())
+        mock.patch("dagster_cargo.definitions.asset_specs.fetch_workspace_data", fetch) if fetch else nullcontext())
     with DefinitionsLoadContext.scoped(context), patch:
         assets = build_cargo_assets_definitions(resource)
         dg.Definitions(assets=assets, resources={"cargo": resource}).get_repository_def()
@@ -110,9 +110,10 @@ def _timed(emu: EmulatorProcess, repeats: int, loads: dict[str, Callable[[], int
 
 def measure(n_workflows: int, repeats: int) -> dict[str, dict[str, float]]:
     """First load, reload and fetch-only figures for ours and the naive loader."""
+    from cargo_gtm import CargoClient
+
     from dagster_cargo import CargoResource
-    from dagster_cargo.client import CargoClient
-    from dagster_cargo.workspace_data import fetch_workspace_data
+    from dagster_cargo.definitions.workspace_data import fetch_workspace_data
 
     with EmulatorProcess(extra_workflows=n_workflows - SEEDED) as emu:
         resource = CargoResource(api_token=TOKEN, base_url=emu.base_url)

@@ -69,7 +69,7 @@ def _serve(argv: Sequence[str]) -> int:
     batch downloads are; its URL), ``exportfile PATH`` (register a file served from disk, as B3's
     outputs are; its URL, or null when this emulator cannot). EOF stops.
     """
-    from dagster_cargo.emulator import CargoEmulator
+    from cargo_gtm_emulator import CargoEmulator
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.b6_emulator serve")
     parser.add_argument("--speed", type=float, default=1.0)
@@ -110,7 +110,7 @@ def _serve(argv: Sequence[str]) -> int:
 
 
 class EmulatorProcess:
-    """A :class:`~dagster_cargo.emulator.CargoEmulator` in a child process, with a control channel.
+    """A :class:`~cargo_gtm_emulator.CargoEmulator` in a child process, with a control channel.
 
     Use as a context manager; :attr:`base_url` is where it listens. The child's request log, CPU time
     and download exports are reached through :meth:`api_calls`, :meth:`clear_log`, :meth:`cpu_seconds`
@@ -331,7 +331,7 @@ def drive(emu: EmulatorProcess, requests_for: Callable[[int], list[bytes]], conn
 
 # --------------------------------------------------------------------------- scenarios
 def _tool_workflow(emu: EmulatorProcess) -> str:
-    from dagster_cargo.client import CargoClient
+    from cargo_gtm import CargoClient
 
     with CargoClient(TOKEN, base_url=emu.base_url) as client:
         return client.find_tool(TOOL).workflow_uuid
@@ -390,8 +390,8 @@ def measure_create_batch(levels: Sequence[int], seconds: float) -> dict[int, Loa
 
 def measure_b1_need(n_batches: int, per_batch: int) -> dict[str, float]:
     """A B1-like client load (real ``CargoClient``); its request rates and the emulator's CPU share."""
-    from dagster_cargo.client import CargoClient
-    from dagster_cargo.client.waiting import wait_for_batches
+    from cargo_gtm import CargoClient
+    from cargo_gtm.running.waiting import wait_for_batches
 
     with EmulatorProcess(speed=B1_SPEED) as emu, CargoClient(TOKEN, base_url=emu.base_url) as client:
         workflow = client.find_tool(TOOL).workflow_uuid
@@ -457,7 +457,7 @@ def _drain(emu: EmulatorProcess, url: str) -> tuple[float, int, float]:
 
 def _client_parse(url: str, rows: int) -> float:
     """Best of 2 ``download_dataframe`` (the client's path) seconds; the first also pays lazy imports."""
-    from dagster_cargo.client.download import download_dataframe
+    from cargo_gtm.download.dataframe import download_dataframe
 
     parses = []
     for _ in range(2):
@@ -473,7 +473,7 @@ def measure_download(rows: int) -> dict[str, dict[str, float]]:
     from a file on disk (B3's outputs), each drained unparsed, and the client's download+parse rate."""
     import tempfile
 
-    from dagster_cargo.emulator.files import render_csv
+    from cargo_gtm_emulator.files import render_csv
 
     out: dict[str, dict[str, float]] = {}
     with EmulatorProcess() as emu, tempfile.TemporaryDirectory(prefix="b6-") as tmp:

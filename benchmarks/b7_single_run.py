@@ -19,10 +19,11 @@ import time
 import warnings
 from typing import Any
 
+from cargo_gtm import CargoClient
+from cargo_gtm.running.clock import ManualClock
+from cargo_gtm_emulator import CargoEmulator
+
 from dagster_cargo import CargoResource
-from dagster_cargo.client import CargoClient
-from dagster_cargo.client.clock import ManualClock
-from dagster_cargo.emulator import CargoEmulator
 
 from ._report import Row, fmt
 

@@ -2,11 +2,11 @@
 
 Layers (each importable on its own):
 
-* ``dagster_cargo.client`` — plain Python Cargo API client (httpx + pydantic, no Dagster).
-* ``dagster_cargo.emulator`` — a local HTTP emulator of Cargo's API, independent of the client.
+* ``cargo_gtm`` — plain Python Cargo API client (httpx + pydantic, no Dagster).
+* ``cargo_gtm_emulator`` — a local HTTP emulator of Cargo's API, independent of the client.
 * the Dagster layer, exported here: :class:`CargoResource`, metadata, batch execution.
 
-The Dagster layer is imported lazily, so ``import dagster_cargo.client`` never imports
+The Dagster layer is imported lazily, so ``import cargo_gtm`` never imports
 Dagster.
 """
 
@@ -18,51 +18,51 @@ from typing import TYPE_CHECKING, Any
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .asset_defs import (
+    from .components import CargoWorkspaceComponent
+    from .definitions.asset_defs import (
         CARGO_POOL,
         CargoRunConfig,
         build_cargo_asset,
         build_cargo_assets_definitions,
         partition_window_filter,
     )
-    from .asset_specs import load_cargo_asset_specs, load_cargo_workspace_data
-    from .checks import CargoCheckConfig, cargo_check_specs
-    from .components import CargoWorkspaceComponent
-    from .execution import BatchRunSpec, CargoBatchResult
-    from .heal_job import CargoHealConfig, build_cargo_heal_job, cargo_heal_op
-    from .metadata import CargoMetadataSet
-    from .ops import CargoBatchOpConfig, cargo_batch_op
-    from .resource import CargoResource
-    from .sensors import build_cargo_change_sensor, build_cargo_observation_sensor
-    from .translator import DagsterCargoTranslator, cargo_workflow_metadata
-    from .workspace_data import CargoWorkflowProps, CargoWorkspaceData
+    from .definitions.asset_specs import load_cargo_asset_specs, load_cargo_workspace_data
+    from .definitions.checks import CargoCheckConfig, cargo_check_specs
+    from .definitions.heal_job import CargoHealConfig, build_cargo_heal_job, cargo_heal_op
+    from .definitions.ops import CargoBatchOpConfig, cargo_batch_op
+    from .definitions.sensors import build_cargo_change_sensor, build_cargo_observation_sensor
+    from .definitions.translator import DagsterCargoTranslator, cargo_workflow_metadata
+    from .definitions.workspace_data import CargoWorkflowProps, CargoWorkspaceData
+    from .running.execution import BatchRunSpec, CargoBatchResult
+    from .running.metadata import CargoMetadataSet
+    from .running.resource import CargoResource
 
 _LAZY = {
-    "CargoResource": ".resource",
-    "CargoMetadataSet": ".metadata",
-    "CargoBatchResult": ".execution",
-    "BatchRunSpec": ".execution",
-    "CargoCheckConfig": ".checks",
-    "cargo_check_specs": ".checks",
-    "DagsterCargoTranslator": ".translator",
-    "cargo_workflow_metadata": ".translator",
-    "CargoWorkflowProps": ".workspace_data",
-    "CargoWorkspaceData": ".workspace_data",
-    "load_cargo_asset_specs": ".asset_specs",
-    "load_cargo_workspace_data": ".asset_specs",
-    "build_cargo_assets_definitions": ".asset_defs",
-    "CargoRunConfig": ".asset_defs",
-    "CARGO_POOL": ".asset_defs",
-    "build_cargo_asset": ".asset_defs",
-    "partition_window_filter": ".asset_defs",
-    "cargo_batch_op": ".ops",
-    "build_cargo_change_sensor": ".sensors",
-    "build_cargo_observation_sensor": ".sensors",
-    "CargoBatchOpConfig": ".ops",
+    "CargoResource": ".running.resource",
+    "CargoMetadataSet": ".running.metadata",
+    "CargoBatchResult": ".running.execution",
+    "BatchRunSpec": ".running.execution",
+    "CargoCheckConfig": ".definitions.checks",
+    "cargo_check_specs": ".definitions.checks",
+    "DagsterCargoTranslator": ".definitions.translator",
+    "cargo_workflow_metadata": ".definitions.translator",
+    "CargoWorkflowProps": ".definitions.workspace_data",
+    "CargoWorkspaceData": ".definitions.workspace_data",
+    "load_cargo_asset_specs": ".definitions.asset_specs",
+    "load_cargo_workspace_data": ".definitions.asset_specs",
+    "build_cargo_assets_definitions": ".definitions.asset_defs",
+    "CargoRunConfig": ".definitions.asset_defs",
+    "CARGO_POOL": ".definitions.asset_defs",
+    "build_cargo_asset": ".definitions.asset_defs",
+    "partition_window_filter": ".definitions.asset_defs",
+    "cargo_batch_op": ".definitions.ops",
+    "build_cargo_change_sensor": ".definitions.sensors",
+    "build_cargo_observation_sensor": ".definitions.sensors",
+    "CargoBatchOpConfig": ".definitions.ops",
     "CargoWorkspaceComponent": ".components",
-    "build_cargo_heal_job": ".heal_job",
-    "cargo_heal_op": ".heal_job",
-    "CargoHealConfig": ".heal_job",
+    "build_cargo_heal_job": ".definitions.heal_job",
+    "cargo_heal_op": ".definitions.heal_job",
+    "CargoHealConfig": ".definitions.heal_job",
 }
 
 __all__ = ["__version__", *_LAZY]

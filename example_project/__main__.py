@@ -53,7 +53,7 @@ def main() -> int:
 
     with contextlib.ExitStack() as stack:
         if not os.environ.get("CARGO_API_TOKEN") and not os.environ.get("CARGO_EMULATOR_URL"):
-            from dagster_cargo.emulator import CargoEmulator
+            from cargo_gtm_emulator import CargoEmulator
 
             from .connection import emulator_token
 

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 
-from dagster_cargo.emulator import CargoEmulator
+from cargo_gtm_emulator import CargoEmulator
 
 
 def _alive(pid: int) -> bool:

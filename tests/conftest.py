@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
-from dagster_cargo.client import CargoClient
-from dagster_cargo.client.clock import ManualClock
-from dagster_cargo.emulator import CargoEmulator
+from cargo_gtm import CargoClient
+from cargo_gtm.running.clock import ManualClock
+from cargo_gtm_emulator import CargoEmulator
 
 TOKEN = "test-token-7c1f9d"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
+from cargo_gtm_emulator import CargoEmulator
 
 from dagster_cargo import CargoResource
-from dagster_cargo.emulator import CargoEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "tok-docs-4c1d"
@@ -77,7 +77,7 @@ def test_every_readme_python_block_runs_as_written(monkeypatch, tmp_path, capsys
     against an emulator reached through the environment variables the README names."""
     import warnings
 
-    from dagster_cargo.resource import CargoTokenExposureWarning
+    from dagster_cargo.running.resource import CargoTokenExposureWarning
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CARGO_WORKSPACE_UUID", raising=False)

@@ -12,9 +12,9 @@ import pydantic
 from dagster.components.resolved.base import resolve_fields
 from dagster_shared import check
 
-from ..checks import CargoCheckConfig
-from ..resource import CargoResource
-from ..workspace_data import CargoWorkflowProps
+from ..definitions.checks import CargoCheckConfig
+from ..definitions.workspace_data import CargoWorkflowProps
+from ..running.resource import CargoResource
 
 __all__ = [
     "CargoChangeSensorArgs",

@@ -16,12 +16,12 @@ from dagster.components.utils.defs_state import (
 )
 from dagster.components.utils.translation import TranslationFn, TranslationFnResolver
 
-from ..asset_defs import CARGO_POOL, CargoRunConfig, build_cargo_asset, run_cargo_workflow_asset
-from ..checks import CargoCheckConfig
-from ..resource import CargoResource
-from ..sensors import build_cargo_change_sensor, build_cargo_observation_sensor
-from ..translator import DagsterCargoTranslator, clean_name
-from ..workspace_data import CargoWorkflowProps, CargoWorkspaceData, fetch_workspace_data
+from ..definitions.asset_defs import CARGO_POOL, CargoRunConfig, build_cargo_asset, run_cargo_workflow_asset
+from ..definitions.checks import CargoCheckConfig
+from ..definitions.sensors import build_cargo_change_sensor, build_cargo_observation_sensor
+from ..definitions.translator import DagsterCargoTranslator, clean_name
+from ..definitions.workspace_data import CargoWorkflowProps, CargoWorkspaceData, fetch_workspace_data
+from ..running.resource import CargoResource
 from .models import (
     CargoChangeSensorArgs,
     CargoChecksArgs,

@@ -3,8 +3,7 @@
 from datetime import date, timedelta
 
 import pytest
-
-from dagster_cargo.client import (
+from cargo_gtm import (
     CargoAuthError,
     CargoClient,
     CargoCreditsError,
@@ -15,9 +14,9 @@ from dagster_cargo.client import (
     records_data,
     segment_data,
 )
-from dagster_cargo.credits import batch_credit_split
-from dagster_cargo.emulator import CargoEmulator
-from dagster_cargo.emulator.enrichment import enrich_company
+from cargo_gtm.credits import batch_credit_split
+from cargo_gtm_emulator import CargoEmulator
+from cargo_gtm_emulator.enrichment import enrich_company
 
 from ..conftest import TOKEN
 

@@ -6,9 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-
-from dagster_cargo.client import CargoClient
-from dagster_cargo.client.api import BillingAPI, OrchestrationAPI, SegmentationAPI, StorageAPI, WorkspaceAPI
+from cargo_gtm import CargoClient
+from cargo_gtm.api import BillingAPI, OrchestrationAPI, SegmentationAPI, StorageAPI, WorkspaceAPI
 
 PACKAGE = Path(__file__).resolve().parents[2] / "dagster_cargo"
 

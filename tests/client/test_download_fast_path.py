@@ -16,15 +16,12 @@ import pytest
 
 pytest.importorskip("pyarrow")
 
-from dagster_cargo.client import (  # noqa: E402
-    CargoClient,
-    csv_arrow,
-    records_data,
-)
-from dagster_cargo.client import download as dl  # noqa: E402
-from dagster_cargo.client.download import download_dataframe, frame_from_bytes, parse_dates  # noqa: E402
-from dagster_cargo.client.errors import CargoDownloadError  # noqa: E402
-from dagster_cargo.emulator import CargoEmulator  # noqa: E402
+from cargo_gtm import CargoClient, records_data  # noqa: E402
+from cargo_gtm.download import csv_arrow  # noqa: E402
+from cargo_gtm.download import dataframe as dl  # noqa: E402
+from cargo_gtm.download.dataframe import download_dataframe, frame_from_bytes, parse_dates  # noqa: E402
+from cargo_gtm.errors import CargoDownloadError  # noqa: E402
+from cargo_gtm_emulator import CargoEmulator  # noqa: E402
 
 TOKEN = "tok-fast-path-3b81"
 

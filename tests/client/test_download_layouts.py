@@ -16,10 +16,9 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-
-from dagster_cargo.client.download import download_dataframe, frame_from_bytes
-from dagster_cargo.client.errors import CargoDownloadError
-from dagster_cargo.client.layout import is_object_column, json_rows, spread_output
+from cargo_gtm.download.dataframe import download_dataframe, frame_from_bytes
+from cargo_gtm.download.layout import is_object_column, json_rows, spread_output
+from cargo_gtm.errors import CargoDownloadError
 
 NA_LOOKING = ["None", "NA", "null", "N/A", "nan", "NaN", "#N/A", "n/a", "NULL", "-nan", "-NaN", "#N/A N/A", "#NA",
               "-1.#IND", "-1.#QNAN", "1.#IND", "1.#QNAN", "<NA>", "none", "Null", "NAN", "inf", "-inf", "Infinity"]
@@ -175,7 +174,7 @@ def test_truncated_gzip_body_shorter_than_content_length() -> None:
 
 # ------------------------------------------------------------------------------ statuses joined onto rows
 def test_outcomes_flag_rows_and_restore_omitted_records_in_caller_order() -> None:
-    from dagster_cargo.client.outcomes import RunOutcome, apply_outcomes
+    from cargo_gtm.download.outcomes import RunOutcome, apply_outcomes
 
     records = [{"domain": "a.com"}, {"domain": "b.com"}, {"domain": "a.com"}, {"domain": "c.com"}]
     # the file omitted b.com (skipped); a.com appears twice with the same record id
@@ -192,7 +191,7 @@ def test_outcomes_flag_rows_and_restore_omitted_records_in_caller_order() -> Non
 
 
 def test_outcomes_without_records_append_restored_rows() -> None:
-    from dagster_cargo.client.outcomes import RunOutcome, apply_outcomes
+    from cargo_gtm.download.outcomes import RunOutcome, apply_outcomes
 
     frame = pd.DataFrame({"_id": ["r1"], "_title": ["one"], "x": [1]})
     out, _ = apply_outcomes(frame, [RunOutcome("r2", "two", "filtered", None, {"x": 2})])
@@ -201,9 +200,9 @@ def test_outcomes_without_records_append_restored_rows() -> None:
 
 
 def test_a_slug_naming_several_nodes_is_a_clear_error() -> None:
-    from dagster_cargo.client.errors import CargoInputError
-    from dagster_cargo.client.models import Node
-    from dagster_cargo.client.outcomes import check_output_slug
+    from cargo_gtm.download.outcomes import check_output_slug
+    from cargo_gtm.errors import CargoInputError
+    from cargo_gtm.models import Node
 
     nodes = [Node(uuid="n1", slug="variables", kind="native", name="First"),
              Node(uuid="n2", slug="variables", kind="native", name="Second"),
@@ -216,8 +215,8 @@ def test_a_slug_naming_several_nodes_is_a_clear_error() -> None:
 
 
 def test_filter_stop_filter_names_the_filter_and_its_next_node() -> None:
-    from dagster_cargo.client.models import Node
-    from dagster_cargo.client.outcomes import filter_stop_filter
+    from cargo_gtm.download.outcomes import filter_stop_filter
+    from cargo_gtm.models import Node
 
     nodes = [Node(uuid="s", slug="start", kind="native", action_slug="start", children_uuids=["f"]),
              Node(uuid="f", slug="big_enough", kind="native", action_slug="filter", children_uuids=["e"]),
@@ -232,8 +231,7 @@ def test_filter_stop_filter_names_the_filter_and_its_next_node() -> None:
 def test_a_json_batch_file_lands_in_parquet_spread(tmp_path) -> None:
     pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
-
-    from dagster_cargo.client.parquet import write_parquet_from_url
+    from cargo_gtm.download.parquet import write_parquet_from_url
 
     data, _ = _layouts()["ndjson-nested"]
 

@@ -20,11 +20,11 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pytest
+from cargo_gtm import CargoClient
+from cargo_gtm_emulator import VARIANTS, CargoEmulator
 
 from dagster_cargo import CargoResource
-from dagster_cargo.checks import CargoCheckConfig, cargo_check_specs
-from dagster_cargo.client import CargoClient
-from dagster_cargo.emulator import VARIANTS, CargoEmulator
+from dagster_cargo.definitions.checks import CargoCheckConfig, cargo_check_specs
 
 from ..conftest import TOKEN
 

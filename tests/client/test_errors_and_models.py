@@ -2,7 +2,7 @@
 
 from datetime import datetime, timezone
 
-from dagster_cargo.client import (
+from cargo_gtm import (
     Batch,
     BatchStatus,
     CargoAuthError,
@@ -13,7 +13,7 @@ from dagster_cargo.client import (
     CargoServerError,
     Release,
 )
-from dagster_cargo.client.errors import api_error_from_response
+from cargo_gtm.errors import api_error_from_response
 
 BATCH = {
     "uuid": "b1", "workspaceUuid": "w1", "workflowUuid": "wf1", "userUuid": None, "releaseUuid": "r1",
@@ -85,7 +85,7 @@ def test_status_mapping_matches_official_client():
 
 
 def test_a_redirect_is_not_reported_as_a_server_error():
-    from dagster_cargo.client.errors import CargoRedirectError, api_error_from_response
+    from cargo_gtm.errors import CargoRedirectError, api_error_from_response
 
     err = api_error_from_response(status=302, method="GET", endpoint="/orchestration/plays/list", body="")
     assert isinstance(err, CargoRedirectError)
@@ -96,7 +96,7 @@ def test_a_redirect_is_not_reported_as_a_server_error():
 
 def test_errors_carry_the_next_step_as_a_field():
     """The advice is ``hint``, the rest is ``message``; ``str()`` shows both, so nothing parses text."""
-    from dagster_cargo.client.errors import CargoDownloadError, CargoError
+    from cargo_gtm.errors import CargoDownloadError, CargoError
 
     api = api_error_from_response(status=400, method="POST", endpoint="/orchestration/batches",
                                   body={"reason": "notEnoughCredits"}, batch_uuid="b-1")

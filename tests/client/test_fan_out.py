@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from dagster_cargo.client import Batch, CargoClient, CargoError, wait_for_batches
-from dagster_cargo.client.inputs import records_data
-from dagster_cargo.emulator import CargoEmulator
+from cargo_gtm import Batch, CargoClient, CargoError, wait_for_batches
+from cargo_gtm.inputs.records import records_data
+from cargo_gtm_emulator import CargoEmulator
 
 from .test_waiting import FakeClock
 

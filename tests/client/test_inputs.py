@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
-from dagster_cargo.client import CargoInputError, change_data, filter_data, to_json_records, validate_data
+from cargo_gtm import CargoInputError, change_data, filter_data, to_json_records, validate_data
 
 
 def test_conjunction_misspelling_is_rejected_at_every_level():

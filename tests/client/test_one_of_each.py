@@ -4,13 +4,13 @@ Play/Tool → props converter that every caller shares."""
 from __future__ import annotations
 
 import pytest
+from cargo_gtm.download.fetch import fetch_with_retries
+from cargo_gtm.errors import CargoDownloadError, CargoError, CargoInputError
+from cargo_gtm.inputs.records import play_input
+from cargo_gtm.models import Play, Tool
+from cargo_gtm.paging import read_all
 
-from dagster_cargo.client.errors import CargoDownloadError, CargoError, CargoInputError
-from dagster_cargo.client.fetch import fetch_with_retries
-from dagster_cargo.client.inputs import play_input
-from dagster_cargo.client.models import Play, Tool
-from dagster_cargo.client.paging import read_all
-from dagster_cargo.workspace_data import props_from
+from dagster_cargo.definitions.workspace_data import props_from
 
 
 # -- paginator -------------------------------------------------------------------------------

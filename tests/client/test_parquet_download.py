@@ -18,11 +18,11 @@ import pytest
 
 pq = pytest.importorskip("pyarrow.parquet")
 
-from dagster_cargo.client import CargoClient, records_data  # noqa: E402
-from dagster_cargo.client.errors import CargoDownloadError  # noqa: E402
-from dagster_cargo.client.parquet import download_to_parquet  # noqa: E402
-from dagster_cargo.emulator import CargoEmulator  # noqa: E402
-from dagster_cargo.emulator.enrichment import enrich_company  # noqa: E402
+from cargo_gtm import CargoClient, records_data  # noqa: E402
+from cargo_gtm.download.parquet import download_to_parquet  # noqa: E402
+from cargo_gtm.errors import CargoDownloadError  # noqa: E402
+from cargo_gtm_emulator import CargoEmulator  # noqa: E402
+from cargo_gtm_emulator.enrichment import enrich_company  # noqa: E402
 
 TOKEN = "tok-parquet-9d27c1"
 DOMAINS = [f"pq{i}.example" for i in range(6)]

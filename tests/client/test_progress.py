@@ -2,7 +2,7 @@
 
 import io
 
-from dagster_cargo.client import Batch, BatchProgress, CargoClient, ProgressBar, records_data
+from cargo_gtm import Batch, BatchProgress, CargoClient, ProgressBar, records_data
 
 from ..conftest import TOKEN
 
@@ -46,7 +46,7 @@ def test_used_with_a_real_wait(emulator):
 
 
 def test_downloaded_frames_are_typed_numbers_and_dates():
-    from dagster_cargo.client import frame_from_bytes
+    from cargo_gtm import frame_from_bytes
 
     csv = b"_id,score,ratio,created_at,seen_at,note\nr1,10,0.5,2025-01-02,2025-01-02T03:04:05.000Z,2025-01-02 is a date\nr2,,1.5,,2025-02-03T00:00:00Z,x\n"
     frame = frame_from_bytes(csv, "csv")

@@ -1,8 +1,7 @@
 """The query string must be byte-identical to the official client's (REFERENCE §2.4)."""
 
 import pytest
-
-from dagster_cargo.client.query import js_string, serialize_params
+from cargo_gtm.query import js_string, serialize_params
 
 
 def test_reference_example_arrays_and_scalars():

@@ -4,9 +4,8 @@ a batch because of where it sits in a list or who created it."""
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from dagster_cargo.client import Batch, CargoAmbiguousCreateError, CargoNetworkError, CargoServerError
-from dagster_cargo.client.reconcile import (
+from cargo_gtm import Batch, CargoAmbiguousCreateError, CargoNetworkError, CargoServerError
+from cargo_gtm.running.reconcile import (
     CreateIntent,
     Match,
     create_batch_once,

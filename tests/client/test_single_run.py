@@ -10,12 +10,11 @@ from collections.abc import Iterator
 
 import pandas as pd
 import pytest
-
-from dagster_cargo.client import CargoClient, records_data
-from dagster_cargo.client.clock import ManualClock
-from dagster_cargo.client.errors import CargoRequestError, CargoWaitTimeoutError
-from dagster_cargo.client.reconcile import CargoAmbiguousCreateError
-from dagster_cargo.client.single_run import (
+from cargo_gtm import CargoClient, records_data
+from cargo_gtm.errors import CargoRequestError, CargoWaitTimeoutError
+from cargo_gtm.running.clock import ManualClock
+from cargo_gtm.running.reconcile import CargoAmbiguousCreateError
+from cargo_gtm.running.single_run import (
     RunIntent,
     cancel_run,
     create_run_once,
@@ -26,8 +25,8 @@ from dagster_cargo.client.single_run import (
     run_one_record,
     wait_for_run,
 )
-from dagster_cargo.client.waiting import PollingGuidance
-from dagster_cargo.emulator import CargoEmulator, FaultProfile
+from cargo_gtm.running.waiting import PollingGuidance
+from cargo_gtm_emulator import CargoEmulator, FaultProfile
 
 TOKEN = "tok-single-run-3f9a"
 RUNS = "/v1/orchestration/runs"

@@ -8,8 +8,7 @@ import json
 
 import httpx
 import pytest
-
-from dagster_cargo.client import (
+from cargo_gtm import (
     CargoClient,
     CargoConfigError,
     CargoNetworkError,
@@ -17,6 +16,7 @@ from dagster_cargo.client import (
     CargoServerError,
     RetryPolicy,
 )
+
 from dagster_cargo.version import __version__
 
 TOKEN = "tok-SECRET-123"

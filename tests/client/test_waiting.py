@@ -1,9 +1,8 @@
 """The polling loop: terminal detection, unknown statuses, timeouts, adaptive intervals."""
 
 import pytest
-
-from dagster_cargo.client import Batch, CargoBatchFailedError, CargoWaitTimeoutError, wait_for_batches
-from dagster_cargo.client.waiting import UNLIMITED, PollingGuidance
+from cargo_gtm import Batch, CargoBatchFailedError, CargoWaitTimeoutError, wait_for_batches
+from cargo_gtm.running.waiting import UNLIMITED, PollingGuidance
 
 
 class FakeClock:
@@ -120,7 +119,7 @@ def test_the_user_can_choose_other_limits():
 
 
 def test_one_polling_round_polls_what_is_due_and_never_sleeps():
-    from dagster_cargo.client.waiting import BatchPoller
+    from cargo_gtm.running.waiting import BatchPoller
 
     clock = FakeClock()
     get, seen = scripted({"a": [batch("a", "running", 10), batch("a", "success", 100)],

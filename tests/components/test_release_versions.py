@@ -2,8 +2,7 @@
 
 import dagster as dg
 import pytest
-
-from dagster_cargo.emulator import CargoEmulator
+from cargo_gtm_emulator import CargoEmulator
 
 from ..conftest import TOKEN
 from .test_workspace_component import ENRICH, cargo_project, refresh_state

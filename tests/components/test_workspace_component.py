@@ -11,6 +11,9 @@ import dagster as dg
 import pytest
 import tomllib
 import yaml
+from cargo_gtm import CargoClient
+from cargo_gtm_emulator import CargoEmulator
+from cargo_gtm_emulator.enrichment import enrich_company, score_company
 from dagster.components.component_scaffolding import scaffold_object
 from dagster.components.core.component_tree import ComponentTree
 from dagster.components.core.package_entry import get_package_objects_in_module
@@ -22,11 +25,8 @@ from dagster.components.testing import (
 from dagster.components.testing.test_cases import TestTranslation
 from dagster.components.utils.project_paths import get_local_state_path
 
-from dagster_cargo.client import CargoClient
 from dagster_cargo.components import CargoWorkspaceComponent
-from dagster_cargo.emulator import CargoEmulator
-from dagster_cargo.emulator.enrichment import enrich_company, score_company
-from dagster_cargo.workspace_data import CargoWorkspaceData, fetch_workspace_data
+from dagster_cargo.definitions.workspace_data import CargoWorkspaceData, fetch_workspace_data
 
 from ..conftest import TOKEN
 

@@ -13,12 +13,14 @@ skips proves nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -98,8 +100,26 @@ def node_binaries() -> tuple[str, str]:
     return node, npm
 
 
+@contextlib.contextmanager
+def _exclusive(name: str) -> Iterator[None]:
+    """One process at a time (pytest-xdist workers share this folder): an advisory file lock."""
+    import fcntl
+
+    with open(HERE / f".{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_node_modules() -> str:
     """Run ``npm ci`` when node_modules is missing or stale. Returns the node binary."""
+    with _exclusive("npm"):
+        return _ensure_node_modules()
+
+
+def _ensure_node_modules() -> str:
     node, npm = node_binaries()
     want = _sha256([LOCKFILE])
     have = INSTALL_STAMP.read_text().strip() if INSTALL_STAMP.exists() else None
@@ -117,6 +137,11 @@ def ensure_node_modules() -> str:
 def ensure_schemas() -> Path:
     """Type-check the schema entry file and (re)generate the JSON Schemas if needed."""
     node = ensure_node_modules()
+    with _exclusive("schemas"):
+        return _ensure_schemas(node)
+
+
+def _ensure_schemas(node: str) -> Path:
     want = _sha256(SCHEMA_INPUTS)
     have = SCHEMA_STAMP.read_text().strip() if SCHEMA_STAMP.exists() else None
     if have == want and (SCHEMA_DIR / "_manifest.json").exists():

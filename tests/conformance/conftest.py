@@ -37,9 +37,9 @@ def schema_dir(node_ready) -> Path:
 @pytest.fixture(scope="session")
 def emulator_cls():
     try:
-        from dagster_cargo.emulator import CargoEmulator
+        from cargo_gtm_emulator import CargoEmulator
     except ImportError as e:  # the emulator is part of the project: missing = failure
-        pytest.fail(f"dagster_cargo.emulator.CargoEmulator cannot be imported: {e}", pytrace=False)
+        pytest.fail(f"cargo_gtm_emulator.CargoEmulator cannot be imported: {e}", pytrace=False)
     return CargoEmulator
 
 

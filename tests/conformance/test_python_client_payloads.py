@@ -1,4 +1,4 @@
-"""The project's own Python client (dagster_cargo.client.CargoClient) sends request bodies and
+"""The project's own Python client (cargo_gtm.CargoClient) sends request bodies and
 query strings that conform to the official @cargo-ai/api payload types. Requests are taken
 from the emulator's request log and validated with schemas.validate_request."""
 
@@ -13,9 +13,9 @@ from .conftest import TOKEN
 @pytest.fixture(scope="module")
 def python_client_log(emulator_cls, schema_dir):
     try:
-        from dagster_cargo.client import CargoClient
+        from cargo_gtm import CargoClient
     except ImportError as e:
-        pytest.fail(f"dagster_cargo.client.CargoClient cannot be imported: {e}", pytrace=False)
+        pytest.fail(f"cargo_gtm.CargoClient cannot be imported: {e}", pytrace=False)
     # manual clock: batches stay unfinished until we advance it, so cancel is always valid
     with emulator_cls(token=TOKEN, seed=3, port=0, run_failure_rate=0.0, clock="manual") as emu:
         # built with a workspace UUID, so every call but the "without workspace" ones carries

@@ -3,12 +3,12 @@
 import dagster as dg
 import pandas as pd
 import pytest
+from cargo_gtm import CargoClient
+from cargo_gtm_emulator.enrichment import enrich_company, score_company
 
 from dagster_cargo import CargoResource
-from dagster_cargo.asset_defs import build_cargo_assets_definitions
-from dagster_cargo.client import CargoClient
-from dagster_cargo.emulator.enrichment import enrich_company, score_company
-from dagster_cargo.translator import DagsterCargoTranslator
+from dagster_cargo.definitions.asset_defs import build_cargo_assets_definitions
+from dagster_cargo.definitions.translator import DagsterCargoTranslator
 
 from ..conftest import TOKEN, make_resource
 

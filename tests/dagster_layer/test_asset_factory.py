@@ -7,14 +7,14 @@ import warnings
 
 import dagster as dg
 import pytest
+from cargo_gtm import CargoClient
 from dagster.components.core.component_tree import ComponentTree
 
 from dagster_cargo import CargoResource
-from dagster_cargo.asset_defs import DEFAULT_PLAY_LIMIT, build_cargo_assets_definitions
-from dagster_cargo.client import CargoClient
 from dagster_cargo.components import CargoWorkspaceComponent
-from dagster_cargo.resource import CargoTokenExposureWarning
-from dagster_cargo.workspace_data import fetch_workspace_data
+from dagster_cargo.definitions.asset_defs import DEFAULT_PLAY_LIMIT, build_cargo_assets_definitions
+from dagster_cargo.definitions.workspace_data import fetch_workspace_data
+from dagster_cargo.running.resource import CargoTokenExposureWarning
 
 from ..conftest import TOKEN, make_resource, manual_clock
 

@@ -6,9 +6,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from cargo_gtm import CargoClient, records_data
 
 from dagster_cargo import CargoResource
-from dagster_cargo.client import CargoClient, records_data
 
 from ..conftest import TOKEN, make_resource
 

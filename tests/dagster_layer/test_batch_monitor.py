@@ -1,10 +1,10 @@
 """Progress logging and the credit budget are plain functions of one polling round's status snapshot."""
 
 import pytest
+from cargo_gtm import Batch
+from cargo_gtm.running.waiting import BatchProgress, StatusSnapshot
 
-from dagster_cargo.batch_monitor import CreditBudget, ProgressLog
-from dagster_cargo.client import Batch
-from dagster_cargo.client.waiting import BatchProgress, StatusSnapshot
+from dagster_cargo.running.batch_monitor import CreditBudget, ProgressLog
 
 
 def batch(uuid, status, executed=0, runs=10, credits=0.0):

@@ -3,12 +3,12 @@
 import dagster as dg
 import pandas as pd
 import pytest
+from cargo_gtm import Batch
 
 from dagster_cargo import CargoResource
-from dagster_cargo.checks import CargoCheckConfig, cargo_check_specs, evaluate_cargo_checks
-from dagster_cargo.client import Batch
-from dagster_cargo.execution import CargoBatchResult
-from dagster_cargo.metadata import CargoMetadataSet
+from dagster_cargo.definitions.checks import CargoCheckConfig, cargo_check_specs, evaluate_cargo_checks
+from dagster_cargo.running.execution import CargoBatchResult
+from dagster_cargo.running.metadata import CargoMetadataSet
 
 from ..conftest import make_resource
 

@@ -4,11 +4,11 @@ is waited out (it created nothing) and reported, or ends in a failure that says 
 import dagster as dg
 import httpx
 import pytest
+from cargo_gtm import BusyPolicy, CargoClient, CargoConcurrencyLimitError, records_data
+from cargo_gtm_emulator import CargoEmulator
 
 from dagster_cargo import CARGO_POOL, CargoResource, build_cargo_asset, build_cargo_assets_definitions
-from dagster_cargo.client import BusyPolicy, CargoClient, CargoConcurrencyLimitError, records_data
-from dagster_cargo.emulator import CargoEmulator
-from dagster_cargo.workspace_data import CargoWorkflowProps
+from dagster_cargo.definitions.workspace_data import CargoWorkflowProps
 
 from ..conftest import TOKEN, make_resource
 

@@ -5,11 +5,11 @@ import json
 
 import dagster as dg
 import pytest
+from cargo_gtm import CargoClient, filter_data, records_data
+from cargo_gtm.estimate import CreditEstimate, estimate_credits
 
 from dagster_cargo import CargoResource, build_cargo_assets_definitions
 from dagster_cargo.cli import main
-from dagster_cargo.client import CargoClient, filter_data, records_data
-from dagster_cargo.estimate import CreditEstimate, estimate_credits
 
 from ..conftest import TOKEN, make_resource, manual_clock
 

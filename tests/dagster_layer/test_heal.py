@@ -8,14 +8,14 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pytest
+from cargo_gtm import CargoClient
+from cargo_gtm.running.clock import ManualClock
+from cargo_gtm.running.handle import BatchHandle
+from cargo_gtm_emulator import CargoEmulator
 
 from dagster_cargo import CargoResource
-from dagster_cargo.client import CargoClient
-from dagster_cargo.client.clock import ManualClock
-from dagster_cargo.client.handle import BatchHandle
-from dagster_cargo.emulator import CargoEmulator
-from dagster_cargo.heal import HEAL_KEYS
-from dagster_cargo.heal_job import build_cargo_heal_job
+from dagster_cargo.definitions.heal_job import build_cargo_heal_job
+from dagster_cargo.running.heal import HEAL_KEYS
 
 from ..conftest import TOKEN
 

@@ -3,9 +3,9 @@
 import dagster as dg
 import pandas as pd
 import pytest
+from cargo_gtm_emulator.enrichment import enrich_company
 
-from dagster_cargo.emulator.enrichment import enrich_company
-from dagster_cargo.ops import cargo_batch_op
+from dagster_cargo.definitions.ops import cargo_batch_op
 
 from ..conftest import make_resource
 

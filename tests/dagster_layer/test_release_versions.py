@@ -9,8 +9,8 @@ from dagster._core.definitions.data_version import StaleCauseCategory, StaleStat
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from dagster_cargo import CargoResource
-from dagster_cargo.asset_defs import build_cargo_assets_definitions
-from dagster_cargo.translator import DagsterCargoTranslator
+from dagster_cargo.definitions.asset_defs import build_cargo_assets_definitions
+from dagster_cargo.definitions.translator import DagsterCargoTranslator
 
 from ..conftest import make_resource
 

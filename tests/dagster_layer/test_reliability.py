@@ -3,14 +3,14 @@
 import dagster as dg
 import pandas as pd
 import pytest
+from cargo_gtm import CargoClient, CargoDownloadError, records_data
+from cargo_gtm.running.clock import ManualClock
+from cargo_gtm.running.handle import BatchHandle
+from cargo_gtm.running.waiting import UNLIMITED
+from cargo_gtm_emulator import CargoEmulator
 
 from dagster_cargo import CargoResource
-from dagster_cargo.client import CargoClient, CargoDownloadError, records_data
-from dagster_cargo.client.clock import ManualClock
-from dagster_cargo.client.handle import BatchHandle
-from dagster_cargo.client.waiting import UNLIMITED
-from dagster_cargo.emulator import CargoEmulator
-from dagster_cargo.execution import BatchRunSpec, execute_batch
+from dagster_cargo.running.execution import BatchRunSpec, execute_batch
 
 from ..conftest import TOKEN, make_resource
 

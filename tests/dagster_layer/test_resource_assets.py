@@ -4,11 +4,11 @@
 import dagster as dg
 import pandas as pd
 import pytest
+from cargo_gtm import CargoClient
+from cargo_gtm.running.handle import BatchHandle
+from cargo_gtm_emulator.enrichment import enrich_company, score_company
 
 from dagster_cargo import CargoResource
-from dagster_cargo.client import CargoClient
-from dagster_cargo.client.handle import BatchHandle
-from dagster_cargo.emulator.enrichment import enrich_company, score_company
 
 from ..conftest import TOKEN, make_resource, manual_clock
 
@@ -30,7 +30,7 @@ def emulator(manual_emulator):
 
 @pytest.fixture
 def flaky_emulator():
-    from dagster_cargo.emulator import CargoEmulator
+    from cargo_gtm_emulator import CargoEmulator
 
     with CargoEmulator(token=TOKEN, clock="manual", seed=2, run_failure_rate=0.25, credits=1_000_000) as emu:
         yield emu
@@ -224,7 +224,7 @@ def test_token_never_appears_in_events_or_metadata(emulator):
 
 
 def slow_emulator():
-    from dagster_cargo.emulator import CargoEmulator
+    from cargo_gtm_emulator import CargoEmulator
 
     return CargoEmulator(token=TOKEN, clock="manual", seed=3, run_failure_rate=0.0)
 

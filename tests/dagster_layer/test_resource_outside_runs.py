@@ -9,11 +9,11 @@ import warnings
 
 import dagster as dg
 import pytest
+from cargo_gtm.models import Batch
 
-import dagster_cargo.resource as resource_module
+import dagster_cargo.running.resource as resource_module
 from dagster_cargo import CargoResource
-from dagster_cargo.client.models import Batch
-from dagster_cargo.resource import CargoTokenExposureWarning
+from dagster_cargo.running.resource import CargoTokenExposureWarning
 
 from ..conftest import TOKEN
 

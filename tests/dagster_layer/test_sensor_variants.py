@@ -18,13 +18,13 @@ import dagster as dg
 import httpx
 import pandas as pd
 import pytest
+from cargo_gtm import CargoClient, records_data
+from cargo_gtm_emulator import VARIANTS, CargoEmulator
 
 from dagster_cargo import CargoResource
-from dagster_cargo import sensors as sensors_module
-from dagster_cargo.asset_defs import build_cargo_assets_definitions
-from dagster_cargo.client import CargoClient, records_data
-from dagster_cargo.emulator import VARIANTS, CargoEmulator
-from dagster_cargo.sensors import build_cargo_change_sensor, build_cargo_observation_sensor
+from dagster_cargo.definitions import sensors as sensors_module
+from dagster_cargo.definitions.asset_defs import build_cargo_assets_definitions
+from dagster_cargo.definitions.sensors import build_cargo_change_sensor, build_cargo_observation_sensor
 
 from ..conftest import TOKEN, make_resource
 
@@ -165,7 +165,7 @@ def test_change_sensor_launches_each_change_once_in_any_order(layout, order, sma
     """Every batch layout, and ``changes/list`` in each order (four layouts each)."""
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0, variants=layout) as emu:
         client_factory = partial(CargoClient, http=httpx.Client(transport=ReorderedChanges(order)))
-        monkeypatch.setattr("dagster_cargo.resource.CargoClient", client_factory)
+        monkeypatch.setattr("dagster_cargo.running.resource.CargoClient", client_factory)
         (play_asset,) = build_cargo_assets_definitions(resource(emu), selector=[PLAY])
         segment_uuid = emu.store.play_by_name(PLAY)["segmentUuid"]
         sensor = build_cargo_change_sensor(play_asset, segment_uuid)

@@ -4,11 +4,11 @@ import json
 
 import dagster as dg
 import pytest
+from cargo_gtm import CargoClient, records_data
 
 from dagster_cargo import CargoResource
-from dagster_cargo.asset_defs import build_cargo_assets_definitions
-from dagster_cargo.client import CargoClient, records_data
-from dagster_cargo.sensors import build_cargo_change_sensor, build_cargo_observation_sensor
+from dagster_cargo.definitions.asset_defs import build_cargo_assets_definitions
+from dagster_cargo.definitions.sensors import build_cargo_change_sensor, build_cargo_observation_sensor
 
 from ..conftest import TOKEN, make_resource
 
@@ -132,7 +132,7 @@ def test_observation_sensor_reports_only_batches_cargo_ran_itself(emulator):
 
 
 def test_observation_waits_for_running_batches():
-    from dagster_cargo.emulator import CargoEmulator
+    from cargo_gtm_emulator import CargoEmulator
 
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu:
         assets = build_cargo_assets_definitions(resource(emu), selector=[PLAY])
@@ -158,7 +158,7 @@ def test_observation_waits_for_running_batches():
 
 
 def test_batch_cursor_of_an_earlier_version_is_read():
-    from dagster_cargo.sensors import BatchCursor
+    from dagster_cargo.definitions.sensors import BatchCursor
 
     cursor = BatchCursor.from_json(json.dumps({"after": "2025-01-15T10:00:00+00:00", "done": ["b-1"]}))
     assert cursor.after == "2025-01-15T10:00:00.000000Z" and cursor.done == {"b-1": ""}
@@ -167,8 +167,9 @@ def test_batch_cursor_of_an_earlier_version_is_read():
 
 def test_unfinished_batch_a_listing_misses_is_looked_up_by_uuid(monkeypatch):
     """Offset paging over a moving list can skip a batch once; one seen unfinished is still reported."""
-    from dagster_cargo import sensors as sensors_module
-    from dagster_cargo.emulator import CargoEmulator
+    from cargo_gtm_emulator import CargoEmulator
+
+    from dagster_cargo.definitions import sensors as sensors_module
 
     real = sensors_module._all_batches
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu:
@@ -190,7 +191,7 @@ def test_unfinished_batch_a_listing_misses_is_looked_up_by_uuid(monkeypatch):
 
 
 def test_without_user_uuid_the_tick_says_how_batches_are_told_apart(capsys):
-    from dagster_cargo.emulator import CargoEmulator
+    from cargo_gtm_emulator import CargoEmulator
 
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0,
                        variants={"batch_user_uuid": "absent"}) as emu:

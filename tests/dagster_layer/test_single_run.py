@@ -10,16 +10,16 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 import pytest
+from cargo_gtm import CargoClient
+from cargo_gtm.running.clock import ManualClock
+from cargo_gtm.running.single_run import run_intent
+from cargo_gtm_emulator import CargoEmulator
 
-import dagster_cargo.resource as resource_module
+import dagster_cargo.running.resource as resource_module
 from dagster_cargo import CargoResource
-from dagster_cargo.asset_defs import build_cargo_assets_definitions
-from dagster_cargo.client import CargoClient
-from dagster_cargo.client.clock import ManualClock
-from dagster_cargo.client.single_run import run_intent
-from dagster_cargo.emulator import CargoEmulator
-from dagster_cargo.sensors import build_cargo_change_sensor
-from dagster_cargo.single_run import MODE_KEY, RUN_INTENT_PREFIX, RUN_PREFIX, RUN_UUID_KEY, _tag_key
+from dagster_cargo.definitions.asset_defs import build_cargo_assets_definitions
+from dagster_cargo.definitions.sensors import build_cargo_change_sensor
+from dagster_cargo.running.single_run import MODE_KEY, RUN_INTENT_PREFIX, RUN_PREFIX, RUN_UUID_KEY, _tag_key
 
 from ..conftest import TOKEN
 
@@ -124,7 +124,7 @@ def test_plays_run_as_batches_whatever_the_threshold(emu):
 
 
 def test_a_refused_single_run_falls_back_to_a_batch(emu, monkeypatch):
-    from dagster_cargo.client.errors import CargoRequestError
+    from cargo_gtm.errors import CargoRequestError
 
     def refused(*a, **kw):
         exc = CargoRequestError.__new__(CargoRequestError)
@@ -139,7 +139,7 @@ def test_a_refused_single_run_falls_back_to_a_batch(emu, monkeypatch):
 
 # ---------------------------------------------------------------------------- exactly once
 def test_reexecution_attaches_to_the_earlier_attempts_run(emu, monkeypatch):
-    import dagster_cargo.single_run as single
+    import dagster_cargo.running.single_run as single
 
     with dg.instance_for_test() as instance:
         monkeypatch.setattr(single, "_wait_all", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("worker lost")))
@@ -231,7 +231,7 @@ def test_a_play_change_sensor_still_sends_the_change(emu):
 def test_a_terminated_step_cancels_its_run(emu, monkeypatch):
     from dagster._core.errors import DagsterExecutionInterruptedError
 
-    import dagster_cargo.single_run as single
+    import dagster_cargo.running.single_run as single
 
     def terminated(*args, **kwargs):
         raise DagsterExecutionInterruptedError("terminated")

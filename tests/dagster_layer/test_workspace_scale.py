@@ -11,13 +11,13 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from cargo_gtm_emulator import CargoEmulator
 from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
 from dagster._core.definitions.repository_definition.repository_definition import RepositoryLoadData
 
 from dagster_cargo import CargoResource
-from dagster_cargo.asset_defs import build_cargo_assets_definitions
-from dagster_cargo.asset_specs import load_cargo_asset_specs
-from dagster_cargo.emulator import CargoEmulator
+from dagster_cargo.definitions.asset_defs import build_cargo_assets_definitions
+from dagster_cargo.definitions.asset_specs import load_cargo_asset_specs
 
 from ..conftest import TOKEN
 
@@ -103,7 +103,7 @@ def test_loaders_of_one_code_location_share_one_fetch(big_emulator):
 
 
 def test_synthetic_tool_runs_like_a_seeded_one(big_emulator):
-    from dagster_cargo.client import CargoClient
+    from cargo_gtm import CargoClient
 
     with CargoClient(TOKEN, base_url=big_emulator.base_url) as client:
         tool = client.find_tool("Enrich company #0007")

@@ -3,14 +3,14 @@
 
 
 import dagster as dg
+from cargo_gtm import CargoClient
 from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
 from dagster._core.definitions.repository_definition.repository_definition import RepositoryLoadData
 
 from dagster_cargo import CargoResource
-from dagster_cargo.asset_specs import load_cargo_asset_specs, load_cargo_workspace_data
-from dagster_cargo.client import CargoClient
-from dagster_cargo.translator import DagsterCargoTranslator
-from dagster_cargo.workspace_data import CargoWorkspaceData, fetch_workspace_data
+from dagster_cargo.definitions.asset_specs import load_cargo_asset_specs, load_cargo_workspace_data
+from dagster_cargo.definitions.translator import DagsterCargoTranslator
+from dagster_cargo.definitions.workspace_data import CargoWorkspaceData, fetch_workspace_data
 
 from ..conftest import TOKEN
 
@@ -117,7 +117,7 @@ def test_envvar_token_works_for_listing_and_runs(emulator, monkeypatch):
     monkeypatch.setenv("CARGO_TEST_TOKEN", TOKEN)
     cargo = CargoResource(api_token=dg.EnvVar("CARGO_TEST_TOKEN"), base_url=emulator.base_url,
                           poll_interval=0.05, max_poll_interval=0.5)
-    from dagster_cargo.asset_defs import build_cargo_assets_definitions
+    from dagster_cargo.definitions.asset_defs import build_cargo_assets_definitions
 
     assert len(load_cargo_asset_specs(cargo)) == 6
     (tool_asset,) = build_cargo_assets_definitions(cargo, selector=["Enrich company"])

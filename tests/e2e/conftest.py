@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from dagster_cargo.emulator import CargoEmulator
+from cargo_gtm_emulator import CargoEmulator
 
 from . import _stack
 

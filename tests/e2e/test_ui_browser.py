@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dagster_cargo.asset_defs import DEFAULT_PLAY_LIMIT
+from dagster_cargo.definitions.asset_defs import DEFAULT_PLAY_LIMIT
 
 from ._browser import Browser, chromium_path
 from ._stack import EMULATOR_TOKEN, MODULE, ROOT

@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
-from dagster_cargo.emulator import CargoEmulator
+from cargo_gtm_emulator import CargoEmulator
 
 TOKEN = "test-token"
 

@@ -7,9 +7,8 @@ import io
 
 import httpx
 import pytest
-
-from dagster_cargo.emulator import CargoEmulator, enrichment
-from dagster_cargo.emulator.engine import planned_failure
+from cargo_gtm_emulator import CargoEmulator, enrichment
+from cargo_gtm_emulator.engine import planned_failure
 
 from .conftest import TOKEN, run_to_completion
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 
 import httpx
-
-from dagster_cargo.emulator import CargoEmulator, enrichment
+from cargo_gtm_emulator import CargoEmulator, enrichment
 
 from .conftest import TOKEN, run_to_completion
 
@@ -132,8 +132,9 @@ def test_control_plane_over_http(emu: CargoEmulator) -> None:
 
 def test_control_cli(emu: CargoEmulator) -> None:
     def ctl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "dagster_cargo.cli", "emulator-ctl", "--url", emu.base_url,
-                               "--token", TOKEN, *args], check=False, capture_output=True, text=True, timeout=60)
+        return subprocess.run([sys.executable, "-m", "cargo_gtm_emulator.cli", "ctl", "--url", emu.base_url, *args],
+                              check=False, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "CARGO_EMULATOR_TOKEN": TOKEN})
 
     res = ctl("upsert-records", "contacts", json.dumps([{"_id": "ctc_0001", "title": "CEO"}]))
     assert res.returncode == 0, res.stderr

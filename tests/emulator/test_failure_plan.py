@@ -7,10 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-
-from dagster_cargo.emulator import CargoEmulator
-from dagster_cargo.emulator.control import main as ctl_main
-from dagster_cargo.emulator.failure_plan import PERMANENT_MESSAGE, TRANSIENT_MESSAGE
+from cargo_gtm_emulator import CargoEmulator
+from cargo_gtm_emulator.control import main as ctl_main
+from cargo_gtm_emulator.failure_plan import PERMANENT_MESSAGE, TRANSIENT_MESSAGE
 
 from .conftest import TOKEN, run_to_completion
 
@@ -97,18 +96,19 @@ def test_bad_plans_are_refused(quiet: Any) -> None:
     assert r.status_code == 404 and r.json()["reason"] == "workflowNotFound"
 
 
-def test_control_plane_and_cli(quiet: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_control_plane_and_cli(quiet: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     emu, api = quiet
+    monkeypatch.setenv("CARGO_EMULATOR_TOKEN", TOKEN)
     r = api.post(emu.base_url + "/_emulator/failures", json={"plan": {"domain=company2.com": 1}})
     assert r.status_code == 200 and r.json()["failures"][0]["times"] == 1
-    code = ctl_main(["--url", emu.base_url, "--token", TOKEN, "fail-records", "domain=company3.com=always",
+    code = ctl_main(["--url", emu.base_url, "fail-records", "domain=company3.com=always",
                      "--workflow", "Enrich company"])
     assert code == 0
     got = api.get(emu.base_url + "/_emulator/failures").json()["failures"]
     assert [(e["key"], e["times"]) for e in got] == [("domain=company2.com", 1), ("domain=company3.com", "always")]
     b = _tool_batch(emu, api, RECORDS[:4])
     assert [d for d, s in _statuses(emu, b["uuid"]).items() if s == "error"] == ["company2.com", "company3.com"]
-    assert ctl_main(["--url", emu.base_url, "--token", TOKEN, "fail-records", "--clear"]) == 0
+    assert ctl_main(["--url", emu.base_url, "fail-records", "--clear"]) == 0
     assert emu.failure_plan == []
-    assert ctl_main(["--url", emu.base_url, "--token", TOKEN, "fail-records", "nokey"]) == 2
+    assert ctl_main(["--url", emu.base_url, "fail-records", "nokey"]) == 2
     capsys.readouterr()

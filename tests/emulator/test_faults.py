@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -11,9 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-
-from dagster_cargo.cli import _fault_profile, build_parser
-from dagster_cargo.emulator import FAULT_KINDS, CargoEmulator, FaultProfile
+from cargo_gtm_emulator import FAULT_KINDS, CargoEmulator, FaultProfile
+from cargo_gtm_emulator.cli import _fault_profile, build_parser
 
 from .conftest import TOKEN, run_to_completion
 
@@ -444,11 +444,11 @@ def test_profile_validation() -> None:
 # ---------------------------------------------------------------------------- CLI
 def test_cli_fault_flags_build_a_profile() -> None:
     parse = build_parser().parse_args
-    assert _fault_profile(parse(["emulator", "--token", "t"])) is None
-    mixed = _fault_profile(parse(["emulator", "--token", "t", "--fault-profile", "mixed", "--fault-seed", "9",
+    assert _fault_profile(parse(["serve"])) is None
+    mixed = _fault_profile(parse(["serve", "--fault-profile", "mixed", "--fault-seed", "9",
                                   "--fault-rate-limit", "0.5"]))
     assert mixed is not None and mixed.seed == 9 and mixed.rate_limit == 0.5 and mixed.server_error == 0.05
-    one = _fault_profile(parse(["emulator", "--token", "t", "--fault-lost-create-response", "1",
+    one = _fault_profile(parse(["serve", "--fault-lost-create-response", "1",
                                 "--fault-slow-seconds", "0.5", "--fault-retry-after", "4"]))
     assert one is not None and one.lost_create_response == 1.0 and one.rate_limit == 0.0
     assert one.slow_seconds == 0.5 and one.retry_after_seconds == 4
@@ -458,9 +458,10 @@ def test_cli_serves_faults() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    proc = subprocess.Popen([sys.executable, "-m", "dagster_cargo.cli", "emulator", "--port", str(port),
-                             "--token", "cli-token", "--fault-rate-limit", "1", "--fault-seed", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "cargo_gtm_emulator.cli", "serve", "--port", str(port),
+                             "--fault-rate-limit", "1", "--fault-seed", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "CARGO_EMULATOR_TOKEN": "cli-token"})
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().startswith("Cargo emulator ready")

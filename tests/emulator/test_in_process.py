@@ -7,6 +7,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,8 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from dagster_cargo.emulator import CargoEmulator
+from cargo_gtm_emulator import CargoEmulator
 
 from .conftest import TOKEN, run_to_completion
 
@@ -163,8 +163,8 @@ def test_control_plane_reset_outputs_redeploy_batches(emu: CargoEmulator, api: h
 
 def test_control_cli_reset_redeploy_and_batches(emu: CargoEmulator, api: httpx.Client) -> None:
     def ctl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "dagster_cargo.emulator.control", "--url", emu.base_url,
-                               "--token", TOKEN, *args], capture_output=True, text=True, timeout=60)
+        return subprocess.run([sys.executable, "-m", "cargo_gtm_emulator.control", "--url", emu.base_url, *args],
+                              capture_output=True, text=True, timeout=60, env={**os.environ, "CARGO_EMULATOR_TOKEN": TOKEN})
 
     out = ctl("redeploy", "Enrich company", "--configs", '{"enrich_company": {"reveal": "full"}}')
     assert out.returncode == 0, out.stderr
@@ -177,7 +177,7 @@ def test_control_cli_reset_redeploy_and_batches(emu: CargoEmulator, api: httpx.C
 
 
 def test_reset_restores_the_constructor_fault_profile() -> None:
-    from dagster_cargo.emulator import FaultProfile
+    from cargo_gtm_emulator import FaultProfile
 
     profile = FaultProfile(server_error=1.0)
     emu = CargoEmulator(token=TOKEN, clock="manual", faults=profile, variants={"batch_list_order": "oldest_first"})

@@ -18,13 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-
-from dagster_cargo.emulator import VARIANTS, CargoEmulator
-from dagster_cargo.emulator.engine import planned_failure
+from cargo_gtm_emulator import VARIANTS, CargoEmulator
+from cargo_gtm_emulator.engine import planned_failure
 
 from .conftest import TOKEN, run_to_completion
 
-LEDGER = Path(__file__).resolve().parents[2] / "dagster_cargo" / "emulator" / "EMULATOR.md"
+LEDGER = Path(__file__).resolve().parents[2] / "cargo-gtm-emulator" / "cargo_gtm_emulator" / "EMULATOR.md"
 RUN_COLUMNS = ["_uuid", "_workspace_uuid", "_workflow_uuid", "_record_id", "_record_title", "_created_at",
                "_finished_at", "_status", "_error_message"]
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import httpx
-
-from dagster_cargo.emulator.querystring import parse_qs
+from cargo_gtm_emulator.querystring import parse_qs
 
 
 def test_bracket_arrays_and_scalars() -> None:

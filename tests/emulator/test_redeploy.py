@@ -4,8 +4,7 @@ workflow's ``deployedRelease``; batches keep the release they were created with 
 from __future__ import annotations
 
 import httpx
-
-from dagster_cargo.emulator import CargoEmulator
+from cargo_gtm_emulator import CargoEmulator
 
 from .conftest import run_to_completion
 

@@ -10,8 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from dagster_cargo.emulator import CargoEmulator
+from cargo_gtm_emulator import CargoEmulator
 
 CANCEL = "/orchestration/runs/cancel"
 

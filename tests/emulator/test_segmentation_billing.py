@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import httpx
-
-from dagster_cargo.emulator import CargoEmulator
-from dagster_cargo.emulator.seed import EU_COUNTRIES
+from cargo_gtm_emulator import CargoEmulator
+from cargo_gtm_emulator.seed import EU_COUNTRIES
 
 from .conftest import TOKEN
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-EMULATOR = Path(__file__).resolve().parents[2] / "dagster_cargo" / "emulator"
-PACKAGE = "dagster_cargo.emulator"
+EMULATOR = Path(__file__).resolve().parents[2] / "cargo-gtm-emulator" / "cargo_gtm_emulator"
+PACKAGE = "cargo_gtm_emulator"
 MAX_COMPLEXITY = 15
 #: The HTTP-facing modules whose functions must stay simple: every handler, routing, the request pipeline,
 #: the socket layer, the in-process transport and the control plane.

@@ -9,9 +9,8 @@ import json
 
 import httpx
 import pytest
-
-from dagster_cargo.emulator import VARIANTS, CargoEmulator, enrichment
-from dagster_cargo.emulator.workflows import FREE_MAIL_DOMAINS
+from cargo_gtm_emulator import VARIANTS, CargoEmulator, enrichment
+from cargo_gtm_emulator.workflows import FREE_MAIL_DOMAINS
 
 from .conftest import TOKEN, run_to_completion
 
@@ -185,7 +184,7 @@ def test_usage_units_and_execution_charge(emu: CargoEmulator, api: httpx.Client)
 
 
 def test_download_outputs_too_many_runs(emu: CargoEmulator, api: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagster_cargo.emulator.handlers import runs as runs_handlers
+    from cargo_gtm_emulator.handlers import runs as runs_handlers
 
     b = _tool_batch(emu, api, "Normalize domain", [{"domain": f"d{i}.com"} for i in range(3)])
     wf = emu.store.tool_by_name("Normalize domain")["workflowUuid"]

@@ -8,19 +8,18 @@ depend on wall-clock speed.
 from collections.abc import Iterator
 
 import pytest
-
-from dagster_cargo.client import CargoClient, records_data
-from dagster_cargo.client.clock import ManualClock
-from dagster_cargo.client.errors import (
+from cargo_gtm import CargoClient, records_data
+from cargo_gtm.errors import (
     CargoAuthError,
     CargoDownloadError,
     CargoNotFoundError,
     CargoRequestError,
     CargoWaitTimeoutError,
 )
-from dagster_cargo.client.models import BatchStatus
-from dagster_cargo.emulator import CargoEmulator, FaultProfile
-from dagster_cargo.emulator.enrichment import enrich_company
+from cargo_gtm.models import BatchStatus
+from cargo_gtm.running.clock import ManualClock
+from cargo_gtm_emulator import CargoEmulator, FaultProfile
+from cargo_gtm_emulator.enrichment import enrich_company
 
 TOKEN = "tok-reliability-5d0e2b9a41c7"
 CREATE = "/v1/orchestration/batches"

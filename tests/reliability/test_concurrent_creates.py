@@ -9,8 +9,7 @@ CI runs 2 rounds of 8; ``DAGSTER_CARGO_LONG=1`` runs 30 rounds (240 materializat
 import os
 
 import pytest
-
-from dagster_cargo.fault_suite import SuiteConfig, run_fault_suite
+from cargo_fault_suite import SuiteConfig, run_fault_suite
 
 LONG = os.environ.get("DAGSTER_CARGO_LONG") == "1"
 CREATE = ("POST /v1/orchestration/batches",)

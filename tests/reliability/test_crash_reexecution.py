@@ -11,11 +11,10 @@ import tempfile
 
 import dagster as dg
 import pytest
-
-from dagster_cargo.emulator import CargoEmulator
-from dagster_cargo.fault_suite.capture import LeakWatch
-from dagster_cargo.fault_suite.crash import CRASH_POINTS, PATHS, run_scenario
-from dagster_cargo.fault_suite.jobs import TOKEN_ENV
+from cargo_fault_suite.capture import LeakWatch
+from cargo_fault_suite.crash import CRASH_POINTS, PATHS, run_scenario
+from cargo_fault_suite.jobs import TOKEN_ENV
+from cargo_gtm_emulator import CargoEmulator
 
 TOKEN = "cfs_crash_0f3e9a1b7c5d2e4f6a8b0c1d"
 LONG = os.environ.get("DAGSTER_CARGO_LONG") == "1"

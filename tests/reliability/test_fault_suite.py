@@ -9,11 +9,10 @@ import logging
 import os
 
 import pytest
-
-from dagster_cargo.emulator import FAULT_KINDS
-from dagster_cargo.fault_suite import SuiteConfig, run_fault_suite
-from dagster_cargo.fault_suite.capture import LeakWatch, watch_logs
-from dagster_cargo.fault_suite.runner import explaining_error, is_clear
+from cargo_fault_suite import SuiteConfig, run_fault_suite
+from cargo_fault_suite.capture import LeakWatch, watch_logs
+from cargo_fault_suite.runner import explaining_error, is_clear
+from cargo_gtm_emulator import FAULT_KINDS
 
 LONG = os.environ.get("DAGSTER_CARGO_LONG") == "1"
 MATERIALIZATIONS = 200 if LONG else 16
@@ -98,7 +97,7 @@ def test_the_leak_watch_finds_the_token_in_a_debug_log_record():
     watch = LeakWatch(secret="cfs_0123456789abcdef")
     with watch_logs(watch):
         logging.getLogger("httpcore.http11").debug("send_request_headers %r", [(b"authorization", b"Bearer cfs_0123456789abcdef")])
-        logging.getLogger("dagster_cargo.client").info("nothing secret here")
+        logging.getLogger("cargo_gtm").info("nothing secret here")
     assert watch.leaks == 1 and watch.searched["log record"] == 2
     assert "cfs_0123456789abcdef" not in watch.samples[0] and "<TOKEN>" in watch.samples[0]
 
@@ -124,7 +123,7 @@ def test_the_explaining_error_skips_dagster_wrappers():
 
 
 def test_the_leak_watch_searches_an_exception_chain():
-    from dagster_cargo.fault_suite.runner import _watch_exception
+    from cargo_fault_suite.runner import _watch_exception
 
     class Leaky(Exception):
         def __init__(self) -> None:

@@ -9,12 +9,12 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from cargo_gtm import CargoClient
+from cargo_gtm.inputs.records import date_window_filter
+from cargo_gtm_emulator import CargoEmulator
 
 from dagster_cargo import CargoResource
-from dagster_cargo.client import CargoClient
-from dagster_cargo.client.inputs import date_window_filter
-from dagster_cargo.emulator import CargoEmulator
-from dagster_cargo.ops import cargo_batch_op
+from dagster_cargo.definitions.ops import cargo_batch_op
 
 from ..conftest import make_resource
 
@@ -137,15 +137,15 @@ def test_limit_must_be_a_positive_int(emu, limit):
 
 
 def test_a_case_only_name_match_is_used_only_when_unique_and_logged(emu, caplog):
-    with caplog.at_level(logging.WARNING, logger="dagster_cargo.client"):
+    with caplog.at_level(logging.WARNING, logger="cargo_gtm"):
         with CargoClient(TOKEN, base_url=emu.base_url) as c:
             assert c.find_tool("enrich COMPANY").name == TOOL
     assert "differs only in case" in caplog.text
 
 
 def test_several_case_only_matches_are_refused(emu):
-    from dagster_cargo.client.client import _find_by_name
-    from dagster_cargo.client.errors import CargoInputError
+    from cargo_gtm.client import _find_by_name
+    from cargo_gtm.errors import CargoInputError
 
     class Item:
         def __init__(self, name, uuid):
@@ -204,7 +204,7 @@ def test_every_filter_the_package_builds_states_its_conjonction():
 
 def test_a_partition_window_runs_every_record_of_its_window(emu):
     # Cargo's default conjonction is "or": a window filter that left it out dropped most records
-    from dagster_cargo.asset_defs import partition_window_filter
+    from dagster_cargo.definitions.asset_defs import partition_window_filter
 
     parts = dg.DailyPartitionsDefinition(start_date="2024-01-01")
     seen = {}

@@ -2,11 +2,11 @@
 
 import dagster as dg
 import pandas as pd
+from cargo_gtm import CargoClient
+from cargo_gtm.running.handle import BatchHandle
+from cargo_gtm_emulator import CargoEmulator
 
 from dagster_cargo import CargoResource
-from dagster_cargo.client import CargoClient
-from dagster_cargo.client.handle import BatchHandle
-from dagster_cargo.emulator import CargoEmulator
 
 from ..conftest import make_resource
 
@@ -107,7 +107,7 @@ def test_a_step_retry_attaches_to_the_batch_its_first_try_created(monkeypatch):
 
 
 def _python_api_world(tmp_path, monkeypatch):
-    from dagster_cargo.fault_suite.jobs import TOKEN_ENV, resource_config
+    from cargo_fault_suite.jobs import TOKEN_ENV, resource_config
 
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path))
@@ -122,7 +122,7 @@ def _python_api_world(tmp_path, monkeypatch):
 
 def test_execute_job_with_reexecution_options_attaches(tmp_path, monkeypatch):
     # runs re-executed through the Python API carry root_run_id/parent_run_id on the run, not as tags
-    from dagster_cargo.fault_suite.jobs import single_tool_job
+    from cargo_fault_suite.jobs import single_tool_job
 
     instance, run_config = _python_api_world(tmp_path, monkeypatch)
     with CargoEmulator(token=TOKEN, speed=200.0, run_failure_rate=0.0) as emu, instance:
@@ -145,8 +145,8 @@ def test_an_intent_without_a_batch_is_resolved_by_content_and_twins_are_named(mo
     """The first attempt dies between the create and tagging the run: only its intent is recorded. A twin with the
     same input appears meanwhile: the re-execution cannot tell which is its own, so it stops, names both and records
     them on the run. Once the user cancels the twin, the next re-execution adopts the remaining one."""
-    from dagster_cargo.client import records_data
-    from dagster_cargo.client.inputs import to_json_records
+    from cargo_gtm import records_data
+    from cargo_gtm.inputs.records import to_json_records
 
     original = CargoClient.create_batches
 

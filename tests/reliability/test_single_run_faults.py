@@ -7,8 +7,7 @@ duplicates, because the report knew only batch UUIDs: this suite keeps that path
 """
 
 import pytest
-
-from dagster_cargo.fault_suite import SuiteConfig, run_fault_suite
+from cargo_fault_suite import SuiteConfig, run_fault_suite
 
 pytestmark = pytest.mark.timeout(1200)
 RUN_CREATE = "POST /v1/orchestration/runs"

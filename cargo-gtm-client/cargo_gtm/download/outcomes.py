@@ -1,0 +1,254 @@
+"""What happened to each record of a batch, joined onto the batch download's rows.
+
+Why two sources
+---------------
+The **batch download** (``POST /orchestration/batches/{uuid}/download``) is the batch's own export: one row
+per *batch record*, in batch-record order, holding the record's input fields as sent and the output node's
+data (CARGO-DOCS 1.2). It is the only export that keeps a tool's rows in the caller's order, and its flat CSV
+streams fast. It carries no run status, and Cargo does not document how it shows skipped or filter-stopped
+records (1.3): they may have empty outputs, or be missing.
+
+``runs/download-outputs`` (CARGO-DOCS 2.1-2.2) is the canonical per-*run* export: ``_record_id``,
+``_status``, ``_error_message`` and ``input`` on every row. It is capped at 10,000 runs per file, its rows
+are runs (not batch records, and in no documented order), and its ``input`` is the first node's resolved
+config, not necessarily the record's fields.
+
+So rows come from the batch download, and statuses from ``runs/download-outputs`` asked **only for the runs
+that did not simply succeed** (``statuses`` = every other run status; plus, when the batch's release has
+``filter`` nodes, the runs a filter stopped, found with an ``executionsFilter``: the filter node executed
+and its next node did not). In the usual case of a healthy batch that is one ``runs/count`` call and no
+extra file. A record missing from the batch file is restored from its run's row, so every input record is
+accounted for whatever the layout.
+
+The status column
+-----------------
+``_status`` (Cargo's own column name in run exports) is one of:
+
+* ``success``: the run finished; its output columns hold the output node's data;
+* ``error``: the run failed; ``_error_message`` says why (Cargo's ``errorMessage``); output columns empty;
+* ``filtered``: a ``filter`` node evaluated false and stopped the run on purpose (CARGO-DOCS 4.2, "not an
+  error"), whatever status Cargo gave the run (``success`` or ``skipped``);
+* ``skipped``: Cargo skipped the record (e.g. dedupe, ``checkToSkipRuns``, CARGO-DOCS 4.1);
+* ``cancelled``: the run was cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import CargoInputError
+
+__all__ = [
+    "STATUS_COLUMN", "ERROR_COLUMN", "STATUSES", "NOT_SUCCEEDED", "RunOutcome", "filter_stop_filter",
+    "outcome_from_row", "apply_outcomes", "check_output_slug", "align_inputs",
+]
+
+STATUS_COLUMN = "_status"
+ERROR_COLUMN = "_error_message"
+#: Values of the ``_status`` column.
+STATUSES = ("success", "error", "filtered", "skipped", "cancelled")
+#: Run statuses other than ``success`` (REFERENCE 9.2): the runs whose rows need more than the batch file.
+NOT_SUCCEEDED = ("idle", "pending", "running", "error", "cancelling", "cancelled", "skipped")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One run that did not simply succeed: its record, status and error (from ``runs/download-outputs``)."""
+
+    record_id: str
+    record_title: str | None
+    status: str
+    error: str | None = None
+    input: dict[str, Any] = field(default_factory=dict)
+    run_uuid: str | None = None
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and value != value) or value == "":
+        return None
+    return str(value)
+
+
+def outcome_from_row(row: Mapping[str, Any], *, filtered: bool = False) -> RunOutcome:
+    """A :class:`RunOutcome` from a ``runs/download-outputs`` row (JSON objects, or CSV with JSON text)."""
+    raw_input = row.get("input")
+    if isinstance(raw_input, str) and raw_input.strip().startswith("{"):
+        try:
+            raw_input = json.loads(raw_input)
+        except ValueError:
+            raw_input = None
+    status = _text(row.get("_status")) or "unknown"
+    if filtered:
+        status = "filtered"
+    elif status == "cancelling":
+        status = "cancelled"
+    return RunOutcome(
+        record_id=str(row.get("_record_id")),
+        record_title=_text(row.get("_record_title")),
+        status=status,
+        error=_text(row.get("_error_message")),
+        input=dict(raw_input) if isinstance(raw_input, dict) else {},
+        run_uuid=_text(row.get("_uuid")),
+    )
+
+
+def filter_stop_filter(nodes: Sequence[Any]) -> dict[str, Any] | None:
+    """An ``executionsFilter`` (REFERENCE 9.13) matching runs stopped by a ``filter`` node, or None when the
+    release has none: for some filter node, its execution succeeded and its next node has no execution."""
+    by_uuid = {n.uuid: n for n in nodes}
+    groups = []
+    for node in nodes:
+        if (node.action_slug or "") != "filter":
+            continue
+        child = next((by_uuid[c] for c in node.children_uuids if c and c in by_uuid), None)
+        if child is None:
+            continue
+        groups.append({"conjonction": "and", "conditions": [
+            {"kind": "node", "nodeSlug": node.slug, "status": "success"},
+            {"kind": "node", "nodeSlug": child.slug, "status": "absent"},
+        ]})
+    return {"conjonction": "or", "groups": groups} if groups else None
+
+
+def check_output_slug(nodes: Sequence[Any], slug: str, release_uuid: str, batch_uuid: str) -> None:
+    """Raise a clear :class:`CargoInputError` when ``slug`` names no node, or several, of the batch's release."""
+    matches = [n for n in nodes if n.slug == slug]
+    if len(matches) == 1:
+        return
+    if not matches:
+        available = ", ".join(sorted({n.slug for n in nodes})) or "none"
+        raise CargoInputError(
+            f"Output node {slug!r} is not a node of release {release_uuid} (the release batch {batch_uuid} ran). "
+            f"Node slugs: {available}.", hint="pass one of them as output_node_slug, or none for Cargo's "
+            "default (the last executed node).")
+    names = ", ".join(repr(n.name or n.uuid) for n in matches)
+    raise CargoInputError(
+        f"Output node slug {slug!r} matches {len(matches)} nodes of release {release_uuid} ({names}): node slugs "
+        "are not unique in Cargo, and which one Cargo would export is not documented.", hint="give the node "
+        "you want a unique slug in Cargo and redeploy, or pass no output_node_slug for Cargo's default (the last "
+        "executed node).")
+
+
+def _key(record: Mapping[str, Any]) -> str:
+    return json.dumps({k: v for k, v in record.items() if k not in ("_id", "_title")}, sort_keys=True, default=str)
+
+
+def apply_outcomes(frame: Any, outcomes: Sequence[RunOutcome],
+                   records: Sequence[Mapping[str, Any]] | None = None) -> tuple[Any, list[str]]:
+    """Add ``_status`` / ``_error_message`` to a batch download's rows and restore rows it left out.
+
+    ``outcomes`` are the runs that did not simply succeed; every other row is ``success``. An outcome is
+    matched to a row by record id (``_id`` = the run's ``_record_id``; the n-th run of a repeated id to the
+    n-th row with it). An outcome with no row left is a record the file omitted: its row is rebuilt from the
+    run (``_id``, ``_title`` and its ``input`` fields). With ``records`` (a tool's input, as sent), rows are
+    put back in the caller's order: restored rows go where their input record was.
+
+    Returns the frame (``RangeIndex``; ``frame`` itself gets the two columns) and notes on anything that could
+    not be placed exactly.
+    """
+    import pandas as pd
+
+    notes: list[str] = []
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
+        frame = frame.reset_index(drop=True)
+    out, restored = _mark_rows(frame, outcomes)
+    if not restored:
+        return out, notes
+    extra = pd.DataFrame.from_records([{**row, STATUS_COLUMN: o.status, ERROR_COLUMN: o.error}
+                                       for o, row in restored])
+    extra_columns = [c for c in extra.columns if c not in out.columns]
+    if extra_columns and len(out):
+        notes.append(f"rows restored from runs brought columns the batch file lacked: {extra_columns}")
+    combined = pd.concat([out, extra], ignore_index=True) if len(out) else extra.reindex(
+        columns=list(dict.fromkeys([*out.columns, *extra.columns])))
+    if records is None:
+        return combined, notes
+    order = _caller_order(len(out), [o for o, _ in restored], records)
+    if order is None:
+        notes.append("rows restored from runs could not all be matched to input records; they are at the end")
+        return combined, notes
+    return combined.iloc[order].reset_index(drop=True), notes
+
+
+def _free_rows(frame: Any, outcomes: Sequence[RunOutcome]) -> dict[str, list[int]]:
+    """Record id → positions of the rows with that ``_id``, for the (few) ids of runs that did not simply succeed."""
+    import numpy as np
+
+    free: dict[str, list[int]] = {}
+    wanted = {o.record_id for o in outcomes}
+    if wanted and "_id" in frame.columns:
+        ids = frame["_id"].astype(str)
+        for position in np.flatnonzero(ids.isin(wanted).to_numpy()):
+            free.setdefault(ids.iat[int(position)], []).append(int(position))
+    return free
+
+
+def _mark_rows(frame: Any, outcomes: Sequence[RunOutcome]) -> tuple[Any, list[tuple[RunOutcome, dict[str, Any]]]]:
+    """``frame`` with the status columns (each outcome on its record's next free row), and the outcomes
+    left without a row, each with the row rebuilt from its run."""
+    import numpy as np
+    import pandas as pd
+
+    statuses = pd.Series("success", index=frame.index, dtype="str")
+    errors = pd.Series(np.full(len(frame), None, dtype=object), index=frame.index, dtype=object)
+    free = _free_rows(frame, outcomes)
+    restored: list[tuple[RunOutcome, dict[str, Any]]] = []
+    for outcome in outcomes:
+        slots = free.get(outcome.record_id)
+        if slots:
+            i = slots.pop(0)
+            statuses.iat[i], errors.iat[i] = outcome.status, outcome.error
+            continue
+        row: dict[str, Any] = {"_id": outcome.record_id, "_title": outcome.record_title}
+        row.update({k: v for k, v in outcome.input.items() if k not in ("_id", "_title")})
+        restored.append((outcome, row))
+    # a fresh download: columns are added in place, not to a copy of a possibly huge frame
+    frame[STATUS_COLUMN] = statuses
+    frame[ERROR_COLUMN] = errors
+    return frame, restored
+
+
+def _caller_order(present: int, restored: Sequence[RunOutcome], records: Sequence[Mapping[str, Any]]
+                  ) -> list[int] | None:
+    """Positions putting ``present`` file rows (in batch order) and restored rows back in the caller's order:
+    ``order[k]`` = index in the combined frame of the caller's k-th record; None if it can't be done exactly."""
+    if present + len(restored) != len(records):
+        return None
+    slots: dict[str, list[int]] = {}
+    for k, record in enumerate(records):
+        slots.setdefault(_key(record), []).append(k)
+    place: dict[int, int] = {}  # caller index -> combined index
+    for j, outcome in enumerate(restored):
+        candidates = slots.get(_key(outcome.input))
+        if not candidates:
+            return None
+        place[candidates.pop()] = present + j
+    rest = iter(range(present))
+    return [place[k] if k in place else next(rest) for k in range(len(records))]
+
+
+def align_inputs(frame: Any, records: Sequence[Mapping[str, Any]]) -> Any:
+    """Put the caller's own input values back in a tool's rows (already in the caller's order).
+
+    The file carries the input fields as text the parser had to type again (a zip code ``"02139"`` read
+    as the number 2139); the caller's records are what was sent. Columns the caller sent replace the
+    file's columns of the same name, with the caller's values and JSON types; their position is kept.
+    """
+    import pandas as pd
+
+    if len(frame) != len(records):
+        return frame
+    keys: dict[str, None] = {}
+    for record in records:
+        keys.update(dict.fromkeys(k for k in record if k not in ("_id", "_title")))
+    if not keys:
+        return frame
+    caller = pd.DataFrame.from_records([dict(r) for r in records], columns=list(keys))
+    out = frame
+    for key in keys:
+        if key in out.columns:
+            out[key] = caller[key].to_numpy()
+    return out

@@ -1,0 +1,295 @@
+"""A handle on the batches one step runs: create exactly once (or attach), poll, cancel, fetch outputs.
+
+:class:`BatchHandle` is the client-side half of running batches, with no Dagster in it:
+
+* :meth:`BatchHandle.start` attaches each request to the batch an earlier attempt made (as the
+  :class:`Ledger` says) or creates it, exactly once (:meth:`CargoClient.create_batches`); the
+  ledger records each intent before its request leaves and each batch the moment it exists.
+* :meth:`BatchHandle.poll` is one polling round and returns a :class:`StatusSnapshot`; it never
+  sleeps and never raises for a batch's status. The caller decides what a snapshot means.
+* :meth:`BatchHandle.cancel` cancels every unfinished batch; :meth:`BatchHandle.settle` waits
+  for a cancellation to end (for the final spend).
+* :meth:`BatchHandle.fetch_outputs` returns the outputs; downloads start as soon as a poll sees a
+  batch succeed, so a fan-out overlaps downloading with waiting for the slowest batch.
+
+Every batch the handle started is in :attr:`BatchHandle.batches`, even when ``start`` was
+interrupted half-way, so the caller can always cancel what exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import CargoError, CargoRequestError
+from ..models import Batch, BatchStatus
+from .reconcile import CargoAmbiguousCreateError, CreateIntent
+from .waiting import BatchPoller, PollingGuidance, StatusSnapshot
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..client import CargoClient
+
+__all__ = ["BatchHandle", "BatchRequest", "CancelReport", "Ledger", "StartReport", "StatusSnapshot"]
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One batch to run: the workflow, its input, where its outputs come from, its attempt key."""
+
+    workflow_uuid: str
+    data: Mapping[str, Any]
+    attempt_key: str | None = None
+    output_node_slug: str | None = None
+    records: list[Mapping[str, Any]] | None = None
+
+
+class Ledger(Protocol):
+    """Where a step's batches are recorded durably, so a later attempt attaches instead of paying twice."""
+
+    def reusable(self, keys: list[str | None], datas: list[Mapping[str, Any]]) -> dict[str, Batch]:
+        """Batches earlier attempts made, by attempt key."""
+
+    def intent(self, key: str | None, intent: CreateIntent) -> None:
+        """Record a create about to be sent."""
+
+    def created(self, key: str | None, batch: Batch) -> None:
+        """Record a created batch."""
+
+    def candidates(self, key: str | None, uuids: list[str]) -> None:
+        """Record the batches an ambiguous create could not be told apart from."""
+
+
+class NoLedger:
+    """Records nothing; nothing to attach to."""
+
+    def reusable(self, keys: list[str | None], datas: list[Mapping[str, Any]]) -> dict[str, Batch]:
+        return {}
+
+    def intent(self, key: str | None, intent: CreateIntent) -> None:
+        return None
+
+    def created(self, key: str | None, batch: Batch) -> None:
+        return None
+
+    def candidates(self, key: str | None, uuids: list[str]) -> None:
+        return None
+
+
+@dataclass
+class StartReport:
+    """What :meth:`BatchHandle.start` did: batches attached and created (per workflow), and what failed.
+
+    ``no_records``: creates Cargo refused with ``noRecords`` (nothing to run: no batch, no credit).
+    ``errors``: every other create that failed (the batches of the others exist and are in the handle).
+    """
+
+    attached: list[Batch] = field(default_factory=list)
+    created: dict[str, list[Batch]] = field(default_factory=dict)
+    no_records: list[CargoError] = field(default_factory=list)
+    errors: list[CargoError] = field(default_factory=list)
+
+
+@dataclass
+class CancelReport:
+    """What :meth:`BatchHandle.cancel` did to each unfinished batch."""
+
+    cancelled: list[str] = field(default_factory=list)
+    already_finished: list[str] = field(default_factory=list)
+    failed: dict[str, CargoError] = field(default_factory=dict)
+
+
+def _no_records(result: object) -> bool:
+    return isinstance(result, CargoRequestError) and result.data_error_reason == "noRecords"
+
+
+class BatchHandle:
+    """The batches of one step (one or many requests of one workflow); see the module docstring.
+
+    Args:
+        client: the :class:`CargoClient` (its clock paces every wait).
+        requests: what to run, in order; :attr:`batches` keeps that order.
+        ledger: where batches and intents are recorded (default: nowhere).
+        poll_interval, max_poll_interval, guidance: the polling schedule (:class:`BatchPoller`).
+        fetch_metrics: also read each finished batch's ``runs/metrics`` as soon as it ends.
+        max_workers: download threads.
+        listed: per workflow, its batches listed in full a moment ago (e.g. for an estimate): the creates'
+            watermark is taken from them instead of listing them again (see :meth:`CargoClient.create_intent`).
+    """
+
+    def __init__(self, client: CargoClient, requests: Sequence[BatchRequest], *, ledger: Ledger | None = None,
+                 poll_interval: float = 1.0, max_poll_interval: float = 30.0,
+                 guidance: PollingGuidance | None = None, fetch_metrics: bool = False, max_workers: int = 4,
+                 listed: Mapping[str, Sequence[Batch]] | None = None) -> None:
+        self.client = client
+        self.requests = list(requests)
+        self.ledger: Ledger = ledger if ledger is not None else NoLedger()
+        self.fetch_metrics = fetch_metrics
+        self.listed = dict(listed or {})
+        self._schedule = {"poll_interval": poll_interval, "max_poll_interval": max_poll_interval,
+                          "guidance": guidance}
+        self._started: dict[int, Batch] = {}
+        self._latest: dict[str, Batch] = {}
+        self._poller: BatchPoller | None = None
+        self._downloads: dict[str, Future[Any]] = {}
+        self._metrics: dict[str, Future[Any]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(self.requests))),
+                                        thread_name_prefix="cargo-download")
+
+    # -- start ---------------------------------------------------------------------------
+    def start(self) -> StartReport:
+        """Attach each request to its earlier batch, or create it (exactly once); see :class:`StartReport`."""
+        keys = [r.attempt_key for r in self.requests]
+        reusable = self.ledger.reusable(keys, [r.data for r in self.requests])
+        report = StartReport()
+        pending: dict[str, list[int]] = {}
+        for i, request in enumerate(self.requests):
+            batch = reusable.get(request.attempt_key) if request.attempt_key is not None else None
+            if batch is not None:
+                self._take(i, batch)
+                report.attached.append(batch)
+            else:
+                pending.setdefault(request.workflow_uuid, []).append(i)
+        for workflow_uuid, indexes in pending.items():
+            self._create(workflow_uuid, indexes, report)
+        return report
+
+    def _create(self, workflow_uuid: str, indexes: list[int], report: StartReport) -> None:
+        """Create the batches of one workflow concurrently; each is recorded the moment it exists."""
+        keys = [self.requests[i].attempt_key for i in indexes]
+
+        def on_created(n: int, batch: Batch) -> None:
+            self._take(indexes[n], batch)
+            self.ledger.created(keys[n], batch)
+
+        def on_intent(n: int, intent: CreateIntent) -> None:
+            self.ledger.intent(keys[n], intent)  # on record before the request leaves
+
+        results = self.client.create_batches(workflow_uuid, [self.requests[i].data for i in indexes],
+                                             on_created=on_created, on_intent=on_intent, attempt_keys=keys,
+                                             listed=self.listed.get(workflow_uuid))
+        for n, result in enumerate(results):
+            if isinstance(result, CargoAmbiguousCreateError):
+                self.ledger.candidates(keys[n], result.candidates)
+            if isinstance(result, Batch):
+                report.created.setdefault(workflow_uuid, []).append(result)
+            elif _no_records(result):
+                report.no_records.append(result)
+            else:
+                report.errors.append(result)
+
+    def _take(self, index: int, batch: Batch) -> None:
+        self._started[index] = batch
+        self._latest[batch.uuid] = batch
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def batches(self) -> list[Batch]:
+        """Every batch started (attached or created), latest known state, in request order."""
+        return [self._latest[self._started[i].uuid] for i in sorted(self._started)]
+
+    @property
+    def uuids(self) -> list[str]:
+        return [b.uuid for b in self.batches]
+
+    def request_of(self, batch: Batch) -> BatchRequest:
+        """The request ``batch`` was started for."""
+        return next(self.requests[i] for i, b in self._started.items() if b.uuid == batch.uuid)
+
+    # -- poll ----------------------------------------------------------------------------
+    def poll(self) -> StatusSnapshot:
+        """One polling round (only the batches that are due); downloads of batches that just ended start."""
+        if self._poller is None:
+            started = self.batches
+            self._poller = BatchPoller(self.client.get_batch, [b.uuid for b in started],
+                                       now=self.client.clock.monotonic, initial={b.uuid: b for b in started},
+                                       fetch_many=self.client.fresh_states, **self._schedule)  # type: ignore[arg-type]
+        snapshot = self._poller.poll()
+        self._latest.update(snapshot.batches)
+        for batch in snapshot.batches.values():
+            self._submit(batch)
+        return snapshot
+
+    def elapsed(self) -> float:
+        """Seconds since polling began (0 before the first poll)."""
+        return self._poller.elapsed() if self._poller is not None else 0.0
+
+    def sleep(self, seconds: float) -> None:
+        """Wait on the client's clock."""
+        self.client.sleep(seconds)
+
+    # -- cancel --------------------------------------------------------------------------
+    def cancel(self) -> CancelReport:
+        """Cancel every batch not known to be finished."""
+        report = CancelReport()
+        for batch in self.batches:
+            if batch.is_terminal:
+                continue
+            try:
+                self.client.cancel_batch(batch.uuid)
+                report.cancelled.append(batch.uuid)
+            except CargoError as exc:  # already finished, or Cargo unreachable: reported, not masked
+                if getattr(exc, "reason", None) == "batchAlreadyFinished":
+                    report.already_finished.append(batch.uuid)
+                else:
+                    report.failed[batch.uuid] = exc
+        return report
+
+    def settle(self, timeout: float = 120.0) -> tuple[list[Batch], bool]:
+        """The batches once a cancellation has ended (for the final spend), and whether it did in ``timeout``."""
+        uuids = self.uuids
+        try:
+            finals = self.client.wait_for_batches(uuids, timeout=timeout, raise_on_failure=False,
+                                                  poll_interval=self._schedule["poll_interval"],  # type: ignore[arg-type]
+                                                  max_poll_interval=self._schedule["max_poll_interval"])  # type: ignore[arg-type]
+            return [finals[u] for u in uuids], True
+        except CargoError:  # still cancelling, or unreadable: the latest figures known
+            return [self._reread(b) for b in self.batches], False
+
+    def _reread(self, batch: Batch) -> Batch:
+        try:
+            return self.client.get_batch(batch.uuid)
+        except CargoError:
+            return batch
+
+    # -- outputs -------------------------------------------------------------------------
+    def _submit(self, batch: Batch) -> None:
+        """Start fetching a finished batch's metrics and (if it succeeded with runs) its outputs."""
+        if self.fetch_metrics and batch.is_terminal and batch.uuid not in self._metrics:
+            self._metrics[batch.uuid] = self._pool.submit(
+                self.client.get_run_metrics, batch.workflow_uuid, batch_uuid=batch.uuid)
+        if batch.uuid in self._downloads or batch.status != BatchStatus.SUCCESS or batch.runs_count <= 0:
+            return
+        request = self.request_of(batch)
+        self._downloads[batch.uuid] = self._pool.submit(
+            self.client.download_batch_dataframe, batch.uuid, request.output_node_slug, records=request.records,
+            batch=batch)
+
+    def fetch_outputs(self) -> list[pd.DataFrame]:
+        """The outputs of the batches that have any, in request order; raises a download's error."""
+        out = []
+        for batch in self.batches:
+            self._submit(batch)
+            if batch.uuid in self._downloads:
+                out.append(self._downloads[batch.uuid].result())
+        return out
+
+    def metrics(self, batch: Batch) -> list[Any]:
+        """The ``runs/metrics`` of a finished batch (fetched while others ran, or now)."""
+        future = self._metrics.get(batch.uuid)
+        if future is None or future.cancelled():
+            return list(self.client.get_run_metrics(batch.workflow_uuid, batch_uuid=batch.uuid))
+        return list(future.result())
+
+    def close(self) -> None:
+        """Stop the download threads (downloads not started are dropped)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> BatchHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Defining things: asset factories, workspace specs and data, checks, sensors, ops, the translator."""

@@ -1,0 +1,264 @@
+"""Attach a retried or re-executed Dagster step to the batch its earlier attempt created.
+
+Three run tags per step attempt, under keys derived from what the step runs (op, asset,
+partition, workflow and input):
+
+* ``dagster-cargo/intent.<key>``: written **before** the create request is sent: the
+  workflow's batch watermark (the newest ``createdAt`` in Cargo's clock) and the send time;
+* ``dagster-cargo/batch.<key>``: the batch UUID, written the moment the create returns;
+* ``dagster-cargo/candidates.<key>``: batches that could not be told apart after an ambiguous
+  create (none adopted, none created), for the next attempt to resolve.
+
+A later attempt reads them on its *run group*: the run itself (step retries), its parent chain
+(``DagsterRun.parent_run_id``, set by the UI, the run-retry daemon, ``execute_job`` with
+``ReexecutionOptions`` and the CLI), its root (``DagsterRun.root_run_id``, or the
+``dagster/root_run_id`` tag) and every run tagged with that root. A batch tag that is running or
+succeeded is attached to. An intent without a batch (the process died around the create) is
+resolved by content (:meth:`CargoClient.find_created_batch`): the batch it provably made is
+adopted; if it made none, a new one is created; if that cannot be told, the step stops and names
+the candidates. A failed or cancelled batch is not reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import dagster as dg
+from cargo_gtm import CargoClient
+from cargo_gtm.errors import CargoError, CargoNotFoundError
+from cargo_gtm.models import Batch, BatchStatus
+from cargo_gtm.running.reconcile import CargoAmbiguousCreateError, CreateIntent
+
+__all__ = ["attempt_tag_key", "find_reusable_batch", "find_reusable_batches", "remember_batch", "remember_intent",
+           "remember_candidates", "run_group", "intent_tag_key", "candidates_tag_key", "RunTagLedger"]
+
+ROOT_RUN_TAG = "dagster/root_run_id"
+PARENT_RUN_TAG = "dagster/parent_run_id"
+BATCH_PREFIX = "dagster-cargo/batch."
+INTENT_PREFIX = "dagster-cargo/intent."
+CANDIDATES_PREFIX = "dagster-cargo/candidates."
+RECENT_INTENT_SECONDS = 60.0  # an intent younger than this may still be committing on Cargo's side
+
+
+def attempt_tag_key(context: Any, workflow_uuid: str, data: Any, *, scope: str | None = None) -> str | None:
+    """The run-tag key naming this step's batch, or ``None`` outside a real run.
+
+    ``scope`` names a part of the step (``<op>.<scope>``), so that two batches of one step over the same
+    input (e.g. two heal rounds) have different identities."""
+    try:
+        context.run_id  # noqa: B018 - raises outside a run
+        op_name = context.op_def.name
+    except Exception:  # direct invocation without a run: nothing to attach to
+        return None
+    if scope:
+        op_name = f"{op_name}.{scope}"
+    asset = ""
+    try:
+        if context.has_assets_def:
+            asset = ",".join(sorted(k.to_user_string() for k in context.assets_def.keys))
+    except Exception:
+        asset = ""
+    partition = context.partition_key if getattr(context, "has_partition_key", False) else None
+    identity = json.dumps({"op": op_name, "asset": asset, "partition": partition, "workflow": workflow_uuid,
+                           "data": data}, sort_keys=True, default=str)
+    return BATCH_PREFIX + hashlib.sha1(identity.encode()).hexdigest()[:32]
+
+
+def intent_tag_key(batch_key: str) -> str:
+    return INTENT_PREFIX + batch_key[len(BATCH_PREFIX):]
+
+
+def candidates_tag_key(batch_key: str) -> str:
+    return CANDIDATES_PREFIX + batch_key[len(BATCH_PREFIX):]
+
+
+def run_group(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[dg.DagsterRun]:
+    """This run (fresh), its parent chain, its root and every run tagged with that root."""
+    runs: dict[str, dg.DagsterRun] = {}
+    current = instance.get_run_by_id(run.run_id) or run  # fresh: tags added during this run
+    runs[current.run_id] = current
+    parent = current.parent_run_id or current.tags.get(PARENT_RUN_TAG)
+    for _ in range(100):  # walk up to the root
+        if not parent or parent in runs:
+            break
+        found = instance.get_run_by_id(parent)
+        if found is None:
+            break
+        runs[found.run_id] = found
+        parent = found.parent_run_id or found.tags.get(PARENT_RUN_TAG)
+    root = current.root_run_id or current.tags.get(ROOT_RUN_TAG) or current.run_id
+    if root not in runs:
+        found = instance.get_run_by_id(root)
+        if found is not None:
+            runs[found.run_id] = found
+    for sibling in instance.get_runs(filters=dg.RunsFilter(tags={ROOT_RUN_TAG: root})):
+        runs.setdefault(sibling.run_id, sibling)
+    return list(runs.values())
+
+
+def find_reusable_batch(context: Any, client: CargoClient, tag_key: str | None,
+                        data: Any = None) -> Batch | None:
+    """The batch an earlier attempt of this step created, if it is running or succeeded.
+
+    A status this client does not know yet counts as "maybe still running": the step attaches
+    and waits, since an unknown status is never taken as an ending. If the earlier batch cannot
+    be read at all (after the client's retries), creating a new one could pay twice, so the step
+    stops with a :class:`dagster.Failure` that says what to do instead. A batch Cargo says no
+    longer exists (404) is not reused. With ``data``, an intent recorded without a batch is
+    resolved by content.
+    """
+    if tag_key is None:
+        return None
+    return find_reusable_batches(context, client, [tag_key], [data])[tag_key]
+
+
+def find_reusable_batches(context: Any, client: CargoClient, tag_keys: list[str | None],
+                          datas: list[Any] | None = None) -> dict[str | None, Batch | None]:
+    """:func:`find_reusable_batch` for several keys, reading the run group once."""
+    found: dict[str | None, Batch | None] = dict.fromkeys(tag_keys)
+    if not [k for k in tag_keys if k is not None]:
+        return found
+    group = run_group(context.instance, context.run)
+    data_of = dict(zip(tag_keys, datas or [None] * len(tag_keys)))
+    for key in [k for k in tag_keys if k is not None]:
+        batch = _reusable(context, client, key, group)
+        if batch is None and data_of.get(key) is not None:
+            batch = _from_intents(context, client, key, group, data_of[key])
+        found[key] = batch
+    return found
+
+
+def _usable(context: Any, batch: Batch) -> bool:
+    status = batch.status
+    if status == BatchStatus.SUCCESS:
+        return True
+    if not status.is_known:
+        context.log.warning(
+            f"Earlier Cargo batch {batch.uuid} reports status {status.value!r}, unknown to this client; "
+            "treating it as still running and attaching to it rather than paying for a new batch."
+        )
+        return True
+    if not batch.is_terminal and status != BatchStatus.CANCELLING:
+        return True
+    context.log.info(f"Earlier Cargo batch {batch.uuid} ended {status.value}; starting a new one.")
+    return False
+
+
+def _reusable(context: Any, client: CargoClient, tag_key: str, group: list[dg.DagsterRun]) -> Batch | None:
+    seen: set[str] = set()
+    for run in group:
+        uuid = run.tags.get(tag_key)
+        if not uuid or uuid in seen:
+            continue
+        seen.add(uuid)
+        try:
+            batch = client.get_batch(uuid)
+        except CargoNotFoundError:
+            context.log.info(f"Earlier Cargo batch {uuid} no longer exists; starting a new one.")
+            continue
+        except CargoError as exc:
+            raise dg.Failure(
+                description=(
+                    f"An earlier attempt of this step created Cargo batch {uuid} (run {run.run_id}), but it "
+                    f"could not be read now: {exc}. Creating another batch could pay twice for the same "
+                    "records, so this step stops. Next step: re-execute once Cargo answers again (the step "
+                    "then attaches to that batch); to pay for a new batch on purpose, launch a new run "
+                    "instead of a re-execution."
+                ),
+                metadata={"cargo/batch_uuid": uuid},
+            ) from exc
+        if _usable(context, batch):
+            return batch
+    return None
+
+
+def _from_intents(context: Any, client: CargoClient, tag_key: str, group: list[dg.DagsterRun],
+                  data: Any) -> Batch | None:
+    """Resolve intents recorded without a batch (the process died around the create) by content."""
+    known = {run.tags[tag_key] for run in group if run.tags.get(tag_key)}  # recorded, and not reusable
+    intents: dict[str, CreateIntent] = {}
+    for run in group:
+        text = run.tags.get(intent_tag_key(tag_key))
+        if text:
+            try:
+                intent = CreateIntent.from_json(text)
+            except (ValueError, KeyError):
+                continue
+            intents[text] = intent
+    for intent in sorted(intents.values(), key=lambda i: i.sent_at):
+        recent = _age_seconds(intent.sent_at) < RECENT_INTENT_SECONDS
+        context.log.info(f"An earlier attempt of this step sent a create for workflow {intent.workflow_uuid} at "
+                         f"{intent.sent_at} and recorded no batch (it stopped around the create); checking "
+                         "Cargo's batches created since for one holding exactly this input.")
+        try:
+            batch = client.find_created_batch(data, intent, claimed=lambda: known,
+                                              settle_delays=(1.0, 3.0, 6.0) if recent else ())
+        except CargoAmbiguousCreateError as exc:
+            remember_candidates(context, tag_key, exc.candidates)
+            raise dg.Failure(description=f"{exc} (earlier attempt's create, sent {intent.sent_at})",
+                             metadata={"dagster-cargo/candidate_batches": ", ".join(exc.candidates)}) from exc
+        if batch is None:
+            context.log.info("No batch holds this input: the earlier create was never committed; creating it now.")
+            continue
+        context.log.warning(f"Cargo batch {batch.uuid} holds exactly this step's input and was created after the "
+                            "earlier attempt's intent: it is that attempt's batch; attaching to it.")
+        remember_batch(context, tag_key, batch)
+        if _usable(context, batch):
+            return batch
+    return None
+
+
+def _age_seconds(iso: str) -> float:
+    try:
+        sent = datetime.fromisoformat(iso)
+    except ValueError:
+        return 0.0
+    if sent.tzinfo is None:
+        sent = sent.replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - sent).total_seconds()
+
+
+def remember_batch(context: Any, tag_key: str | None, batch: Batch) -> None:
+    """Tag the run with the batch this step created, for later attempts."""
+    if tag_key is None:
+        return
+    context.instance.add_run_tags(context.run_id, {tag_key: batch.uuid})
+
+
+def remember_intent(context: Any, tag_key: str | None, intent: CreateIntent) -> None:
+    """Record, before the create is sent, that it is about to be (watermark and send time)."""
+    if tag_key is None:
+        return
+    context.instance.add_run_tags(context.run_id, {intent_tag_key(tag_key): intent.to_json()})
+
+
+def remember_candidates(context: Any, tag_key: str | None, candidates: list[str]) -> None:
+    """Record batches an ambiguous create could not tell apart, for the next attempt and the user."""
+    if tag_key is None or not candidates:
+        return
+    context.instance.add_run_tags(context.run_id, {candidates_tag_key(tag_key): ",".join(candidates)})
+
+
+class RunTagLedger:
+    """The :class:`~cargo_gtm.running.handle.Ledger` of a Dagster step: batches, intents and candidates are
+    recorded as run tags, and batches of earlier attempts of the step are found on the run group."""
+
+    def __init__(self, context: Any, client: CargoClient) -> None:
+        self.context = context
+        self.client = client
+
+    def reusable(self, keys: list[str | None], datas: list[Any]) -> dict[str, Batch]:
+        found = find_reusable_batches(self.context, self.client, keys, datas)
+        return {k: b for k, b in found.items() if k is not None and b is not None}
+
+    def intent(self, key: str | None, intent: CreateIntent) -> None:
+        remember_intent(self.context, key, intent)
+
+    def created(self, key: str | None, batch: Batch) -> None:
+        remember_batch(self.context, key, batch)
+
+    def candidates(self, key: str | None, uuids: list[str]) -> None:
+        remember_candidates(self.context, key, uuids)

@@ -1,0 +1,557 @@
+"""``CargoResource``: the Dagster resource wrapping :class:`~cargo_gtm.CargoClient`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import dagster as dg
+from cargo_gtm import BusyPolicy, CargoClient, RetryPolicy
+from cargo_gtm.errors import CargoError, CargoInputError, CargoNotFoundError
+from cargo_gtm.estimate import CreditEstimate, recent_materializations, try_estimate
+from cargo_gtm.inputs.records import chunk_records, play_input, records_data, to_json_records
+from cargo_gtm.models import Batch, Play, Release, Tool
+from cargo_gtm.running.clock import Clock
+from cargo_gtm.running.waiting import UNLIMITED, PollingGuidance
+from cargo_gtm.transport import DEFAULT_BASE_URL
+from dagster._config.field_utils import IntEnvVar
+from pydantic import Field, PrivateAttr
+
+from ..definitions.workspace_data import CargoWorkflowProps, props_from
+from .execution import BatchRunSpec, CargoBatchResult, execute_batches
+from .input_checks import check_run_input
+from .metadata import estimate_metadata
+from .single_run import run_single, single_run_applies
+
+__all__ = ["CargoResource", "CargoTokenExposureWarning"]
+
+# Optional fields that an unset ``dg.EnvVar`` leaves at their default (instead of failing every run).
+_OPTIONAL_ENV_FIELDS = ("workspace_uuid", "base_url", "batch_url_template", "max_credits_per_batch")
+_warned_literal_token = False
+
+
+class CargoTokenExposureWarning(UserWarning):
+    """``CargoResource(api_token=...)`` was given the token itself rather than ``dg.EnvVar``."""
+
+
+def _built_by_dagster() -> bool:
+    """Whether Dagster itself is re-creating the resource from resolved config (at run start, or
+    in ``process_config_and_initialize``): then the user's own object held an EnvVar, not a literal."""
+    caller = sys._getframe(2).f_code.co_filename.replace("\\", "/")  # the caller of __init__
+    return "/dagster/_config/pythonic_config/" in caller
+
+
+def _warn_literal_token() -> None:
+    global _warned_literal_token
+    if _warned_literal_token:
+        return
+    _warned_literal_token = True
+    warnings.warn(
+        "CargoResource(api_token=...) was given the token itself, not dg.EnvVar('CARGO_API_TOKEN'). "
+        "Dagster keeps resource config as it is given: the token will be visible on the UI's resource "
+        "page and in the launchpad's default config, and stored in every job snapshot in the instance "
+        "database. Pass api_token=dg.EnvVar('CARGO_API_TOKEN') so that only the variable's name is shown.",
+        CargoTokenExposureWarning,
+        stacklevel=3,
+    )
+
+DEFAULT_BATCH_URL_TEMPLATE = "https://app.getcargo.io/workspaces/{workspace_uuid}/workflows/{workflow_uuid}/batches/{batch_uuid}"
+
+
+class CargoResource(dg.ConfigurableResource):
+    """Connects Dagster to a Cargo workspace.
+
+    Example:
+        .. code-block:: python
+
+            import dagster as dg
+            from dagster_cargo import CargoResource
+
+            @dg.asset(kinds={"cargo"})
+            def scored_companies(context: dg.AssetExecutionContext, cargo: CargoResource):
+                result = cargo.run_play(context, "Score inbound companies", limit=100)
+                return result.materialize_result()
+
+            defs = dg.Definitions(
+                assets=[scored_companies],
+                resources={"cargo": CargoResource(api_token=dg.EnvVar("CARGO_API_TOKEN"))},
+            )
+    """
+
+    api_token: str = Field(
+        description="Cargo API token (Settings → API Tokens). Pass dg.EnvVar('CARGO_API_TOKEN'); "
+        "it is never logged or stored in metadata.",
+    )
+    workspace_uuid: str | None = Field(
+        default=None,
+        description="Workspace to act on, sent as the selected-workspace-uuid header. "
+        "Optional for workspace-scoped API tokens. Given as dg.EnvVar, an unset variable leaves it unset "
+        "(as for base_url, batch_url_template and max_credits_per_batch: their defaults apply).",
+    )
+    base_url: str = Field(
+        default=DEFAULT_BASE_URL,
+        description="Cargo API host; '/v1' is appended. Point it at the emulator for local runs.",
+    )
+    batch_url_template: str | None = Field(
+        default=None,
+        description="Link to a batch, with {workspace_uuid}, {workflow_uuid} and {batch_uuid} placeholders "
+        "(recorded as dagster-cargo/batch_url). Default: Cargo's web app when base_url is Cargo's API "
+        "host (api.getcargo.io); no link for other hosts, e.g. the emulator, which has no web app.",
+    )
+    request_timeout: float = Field(default=60.0, description="Per-request read timeout, seconds.")
+    connect_timeout: float = Field(default=10.0, description="TCP connect timeout, seconds.")
+    max_retries: int = Field(
+        default=4,
+        description="Retries of transient failures (timeouts, connection errors, 429, 5xx) on calls "
+        "that are safe to repeat. Batch creation is never retried after an ambiguous failure.",
+    )
+    retry_max_elapsed: float = Field(default=120.0, description="Give up retrying a call after this many seconds.")
+    poll_interval: float = Field(default=1.0, description="First and minimum batch poll interval, seconds.")
+    max_poll_interval: float = Field(
+        default=30.0,
+        description="Longest interval between polls of a long batch, seconds. The next poll is planned "
+        "from the batch's progress (at half the estimated time left), so a long cap costs no latency at the end; "
+        "it bounds how late the credit budget and progress logs are checked.",
+    )
+    poll_average_interval: float = Field(
+        default=5.0,
+        description="Cargo's polling guidance: each batch is polled on average no more than once per this many "
+        "seconds since the wait began, and a batch of 1,000+ records at most every 10 s after the first minute. "
+        "The adaptive schedule spends the requests it saves early near the batch's expected end. 0 lifts both limits.",
+    )
+    poll_timeout: float = Field(
+        default=3600.0,
+        description="Cancel the batch and fail if it is not finished after this many seconds.",
+    )
+    cancel_on_termination: bool = Field(
+        default=True,
+        description="Cancel the Cargo batch when the Dagster run is terminated. Turn off if batches "
+        "should finish even when the run worker is killed (e.g. autoscaling).",
+    )
+    concurrency_wait: float = Field(
+        default=900.0,
+        description="When Cargo refuses a batch create with concurrencyLimitReached (the workspace runs as much "
+        "as it allows; nothing was created), wait and send it again (5 s, doubling to 60 s), each wait in the run "
+        "log, for at most this many seconds in all; then fail with what to do. 0 fails at once.",
+    )
+    progress_log_interval: float = Field(
+        default=30.0, description="Log batch progress to the run log at most this often, seconds."
+    )
+    max_records_per_batch: int = Field(
+        default=5000,
+        description="A tool input larger than this is split into several batches (chunks), run in parallel.",
+    )
+    max_batch_payload_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        description="Split tool input so each create request stays under this many bytes of JSON (Cargo's "
+        "ingress limit is not documented; its official client avoids bodies near 50 MiB).",
+    )
+    max_input_records: int = Field(
+        default=1_000_000,
+        description="Refuse, before any credit is spent, a tool input with more records than this.",
+    )
+    max_credits_per_batch: float | None = Field(
+        default=None,
+        description="Default credit budget of every batch: a batch that exceeds it is cancelled and the "
+        "asset fails with the figures. Per call: credit_budget=.",
+    )
+    estimate_credits: bool = Field(
+        default=True,
+        description="Before creating a batch, estimate its credits (records × credits per record from recent "
+        "materializations or batches + execution charge; a few read calls), log it and record it beside the "
+        "actual cost. With a budget (credit_budget / max_credits_per_batch) the estimate is always made, and a "
+        "batch estimated over the budget is not created.",
+    )
+    failed_rows: str = Field(
+        default="keep",
+        description="Rows of input records whose run failed: 'keep' them, flagged with _status='error' and "
+        "_error_message (every input record accounted for); 'drop' them; or 'fail' the step.",
+    )
+    credit_breakdown: bool = Field(
+        default=True,
+        description="After each batch, record credits per workflow node (runs/metrics) and the credits "
+        "left in the subscription (3 extra API calls; billing needs an admin token).",
+    )
+    single_run_threshold: int = Field(
+        default=1,
+        description="A tool input of at most this many records runs as Cargo single runs (POST /orchestration/runs, "
+        "one per record; faster to a result than a batch) instead of a batch; 0 disables. Plays always run as "
+        "batches. Keep it small: Cargo's ramp advice is 1 record, then 50, then 500, and a batch serves many records "
+        "with one create and one download (see the README, 'Single-record runs').",
+    )
+    allow_insecure_http: bool = Field(
+        default=False,
+        description="Allow plain http:// to a non-loopback host (the token would travel in clear text).",
+    )
+
+    _client: CargoClient | None = PrivateAttr(default=None)
+    _clock: Clock | None = PrivateAttr(default=None)
+
+    def __init__(self, **data: Any) -> None:
+        for name in _OPTIONAL_ENV_FIELDS:  # an optional field given as an unset EnvVar keeps its default
+            value = data.get(name)
+            if isinstance(value, (dg.EnvVar, IntEnvVar)) and not os.environ.get(value.env_var_name):
+                del data[name]
+        token = data.get("api_token")
+        if isinstance(token, str) and not isinstance(token, dg.EnvVar) and token and not _built_by_dagster():
+            _warn_literal_token()
+        super().__init__(**data)
+
+    def with_clock(self, clock: Clock | None) -> CargoResource:
+        """This resource, with every wait (polling, retries, downloads, busy waits, reconcile delays) and
+        the wall-clock figure going through ``clock``: a
+        :class:`~cargo_gtm.running.clock.ManualClock` in tests. Not config: Dagster's copies of the
+        resource at run start keep it. Returns ``self``."""
+        self.close()
+        self._clock = clock
+        return self
+
+    def _with_updated_values(self, values: Mapping[str, Any] | None) -> Any:
+        """Dagster's run-time copy of the resource (config resolved) keeps the injected clock."""
+        out = super()._with_updated_values(values)
+        out._clock = self._clock
+        return out
+
+    def _setting(self, name: str) -> Any:
+        """A field's value; an ``EnvVar`` read from the environment when the resource is used
+        outside a run (inside a run, Dagster has already resolved it)."""
+        value = getattr(self, name)
+        if isinstance(value, (dg.EnvVar, IntEnvVar)):
+            resolved = value.get_value()
+            if resolved is None and name == "api_token":
+                raise CargoInputError(
+                    f"CargoResource.api_token is dg.EnvVar({value.env_var_name!r}), which is not set in this "
+                    f"process. Next step: export {value.env_var_name}=<your Cargo API token> and try again."
+                )
+            return resolved
+        return value
+
+    def __repr_args__(self) -> Any:  # never show the token in reprs, logs or tracebacks
+        for name, value in super().__repr_args__():
+            yield name, ("***" if name == "api_token" and value else value)
+
+    def get_client(self) -> CargoClient:
+        """The (cached) :class:`CargoClient` for this resource's configuration.
+
+        Works in runs and outside them (scripts, notebooks): ``dg.EnvVar`` fields are read from
+        the environment with :meth:`dagster.EnvVar.get_value`. Close it with :meth:`close`
+        (or use the resource as a context manager) when done.
+        """
+        if self._client is None:
+            clock: dict[str, Any] = {"clock": self._clock} if self._clock is not None else {}
+            self._client = CargoClient(
+                api_token=self._setting("api_token"),
+                workspace_uuid=self._setting("workspace_uuid"),
+                base_url=self._setting("base_url"),
+                timeout=self.request_timeout,
+                connect_timeout=self.connect_timeout,
+                retry=RetryPolicy(max_attempts=self.max_retries + 1, max_elapsed=self.retry_max_elapsed),
+                allow_insecure_http=self.allow_insecure_http,
+                busy=BusyPolicy(max_wait=self.concurrency_wait),
+                **clock,
+            )
+        return self._client
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the cached client (its HTTP connections); it is re-created on next use."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> CargoResource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def batch_url(self, batch: Batch) -> str | None:
+        """Link to ``batch`` in Cargo's web app (``None`` when there is no web app to link to)."""
+        template = self._setting("batch_url_template")
+        if template is None:
+            host = urlsplit(self._setting("base_url") or "").hostname or ""
+            if host != "getcargo.io" and not host.endswith(".getcargo.io"):
+                return None
+            template = DEFAULT_BATCH_URL_TEMPLATE
+        return str(template).format(
+            workspace_uuid=batch.workspace_uuid or self._setting("workspace_uuid") or "",
+            workflow_uuid=batch.workflow_uuid,
+            batch_uuid=batch.uuid,
+        )
+
+    # -- running batches -----------------------------------------------------------------
+    def run_batch(self, context: Any, spec: BatchRunSpec) -> CargoBatchResult:
+        """Run ``spec`` to completion and return its outputs and metadata."""
+        return self.run_batches(context, [spec])
+
+    def run_batches(self, context: Any, specs: list[BatchRunSpec]) -> CargoBatchResult:
+        """Run several batches of one workflow together (one polling loop) as one result.
+
+        The result's metadata carries ``dagster-cargo/wall_clock_seconds`` (this call, create to
+        outputs downloaded) beside ``cargo_duration_seconds`` (Cargo's own createdAt → finishedAt).
+        """
+        client = self.get_client()
+        started = client.clock.monotonic()
+        client.busy_report = getattr(getattr(context, "log", None), "warning", None)  # waits, in the run log
+        try:
+            result = self._execute(context, client, specs)
+        finally:
+            client.busy_report = None
+        if result.batches:
+            wall = round(client.clock.monotonic() - started, 3)
+            result.cargo_metadata = result.cargo_metadata.model_copy(update={"wall_clock_seconds": wall})
+            self._tag_run(context, result.batches, specs[0].attempt_scope if specs else None)
+        return result
+
+    def _execute(self, context: Any, client: CargoClient, specs: list[BatchRunSpec]) -> CargoBatchResult:
+        return execute_batches(
+            context,
+            client,
+            specs,
+            batch_url_for=self.batch_url,
+            poll_interval=self.poll_interval,
+            max_poll_interval=self.max_poll_interval,
+            poll_timeout=self.poll_timeout,
+            cancel_on_termination=self.cancel_on_termination,
+            progress_log_interval=self.progress_log_interval,
+            credit_breakdown=self.credit_breakdown,
+            guidance=PollingGuidance(average_interval=self.poll_average_interval) if self.poll_average_interval > 0
+            else UNLIMITED,
+        )
+
+    def _tag_run(self, context: Any, batches: list[Batch], scope: str | None = None) -> None:
+        """Readable run tags: ``dagster-cargo/batch_uuid.<op>`` (the batch UUIDs) and, where Cargo has
+        a web app, ``dagster-cargo/batch_url.<op>`` (``<op>.<scope>`` for a scoped batch, e.g. a heal round).
+        Best effort: outside a run there is nothing to tag."""
+        try:
+            instance, run_id, op_name = context.instance, context.run_id, context.op_def.name
+        except Exception:
+            return
+        op_name = f"{op_name}.{scope}" if scope else op_name
+        tags = {f"dagster-cargo/batch_uuid.{op_name}": ",".join(b.uuid for b in batches)}
+        url = self.batch_url(batches[0])
+        if url:
+            tags[f"dagster-cargo/batch_url.{op_name}"] = url
+        try:
+            instance.add_run_tags(run_id, tags)
+        except Exception as exc:  # reporting only: never fail the step over a tag
+            context.log.debug(f"Could not tag the run with its Cargo batch: {exc}")
+
+    def run_play(
+        self,
+        context: Any,
+        play: str | Play | CargoWorkflowProps,
+        *,
+        data: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        output_node_slug: str | None = None,
+        credit_budget: float | None = None,
+        retry_failed: int = 0,
+    ) -> CargoBatchResult:
+        """Run a play (by name, UUID, :class:`Play` or workspace props) and return its outputs.
+
+        Without ``data``, the play runs over its model's records matching ``filter``
+        (all records when no filter), capped by ``limit``: Cargo's recommended
+        ``{"kind": "filter"}`` input. Pass ``data`` for segment, change or recordIds input.
+        """
+        props = self.workflow_props(play, "play")
+        if data is None:
+            data = play_input(props.model_uuid, filter=filter, limit=limit, play_name=props.name)
+        return self.run_workflow(context, props, data, output_node_slug=output_node_slug, credit_budget=credit_budget,
+                                 retry_failed=retry_failed)
+
+    def run_tool(
+        self,
+        context: Any,
+        tool: str | Tool | CargoWorkflowProps,
+        records: Any,
+        *,
+        output_node_slug: str | None = None,
+        credit_budget: float | None = None,
+        retry_failed: int = 0,
+    ) -> CargoBatchResult:
+        """Run a tool over ``records`` (a DataFrame or an iterable of dicts).
+
+        Values are made JSON-safe (NaN/NaT → null, Timestamps → ISO strings, numpy
+        scalars → numbers). Empty input creates no batch and spends no credit.
+        """
+        props = self.workflow_props(tool, "tool")
+        rows = to_json_records(records)
+        columns = tuple(str(c) for c in getattr(records, "columns", ()))
+        if not columns and rows:
+            columns = tuple(rows[0])
+        return self.run_workflow(
+            context, props, records_data(rows), output_node_slug=output_node_slug, empty_columns=columns,
+            credit_budget=credit_budget, retry_failed=retry_failed,
+        )
+
+    def run_workflow(
+        self,
+        context: Any,
+        props: CargoWorkflowProps,
+        data: Mapping[str, Any],
+        *,
+        output_node_slug: str | None = None,
+        empty_columns: tuple[str, ...] = (),
+        credit_budget: float | None = None,
+        retry_failed: int = 0,
+    ) -> CargoBatchResult:
+        """Run the play or tool described by ``props`` on ``data`` (checked locally first).
+
+        ``credit_budget`` (default: ``max_credits_per_batch``) cancels the batch and fails the
+        step once the batch uses more credits than that. ``retry_failed=N``: re-run the records whose
+        run failed, up to N rounds, paying only for them (see :mod:`dagster_cargo.running.heal`).
+        """
+        client = self.get_client()
+        budget = credit_budget if credit_budget is not None else self.max_credits_per_batch
+        props, release = self._with_deployed_release(client, props, data, budget)
+        data = check_run_input(client, props, data)  # before any credit is spent
+        parts: list[Mapping[str, Any]] = [data]
+        if data.get("kind") == "records" and data.get("records"):
+            chunks = chunk_records(data["records"], max_records=self.max_records_per_batch,
+                                   max_bytes=self.max_batch_payload_bytes, max_total=self.max_input_records)
+            parts = [{"kind": "records", "records": chunk} for chunk in chunks]
+            if len(parts) > 1:
+                context.log.info(f"{len(data['records'])} records split into {len(parts)} Cargo batches "
+                                 f"(at most {self.max_records_per_batch} records / "
+                                 f"{self.max_batch_payload_bytes} bytes each).")
+        # the output node is Cargo's default (the last executed node) unless the caller names one: a slug
+        # looked up now could belong to a release deployed after the batch (see client.outcomes)
+        slug = output_node_slug
+        if self.failed_rows not in ("keep", "drop", "fail"):
+            raise CargoInputError(f"failed_rows must be 'keep', 'drop' or 'fail', not {self.failed_rows!r}.")
+        listed = self._listing(client, props, parts, budget)
+        estimate = self._estimate(context, props, parts, budget, listed)
+        specs = [
+            BatchRunSpec(workflow_uuid=props.workflow_uuid, data=dict(part), workflow_name=props.name,
+                         workflow_type=props.type, output_node_slug=slug, empty_columns=empty_columns,
+                         credit_budget=budget, failed_rows=self.failed_rows,  # type: ignore[arg-type]
+                         deployed_release=release, listed_batches=listed)
+            for part in parts
+        ]
+        # a few records of a tool: single runs (healing re-runs failed records as batches, so it keeps batches)
+        if not retry_failed and single_run_applies(props, data, self.single_run_threshold):
+            single = run_single(self, context, props, data, output_node_slug=slug, credit_budget=budget,
+                                estimate=estimate)
+            if single is not None:  # None: Cargo refused single runs (nothing created), run a batch
+                return single
+        if retry_failed:
+            from .heal import heal_batches
+
+            result = heal_batches(self, context, specs, retry_failed, model_uuid=props.model_uuid)
+        else:
+            result = self.run_batches(context, specs)
+        if estimate is not None:
+            result.extra_metadata.update(estimate_metadata(estimate, result.credits_used if result.batches else None))
+        return result
+
+    def _estimating(self, parts: list[Mapping[str, Any]], budget: float | None) -> bool:
+        """Whether the batches' credits are estimated before they are created."""
+        empty = all(p.get("kind") == "records" and not p.get("records") for p in parts)
+        return (self.estimate_credits or budget is not None) and not empty
+
+    def _with_deployed_release(self, client: CargoClient, props: CargoWorkflowProps, data: Mapping[str, Any],
+                               budget: float | None) -> tuple[CargoWorkflowProps, Release | None]:
+        """Read the deployed release once, when the input checks (a tool's required form fields) or the
+        estimate (its node count) need it and ``props`` (a workspace snapshot) does not have it; ``props``
+        completed with it. Its node slugs also name the per-node credits later, without a second read."""
+        needs_fields = props.type == "tool" and props.required_form_field_slugs is None and bool(data.get("records"))
+        needs_nodes = not props.node_slugs and self._estimating([data], budget)
+        if not (needs_fields or needs_nodes):
+            return props, None
+        try:
+            release = client.get_deployed_release(props.workflow_uuid)
+        except CargoNotFoundError:  # nothing deployed: no required fields; the estimate says what it can
+            return props, None
+        required = [f.slug for f in release.form_fields or [] if f.is_required]
+        return props.model_copy(update={"required_form_field_slugs": required,
+                                        "node_slugs": [n.slug for n in release.nodes]}), release
+
+    def _listing(self, client: CargoClient, props: CargoWorkflowProps, parts: list[Mapping[str, Any]],
+                 budget: float | None) -> tuple[Batch, ...] | None:
+        """The workflow's batches, listed in full once for both the estimate (recent cost per record) and
+        the create (its exactly-once watermark); None when there is no estimate (the create lists them)."""
+        if not self._estimating(parts, budget):
+            return None
+        try:
+            return tuple(client.list_all_batches(props.workflow_uuid))
+        except CargoError:  # the estimate reads what it can; the create lists them again
+            return None
+
+    def _estimate(self, context: Any, props: CargoWorkflowProps, parts: list[Mapping[str, Any]],
+                  budget: float | None, listed: tuple[Batch, ...] | None = None) -> CreditEstimate | None:
+        """Estimate the batches' credits (see :mod:`cargo_gtm.estimate`) and refuse them, before any is
+        created, when the estimate exceeds ``budget``."""
+        if not self._estimating(parts, budget):
+            return None
+        estimate = try_estimate(self.get_client(), props.workflow_uuid, parts, listed=listed,
+                                history=recent_materializations(context), nodes=len(props.node_slugs) or None)
+        if estimate is None:
+            return None
+        context.log.info(f"Cargo {props.type} {props.name!r}: {estimate.describe()}.")
+        if budget is not None and estimate.credits is not None and estimate.credits > budget:
+            raise dg.Failure(
+                description=(
+                    f"Not starting Cargo {props.type} {props.name!r}: {estimate.describe()}, over the budget of "
+                    f"{budget:g} credits. No batch was created: 0 credits spent. Next step: raise credit_budget "
+                    "(run config, credit_budget=) or the resource's max_credits_per_batch if this cost is expected, "
+                    "or narrow the input (limit, filter, fewer records)."
+                ),
+                metadata={**estimate_metadata(estimate), "dagster-cargo/credit_budget": float(budget),
+                          "dagster-cargo/credits_used": 0.0},
+            )
+        if budget is not None and estimate.credits is None:
+            context.log.info(f"No credit estimate for Cargo {props.type} {props.name!r}; the budget of {budget:g} "
+                             "credits is enforced while the batch runs.")
+        return estimate
+
+    def workflow_props(self, item: str | Play | Tool | CargoWorkflowProps, kind: str) -> CargoWorkflowProps:
+        """Resolve a play/tool name, UUID or API object to :class:`CargoWorkflowProps`."""
+        if isinstance(item, CargoWorkflowProps):
+            return item
+        client = self.get_client()
+        if isinstance(item, str):
+            item = client.find_play(item) if kind == "play" else client.find_tool(item)
+        return props_from(item)
+
+    def credits_remaining(self) -> float:
+        """Credits left in the workspace's subscription."""
+        return self.get_client().get_subscription().credits_remaining
+
+    def credit_usage_summary(
+        self,
+        start: date | datetime | str,
+        end: date | datetime | str,
+        *,
+        group_by: str = "workflow_uuid",
+    ) -> Any:
+        """Cargo usage per day and per play/tool (billing usage metrics) as a DataFrame.
+
+        Each usage unit is asked for explicitly and kept in its own column, never added to another:
+        ``credits`` (provider credits), ``executions`` (node executions) with ``execution_credits``
+        (the execution charge, executions × 0.01) and ``storage_records``. Other columns: ``date``,
+        ``group`` (a workflow UUID, or another ``group_by`` dimension), ``name`` (the play/tool name
+        when grouping by workflow) and ``slug`` (Cargo's usage slug). See :func:`cargo_gtm.credits.usage_summary`.
+        """
+        from cargo_gtm.credits import usage_summary
+
+        client = self.get_client()
+        names: dict[str, str] = {}
+        if group_by == "workflow_uuid":
+            items: list[Play | Tool] = [*client.list_plays(), *client.list_tools()]
+            names = {item.workflow_uuid: item.name for item in items}
+        return usage_summary(client, start, end, group_by=group_by, names=names)
+
+    def list_workflows_by_name(self) -> dict[str, Play | Tool]:
+        """Plays and tools of the workspace, by name."""
+        client = self.get_client()
+        items: Iterable[Play | Tool] = [*client.list_plays(), *client.list_tools()]
+        return {item.name: item for item in items}
