@@ -179,3 +179,38 @@ def test_skip_directives_and_indented_fences_are_read(tmp_path):
     python, bash = blocks_of(page)
     assert (python.lang, python.code, python.skip) == ("python", "y = 2\n", None)
     assert (bash.lang, bash.skip) == ("bash", "a server that never exits")
+
+
+def test_the_getting_started_emulator_command_serves(tmp_path):
+    """The skipped getting-started block that starts an emulator (a server: it runs until stopped) is run
+    here as written, on a free port: it comes up, answers with the exported token, and stops on SIGTERM."""
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    (block,) = [b for b in BLOCKS if b.where.startswith("docs/getting-started.md") and "cargo-emulator serve" in b.code]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = block.code.replace("8765", str(port))
+    (tmp_path / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("CARGO_API_TOKEN", "CARGO_BASE_URL")}
+    proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", code], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        ready = ""
+        while time.monotonic() < deadline and "ready" not in ready:
+            ready = proc.stdout.readline() if proc.stdout else ""
+            assert ready or proc.poll() is None, f"{block.where}: the emulator exited ({proc.poll()})"
+        assert f"http://127.0.0.1:{port}" in ready, ready
+        token = re.search(r"CARGO_API_TOKEN=(\S+)", code)[1]
+        plays = httpx.get(f"http://127.0.0.1:{port}/v1/orchestration/plays/list",
+                          headers={"authorization": f"Bearer {token}"}, timeout=10)
+        assert plays.status_code == 200 and plays.json()["plays"], plays.text
+        assert token not in ready
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(10) is not None
