@@ -212,5 +212,6 @@ def test_the_getting_started_emulator_command_serves(tmp_path):
         assert plays.status_code == 200 and plays.json()["plays"], plays.text
         assert token not in ready
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        assert proc.wait(10) is not None
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            assert proc.wait(10) is not None, "the emulator did not stop within 10 s of SIGTERM"
