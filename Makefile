@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml cargo-gtm-client/pyproject.toml cargo-gtm-emul
 	$(BIN)/pip install --quiet $(DISTS)
 	touch $@
 
-.PHONY: install demo test
+.PHONY: install demo test docs
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
@@ -23,3 +23,7 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
+
+# The documentation site (mkdocs.yml, docs/) into site/; `.venv/bin/mkdocs serve` previews it live.
+docs: $(BIN)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from cargo_gtm.estimate import CreditEstimate
 
 __all__ = ["CargoMetadataSet", "column_schema_for", "batch_metadata", "table_metadata", "credits_by_node_metadata",
-           "status_counts"]
+           "failed_ratio", "status_counts"]
 
 
 class CargoMetadataSet(NamespacedMetadataSet):
@@ -56,6 +56,7 @@ class CargoMetadataSet(NamespacedMetadataSet):
     failed_rows: int | None = None
     skipped_rows: int | None = None
     filtered_rows: int | None = None
+    failed_ratio: float | None = None
     credits_used: float | None = None
     provider_credits: float | None = None
     execution_charge: float | None = None
@@ -180,11 +181,21 @@ def _batch_fields(batches: Sequence[Batch], batch_url: str | None) -> dict[str, 
 
 
 def _row_fields(statuses: Mapping[str, int] | None) -> dict[str, Any]:
-    """Input records and failed/skipped/filtered rows from rows per ``_status`` (all None without them)."""
+    """Input records, failed/skipped/filtered rows and the failed ratio from rows per ``_status`` (all None
+    without them)."""
     if statuses is None:
-        return dict.fromkeys(("input_records", "failed_rows", "skipped_rows", "filtered_rows"))
-    return {"input_records": sum(statuses.values()), "failed_rows": statuses.get("error", 0),
-            "skipped_rows": statuses.get("skipped", 0), "filtered_rows": statuses.get("filtered", 0)}
+        return dict.fromkeys(("input_records", "failed_rows", "skipped_rows", "filtered_rows", "failed_ratio"))
+    records = sum(statuses.values())
+    return {"input_records": records, "failed_rows": statuses.get("error", 0),
+            "skipped_rows": statuses.get("skipped", 0), "filtered_rows": statuses.get("filtered", 0),
+            "failed_ratio": failed_ratio(statuses)}
+
+
+def failed_ratio(statuses: Mapping[str, int]) -> float | None:
+    """Failed input records ÷ input records (``None`` without records): plotted across materializations,
+    where ``failed_rows`` alone moves with the input's size."""
+    records = sum(statuses.values())
+    return round(statuses.get("error", 0) / records, 6) if records else None
 
 
 def _credit_fields(credits: CreditSplit | None) -> dict[str, Any]:

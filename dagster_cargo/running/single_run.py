@@ -47,7 +47,7 @@ from dagster._core.errors import DagsterExecutionInterruptedError
 
 from .attempts import BATCH_PREFIX, attempt_tag_key, run_group
 from .execution import CargoBatchResult, credits_remaining_or_none
-from .metadata import CargoMetadataSet, credits_by_node_metadata, estimate_metadata, status_counts
+from .metadata import CargoMetadataSet, credits_by_node_metadata, estimate_metadata, failed_ratio, status_counts
 from .runner import CargoRunner
 
 if TYPE_CHECKING:
@@ -266,7 +266,7 @@ def _metadata(props: CargoWorkflowProps, runs: list[Run], slug: str | None, coun
         failed_runs_count=sum(1 for r in runs if r.status == RunStatus.ERROR),
         input_records=sum(counts.values()), failed_rows=counts.get("error", 0),
         skipped_rows=counts.get("skipped", 0), filtered_rows=counts.get("filtered", 0),
-        credits_used=round(credits.total, 6), provider_credits=round(credits.provider, 6),
+        failed_ratio=failed_ratio(counts), credits_used=round(credits.total, 6), provider_credits=round(credits.provider, 6),
         execution_charge=credits.execution_charge, node_executions=credits.executions,
         credits_per_record=round(credits.total / succeeded, 6) if succeeded else None,
         credits_remaining=remaining, cargo_duration_seconds=max(durations) if durations else None,
