@@ -31,12 +31,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from cargo_gtm.download.outcomes import STATUS_COLUMN
+from cargo_gtm.download import STATUS_COLUMN
 from cargo_gtm.errors import CargoError, CargoInputError, CargoStepError
-from cargo_gtm.inputs.records import chunk_records
+from cargo_gtm.inputs import chunk_records
 from cargo_gtm.models import Batch
-from cargo_gtm.running import StepSettings, apply_failed_rows, status_counts
-from cargo_gtm.running.budget import unaffordable_round
+from cargo_gtm.running import StepSettings, apply_failed_rows, status_counts, unaffordable_round
 
 from .execution import BatchRunSpec, CargoBatchResult
 from .metadata import batch_metadata, credits_by_node_metadata

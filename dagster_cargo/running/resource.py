@@ -11,14 +11,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dagster as dg
-from cargo_gtm import BusyPolicy, CargoClient, RetryPolicy
+from cargo_gtm import DEFAULT_BASE_URL, BusyPolicy, CargoClient, RetryPolicy
 from cargo_gtm.errors import CargoError, CargoInputError, CargoNotFoundError
 from cargo_gtm.estimate import CreditEstimate, recent_materializations, try_estimate
-from cargo_gtm.inputs.records import chunk_records, play_input, records_data, to_json_records
+from cargo_gtm.inputs import chunk_records, play_input, records_data, to_json_records
 from cargo_gtm.models import Batch, Play, Release, Tool
-from cargo_gtm.running import UNLIMITED, Clock, PollingGuidance, StepSettings, WaitSettings, tighter_budget
-from cargo_gtm.running.budget import estimate_error, no_estimate
-from cargo_gtm.transport import DEFAULT_BASE_URL
+from cargo_gtm.running import (
+    UNLIMITED,
+    Clock,
+    PollingGuidance,
+    StepSettings,
+    WaitSettings,
+    estimate_error,
+    no_estimate,
+    tighter_budget,
+)
 from dagster._config.field_utils import IntEnvVar
 from pydantic import Field, PrivateAttr
 

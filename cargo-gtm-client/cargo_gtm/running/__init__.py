@@ -7,7 +7,16 @@ These names are the public API of running for orchestrator layers (Dagster, Airf
 ``cargo_gtm.running``.
 """
 
-from .budget import BUDGET_HINT, CreditBudget, StepBudgetError, budget_error, estimate_error, tighter_budget
+from .budget import (
+    BUDGET_HINT,
+    CreditBudget,
+    StepBudgetError,
+    budget_error,
+    estimate_error,
+    no_estimate,
+    tighter_budget,
+    unaffordable_round,
+)
 from .busy import BusyPolicy
 from .clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from .handle import BatchHandle, BatchRequest, CancelReport, Ledger, NoLedger, StartReport
@@ -54,6 +63,7 @@ from .waiting import (
 
 __all__ = [
     "BUDGET_HINT", "CreditBudget", "StepBudgetError", "budget_error", "estimate_error", "tighter_budget",
+    "no_estimate", "unaffordable_round",
     "BusyPolicy", "SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock",
     "BatchHandle", "BatchRequest", "CancelReport", "Ledger", "NoLedger", "StartReport",
     "CargoAmbiguousCreateError", "CreateIntent", "RunHandle", "RunRequest",
