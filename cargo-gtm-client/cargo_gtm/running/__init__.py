@@ -21,9 +21,10 @@ from .busy import BusyPolicy
 from .clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from .handle import BatchHandle, BatchRequest, CancelReport, Ledger, NoLedger, StartReport
 from .reconcile import CargoAmbiguousCreateError, CreateIntent
-from .run_handle import RunHandle, RunRequest
 from .single_run import (
+    RunHandle,
     RunIntent,
+    RunRequest,
     RunResult,
     cancel_run,
     create_run_once,
@@ -32,6 +33,7 @@ from .single_run import (
     get_run_with_context,
     run_guidance,
     run_intent,
+    run_one_record,
     wait_for_run,
 )
 from .step import (
@@ -66,7 +68,7 @@ __all__ = [
     "no_estimate", "unaffordable_round",
     "BusyPolicy", "SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock",
     "BatchHandle", "BatchRequest", "CancelReport", "Ledger", "NoLedger", "StartReport",
-    "CargoAmbiguousCreateError", "CreateIntent", "RunHandle", "RunRequest",
+    "CargoAmbiguousCreateError", "CreateIntent", "RunHandle", "RunRequest", "run_one_record",
     "RunIntent", "RunResult", "cancel_run", "create_run_once", "fetch_change_records", "find_created_run",
     "get_run_with_context", "run_guidance", "run_intent", "wait_for_run",
     "FailedRows", "ProgressLog", "StepDriver", "StepHandle", "StepLog", "StepResult", "StepSettings", "Verdict",
