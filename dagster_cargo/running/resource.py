@@ -6,13 +6,14 @@ import os
 import sys
 import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import dagster as dg
 from cargo_gtm import DEFAULT_BASE_URL, BusyPolicy, CargoClient, RetryPolicy
-from cargo_gtm.errors import CargoError, CargoInputError, CargoNotFoundError
+from cargo_gtm.errors import CargoError, CargoInputError, CargoNotFoundError, CargoStepError
 from cargo_gtm.estimate import CreditEstimate, recent_materializations, try_estimate
 from cargo_gtm.inputs import chunk_records, play_input, records_data, to_json_records
 from cargo_gtm.models import Batch, Play, Release, Tool
@@ -24,6 +25,7 @@ from cargo_gtm.running import (
     WaitSettings,
     estimate_error,
     no_estimate,
+    run_ramped,
     tighter_budget,
 )
 from dagster._config.field_utils import IntEnvVar
@@ -445,7 +447,9 @@ class CargoResource(dg.ConfigurableResource):
             single = run_single(self, context, props, data, settings=settings, estimate=estimate)
             if single is not None:  # None: Cargo refused single runs (nothing created), run a batch
                 return single
-        if retry_failed:
+        if not retry_failed and self._ramps(data, budget, estimate):
+            result = self._run_ramped(context, data, settings)
+        elif retry_failed:
             from .heal import heal_batches
 
             result = heal_batches(self, context, specs, retry_failed, settings, model_uuid=props.model_uuid)
@@ -454,6 +458,34 @@ class CargoResource(dg.ConfigurableResource):
         if estimate is not None:
             result.extra_metadata.update(estimate_metadata(estimate, result.credits_used if result.units else None))
         return result
+
+    def _ramps(self, data: Mapping[str, Any], budget: float | None, estimate: CreditEstimate | None) -> bool:
+        """Whether a tool input runs in ramp rounds: a budget and nothing to estimate from (see
+        :mod:`cargo_gtm.running.ramp`), and more records than a first round."""
+        records = data.get("records") if data.get("kind") == "records" else None
+        unknown = estimate is None or estimate.credits is None
+        return budget is not None and unknown and isinstance(records, list) and len(records) > 1
+
+    def _run_ramped(self, context: Any, data: Mapping[str, Any], settings: StepSettings) -> CargoBatchResult:
+        """Run a tool input in ramp rounds (1 record, then 50, then 500, each sized to what is left of the
+        budget), each round a step of the one run path under its own attempt scope (``ramp<n>``)."""
+        def run_round(records: list[Mapping[str, Any]], round_settings: StepSettings, n: int) -> CargoBatchResult:
+            chunks = chunk_records(records, max_records=self.max_records_per_batch,
+                                   max_bytes=self.max_batch_payload_bytes)
+            specs = [BatchRunSpec(workflow_uuid=settings.workflow_uuid, data={"kind": "records", "records": list(c)},
+                                  attempt_scope=f"ramp{n}") for c in chunks]
+            return self.run_batches(context, specs, replace(round_settings, listed_batches=None) if n else
+                                    round_settings)
+
+        context.log.info(f"No credit estimate for Cargo {settings.what} and a budget of {settings.credit_budget:g}: "
+                         "running it in rounds (1 record, then up to 50, then 500), each sized to what is left of "
+                         "the budget.")
+        try:
+            merged = run_ramped(list(data["records"]), settings, run_round, max_round=self.max_records_per_batch,
+                                log=context.log)
+        except CargoStepError as exc:
+            raise step_failure(exc) from exc
+        return CargoBatchResult.from_step(merged, self.batch_url(merged.batches[0]) if merged.batches else None)
 
     def _estimating(self, parts: list[Mapping[str, Any]], budget: float | None) -> bool:
         """Whether the batches' credits are estimated before they are created."""

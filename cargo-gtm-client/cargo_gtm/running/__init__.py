@@ -20,6 +20,7 @@ from .budget import (
 from .busy import BusyPolicy
 from .clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from .handle import BatchHandle, BatchRequest, CancelReport, Ledger, NoLedger, StartReport
+from .ramp import merge_results, next_round_size, run_ramped
 from .reconcile import CargoAmbiguousCreateError, CreateIntent
 from .single_run import (
     RunHandle,
@@ -68,6 +69,7 @@ __all__ = [
     "no_estimate", "unaffordable_round",
     "BusyPolicy", "SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock",
     "BatchHandle", "BatchRequest", "CancelReport", "Ledger", "NoLedger", "StartReport",
+    "merge_results", "next_round_size", "run_ramped",
     "CargoAmbiguousCreateError", "CreateIntent", "RunHandle", "RunRequest", "run_one_record",
     "RunIntent", "RunResult", "cancel_run", "create_run_once", "fetch_change_records", "find_created_run",
     "get_run_with_context", "run_guidance", "run_intent", "wait_for_run",

@@ -82,6 +82,8 @@ class CreditBudget:
     def __init__(self, limit: float, spent: Callable[[Any], float] | None = None) -> None:
         self.limit = limit
         self.spent = spent
+        #: the spend the last :meth:`overrun` saw
+        self.last_used = 0.0
         self._cache: dict[str, tuple[tuple[Any, ...], float]] = {}
 
     def overrun(self, snapshot: Any) -> float | None:
@@ -90,12 +92,18 @@ class CreditBudget:
         if snapshot.finished or not units:
             return None  # nothing left to stop: the finished total is checked by the caller
         floor = float(sum(u.credits_used_count for u in units))  # provider cost: a lower bound
+        self.last_used = floor
         if floor > self.limit:
             return floor
         if self.spent is None:
             return None
         used = sum(self._spent(u) for u in units)
+        self.last_used = used
         return used if used > self.limit else None
+
+    def near(self, fraction: float = 0.5) -> bool:
+        """Whether the spend last seen is at least ``fraction`` of the budget (poll sooner then)."""
+        return self.last_used >= fraction * self.limit
 
     def _spent(self, unit: Any) -> float:
         key = (unit.status.value, unit.executed_runs_count, unit.failed_runs_count, unit.credits_used_count,

@@ -198,6 +198,10 @@ class RunHandle:
                                "not enabled or has no deployed release.", run.uuid, update.elapsed)
         return snapshot
 
+    def hurry(self) -> float | None:
+        """Poll every unfinished unit as soon as the guidance allows; seconds until then (None: not polling)."""
+        return self._poller.hurry() if self._poller is not None else None
+
     def elapsed(self) -> float:
         """Seconds since polling began (0 before the first poll)."""
         return self._poller.elapsed() if self._poller is not None else 0.0

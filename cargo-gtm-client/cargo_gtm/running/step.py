@@ -139,6 +139,8 @@ class StepHandle(Protocol):
 
     def elapsed(self) -> float: ...
 
+    def hurry(self) -> float | None: ...
+
     def sleep(self, seconds: float) -> None: ...
 
     def cancel(self) -> CancelReport: ...
@@ -271,7 +273,12 @@ class StepDriver:
             self._progress = ProgressLog(self.log, self.settings.wait.progress_log_interval,
                                          total=len(self.handle.units), noun=self.noun)
         self._progress(snapshot)
-        return self.evaluate(snapshot, self.handle.elapsed())
+        verdict = self.evaluate(snapshot, self.handle.elapsed())
+        if verdict.action == "wait" and self.budget is not None and self.budget.near():
+            sooner = self.handle.hurry()  # the spend nears the budget: poll as soon as the guidance allows
+            if sooner is not None and sooner < verdict.wake_in:
+                verdict = Verdict("wait", snapshot, wake_in=sooner)
+        return verdict
 
     def evaluate(self, snapshot: StatusSnapshot, elapsed: float) -> Verdict:
         """What ``snapshot`` means ``elapsed`` seconds into the wait: a pure decision but for the budget,
