@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -47,10 +47,7 @@ def _compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if v is not None}
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _part(attribute: str, method: F) -> F:
+def _part(attribute: str, method: Callable[..., Any]) -> Any:
     """``client.<name>(...)`` for ``client.<attribute>.<name>(...)``: a part's method as the client's own,
     with its signature and docstring."""
     name = method.__name__
@@ -59,7 +56,7 @@ def _part(attribute: str, method: F) -> F:
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         return getattr(getattr(self, attribute), name)(*args, **kwargs)
 
-    return call  # type: ignore[return-value]
+    return call
 
 
 class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, WorkspaceAPI):

@@ -85,8 +85,8 @@ class RunHandle:
         self.client = client
         self.requests = list(requests)
         self.ledger: Ledger = ledger if ledger is not None else NoLedger()
-        self._schedule = {"poll_interval": poll_interval, "max_poll_interval": max_poll_interval,
-                          "guidance": guidance if guidance is not None else run_guidance(None)}
+        self._schedule: dict[str, Any] = {"poll_interval": poll_interval, "max_poll_interval": max_poll_interval,
+                                          "guidance": guidance if guidance is not None else run_guidance(None)}
         self._started: dict[int, str] = {}
         self._latest: dict[str, Run] = {}
         self._results: dict[str, RunResult] = {}
@@ -185,10 +185,12 @@ class RunHandle:
         """One polling round (only the runs that are due); never sleeps, never raises for a status."""
         if self._poller is None:
             started = self.units
-            self._poller = BatchPoller(self._read, [r.uuid for r in started], now=self.client.clock.monotonic,
-                                       initial={r.uuid: r for r in started}, **self._schedule)  # type: ignore[arg-type]
+            initial: dict[str, Any] = {r.uuid: r for r in started}  # a run is polled as a batch of one
+            read: Any = self._read
+            self._poller = BatchPoller(read, [r.uuid for r in started], now=self.client.clock.monotonic,
+                                       initial=initial, **self._schedule)
         snapshot = self._poller.poll()
-        self._latest.update(snapshot.batches)
+        self._latest.update(snapshot.batches)  # type: ignore[arg-type]
         for update in snapshot.updates:
             run = update.batch
             if run.status == RunStatus.PENDING and update.elapsed > STUCK_PENDING_SECONDS and run.uuid not in \

@@ -235,9 +235,10 @@ class StepDriver:
     def start(self) -> StartReport:
         """Attach or create every unit, and say so; if the step stops half-way, or a create fails, the units
         that exist are cancelled and the error goes on."""
+        stops: tuple[type[BaseException], ...] = (*self.stops, CargoError)
         try:
             report = self.handle.start()
-        except (*self.stops, CargoError):
+        except stops:
             self.cancel(f"the step stopped before all {_many(self.noun)} were created")
             raise
         self._report_start(report)
@@ -400,7 +401,8 @@ class StepDriver:
         failed = getattr(failure, "batch", None)
         self.cancel(f"{self.noun} {failed.uuid if failed else '?'} ended "
                     f"{failed.status.value if failed else 'badly'}")
-        partial = StepResult(frame=_empty_frame(self.settings), settings=self.settings, **_split_units(units))
+        batches, runs = _split_units(units)
+        partial = StepResult(frame=_empty_frame(self.settings), batches=batches, runs=runs, settings=self.settings)
         meta = step_metadata(partial, batch_url=self.link(failed) if failed is not None else None)
         raise CargoStepError(failure.message, hint=failure.hint, metadata=meta) from failure
 
@@ -419,8 +421,9 @@ class StepDriver:
                                   metadata=_uuid_meta(self.noun, uuids))
         remaining = credits_remaining_or_none(self.handle.client, self.log) if self.settings.credit_breakdown \
             else None
-        result = StepResult(frame=frame, settings=self.settings, credits=credits, statuses=counts,
-                            records_count=records, credits_remaining=remaining, **_split_units(units))
+        batches, runs = _split_units(units)
+        result = StepResult(frame=frame, batches=batches, runs=runs, settings=self.settings, credits=credits,
+                            statuses=counts, records_count=records, credits_remaining=remaining)
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         split = (f" ({credits.provider:g} provider + {credits.execution_charge:.2f} execution charge for "
                  f"{credits.executions} node executions)" if credits is not None else "")
@@ -429,8 +432,9 @@ class StepDriver:
         return result
 
 
-def _split_units(units: Sequence[Any]) -> dict[str, list[Any]]:
-    return {"batches": [u for u in units if isinstance(u, Batch)], "runs": [u for u in units if isinstance(u, Run)]}
+def _split_units(units: Sequence[Any]) -> tuple[list[Batch], list[Run]]:
+    """The batches and the runs among ``units``."""
+    return [u for u in units if isinstance(u, Batch)], [u for u in units if isinstance(u, Run)]
 
 
 def _empty_frame(settings: StepSettings) -> Any:
@@ -533,9 +537,10 @@ def apply_failed_rows(frame: Any, policy: str, lead: str, log: StepLog, *,
     failed = int((frame[STATUS_COLUMN] == "error").sum())
     if not failed:
         return frame
-    first = frame.loc[frame[STATUS_COLUMN] == "error", ERROR_COLUMN].dropna() if ERROR_COLUMN in frame.columns \
-        else []
-    example = f' (first error: "{first.iloc[0]}")' if len(first) else ""
+    example = ""
+    if ERROR_COLUMN in frame.columns:
+        first = frame.loc[frame[STATUS_COLUMN] == "error", ERROR_COLUMN].dropna()
+        example = f' (first error: "{first.iloc[0]}")' if len(first) else ""
     what = f"{lead}: {failed} of {len(frame)} input records failed{suffix}{example}"
     if policy == "fail":
         raise CargoStepError(f"{what}. The step fails because failed_rows='fail'.",
