@@ -22,10 +22,9 @@ from .clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from .handle import BatchHandle, BatchRequest, CancelReport, Ledger, NoLedger, StartReport
 from .ramp import merge_results, next_round_size, run_ramped
 from .reconcile import CargoAmbiguousCreateError, CreateIntent
+from .run_handle import RunHandle, RunRequest, run_one_record
 from .single_run import (
-    RunHandle,
     RunIntent,
-    RunRequest,
     RunResult,
     cancel_run,
     create_run_once,
@@ -34,7 +33,6 @@ from .single_run import (
     get_run_with_context,
     run_guidance,
     run_intent,
-    run_one_record,
     wait_for_run,
 )
 from .step import (

@@ -2,7 +2,7 @@
 
 A *step* is what one orchestrator task asks of Cargo: one workflow over one input, run as one or several
 batches (:class:`~cargo_gtm.running.handle.BatchHandle`) or as single runs
-(:class:`~cargo_gtm.running.single_run.RunHandle`). Both handles speak one protocol (:class:`StepHandle`:
+(:class:`~cargo_gtm.running.run_handle.RunHandle`). Both handles speak one protocol (:class:`StepHandle`:
 ``start`` / ``poll`` / ``cancel`` / ``settle`` / ``fetch_outputs``), and :class:`StepDriver` drives either:
 
 1. **start** (:meth:`StepDriver.start`): attach to what earlier attempts made (the handle's ledger) or create,
@@ -18,7 +18,7 @@ batches (:class:`~cargo_gtm.running.handle.BatchHandle`) or as single runs
 The phases can run in different processes (a deferrable orchestrator task: start in a worker, poll in an
 async trigger, finish in a worker): re-create the handle from the unit UUIDs with
 :meth:`BatchHandle.resume <cargo_gtm.running.handle.BatchHandle.resume>` /
-:meth:`RunHandle.resume <cargo_gtm.running.single_run.RunHandle.resume>`, and drive it with a new
+:meth:`RunHandle.resume <cargo_gtm.running.run_handle.RunHandle.resume>`, and drive it with a new
 :class:`StepDriver` of the same :class:`StepSettings` (a trigger calls ``poll_once`` from a thread).
 
 Everything the step knows of the user's intent is one :class:`StepSettings` (budget, ``failed_rows``, the
