@@ -32,6 +32,7 @@ from dagster._config.field_utils import IntEnvVar
 from pydantic import Field, PrivateAttr
 
 from ..definitions.workspace_data import CargoWorkflowProps, props_from
+from .attempts import attempt_tag_key, intent_tag_key, run_group
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches, step_failure
 from .input_checks import check_run_input
 from .metadata import estimate_metadata
@@ -447,7 +448,7 @@ class CargoResource(dg.ConfigurableResource):
             single = run_single(self, context, props, data, settings=settings, estimate=estimate)
             if single is not None:  # None: Cargo refused single runs (nothing created), run a batch
                 return single
-        if not retry_failed and self._ramps(data, budget, estimate):
+        if not retry_failed and (self._ramps(data, budget, estimate) or self._ramped_before(context, props, data)):
             result = self._run_ramped(context, data, settings)
         elif retry_failed:
             from .heal import heal_batches
@@ -465,6 +466,20 @@ class CargoResource(dg.ConfigurableResource):
         records = data.get("records") if data.get("kind") == "records" else None
         unknown = estimate is None or estimate.credits is None
         return budget is not None and unknown and isinstance(records, list) and len(records) > 1
+
+    @staticmethod
+    def _ramped_before(context: Any, props: CargoWorkflowProps, data: Mapping[str, Any]) -> bool:
+        """Whether an earlier attempt of this step ran (or began to run) it in ramp rounds: a re-execution then
+        ramps again, whatever its estimate says now (the earlier rounds' batches are history to estimate from
+        now), so it attaches to each round's batch instead of paying for the input again as one batch."""
+        records = data.get("records") if data.get("kind") == "records" else None
+        if not isinstance(records, list) or not records:
+            return False
+        first = {"kind": "records", "records": [records[0]]}  # round 0, as _run_ramped sends it
+        key = attempt_tag_key(context, props.workflow_uuid, first, scope="ramp0")
+        if key is None:
+            return False
+        return any(r.tags.get(key) or r.tags.get(intent_tag_key(key)) for r in run_group(context.instance, context.run))
 
     def _run_ramped(self, context: Any, data: Mapping[str, Any], settings: StepSettings) -> CargoBatchResult:
         """Run a tool input in ramp rounds (1 record, then 50, then 500, each sized to what is left of the

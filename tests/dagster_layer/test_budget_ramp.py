@@ -67,3 +67,36 @@ def test_round_sizes_follow_cargos_ramp_and_the_budget_left():
     assert next_round_size(total=200, done=1, spent=0.5, budget=100) == 50  # Cargo's second step
     assert next_round_size(total=2000, done=51, spent=10.0, budget=10_000) == 500
     assert next_round_size(total=200, done=49, spent=99.47, budget=100) == 0  # not one more record fits
+
+
+def test_a_reexecuted_ramp_attaches_to_every_rounds_batch(monkeypatch):
+    """The worker dies after round 2's batch ran; the re-execution sizes the same rounds from the same figures
+    and attaches to both batches: nothing is paid twice."""
+    rows = ROWS[:20]
+    with CargoEmulator(token=TOKEN, clock="manual", seed=1, run_failure_rate=0.0, credits=10_000) as emu:
+        def cargo() -> CargoResource:
+            return CargoResource(api_token=TOKEN, base_url=emu.base_url).with_clock(
+                ManualClock(on_sleep=emu.advance))
+
+        real = CargoResource.run_batches
+        calls = []
+
+        def dies_after_round_two(self, context, specs, settings=None):
+            result = real(self, context, specs, settings)
+            calls.append(specs[0].attempt_scope)
+            if len(calls) == 2:
+                raise RuntimeError("worker lost")
+            return result
+
+        with dg.instance_for_test() as instance:
+            monkeypatch.setattr(CargoResource, "run_batches", dies_after_round_two)
+            first = dg.materialize([_asset(rows, 100.0)], resources={"cargo": cargo()}, instance=instance,
+                                   raise_on_error=False)
+            assert not first.success and calls == ["ramp0", "ramp1"] and len(emu.batches()) == 2
+            monkeypatch.undo()
+            paid = {b.uuid for b in emu.batches()}
+            retry = {"dagster/root_run_id": first.run_id, "dagster/parent_run_id": first.run_id}
+            second = dg.materialize([_asset(rows, 100.0)], resources={"cargo": cargo()}, instance=instance,
+                                    tags=retry)
+        assert second.success and {b.uuid for b in emu.batches()} == paid  # no batch paid twice
+        assert second.output_for_node("enriched")["domain"].tolist() == [r["domain"] for r in rows]
