@@ -147,3 +147,27 @@ def test_the_tighter_limit_wins():
     assert tighter_budget(None, None) is None
     assert tighter_budget(20.0, None) == 20.0 and tighter_budget(None, 5.0) == 5.0
     assert tighter_budget(20.0, 5.0) == 5.0 and tighter_budget(5.0, 20.0) == 5.0
+
+
+def test_hurry_polls_sooner_but_never_faster_than_the_guidance():
+    from cargo_gtm.models import Batch
+    from cargo_gtm.running import BatchPoller, PollingGuidance
+
+    clock = ManualClock()
+    polls: list[float] = []
+
+    def get(uuid: str) -> Batch:  # a long batch: 1 run of 100 more per poll, so the schedule plans long waits
+        polls.append(clock.monotonic())
+        return Batch.model_validate({"uuid": uuid, "workflowUuid": "w", "status": "running", "runsCount": 100,
+                                     "executedRunsCount": len(polls)})
+
+    poller = BatchPoller(get, ["b1"], now=clock.monotonic, poll_interval=1.0, max_poll_interval=30.0,
+                         guidance=PollingGuidance(average_interval=5.0))
+    for _ in range(3):
+        snapshot = poller.poll()
+        clock.sleep(snapshot.wake_in)
+    snapshot = poller.poll()
+    assert snapshot.wake_in == 30.0  # far from the end: the schedule waits long
+    sooner = poller.hurry()
+    assert sooner < snapshot.wake_in
+    assert clock.monotonic() + sooner >= poller.start + len(polls) * 5.0  # Cargo's average guidance still holds
