@@ -448,7 +448,8 @@ class CargoResource(dg.ConfigurableResource):
             single = run_single(self, context, props, data, settings=settings, estimate=estimate)
             if single is not None:  # None: Cargo refused single runs (nothing created), run a batch
                 return single
-        if not retry_failed and (self._ramps(data, budget, estimate) or self._ramped_before(context, props, data)):
+        if not retry_failed and budget is not None and (self._ramps(data, budget, estimate)
+                                                        or self._ramped_before(context, props, data)):
             result = self._run_ramped(context, data, settings)
         elif retry_failed:
             from .heal import heal_batches
