@@ -443,23 +443,27 @@ class CargoResource(dg.ConfigurableResource):
                                 deployed_release=release, listed_batches=listed, empty_columns=empty_columns,
                                 credit_breakdown=self.credit_breakdown, wait=self.wait_settings())
         specs = [BatchRunSpec(workflow_uuid=props.workflow_uuid, data=dict(part)) for part in parts]
-        # a few records of a tool: single runs (healing re-runs failed records as batches, so it keeps batches)
-        if not retry_failed and single_run_applies(props, data, self.single_run_threshold):
-            single = run_single(self, context, props, data, settings=settings, estimate=estimate)
-            if single is not None:  # None: Cargo refused single runs (nothing created), run a batch
-                return single
-        if not retry_failed and budget is not None and (self._ramps(data, budget, estimate)
-                                                        or self._ramped_before(context, props, data)):
-            result = self._run_ramped(context, data, settings)
-        elif retry_failed:
-            from .heal import heal_batches
-
-            result = heal_batches(self, context, specs, retry_failed, settings, model_uuid=props.model_uuid)
-        else:
-            result = self.run_batches(context, specs, settings)
+        result = self._run_step(context, props, data, specs, settings, retry_failed, estimate)
         if estimate is not None:
             result.extra_metadata.update(estimate_metadata(estimate, result.credits_used if result.units else None))
         return result
+
+    def _run_step(self, context: Any, props: CargoWorkflowProps, data: Mapping[str, Any], specs: list[BatchRunSpec],
+                  settings: StepSettings, retry_failed: int, estimate: CreditEstimate | None) -> CargoBatchResult:
+        """The step's one run path, by what it runs: single runs (a few records of a tool), ramp rounds (a
+        budget and nothing to estimate from), heal rounds (``retry_failed``), or its batches."""
+        if retry_failed:  # healing re-runs failed records as batches, so it keeps batches
+            from .heal import heal_batches
+
+            return heal_batches(self, context, specs, retry_failed, settings, model_uuid=props.model_uuid)
+        if single_run_applies(props, data, self.single_run_threshold):
+            single = run_single(self, context, props, data, settings=settings, estimate=estimate)
+            if single is not None:  # None: Cargo refused single runs (nothing created), run a batch
+                return single
+        budget = settings.credit_budget
+        if budget is not None and (self._ramps(data, budget, estimate) or self._ramped_before(context, props, data)):
+            return self._run_ramped(context, data, settings)
+        return self.run_batches(context, specs, settings)
 
     def _ramps(self, data: Mapping[str, Any], budget: float | None, estimate: CreditEstimate | None) -> bool:
         """Whether a tool input runs in ramp rounds: a budget and nothing to estimate from (see

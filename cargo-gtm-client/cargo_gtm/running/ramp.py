@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ..credits import CreditSplit
 from .budget import StepBudgetError
 from .step import StepResult, StepSettings, status_counts
 
@@ -55,18 +56,24 @@ def merge_results(results: Sequence[StepResult], settings: StepSettings) -> Step
 
     frames = [r.frame for r in results if r.frame is not None]
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    credits = None
-    if results and all(r.credits is not None for r in results):
-        credits = results[0].credits
-        for r in results[1:]:
-            credits = credits + r.credits  # type: ignore[operator]
     walls = [r.wall_clock_seconds for r in results if r.wall_clock_seconds is not None]
     return StepResult(frame=frame, batches=[b for r in results for b in r.batches],
-                      runs=[u for r in results for u in r.runs], credits=credits,
+                      runs=[u for r in results for u in r.runs], credits=_credits(results),
                       statuses=_summed(r.statuses for r in results) if results else status_counts(frame),
                       records_count=sum(r.records_count for r in results), settings=settings,
                       credits_remaining=results[-1].credits_remaining if results else None,
                       wall_clock_seconds=round(sum(walls), 3) if walls else None)
+
+
+def _credits(results: Sequence[StepResult]) -> CreditSplit | None:
+    """The rounds' credit splits added up (None when one of them is unknown)."""
+    splits = [r.credits for r in results]
+    if not splits or any(s is None for s in splits):
+        return None
+    total = CreditSplit(0.0, 0)
+    for split in splits:
+        total = total + split  # type: ignore[operator]
+    return total
 
 
 def _summed(counts: Any) -> dict[str, int]:
