@@ -45,8 +45,9 @@ class BatchProgress:
     def describe(self) -> str:
         b = self.batch
         status = b.status.value if b.status.is_known else f"{b.status.value} (unknown status)"
+        noun = "batch" if isinstance(b, Batch) else "run"
         return (
-            f"batch {b.uuid}: {status}, {b.executed_runs_count}/{b.runs_count} runs executed, "
+            f"{noun} {b.uuid}: {status}, {b.executed_runs_count}/{b.runs_count} runs executed, "
             f"{b.failed_runs_count} failed, {b.credits_used_count:g} credits, {self.elapsed:.0f}s elapsed"
         )
 
@@ -229,6 +230,15 @@ class BatchPoller:
         updates = tuple(self._read(tracker, listed) for tracker in due)
         return self.snapshot(updates)
 
+    def hurry(self) -> float:
+        """Bring every pending poll forward to the earliest time the guidance allows (and ``poll_interval``
+        from now): e.g. when the spend nears a budget. Returns the seconds until the next poll is due."""
+        now = self._now()
+        for tracker in self.pending.values():
+            soonest = max(now + self.poll_interval, self.rules.earliest(tracker, self.start, now))
+            tracker.next_poll = min(tracker.next_poll, soonest)
+        return self.snapshot().wake_in
+
     def snapshot(self, updates: tuple[BatchProgress, ...] = ()) -> StatusSnapshot:
         """The current state, without polling."""
         now = self._now()
@@ -282,10 +292,11 @@ def timeout_error(snapshot: StatusSnapshot, timeout: float) -> CargoWaitTimeoutE
     late = snapshot.pending[0]
     batch = snapshot.batches.get(late)
     status = batch.status.value if batch is not None else None
+    noun = "run" if batch is not None and not isinstance(batch, Batch) else "batch"
     return CargoWaitTimeoutError(
-        f"Cargo batch {late} was not finished after {timeout:g}s (last status: {status}; "
-        f"{len(snapshot.pending)} batch(es) still running).",
-        hint="raise the poll timeout, or cancel the batch in Cargo if it is stuck.",
+        f"Cargo {noun} {late} was not finished after {timeout:g}s (last status: {status}; "
+        f"{len(snapshot.pending)} {noun}(s) still running).",
+        hint=f"raise the poll timeout, or cancel the {noun} in Cargo if it is stuck.",
         batch_uuid=late,
         last_status=status,
     )
