@@ -23,7 +23,7 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from ..definitions.workspace_data import CargoWorkflowProps, props_from
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches
-from .input_checks import check_run_input
+from .input_checks import check_output_node_slug, check_play_arguments, check_run_input, report_unknown_record_ids
 from .metadata import estimate_metadata
 from .settings import check_setting, defer_unset_env_fields, deferred_value
 from .single_run import run_single, single_run_applies
@@ -378,6 +378,7 @@ class CargoResource(dg.ConfigurableResource):
         ``{"kind": "filter"}`` input. Pass ``data`` for segment, change or recordIds input.
         """
         props = self.workflow_props(play, "play")
+        check_play_arguments(data, filter, limit, props.name)
         if data is None:
             data = play_input(props.model_uuid, filter=filter, limit=limit, play_name=props.name)
         return self.run_workflow(context, props, data, output_node_slug=output_node_slug, credit_budget=credit_budget,
@@ -429,6 +430,8 @@ class CargoResource(dg.ConfigurableResource):
         budget = credit_budget if credit_budget is not None else self._setting("max_credits_per_batch")
         props, release = self._with_deployed_release(client, props, data, budget)
         data = check_run_input(client, props, data)  # before any credit is spent
+        release = check_output_node_slug(client, props, output_node_slug, release)
+        unknown_ids = report_unknown_record_ids(context, client, props, data)
         parts: list[Mapping[str, Any]] = [data]
         if data.get("kind") == "records" and data.get("records"):
             chunks = chunk_records(data["records"], max_records=self.max_records_per_batch,
@@ -466,6 +469,7 @@ class CargoResource(dg.ConfigurableResource):
             result = self.run_batches(context, specs)
         if estimate is not None:
             result.extra_metadata.update(estimate_metadata(estimate, result.credits_used if result.batches else None))
+        result.extra_metadata.update(unknown_ids)
         return result
 
     def _estimating(self, parts: list[Mapping[str, Any]], budget: float | None) -> bool:

@@ -23,7 +23,8 @@ from cargo_gtm.errors import CargoConfigError
 from cargo_gtm.transport import DEFAULT_BASE_URL, check_base_url
 from dagster._config.field_utils import IntEnvVar
 
-__all__ = ["OPTIONAL_ENV_FIELDS", "check_setting", "defer_unset_env_fields", "deferred_value", "env_var_name"]
+__all__ = ["OPTIONAL_ENV_FIELDS", "check_setting", "defer_unset_env_fields", "deferred_value", "env_var_name",
+           "setting_label"]
 
 logger = logging.getLogger("dagster_cargo")
 
@@ -93,3 +94,13 @@ def check_setting(name: str, value: Any) -> Any:
         raise CargoConfigError(f"CargoResource.max_credits_per_batch must be 0 or more credits, not {value!r}.",
                                hint="remove it for no budget, or give the credits one batch may use.")
     return value
+
+
+def setting_label(resource: Any, name: str) -> str | None:
+    """Field ``name`` of ``resource`` as stable text for a key: ``env:<NAME>`` when it is given as a
+    ``dg.EnvVar`` (set or not: never its value), else the value itself (None when unset)."""
+    var = getattr(resource, "_deferred_env", {}).get(name) or env_var_name(getattr(resource, name))
+    if var is not None:
+        return f"env:{var}"
+    value = getattr(resource, name)
+    return None if value is None else str(value)

@@ -1,0 +1,137 @@
+"""Issue 21 item 3, with the real ``dg`` CLI on a scaffolded project:
+
+* ``dg scaffold defs`` writes ``base_url: "{{ env.CARGO_BASE_URL }}"`` (the refresh goes to the emulator, not
+  to production);
+* only ``dg utils refresh-defs-state`` calls Cargo: ``dg check defs`` and ``dg list defs`` read the stored
+  snapshot (0 calls), and work with Cargo unreachable (the emulator stopped).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from cargo_gtm_emulator import CargoEmulator
+
+from ..conftest import TOKEN
+
+DG = Path(sys.executable).with_name("dg")
+ASSETS = {"cargo/enrich_company", "cargo/find_decision_makers", "cargo/find_work_email", "cargo/normalize_domain",
+          "cargo/qualify_inbound_companies", "cargo/score_inbound_companies"}
+
+pytestmark = pytest.mark.skipif(not DG.exists(), reason="the dg CLI is not installed beside this Python")
+
+
+def make_project(root: Path) -> Path:
+    """A minimal dg project (what ``create-dagster project`` lays out), package ``cargoproj``."""
+    (root / "src" / "cargoproj" / "defs").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(textwrap.dedent("""
+        [project]
+        name = "cargoproj"
+        version = "0.1.0"
+        requires-python = ">=3.10"
+
+        [tool.dg]
+        directory_type = "project"
+
+        [tool.dg.project]
+        root_module = "cargoproj"
+    """))
+    (root / "src" / "cargoproj" / "__init__.py").write_text("")
+    (root / "src" / "cargoproj" / "defs" / "__init__.py").write_text("")
+    (root / "src" / "cargoproj" / "definitions.py").write_text(textwrap.dedent("""
+        from pathlib import Path
+
+        import dagster as dg
+        from dagster.components import load_from_defs_folder
+
+
+        @dg.definitions
+        def defs():
+            return load_from_defs_folder(path_within_project=Path(__file__).parent)
+    """))
+    return root
+
+
+def dg(project: Path, *args: str, base_url: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "CARGO_"))}
+    env.update(CARGO_API_TOKEN=TOKEN, CARGO_BASE_URL=base_url, PYTHONPATH=str(project / "src"),
+               DAGSTER_HOME=str(project / ".dagster_home"))
+    (project / ".dagster_home").mkdir(exist_ok=True)
+    return subprocess.run([str(DG), *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+
+
+def listed_assets(out: subprocess.CompletedProcess) -> set[str]:
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    return {a["asset_key"] for a in json.loads(out.stdout)["assets"]}
+
+
+def test_dg_check_and_list_defs_read_the_snapshot_and_never_call_cargo(tmp_path):
+    project = make_project(tmp_path / "proj")
+    with CargoEmulator(token=TOKEN, seed=1) as emu:
+        url = emu.base_url
+        scaffolded = dg(project, "scaffold", "defs", "dagster_cargo.CargoWorkspaceComponent", "my_cargo",
+                        base_url=url)
+        assert scaffolded.returncode == 0, scaffolded.stderr[-3000:]
+        defs_yaml = project / "src" / "cargoproj" / "defs" / "my_cargo" / "defs.yaml"
+        text = defs_yaml.read_text()
+        assert 'base_url: "{{ env.CARGO_BASE_URL }}"' in text or "base_url: '{{ env.CARGO_BASE_URL }}'" in text
+        assert yaml.safe_load(text)["attributes"]["workspace"] == {
+            "api_token": "{{ env.CARGO_API_TOKEN }}", "base_url": "{{ env.CARGO_BASE_URL }}"}
+
+        refreshed = dg(project, "utils", "refresh-defs-state", base_url=url)
+        assert refreshed.returncode == 0, refreshed.stderr[-3000:]
+        calls = [r["path"] for r in emu.request_log]
+        assert sorted(calls) == ["/v1/orchestration/plays/list", "/v1/orchestration/tools/list",
+                                 "/v1/orchestration/workflows/list"]  # the refresh went to the emulator
+        emu.request_log.clear()
+
+        assert listed_assets(dg(project, "list", "defs", "--json", base_url=url)) == ASSETS
+        checked = dg(project, "check", "defs", base_url=url)
+        assert checked.returncode == 0, checked.stderr[-3000:]
+        assert "All definitions loaded successfully." in checked.stdout
+        assert emu.request_log == []  # 0 Cargo calls for both
+
+    # the emulator is stopped: Cargo is unreachable at that URL, and both still work from the snapshot
+    assert listed_assets(dg(project, "list", "defs", "--json", base_url=url)) == ASSETS
+    checked = dg(project, "check", "defs", base_url=url)
+    assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-3000:]
+    assert "All definitions loaded successfully." in checked.stdout
+
+
+def test_scaffolded_base_url_is_an_envvar_read_when_used(tmp_path, monkeypatch):
+    """The scaffolded ``{{ env.CARGO_BASE_URL }}`` loads as ``dg.EnvVar`` (the UI shows its name); unset, the
+    component still loads (Cargo's own API is the default), and set later it is read when the resource is used."""
+    import dagster as dg
+    from dagster.components.core.component_tree import ComponentTree
+
+    from dagster_cargo.components import CargoWorkspaceComponent
+
+    project = make_project(tmp_path / "proj")
+    defs_path = project / "src" / "cargoproj" / "defs" / "my_cargo"
+    defs_path.mkdir()
+    (defs_path / "defs.yaml").write_text(textwrap.dedent("""
+        type: dagster_cargo.CargoWorkspaceComponent
+        attributes:
+          workspace:
+            api_token: "{{ env.CARGO_API_TOKEN }}"
+            base_url: "{{ env.CARGO_BASE_URL }}"
+    """))
+    monkeypatch.syspath_prepend(str(project / "src"))
+    monkeypatch.setenv("CARGO_API_TOKEN", TOKEN)
+    monkeypatch.delenv("CARGO_BASE_URL", raising=False)
+    tree = ComponentTree.for_project(project)
+    component = tree.load_component(defs_path)
+    assert isinstance(component, CargoWorkspaceComponent)
+    with CargoEmulator(token=TOKEN, seed=1) as emu:
+        monkeypatch.setenv("CARGO_BASE_URL", emu.base_url)
+        assert component.workspace.get_client().base_url == emu.base_url
+        component.workspace.close()
+    monkeypatch.setenv("CARGO_BASE_URL", "http://127.0.0.1:9")
+    fresh = ComponentTree.for_project(project).load_component(defs_path)
+    assert isinstance(fresh.workspace.base_url, dg.EnvVar)
+    assert fresh.workspace.base_url.env_var_name == "CARGO_BASE_URL"
