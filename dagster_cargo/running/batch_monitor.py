@@ -1,5 +1,10 @@
 """Progress logging and the credit budget, as plain functions of a polling round's status snapshot.
 
+Progress lines show the batches' ``creditsUsedCount`` as it grows, labelled "provider credits": the
+execution charge (0.01 per node execution, from ``runs/metrics``) is added once the batch ends, and the
+summary line then says "<total> credits (<provider> provider + <charge> execution charge ...)". "Credits"
+alone always means the billed total (see :mod:`cargo_gtm.credits`).
+
 Neither raises: :class:`ProgressLog` writes to the run log, :class:`CreditBudget` says whether the
 batches are over the budget; the caller (:func:`dagster_cargo.running.execution.execute_batches`) decides.
 Time is the snapshot's ``elapsed`` (the client's clock), so a manual clock drives the cadence.
@@ -81,7 +86,7 @@ class ProgressLog:
             f"Cargo: {finished}/{self.total} batches finished, "
             f"{sum(x.executed_runs_count for x in batches)}/{sum(x.runs_count for x in batches)} runs "
             f"executed, {sum(x.failed_runs_count for x in batches)} failed, "
-            f"{sum(x.credits_used_count for x in batches):g} credits so far, {snapshot.elapsed:.0f}s elapsed"
+            f"{sum(x.credits_used_count for x in batches):g} provider credits so far, {snapshot.elapsed:.0f}s elapsed"
         )
 
 

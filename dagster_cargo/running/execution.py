@@ -25,7 +25,14 @@ from dagster._core.errors import DagsterExecutionInterruptedError
 from ..definitions.checks import CargoCheckConfig, evaluate_cargo_checks
 from .attempts import RunTagLedger, attempt_tag_key
 from .batch_monitor import CreditBudget, ProgressLog
-from .metadata import CargoMetadataSet, batch_metadata, credits_by_node_metadata, status_counts, table_metadata
+from .metadata import (
+    CargoMetadataSet,
+    batch_metadata,
+    credits_by_node_metadata,
+    first_failure,
+    status_counts,
+    table_metadata,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -433,8 +440,7 @@ def _apply_failed_rows(frame: Any, counts: Mapping[str, int], head: BatchRunSpec
         return frame
     records = len(frame)
     uuids = ", ".join(b.uuid for b in batches)
-    first = frame.loc[frame[STATUS_COLUMN] == "error", ERROR_COLUMN].dropna()
-    example = f' (first error: "{first.iloc[0]}")' if len(first) else ""
+    example = first_failure(frame, ERROR_COLUMN)  # named by its input (domain, title), not Cargo's record id
     if head.failed_rows == "fail":
         raise dg.Failure(
             description=f"Cargo batch(es) {uuids}: {failed} of {records} input records failed{example}. "

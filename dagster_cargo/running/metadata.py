@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from cargo_gtm.estimate import CreditEstimate
 
 __all__ = ["CargoMetadataSet", "column_schema_for", "batch_metadata", "table_metadata", "credits_by_node_metadata",
-           "status_counts"]
+           "first_failure", "record_label", "status_counts", "with_output_node"]
 
 
 class CargoMetadataSet(NamespacedMetadataSet):
@@ -211,3 +211,53 @@ def estimate_metadata(estimate: CreditEstimate, actual: float | None = None) -> 
         if actual is not None and estimate.credits > 0:
             out["dagster-cargo/estimate_ratio"] = dg.MetadataValue.float(round(actual / estimate.credits, 4))
     return out
+
+
+_LABEL_COLUMNS = ("domain", "email", "linkedin_url", "name", "company_name")
+
+
+def record_label(frame: Any, position: int) -> str:
+    """Row ``position`` of an output frame named by its input, for a log line: a ``domain``/``email``/``name``
+    column, else its first input column, else its record title, e.g. ``domain='acme.com'``; never Cargo's
+    opaque record id alone."""
+    row = frame.iloc[position]
+    columns = [c for c in _LABEL_COLUMNS if c in frame.columns]
+    columns += [c for c in frame.columns if not str(c).startswith("_") and c not in columns]
+    columns += ["_title"] if "_title" in frame.columns else []
+    for column in columns:
+        value = row[column]
+        if isinstance(value, str) and value or isinstance(value, (int, float)) and value == value:
+            name = "title" if column == "_title" else str(column)
+            return f"{name}={value!r}"
+    return f"_id={row['_id']!r}" if "_id" in frame.columns else "a record"
+
+
+def first_failure(frame: Any, error_column: str) -> str:
+    """`` (first: domain='a.com', input row 3: "<Cargo's error>")`` for the first failed row, or nothing."""
+    failed = frame.index[frame[STATUS_COLUMN] == "error"]
+    if not len(failed):
+        return ""
+    position = int(frame.index.get_loc(failed[0]))
+    error = frame[error_column].iloc[position] if error_column in frame.columns else None
+    reason = f': "{error}"' if isinstance(error, str) and error else ""
+    return f" (first: {record_label(frame, position)}, input row {position}{reason})"
+
+
+def with_output_node(meta: CargoMetadataSet, ran_items: Sequence[Any], named: str | None,
+                     release: Any, snapshot_slug: str | None, snapshot_release: str | None) -> CargoMetadataSet:
+    """``meta`` with ``output_node_slug``: the node named by the caller, else the release's output node (the
+    graph's last node: what Cargo's default export, each record's last executed node, reads for every record
+    that ran to the end), when the batches (or single runs) in ``ran_items`` all ran that very release (the one
+    read before the create, or the workspace snapshot's). Left out when that is not known or nothing ran."""
+    if named or meta.output_node_slug:
+        return meta if meta.output_node_slug else meta.model_copy(update={"output_node_slug": named})
+    ran = {getattr(item, "release_uuid", None) for item in ran_items}
+    slug = None
+    if not ran_items:
+        return meta
+    if release is not None and ran == {release.uuid}:
+        node = release.output_node()
+        slug = node.slug if node is not None else None
+    elif snapshot_slug and snapshot_release and ran == {snapshot_release}:
+        slug = snapshot_slug
+    return meta.model_copy(update={"output_node_slug": slug}) if slug else meta

@@ -24,7 +24,7 @@ from pydantic import Field, PrivateAttr, field_validator
 from ..definitions.workspace_data import CargoWorkflowProps, props_from
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches
 from .input_checks import check_output_node_slug, check_play_arguments, check_run_input, report_unknown_record_ids
-from .metadata import estimate_metadata
+from .metadata import estimate_metadata, with_output_node
 from .settings import check_setting, defer_unset_env_fields, deferred_value
 from .single_run import run_single, single_run_applies
 
@@ -460,7 +460,7 @@ class CargoResource(dg.ConfigurableResource):
             single = run_single(self, context, props, data, output_node_slug=slug, credit_budget=budget,
                                 estimate=estimate)
             if single is not None:  # None: Cargo refused single runs (nothing created), run a batch
-                return single
+                return self._with_output_node(single, output_node_slug, props, release)
         if retry_failed:
             from .heal import heal_batches
 
@@ -470,6 +470,14 @@ class CargoResource(dg.ConfigurableResource):
         if estimate is not None:
             result.extra_metadata.update(estimate_metadata(estimate, result.credits_used if result.batches else None))
         result.extra_metadata.update(unknown_ids)
+        return self._with_output_node(result, output_node_slug, props, release)
+
+    @staticmethod
+    def _with_output_node(result: Any, named: str | None, props: CargoWorkflowProps, release: Release | None) -> Any:
+        """``result`` with ``dagster-cargo/output_node_slug`` (see :func:`.metadata.with_output_node`)."""
+        ran = result.batches or getattr(result, "runs", None) or []
+        result.cargo_metadata = with_output_node(result.cargo_metadata, ran, named, release,
+                                                 props.output_node_slug, props.release_uuid)
         return result
 
     def _estimating(self, parts: list[Mapping[str, Any]], budget: float | None) -> bool:

@@ -47,7 +47,7 @@ from dagster._core.errors import DagsterExecutionInterruptedError
 
 from .attempts import BATCH_PREFIX, attempt_tag_key, run_group
 from .execution import CargoBatchResult, credits_remaining_or_none
-from .metadata import CargoMetadataSet, credits_by_node_metadata, estimate_metadata, status_counts
+from .metadata import CargoMetadataSet, credits_by_node_metadata, estimate_metadata, first_failure, status_counts
 from .runner import CargoRunner
 
 if TYPE_CHECKING:
@@ -240,8 +240,7 @@ def _apply_failed_rows(context: Any, frame: Any, policy: str, uuids: str) -> Any
     failed = int((frame[STATUS_COLUMN] == "error").sum())
     if not failed:
         return frame
-    first = frame.loc[frame[STATUS_COLUMN] == "error", ERROR_COLUMN].dropna()
-    example = f' (first error: "{first.iloc[0]}")' if len(first) else ""
+    example = first_failure(frame, ERROR_COLUMN)  # named by its input (domain, title), not Cargo's record id
     what = f"Cargo run(s) {uuids}: {failed} of {len(frame)} input records failed{example}"
     if policy == "fail":
         raise dg.Failure(description=f"{what}. The step fails because failed_rows='fail'. Next step: fix the input "
