@@ -59,7 +59,8 @@ def make_project(root: Path) -> Path:
 
 def dg(project: Path, *args: str, base_url: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "CARGO_"))}
-    env.update(CARGO_API_TOKEN=TOKEN, CARGO_BASE_URL=base_url, PYTHONPATH=str(project / "src"),
+    env.update(CARGO_API_TOKEN=TOKEN, CARGO_BASE_URL=base_url,
+               PYTHONPATH=os.pathsep.join(filter(None, [str(project / "src"), os.environ.get("PYTHONPATH")])),
                DAGSTER_HOME=str(project / ".dagster_home"))
     (project / ".dagster_home").mkdir(exist_ok=True)
     return subprocess.run([str(DG), *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)
@@ -70,31 +71,45 @@ def listed_assets(out: subprocess.CompletedProcess) -> set[str]:
     return {a["asset_key"] for a in json.loads(out.stdout)["assets"]}
 
 
-def test_dg_check_and_list_defs_read_the_snapshot_and_never_call_cargo(tmp_path):
+def test_dg_scaffold_writes_an_env_base_url_and_the_refresh_goes_there(tmp_path):
     project = make_project(tmp_path / "proj")
     with CargoEmulator(token=TOKEN, seed=1) as emu:
-        url = emu.base_url
         scaffolded = dg(project, "scaffold", "defs", "dagster_cargo.CargoWorkspaceComponent", "my_cargo",
-                        base_url=url)
+                        base_url=emu.base_url)
         assert scaffolded.returncode == 0, scaffolded.stderr[-3000:]
-        defs_yaml = project / "src" / "cargoproj" / "defs" / "my_cargo" / "defs.yaml"
-        text = defs_yaml.read_text()
-        assert 'base_url: "{{ env.CARGO_BASE_URL }}"' in text or "base_url: '{{ env.CARGO_BASE_URL }}'" in text
+        text = (project / "src" / "cargoproj" / "defs" / "my_cargo" / "defs.yaml").read_text()
         assert yaml.safe_load(text)["attributes"]["workspace"] == {
             "api_token": "{{ env.CARGO_API_TOKEN }}", "base_url": "{{ env.CARGO_BASE_URL }}"}
+        refreshed = dg(project, "utils", "refresh-defs-state", base_url=emu.base_url)
+        assert refreshed.returncode == 0, refreshed.stderr[-3000:]
+        assert sorted(r["path"] for r in emu.request_log) == [  # the refresh went to the emulator
+            "/v1/orchestration/plays/list", "/v1/orchestration/tools/list", "/v1/orchestration/workflows/list"]
+        assert listed_assets(dg(project, "list", "defs", "--json", base_url=emu.base_url)) == ASSETS
 
+
+def test_dg_check_and_list_defs_read_the_snapshot_and_never_call_cargo(tmp_path):
+    project = make_project(tmp_path / "proj")
+    defs_path = project / "src" / "cargoproj" / "defs" / "my_cargo"
+    defs_path.mkdir()
+    with CargoEmulator(token=TOKEN, seed=1) as emu:
+        url = emu.base_url
+        (defs_path / "defs.yaml").write_text(textwrap.dedent(f"""
+            type: dagster_cargo.CargoWorkspaceComponent
+            attributes:
+              workspace:
+                api_token: "{{{{ env.CARGO_API_TOKEN }}}}"
+                base_url: {url}
+        """))
         refreshed = dg(project, "utils", "refresh-defs-state", base_url=url)
         assert refreshed.returncode == 0, refreshed.stderr[-3000:]
-        calls = [r["path"] for r in emu.request_log]
-        assert sorted(calls) == ["/v1/orchestration/plays/list", "/v1/orchestration/tools/list",
-                                 "/v1/orchestration/workflows/list"]  # the refresh went to the emulator
+        assert len(emu.request_log) == 3  # plays, tools, workflows: the snapshot
         emu.request_log.clear()
 
         assert listed_assets(dg(project, "list", "defs", "--json", base_url=url)) == ASSETS
         checked = dg(project, "check", "defs", base_url=url)
         assert checked.returncode == 0, checked.stderr[-3000:]
         assert "All definitions loaded successfully." in checked.stdout
-        assert emu.request_log == []  # 0 Cargo calls for both
+        assert [r["path"] for r in emu.request_log] == []  # 0 Cargo calls for both
 
     # the emulator is stopped: Cargo is unreachable at that URL, and both still work from the snapshot
     assert listed_assets(dg(project, "list", "defs", "--json", base_url=url)) == ASSETS
