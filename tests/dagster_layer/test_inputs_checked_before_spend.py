@@ -207,3 +207,18 @@ def test_known_record_ids_record_zero_unknown(emulator):
     meta = result.asset_materializations_for_node(SCORE_OP)[0].metadata
     assert meta["dagster-cargo/unknown_record_ids"].value == 0
     assert "dagster-cargo/unknown_record_ids_sample" not in meta
+
+
+def test_op_config_with_data_and_record_ids_is_refused(emulator):
+    from dagster_cargo.definitions.ops import cargo_batch_op
+
+    @dg.job
+    def job():
+        cargo_batch_op()
+
+    result = job.execute_in_process(resources={"cargo": make_resource(emulator)}, raise_on_error=False, run_config={
+        "ops": {"cargo_batch_op": {"config": {"workflow": "Score inbound companies", "record_ids": ["cmp_0001"],
+                                              "data": {"kind": "segment", "segmentUuid": "s-1"}}}}})
+    text = error_text(result, "cargo_batch_op")
+    assert "gives data and record_ids" in text and "0 credits spent" in text
+    assert_nothing_spent(emulator)
