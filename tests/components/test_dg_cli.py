@@ -150,3 +150,40 @@ def test_scaffolded_base_url_is_an_envvar_read_when_used(tmp_path, monkeypatch):
     fresh = ComponentTree.for_project(project).load_component(defs_path)
     assert isinstance(fresh.workspace.base_url, dg.EnvVar)
     assert fresh.workspace.base_url.env_var_name == "CARGO_BASE_URL"
+
+
+def _dev_server_load(sandbox, defs_path):
+    with sandbox.load_component_and_build_defs(defs_path=defs_path) as (_, defs):
+        return sorted(k.to_user_string() for k in defs.resolve_all_asset_keys())
+
+
+def test_dev_server_refreshes_on_load_and_falls_back_to_the_snapshot_when_cargo_is_down(monkeypatch, caplog):
+    """In the code server that `dg dev` starts (DAGSTER_IS_DEV_CLI, not the dg process itself), a load refreshes
+    the snapshot (Dagster's refresh_if_dev); with Cargo unreachable it loads the stored snapshot instead of
+    failing the code location. Inside the dg process (`dg list defs`) the same load makes no call."""
+    import logging
+
+    from .test_workspace_component import api_calls, cargo_project
+
+    monkeypatch.setenv("CARGO_API_TOKEN", TOKEN)
+    emu = CargoEmulator(token=TOKEN, seed=1).start()
+    try:
+        with cargo_project(emu) as (sandbox, defs_path):
+            emu.request_log.clear()
+            monkeypatch.setenv("DAGSTER_IS_DEV_CLI", "1")
+            monkeypatch.setattr(sys, "argv", ["/venv/bin/dg", "list", "defs"])
+            assert _dev_server_load(sandbox, defs_path) == sorted(ASSETS)
+            assert api_calls(emu) == []  # the dg process itself: stored snapshot only
+            monkeypatch.setattr(sys, "argv", ["/venv/lib/python3.11/site-packages/dagster/__main__.py", "api", "grpc"])
+            assert _dev_server_load(sandbox, defs_path) == sorted(ASSETS)
+            assert len(api_calls(emu)) == 3  # the dev code server: refreshed
+            emu.stop()
+            with caplog.at_level(logging.WARNING, logger="dagster_cargo"):
+                assert _dev_server_load(sandbox, defs_path) == sorted(ASSETS)
+            assert "Could not refresh the Cargo workspace snapshot" in caplog.text
+            monkeypatch.setenv("DAGSTER_IS_DEFS_VALIDATION_CLI", "1")  # dg check defs: never refreshes
+            caplog.clear()
+            assert _dev_server_load(sandbox, defs_path) == sorted(ASSETS)
+            assert "Could not refresh" not in caplog.text
+    finally:
+        emu.stop()
