@@ -425,7 +425,8 @@ def _finish(context: Any, client: CargoClient, head: BatchRunSpec, batches: list
     used = credits.total if credits is not None else float(sum(b.credits_used_count for b in batches))
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     split = (f" ({credits.provider:g} provider + {credits.execution_charge:.2f} execution charge for "
-             f"{credits.executions} node executions)" if credits is not None else "")
+             f"{credits.executions} node executions)" if credits is not None
+             else " (provider credits only: the execution charge could not be read)")  # never an unlabelled part
     log.info(f"Cargo batch(es) {', '.join(b.uuid for b in batches)}: {records} input records "
              f"({summary or 'none'}), {len(frame)} output rows, {used:g} credits{split}.")
     return CargoBatchResult(frame=frame, batches=batches, cargo_metadata=meta, extra_metadata=extra,
