@@ -201,8 +201,11 @@ class CargoWorkspaceComponent(dg.StateBackedComponent, dg.Resolvable):
 
     def write_state_to_path(self, state_path: Path) -> None:
         """Fetch the workspace snapshot (3 API calls) into ``state_path``."""
-        with self.workspace.process_config_and_initialize_cm() as cargo:  # resolves dg.EnvVar
+        cargo = self.workspace  # its dg.EnvVar fields are read now, even those unset when it was built
+        try:
             data = fetch_workspace_data(cargo.get_client())
+        finally:
+            cargo.close()
         data.write(state_path)
 
     # -- overridable hooks ------------------------------------------------------------------

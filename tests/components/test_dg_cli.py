@@ -26,12 +26,13 @@ ASSETS = {"cargo/enrich_company", "cargo/find_decision_makers", "cargo/find_work
 pytestmark = pytest.mark.skipif(not DG.exists(), reason="the dg CLI is not installed beside this Python")
 
 
-def make_project(root: Path) -> Path:
-    """A minimal dg project (what ``create-dagster project`` lays out), package ``cargoproj``."""
-    (root / "src" / "cargoproj" / "defs").mkdir(parents=True)
-    (root / "pyproject.toml").write_text(textwrap.dedent("""
+def make_project(root: Path, package: str = "cargoproj") -> Path:
+    """A minimal dg project (what ``create-dagster project`` lays out), package ``package`` (unique per test when
+    loaded in this process: Python caches modules by name)."""
+    (root / "src" / package / "defs").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(textwrap.dedent(f"""
         [project]
-        name = "cargoproj"
+        name = "{package}"
         version = "0.1.0"
         requires-python = ">=3.10"
 
@@ -39,11 +40,11 @@ def make_project(root: Path) -> Path:
         directory_type = "project"
 
         [tool.dg.project]
-        root_module = "cargoproj"
+        root_module = "{package}"
     """))
-    (root / "src" / "cargoproj" / "__init__.py").write_text("")
-    (root / "src" / "cargoproj" / "defs" / "__init__.py").write_text("")
-    (root / "src" / "cargoproj" / "definitions.py").write_text(textwrap.dedent("""
+    (root / "src" / package / "__init__.py").write_text("")
+    (root / "src" / package / "defs" / "__init__.py").write_text("")
+    (root / "src" / package / "definitions.py").write_text(textwrap.dedent("""
         from pathlib import Path
 
         import dagster as dg
@@ -126,8 +127,8 @@ def test_scaffolded_base_url_is_an_envvar_read_when_used(tmp_path, monkeypatch):
 
     from dagster_cargo.components import CargoWorkspaceComponent
 
-    project = make_project(tmp_path / "proj")
-    defs_path = project / "src" / "cargoproj" / "defs" / "my_cargo"
+    project = make_project(tmp_path / "proj", package="cargoproj_scaffolded")
+    defs_path = project / "src" / "cargoproj_scaffolded" / "defs" / "my_cargo"
     defs_path.mkdir()
     (defs_path / "defs.yaml").write_text(textwrap.dedent("""
         type: dagster_cargo.CargoWorkspaceComponent
@@ -187,3 +188,28 @@ def test_dev_server_refreshes_on_load_and_falls_back_to_the_snapshot_when_cargo_
             assert "Could not refresh" not in caplog.text
     finally:
         emu.stop()
+
+
+def test_refresh_reads_an_envvar_base_url_set_after_the_component_was_loaded(tmp_path, monkeypatch):
+    import asyncio
+
+    from dagster.components.core.component_tree import ComponentTree
+
+    project = make_project(tmp_path / "proj", package="cargoproj_late_url")
+    defs_path = project / "src" / "cargoproj_late_url" / "defs" / "my_cargo"
+    defs_path.mkdir()
+    (defs_path / "defs.yaml").write_text(textwrap.dedent("""
+        type: dagster_cargo.CargoWorkspaceComponent
+        attributes:
+          workspace:
+            api_token: "{{ env.CARGO_API_TOKEN }}"
+            base_url: "{{ env.CARGO_BASE_URL }}"
+    """))
+    monkeypatch.syspath_prepend(str(project / "src"))
+    monkeypatch.setenv("CARGO_API_TOKEN", TOKEN)
+    monkeypatch.delenv("CARGO_BASE_URL", raising=False)
+    component = ComponentTree.for_project(project).load_component(defs_path)
+    with CargoEmulator(token=TOKEN, seed=1) as emu:
+        monkeypatch.setenv("CARGO_BASE_URL", emu.base_url)
+        asyncio.run(component.refresh_state(project))
+        assert len(emu.request_log) == 3  # the snapshot came from the emulator, not from production
