@@ -12,6 +12,7 @@ Two sets of keys:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -226,9 +227,9 @@ def record_label(frame: Any, position: int) -> str:
     columns += ["_title"] if "_title" in frame.columns else []
     for column in columns:
         value = row[column]
-        if isinstance(value, str) and value or isinstance(value, (int, float)) and value == value:
+        if isinstance(value, str) and value or isinstance(value, numbers.Real) and value == value:  # not NaN
             name = "title" if column == "_title" else str(column)
-            return f"{name}={value!r}"
+            return f"{name}={value.item() if hasattr(value, 'item') else value!r}"
     return f"_id={row['_id']!r}" if "_id" in frame.columns else "a record"
 
 
