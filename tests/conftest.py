@@ -88,7 +88,7 @@ SLOW = ("tests/conformance/", "tests/e2e/", "tests/reliability/test_fault_suite.
         "tests/reliability/test_crash_reexecution.py", "tests/reliability/test_concurrent_creates.py",
         "tests/reliability/test_fault_report_cli.py", "tests/test_benchmarks_smoke.py", "tests/test_static_checks.py",
         "tests/test_example_project.py", "tests/dagster_layer/test_workspace_scale.py",
-        "tests/docs/test_site_browser.py")
+        "tests/docs/test_site_browser.py", "tests/components/test_dg_cli.py")
 #: area markers by directory: ``pytest -m conformance`` (or ``e2e``, ``reliability``) runs one area
 AREAS = {"tests/conformance/": "conformance", "tests/e2e/": "e2e", "tests/reliability/": "reliability"}
 

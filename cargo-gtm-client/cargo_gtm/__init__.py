@@ -55,10 +55,10 @@ from .running.busy import BusyPolicy
 from .running.progress import ProgressBar
 from .running.reconcile import CargoAmbiguousCreateError
 from .running.waiting import BatchProgress, raise_for_batch, wait_for_batches
-from .transport import DEFAULT_BASE_URL, RetryPolicy
+from .transport import DEFAULT_BASE_URL, RetryPolicy, check_base_url
 
 __all__ = [
-    "CargoClient", "BusyPolicy", "ProgressBar", "RetryPolicy", "DEFAULT_BASE_URL", "BatchProgress", "wait_for_batches", "raise_for_batch",
+    "CargoClient", "check_base_url", "BusyPolicy", "ProgressBar", "RetryPolicy", "DEFAULT_BASE_URL", "BatchProgress", "wait_for_batches", "raise_for_batch",
     "download_dataframe", "frame_from_bytes", "serialize_params", "read_all", "ParquetResult", "download_to_parquet",
     "EMPTY_FILTER", "change_data", "filter_data", "json_safe", "record_ids_data", "records_data",
     "segment_data", "to_json_records", "validate_data", "validate_filter",

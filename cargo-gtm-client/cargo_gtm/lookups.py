@@ -12,10 +12,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
-from .errors import CargoInputError, CargoNotFoundError
+from .errors import CargoError, CargoInputError, CargoNotFoundError
 from .models import Model, Play, Release, Tool
 
-__all__ = ["LookupSource", "Lookups", "find_by_name"]
+__all__ = ["CargoNotAKindError", "LookupSource", "Lookups", "find_by_name"]
 
 logger = logging.getLogger("cargo_gtm")
 
@@ -44,12 +44,22 @@ class Lookups:
         self._required_fields: dict[str, list[str]] = {}
 
     def find_play(self, name_or_uuid: str) -> Play:
-        """The play with this exact name or UUID; the error suggests close names."""
-        return find_by_name(self.source.list_plays(), name_or_uuid, "play")
+        """The play with this exact name or UUID; the error suggests close names, or says it is a tool."""
+        try:
+            return find_by_name(self.source.list_plays(), name_or_uuid, "play")
+        except CargoNotAKindError:
+            raise
+        except CargoInputError as exc:
+            raise _other_kind(exc, self.source.list_tools, name_or_uuid, "play", "tool") from None
 
     def find_tool(self, name_or_uuid: str) -> Tool:
-        """The tool with this exact name or UUID; the error suggests close names."""
-        return find_by_name(self.source.list_tools(), name_or_uuid, "tool")
+        """The tool with this exact name or UUID; the error suggests close names, or says it is a play."""
+        try:
+            return find_by_name(self.source.list_tools(), name_or_uuid, "tool")
+        except CargoNotAKindError:
+            raise
+        except CargoInputError as exc:
+            raise _other_kind(exc, self.source.list_plays, name_or_uuid, "tool", "play") from None
 
     def model_columns(self, model_uuid: str) -> dict[str, str]:
         """The model's column slugs and types (``GET /storage/models/{uuid}`` once per client, then cached)."""
@@ -78,6 +88,27 @@ class Lookups:
         with self._cache_lock:
             self._required_fields[workflow_uuid] = required
         return required
+
+
+class CargoNotAKindError(CargoInputError):
+    """A play was named where a tool was expected, or the other way round."""
+
+
+def _other_kind(exc: CargoInputError, list_other: Any, name_or_uuid: str, wanted: str,
+                other: str) -> CargoInputError:
+    """``exc``, or, when ``name_or_uuid`` names a workflow of the ``other`` kind, an error that says so and
+    which call runs it (read only on this error path: one list call)."""
+    try:
+        match = [i for i in list_other() if name_or_uuid in (_attr(i, "uuid"), _attr(i, "name"))]
+    except CargoError:
+        return exc
+    if not match:
+        return exc
+    return CargoNotAKindError(
+        f"No Cargo {wanted} named or with UUID {name_or_uuid!r}: that is a {other}: use run_{other}.",
+        hint=f"call run_{other}(...) (or a {other} asset) instead of run_{wanted}(...). "
+             + ("Plays run over records of their model (filter, segment, record ids)." if other == "play" else
+                "Tools run over records you send (a DataFrame or a list of dicts)."))
 
 
 def find_by_name(items: Sequence[T], name_or_uuid: str, what: str) -> T:

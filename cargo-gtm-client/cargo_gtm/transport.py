@@ -33,7 +33,7 @@ from .query import serialize_params
 from .running.clock import SYSTEM_CLOCK, Clock
 from .version import __version__
 
-__all__ = ["RetryPolicy", "Transport", "DEFAULT_BASE_URL", "is_loopback_host"]
+__all__ = ["RetryPolicy", "Transport", "DEFAULT_BASE_URL", "check_base_url", "is_loopback_host"]
 
 logger = logging.getLogger("cargo_gtm")
 
@@ -96,6 +96,25 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+def check_base_url(base_url: Any) -> str:
+    """``base_url`` if it names an API host this client can use, else a :class:`CargoConfigError` saying what
+    to write instead. A URL ending in ``/v1`` is refused (not rewritten): the client appends ``/v1`` itself,
+    as Cargo's official client does, and ``.../v1/v1/...`` would answer 404 to every call."""
+    text = base_url if isinstance(base_url, str) else ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CargoConfigError(f"Invalid Cargo base URL {base_url!r}: expected a host such as "
+                               f"{DEFAULT_BASE_URL}.", hint="pass the API host only, e.g. base_url="
+                               f"'{DEFAULT_BASE_URL}' or the emulator's 'http://127.0.0.1:<port>'.")
+    path = parts.path.rstrip("/")
+    if path.lower().endswith("/v1"):
+        host_only = text[: text.rstrip("/").lower().rindex("/v1")]
+        raise CargoConfigError(
+            f"Cargo base URL {base_url!r} ends in /v1; the client appends /v1 itself, so every call would go "
+            f"to {host_only}/v1/v1/... and answer 404.", hint=f"remove /v1: base_url={host_only!r}.")
+    return text
+
+
 def _join(base: str, endpoint: str) -> str:
     return f"{base.rstrip('/')}/v1/{endpoint.lstrip('/')}"
 
@@ -126,11 +145,8 @@ class Transport:
                 "No Cargo API token configured. Create one in Cargo (Settings → API Tokens) "
                 "and pass it as api_token, e.g. EnvVar('CARGO_API_TOKEN')."
             )
+        check_base_url(self.base_url)
         parts = urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise CargoConfigError(
-                f"Invalid Cargo base URL {self.base_url!r}: expected e.g. https://api.getcargo.io"
-            )
         if parts.scheme == "http" and not is_loopback_host(parts.hostname) and not self.allow_insecure_http:
             raise CargoConfigError(
                 f"Refusing to send the Cargo API token over plain http to {parts.hostname}. "

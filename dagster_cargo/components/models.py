@@ -65,9 +65,17 @@ def _token(raw: Any, context: dg.ResolutionContext) -> Any:
     return context.resolve_value(raw, as_type=str)
 
 
+#: string fields written as a bare ``"{{ env.NAME }}"`` that become ``dg.EnvVar``: read where they are used (an
+#: unset variable then means the field's default, see dagster_cargo.running.settings), shown by name in the UI
+_ENV_FIELDS = ("api_token", "base_url", "workspace_uuid", "batch_url_template")
+
+
 def resolve_workspace(context: dg.ResolutionContext, model: Any) -> CargoResource:
     kwargs = {k: v for k, v in resolve_fields(model, CargoWorkspaceArgs, context).items() if v is not None}
-    kwargs["api_token"] = _token(model.api_token, context.at_path("api_token"))
+    for name in _ENV_FIELDS:
+        raw = getattr(model, name, None)
+        if raw is not None:
+            kwargs[name] = _token(raw, context.at_path(name))
     return CargoResource(**kwargs)
 
 

@@ -8,7 +8,10 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import dagster as dg
+from cargo_gtm.errors import CargoError
 from dagster._annotations import public
+from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext
+from dagster._core.storage.defs_state.base import DefsStateStorage
 from dagster.components.utils.defs_state import (
     DefsStateConfig,
     DefsStateConfigArgs,
@@ -22,6 +25,8 @@ from ..definitions.sensors import build_cargo_change_sensor, build_cargo_observa
 from ..definitions.translator import DagsterCargoTranslator, clean_name
 from ..definitions.workspace_data import CargoWorkflowProps, CargoWorkspaceData, fetch_workspace_data
 from ..running.resource import CargoResource
+from ..running.settings import setting_label
+from .loading import refreshes_on_load
 from .models import (
     CargoChangeSensorArgs,
     CargoChecksArgs,
@@ -171,14 +176,36 @@ class CargoWorkspaceComponent(dg.StateBackedComponent, dg.Resolvable):
     # -- state ------------------------------------------------------------------------------
     @property
     def defs_state_config(self) -> DefsStateConfig:
-        host = urlsplit(self.workspace.base_url).netloc or self.workspace.base_url
-        scope = self.workspace.workspace_uuid or "default"
-        return DefsStateConfig.from_args(self.defs_state, default_key=f"{type(self).__name__}[{host}.{scope}]")
+        url = setting_label(self.workspace, "base_url") or ""
+        host = url if url.startswith("env:") else (urlsplit(url).netloc or url)
+        scope = setting_label(self.workspace, "workspace_uuid") or "default"
+        config = DefsStateConfig.from_args(self.defs_state, default_key=f"{type(self).__name__}[{host}.{scope}]")
+        if config.refresh_if_dev and not refreshes_on_load():  # `dg check defs`, `dg list defs`: stored state only
+            config = DefsStateConfig(key=config.key, management_type=config.management_type, refresh_if_dev=False)
+        return config
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        """Dagster's load (refreshing the snapshot first under `dg dev` / `dagster dev`); when that refresh
+        cannot reach Cargo, the stored snapshot is loaded instead (with a warning) rather than no code location."""
+        try:
+            return super().build_defs(context)
+        except CargoError as exc:
+            if not self.defs_state_config.refresh_if_dev:
+                raise
+            logger.warning("Could not refresh the Cargo workspace snapshot %s (%s); loading the stored one. Run "
+                           "`dg utils refresh-defs-state` once Cargo is reachable.", self.defs_state_config.key, exc)
+            config = DefsStateConfig(key=self.defs_state_config.key,
+                                     management_type=self.defs_state_config.management_type, refresh_if_dev=False)
+            with DefinitionsLoadContext.get().state_path(config, DefsStateStorage.get(), context.project_root) as path:
+                return self.build_defs_from_state(context, state_path=path)
 
     def write_state_to_path(self, state_path: Path) -> None:
         """Fetch the workspace snapshot (3 API calls) into ``state_path``."""
-        with self.workspace.process_config_and_initialize_cm() as cargo:  # resolves dg.EnvVar
+        cargo = self.workspace  # its dg.EnvVar fields are read now, even those unset when it was built
+        try:
             data = fetch_workspace_data(cargo.get_client())
+        finally:
+            cargo.close()
         data.write(state_path)
 
     # -- overridable hooks ------------------------------------------------------------------

@@ -33,6 +33,7 @@ from dagster._core.definitions.definitions_load_context import (
 from dagster._serdes import deserialize_value
 
 from ..running.resource import CargoResource
+from ..running.settings import setting_label
 from .translator import DagsterCargoTranslator
 from .workspace_data import CargoWorkspaceData, WorkflowSelector, fetch_workspace_data
 
@@ -60,8 +61,9 @@ class CargoWorkspaceDefsLoader(StateBackedDefinitionsLoader[str]):
 
     @property
     def defs_key(self) -> str:
-        return f"dagster-cargo/workspace/{_config_text(self.workspace.base_url)}/" \
-               f"{_config_text(self.workspace.workspace_uuid) or 'default'}"
+        # an EnvVar by its name, whether set or not when the resource was built (never its value)
+        return f"dagster-cargo/workspace/{setting_label(self.workspace, 'base_url') or ''}/" \
+               f"{setting_label(self.workspace, 'workspace_uuid') or 'default'}"
 
     def get_or_fetch_state(self) -> str:
         """The stored state when reconstructing; else the state this code-location load already
@@ -111,13 +113,6 @@ class CargoWorkspaceDefsLoader(StateBackedDefinitionsLoader[str]):
 
     def load_data(self) -> CargoWorkspaceData:
         return CargoWorkspaceData.from_json(self.get_or_fetch_state())
-
-
-def _config_text(value: object) -> str:
-    """A config value as text for a key: an EnvVar by its name, never its secret value."""
-    if isinstance(value, dg.EnvVar):
-        return f"env:{value.env_var_name}"
-    return "" if value is None else str(value)
 
 
 def load_cargo_workspace_data(

@@ -33,7 +33,8 @@ class CargoBatchOpConfig(dg.Config):
     workflow: str = Field(description="Name or UUID of the play or tool to run.")
     workflow_type: str = Field(default="auto", description="'play', 'tool' or 'auto' (look the name up in both).")
     data: dict[str, Any] | None = Field(
-        default=None, description="Raw batch data ({'kind': ...}); overrides the fields below."
+        default=None, description="Raw batch data ({'kind': ...}), run as given: then give none of the fields "
+        "below (filter, limit, record_ids, records), which would otherwise be dropped."
     )
     filter: dict[str, Any] | None = Field(default=None, description="Plays: a Cargo Filter over the model.")
     limit: int | None = Field(default=None, description="Plays: at most this many records.")
@@ -51,6 +52,7 @@ class CargoBatchOpConfig(dg.Config):
 )
 def cargo_batch_op(context: dg.OpExecutionContext, config: CargoBatchOpConfig, cargo: CargoResource, records):
     """Run one Cargo batch and output its DataFrame, with credit metadata."""
+    _check_one_input(config)
     client = cargo.get_client()
     kind = config.workflow_type if config.workflow_type != "auto" else _kind_of(client, config.workflow)
     if kind == "play":
@@ -68,6 +70,18 @@ def cargo_batch_op(context: dg.OpExecutionContext, config: CargoBatchOpConfig, c
         else:
             result = cargo.run_tool(context, tool, rows, output_node_slug=config.output_node_slug)
     return result.output()
+
+
+def _check_one_input(config: CargoBatchOpConfig) -> None:
+    """``data`` is run as given: refuse the fields it would silently override (before any credit is spent)."""
+    if config.data is None:
+        return
+    beside = [name for name in ("filter", "limit", "record_ids", "records") if getattr(config, name) is not None]
+    if beside:
+        raise CargoInputError(
+            f"cargo_batch_op config gives data and {', '.join(beside)}: the batch runs over data as given, so "
+            f"{', '.join(beside)} would be dropped silently. Nothing was created: 0 credits spent.",
+            hint=f"remove {', '.join(beside)}, or remove data and let the op build it from them.")
 
 
 def _kind_of(client: CargoClient, name: str) -> str:

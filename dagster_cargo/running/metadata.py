@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from cargo_gtm.estimate import CreditEstimate
 
 __all__ = ["CargoMetadataSet", "column_schema_for", "batch_metadata", "table_metadata", "credits_by_node_metadata",
-           "status_counts", "dagster_metadata"]
+           "dagster_metadata", "status_counts", "with_output_node"]
 
 
 class CargoMetadataSet(NamespacedMetadataSet):
@@ -168,3 +168,23 @@ def estimate_metadata(estimate: CreditEstimate, actual: float | None = None) -> 
         if actual is not None and estimate.credits > 0:
             out["dagster-cargo/estimate_ratio"] = dg.MetadataValue.float(round(actual / estimate.credits, 4))
     return out
+
+
+def with_output_node(meta: CargoMetadataSet, ran_items: Sequence[Any], named: str | None,
+                     release: Any, snapshot_slug: str | None, snapshot_release: str | None) -> CargoMetadataSet:
+    """``meta`` with ``output_node_slug``: the node named by the caller, else the release's output node (the
+    graph's last node: what Cargo's default export, each record's last executed node, reads for every record
+    that ran to the end), when the batches (or single runs) in ``ran_items`` all ran that very release (the one
+    read before the create, or the workspace snapshot's). Left out when that is not known or nothing ran."""
+    if named or meta.output_node_slug:
+        return meta if meta.output_node_slug else meta.model_copy(update={"output_node_slug": named})
+    ran = {getattr(item, "release_uuid", None) for item in ran_items}
+    slug = None
+    if not ran_items:
+        return meta
+    if release is not None and ran == {release.uuid}:
+        node = release.output_node()
+        slug = node.slug if node is not None else None
+    elif snapshot_slug and snapshot_release and ran == {snapshot_release}:
+        slug = snapshot_slug
+    return meta.model_copy(update={"output_node_slug": slug}) if slug else meta

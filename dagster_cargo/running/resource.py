@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from collections.abc import Iterable, Mapping
@@ -29,19 +28,18 @@ from cargo_gtm.running import (
     tighter_budget,
 )
 from dagster._config.field_utils import IntEnvVar
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, field_validator
 
 from ..definitions.workspace_data import CargoWorkflowProps, props_from
 from .attempts import attempt_tag_key, intent_tag_key, run_group
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches, step_failure
-from .input_checks import check_run_input
-from .metadata import estimate_metadata
+from .input_checks import check_output_node_slug, check_play_arguments, check_run_input, report_unknown_record_ids
+from .metadata import estimate_metadata, with_output_node
+from .settings import check_setting, defer_unset_env_fields, deferred_value
 from .single_run import run_single, single_run_applies
 
 __all__ = ["CargoResource", "CargoTokenExposureWarning"]
 
-# Optional fields that an unset ``dg.EnvVar`` leaves at their default (instead of failing every run).
-_OPTIONAL_ENV_FIELDS = ("workspace_uuid", "base_url", "batch_url_template", "max_credits_per_batch")
 _warned_literal_token = False
 
 
@@ -77,20 +75,21 @@ class CargoResource(dg.ConfigurableResource):
     """Connects Dagster to a Cargo workspace.
 
     Example:
-        .. code-block:: python
 
-            import dagster as dg
-            from dagster_cargo import CargoResource
+    ```python
+    import dagster as dg
+    from dagster_cargo import CargoResource
 
-            @dg.asset(kinds={"cargo"})
-            def scored_companies(context: dg.AssetExecutionContext, cargo: CargoResource):
-                result = cargo.run_play(context, "Score inbound companies", limit=100)
-                return result.materialize_result()
+    @dg.asset(kinds={"cargo"})
+    def scored_companies(context: dg.AssetExecutionContext, cargo: CargoResource):
+        result = cargo.run_play(context, "Score inbound companies", limit=100)
+        return result.materialize_result()
 
-            defs = dg.Definitions(
-                assets=[scored_companies],
-                resources={"cargo": CargoResource(api_token=dg.EnvVar("CARGO_API_TOKEN"))},
-            )
+    defs = dg.Definitions(
+        assets=[scored_companies],
+        resources={"cargo": CargoResource(api_token=dg.EnvVar("CARGO_API_TOKEN"))},
+    )
+    ```
     """
 
     api_token: str = Field(
@@ -202,16 +201,25 @@ class CargoResource(dg.ConfigurableResource):
 
     _client: CargoClient | None = PrivateAttr(default=None)
     _clock: Clock | None = PrivateAttr(default=None)
+    #: optional fields given as a dg.EnvVar unset when built: field → variable, read when used (see .settings)
+    _deferred_env: dict[str, str] = PrivateAttr(default_factory=dict)
 
     def __init__(self, **data: Any) -> None:
-        for name in _OPTIONAL_ENV_FIELDS:  # an optional field given as an unset EnvVar keeps its default
-            value = data.get(name)
-            if isinstance(value, (dg.EnvVar, IntEnvVar)) and not os.environ.get(value.env_var_name):
-                del data[name]
+        deferred = defer_unset_env_fields(data)  # read again when the resource is used, not pinned to defaults
         token = data.get("api_token")
         if isinstance(token, str) and not isinstance(token, dg.EnvVar) and token and not _built_by_dagster():
             _warn_literal_token()
         super().__init__(**data)
+        self._deferred_env = deferred
+
+    @field_validator("base_url", "poll_timeout", "single_run_threshold", "max_credits_per_batch", mode="before")
+    @classmethod
+    def _checked(cls, value: Any, info: Any) -> Any:
+        """Refuse, when the resource is built, settings that could only cost credits (see .settings)."""
+        try:
+            return check_setting(info.field_name, value)
+        except CargoError as exc:
+            raise ValueError(str(exc)) from None
 
     def with_clock(self, clock: Clock | None) -> CargoResource:
         """This resource, with every wait (polling, retries, downloads, busy waits, reconcile delays) and
@@ -226,12 +234,19 @@ class CargoResource(dg.ConfigurableResource):
         """Dagster's run-time copy of the resource (config resolved) keeps the injected clock."""
         out = super()._with_updated_values(values)
         out._clock = self._clock
+        fields, given = type(self).model_fields, values or {}
+        # still deferred unless the run's config gives the field a value of its own (e.g. the launchpad)
+        out._deferred_env = {k: v for k, v in self._deferred_env.items()
+                             if given.get(k, fields[k].default) == fields[k].default}
         return out
 
     def _setting(self, name: str) -> Any:
         """A field's value; an ``EnvVar`` read from the environment when the resource is used
         outside a run (inside a run, Dagster has already resolved it)."""
         value = getattr(self, name)
+        if name in self._deferred_env:  # an EnvVar unset when the resource was built: read it now
+            read = deferred_value(name, self._deferred_env[name])
+            return value if read is None else read
         if isinstance(value, (dg.EnvVar, IntEnvVar)):
             resolved = value.get_value()
             if resolved is None and name == "api_token":
@@ -370,6 +385,7 @@ class CargoResource(dg.ConfigurableResource):
         ``{"kind": "filter"}`` input. Pass ``data`` for segment, change or recordIds input.
         """
         props = self.workflow_props(play, "play")
+        check_play_arguments(data, filter, limit, props.name)
         if data is None:
             data = play_input(props.model_uuid, filter=filter, limit=limit, play_name=props.name)
         return self.run_workflow(context, props, data, output_node_slug=output_node_slug, credit_budget=credit_budget,
@@ -419,9 +435,11 @@ class CargoResource(dg.ConfigurableResource):
         :mod:`dagster_cargo.running.heal`).
         """
         client = self.get_client()
-        budget = tighter_budget(credit_budget, self.max_credits_per_batch)
+        budget = tighter_budget(credit_budget, self._setting("max_credits_per_batch"))
         props, release = self._with_deployed_release(client, props, data, budget)
         data = check_run_input(client, props, data)  # before any credit is spent
+        release = check_output_node_slug(client, props, output_node_slug, release)
+        unknown_ids = report_unknown_record_ids(context, client, props, data)
         parts: list[Mapping[str, Any]] = [data]
         if data.get("kind") == "records" and data.get("records"):
             chunks = chunk_records(data["records"], max_records=self.max_records_per_batch,
@@ -446,7 +464,8 @@ class CargoResource(dg.ConfigurableResource):
         result = self._run_step(context, props, data, specs, settings, retry_failed, estimate)
         if estimate is not None:
             result.extra_metadata.update(estimate_metadata(estimate, result.credits_used if result.units else None))
-        return result
+        result.extra_metadata.update(unknown_ids)
+        return self._with_output_node(result, output_node_slug, props, release)
 
     def _run_step(self, context: Any, props: CargoWorkflowProps, data: Mapping[str, Any], specs: list[BatchRunSpec],
                   settings: StepSettings, retry_failed: int, estimate: CreditEstimate | None) -> CargoBatchResult:
@@ -506,6 +525,14 @@ class CargoResource(dg.ConfigurableResource):
         except CargoStepError as exc:
             raise step_failure(exc) from exc
         return CargoBatchResult.from_step(merged, self.batch_url(merged.batches[0]) if merged.batches else None)
+
+    @staticmethod
+    def _with_output_node(result: Any, named: str | None, props: CargoWorkflowProps, release: Release | None) -> Any:
+        """``result`` with ``dagster-cargo/output_node_slug`` (see :func:`.metadata.with_output_node`)."""
+        ran = result.batches or getattr(result, "runs", None) or []
+        result.cargo_metadata = with_output_node(result.cargo_metadata, ran, named, release,
+                                                 props.output_node_slug, props.release_uuid)
+        return result
 
     def _estimating(self, parts: list[Mapping[str, Any]], budget: float | None) -> bool:
         """Whether the batches' credits are estimated before they are created."""

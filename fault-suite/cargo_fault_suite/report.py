@@ -29,8 +29,8 @@ class FaultReport:
     failed_unclear: int
     duplicate_batches: int
     batches: int
-    credits_spent: float
-    credits_expected: float
+    credits_spent: float  # provider credits (what the emulator debits per node), before the execution charge
+    credits_expected: float  # provider credits, as credits_spent
     token_leaks: int
     searched: dict[str, int]
     missing_rows: int
@@ -63,7 +63,7 @@ class FaultReport:
         if self.duplicate_batches:
             found.append(f"{self.duplicate_batches} duplicate batch(es)")
         if round(self.credits_spent - self.credits_expected, 6):
-            found.append(f"credits spent {self.credits_spent:g} != expected {self.credits_expected:g} "
+            found.append(f"provider credits spent {self.credits_spent:g} != expected {self.credits_expected:g} "
                          "(one batch per materialization, orphans included)")
         if self.wrong_adoptions:
             found.append(f"{self.wrong_adoptions} batch(es) adopted by the wrong materialization")
@@ -105,9 +105,10 @@ class FaultReport:
             row("Batches adopted by the wrong materialization", self.wrong_adoptions, "must be 0"),
             row("Duplicate batches", self.duplicate_batches, "must be 0"),
             row("Orphan batches (charged, materialization failed)", len(self.orphans),
-                f"{self.orphan_credits:g} credits, listed below"),
-            row("Credits spent / expected", f"{self.credits_spent:g} / {self.credits_expected:g}",
-                f"wasted {waste:g}, must be 0"),
+                f"{self.orphan_credits:g} provider credits, listed below"),
+            row("Provider credits spent / expected", f"{self.credits_spent:g} / {self.credits_expected:g}",
+                f"wasted {waste:g}, must be 0 (provider credits only: before Cargo's execution charge of "
+                "0.01 per node execution)"),
             row("Input records not accounted for", self.unaccounted_records, "must be 0"),
             row("Token leaks", self.token_leaks, "must be 0"),
             row("DataFrames returned with missing rows", self.missing_rows, "must be 0"),
@@ -126,7 +127,7 @@ class FaultReport:
             lines += ["", "kill -9, then re-execution (exactly 1 batch each):"]
             lines += [f"  {c.point:<16} {c.path:<11} exit {c.child_exit!s:>4}  re-execution "
                       f"{'succeeded' if c.reexecution_succeeded else 'FAILED'}  batches {len(c.batches)}  "
-                      f"credits {c.credits:g}  rows {c.rows}" + ("" if c.ok else "  <- must be 1 batch, success")
+                      f"provider credits {c.credits:g}  rows {c.rows}" + ("" if c.ok else "  <- must be 1 batch, success")
                       for c in self.crashes]
         if self.orphans:
             lines += ["", "Orphan batches (each charged for a materialization that then failed):"]
@@ -266,7 +267,7 @@ def build_report(run: SuiteRun) -> FaultReport:
         reported = set(o.batch_uuids) if o is not None else set()
         if o is None or not o.succeeded:
             for b in owned:
-                orphans.append(f"#{index} ({o.kind if o else '?'}): batch {b.uuid}, {b.credits:g} credits, "
+                orphans.append(f"#{index} ({o.kind if o else '?'}): batch {b.uuid}, {b.credits:g} provider credits, "
                                f"{len(b.records)} records; the materialization failed: "
                                f"{_mask(o.error) if o else 'unknown'}")
                 orphan_credits += b.credits
@@ -280,7 +281,7 @@ def build_report(run: SuiteRun) -> FaultReport:
                 expected += b.credits
             else:
                 duplicates += 1
-                dup_details.append(f"materialization #{index}: batch {b.uuid} ({b.credits:g} credits) was paid "
+                dup_details.append(f"materialization #{index}: batch {b.uuid} ({b.credits:g} provider credits) was paid "
                                    "besides the batch it reported")
 
     wrong, wrong_details, missing, missing_details, unaccounted, unaccounted_details = 0, [], 0, [], 0, []

@@ -29,8 +29,8 @@ def test_interactive_redraws_in_place():
     bar(progress("running", 5))
     bar(progress("success", 10))
     assert out.getvalue() == (
-        "\rb [#####.....]  50% 5/10 runs, 1 failed, 5 credits, running, 1s"
-        "\rb [##########] 100% 10/10 runs, 1 failed, 10 credits, success, 1s\n"
+        "\rb [#####.....]  50% 5/10 runs, 1 failed, 5 provider credits, running, 1s"
+        "\rb [##########] 100% 10/10 runs, 1 failed, 10 provider credits, success, 1s\n"
     )
 
 

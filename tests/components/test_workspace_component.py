@@ -108,10 +108,12 @@ def test_scaffold_writes_a_loadable_defs_yaml_with_an_env_token(emulator):
 def test_scaffold_params_name_the_env_vars():
     with create_defs_folder_sandbox() as sandbox:
         defs_path = sandbox.defs_folder_path / "eu"
-        params = {"api_token_env_var": "CARGO_EU_TOKEN", "workspace_uuid_env_var": "CARGO_EU_WORKSPACE"}
+        params = {"api_token_env_var": "CARGO_EU_TOKEN", "workspace_uuid_env_var": "CARGO_EU_WORKSPACE",
+                  "base_url_env_var": "CARGO_EU_URL"}
         scaffold_object(defs_path, TYPE, json.dumps(params), "yaml", sandbox.project_root)
         assert yaml.safe_load((defs_path / "defs.yaml").read_text())["attributes"] == {"workspace": {
-            "api_token": "{{ env.CARGO_EU_TOKEN }}", "workspace_uuid": "{{ env.CARGO_EU_WORKSPACE }}"}}
+            "api_token": "{{ env.CARGO_EU_TOKEN }}", "workspace_uuid": "{{ env.CARGO_EU_WORKSPACE }}",
+            "base_url": "{{ env.CARGO_EU_URL }}"}}
 
 
 def test_registry_entry_point_exposes_the_component():

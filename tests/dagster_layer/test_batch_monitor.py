@@ -66,5 +66,5 @@ def test_a_fan_out_is_summed_up_in_one_line():
     progress = ProgressLog(log, every_seconds=30, total=6)
     done = [batch(str(i), "success", 10, credits=1) for i in range(6)]
     progress(snapshot(*done, elapsed=12))
-    assert log.lines == [("info", "Cargo: 6/6 batches finished, 60/60 runs executed, 0 failed, 6 credits so far, "
+    assert log.lines == [("info", "Cargo: 6/6 batches finished, 60/60 runs executed, 0 failed, 6 provider credits so far, "
                                   "12s elapsed")]

@@ -9,7 +9,7 @@ def test_fault_report_prints_the_table_and_exits_zero_when_all_zeros_hold(capsys
                      "--earlier-batches", "0", "--no-crash-scenarios"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "Materializations succeeded" in out and "Credits spent / expected" in out and "PASS" in out
+    assert "Materializations succeeded" in out and "Provider credits spent / expected" in out and "PASS" in out
 
 
 def test_fault_report_exits_non_zero_when_a_figure_is_not_zero(monkeypatch, capsys):

@@ -86,7 +86,7 @@ def test_no_dataframe_misses_rows(report):
 def test_the_report_renders_every_figure(report):
     text = report.render()
     for label in ("Materializations succeeded", "Failed with a clear error", "Failed with an unclear error",
-                  "Duplicate batches", "Credits spent / expected", "Token leaks", "wrong materialization",
+                  "Duplicate batches", "Provider credits spent / expected", "Token leaks", "wrong materialization",
                   "Orphan batches", "Input records not accounted for",
                   "DataFrames returned with missing rows", "Injected faults", "Wall time"):
         assert label in text

@@ -35,6 +35,17 @@ class SegmentationAPI(ApiArea):
                    **wire(limit=limit, fetching_limit=fetching_limit, fetching_offset=fetching_offset)}
         return SegmentFetchResult.model_validate(self._post("/segmentation/segments/fetch", payload, idempotent=True))
 
+    def fetch_records(self, model_uuid: str, ids: Sequence[str], *, chunk: int = 1000) -> list[dict[str, Any]]:
+        """``POST /segmentation/records/fetch``: the model's records with these ids (an id the model does not
+        have is simply absent), asked for ``chunk`` ids at a time."""
+        records: list[dict[str, Any]] = []
+        for start in range(0, len(ids), chunk):
+            body = self._post("/segmentation/records/fetch", {"modelUuid": model_uuid,
+                                                              "ids": [str(i) for i in ids[start:start + chunk]]},
+                              idempotent=True)
+            records.extend(r for r in (body or {}).get("records") or [] if isinstance(r, dict))
+        return records
+
     def list_changes(
         self, *, segment_uuid: str | None = None, not_empty: bool | None = None, has_records: str | None = None,
         limit: int | None = None, offset: int | None = None,

@@ -3,6 +3,6 @@
 The public names for orchestrator layers: import them from ``cargo_gtm.download``.
 """
 
-from .outcomes import ERROR_COLUMN, STATUS_COLUMN
+from .outcomes import ERROR_COLUMN, STATUS_COLUMN, first_failure, record_label
 
-__all__ = ["ERROR_COLUMN", "STATUS_COLUMN"]
+__all__ = ["ERROR_COLUMN", "STATUS_COLUMN", "first_failure", "record_label"]

@@ -35,6 +35,7 @@ The status column
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,3 +253,34 @@ def align_inputs(frame: Any, records: Sequence[Mapping[str, Any]]) -> Any:
         if key in out.columns:
             out[key] = caller[key].to_numpy()
     return out
+
+
+#: input columns that name a record best in a log line, in order
+_LABEL_COLUMNS = ("domain", "email", "linkedin_url", "name", "company_name")
+
+
+def record_label(frame: Any, position: int) -> str:
+    """Row ``position`` of an output frame named by its input, for a log line: a ``domain``/``email``/``name``
+    column, else its first input column, else its record title, e.g. ``domain='acme.com'``; never Cargo's
+    opaque record id alone."""
+    row = frame.iloc[position]
+    columns = [c for c in _LABEL_COLUMNS if c in frame.columns]
+    columns += [c for c in frame.columns if not str(c).startswith("_") and c not in columns]
+    columns += ["_title"] if "_title" in frame.columns else []
+    for column in columns:
+        value = row[column]
+        if isinstance(value, str) and value or isinstance(value, numbers.Real) and value == value:  # not NaN
+            name = "title" if column == "_title" else str(column)
+            return f"{name}={value.item() if hasattr(value, 'item') else value!r}"
+    return f"_id={row['_id']!r}" if "_id" in frame.columns else "a record"
+
+
+def first_failure(frame: Any, error_column: str) -> str:
+    """`` (first: domain='a.com', input row 3: "<Cargo's error>")`` for the first failed row, or nothing."""
+    failed = frame.index[frame[STATUS_COLUMN] == "error"]
+    if not len(failed):
+        return ""
+    position = int(frame.index.get_loc(failed[0]))
+    error = frame[error_column].iloc[position] if error_column in frame.columns else None
+    reason = f': "{error}"' if isinstance(error, str) and error else ""
+    return f" (first: {record_label(frame, position)}, input row {position}{reason})"

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -125,6 +126,7 @@ def check_condition(cond: Any, columns: Mapping[str, str] | None = None, path: s
     if "conditions" in cond and cond.get("kind") != "occurrence" or "groups" in cond:
         raise _fail(path, "is a group nested inside a group; Cargo filters have two levels and would drop "
                           "it. Move its conditions up into the group, or into another group of the filter.")
+    _check_finite(cond, path)
     kind = cond.get("kind", default_kind)
     if kind not in ALL_KINDS:
         raise _fail(path, f"has kind {kind!r}; use one of {', '.join(ALL_KINDS)}.")
@@ -137,6 +139,18 @@ def check_condition(cond: Any, columns: Mapping[str, str] | None = None, path: s
         _check_properties(cond, path)
     if columns is not None and kind in _COLUMN_KINDS and "relatedModelUuid" not in cond and default_kind is None:
         _check_column(cond["columnSlug"], kind, columns, path)
+
+
+def _check_finite(cond: Mapping[str, Any], path: str) -> None:
+    """No NaN or infinite number among the condition's values: JSON has no such number, and a comparison
+    with one matches no record (the batch would run, and be charged, on nothing)."""
+    for key, value in cond.items():
+        values = value if isinstance(value, list) else [value]
+        bad = next((v for v in values if isinstance(v, float) and not math.isfinite(v)), None)
+        if bad is not None:
+            raise _fail(path, f"has {key!r} {bad!r}, which is not a finite number; JSON cannot carry it and no "
+                              "record compares equal, greater or lower to it. Use a finite number, or "
+                              "isNull/isNotNull to select records without a value.")
 
 
 def _check_other(cond: Mapping[str, Any], kind: str, path: str) -> None:

@@ -126,6 +126,8 @@ def play_input(
     >>> play_input("m1", limit=5)
     {'kind': 'filter', 'modelUuid': 'm1', 'limit': 5}
     """
+    _one_selection(play_name, change_uuid=change_uuid, segment_uuid=segment_uuid, record_ids=record_ids,
+                   filter=filter)
     if change_uuid:
         return change_data(change_uuid, change_kinds)
     if segment_uuid:
@@ -135,6 +137,19 @@ def play_input(
     if record_ids:
         return record_ids_data(model_uuid, record_ids)
     return filter_data(model_uuid, filter, limit=limit)
+
+
+def _one_selection(play_name: str, **given: Any) -> None:
+    """A play batch runs over one selection of records: refuse several (one would be dropped silently)."""
+    named = [name for name, value in given.items() if value is not None and value != [] and value != ""]
+    if len(named) <= 1:
+        return
+    kept = named[0]
+    raise CargoInputError(
+        f"Play {play_name!r} was given {' and '.join(repr(n) for n in named)}: a Cargo batch runs over one selection "
+        f"of records, so all but {kept!r} would be dropped silently and the batch would run (and be charged) on "
+        "other records than meant. Nothing was created: 0 credits spent.",
+        hint="give only one of them (in run config or as arguments).")
 
 
 def records_data(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -196,7 +211,7 @@ def validate_data(data: Mapping[str, Any], *, workflow_type: str | None) -> None
             "(use records_data([...]))."
         )
     if "filter" in data and data["filter"] is not None:
-        validate_filter(data["filter"], "data.filter")
+        validate_filter(data["filter"], "filter")  # the path the caller wrote: filter=, run config 'filter'
 
 
 def check_required_fields(records: Sequence[Mapping[str, Any]], required: Sequence[str], what: str = "tool") -> None:
@@ -205,7 +220,7 @@ def check_required_fields(records: Sequence[Mapping[str, Any]], required: Sequen
     >>> check_required_fields([{"domain": "a.com"}, {"domain": ""}], ["domain"])
     Traceback (most recent call last):
     ...
-    cargo_gtm.errors.CargoInputError: Input record 1 has no value for the tool's required form field 'domain' (1 of 2 records lack a required field). Cargo would fail those runs and still charge the batch. Next step: fill or drop those records, or map a column to 'domain'.
+    cargo_gtm.errors.CargoInputError: Input record 1 has no value for the required form field 'domain' of the tool (1 of 2 records lack a required field). Cargo would fail those runs and still charge the batch. Next step: fill or drop those records, or map a column to 'domain'.
     """
     if not required:
         return
@@ -215,7 +230,7 @@ def check_required_fields(records: Sequence[Mapping[str, Any]], required: Sequen
         index, field = lacking[0]
         count = len({i for i, _ in lacking})
         raise CargoInputError(
-            f"Input record {index} has no value for the {what}'s required form field {field!r} ({count} of "
+            f"Input record {index} has no value for the required form field {field!r} of the {what} ({count} of "
             f"{len(records)} records lack a required field). Cargo would fail those runs and still charge the "
             f"batch.", hint=f"fill or drop those records, or map a column to {field!r}."
         )

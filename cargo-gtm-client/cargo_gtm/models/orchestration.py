@@ -216,6 +216,17 @@ class Node(CargoModel):
     fallback_on_failure: bool = False
     action_slug: str | None = None
     integration_slug: str | None = None
+    #: the node run when this one fails (CARGO-DOCS 15.4): a branch of the graph, not its main path
+    fallback_child_uuid: str | None = None
+    #: ``tool``/``agent`` nodes name what they run at top level and have no ``action_slug`` (CARGO-DOCS 15.4)
+    tool_uuid: str | None = None
+    agent_uuid: str | None = None
+
+    def describe(self) -> str:
+        """``<kind> '<slug>'`` with what it runs (action, tool or agent) when known, for messages."""
+        runs = self.action_slug or (f"tool {self.tool_uuid}" if self.tool_uuid else None) or (
+            f"agent {self.agent_uuid}" if self.agent_uuid else None)
+        return f"{self.kind} {self.slug!r}" + (f" ({runs})" if runs else "")
 
 
 class ReleaseFormField(CargoModel):
@@ -251,7 +262,8 @@ class Release(CargoModel):
         if not self.nodes:
             return None
         by_uuid = {n.uuid: n for n in self.nodes}
-        children = {c for n in self.nodes for c in n.children_uuids if c}
+        # a fallback child is pointed to as well (CARGO-DOCS 15.4): it is never the root
+        children = {c for n in self.nodes for c in [*n.children_uuids, n.fallback_child_uuid] if c}
         roots = [n for n in self.nodes if n.uuid not in children]
         node = roots[0] if roots else self.nodes[0]
         seen: set[str] = set()

@@ -45,7 +45,7 @@ class ProgressBar:
         line = (
             f"{b.uuid} [{'#' * filled}{'.' * (self.width - filled)}] {fraction * 100:3.0f}% "
             f"{b.executed_runs_count}/{b.runs_count} runs, {b.failed_runs_count} failed, "
-            f"{b.credits_used_count:g} credits, {status}, {progress.elapsed:.0f}s"
+            f"{b.credits_used_count:g} provider credits, {status}, {progress.elapsed:.0f}s"
         )
         if self.interactive:
             end = "\n" if b.is_terminal else ""

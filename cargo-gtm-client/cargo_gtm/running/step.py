@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..credits import CreditSplit
-from ..download.outcomes import ERROR_COLUMN, STATUS_COLUMN
+from ..download.outcomes import ERROR_COLUMN, STATUS_COLUMN, first_failure
 from ..errors import CargoError, CargoStepError
 from ..models import Batch, Release, Run
 from .budget import CreditBudget, budget_error
@@ -426,7 +426,8 @@ class StepDriver:
                             statuses=counts, records_count=records, credits_remaining=remaining)
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         split = (f" ({credits.provider:g} provider + {credits.execution_charge:.2f} execution charge for "
-                 f"{credits.executions} node executions)" if credits is not None else "")
+                 f"{credits.executions} node executions)" if credits is not None
+                 else " (provider credits only: the execution charge could not be read)")  # never an unlabelled part
         self.log.info(f"{lead}: {records} input records ({summary or 'none'}), {len(frame)} output rows, "
                       f"{result.credits_used:g} credits{split}.")
         return result
@@ -537,10 +538,7 @@ def apply_failed_rows(frame: Any, policy: str, lead: str, log: StepLog, *,
     failed = int((frame[STATUS_COLUMN] == "error").sum())
     if not failed:
         return frame
-    example = ""
-    if ERROR_COLUMN in frame.columns:
-        first = frame.loc[frame[STATUS_COLUMN] == "error", ERROR_COLUMN].dropna()
-        example = f' (first error: "{first.iloc[0]}")' if len(first) else ""
+    example = first_failure(frame, ERROR_COLUMN)  # named by its input (domain, title), not Cargo's record id
     what = f"{lead}: {failed} of {len(frame)} input records failed{suffix}{example}"
     if policy == "fail":
         raise CargoStepError(f"{what}. The step fails because failed_rows='fail'.",
@@ -695,5 +693,5 @@ class ProgressLog:
             f"Cargo: {finished}/{self.total} {_many(self.noun)} finished, "
             f"{sum(x.executed_runs_count for x in units)}/{sum(x.runs_count for x in units)} runs "
             f"executed, {sum(x.failed_runs_count for x in units)} failed, "
-            f"{sum(x.credits_used_count for x in units):g} credits so far, {snapshot.elapsed:.0f}s elapsed"
+            f"{sum(x.credits_used_count for x in units):g} provider credits so far, {snapshot.elapsed:.0f}s elapsed"
         )

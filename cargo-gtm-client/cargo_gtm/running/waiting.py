@@ -48,7 +48,7 @@ class BatchProgress:
         noun = "batch" if isinstance(b, Batch) else "run"
         return (
             f"{noun} {b.uuid}: {status}, {b.executed_runs_count}/{b.runs_count} runs executed, "
-            f"{b.failed_runs_count} failed, {b.credits_used_count:g} credits, {self.elapsed:.0f}s elapsed"
+            f"{b.failed_runs_count} failed, {b.credits_used_count:g} provider credits so far, {self.elapsed:.0f}s elapsed"
         )
 
 
@@ -135,14 +135,16 @@ def raise_for_batch(batch: Batch) -> None:
             f"Cargo batch {batch.uuid} (workflow {batch.workflow_uuid}) failed: "
             f"{batch.error_message or 'no errorMessage given'}. "
             f"{batch.executed_runs_count}/{batch.runs_count} runs executed, "
-            f"{batch.failed_runs_count} failed, {batch.credits_used_count:g} credits used.",
+            f"{batch.failed_runs_count} failed, {batch.credits_used_count:g} provider credits used (before the "
+            "execution charge of 0.01 per node execution).",
             hint="open the batch in Cargo to see the failing node, fix the input or workflow, then re-run.",
             batch=batch,
         )
     if batch.status == BatchStatus.CANCELLED:
         raise CargoBatchCancelledError(
             f"Cargo batch {batch.uuid} (workflow {batch.workflow_uuid}) was cancelled after "
-            f"{batch.executed_runs_count}/{batch.runs_count} runs ({batch.credits_used_count:g} credits).",
+            f"{batch.executed_runs_count}/{batch.runs_count} runs ({batch.credits_used_count:g} provider credits, "
+            "before the execution charge).",
             hint="re-run if the cancellation was not intended.",
             batch=batch,
         )
