@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..credits import CreditSplit
-from .budget import StepBudgetError
+from .budget import StepBudgetError, ramp_stopped
 from .step import StepResult, StepSettings, status_counts
 
 __all__ = ["RAMP_SIZES", "next_round_size", "run_ramped", "merge_results"]
@@ -114,12 +114,5 @@ def run_ramped(records: Sequence[Mapping[str, Any]], settings: StepSettings,
 
 def _stopped(results: list[StepResult], settings: StepSettings, total: int, done: int, spent: float,
              budget: float) -> StepBudgetError:
-    per_record = spent / done if done else 0.0
-    units = [u.uuid for r in results for u in r.units]
-    return StepBudgetError(
-        f"Cargo {settings.what}: ran {done} of {total} records in {len(results)} round(s) for {spent:g} credits "
-        f"({per_record:g} per record); the next record would take the spend over the budget of {budget:g}, so "
-        f"the other {total - done} records were not run (0 credits spent on them). Round batches: "
-        f"{', '.join(units) or 'none'}.",
-        metadata={"batch_uuid": units[0] if units else None, "credits_used": round(spent, 6),
-                  "credit_budget": float(budget), "records_run": done, "records_not_run": total - done})
+    return ramp_stopped(settings.what, [u.uuid for r in results for u in r.units], total, done, spent, budget,
+                        rounds=len(results))

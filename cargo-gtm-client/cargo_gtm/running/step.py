@@ -36,7 +36,7 @@ from ..credits import CreditSplit
 from ..download.outcomes import ERROR_COLUMN, STATUS_COLUMN, first_failure
 from ..errors import CargoError, CargoStepError
 from ..models import Batch, Release, Run
-from .budget import CreditBudget, budget_error
+from .budget import CreditBudget, over_budget_cancelled, over_budget_finished
 from .handle import CancelReport, StartReport
 from .waiting import PollingGuidance, StatusSnapshot, timeout_error
 
@@ -361,10 +361,8 @@ class StepDriver:
         runs = sum(u.runs_count for u in final)
         split = self.credits(final)
         spend = split.total if split is not None else float(sum(u.credits_used_count for u in final))
-        state = "cancelled" if settled else "cancel requested, still stopping when last read"
-        return budget_error(self.noun, self.handle.uuids, spend, budget,
-                            f" after {executed}/{runs} runs ({state}; the guard fired at {guard:g} credits, "
-                            f"{spend - budget:g} over the budget in the end); {self._cancel_outcome(cancelled)}")
+        return over_budget_cancelled(self.noun, self.handle.uuids, spend, budget, guard=guard, executed=executed,
+                                     runs=runs, settled=settled, outcome=self._cancel_outcome(cancelled))
 
     # -- finish --------------------------------------------------------------------------
     def credits(self, units: Sequence[Any]) -> CreditSplit | None:
@@ -392,9 +390,7 @@ class StepDriver:
         used = credits.total if credits is not None else float(sum(u.credits_used_count for u in units))
         budget = self.settings.credit_budget
         if budget is not None and used > budget:
-            raise budget_error(self.noun, self.handle.uuids, used, budget,
-                               f"; the {_plural(self.noun)} finished before the budget check could cancel them, so "
-                               "the output is not returned")
+            raise over_budget_finished(self.noun, self.handle.uuids, used, budget)
         failure = self.handle.failure(units)
         if failure is None:
             return
