@@ -41,8 +41,8 @@ from .errors import ApiError
 from .faults import FaultProfile
 from .token_source import add_token_options, read_token
 
-if TYPE_CHECKING:
-    from .emulator import CargoEmulator
+if TYPE_CHECKING:  # the facade as the control plane sees it (importing .emulator would be an import cycle)
+    from .host import EmulatorHost as CargoEmulator
 
 PREFIX = "/_emulator"
 Action = Callable[["CargoEmulator", dict[str, Any]], dict[str, Any]]

@@ -24,14 +24,12 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .entities import UsageEvent
-from .util import stable_hash, unit_float
+from .failure_plan import FailurePlan
+from .util import IdFactory, stable_hash, unit_float
 from .workflows import NodeFailure, NodeSpec, WorkflowSpec, filter_passes, is_filter
-
-if TYPE_CHECKING:
-    from .store import Store
 
 PENDING_SECONDS = 1.0
 QUERYING_SECONDS = 2.0
@@ -178,10 +176,39 @@ class BatchState:
         return self.status in ("success", "error", "cancelled", "skipped")
 
 
+class EngineHost(Protocol):
+    """What the engine reads from and writes to the workspace that owns it (the :class:`~.store.Store`).
+
+    Declared here, so that the engine depends on this narrow interface and not on the store module (which
+    builds the engine): no import cycle, and the engine's needs are listed in one place.
+    """
+
+    seed: int
+    run_failure_rate: float
+    max_concurrent_runs: int
+    failure_plan: FailurePlan
+    ids: IdFactory
+    user_uuid: str
+    deployed_release: dict[str, str]
+    variants: dict[str, str]
+    connectors: dict[str, dict[str, Any]]
+    usage: list[UsageEvent]
+
+    def spec_for_release(self, release_uuid: str) -> WorkflowSpec: ...
+
+    def play_for_workflow(self, workflow_uuid: str) -> dict[str, Any] | None: ...
+
+    def model_by_slug(self, slug: str) -> dict[str, Any]: ...
+
+    def debit(self, amount: float) -> bool: ...
+
+    def charge_execution(self) -> None: ...
+
+
 class Engine:
     """Owns batches and runs and processes their events in time order."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: EngineHost) -> None:
         self.store = store
         self.batches: dict[str, BatchState] = {}
         self.runs: dict[str, RunState] = {}
