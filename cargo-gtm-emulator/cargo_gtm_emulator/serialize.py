@@ -24,6 +24,12 @@ def batch_credits(store: Store, b: BatchState) -> int | float:
     return credit_number(total)
 
 
+def executed_runs(store: Store, b: BatchState) -> int:
+    """``Batch.executedRunsCount`` per the ``executed_runs_count`` variant: runs that ended ``success`` or
+    ``error`` (CARGO-DOCS 4.4, the default), or those plus ``skipped`` runs."""
+    return b.executed + (b.skipped if store.variants["executed_runs_count"] == "with_skipped" else 0)
+
+
 def batch(store: Store, b: BatchState) -> dict[str, Any]:
     """``OrchestrationTypes.Batch`` (``userUuid`` / ``data`` omitted under the ``absent`` variants)."""
     out = {
@@ -31,7 +37,7 @@ def batch(store: Store, b: BatchState) -> dict[str, Any]:
         "userUuid": b.user_uuid, "releaseUuid": b.release_uuid, "nodes": None,
         "temporalWorkflowId": f"batch-{b.uuid}", "traceUuid": None, "data": b.data,
         "errorMessage": b.error, "status": b.status, "runsStatus": b.runs_status, "runsCount": b.runs_count,
-        "executedRunsCount": b.executed, "failedRunsCount": b.failed,
+        "executedRunsCount": executed_runs(store, b), "failedRunsCount": b.failed,
         "creditsUsedCount": batch_credits(store, b),
         "createdAt": iso(b.created_at), "updatedAt": iso(b.updated_at), "finishedAt": iso(b.finished_at),
     }

@@ -33,6 +33,8 @@ class NodeSpec:
     min_seconds: float = 0.2
     max_seconds: float = 0.6
     icon_url: str | None = None
+    #: CARGO-DOCS 4.5: when the execution fails, the run continues to the next node (and can end ``success``)
+    fallback_on_failure: bool = False
 
 
 @dataclass(frozen=True)

@@ -286,8 +286,16 @@ def _executed_below_runs_while_pending(w: World) -> None:
 
 @fact("4.4")
 def _skipped_and_stopped_counters(w: World) -> None:
-    second = w.dedupe_batches[1]
-    assert second["executedRunsCount"] == second["runsCount"] and second["failedRunsCount"] == 0
+    second = w.dedupe_batches[1]  # every run skipped by dedupe
+    now = w.api.get(f"/orchestration/batches/{second['uuid']}").json()["batch"]
+    assert now["status"] == "success" and now["runsCount"] == 10  # settled although nothing was executed
+    assert now["executedRunsCount"] == 0 and now["failedRunsCount"] == 0  # success or error only
+    w.emu.set_variants(executed_runs_count="with_skipped")
+    try:
+        again = w.api.get(f"/orchestration/batches/{second['uuid']}").json()["batch"]
+        assert again["executedRunsCount"] == again["runsCount"] == 10
+    finally:
+        w.emu.set_variants(executed_runs_count="success_error")
     rows = w.batch_rows(second["uuid"])
     assert len(rows) == second["runsCount"]  # stopped_rows default: present, empty output
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .. import exports, filters
 from ..engine import BatchState
 from ..entities import CHANGE_KINDS
-from ..errors import ApiError, data_error
+from ..errors import ApiError, data_error, unrecognized_keys
 from ..store import Store
 from ..util import canonical_json, stable_hash
 
@@ -22,6 +22,20 @@ if TYPE_CHECKING:
 PLAY_KINDS = ("segment", "change", "filter", "recordIds")
 TOOL_KINDS = ("records", "file")
 CREATE_KINDS = ("segment", "change", "file", "filter", "runs", "recordIds", "records", "schedule", "form")
+#: Keys the create payload's ``data`` declares per kind (``CreateBatchPayload``, REFERENCE §9.1).
+DATA_KEYS = {"segment": ("kind", "segmentUuid"), "change": ("kind", "changeUuid", "changeKinds"),
+             "filter": ("kind", "modelUuid", "filter", "sort", "limit"), "recordIds": ("kind", "modelUuid", "ids"),
+             "records": ("kind", "records"), "file": ("kind", "s3Filename", "mappings")}
+
+
+def _check_data_keys(store: Store, data: dict[str, Any]) -> None:
+    """Keys inside ``data`` its kind does not declare: stripped (ignored, the default) or, under the
+    ``batch_data_unknown_keys=rejected`` variant, a 400 ``unrecognized_keys`` at path ``["data"]``."""
+    if store.variants["batch_data_unknown_keys"] != "rejected":
+        return
+    unknown = [k for k in data if k not in DATA_KEYS.get(data["kind"], (k,))]
+    if unknown:
+        raise unrecognized_keys(unknown, ["data"])
 
 
 def tool_record(store: Store, raw: dict[str, Any], form_slugs: list[str]) -> dict[str, Any]:
@@ -169,6 +183,7 @@ def create_batch_from(store: Store, body: dict[str, Any], now: float, user_uuid:
     allowed = PLAY_KINDS if spec.kind == "play" else TOOL_KINDS
     if data["kind"] not in allowed:
         raise ApiError("invalidDataKind")
+    _check_data_keys(store, data)
     if store.credits_remaining <= 0:
         raise ApiError("notEnoughCredits")
     store.check_concurrency()
@@ -202,12 +217,14 @@ def ordered_batches(store: Store) -> list[BatchState]:
     return sorted(items, key=lambda b: stable_hash("batch-order", b.uuid))
 
 
-def resolve_output_slug(store: Store, workflow_uuid: str, slug: Any, spec: WorkflowSpec | None = None) -> str:
-    """``outputNodeSlug`` or the default (the release's terminal node); a slug no node has → "node not found"
-    (CARGO-DOCS 1.4). ``spec``: the release to read (default: the workflow's deployed one)."""
+def resolve_output_slug(store: Store, workflow_uuid: str, slug: Any, spec: WorkflowSpec | None = None
+                        ) -> str | None:
+    """``outputNodeSlug``, or ``None`` for the default node (see :func:`..exports.default_output`); a slug no
+    node has → "node not found" (CARGO-DOCS 1.4). ``spec``: the release to read (default: the workflow's
+    deployed one)."""
     spec = spec if spec is not None else store.spec_for(workflow_uuid)
     if slug is None or slug == "":
-        return spec.output_node.slug
+        return None
     if not isinstance(slug, str) or not spec.has_slug(slug):
         raise ApiError("nodeNotFound", f"Node not found: {slug}.")
     return slug
@@ -293,7 +310,7 @@ def download_path(store: Store, uuid: str, output_node_slug: Any) -> str:
     spec = store.spec_for_release(b.release_uuid)
     slug = resolve_output_slug(store, b.workflow_uuid, output_node_slug, spec)
     attached = store.downloads.attached(b.uuid)  # a file given by CargoEmulator.attach_output_file
-    if attached is not None and slug == spec.output_node.slug:
+    if attached is not None and slug in (None, spec.output_node.slug):
         path, fmt = attached
         return store.downloads.create_from_file(path, fmt)
     columns, rows = exports.batch_rows(store, b, slug)
