@@ -490,8 +490,8 @@ class Engine:
             connector = next((c["uuid"] for c in s.connectors.values()
                               if c["integrationSlug"] == node.integration_slug), None)
         if slug is None:  # billing.credits slug families (CARGO-DOCS 5.6)
-            slug = (f"integration.{node.integration_slug}.action.{node.action_slug}" if node.integration_slug
-                    else f"native.{node.action_slug}")
+            slug = node.usage_slug or (f"integration.{node.integration_slug}.action.{node.action_slug}"
+                                       if node.integration_slug else f"native.{node.action_slug}")
         s.usage.append(UsageEvent(t, unit, slug, count, run.workflow_uuid, model_uuid, connector,
                                   node.integration_slug))
 

@@ -60,6 +60,16 @@ def _email_local(pattern: int, first: str, last: str) -> str:
     return candidates[pattern]
 
 
+SEGMENTS = ["enterprise", "mid_market", "smb", "startup"]
+
+
+def classify_company(domain: Any, name: Any = None) -> dict[str, Any]:
+    """An agent's market-segment classification of a company: ``label`` (enterprise|mid_market|smb|startup)
+    and ``confidence`` (int 50–99)."""
+    h = stable_hash("classify_company", _norm(domain))
+    return {"label": SEGMENTS[h % len(SEGMENTS)], "confidence": 50 + (h >> 8) % 50}
+
+
 def find_work_email(first_name: Any, last_name: Any, domain: Any) -> dict[str, Any]:
     """Work email guess: ``email``, ``email_status`` (valid|risky|unknown), ``confidence`` (int 0–100)."""
     f, l, d = _norm(first_name), _norm(last_name), _norm(domain)

@@ -336,7 +336,7 @@ def _execution_charge_on_the_subscription(w: World) -> None:
 @fact("5.3")
 def _no_tool_nodes(w: World) -> None:
     for rel in w.emu.store.releases.values():
-        assert all(n["kind"] in ("native", "connector") for n in rel["nodes"])
+        assert all(n["kind"] in ("native", "connector", "agent") for n in rel["nodes"])  # no nested tool
 
 
 @fact("5.4")
