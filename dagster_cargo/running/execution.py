@@ -127,6 +127,10 @@ class CargoBatchResult:
 
     @property
     def succeeded_runs_count(self) -> int:
+        """Runs that ended ``success``: the rows marked so when statuses were read, else the counters' figure
+        (executed - failed, which also counts skipped runs if Cargo counts those as executed, CARGO-DOCS 4.4)."""
+        if self.statuses:
+            return self.statuses.get("success", 0)
         return sum(b.succeeded_runs_count for b in self.batches)
 
     @property

@@ -104,6 +104,9 @@ class Batch(CargoModel):
 
     @property
     def succeeded_runs_count(self) -> int:
+        """``executedRunsCount - failedRunsCount``: the runs that ended ``success`` when Cargo counts ``success``
+        and ``error`` runs as executed (CARGO-DOCS 4.4); an upper bound if it also counts ``skipped`` ones. For
+        an exact figure count the runs (``count_runs(statuses=["success"])``) or read ``_status``."""
         return max(self.executed_runs_count - self.failed_runs_count, 0)
 
     @property
@@ -172,7 +175,13 @@ class RunMetric(CargoModel):
 
 
 class Node(CargoModel):
-    """A workflow step (REFERENCE §9.5). ``slug`` is what ``outputNodeSlug`` refers to."""
+    """A workflow step (REFERENCE §9.5). ``slug`` is what ``outputNodeSlug`` refers to; slugs are not unique,
+    not even across node kinds (CARGO-DOCS 1.6, 15.4).
+
+    ``tool`` / ``agent`` nodes carry ``tool_uuid`` / ``agent_uuid`` and no ``action_slug`` (CARGO-DOCS 15.4). A
+    node with ``fallback_on_failure`` lets a run continue (to ``fallback_child_uuid``) when it fails after its
+    ``retry`` attempts, so the run can still end ``success`` (CARGO-DOCS 4.5).
+    """
 
     uuid: str
     slug: str
@@ -182,8 +191,17 @@ class Node(CargoModel):
     config: dict[str, Any] = Field(default_factory=dict)
     children_uuids: list[str | None] = Field(default_factory=list)
     fallback_on_failure: bool = False
+    fallback_child_uuid: str | None = None
+    retry: dict[str, Any] | None = None
     action_slug: str | None = None
     integration_slug: str | None = None
+    tool_uuid: str | None = None
+    agent_uuid: str | None = None
+
+    def describe(self) -> str:
+        """``'Name' (kind action)`` for messages: which of several nodes sharing a slug this is."""
+        what = " ".join(x for x in (self.kind, self.action_slug) if x)
+        return f"{self.name or self.uuid!r} ({what})"
 
 
 class ReleaseFormField(CargoModel):
@@ -219,7 +237,8 @@ class Release(CargoModel):
         if not self.nodes:
             return None
         by_uuid = {n.uuid: n for n in self.nodes}
-        children = {c for n in self.nodes for c in n.children_uuids if c}
+        # a node reached only as another's fallback child (CARGO-DOCS 15.4) is not a root either
+        children = {c for n in self.nodes for c in [*n.children_uuids, n.fallback_child_uuid] if c}
         roots = [n for n in self.nodes if n.uuid not in children]
         node = roots[0] if roots else self.nodes[0]
         seen: set[str] = set()
