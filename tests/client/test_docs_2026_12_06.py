@@ -177,3 +177,21 @@ def test_observed_batches_count_succeeded_runs_exactly_whatever_executed_counts(
         second = _run(client, emulator, play.workflow_uuid, data)
         assert second.executed_runs_count == 10 and second.succeeded_runs_count == 10  # skipped counted
         assert _succeeded_runs(client, second) == 5  # what credits per succeeded record divide by
+
+
+@pytest.mark.parametrize("answer", ["match_nothing", "zod_400"])
+def test_a_status_that_is_none_is_refused_before_any_request_on_both_answers(emulator: CargoEmulator,
+                                                                            answer: str) -> None:
+    emulator.set_variants(invalid_statuses=answer)
+    wf = emulator.store.tool_by_name("Enrich company")["workflowUuid"]
+    with _client(emulator) as client:
+        before = len(emulator.requests())
+        for call in (lambda: client.count_runs(workflow_uuid=wf, statuses=["finished"]),
+                     lambda: client.list_runs(workflow_uuid=wf, statuses=["failed"]),
+                     lambda: client.get_run_outputs_download_url(wf, statuses=["done"]),
+                     lambda: client.list_batches(statuses=["finished"])):
+            with pytest.raises(CargoInputError) as err:
+                call()
+            assert "not a Cargo" in err.value.message and "success, error" in str(err.value)
+        assert len(emulator.requests()) == before  # nothing sent
+        assert client.count_runs(workflow_uuid=wf, statuses=["success", "skipped"]) == 0
