@@ -233,3 +233,10 @@ def test_concurrency_limit_from_the_cli_serve_and_ctl() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_node_inserted_after_a_fallback_node_becomes_its_fallback_child(agent_emu: CargoEmulator) -> None:
+    release = agent_emu.redeploy("Classify inbound companies", position=2,
+                                 add_nodes=[{"slug": "note", "kind": "native", "actionSlug": "note"}])
+    agent, note = release["nodes"][1], release["nodes"][2]
+    assert note["slug"] == "note" and agent["childrenUuids"] == [note["uuid"]] == [agent["fallbackChildUuid"]]

@@ -119,13 +119,21 @@ def _normalize_nodes(store: Store, nodes: Any, reason: str) -> list[dict[str, An
             raise ApiError(reason)
         out.append({**copy.deepcopy(node), "uuid": node.get("uuid") or store.ids.uuid()})
     for i, node in enumerate(out):
-        node.setdefault("name", node["slug"])
-        node.setdefault("config", {})
-        node.setdefault("childrenUuids", [out[i + 1]["uuid"]] if i + 1 < len(out) else [])
-        if node["kind"] == "connector" and not node.get("connectorUuid"):
-            node["connectorUuid"] = next((c["uuid"] for c in store.connectors.values()
-                                          if c.get("integrationSlug") == node.get("integrationSlug")), None)
+        _fill_node(store, node, out[i + 1]["uuid"] if i + 1 < len(out) else None)
     return out
+
+
+def _fill_node(store: Store, node: dict[str, Any], next_uuid: str | None) -> None:
+    """Defaults of one deployed node: ``name``, ``config``, links to the next node in the list (the emulator
+    runs the list in order), a connector's ``connectorUuid``."""
+    node.setdefault("name", node["slug"])
+    node.setdefault("config", {})
+    node.setdefault("childrenUuids", [next_uuid] if next_uuid else [])
+    if node.get("fallbackOnFailure") and next_uuid:
+        node.setdefault("fallbackChildUuid", next_uuid)
+    if node["kind"] == "connector" and not node.get("connectorUuid"):
+        node["connectorUuid"] = next((c["uuid"] for c in store.connectors.values()
+                                      if c.get("integrationSlug") == node.get("integrationSlug")), None)
 
 
 def _passthrough(config: dict[str, Any]) -> Any:
@@ -199,6 +207,7 @@ def redeploy(store: Store, workflow_uuid: str, now: float, *, configs: dict[str,
     nodes[index:index] = [dict(n) for n in (add_nodes or [])]
     for node in nodes:
         node.pop("childrenUuids", None)  # re-linked in list order
+        node.pop("fallbackChildUuid", None)
     form_fields = store.release_for(workflow_uuid)["formFields"]
     return deploy(store, workflow_uuid, nodes, form_fields,
                   description or f"Redeployed in the emulator at {iso(now)}", now)
