@@ -195,3 +195,26 @@ def test_a_status_that_is_none_is_refused_before_any_request_on_both_answers(emu
             assert "not a Cargo" in err.value.message and "success, error" in str(err.value)
         assert len(emulator.requests()) == before  # nothing sent
         assert client.count_runs(workflow_uuid=wf, statuses=["success", "skipped"]) == 0
+
+
+def test_a_single_run_that_fell_back_names_the_failed_node(emulator: CargoEmulator) -> None:
+    import httpx
+    from cargo_gtm.running.single_run import run_one_record
+
+    wf = emulator.store.tool_by_name("Enrich company")["workflowUuid"]
+    release = emulator.store.release_for(wf)
+    nodes = [{**n, "fallbackOnFailure": n["slug"] == "enrich_company"} for n in release["nodes"]]
+    deployed = httpx.post(emulator.api_url + "/orchestration/releases/draft/deploy", headers={
+        "authorization": f"Bearer {TOKEN}"}, json={"workflowUuid": wf, "nodes": nodes,
+                                                   "formFields": release["formFields"]})
+    assert deployed.status_code == 200, deployed.text
+    emulator.plan_failures({"domain=acme.io": "always"})
+    with _client(emulator) as client:
+        frame, result, _ = run_one_record(client, wf, {"domain": "acme.io", "company_name": "Acme"})
+        ok_frame, _, _ = run_one_record(client, wf, {"domain": "globex.com", "company_name": "Globex"})
+    assert result.run.status.value == "success"
+    row = frame.iloc[0]
+    assert row["_status"] == "success" and "enrich_company (connector)" in row["_error_message"]
+    assert row["domain"] == "acme.io" and ("industry" not in frame.columns or pd.isna(row["industry"]))
+    assert ok_frame.iloc[0]["_status"] == "success" and pd.isna(ok_frame.iloc[0]["_error_message"])
+    assert isinstance(ok_frame.iloc[0]["industry"], str)
