@@ -218,3 +218,18 @@ def test_a_single_run_that_fell_back_names_the_failed_node(emulator: CargoEmulat
     assert row["domain"] == "acme.io" and ("industry" not in frame.columns or pd.isna(row["industry"]))
     assert ok_frame.iloc[0]["_status"] == "success" and pd.isna(ok_frame.iloc[0]["_error_message"])
     assert isinstance(ok_frame.iloc[0]["industry"], str)
+
+
+@pytest.mark.parametrize("default_node", ["exit_node", "last_executed"])
+def test_the_parquet_export_is_the_same_whichever_node_cargo_calls_the_last_executed(
+        emulator: CargoEmulator, default_node: str, tmp_path: Any) -> None:
+    import pyarrow.parquet as pq
+
+    emulator.set_variants(default_output_node=default_node)
+    with _client(emulator) as client:
+        wf = emulator.store.tool_by_name("Normalize domain")["workflowUuid"]
+        batch = _run(client, emulator, wf, {"kind": "records", "records": DOMAINS})
+        client.download_batch_to_parquet(batch.uuid, tmp_path / "out.parquet")
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert "result" not in table.column_names and table.num_rows == 3
+    assert table.column("label").to_pylist() == ["acme", None, "globex"]

@@ -14,6 +14,7 @@ import httpx
 from ..api import DownloadFormat, OrchestrationAPI
 from ..models import Batch
 from .dataframe import download_dataframe
+from .outcomes import default_output_slug
 from .parquet import ParquetResult, StrPath, download_to_parquet
 
 __all__ = ["Outputs"]
@@ -93,11 +94,19 @@ class Outputs(OrchestrationAPI):
         Raises:
             CargoDownloadError: still failing or partial after ``attempts`` tries.
         """
+        slug = output_node_slug or self._exit_node_slug(uuid)
         return download_to_parquet(
-            lambda: self.get_batch_download_url(uuid, output_node_slug), path, expected_rows=expected_rows,
+            lambda: self.get_batch_download_url(uuid, slug), path, expected_rows=expected_rows,
             attempts=attempts, column_types=column_types, compression=compression, timeout=self.timeout,
             batch_uuid=uuid, sleep=self.sleep,
         )
+
+    def _exit_node_slug(self, uuid: str) -> str | None:
+        """The exit node of the release batch ``uuid`` ran, to ask for by name (see
+        :func:`.outcomes.default_output_slug`: Cargo's "last executed node" may be read per run); None when
+        the release has several exit nodes."""
+        release_uuid = self.get_batch(uuid).release_uuid
+        return default_output_slug(self.get_release(release_uuid).nodes) if release_uuid else None
 
     def download_run_outputs_dataframe(
         self,
