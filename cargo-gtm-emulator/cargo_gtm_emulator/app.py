@@ -21,7 +21,7 @@ from .querystring import parse_qs
 from .routing import Handler, Request
 
 if TYPE_CHECKING:
-    from .emulator import CargoEmulator
+    from .host import EmulatorHost
 
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -71,9 +71,10 @@ def _request_fault(fault: Fault | None) -> Response | None:
 
 
 class App:
-    """The emulator's HTTP semantics over one :class:`~cargo_gtm_emulator.CargoEmulator`."""
+    """The emulator's HTTP semantics over one :class:`~cargo_gtm_emulator.CargoEmulator` (seen through
+    :class:`~.host.EmulatorHost`)."""
 
-    def __init__(self, emulator: CargoEmulator) -> None:
+    def __init__(self, emulator: EmulatorHost) -> None:
         self.emu = emulator
 
     def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes, base_url: str) -> Response:

@@ -49,7 +49,8 @@ def _run_emulator(args: argparse.Namespace) -> int:
     emu = CargoEmulator(token=token, speed=args.speed, seed=args.seed,
                         run_failure_rate=args.run_failure_rate, credits=args.credits, host=args.host,
                         port=args.port, max_concurrent_runs=args.max_concurrent_runs, faults=faults,
-                        extra_workflows=args.extra_workflows, variants=variants)
+                        extra_workflows=args.extra_workflows, variants=variants,
+                        concurrency_limit=args.concurrency_limit, agent_play=args.agent_play)
     stopping = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -109,6 +110,13 @@ def _add_fault_flags(emu: argparse.ArgumentParser) -> None:
 
 
 
+def _limit(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cargo-emulator`` argument parser."""
     parser = argparse.ArgumentParser(prog="cargo-emulator", description="A local emulator of Cargo's REST API.")
@@ -124,7 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--run-failure-rate", type=float, default=0.05,
                      help="share of runs that fail (deterministic by record id and seed)")
     emu.add_argument("--credits", type=int, default=100_000, help="credits of the workspace subscription")
-    emu.add_argument("--max-concurrent-runs", type=int, default=10, help="runs executing at once, workspace-wide")
+    emu.add_argument("--max-concurrent-runs", type=int, default=10,
+                     help="runs of one batch executing at once (its execution slots; a simulation speed knob)")
+    emu.add_argument("--concurrency-limit", type=_limit, default=None, metavar="N",
+                     help="unfinished batches and single runs the workspace accepts; a create beyond it gets "
+                          "400 concurrencyLimitReached (default: no limit; change it later with `ctl concurrency`)")
+    emu.add_argument("--agent-play", action="store_true",
+                     help="also seed the play 'Classify inbound companies' (agent node with fallbackOnFailure, "
+                          "slug repeated across node kinds)")
     emu.add_argument("--extra-workflows", type=int, default=0,
                      help="seed this many more runnable plays and tools, for scale tests (e.g. 996 → 1,000)")
     _add_fault_flags(emu)

@@ -20,6 +20,8 @@ the same bearer token as the API, never faulted. JSON in, JSON out:
 | ``GET /_emulator/batches`` | query ``workflow?``, ``status?`` | the inspection view of batches → ``{batches}`` |
 | ``POST /_emulator/failures`` | ``{plan: {key: n or "always"}, workflow?}`` or ``{clear: true}`` | failure plan (records fail their first n runs) → ``{failures}`` |
 | ``GET /_emulator/failures`` | | the failure plan → ``{failures}`` |
+| ``POST /_emulator/concurrency`` | ``{limit}`` (an integer ≥ 1, or null: none) | the workspace's concurrency limit → ``{concurrencyLimit}`` |
+| ``GET /_emulator/concurrency`` | | ``{concurrencyLimit}`` |
 
 The Python equivalents are methods of :class:`~cargo_gtm_emulator.CargoEmulator` and its ``store``; the
 command line is ``python -m cargo_gtm_emulator.control`` (or ``dagster-cargo emulator-ctl``).
@@ -41,8 +43,8 @@ from .errors import ApiError
 from .faults import FaultProfile
 from .token_source import add_token_options, read_token
 
-if TYPE_CHECKING:
-    from .emulator import CargoEmulator
+if TYPE_CHECKING:  # the facade as the control plane sees it (importing .emulator would be an import cycle)
+    from .host import EmulatorHost as CargoEmulator
 
 PREFIX = "/_emulator"
 Action = Callable[["CargoEmulator", dict[str, Any]], dict[str, Any]]
@@ -54,7 +56,8 @@ def _state(emu: CargoEmulator, body: dict[str, Any]) -> dict[str, Any]:
         now = s.sync()
         return {"now": now, "creditsUsed": s.credits_used, "providerCredits": s.provider_credits_used,
                 "executions": s.executions_billed, "creditsRemaining": s.credits_remaining,
-                "variants": dict(s.variants), "faultCounts": emu.faults.counts}
+                "variants": dict(s.variants), "faultCounts": emu.faults.counts,
+                "concurrencyLimit": s.concurrency_limit}
 
 
 def _advance(emu: CargoEmulator, body: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +208,15 @@ def _failures(emu: CargoEmulator, body: dict[str, Any]) -> dict[str, Any]:
     return {"failures": emu.failure_plan}
 
 
+def _concurrency(emu: CargoEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    if "limit" in body:
+        limit = body["limit"]
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise ApiError("invalidData", "limit must be an integer >= 1, or null for no limit.")
+        emu.set_concurrency_limit(limit)
+    return {"concurrencyLimit": emu.store.concurrency_limit}
+
+
 ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/state"): _state,
     ("POST", "/clock/advance"): _advance,
@@ -221,6 +233,8 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/batches"): _list_batches,
     ("POST", "/failures"): _failures,
     ("GET", "/failures"): _failures,
+    ("POST", "/concurrency"): _concurrency,
+    ("GET", "/concurrency"): _concurrency,
 }
 
 
@@ -308,6 +322,9 @@ def build_parser(prog: str = "python -m cargo_gtm_emulator.control") -> argparse
                                                               "cmp_0007=2 domain=acme.com=always")
     fail.add_argument("--workflow", default=None, help="only runs of this play or tool (name or uuid)")
     fail.add_argument("--clear", action="store_true", help="forget the plan first")
+    conc = sub.add_parser("concurrency", help="show or set the workspace's concurrency limit (creates beyond it get "
+                                              "400 concurrencyLimitReached)")
+    conc.add_argument("limit", nargs="?", default=None, help="an integer >= 1, or 'none' for no limit; omit to show")
     return p
 
 
@@ -320,6 +337,12 @@ def _plan(assignments: list[str]) -> dict[str, Any]:
             raise ValueError(f"{item!r}: expected KEY=N or KEY=always")
         plan[key] = value if value == "always" else int(value)
     return plan
+
+
+def _concurrency_body(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]:
+    if args.limit is None:
+        return "GET", "/concurrency", None
+    return "POST", "/concurrency", {"limit": None if args.limit.lower() == "none" else int(args.limit)}
 
 
 def _cli_body(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]:
@@ -342,6 +365,7 @@ def _cli_body(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None
             "addNodes": json.loads(a.add_nodes) if a.add_nodes else None, "description": a.description}),
         "fail-records": lambda a: ("POST", "/failures", {"plan": _plan(a.plan), "clear": a.clear,
                                                           **({"workflow": a.workflow} if a.workflow else {})}),
+        "concurrency": _concurrency_body,
         "batches": lambda a: ("GET", "/batches?" + urlencode(
             {k: v for k, v in (("workflow", a.workflow), ("status", a.status)) if v}), None),
     }

@@ -14,7 +14,7 @@ from .backend.batches import schedule_play_batch
 from .clock import Clock
 from .faults import FaultInjector, FaultProfile
 from .handlers import build_router
-from .seed import seed_synthetic_workflows, seed_workspace
+from .seed import seed_agent_play, seed_synthetic_workflows, seed_workspace
 from .server import make_server
 from .store import Store
 from .variants import check_variants
@@ -49,6 +49,11 @@ class CargoEmulator:
             :func:`~cargo_gtm_emulator.seed.seed_synthetic_workflows`. ``0`` leaves the workspace as is.
         concurrency_limit: unfinished batches (and single runs) the workspace accepts at once; a create
             beyond it gets 400 ``concurrencyLimitReached`` and creates nothing. ``None`` (default): no limit.
+            Also from the CLI (``--concurrency-limit N``), the control plane (``POST /_emulator/concurrency``)
+            and :meth:`set_concurrency_limit`.
+        agent_play: also seed the play "Classify inbound companies" (an ``agent`` node with ``retry`` and
+            ``fallbackOnFailure``, and a ``variables`` node with the same slug: CARGO-DOCS 4.5, 15.4), after
+            the six default workflows, which keep their uuids.
     """
 
     def __init__(self, token: str = "test-token", speed: float = 1.0, seed: int = 0,
@@ -56,7 +61,7 @@ class CargoEmulator:
                  port: int = 0, clock: str = "real", max_concurrent_runs: int = 10,
                  faults: FaultProfile | None = None, extra_workflows: int = 0,
                  variants: Mapping[str, str] | None = None, strict: bool = True,
-                 concurrency_limit: int | None = None) -> None:
+                 concurrency_limit: int | None = None, agent_play: bool = False) -> None:
         if not 0.0 <= run_failure_rate <= 1.0:
             raise ValueError("run_failure_rate must be within [0, 1]")
         if extra_workflows < 0:
@@ -68,7 +73,7 @@ class CargoEmulator:
         self._settings: dict[str, Any] = {
             "clock": clock, "speed": speed, "seed": seed, "run_failure_rate": run_failure_rate,
             "credits": credits, "max_concurrent_runs": max_concurrent_runs, "variants": dict(variants or {}),
-            "extra_workflows": extra_workflows, "concurrency_limit": concurrency_limit}
+            "extra_workflows": extra_workflows, "concurrency_limit": concurrency_limit, "agent_play": agent_play}
         self.clock, self.store = self._fresh_state()
         self.router = build_router()
         self._initial_faults = faults
@@ -87,6 +92,8 @@ class CargoEmulator:
                       max_concurrent_runs=cfg["max_concurrent_runs"], variants=dict(cfg["variants"]))
         seed_workspace(store)
         seed_synthetic_workflows(store, cfg["extra_workflows"])
+        if cfg["agent_play"]:
+            seed_agent_play(store)
         store.concurrency_limit = cfg["concurrency_limit"]
         return clock, store
 
@@ -196,8 +203,14 @@ class CargoEmulator:
         with self.store.lock:
             self.store.variants.update(checked)
 
+    @property
+    def concurrency_limit(self) -> int | None:
+        """The workspace's concurrency limit (``None``: none); see the constructor."""
+        return self.store.concurrency_limit
+
     def set_concurrency_limit(self, limit: int | None) -> None:
-        """Change the workspace's concurrency limit at run time (``None``: none); see the constructor."""
+        """Change the workspace's concurrency limit at run time (``None``: none); see the constructor. A
+        :meth:`reset` restores the constructor's value."""
         if limit is not None and limit < 1:
             raise ValueError("concurrency_limit must be >= 1 or None")
         with self.store.lock:

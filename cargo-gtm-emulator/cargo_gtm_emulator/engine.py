@@ -24,14 +24,12 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .entities import UsageEvent
-from .util import stable_hash, unit_float
+from .failure_plan import FailurePlan
+from .util import IdFactory, stable_hash, unit_float
 from .workflows import NodeFailure, NodeSpec, WorkflowSpec, filter_passes, is_filter
-
-if TYPE_CHECKING:
-    from .store import Store
 
 PENDING_SECONDS = 1.0
 QUERYING_SECONDS = 2.0
@@ -165,7 +163,8 @@ class BatchState:
     runs_status: str | None = None
     run_uuids: list[str] = field(default_factory=list)
     runs_count: int = 0
-    executed: int = 0
+    executed: int = 0  # runs that ended success or error (CARGO-DOCS 4.4)
+    skipped: int = 0  # runs that ended skipped (dedupe, or a filter stop under filter_stop_status=skipped)
     failed: int = 0
     cancelled_runs: int = 0  # runs cancelled one by one (``runs/cancel``): finished, but not executed
     credits: int = 0  # provider credits
@@ -178,10 +177,39 @@ class BatchState:
         return self.status in ("success", "error", "cancelled", "skipped")
 
 
+class EngineHost(Protocol):
+    """What the engine reads from and writes to the workspace that owns it (the :class:`~.store.Store`).
+
+    Declared here, so that the engine depends on this narrow interface and not on the store module (which
+    builds the engine): no import cycle, and the engine's needs are listed in one place.
+    """
+
+    seed: int
+    run_failure_rate: float
+    max_concurrent_runs: int
+    failure_plan: FailurePlan
+    ids: IdFactory
+    user_uuid: str
+    deployed_release: dict[str, str]
+    variants: dict[str, str]
+    connectors: dict[str, dict[str, Any]]
+    usage: list[UsageEvent]
+
+    def spec_for_release(self, release_uuid: str) -> WorkflowSpec: ...
+
+    def play_for_workflow(self, workflow_uuid: str) -> dict[str, Any] | None: ...
+
+    def model_by_slug(self, slug: str) -> dict[str, Any]: ...
+
+    def debit(self, amount: float) -> bool: ...
+
+    def charge_execution(self) -> None: ...
+
+
 class Engine:
     """Owns batches and runs and processes their events in time order."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: EngineHost) -> None:
         self.store = store
         self.batches: dict[str, BatchState] = {}
         self.runs: dict[str, RunState] = {}
@@ -278,7 +306,7 @@ class Engine:
             skip = seen is not None and rid in seen
             stop = planned_stop(spec, rec)
             failure = self._failure(b, rec, spec, stop, counted=not skip)
-            last = min(i for i in (failure[0] if failure else None, stop, len(spec.nodes) - 1) if i is not None)
+            last = _last_step(spec, failure, stop)
             steps: list[Step] = []
             if not skip:
                 start = heapq.heappop(slots)
@@ -339,12 +367,27 @@ class Engine:
         step = run.steps[idx]
         if _stopped_before(step, b.cancel_at, run.cancel_at):
             return  # never started: cancelled before it began
-        s = self.store
-        spec = s.spec_for_release(run.release_uuid)
+        spec = self.store.spec_for_release(run.release_uuid)
         node = spec.nodes[idx]
+        config, data, error = self._compute(run, node, idx)
+        credits, error = self._bill(t, run, b, node, error)
+        run.configs[node.slug] = config
+        title = None
+        if error is None:
+            run.context[node.slug] = data
+            title = _title(node, data or {})
+        run.executions.append(Execution(idx, "error" if error else "success", credits, step.start, t, error,
+                                        None if error else data, config, title))
+        run.updated_at = t
+        b.updated_at = t
+        self._after_step(t, run, b, spec, idx, error)
+
+    def _compute(self, run: RunState, node: NodeSpec, idx: int
+                 ) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
+        """``(resolved config, output, error)`` of the run's execution of ``node`` (before billing)."""
         config: dict[str, Any] = {}
-        error: str | None = None
         data: dict[str, Any] | None = None
+        error: str | None = None
         try:
             config, data = node.compute(run.record, run.context)
         except NodeFailure as exc:
@@ -353,6 +396,13 @@ class Engine:
             config = dict(run.input)
         if error is None and run.failure and run.failure[0] == idx:
             error = run.failure[1]
+        return config, data, error
+
+    def _bill(self, t: float, run: RunState, b: BatchState, node: NodeSpec, error: str | None
+              ) -> tuple[int, str | None]:
+        """Debit the node's provider credits (a node the balance cannot cover fails ``Not enough credits.``)
+        and bill the execution charge; ``(provider credits, error)``."""
+        s = self.store
         credits = 0
         if error is None and node.cost > 0:
             if s.debit(node.cost):
@@ -363,21 +413,17 @@ class Engine:
                 error = "Not enough credits."
         s.charge_execution()
         b.executions += 1
-        self._record_usage(t, run, node, 1, unit="orchestration.executions",
-                           slug="error" if error else "success")
-        run.configs[node.slug] = config
-        title = None
-        if error is None:
-            run.context[node.slug] = data
-            title = _title(node, data or {})
-        run.executions.append(Execution(idx, "error" if error else "success", credits, step.start, t, error,
-                                        None if error else data, config, title))
-        run.updated_at = t
-        b.updated_at = t
-        if error is not None:
+        self._record_usage(t, run, node, 1, unit="orchestration.executions", slug="error" if error else "success")
+        return credits, error
+
+    def _after_step(self, t: float, run: RunState, b: BatchState, spec: WorkflowSpec, idx: int,
+                    error: str | None) -> None:
+        """End the run, or schedule its next node. A node with ``fallbackOnFailure`` whose execution failed
+        lets the run continue to its next node (CARGO-DOCS 4.5), so such a run can still end ``success``."""
+        if error is not None and not spec.nodes[idx].fallback_on_failure:
             self._finish_run(run, b, t, "error", error)
         elif run.stop_at == idx:
-            self._finish_run(run, b, t, s.variants["filter_stop_status"], None)
+            self._finish_run(run, b, t, self.store.variants["filter_stop_status"], None)
         elif idx == len(spec.nodes) - 1:
             self._finish_run(run, b, t, "success", None)
         else:
@@ -412,12 +458,15 @@ class Engine:
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def _settled(b: BatchState) -> bool:
-        """Every run of the batch is finished (executed or cancelled one by one)."""
-        return b.executed + b.cancelled_runs >= b.runs_count
+        """Every run of the batch is finished (executed, skipped, or cancelled one by one)."""
+        return b.executed + b.skipped + b.cancelled_runs >= b.runs_count
 
     def _finish_run(self, run: RunState, b: BatchState, t: float, status: str, error: str | None) -> None:
         run.status, run.error, run.finished_at, run.updated_at = status, error, t, t
-        b.executed += 1  # success, error and skipped runs all count (see EMULATOR.md, counters)
+        if status == "skipped":
+            b.skipped += 1  # not executed (CARGO-DOCS 4.4); Batch.executedRunsCount per its variant
+        else:
+            b.executed += 1
         if status == "error":
             b.failed += 1
         threshold = 50.0
@@ -441,8 +490,8 @@ class Engine:
             connector = next((c["uuid"] for c in s.connectors.values()
                               if c["integrationSlug"] == node.integration_slug), None)
         if slug is None:  # billing.credits slug families (CARGO-DOCS 5.6)
-            slug = (f"integration.{node.integration_slug}.action.{node.action_slug}" if node.integration_slug
-                    else f"native.{node.action_slug}")
+            slug = node.usage_slug or (f"integration.{node.integration_slug}.action.{node.action_slug}"
+                                       if node.integration_slug else f"native.{node.action_slug}")
         s.usage.append(UsageEvent(t, unit, slug, count, run.workflow_uuid, model_uuid, connector,
                                   node.integration_slug))
 
@@ -467,6 +516,13 @@ class Engine:
         if step.start > now or _stopped_before(step, b.cancel_at, run.cancel_at):
             return None
         return step
+
+
+def _last_step(spec: WorkflowSpec, failure: tuple[int, str] | None, stop: int | None) -> int:
+    """Index of the last node a new run will execute: where it fails (unless that node has
+    ``fallbackOnFailure``), where a filter stops it, or the exit node."""
+    fail_at = failure[0] if failure is not None and not spec.nodes[failure[0]].fallback_on_failure else None
+    return min(i for i in (fail_at, stop, len(spec.nodes) - 1) if i is not None)
 
 
 def _stopped_before(step: Step, *cancel_ats: float | None) -> bool:

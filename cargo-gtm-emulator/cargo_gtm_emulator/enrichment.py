@@ -54,29 +54,36 @@ def score_company(domain: Any) -> dict[str, Any]:
     return {"score": score, "tier": tier}
 
 
+def _email_local(pattern: int, first: str, last: str) -> str:
+    """The local part of a work email for one of four patterns (first.last, flast, first, firstl)."""
+    candidates = (f"{first}.{last}", f"{first[:1]}{last}", first, f"{first}{last[:1]}")
+    return candidates[pattern]
+
+
+SEGMENTS = ["enterprise", "mid_market", "smb", "startup"]
+
+
+def classify_company(domain: Any, name: Any = None) -> dict[str, Any]:
+    """An agent's market-segment classification of a company: ``label`` (enterprise|mid_market|smb|startup)
+    and ``confidence`` (int 50–99)."""
+    h = stable_hash("classify_company", _norm(domain))
+    return {"label": SEGMENTS[h % len(SEGMENTS)], "confidence": 50 + (h >> 8) % 50}
+
+
 def find_work_email(first_name: Any, last_name: Any, domain: Any) -> dict[str, Any]:
     """Work email guess: ``email``, ``email_status`` (valid|risky|unknown), ``confidence`` (int 0–100)."""
     f, l, d = _norm(first_name), _norm(last_name), _norm(domain)
     f_clean = "".join(c for c in f if c.isalnum())
     l_clean = "".join(c for c in l if c.isalnum())
     h = stable_hash("find_work_email", f, l, d)
-    pattern = h % 4
-    if not d:
-        local = ""
-    elif pattern == 0:
-        local = f"{f_clean}.{l_clean}"
-    elif pattern == 1:
-        local = f"{f_clean[:1]}{l_clean}"
-    elif pattern == 2:
-        local = f_clean
-    else:
-        local = f"{f_clean}{l_clean[:1]}"
+    local = _email_local(h % 4, f_clean, l_clean) if d else ""
     confidence = 40 + (h >> 8) % 61
     status = "valid" if confidence >= 70 else "risky" if confidence >= 50 else "unknown"
+    found = bool(local and d)
     return {
-        "email": f"{local}@{d}" if local and d else None,
-        "email_status": status if local and d else "unknown",
-        "confidence": confidence if local and d else 0,
+        "email": f"{local}@{d}" if found else None,
+        "email_status": status if found else "unknown",
+        "confidence": confidence if found else 0,
     }
 
 

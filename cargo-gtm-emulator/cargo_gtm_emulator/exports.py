@@ -11,8 +11,10 @@
 * ``runs/download`` (CARGO-DOCS 3.1): the nine ``_`` columns + one column per node slug holding that
   execution's title.
 
-The chosen node defaults to the release's terminal node (the last node a completing run executes). When a
-slug names several nodes, a run's value is that of the one it executed last (runContext is keyed by slug).
+The chosen node defaults to "the last executed node" (CARGO-DOCS 1.2, 2.2), read per the ``default_output_node``
+variant: the release's terminal node (the last node a completing run executes; the default), or each run's last
+execution. When a slug names several nodes, a run's value is that of the one it executed last (runContext is
+keyed by slug).
 """
 
 from __future__ import annotations
@@ -37,6 +39,24 @@ def node_output(run: RunState, slug: str) -> dict[str, Any] | None:
     return dict(data) if isinstance(data, dict) else None
 
 
+def default_output(store: Store, run: RunState) -> dict[str, Any] | None:
+    """The output when no ``outputNodeSlug`` is given ("the last executed node", CARGO-DOCS 1.2, 2.2), per the
+    ``default_output_node`` variant: ``exit_node`` reads it as the release's terminal node (the last node a
+    completing run executes), so a run that never reached it has none; ``last_executed`` reads it per run:
+    the data of the run's last execution (none when that execution errored: 1.2's errored rows)."""
+    if store.variants["default_output_node"] == "exit_node":
+        return node_output(run, store.spec_for_release(run.release_uuid).output_node.slug)
+    if not run.executions or run.executions[-1].status != "success":
+        return None
+    data = run.executions[-1].data
+    return dict(data) if isinstance(data, dict) else None
+
+
+def run_output(store: Store, run: RunState, slug: str | None) -> dict[str, Any] | None:
+    """The output of ``run`` for node ``slug`` (``None``: the default node)."""
+    return default_output(store, run) if slug is None else node_output(run, slug)
+
+
 def _stopped(store: Store, run: RunState | None) -> bool:
     """Skipped, cancelled, stopped by a filter node, or never run (a batch cancelled before running)."""
     if run is None or run.status in STOPPED:
@@ -44,15 +64,35 @@ def _stopped(store: Store, run: RunState | None) -> bool:
     return run.status == "success" and run.stop_at is not None and len(run.executions) == run.stop_at + 1
 
 
-def batch_rows(store: Store, b: BatchState, slug: str) -> tuple[list[str], list[dict[str, Any]]]:
-    """Columns and rows of a batch download for node ``slug`` under the current variants."""
+def _input_fields(b: BatchState) -> list[str]:
+    """The input fields of the batch's records as sent, in first-seen order (``_id``/``_title`` aside)."""
+    inputs: dict[str, None] = {}
+    for raw in b.inputs:
+        inputs.update(dict.fromkeys(k for k in raw if k not in ("_id", "_title")))
+    return list(inputs)
+
+
+def _put_output(row: dict[str, Any], data: dict[str, Any] | None, flat: bool, taken: set[str],
+                out_cols: dict[str, None]) -> None:
+    """Write the output into ``row``: spread into columns (``flat``; a key colliding with an input field or
+    ``_id``/``_title`` becomes ``output.<key>``) or as one ``output`` object."""
+    if not flat:
+        row["output"] = data
+        return
+    for key, value in (data or {}).items():
+        col = f"output.{key}" if key in taken else key
+        out_cols[col] = None
+        row[col] = value
+
+
+def batch_rows(store: Store, b: BatchState, slug: str | None) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and rows of a batch download for node ``slug`` (``None``: the default node) under the current
+    variants."""
     flat = store.variants["batch_download_output"] == "flat"
     omit_stopped = store.variants["stopped_rows"] == "omitted"
     runs = [store.engine.runs[u] for u in b.run_uuids]
     by_index: list[RunState | None] = list(runs) + [None] * (len(b.records) - len(runs))
-    inputs: dict[str, None] = {}
-    for raw in b.inputs:
-        inputs.update(dict.fromkeys(k for k in raw if k not in ("_id", "_title")))
+    inputs = _input_fields(b)
     taken = {"_id", "_title", *inputs}
     out_cols: dict[str, None] = {}
     rows: list[dict[str, Any]] = []
@@ -61,14 +101,7 @@ def batch_rows(store: Store, b: BatchState, slug: str) -> tuple[list[str], list[
             continue
         row: dict[str, Any] = {"_id": rec["_id"], "_title": run.record_title if run else rec.get("_title")}
         row.update({k: v for k, v in raw.items() if k not in ("_id", "_title")})
-        data = node_output(run, slug) if run is not None else None
-        if flat:
-            for key, value in (data or {}).items():
-                col = f"output.{key}" if key in taken else key
-                out_cols[col] = None
-                row[col] = value
-        else:
-            row["output"] = data
+        _put_output(row, run_output(store, run, slug) if run is not None else None, flat, taken, out_cols)
         rows.append(row)
     columns = ["_id", "_title", *inputs, *(out_cols if flat else ["output"])]
     return columns, rows
@@ -83,14 +116,14 @@ def _run_meta(store: Store, run: RunState, now: float) -> dict[str, Any]:
     }
 
 
-def output_rows(store: Store, runs: list[RunState], slug: str, now: float) -> tuple[list[str], list[dict[str, Any]]]:
+def output_rows(store: Store, runs: list[RunState], slug: str | None, now: float) -> tuple[list[str], list[dict[str, Any]]]:
     """``runs/download-outputs`` rows: run metadata, ``input`` and ``output`` objects (``None`` when absent)."""
     rows = []
     for run in runs:
         row = _run_meta(store, run, now)
         first = run.configs.get(store.spec_for_release(run.release_uuid).nodes[0].slug)
         row["input"] = dict(first) if isinstance(first, dict) else dict(run.input)
-        row["output"] = node_output(run, slug)
+        row["output"] = run_output(store, run, slug)
         rows.append(row)
     return list(OUTPUT_COLUMNS), rows
 

@@ -55,57 +55,73 @@ def _num(v: Any) -> float | None:
         return None
 
 
-def _string_cond(cond: dict[str, Any], v: Any) -> bool:
-    op = cond.get("operator")
+def _null_check(op: Any, v: Any) -> bool | None:
+    """The result of an ``isNull`` / ``isNotNull`` operator, else ``None`` (not a null check)."""
     if op == "isNull":
         return _is_null(v)
     if op == "isNotNull":
         return not _is_null(v)
+    return None
+
+
+#: string operators with an operand: (value is None → result, lower-cased value, operand list) → result
+_STRING_OPS: dict[str, tuple[bool, Callable[[str, list[str]], bool]]] = {
+    "is": (False, lambda s, xs: s in xs),
+    "isNot": (True, lambda s, xs: s not in xs),
+    "contains": (False, lambda s, xs: any(x in s for x in xs)),
+    "doesNotContain": (True, lambda s, xs: not any(x in s for x in xs)),
+    "startsWith": (False, lambda s, xs: any(s.startswith(x) for x in xs)),
+    "endsWith": (False, lambda s, xs: any(s.endswith(x) for x in xs)),
+}
+
+
+def _string_cond(cond: dict[str, Any], v: Any) -> bool:
+    op = cond.get("operator")
+    null = _null_check(op, v)
+    if null is not None:
+        return null
     if op == "isEmpty":
         return v is None or str(v) == ""
     if op == "isNotEmpty":
         return v is not None and str(v) != ""
+    if op not in _STRING_OPS:
+        raise FilterError(f"unknown string operator {op!r}")
     values = [x.lower() for x in _as_list(cond.get("values"))]
-    s = "" if v is None else str(v).lower()
-    if op == "is":
-        return v is not None and s in values
-    if op == "isNot":
-        return v is None or s not in values
-    if op == "contains":
-        return v is not None and any(x in s for x in values)
-    if op == "doesNotContain":
-        return v is None or not any(x in s for x in values)
-    if op == "startsWith":
-        return v is not None and any(s.startswith(x) for x in values)
-    if op == "endsWith":
-        return v is not None and any(s.endswith(x) for x in values)
-    raise FilterError(f"unknown string operator {op!r}")
+    when_null, test = _STRING_OPS[str(op)]
+    return when_null if v is None else test(str(v).lower(), values)
+
+
+#: ordered operators with a ``value``: (value is None → result, comparison)
+_ORDERED_OPS: dict[str, tuple[bool, Callable[[float, float], bool]]] = {
+    "is": (False, lambda x, t: x == t),
+    "isNot": (True, lambda x, t: x != t),
+    "greaterThan": (False, lambda x, t: x > t),
+    "lowerThan": (False, lambda x, t: x < t),
+}
+
+
+def _between(cond: dict[str, Any], x: float | None, conv: Callable[[Any], float | None]) -> bool:
+    lo, hi = conv(cond.get("firstValue")), conv(cond.get("lastValue"))
+    if lo is None or hi is None:
+        raise FilterError("between needs firstValue and lastValue")
+    return x is not None and lo <= x <= hi
 
 
 def _ordered_cond(cond: dict[str, Any], v: Any, conv: Callable[[Any], float | None]) -> bool:
     op = cond.get("operator")
-    if op == "isNull":
-        return _is_null(v)
-    if op == "isNotNull":
-        return not _is_null(v)
+    null = _null_check(op, v)
+    if null is not None:
+        return null
     x = conv(v)
     if op == "between":
-        lo, hi = conv(cond.get("firstValue")), conv(cond.get("lastValue"))
-        if lo is None or hi is None:
-            raise FilterError("between needs firstValue and lastValue")
-        return x is not None and lo <= x <= hi
+        return _between(cond, x, conv)
     target = conv(cond.get("value"))
     if target is None:
         raise FilterError(f"operator {op!r} needs a value")
-    if op == "is":
-        return x is not None and x == target
-    if op == "isNot":
-        return x is None or x != target
-    if op == "greaterThan":
-        return x is not None and x > target
-    if op == "lowerThan":
-        return x is not None and x < target
-    raise FilterError(f"unknown operator {op!r}")
+    if op not in _ORDERED_OPS:
+        raise FilterError(f"unknown operator {op!r}")
+    when_null, test = _ORDERED_OPS[str(op)]
+    return when_null if x is None else test(x, target)
 
 
 def _date_value(v: Any) -> float | None:
@@ -161,6 +177,44 @@ _TYPE_OF_KIND = {"string": "string", "number": "number", "date": "date", "boolea
                  "array": "array", "object": "object", "vector": "vector"}
 
 
+def _segment_cond(cond: dict[str, Any], record: dict[str, Any], segments: SegmentResolver | None) -> bool:
+    if segments is None:
+        raise FilterError("segment conditions are not supported here")
+    inside = record.get("_id") in segments(str(cond.get("segmentUuid")))
+    if cond.get("operator") == "in":
+        return inside
+    if cond.get("operator") == "notIn":
+        return not inside
+    raise FilterError("segment operator must be in|notIn")
+
+
+def _null_only_cond(cond: dict[str, Any], v: Any) -> bool:
+    """``any`` / ``vector`` / ``object`` / ``array`` conditions: the emulator evaluates null checks only."""
+    null = _null_check(cond.get("operator"), v)
+    if null is None:
+        raise FilterError(f"operator {cond.get('operator')!r} is not supported for {cond.get('kind')} conditions "
+                          "in the emulator")
+    return null
+
+
+_COLUMN_CONDS: dict[str, Callable[[dict[str, Any], Any], bool]] = {
+    "string": _string_cond,
+    "number": lambda cond, v: _ordered_cond(cond, v, _num),
+    "date": lambda cond, v: _date_cond(cond, v),
+    "boolean": lambda cond, v: _boolean_cond(cond, v),
+    "any": _null_only_cond, "vector": _null_only_cond, "object": _null_only_cond, "array": _null_only_cond,
+}
+
+
+def _type_mismatch(cond: dict[str, Any], columns: dict[str, str] | None) -> bool:
+    """Whether the condition names a column the model lacks, or one of another type (CARGO-DOCS 9.3)."""
+    kind = cond.get("kind")
+    if columns is None or kind in ("segment", "any"):
+        return False
+    col_type = columns.get(str(cond.get("columnSlug")))
+    return col_type is None or _TYPE_OF_KIND.get(str(kind)) != col_type
+
+
 def eval_condition(cond: Any, record: dict[str, Any], segments: SegmentResolver | None = None,
                    columns: dict[str, str] | None = None) -> bool:
     """Evaluate one FilterCondition against a record. With ``columns`` (slug → type), a condition on an
@@ -170,40 +224,14 @@ def eval_condition(cond: Any, record: dict[str, Any], segments: SegmentResolver 
     kind = cond.get("kind")
     if kind not in KNOWN_KINDS:
         raise FilterError(f"condition kind {kind!r} is not supported by the emulator")
-    if columns is not None and kind not in ("segment", "any"):
-        col_type = columns.get(str(cond.get("columnSlug")))
-        if col_type is None or _TYPE_OF_KIND.get(str(kind)) != col_type:
-            return False
+    if _type_mismatch(cond, columns):
+        return False
     if kind == "segment":
-        if segments is None:
-            raise FilterError("segment conditions are not supported here")
-        ids = segments(str(cond.get("segmentUuid")))
-        inside = record.get("_id") in ids
-        if cond.get("operator") == "in":
-            return inside
-        if cond.get("operator") == "notIn":
-            return not inside
-        raise FilterError("segment operator must be in|notIn")
+        return _segment_cond(cond, record, segments)
     column = cond.get("columnSlug")
     if not isinstance(column, str):
         raise FilterError("columnSlug is required")
-    v = record.get(column)
-    if kind == "string":
-        return _string_cond(cond, v)
-    if kind == "number":
-        return _ordered_cond(cond, v, _num)
-    if kind == "date":
-        return _date_cond(cond, v)
-    if kind == "boolean":
-        return _boolean_cond(cond, v)
-    if kind in ("any", "vector", "object", "array"):
-        op = cond.get("operator")
-        if op == "isNull":
-            return v is None
-        if op == "isNotNull":
-            return v is not None
-        raise FilterError(f"operator {op!r} is not supported for {kind} conditions in the emulator")
-    raise FilterError(f"condition kind {kind!r} is not supported by the emulator")
+    return _COLUMN_CONDS[str(kind)](cond, record.get(column))
 
 
 def _combine(conjonction: Any, results: list[bool]) -> bool:
@@ -243,6 +271,22 @@ def matches(flt: Any, record: dict[str, Any], segments: SegmentResolver | None =
     return _combine(flt.get("conjonction"), group_results)
 
 
+def _sorted(records: list[dict[str, Any]], sort: Any) -> list[dict[str, Any]]:
+    """Stable sort by each ``{columnSlug, kind: asc|desc}`` (the first one wins), nulls last."""
+    if not isinstance(sort, list):
+        raise FilterError("sort must be an array")
+    out = records
+    for spec in reversed(sort):
+        if not isinstance(spec, dict) or spec.get("kind") not in ("asc", "desc"):
+            raise FilterError("sort items must be {columnSlug, kind: asc|desc}")
+        col = str(spec.get("columnSlug"))
+        present = [r for r in out if r.get(col) is not None]
+        missing = [r for r in out if r.get(col) is None]
+        present.sort(key=lambda r: (str(type(r.get(col))), r.get(col)), reverse=spec["kind"] == "desc")
+        out = present + missing
+    return out
+
+
 def apply(
     records: list[dict[str, Any]],
     flt: Any = None,
@@ -255,16 +299,7 @@ def apply(
     validate_filter(flt) if flt is not None else None
     out = [r for r in records if matches(flt, r, segments, columns)]
     if sort:
-        if not isinstance(sort, list):
-            raise FilterError("sort must be an array")
-        for spec in reversed(sort):
-            if not isinstance(spec, dict) or spec.get("kind") not in ("asc", "desc"):
-                raise FilterError("sort items must be {columnSlug, kind: asc|desc}")
-            col = str(spec.get("columnSlug"))
-            present = [r for r in out if r.get(col) is not None]
-            missing = [r for r in out if r.get(col) is None]
-            present.sort(key=lambda r: (str(type(r.get(col))), r.get(col)), reverse=spec["kind"] == "desc")
-            out = present + missing
+        out = _sorted(out, sort)
     if limit is not None:
         if not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit < 0:
             raise FilterError("limit must be a non-negative number")

@@ -57,47 +57,54 @@ def _listify(node: Any) -> Any:
     return node
 
 
+def _set_leaf(node: dict[str, Any], part: str, value: Any) -> None:
+    """``a=1&a=2`` (or ``a[b]=…`` twice) collects the values into a list."""
+    existing = node.get(part)
+    if existing is None:
+        node[part] = value
+    elif isinstance(existing, list):
+        existing.append(value)
+    else:
+        node[part] = [existing, value]
+
+
+def _step(node: Any, part: str, nxt: str | None, value: Any) -> Any:
+    """Apply one key part to ``node``; return the container the next part goes into (``None``: stop)."""
+    last = nxt is None
+    if part == "":  # "[]" append
+        if not isinstance(node, list):
+            return None
+        if last:
+            node.append(value)
+            return None
+        child: Any = [] if nxt == "" else {}
+        node.append(child)
+        return child
+    if isinstance(node, list):  # defensive: a key after [] on a list
+        return None
+    if last:
+        _set_leaf(node, part, value)
+        return None
+    container = node.get(part)
+    if container is None or not isinstance(container, (dict, list)):
+        container = [] if nxt == "" else {}
+        node[part] = container
+    return container
+
+
 def parse_qs(query: str, coerce_values: bool = True) -> dict[str, Any]:
     """Parse a raw query string (without the leading ``?``) into nested dicts/lists."""
     result: dict[str, Any] = {}
-    if not query:
-        return result
-    for pair in query.split("&"):
+    for pair in query.split("&") if query else []:
         if not pair:
             continue
         raw_key, sep, raw_value = pair.partition("=")
-        key = unquote_plus(raw_key)
         value_str = unquote_plus(raw_value) if sep else ""
         value: Any = coerce(value_str) if coerce_values else value_str
-        parts = _split_key(key)
+        parts = _split_key(unquote_plus(raw_key))
         node: Any = result
         for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            nxt = None if last else parts[i + 1]
-            if part == "":  # "[]" append
-                if not isinstance(node, list):
-                    break
-                if last:
-                    node.append(value)
-                else:
-                    child: Any = [] if nxt == "" else {}
-                    node.append(child)
-                    node = child
-                continue
-            if isinstance(node, list):  # defensive: a key after [] on a list
+            node = _step(node, part, parts[i + 1] if i + 1 < len(parts) else None, value)
+            if node is None:
                 break
-            if last:
-                existing = node.get(part)
-                if existing is None:
-                    node[part] = value
-                elif isinstance(existing, list):
-                    existing.append(value)
-                else:
-                    node[part] = [existing, value]
-            else:
-                container = node.get(part)
-                if container is None or not isinstance(container, (dict, list)):
-                    container = [] if nxt == "" else {}
-                    node[part] = container
-                node = container
     return _listify(result)

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .util import IdFactory, iso
-from .workflows import WorkflowSpec, build_specs
+from .workflows import WorkflowSpec, agent_play_spec, build_specs
 
 if TYPE_CHECKING:
     from .store import Store
@@ -107,17 +107,27 @@ def generate_contacts(seed: int, base_ts: float, companies: list[dict[str, Any]]
     return out
 
 
-def _node_wire(spec: WorkflowSpec, idx: int, uuids: list[str], connectors: dict[str, str]) -> dict[str, Any]:
+def _node_wire(spec: WorkflowSpec, idx: int, uuids: list[str], connectors: dict[str, str],
+               agent_uuid: str | None = None) -> dict[str, Any]:
+    """A release node as live releases return it (CARGO-DOCS 15.4): ``tool``/``agent`` nodes carry their
+    ``toolUuid``/``agentUuid`` at top level and no ``actionSlug``; a node with ``fallbackOnFailure`` names
+    the node execution continues with (``fallbackChildUuid``, the next node here)."""
     node = spec.nodes[idx]
+    nxt = [uuids[idx + 1]] if idx + 1 < len(uuids) else []
     wire: dict[str, Any] = {
-        "uuid": uuids[idx], "slug": node.slug, "name": node.name, "config": {},
-        "childrenUuids": [uuids[idx + 1]] if idx + 1 < len(uuids) else [],
-        "fallbackOnFailure": False, "position": {"x": 0, "y": 120 * idx},
-        "kind": node.kind, "actionSlug": node.action_slug,
+        "uuid": uuids[idx], "slug": node.slug, "name": node.name, "config": {}, "childrenUuids": nxt,
+        "fallbackOnFailure": node.fallback_on_failure, "position": {"x": 0, "y": 120 * idx}, "kind": node.kind,
     }
+    if node.kind == "agent":
+        wire.update({"agentUuid": agent_uuid, "waitUntilFinished": True})
+    else:
+        wire["actionSlug"] = node.action_slug
+    if node.fallback_on_failure and nxt:
+        wire["fallbackChildUuid"] = nxt[0]
     if node.kind == "connector":
         wire["integrationSlug"] = node.integration_slug
         wire["connectorUuid"] = connectors[node.integration_slug or ""]
+    if node.cost > 0:  # provider nodes retry transient failures (CARGO-DOCS 4.5)
         wire["retry"] = {"maximumAttempts": 3, "initialInterval": 1000, "backoffCoefficient": 2}
     return wire
 
@@ -127,8 +137,10 @@ def _workflow_tree(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     tree: list[dict[str, Any]] = []
     for node in reversed(nodes):
         wn: dict[str, Any] = {"uuid": node["uuid"], "slug": node["slug"], "name": node["name"],
-                              "isArchived": False, "nodes": tree, "kind": node["kind"],
-                              "actionSlug": node["actionSlug"]}
+                              "isArchived": False, "nodes": tree, "kind": node["kind"]}
+        for key in ("actionSlug", "agentUuid", "toolUuid"):
+            if key in node:
+                wn[key] = node[key]
         if node["kind"] == "connector":
             wn["integrationSlug"] = node["integrationSlug"]
             wn["connectorUuid"] = node["connectorUuid"]
@@ -147,7 +159,8 @@ def _add_workflow(store: Store, ids: IdFactory, spec: WorkflowSpec, *, created: 
     ws, user_uuid = store.workspace_uuid, store.user_uuid
     wf_uuid, rel_uuid, entity_uuid = ids.uuid(), ids.uuid(), ids.uuid()
     node_uuids = [ids.uuid() for _ in spec.nodes]
-    nodes = [_node_wire(spec, i, node_uuids, connectors) for i in range(len(spec.nodes))]
+    agents = {i: ids.uuid() for i, n in enumerate(spec.nodes) if n.kind == "agent"}  # none: no uuid drawn
+    nodes = [_node_wire(spec, i, node_uuids, connectors, agents.get(i)) for i in range(len(spec.nodes))]
     form_fields = spec.form_fields if spec.kind == "tool" else None
     release = {
         "uuid": rel_uuid, "parentUuid": None, "workspaceUuid": ws, "userUuid": user_uuid,
@@ -273,6 +286,18 @@ def seed_workspace(store: Store) -> None:
         _add_workflow(store, ids, spec, created=t0 + 7200 + n * 600, connectors=connectors,
                       play_filter=play_filters.get(spec.key), scheduled=n == 0)
     store.subscription_uuid = ids.uuid()
+
+
+def seed_agent_play(store: Store) -> str:
+    """Add the opt-in play "Classify inbound companies" (an ``agent`` node and a ``variables`` node both slugged
+    ``classify``, the agent with ``retry``, ``fallbackOnFailure`` and ``fallbackChildUuid``: CARGO-DOCS 4.5,
+    15.4). Its uuids come from their own namespace, so the rest of the seeded workspace is unchanged."""
+    ids = IdFactory(store.seed, "agent-play")
+    connectors = {c["integrationSlug"]: uuid for uuid, c in store.connectors.items()}
+    flt = {"conjonction": "and", "groups": [{"conjonction": "and", "conditions": [
+        {"kind": "date", "columnSlug": "created_at", "operator": "isNotNull"}]}]}
+    return _add_workflow(store, ids, agent_play_spec(), created=store.clock.now() - 29 * 86400,
+                         connectors=connectors, play_filter=flt, scheduled=False)
 
 
 def seed_synthetic_workflows(store: Store, count: int) -> list[str]:

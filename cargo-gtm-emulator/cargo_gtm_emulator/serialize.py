@@ -24,6 +24,12 @@ def batch_credits(store: Store, b: BatchState) -> int | float:
     return credit_number(total)
 
 
+def executed_runs(store: Store, b: BatchState) -> int:
+    """``Batch.executedRunsCount`` per the ``executed_runs_count`` variant: runs that ended ``success`` or
+    ``error`` (CARGO-DOCS 4.4, the default), or those plus ``skipped`` runs."""
+    return b.executed + (b.skipped if store.variants["executed_runs_count"] == "with_skipped" else 0)
+
+
 def batch(store: Store, b: BatchState) -> dict[str, Any]:
     """``OrchestrationTypes.Batch`` (``userUuid`` / ``data`` omitted under the ``absent`` variants)."""
     out = {
@@ -31,7 +37,7 @@ def batch(store: Store, b: BatchState) -> dict[str, Any]:
         "userUuid": b.user_uuid, "releaseUuid": b.release_uuid, "nodes": None,
         "temporalWorkflowId": f"batch-{b.uuid}", "traceUuid": None, "data": b.data,
         "errorMessage": b.error, "status": b.status, "runsStatus": b.runs_status, "runsCount": b.runs_count,
-        "executedRunsCount": b.executed, "failedRunsCount": b.failed,
+        "executedRunsCount": executed_runs(store, b), "failedRunsCount": b.failed,
         "creditsUsedCount": batch_credits(store, b),
         "createdAt": iso(b.created_at), "updatedAt": iso(b.updated_at), "finishedAt": iso(b.finished_at),
     }
@@ -52,20 +58,31 @@ def _execution_base(store: Store, run: RunState, index: int) -> dict[str, Any]:
         "nodeUuid": node_wire["uuid"], "nodeSlug": node.slug, "nodeBatchUuid": None, "nodeRunUuid": None,
         "nodeMessageUuid": None, "nodeChildIndex": 0 if nxt else None, "nextNodeUuid": nxt,
         "iconUrl": node.icon_url, "nodeWaitUntilFinished": False, "nodeKind": node.kind,
-        "nodeActionSlug": node.action_slug,
     }
+    if node.kind in ("agent", "tool"):  # no action slug; the agent / tool and its release (Execution type)
+        wire_key, key = ("agentUuid", "nodeAgentUuid") if node.kind == "agent" else ("toolUuid", "nodeToolUuid")
+        out.update({key: node_wire.get(wire_key), "nodeReleaseUuid": node_wire.get("releaseUuid"),
+                    "nodeWaitUntilFinished": bool(node_wire.get("waitUntilFinished"))})
+    else:
+        out["nodeActionSlug"] = node.action_slug
     if node.kind == "connector":
         out["nodeConnectorUuid"] = node_wire["connectorUuid"]
         out["nodeIntegrationSlug"] = node.integration_slug
     return out
 
 
+def spec_node_falls_back(store: Store, run: RunState, index: int) -> bool:
+    """Whether node ``index`` of the run's release continues on failure (``fallbackOnFailure``)."""
+    return store.spec_for_release(run.release_uuid).nodes[index].fallback_on_failure
+
+
 def execution(store: Store, run: RunState, ex: Execution) -> dict[str, Any]:
     """A finished ``OrchestrationTypes.Execution``."""
     out = _execution_base(store, run, ex.index)
-    if ex.status == "error":
+    if ex.status == "error":  # the run stops here, or goes on with the fallback child (CARGO-DOCS 4.5)
+        fallback = store.releases[run.release_uuid]["nodes"][ex.index].get("fallbackChildUuid")
         out["nodeChildIndex"] = None
-        out["nextNodeUuid"] = None
+        out["nextNodeUuid"] = fallback if spec_node_falls_back(store, run, ex.index) else None
     out.update({"status": ex.status, "errorMessage": ex.error, "title": ex.title,
                 "creditsUsedCount": ex.credits, "startedAt": iso(ex.start), "updatedAt": iso(ex.end),
                 "finishedAt": iso(ex.end)})

@@ -29,6 +29,20 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "batch_data_echo": ("present", "absent"),
     # what Batch.creditsUsedCount holds (CARGO-DOCS 5.4 implies provider cost only).
     "batch_credits": ("provider_only", "with_execution_charge"),
+    # which runs Batch.executedRunsCount counts (CARGO-DOCS 4.4: success or error; older emulator: skipped too).
+    "executed_runs_count": ("success_error", "with_skipped"),
+    # the download's default node, "the last executed node" (CARGO-DOCS 1.2, 2.2): the release's exit node, or
+    # literally each run's last execution (a filter-stopped run then exports the filter's data).
+    "default_output_node": ("exit_node", "last_executed"),
+    # a ``statuses`` value that is no run status (e.g. "finished", CARGO-DOCS 2.7): matches nothing, or a zod
+    # 400 invalid_enum_value as for any other enum.
+    "invalid_statuses": ("match_nothing", "zod_400"),
+    # keys inside batch ``data`` that its kind does not declare: stripped (zod's default for nested objects,
+    # as filter JSON, CARGO-DOCS 9.4), or a 400 unrecognized_keys as for top-level keys (10.1).
+    "batch_data_unknown_keys": ("stripped", "rejected"),
+    # isFinished on runs/ and records/download-outputs: rejected with unrecognized_keys until cargo#5579 is
+    # deployed (CARGO-DOCS 2.6, 10.1: the current state), or accepted as finishedAt IS NOT NULL (4.1).
+    "is_finished_exports": ("rejected", "accepted"),
 }
 
 

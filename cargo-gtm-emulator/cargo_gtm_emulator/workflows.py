@@ -33,6 +33,9 @@ class NodeSpec:
     min_seconds: float = 0.2
     max_seconds: float = 0.6
     icon_url: str | None = None
+    #: CARGO-DOCS 4.5: when the execution fails, the run continues to the next node (and can end ``success``)
+    fallback_on_failure: bool = False
+    usage_slug: str | None = None  # billing.credits slug when not integration.<slug>.action.<action>
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,21 @@ def _enrich_contact(record: dict[str, Any], ctx: dict[str, Any]) -> tuple[dict[s
     return cfg, enrichment.enrich_contact(first, last, domain, record.get("title"))
 
 
+def _classify_agent(record: dict[str, Any], ctx: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    (domain,) = _require(record, "domain")
+    cfg = {"prompt": "Classify the company's market segment.", "domain": domain, "name": record.get("name")}
+    return cfg, enrichment.classify_company(domain, record.get("name"))
+
+
+def _classify_variables(record: dict[str, Any], ctx: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    # reads the agent's output, also slugged "classify" (runContext is keyed by slug: this node's output
+    # replaces it); when the agent failed and fell back (fallbackOnFailure), there is none
+    agent = ctx.get("classify") or {}
+    label = agent.get("label")
+    return {"label": "{{nodes.classify.label}}"}, {
+        "segment": label or "unclassified", "classified_by": "agent" if label else "fallback"}
+
+
 def _output(fields: list[str], *node_slugs: str) -> Compute:
     def compute(record: dict[str, Any], ctx: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         data: dict[str, Any] = {f: record.get(f) for f in fields}
@@ -180,7 +198,7 @@ def _enrich_company_node() -> NodeSpec:
 
 
 def build_specs() -> list[WorkflowSpec]:
-    """The four seeded workflows (two plays, two tools)."""
+    """The six seeded workflows (three plays, three tools); :func:`agent_play_spec` is the opt-in seventh."""
     score_node = NodeSpec(
         "score", "Score with AI", "connector", "instructStructured", _score,
         integration_slug="openai", cost=1, min_seconds=1.0, max_seconds=5.0,
@@ -280,6 +298,27 @@ def build_specs() -> list[WorkflowSpec]:
             emoji="globe",
         ),
     ]
+
+
+def agent_play_spec() -> WorkflowSpec:
+    """The opt-in seeded play "Classify inbound companies" (``CargoEmulator(agent_play=True)``)."""
+    # A play whose ``agent`` node and ``variables`` node are both slugged ``classify`` (CARGO-DOCS 15.4: slugs
+    # repeat across node kinds; the agent carries its ``agentUuid`` at top level and no actionSlug); the
+    # agent has ``retry`` and ``fallbackOnFailure`` (4.5), so a run whose agent failed still ends success,
+    # with segment "unclassified". Seeded last, so the other workflows keep their uuids.
+    return WorkflowSpec(
+        key="classify_inbound_companies", kind="play", name="Classify inbound companies",
+        description="Classify each inbound company's market segment with an AI agent.",
+        model_slug="companies",
+        nodes=[
+            _start_node(),
+            NodeSpec("classify", "Classify with an agent", "agent", "agent", _classify_agent,
+                     integration_slug="openai", cost=1, min_seconds=1.0, max_seconds=4.0,
+                     fallback_on_failure=True, usage_slug="integration.openai.chat"),
+            _native("classify", "Segment label", "variables", _classify_variables),
+            NodeSpec("end", "End", "native", "end", _output(["domain", "name"], "classify")),
+        ],
+    )
 
 
 def expected_outputs(spec: WorkflowSpec, record: dict[str, Any]) -> dict[str, dict[str, Any]]:

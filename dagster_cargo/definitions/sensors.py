@@ -339,6 +339,15 @@ def _release_slugs(client: Any, batch: Batch, cache: dict[str, dict[str, str]]) 
     return cache.get(release, {})
 
 
+def _succeeded_runs(client: Any, batch: Batch) -> int:
+    """Runs of the batch that ended ``success``: counted (``runs/count``), because ``executedRunsCount`` may or may
+    not include skipped runs (CARGO-DOCS 4.4 says success + error); the counters' bound if the count fails."""
+    try:
+        return int(client.count_runs(workflow_uuid=batch.workflow_uuid, batch_uuid=batch.uuid, statuses=["success"]))
+    except CargoError:
+        return batch.succeeded_runs_count
+
+
 def _observed_event(cargo: CargoResource, batch: Batch, key: dg.AssetKey, slug_cache: dict[str, dict[str, str]],
                     log: Any) -> dg.AssetMaterialization:
     """The materialization of a batch Cargo ran on its own, billed as assets are: provider credits per
@@ -354,7 +363,7 @@ def _observed_event(cargo: CargoResource, batch: Batch, key: dg.AssetKey, slug_c
                     "(0.01 per node execution).")
     url = cargo.batch_url(batch)
     total = split.total if split is not None else float(batch.credits_used_count)
-    succeeded = batch.succeeded_runs_count
+    succeeded = _succeeded_runs(client, batch)
     meta = CargoMetadataSet(
         batch_uuid=batch.uuid, batch_status=batch.status.value,
         batch_url=dg.MetadataValue.url(url) if url else None, workflow_uuid=batch.workflow_uuid,

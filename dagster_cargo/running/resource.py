@@ -591,10 +591,11 @@ class CargoResource(dg.ConfigurableResource):
         """Resolve a play/tool name, UUID or API object to :class:`CargoWorkflowProps`."""
         if isinstance(item, CargoWorkflowProps):
             return item
+        if not isinstance(item, str):
+            return props_from(item)
         client = self.get_client()
-        if isinstance(item, str):
-            item = client.find_play(item) if kind == "play" else client.find_tool(item)
-        return props_from(item)
+        found: Play | Tool = client.find_play(item) if kind == "play" else client.find_tool(item)
+        return props_from(found)
 
     def credits_remaining(self) -> float:
         """Credits left in the workspace's subscription."""

@@ -286,8 +286,16 @@ def _executed_below_runs_while_pending(w: World) -> None:
 
 @fact("4.4")
 def _skipped_and_stopped_counters(w: World) -> None:
-    second = w.dedupe_batches[1]
-    assert second["executedRunsCount"] == second["runsCount"] and second["failedRunsCount"] == 0
+    second = w.dedupe_batches[1]  # every run skipped by dedupe
+    now = w.api.get(f"/orchestration/batches/{second['uuid']}").json()["batch"]
+    assert now["status"] == "success" and now["runsCount"] == 10  # settled although nothing was executed
+    assert now["executedRunsCount"] == 0 and now["failedRunsCount"] == 0  # success or error only
+    w.emu.set_variants(executed_runs_count="with_skipped")
+    try:
+        again = w.api.get(f"/orchestration/batches/{second['uuid']}").json()["batch"]
+        assert again["executedRunsCount"] == again["runsCount"] == 10
+    finally:
+        w.emu.set_variants(executed_runs_count="success_error")
     rows = w.batch_rows(second["uuid"])
     assert len(rows) == second["runsCount"]  # stopped_rows default: present, empty output
 
@@ -328,7 +336,7 @@ def _execution_charge_on_the_subscription(w: World) -> None:
 @fact("5.3")
 def _no_tool_nodes(w: World) -> None:
     for rel in w.emu.store.releases.values():
-        assert all(n["kind"] in ("native", "connector") for n in rel["nodes"])
+        assert all(n["kind"] in ("native", "connector", "agent") for n in rel["nodes"])  # no nested tool
 
 
 @fact("5.4")
@@ -646,6 +654,43 @@ def _urls_expire(w: World) -> None:
 @fact("15.2")
 def _no_templates(w: World) -> None:
     assert "{{" not in json.dumps(list(w.emu.store.releases.values()))
+
+
+def _agent_play_run(planned: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """On a separate emulator with the opt-in agent play: ``(release, runs of a 2-record batch, batch)``."""
+    with CargoEmulator(token=TOKEN, seed=0, run_failure_rate=0.0, clock="manual", agent_play=True) as emu, \
+            httpx.Client(base_url=emu.api_url, headers={"authorization": f"Bearer {TOKEN}"}) as api:
+        play = emu.store.play_by_name("Classify inbound companies")
+        emu.plan_failures(planned)
+        created = api.post("/orchestration/batches", json={"workflowUuid": play["workflowUuid"], "data": {
+            "kind": "recordIds", "modelUuid": play["modelUuid"], "ids": ["cmp_0001", "cmp_0002"]}}).json()["batch"]
+        done = run_to_completion(emu, api, created["uuid"])
+        runs = api.post("/orchestration/runs/list", json={"batchUuid": done["uuid"]}).json()["runs"]
+        release = api.get(f"/orchestration/releases/{done['releaseUuid']}").json()["release"]
+        return release, sorted(runs, key=lambda r: r["recordId"]), done
+
+
+@fact("4.5")
+def _fallback_on_failure_ends_success(w: World) -> None:
+    release, runs, batch = _agent_play_run({"cmp_0002": "always"})
+    agent = next(n for n in release["nodes"] if n["kind"] == "agent")
+    assert agent["fallbackOnFailure"] is True and agent["retry"]["maximumAttempts"] == 3
+    fell_back = runs[1]
+    assert fell_back["status"] == "success" and fell_back["executions"][1]["status"] == "error"
+    assert [e["status"] for e in fell_back["executions"]][2:] == ["success", "success"]
+    assert batch["failedRunsCount"] == 0 and batch["executedRunsCount"] == 2
+    # without fallbackOnFailure a connector failure still ends the run error (every seeded connector)
+    assert all(not n["fallbackOnFailure"] for r in w.emu.store.releases.values() for n in r["nodes"])
+
+
+@fact("15.4")
+def _live_release_node_fields(w: World) -> None:
+    release, _, _ = _agent_play_run({})
+    kinds = {(n["slug"], n["kind"]) for n in release["nodes"]}
+    assert {("classify", "agent"), ("classify", "native")} <= kinds  # a slug repeated across kinds
+    agent = next(n for n in release["nodes"] if n["kind"] == "agent")
+    assert "actionSlug" not in agent and agent["agentUuid"] and agent["fallbackChildUuid"]
+    assert all({"kind", "config", "childrenUuids", "position"} <= set(n) for n in release["nodes"])
 
 
 @fact("14.2")

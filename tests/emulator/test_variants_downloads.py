@@ -88,7 +88,8 @@ def test_dedupe_skips_records_that_already_ran(emu: CargoEmulator, api: httpx.Cl
                                                            "ids": ids}}
     first = run_to_completion(emu, api, api.post("/orchestration/batches", json=body).json()["batch"]["uuid"])
     second = run_to_completion(emu, api, api.post("/orchestration/batches", json=body).json()["batch"]["uuid"])
-    assert first["executedRunsCount"] == 20 and second["executedRunsCount"] == 20
+    assert first["executedRunsCount"] == 20 and second["executedRunsCount"] == 0  # skipped: not executed (4.4)
+    assert second["runsCount"] == 20 and second["status"] == "success"
     runs = api.post("/orchestration/runs/list", json={"batchUuid": second["uuid"]}).json()["runs"]
     assert {r["status"] for r in runs} == {"skipped"} and all(not r["executions"] for r in runs)
     assert second["creditsUsedCount"] == 0 and second["failedRunsCount"] == 0

@@ -11,12 +11,32 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from ..models import Batch, Play, Release, Run, RunList, RunMetric, Tool, Workflow
+from ..errors import CargoInputError
+from ..models import Batch, BatchStatus, Play, Release, Run, RunList, RunMetric, RunStatus, Tool, Workflow
 from ._base import ApiArea, parse_list, wire
 
 __all__ = ["OrchestrationAPI", "DownloadFormat"]
 
 DownloadFormat = Literal["csv", "json"]
+
+
+def checked_statuses(statuses: Sequence[str] | None, allowed: type[BatchStatus] | type[RunStatus],
+                     what: str) -> list[str] | None:
+    """``statuses`` as sent, refused before any request when one is not a ``what`` status: Cargo may answer
+    such a value with a 400 or by matching nothing (CARGO-DOCS 2.7 names ``finished`` / ``failed`` as wrong),
+    and a filter that silently matches nothing is a wrong answer."""
+    if statuses is None:
+        return None
+    if isinstance(statuses, str):
+        statuses = [statuses]
+    values = [str(getattr(s, "value", s)) for s in statuses]
+    known = [m.value for m in allowed]
+    bad = [v for v in values if v not in known]
+    if bad:
+        raise CargoInputError(f"{', '.join(map(repr, bad))} {'is' if len(bad) == 1 else 'are'} not a Cargo {what} "
+                              f"status.", hint=f"use {what} statuses: {', '.join(known)} (a finished run is "
+                              "success, error, cancelled or skipped; a failed one is error).")
+    return values
 
 
 class OrchestrationAPI(ApiArea):
@@ -68,6 +88,7 @@ class OrchestrationAPI(ApiArea):
         limit: int | None = None, offset: int | None = None,
     ) -> list[Batch]:
         """``GET /orchestration/batches/list`` (no total count is returned)."""
+        statuses = checked_statuses(statuses, BatchStatus, "batch")
         params = wire(workflow_uuids=workflow_uuids, release_uuid=release_uuid, statuses=statuses,
                       has_runs=has_runs, is_finished=is_finished, included_data_kinds=included_data_kinds,
                       excluded_data_kinds=excluded_data_kinds, limit=limit, offset=offset)
@@ -91,6 +112,7 @@ class OrchestrationAPI(ApiArea):
         limit: int | None = None, offset: int | None = None, executions_filter: Mapping[str, Any] | None = None,
     ) -> RunList:
         """``POST /orchestration/runs/list`` → runs and the total count."""
+        statuses = checked_statuses(statuses, RunStatus, "run")
         payload = wire(workflow_uuid=workflow_uuid, batch_uuid=batch_uuid, user_uuid=user_uuid, statuses=statuses,
                        is_finished=is_finished, executions_filter=executions_filter, created_after=created_after,
                        created_before=created_before, limit=limit, offset=offset)
@@ -103,6 +125,7 @@ class OrchestrationAPI(ApiArea):
         executions_filter: Mapping[str, Any] | None = None,
     ) -> int:
         """``POST /orchestration/runs/count``."""
+        statuses = checked_statuses(statuses, RunStatus, "run")
         payload = wire(workflow_uuid=workflow_uuid, batch_uuid=batch_uuid, statuses=statuses,
                        is_finished=is_finished, executions_filter=executions_filter)
         return int(self._post("/orchestration/runs/count", payload, idempotent=True)["count"])
@@ -147,6 +170,7 @@ class OrchestrationAPI(ApiArea):
         offset: int | None = None, executions_filter: Mapping[str, Any] | None = None,
     ) -> str:
         """``POST /orchestration/runs/download-outputs`` → a URL (CSV or JSON), one row per run."""
+        statuses = checked_statuses(statuses, RunStatus, "run")
         payload = wire(workflow_uuid=workflow_uuid, output_node_slug=output_node_slug, format=format,
                        batch_uuid=batch_uuid, statuses=statuses, executions_filter=executions_filter,
                        limit=limit, offset=offset)

@@ -23,6 +23,9 @@ from .outcomes import (
     align_inputs,
     apply_outcomes,
     check_output_slug,
+    default_output_slug,
+    fallback_failure_filter,
+    fallback_outcome,
     filter_stop_filter,
     outcome_from_row,
 )
@@ -88,12 +91,30 @@ def _export_runs(client: OutputSource, batch: Batch, statuses: Sequence[str], co
     return list(rows.values())
 
 
+def _fallback_outcomes(client: OutputSource, batch: Batch, nodes: Sequence[Any]) -> list[RunOutcome]:
+    """The batch's ``success`` runs in which a ``fallbackOnFailure`` node failed (CARGO-DOCS 4.5), with that
+    node's error: ``runs/list`` (pages of 100), whose runs carry their executions."""
+    flt = fallback_failure_filter(nodes)
+    if flt is None:
+        return []
+    found: list[RunOutcome] = []
+    offset = 0
+    while True:
+        page = client.list_runs(workflow_uuid=batch.workflow_uuid, batch_uuid=batch.uuid, statuses=["success"],
+                                executions_filter=flt, limit=100, offset=offset)
+        found.extend(o for o in (fallback_outcome(run, nodes) for run in page.runs) if o is not None)
+        offset += len(page.runs)
+        if not page.runs or offset >= page.count:
+            return found
+
+
 def batch_run_outcomes(client: OutputSource, batch: Batch, nodes: Sequence[Any] | None = None,
                        attempts: int = 5) -> list[RunOutcome]:
-    """The batch's runs that did not simply succeed (errored, skipped, cancelled, stopped by a filter).
+    """The batch's runs that did not simply succeed (errored, skipped, cancelled, stopped by a filter, or
+    succeeded after a ``fallbackOnFailure`` node failed).
 
-    One ``runs/count`` call (two when the release has ``filter`` nodes); ``runs/download-outputs`` files only
-    when some run did not succeed.
+    One ``runs/count`` call (two when the release has ``filter`` nodes, and a ``runs/list`` call when it has
+    ``fallbackOnFailure`` nodes); ``runs/download-outputs`` files only when some run did not succeed.
     """
     nodes = _release_nodes(client, batch) if nodes is None else nodes
     outcomes: dict[str, RunOutcome] = {}
@@ -111,6 +132,8 @@ def batch_run_outcomes(client: OutputSource, batch: Batch, nodes: Sequence[Any] 
         for row in _export_runs(client, batch, NOT_SUCCEEDED, count, None, attempts):
             outcome = outcome_from_row(row)
             outcomes.setdefault(outcome.run_uuid or outcome.record_id, outcome)
+    for outcome in _fallback_outcomes(client, batch, nodes):
+        outcomes.setdefault(outcome.run_uuid or outcome.record_id, outcome)
     return list(outcomes.values())
 
 
@@ -123,16 +146,18 @@ def _file_frame(client: OutputSource, uuid: str, output_node_slug: str | None) -
 
 
 def _outcomes(client: OutputSource, uuid: str, output_node_slug: str | None, statuses: bool,
-              batch: Batch | None, attempts: int) -> tuple[list[RunOutcome], Batch | None]:
+              batch: Batch | None, attempts: int) -> tuple[list[RunOutcome], Batch | None, str | None]:
     """The runs that did not simply succeed (with ``statuses``), after checking ``output_node_slug``
-    against the batch's release; and the batch, when it had to be read."""
+    against the batch's release; the batch, when it had to be read; and the output node slug to ask for
+    (with ``statuses`` and none given: the release's exit node, see :func:`.outcomes.default_output_slug`)."""
     if not (statuses or output_node_slug):
-        return [], batch
+        return [], batch, output_node_slug
     batch = batch if batch is not None and batch.is_terminal else client.get_batch(uuid)
     nodes = _release_nodes(client, batch)
     if output_node_slug and nodes:
         check_output_slug(nodes, output_node_slug, str(batch.release_uuid), uuid)
-    return (batch_run_outcomes(client, batch, nodes, attempts=attempts) if statuses else []), batch
+    slug = output_node_slug or (default_output_slug(nodes) if statuses else None)
+    return (batch_run_outcomes(client, batch, nodes, attempts=attempts) if statuses else []), batch, slug
 
 
 def _checked_rows(frame: Any, uuid: str, expected_rows: int | None) -> Any:
@@ -158,7 +183,7 @@ def download_batch_outputs(
     batch: Batch | None = None,
 ) -> Any:
     """See :meth:`CargoClient.download_batch_dataframe`."""
-    outcomes, batch = _outcomes(client, uuid, output_node_slug, statuses, batch, attempts)
+    outcomes, batch, output_node_slug = _outcomes(client, uuid, output_node_slug, statuses, batch, attempts)
     if statuses and expected_rows is None and batch is not None:
         expected_rows = len(records) if records is not None else batch.runs_count
 

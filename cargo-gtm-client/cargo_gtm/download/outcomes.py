@@ -24,7 +24,9 @@ The status column
 -----------------
 ``_status`` (Cargo's own column name in run exports) is one of:
 
-* ``success``: the run finished; its output columns hold the output node's data;
+* ``success``: the run finished; its output columns hold the output node's data. When a node with
+  ``fallbackOnFailure`` failed and the run carried on (CARGO-DOCS 4.5), ``_error_message`` says which node
+  failed and why: the output may lack what that node would have added;
 * ``error``: the run failed; ``_error_message`` says why (Cargo's ``errorMessage``); output columns empty;
 * ``filtered``: a ``filter`` node evaluated false and stopped the run on purpose (CARGO-DOCS 4.2, "not an
   error"), whatever status Cargo gave the run (``success`` or ``skipped``);
@@ -44,7 +46,8 @@ from ..errors import CargoInputError
 
 __all__ = [
     "STATUS_COLUMN", "ERROR_COLUMN", "STATUSES", "NOT_SUCCEEDED", "RunOutcome", "filter_stop_filter",
-    "outcome_from_row", "apply_outcomes", "check_output_slug", "align_inputs",
+    "outcome_from_row", "apply_outcomes", "check_output_slug", "align_inputs", "default_output_slug",
+    "fallback_failure_filter", "fallback_outcome",
 ]
 
 STATUS_COLUMN = "_status"
@@ -115,7 +118,12 @@ def filter_stop_filter(nodes: Sequence[Any]) -> dict[str, Any] | None:
 
 
 def check_output_slug(nodes: Sequence[Any], slug: str, release_uuid: str, batch_uuid: str) -> None:
-    """Raise a clear :class:`CargoInputError` when ``slug`` names no node, or several, of the batch's release."""
+    """Raise a clear :class:`CargoInputError` when ``slug`` names no node, or several, of the batch's release.
+
+    Slugs repeat across node kinds too (an ``agent`` and a ``variables`` node both slugged ``classify``,
+    CARGO-DOCS 15.4); a run keeps one context entry per slug, and which node's data Cargo exports for such a
+    slug is not documented, so a repeated slug is refused whatever the kinds, naming each node and its kind.
+    """
     matches = [n for n in nodes if n.slug == slug]
     if len(matches) == 1:
         return
@@ -125,12 +133,57 @@ def check_output_slug(nodes: Sequence[Any], slug: str, release_uuid: str, batch_
             f"Output node {slug!r} is not a node of release {release_uuid} (the release batch {batch_uuid} ran). "
             f"Node slugs: {available}.", hint="pass one of them as output_node_slug, or none for Cargo's "
             "default (the last executed node).")
-    names = ", ".join(repr(n.name or n.uuid) for n in matches)
+    names = ", ".join(_describe(n) for n in matches)
     raise CargoInputError(
         f"Output node slug {slug!r} matches {len(matches)} nodes of release {release_uuid} ({names}): node slugs "
         "are not unique in Cargo, and which one Cargo would export is not documented.", hint="give the node "
         "you want a unique slug in Cargo and redeploy, or pass no output_node_slug for Cargo's default (the last "
         "executed node).")
+
+
+def _describe(node: Any) -> str:
+    label = getattr(node, "label", None)
+    return label() if callable(label) else repr(node.name or node.uuid)
+
+
+def default_output_slug(nodes: Sequence[Any]) -> str | None:
+    """The slug to ask for when the caller names no output node: the release's exit node (where every run
+    that completes ends), when the graph has exactly one leaf and no other node shares its slug; else None
+    (leave the choice to Cargo).
+
+    Cargo's default is "the last executed node" (CARGO-DOCS 1.2, 2.3): for a completed run that is the exit
+    node, but read per run it is the node where a stopped or cancelled run ended (a filter's ``{result:
+    false}``). Naming the exit node gives the same rows whichever reading the server has.
+    """
+    leaves = [n for n in nodes if not any(c for c in n.children_uuids)]
+    if len(leaves) != 1 or sum(n.slug == leaves[0].slug for n in nodes) != 1:
+        return None
+    return str(leaves[0].slug)
+
+
+def fallback_failure_filter(nodes: Sequence[Any]) -> dict[str, Any] | None:
+    """An ``executionsFilter`` matching runs in which a node with ``fallbackOnFailure`` failed (CARGO-DOCS 4.5:
+    the run carried on and may have ended ``success``); None when the release has no such node."""
+    slugs = list(dict.fromkeys(n.slug for n in nodes if getattr(n, "fallback_on_failure", False)))
+    if not slugs:
+        return None
+    return {"conjonction": "or", "groups": [{"conjonction": "and", "conditions": [
+        {"kind": "node", "nodeSlug": slug, "status": "error"}]} for slug in slugs]}
+
+
+def fallback_outcome(run: Any, nodes: Sequence[Any], record_input: Mapping[str, Any] | None = None
+                     ) -> RunOutcome | None:
+    """The outcome of a ``success`` run in which a ``fallbackOnFailure`` node failed: status ``success`` (the run
+    did finish; its output node ran), ``error`` = which node failed and why, so the row is not mistaken for a
+    provider result. None when no such node failed."""
+    fallback_uuids = {n.uuid for n in nodes if getattr(n, "fallback_on_failure", False)}
+    failed = [e for e in run.executions if str(e.status) == "error" and e.node_uuid in fallback_uuids]
+    if not failed or str(getattr(run.status, "value", run.status)) != "success":
+        return None
+    detail = "; ".join(f"{e.node_slug} ({e.node_kind or 'node'}): {e.error_message or 'failed'}" for e in failed)
+    return RunOutcome(record_id=str(run.record_id), record_title=run.record_title, status="success",
+                      error=f"node failed, run continued (fallbackOnFailure): {detail}",
+                      input=dict(record_input or {}), run_uuid=run.uuid)
 
 
 def _key(record: Mapping[str, Any]) -> str:

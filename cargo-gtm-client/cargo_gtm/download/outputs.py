@@ -15,6 +15,7 @@ from ..api import DownloadFormat
 from ..models import Batch
 from .batch_outputs import download_batch_outputs
 from .dataframe import download_dataframe
+from .outcomes import default_output_slug
 from .parquet import ParquetResult, StrPath, download_to_parquet
 from .source import OutputSource
 
@@ -88,11 +89,19 @@ class Outputs:
             CargoDownloadError: still failing or partial after ``attempts`` tries.
         """
         source = self.source
+        slug = output_node_slug or self._exit_node_slug(uuid)
         return download_to_parquet(
-            lambda: source.get_batch_download_url(uuid, output_node_slug), path, expected_rows=expected_rows,
+            lambda: source.get_batch_download_url(uuid, slug), path, expected_rows=expected_rows,
             attempts=attempts, column_types=column_types, compression=compression, timeout=source.timeout,
             batch_uuid=uuid, sleep=source.sleep,
         )
+
+    def _exit_node_slug(self, uuid: str) -> str | None:
+        """The exit node of the release batch ``uuid`` ran, to ask for by name (see
+        :func:`.outcomes.default_output_slug`: Cargo's "last executed node" may be read per run); None when
+        the release has several exit nodes."""
+        release_uuid = self.source.get_batch(uuid).release_uuid
+        return default_output_slug(self.source.get_release(release_uuid).nodes) if release_uuid else None
 
     def download_run_outputs_dataframe(
         self,

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from ..models import Batch, Release
+from ..models import Batch, Release, RunList
 
 __all__ = ["OutputSource"]
 
@@ -29,6 +29,10 @@ class OutputSource(Protocol):
     def get_batch(self, uuid: str) -> Batch: ...
 
     def get_release(self, uuid: str) -> Release: ...
+
+    def list_runs(self, *, workflow_uuid: str | None = None, batch_uuid: str | None = None,
+                  statuses: Sequence[str] | None = None, limit: int | None = None, offset: int | None = None,
+                  executions_filter: Mapping[str, Any] | None = None) -> RunList: ...
 
     def count_runs(self, *, workflow_uuid: str | None = None, batch_uuid: str | None = None,
                    statuses: Sequence[str] | None = None, is_finished: bool | None = None,

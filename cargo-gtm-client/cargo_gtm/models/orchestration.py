@@ -107,6 +107,9 @@ class Batch(CargoModel):
 
     @property
     def succeeded_runs_count(self) -> int:
+        """``executedRunsCount - failedRunsCount``: the runs that ended ``success`` when Cargo counts ``success``
+        and ``error`` runs as executed (CARGO-DOCS 4.4); an upper bound if it also counts ``skipped`` ones. For
+        an exact figure count the runs (``count_runs(statuses=["success"])``) or read ``_status``."""
         return max(self.executed_runs_count - self.failed_runs_count, 0)
 
     @property
@@ -204,7 +207,13 @@ class RunMetric(CargoModel):
 
 
 class Node(CargoModel):
-    """A workflow step (REFERENCE §9.5). ``slug`` is what ``outputNodeSlug`` refers to."""
+    """A workflow step (REFERENCE §9.5). ``slug`` is what ``outputNodeSlug`` refers to; slugs are not unique,
+    not even across node kinds (CARGO-DOCS 1.6, 15.4).
+
+    ``tool`` / ``agent`` nodes carry ``tool_uuid`` / ``agent_uuid`` and no ``action_slug`` (CARGO-DOCS 15.4). A
+    node with ``fallback_on_failure`` lets a run continue (to ``fallback_child_uuid``) when it fails after its
+    ``retry`` attempts, so the run can still end ``success`` (CARGO-DOCS 4.5).
+    """
 
     uuid: str
     slug: str
@@ -214,10 +223,10 @@ class Node(CargoModel):
     config: dict[str, Any] = Field(default_factory=dict)
     children_uuids: list[str | None] = Field(default_factory=list)
     fallback_on_failure: bool = False
+    fallback_child_uuid: str | None = None
+    retry: dict[str, Any] | None = None
     action_slug: str | None = None
     integration_slug: str | None = None
-    #: the node run when this one fails (CARGO-DOCS 15.4): a branch of the graph, not its main path
-    fallback_child_uuid: str | None = None
     #: ``tool``/``agent`` nodes name what they run at top level and have no ``action_slug`` (CARGO-DOCS 15.4)
     tool_uuid: str | None = None
     agent_uuid: str | None = None
@@ -227,6 +236,11 @@ class Node(CargoModel):
         runs = self.action_slug or (f"tool {self.tool_uuid}" if self.tool_uuid else None) or (
             f"agent {self.agent_uuid}" if self.agent_uuid else None)
         return f"{self.kind} {self.slug!r}" + (f" ({runs})" if runs else "")
+
+    def label(self) -> str:
+        """``'Name' (kind action)`` for messages: which of several nodes sharing a slug this is."""
+        what = " ".join(x for x in (self.kind, self.action_slug) if x)
+        return f"{self.name or self.uuid!r} ({what})"
 
 
 class ReleaseFormField(CargoModel):

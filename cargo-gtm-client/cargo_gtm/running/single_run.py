@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..download.outcomes import RunOutcome, align_inputs, apply_outcomes, check_output_slug
+from ..download.outcomes import RunOutcome, align_inputs, apply_outcomes, check_output_slug, fallback_outcome
 from ..errors import CargoError, CargoInputError
 from ..models import TERMINAL_RUN_STATUSES, Run, RunStatus
 from ..paging import read_all
@@ -320,8 +320,8 @@ def _outcome(run: Run, nodes: Sequence[Any], record: Mapping[str, Any]) -> RunOu
         status = "filtered"
     elif run.status == RunStatus.CANCELLING:
         status = "cancelled"
-    if status == "success":
-        return None
+    if status == "success":  # a fallbackOnFailure node that failed is named (CARGO-DOCS 4.5)
+        return fallback_outcome(run, nodes, record)
     return RunOutcome(record_id=str(run.record_id), record_title=run.record_title, status=status,
                       error=run.error_message, input=dict(record), run_uuid=run.uuid)
 
@@ -339,7 +339,8 @@ def run_dataframe(result: RunResult, record: Mapping[str, Any], *, nodes: Sequen
         check_output_slug(nodes, output_node_slug, str(run.release_uuid), run.uuid)
     outcome = _outcome(run, nodes, record)
     slug = output_node_slug or _last_executed(run, result.context)
-    output = result.context.get(slug) if slug and outcome is None else None  # as the batch file: only successes
+    succeeded = outcome is None or outcome.status == "success"
+    output = result.context.get(slug) if slug and succeeded else None  # as the batch file: only successes
     fields = {k: v for k, v in record.items() if k not in ("_id", "_title")}
     row = {"_id": run.record_id, "_title": run.record_title, **fields,
            OUTPUT_COLUMN: dict(output) if isinstance(output, Mapping) else None}

@@ -38,9 +38,14 @@ class BatchProgress:
 
     @property
     def fraction(self) -> float | None:
+        """Share of runs finished. While running: ``executedRunsCount / runsCount``, which counts ``success`` and
+        ``error`` runs only (CARGO-DOCS 4.4), so skipped runs show up at the end; a ``success`` batch is 1.0
+        ("all runs reached an end state", REFERENCE §10.1) whether or not Cargo counts its skipped runs."""
         if not self.batch.runs_count:
             return None
-        return self.batch.executed_runs_count / self.batch.runs_count
+        if self.batch.status == BatchStatus.SUCCESS:
+            return 1.0
+        return min(self.batch.executed_runs_count / self.batch.runs_count, 1.0)
 
     def describe(self) -> str:
         b = self.batch

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .. import exports, filters
 from ..engine import BatchState
 from ..entities import CHANGE_KINDS
-from ..errors import ApiError, data_error
+from ..errors import ApiError, data_error, unrecognized_keys
 from ..store import Store
 from ..util import canonical_json, stable_hash
 
@@ -22,6 +22,20 @@ if TYPE_CHECKING:
 PLAY_KINDS = ("segment", "change", "filter", "recordIds")
 TOOL_KINDS = ("records", "file")
 CREATE_KINDS = ("segment", "change", "file", "filter", "runs", "recordIds", "records", "schedule", "form")
+#: Keys the create payload's ``data`` declares per kind (``CreateBatchPayload``, REFERENCE §9.1).
+DATA_KEYS = {"segment": ("kind", "segmentUuid"), "change": ("kind", "changeUuid", "changeKinds"),
+             "filter": ("kind", "modelUuid", "filter", "sort", "limit"), "recordIds": ("kind", "modelUuid", "ids"),
+             "records": ("kind", "records"), "file": ("kind", "s3Filename", "mappings")}
+
+
+def _check_data_keys(store: Store, data: dict[str, Any]) -> None:
+    """Keys inside ``data`` its kind does not declare: stripped (ignored, the default) or, under the
+    ``batch_data_unknown_keys=rejected`` variant, a 400 ``unrecognized_keys`` at path ``["data"]``."""
+    if store.variants["batch_data_unknown_keys"] != "rejected":
+        return
+    unknown = [k for k in data if k not in DATA_KEYS.get(data["kind"], (k,))]
+    if unknown:
+        raise unrecognized_keys(unknown, ["data"])
 
 
 def tool_record(store: Store, raw: dict[str, Any], form_slugs: list[str]) -> dict[str, Any]:
@@ -37,51 +51,58 @@ def tool_record(store: Store, raw: dict[str, Any], form_slugs: list[str]) -> dic
     return rec
 
 
-def _resolve_play(store: Store, play: dict[str, Any], data: dict[str, Any]
-                  ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    kind = data["kind"]
-    model_uuid = play["modelUuid"]
-    if kind == "segment":
-        seg = store.segments.get(str(data.get("segmentUuid")))
-        if seg is None:
-            raise data_error("failedToGetSegment")
-        if seg["fromPlay"]:
-            raise data_error("segmentLinkedToPlay")
-        if seg["modelUuid"] != model_uuid:
-            raise data_error("invalidData", "Segment model does not match the play's model.")
-        return store.segment_records(seg["uuid"]), {"kind": "segment", "segmentUuid": seg["uuid"]}
-    if kind == "change":
-        change = store.changes.get(str(data.get("changeUuid")))
-        if change is None:
-            raise data_error("invalidChange")
-        seg = store.segments.get(change.wire["segmentUuid"])
-        if seg is None:
-            raise data_error("failedToGetSegmentChange")
-        if seg["modelUuid"] != model_uuid:
-            raise data_error("invalidChange")
-        kinds = data.get("changeKinds")
-        if not isinstance(kinds, list) or not kinds or any(k not in CHANGE_KINDS for k in kinds):
-            raise data_error("invalidChangeKinds")
-        records = [rec for kind_, rec in change.entries.values() if kind_ in kinds]
-        stored = {"kind": "change", "changeUuid": change.wire["uuid"], "changeKinds": kinds,
-                  "segmentUuid": seg["uuid"]}
-        return records, stored
-    if kind == "filter":
-        if data.get("modelUuid") != model_uuid:
-            raise data_error("invalidData", "modelUuid does not match the play's model.")
-        flt = data.get("filter")
-        try:
-            records = filters.apply(store.model_records(model_uuid), flt, data.get("sort"), data.get("limit"),
-                                    segments=store._segment_ids,
-                                    columns=store.column_types(model_uuid))
-        except filters.FilterError as exc:
-            raise data_error("invalidData", f"Invalid filter: {exc}") from None
-        stored = {"kind": "filter", "modelUuid": model_uuid}
-        stored.update({k: data[k] for k in ("filter", "sort", "limit") if data.get(k) is not None})
-        return records, stored
-    # recordIds
+Resolved = tuple[list[dict[str, Any]], dict[str, Any]]
+
+
+def _play_segment(store: Store, model_uuid: str, data: dict[str, Any]) -> Resolved:
+    seg = store.segments.get(str(data.get("segmentUuid")))
+    if seg is None:
+        raise data_error("failedToGetSegment")
+    if seg["fromPlay"]:
+        raise data_error("segmentLinkedToPlay")
+    if seg["modelUuid"] != model_uuid:
+        raise data_error("invalidData", "Segment model does not match the play's model.")
+    return store.segment_records(seg["uuid"]), {"kind": "segment", "segmentUuid": seg["uuid"]}
+
+
+def _play_change(store: Store, model_uuid: str, data: dict[str, Any]) -> Resolved:
+    change = store.changes.get(str(data.get("changeUuid")))
+    if change is None:
+        raise data_error("invalidChange")
+    seg = store.segments.get(change.wire["segmentUuid"])
+    if seg is None:
+        raise data_error("failedToGetSegmentChange")
+    if seg["modelUuid"] != model_uuid:
+        raise data_error("invalidChange")
+    kinds = data.get("changeKinds")
+    if not isinstance(kinds, list) or not kinds or any(k not in CHANGE_KINDS for k in kinds):
+        raise data_error("invalidChangeKinds")
+    records = [rec for kind_, rec in change.entries.values() if kind_ in kinds]
+    stored = {"kind": "change", "changeUuid": change.wire["uuid"], "changeKinds": kinds,
+              "segmentUuid": seg["uuid"]}
+    return records, stored
+
+
+def _same_model(data: dict[str, Any], model_uuid: str) -> None:
     if data.get("modelUuid") != model_uuid:
         raise data_error("invalidData", "modelUuid does not match the play's model.")
+
+
+def _play_filter(store: Store, model_uuid: str, data: dict[str, Any]) -> Resolved:
+    _same_model(data, model_uuid)
+    try:
+        records = filters.apply(store.model_records(model_uuid), data.get("filter"), data.get("sort"),
+                                data.get("limit"), segments=store._segment_ids,
+                                columns=store.column_types(model_uuid))
+    except filters.FilterError as exc:
+        raise data_error("invalidData", f"Invalid filter: {exc}") from None
+    stored = {"kind": "filter", "modelUuid": model_uuid}
+    stored.update({k: data[k] for k in ("filter", "sort", "limit") if data.get(k) is not None})
+    return records, stored
+
+
+def _play_record_ids(store: Store, model_uuid: str, data: dict[str, Any]) -> Resolved:
+    _same_model(data, model_uuid)
     ids = data.get("ids")
     if not isinstance(ids, list) or not all(isinstance(i, (str, int)) for i in ids):
         raise data_error("invalidData")
@@ -90,17 +111,29 @@ def _resolve_play(store: Store, play: dict[str, Any], data: dict[str, Any]
     return records, {"kind": "recordIds", "modelUuid": model_uuid, "ids": [str(i) for i in ids]}
 
 
-def _resolve_tool(store: Store, workflow_uuid: str, batch_key: str, data: dict[str, Any]
-                  ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
-    """Records (with ``_id``/``_title``), the stored ``data`` and the inputs as sent (or as mapped)."""
-    spec = store.spec_for(workflow_uuid)
-    slugs = [f["slug"] for f in spec.form_fields]
-    if data["kind"] == "records":
-        raw = data.get("records")
-        if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
-            raise data_error("invalidData")
-        s3 = f"workspaces/{store.workspace_uuid}/batches/{batch_key}/records.json"
-        return [tool_record(store, r, slugs) for r in raw], {"kind": "records", "s3Filename": s3}, raw
+_PLAY_RESOLVERS = {"segment": _play_segment, "change": _play_change, "filter": _play_filter,
+                   "recordIds": _play_record_ids}
+
+
+def _resolve_play(store: Store, play: dict[str, Any], data: dict[str, Any]) -> Resolved:
+    """Records and the stored ``data`` of a play batch (kinds ``segment``, ``change``, ``filter``,
+    ``recordIds``; the caller has checked the kind)."""
+    return _PLAY_RESOLVERS[data["kind"]](store, play["modelUuid"], data)
+
+
+def _file_rename(mappings: dict[str, Any], slugs: list[str], columns: set[str]) -> dict[str, str]:
+    """File column -> form field slug; a ``mappings`` pair may be written either way (ledger row 46)."""
+    rename: dict[str, str] = {}
+    for k, v in mappings.items():
+        if k in slugs and v in columns:
+            rename[str(v)] = k
+        elif v in slugs and k in columns:
+            rename[str(k)] = str(v)
+    return rename
+
+
+def _tool_file(store: Store, slugs: list[str], data: dict[str, Any]
+               ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
     file_name = data.get("s3Filename")
     if not isinstance(file_name, str) or file_name not in store.files:
         raise data_error("invalidData", "File not found.")
@@ -108,17 +141,26 @@ def _resolve_tool(store: Store, workflow_uuid: str, batch_key: str, data: dict[s
     if not isinstance(mappings, dict):
         raise data_error("invalidData")
     columns = set().union(*(r.keys() for r in store.files[file_name])) if store.files[file_name] else set()
-    rename: dict[str, str] = {}  # file column -> form field slug
-    for k, v in mappings.items():
-        if k in slugs and v in columns:
-            rename[str(v)] = k
-        elif v in slugs and k in columns:
-            rename[str(k)] = str(v)
+    rename = _file_rename(mappings, slugs, columns)
     rows = [{rename.get(c, c): val for c, val in row.items()} for row in store.files[file_name]]
     stored: dict[str, Any] = {"kind": "file", "s3Filename": file_name}
     if data.get("mappings") is not None:
         stored["mappings"] = mappings
     return [tool_record(store, r, slugs) for r in rows], stored, rows
+
+
+def _resolve_tool(store: Store, workflow_uuid: str, batch_key: str, data: dict[str, Any]
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
+    """Records (with ``_id``/``_title``), the stored ``data`` and the inputs as sent (or as mapped)."""
+    spec = store.spec_for(workflow_uuid)
+    slugs = [f["slug"] for f in spec.form_fields]
+    if data["kind"] != "records":
+        return _tool_file(store, slugs, data)
+    raw = data.get("records")
+    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+        raise data_error("invalidData")
+    s3 = f"workspaces/{store.workspace_uuid}/batches/{batch_key}/records.json"
+    return [tool_record(store, r, slugs) for r in raw], {"kind": "records", "s3Filename": s3}, raw
 
 
 def create_batch_from(store: Store, body: dict[str, Any], now: float, user_uuid: str | None = None) -> BatchState:
@@ -141,6 +183,7 @@ def create_batch_from(store: Store, body: dict[str, Any], now: float, user_uuid:
     allowed = PLAY_KINDS if spec.kind == "play" else TOOL_KINDS
     if data["kind"] not in allowed:
         raise ApiError("invalidDataKind")
+    _check_data_keys(store, data)
     if store.credits_remaining <= 0:
         raise ApiError("notEnoughCredits")
     store.check_concurrency()
@@ -174,12 +217,14 @@ def ordered_batches(store: Store) -> list[BatchState]:
     return sorted(items, key=lambda b: stable_hash("batch-order", b.uuid))
 
 
-def resolve_output_slug(store: Store, workflow_uuid: str, slug: Any, spec: WorkflowSpec | None = None) -> str:
-    """``outputNodeSlug`` or the default (the release's terminal node); a slug no node has → "node not found"
-    (CARGO-DOCS 1.4). ``spec``: the release to read (default: the workflow's deployed one)."""
+def resolve_output_slug(store: Store, workflow_uuid: str, slug: Any, spec: WorkflowSpec | None = None
+                        ) -> str | None:
+    """``outputNodeSlug``, or ``None`` for the default node (see :func:`..exports.default_output`); a slug no
+    node has → "node not found" (CARGO-DOCS 1.4). ``spec``: the release to read (default: the workflow's
+    deployed one)."""
     spec = spec if spec is not None else store.spec_for(workflow_uuid)
     if slug is None or slug == "":
-        return spec.output_node.slug
+        return None
     if not isinstance(slug, str) or not spec.has_slug(slug):
         raise ApiError("nodeNotFound", f"Node not found: {slug}.")
     return slug
@@ -265,7 +310,7 @@ def download_path(store: Store, uuid: str, output_node_slug: Any) -> str:
     spec = store.spec_for_release(b.release_uuid)
     slug = resolve_output_slug(store, b.workflow_uuid, output_node_slug, spec)
     attached = store.downloads.attached(b.uuid)  # a file given by CargoEmulator.attach_output_file
-    if attached is not None and slug == spec.output_node.slug:
+    if attached is not None and slug in (None, spec.output_node.slug):
         path, fmt = attached
         return store.downloads.create_from_file(path, fmt)
     columns, rows = exports.batch_rows(store, b, slug)

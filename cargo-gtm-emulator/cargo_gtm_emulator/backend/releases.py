@@ -119,13 +119,21 @@ def _normalize_nodes(store: Store, nodes: Any, reason: str) -> list[dict[str, An
             raise ApiError(reason)
         out.append({**copy.deepcopy(node), "uuid": node.get("uuid") or store.ids.uuid()})
     for i, node in enumerate(out):
-        node.setdefault("name", node["slug"])
-        node.setdefault("config", {})
-        node.setdefault("childrenUuids", [out[i + 1]["uuid"]] if i + 1 < len(out) else [])
-        if node["kind"] == "connector" and not node.get("connectorUuid"):
-            node["connectorUuid"] = next((c["uuid"] for c in store.connectors.values()
-                                          if c.get("integrationSlug") == node.get("integrationSlug")), None)
+        _fill_node(store, node, out[i + 1]["uuid"] if i + 1 < len(out) else None)
     return out
+
+
+def _fill_node(store: Store, node: dict[str, Any], next_uuid: str | None) -> None:
+    """Defaults of one deployed node: ``name``, ``config``, links to the next node in the list (the emulator
+    runs the list in order), a connector's ``connectorUuid``."""
+    node.setdefault("name", node["slug"])
+    node.setdefault("config", {})
+    node.setdefault("childrenUuids", [next_uuid] if next_uuid else [])
+    if node.get("fallbackOnFailure") and next_uuid:
+        node.setdefault("fallbackChildUuid", next_uuid)
+    if node["kind"] == "connector" and not node.get("connectorUuid"):
+        node["connectorUuid"] = next((c["uuid"] for c in store.connectors.values()
+                                      if c.get("integrationSlug") == node.get("integrationSlug")), None)
 
 
 def _passthrough(config: dict[str, Any]) -> Any:
@@ -134,30 +142,48 @@ def _passthrough(config: dict[str, Any]) -> Any:
     return compute
 
 
-def _node_spec(store: Store, current: WorkflowSpec, node: dict[str, Any]) -> NodeSpec:
-    same = current.node(node["slug"])
+def _same_node(current: WorkflowSpec, node: dict[str, Any], seen: dict[tuple[str, str], int]) -> NodeSpec | None:
+    """The current node this deployed node keeps: the n-th one with its slug **and kind** (slugs repeat, also
+    across kinds: CARGO-DOCS 1.6, 15.4), n counting this node's earlier namesakes in the list."""
+    key = (str(node["slug"]), str(node["kind"]))
+    n = seen.get(key, 0)
+    seen[key] = n + 1
+    same = [c for c in current.nodes if (c.slug, c.kind) == key]
+    return same[min(n, len(same) - 1)] if same else None
+
+
+def _node_spec(store: Store, current: WorkflowSpec, node: dict[str, Any], seen: dict[tuple[str, str], int]
+               ) -> NodeSpec:
+    same = _same_node(current, node, seen)
+    fallback = bool(node.get("fallbackOnFailure"))
     if same is not None:
-        return replace(same, name=str(node.get("name") or same.name))
+        return replace(same, name=str(node.get("name") or same.name), fallback_on_failure=fallback)
     action = node.get("actionSlug")
     for spec in store.specs.values():
         like = next((n for n in spec.nodes if n.action_slug == action and n.kind == node["kind"]), None)
         if like is not None:
-            return replace(like, slug=node["slug"], name=str(node.get("name") or like.name))
+            return replace(like, slug=node["slug"], name=str(node.get("name") or like.name),
+                           fallback_on_failure=fallback)
     return NodeSpec(slug=node["slug"], name=str(node.get("name") or node["slug"]), kind=str(node["kind"]),
                     action_slug=str(action or "passthrough"), compute=_passthrough(node.get("config") or {}),
-                    integration_slug=node.get("integrationSlug"))
+                    integration_slug=node.get("integrationSlug"), fallback_on_failure=fallback)
 
 
 def _spec(store: Store, current: WorkflowSpec, wire: list[dict[str, Any]], form_fields: Any) -> WorkflowSpec:
     fields = form_fields if current.kind == "tool" and isinstance(form_fields, list) else current.form_fields
-    return replace(current, nodes=[_node_spec(store, current, n) for n in wire], form_fields=list(fields))
+    seen: dict[tuple[str, str], int] = {}
+    return replace(current, nodes=[_node_spec(store, current, n, seen) for n in wire], form_fields=list(fields))
 
 
 def _refresh_workflow(store: Store, workflow_uuid: str, wire: list[dict[str, Any]], now: float) -> None:
     tree: list[dict[str, Any]] = []
     for node in reversed(wire):
         wn = {"uuid": node["uuid"], "slug": node["slug"], "name": node["name"], "isArchived": False,
-              "nodes": tree, "kind": node["kind"], "actionSlug": node.get("actionSlug")}
+              "nodes": tree, "kind": node["kind"]}
+        if node["kind"] in ("tool", "agent"):  # no actionSlug (CARGO-DOCS 15.4)
+            wn.update({k: node[k] for k in ("toolUuid", "agentUuid") if k in node})
+        else:
+            wn["actionSlug"] = node.get("actionSlug")
         if node["kind"] == "connector":
             wn["integrationSlug"] = node.get("integrationSlug")
             wn["connectorUuid"] = node.get("connectorUuid")
@@ -181,6 +207,7 @@ def redeploy(store: Store, workflow_uuid: str, now: float, *, configs: dict[str,
     nodes[index:index] = [dict(n) for n in (add_nodes or [])]
     for node in nodes:
         node.pop("childrenUuids", None)  # re-linked in list order
+        node.pop("fallbackChildUuid", None)
     form_fields = store.release_for(workflow_uuid)["formFields"]
     return deploy(store, workflow_uuid, nodes, form_fields,
                   description or f"Redeployed in the emulator at {iso(now)}", now)

@@ -9,7 +9,7 @@ from typing import Any
 from .. import serialize
 from ..backend import batches as backend
 from ..routing import Request, Router
-from .common import as_bool, as_list, paginate
+from .common import BATCH_STATUSES, as_bool, as_list, as_statuses, paginate
 
 
 def create_batch(req: Request) -> dict[str, Any]:
@@ -22,10 +22,10 @@ def get_batch(req: Request) -> dict[str, Any]:
     return {"batch": serialize.batch(req.store, backend.visible_batch(req.store, req.params["uuid"]))}
 
 
-def _query(q: dict[str, Any]) -> backend.BatchQuery:
+def _query(q: dict[str, Any], variants: dict[str, str]) -> backend.BatchQuery:
     return backend.BatchQuery(
         workflow_uuids=as_list(q.get("workflowUuids")), uuids=as_list(q.get("uuids")),
-        statuses=as_list(q.get("statuses")), release_uuid=q.get("releaseUuid") or None,
+        statuses=as_statuses(q.get("statuses"), BATCH_STATUSES, variants), release_uuid=q.get("releaseUuid") or None,
         child_of=any(q.get(k) for k in ("parentBatchUuid", "parentRunUuid", "parentNodeUuid")),
         has_runs=as_bool(q.get("hasRuns")), is_finished=as_bool(q.get("isFinished")),
         is_skipped=as_bool(q.get("isSkipped")), included_kinds=as_list(q.get("includedDataKinds")),
@@ -34,7 +34,7 @@ def _query(q: dict[str, Any]) -> backend.BatchQuery:
 
 def list_batches(req: Request) -> dict[str, Any]:
     """GET /orchestration/batches/list — newest first, default limit 100."""
-    found = backend.list_batches(req.store, _query(req.query))
+    found = backend.list_batches(req.store, _query(req.query, req.store.variants))
     return {"batches": [serialize.batch(req.store, b) for b in paginate(found, req.query)]}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ApiError
+from ..errors import ApiError, zod_enum_error
 from ..util import parse_datetime
 
 DEFAULT_LIMIT = 100
@@ -48,6 +48,22 @@ def as_list(value: Any) -> list[Any] | None:
     if isinstance(value, dict):
         return list(value.values())
     return [value]
+
+
+RUN_STATUSES = ("idle", "pending", "running", "success", "error", "cancelling", "cancelled", "skipped")
+BATCH_STATUSES = ("pending", "syncing", "skipped", "querying", "running", "success", "error", "cancelling",
+                  "cancelled")
+
+
+def as_statuses(value: Any, allowed: tuple[str, ...], variants: dict[str, str]) -> list[Any] | None:
+    """A ``statuses`` filter. A value that is no status (``"finished"``, CARGO-DOCS 2.7) matches nothing
+    (``invalid_statuses=match_nothing``) or is a zod ``invalid_enum_value`` 400 (``zod_400``)."""
+    statuses = as_list(value)
+    if statuses and variants["invalid_statuses"] == "zod_400":
+        bad = next((s for s in statuses if s not in allowed), None)
+        if bad is not None:
+            raise zod_enum_error("statuses", bad, allowed)
+    return statuses
 
 
 def as_time(value: Any, name: str) -> float | None:

@@ -9,10 +9,10 @@ from ..backend import runs as backend
 from ..backend.batches import resolve_output_slug
 from ..backend.runs import TIME_KEYS, RunQuery
 from ..engine import RunState
-from ..errors import ApiError, zod_enum_error, zod_error
+from ..errors import ApiError, unrecognized_keys, zod_enum_error, zod_error
 from ..routing import Request, Router
 from ..store import Store
-from .common import as_bool, as_list, as_time, paginate
+from .common import RUN_STATUSES, as_bool, as_list, as_statuses, as_time, paginate
 
 EXPORT_LIMIT = 10_000
 
@@ -21,20 +21,23 @@ RUN_FILTER_KEYS = ("workflowUuid", "userUuid", "batchUuid", "releaseUuid", "stat
                    "parentUuid", "parentNodeUuid", "isGroupParent", "recordId", "recordTitle", "recordTitleOrId",
                    "isFinished", "executionsFilter", "createdAfter", "createdBefore", "updatedAfter",
                    "updatedBefore")
-#: ``isFinished`` is left out on purpose: the API rejects it with ``unrecognized_keys`` (CARGO-DOCS 2.6).
+#: ``isFinished`` is accepted here by the router and checked by :func:`_export_request` against the
+#: ``is_finished_exports`` variant: by default the API rejects it with ``unrecognized_keys`` (CARGO-DOCS 2.6).
 DOWNLOAD_OUTPUTS_KEYS = ("workflowUuid", "outputNodeSlug", "format", "batchUuid", "releaseUuid", "statuses",
                          "parentBatchUuid", "parentUuid", "parentNodeUuid", "isGroupParent", "recordId",
                          "recordTitle", "recordTitleOrId", "executionsFilter", "createdAfter", "createdBefore",
-                         "limit", "offset")
+                         "limit", "offset", "isFinished")
 DOWNLOAD_RUNS_KEYS = ("workflowUuid", "uuids", "batchUuid", "releaseUuid", "statuses", "parentBatchUuid",
                       "parentUuid", "parentNodeUuid", "isGroupParent", "recordId", "recordTitle", "recordTitleOrId",
                       "isFinished", "executionsFilter", "createdAfter", "createdBefore", "updatedAfter",
                       "updatedBefore")
 
 
-def _export_request(req: Request) -> tuple[dict[str, Any], str, str]:
+def _export_request(req: Request) -> tuple[dict[str, Any], str, str | None]:
     """The body of a download-outputs request, its file format and its output node slug, checked."""
     body = req.json_obj()
+    if "isFinished" in body and req.store.variants["is_finished_exports"] == "rejected":
+        raise unrecognized_keys(["isFinished"])  # CARGO-DOCS 2.6, 10.1: until cargo#5579 is deployed
     wf = body.get("workflowUuid")
     if not wf or wf not in req.store.workflows:
         raise ApiError("workflowNotFound")
@@ -44,7 +47,7 @@ def _export_request(req: Request) -> tuple[dict[str, Any], str, str]:
     return body, fmt, resolve_output_slug(req.store, wf, body.get("outputNodeSlug"))
 
 
-def _export_url(req: Request, store: Store, runs: list[RunState], slug: str, fmt: str) -> dict[str, Any]:
+def _export_url(req: Request, store: Store, runs: list[RunState], slug: str | None, fmt: str) -> dict[str, Any]:
     """``{url}`` of a per-run outputs file (download-outputs of runs or records), in the layout variants."""
     columns, rows = exports.output_rows(store, runs, slug, req.now)
     v = store.variants
@@ -56,7 +59,7 @@ def _text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def run_query(body: dict[str, Any]) -> RunQuery:
+def run_query(body: dict[str, Any], variants: dict[str, str]) -> RunQuery:
     """Parse the run filter fields of a request body."""
     return RunQuery(
         workflow_uuid=_text(body.get("workflowUuid")), batch_uuid=_text(body.get("batchUuid")),
@@ -65,14 +68,14 @@ def run_query(body: dict[str, Any]) -> RunQuery:
         sub_runs=bool(any(body.get(k) for k in ("parentBatchUuid", "parentUuid", "parentNodeUuid"))
                       or as_bool(body.get("isGroupParent"))),
         record_id=_text(body.get("recordId")), record_title=_text(body.get("recordTitle")),
-        record_title_or_id=_text(body.get("recordTitleOrId")), statuses=as_list(body.get("statuses")),
+        record_title_or_id=_text(body.get("recordTitleOrId")), statuses=as_statuses(body.get("statuses"), RUN_STATUSES, variants),
         is_finished=as_bool(body.get("isFinished")), times={k: as_time(body.get(k), k) for k in TIME_KEYS},
         executions_filter=body.get("executionsFilter"))
 
 
 def select_runs(store: Store, body: dict[str, Any], now: float) -> list[RunState]:
     """Runs matching the documented filter fields of ``body``, newest first."""
-    return backend.select_runs(store, run_query(body), now)
+    return backend.select_runs(store, run_query(body, store.variants), now)
 
 
 def list_runs(req: Request) -> dict[str, Any]:
@@ -172,7 +175,8 @@ def download_record_outputs(req: Request) -> dict[str, Any]:
 
 RECORD_OUTPUTS_KEYS = ("workflowUuid", "outputNodeSlug", "format", "ids", "runUuids", "title", "titleOrId",
                        "releaseUuid", "batchUuid", "statuses", "parentBatchUuid", "parentRunUuid", "parentNodeUuid",
-                       "isGroupParent", "executionsFilter", "createdAfter", "createdBefore", "limit", "offset")
+                       "isGroupParent", "executionsFilter", "createdAfter", "createdBefore", "limit", "offset",
+                       "isFinished")
 
 #: ``runs/cancel`` takes ``workflowUuid`` plus exactly one of two shapes: ``uuids``, or these filter fields.
 CANCEL_FILTER_KEYS = ("recordId", "recordTitle", "recordTitleOrId", "releaseUuid", "batchUuid", "parentBatchUuid",
@@ -201,7 +205,7 @@ def cancel_runs(req: Request) -> dict[str, Any]:
     if "uuids" in body and mixed:
         raise zod_error([{"code": "invalid_union", "path": [], "unionErrors": [],
                           "message": "Invalid input: uuids cannot be combined with " + ", ".join(mixed)}])
-    backend.cancel_runs(req.store, run_query(body), req.now)
+    backend.cancel_runs(req.store, run_query(body, req.store.variants), req.now)
     return {}
 
 
