@@ -199,7 +199,7 @@ def test_a_status_that_is_none_is_refused_before_any_request_on_both_answers(emu
 
 def test_a_single_run_that_fell_back_names_the_failed_node(emulator: CargoEmulator) -> None:
     import httpx
-    from cargo_gtm.running.single_run import run_one_record
+    from cargo_gtm.running import run_one_record
 
     wf = emulator.store.tool_by_name("Enrich company")["workflowUuid"]
     release = emulator.store.release_for(wf)
