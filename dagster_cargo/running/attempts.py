@@ -33,7 +33,8 @@ from cargo_gtm.models import Batch, BatchStatus
 from cargo_gtm.running.reconcile import CargoAmbiguousCreateError, CreateIntent
 
 __all__ = ["attempt_tag_key", "find_reusable_batch", "find_reusable_batches", "remember_batch", "remember_intent",
-           "remember_candidates", "run_group", "intent_tag_key", "candidates_tag_key", "RunTagLedger"]
+           "remember_candidates", "run_group", "intent_tag_key", "candidates_tag_key", "RunTagLedger",
+           "claimed_elsewhere"]
 
 ROOT_RUN_TAG = "dagster/root_run_id"
 PARENT_RUN_TAG = "dagster/parent_run_id"
@@ -179,6 +180,7 @@ def _from_intents(context: Any, client: CargoClient, tag_key: str, group: list[d
                   data: Any) -> Batch | None:
     """Resolve intents recorded without a batch (the process died around the create) by content."""
     known = {run.tags[tag_key] for run in group if run.tags.get(tag_key)}  # recorded, and not reusable
+    known |= claimed_elsewhere(context.instance, context.run, tag_key)  # twins' batches are never ours
     intents: dict[str, CreateIntent] = {}
     for run in group:
         text = run.tags.get(intent_tag_key(tag_key))
@@ -242,13 +244,37 @@ def remember_candidates(context: Any, tag_key: str | None, candidates: list[str]
     context.instance.add_run_tags(context.run_id, {candidates_tag_key(tag_key): ",".join(candidates)})
 
 
+def claimed_elsewhere(instance: dg.DagsterInstance, run: dg.DagsterRun, tag_key: str | None) -> set[str]:
+    """The batches recorded under ``tag_key`` by runs outside ``run``'s group (other materializations of the
+    same step and input: "twins", live or not). Read from the instance every run of the deployment shares."""
+    if tag_key is None:
+        return set()
+    values: set[str] = set()
+    for _key, found in instance.get_run_tags(tag_keys=[tag_key]):
+        values |= set(found)
+    if not values:
+        return set()
+    mine = {r.tags.get(tag_key) for r in run_group(instance, run)}
+    return {v for v in values if v and v not in mine}
+
+
 class RunTagLedger:
-    """The :class:`~cargo_gtm.running.handle.Ledger` of a Dagster step: batches, intents and candidates are
-    recorded as run tags, and batches of earlier attempts of the step are found on the run group."""
+    """The :class:`~cargo_gtm.running.handle.ClaimingLedger` of a Dagster step: batches, intents and
+    candidates are recorded as run tags, batches of earlier attempts of the step are found on the run group,
+    and batches other runs recorded for the same step and input ("twins") are claimed: never adopted.
+    Creates of twins are taken in turn (:class:`~dagster_cargo.running.turns.Turns`)."""
 
     def __init__(self, context: Any, client: CargoClient) -> None:
         self.context = context
         self.client = client
+
+    def claimed(self, key: str | None) -> set[str]:
+        return claimed_elsewhere(self.context.instance, self.context.run, key)
+
+    def exclusive(self, keys: list[str | None]) -> Any:
+        from .turns import Turns
+
+        return Turns(self.context, self.client, [k for k in keys if k is not None])
 
     def reusable(self, keys: list[str | None], datas: list[Any]) -> dict[str, Batch]:
         found = find_reusable_batches(self.context, self.client, keys, datas)
