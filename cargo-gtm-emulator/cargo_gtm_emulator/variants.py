@@ -29,6 +29,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "batch_data_echo": ("present", "absent"),
     # what Batch.creditsUsedCount holds (CARGO-DOCS 5.4 implies provider cost only).
     "batch_credits": ("provider_only", "with_execution_charge"),
+    # precision of date comparisons in filters: milliseconds (values truncated, as a JavaScript Date
+    # parses them) or microseconds (as a Postgres timestamptz keeps them). Neither REFERENCE nor CARGO-DOCS says.
+    "date_precision": ("ms", "us"),
 }
 
 

@@ -73,7 +73,8 @@ def _resolve_play(store: Store, play: dict[str, Any], data: dict[str, Any]
         try:
             records = filters.apply(store.model_records(model_uuid), flt, data.get("sort"), data.get("limit"),
                                     segments=store._segment_ids,
-                                    columns=store.column_types(model_uuid))
+                                    columns=store.column_types(model_uuid),
+                                    date_precision=store.variants["date_precision"])
         except filters.FilterError as exc:
             raise data_error("invalidData", f"Invalid filter: {exc}") from None
         stored = {"kind": "filter", "modelUuid": model_uuid}
