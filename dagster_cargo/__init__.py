@@ -30,7 +30,11 @@ if TYPE_CHECKING:
     from .definitions.checks import CargoCheckConfig, cargo_check_specs
     from .definitions.heal_job import CargoHealConfig, build_cargo_heal_job, cargo_heal_op
     from .definitions.ops import CargoBatchOpConfig, cargo_batch_op
-    from .definitions.sensors import build_cargo_change_sensor, build_cargo_observation_sensor
+    from .definitions.sensors import (
+        build_cargo_change_sensor,
+        build_cargo_observation_sensor,
+        build_cargo_unreported_spend_sensor,
+    )
     from .definitions.translator import DagsterCargoTranslator, cargo_workflow_metadata
     from .definitions.workspace_data import CargoWorkflowProps, CargoWorkspaceData
     from .running.execution import BatchRunSpec, CargoBatchResult
@@ -58,6 +62,7 @@ _LAZY = {
     "cargo_batch_op": ".definitions.ops",
     "build_cargo_change_sensor": ".definitions.sensors",
     "build_cargo_observation_sensor": ".definitions.sensors",
+    "build_cargo_unreported_spend_sensor": ".definitions.sensors",
     "CargoBatchOpConfig": ".definitions.ops",
     "CargoWorkspaceComponent": ".components",
     "build_cargo_heal_job": ".definitions.heal_job",

@@ -132,6 +132,12 @@ def find_reusable_batches(context: Any, client: CargoClient, tag_keys: list[str 
     return found
 
 
+def _usable_quietly(batch: Batch) -> bool:
+    """Running, pending, succeeded or an unknown status: worth attaching to."""
+    return batch.status == BatchStatus.SUCCESS or not batch.status.is_known or (
+        not batch.is_terminal and batch.status != BatchStatus.CANCELLING)
+
+
 def _usable(context: Any, batch: Batch) -> bool:
     status = batch.status
     if status == BatchStatus.SUCCESS:
@@ -264,9 +270,10 @@ class RunTagLedger:
     and batches other runs recorded for the same step and input ("twins") are claimed: never adopted.
     Creates of twins are taken in turn (:class:`~dagster_cargo.running.turns.Turns`)."""
 
-    def __init__(self, context: Any, client: CargoClient) -> None:
+    def __init__(self, context: Any, client: CargoClient, *, resume_unreported: bool = False) -> None:
         self.context = context
         self.client = client
+        self.resume_unreported = resume_unreported
 
     def claimed(self, key: str | None) -> set[str]:
         return claimed_elsewhere(self.context.instance, self.context.run, key)
@@ -278,7 +285,44 @@ class RunTagLedger:
 
     def reusable(self, keys: list[str | None], datas: list[Any]) -> dict[str, Batch]:
         found = find_reusable_batches(self.context, self.client, keys, datas)
-        return {k: b for k, b in found.items() if k is not None and b is not None}
+        reusable = {k: b for k, b in found.items() if k is not None and b is not None}
+        for key in [k for k in keys if k is not None and k not in reusable]:
+            adopted = self._unreported(key)
+            if adopted is not None:
+                reusable[key] = adopted
+        return reusable
+
+    def _unreported(self, key: str) -> Batch | None:
+        """Say so when earlier failed runs of this step paid for a batch of this input that nobody reported;
+        adopt one that is still running or succeeded when ``resume_unreported`` (or its run tag) asks."""
+        from .turns import Turns
+        from .unreported import holders_all_failed, resume_requested, unreported_for_key
+
+        context = self.context
+        try:
+            group = [r.run_id for r in run_group(context.instance, context.run)]
+            found = unreported_for_key(context.instance, self.client, key, exclude_runs=group)
+        except Exception as exc:  # reporting aid: never fail the step over it
+            context.log.debug(f"Could not look for unreported Cargo batches: {exc}")
+            return None
+        usable = [u for u in found if u.batch is not None and _usable_quietly(u.batch)]
+        for item in found:
+            context.log.warning(
+                f"{item.describe()}. This materialization (a new run, not a re-execution of those) "
+                + ("adopts it instead of paying again (resume_unreported)." if item in usable[:1]
+                   and resume_requested(context, self.resume_unreported) else
+                   "pays for a new batch; set resume_unreported=True on the resource (or the run tag "
+                   "dagster-cargo/resume_unreported=true) to adopt a running or succeeded one, or re-execute "
+                   "the failed run." if item in usable else "pays for a new batch (that one ended "
+                   f"{item.status})."))
+        if not usable or not resume_requested(context, self.resume_unreported):
+            return None
+        with Turns(context, self.client, [key]):  # no twin adopts it at the same moment
+            for item in usable:
+                if holders_all_failed(context.instance, key, item.uuid, context.run_id):
+                    remember_batch(context, key, item.batch)  # type: ignore[arg-type]
+                    return item.batch
+        return None
 
     def intent(self, key: str | None, intent: CreateIntent) -> None:
         remember_intent(self.context, key, intent)

@@ -208,6 +208,7 @@ def execute_batches(
     progress_log_interval: float = 30.0,
     credit_breakdown: bool = True,
     guidance: PollingGuidance | None = None,
+    resume_unreported: bool = False,
 ) -> CargoBatchResult:
     """Run the batches of ``specs`` (one workflow; e.g. chunks of one input) as one result.
 
@@ -228,7 +229,7 @@ def execute_batches(
                             progress_log_interval, guidance)
     requests = [BatchRequest(s.workflow_uuid, s.data, attempt_tag_key(context, s.workflow_uuid, s.data, scope=s.attempt_scope),
                              s.output_node_slug, s.records) for s in runnable]
-    with BatchHandle(client, requests, ledger=RunTagLedger(context, client), poll_interval=poll_interval,
+    with BatchHandle(client, requests, ledger=RunTagLedger(context, client, resume_unreported=resume_unreported), poll_interval=poll_interval,
                      max_poll_interval=max_poll_interval, guidance=guidance,
                      fetch_metrics=credit_breakdown or head.credit_budget is not None,
                      listed={head.workflow_uuid: head.listed_batches} if head.listed_batches is not None else None,
