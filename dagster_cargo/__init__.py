@@ -21,9 +21,11 @@ if TYPE_CHECKING:
     from .components import CargoWorkspaceComponent
     from .definitions.asset_defs import (
         CARGO_POOL,
+        CargoPartitionedIOManager,
         CargoRunConfig,
         build_cargo_asset,
         build_cargo_assets_definitions,
+        cargo_partitioned_io_manager,
         partition_window_filter,
     )
     from .definitions.asset_specs import load_cargo_asset_specs, load_cargo_workspace_data
@@ -59,6 +61,8 @@ _LAZY = {
     "CARGO_POOL": ".definitions.asset_defs",
     "build_cargo_asset": ".definitions.asset_defs",
     "partition_window_filter": ".definitions.asset_defs",
+    "CargoPartitionedIOManager": ".definitions.asset_defs",
+    "cargo_partitioned_io_manager": ".definitions.asset_defs",
     "cargo_batch_op": ".definitions.ops",
     "build_cargo_change_sensor": ".definitions.sensors",
     "build_cargo_observation_sensor": ".definitions.sensors",
