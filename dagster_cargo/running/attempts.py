@@ -279,9 +279,12 @@ class RunTagLedger:
         return claimed_elsewhere(self.context.instance, self.context.run, key)
 
     def exclusive(self, keys: list[str | None]) -> Any:
+        from contextlib import nullcontext
+
         from .turns import Turns
 
-        return Turns(self.context, self.client, [k for k in keys if k is not None])
+        real = [k for k in keys if k is not None]  # None: outside a run (direct invocation), nothing to share
+        return Turns(self.context, self.client, real) if real else nullcontext()
 
     def reusable(self, keys: list[str | None], datas: list[Any]) -> dict[str, Batch]:
         found = find_reusable_batches(self.context, self.client, keys, datas)
