@@ -108,3 +108,60 @@ def test_kill_9_then_reexecution_on_postgres(pg_world, point):
     assert len(outcome.batches) == 1, f"{len(outcome.batches)} batches paid: {outcome.batches}"
     assert outcome.rows == 3 and outcome.credits > 0
     assert watch.leaks == 0, watch.samples
+
+
+def test_twins_launched_through_the_daemon_run_queue(manual_emulator, tmp_path):
+    """Two identical materializations submitted to the run queue (``dagster job launch`` with the
+    QueuedRunCoordinator), dequeued and launched by ``dagster-daemon``, their steps in the limited ``cargo`` pool,
+    creates faulted: each pays for and reports its own batch."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from .test_twins import TwinsOutcome, _workflow_batches
+
+    defs = str(Path(__file__).parent / "queued_twins_defs.py")
+    bin_dir = Path(sys.executable).parent
+    with postgres_home(tmp_path):
+        env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "CARGO_API_TOKEN": "test-token-7c1f9d",
+               "CARGO_BASE_URL": manual_emulator.base_url}
+        manual_emulator.faults.next("POST /v1/orchestration/batches", "server_error")
+        manual_emulator.faults.next("POST /v1/orchestration/batches", "lost_create_response")
+        before = manual_emulator.credits_used
+        daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-f", defs], env=env,
+                                  stdout=open(tmp_path / "daemon.log", "w"), stderr=subprocess.STDOUT)
+        try:
+            for i in range(2):
+                subprocess.run([str(bin_dir / "dagster"), "job", "launch", "-f", defs, "-j", "twins_job",
+                                "--tags", f'{{"twin": "{i}"}}'], env=env, check=True, capture_output=True,
+                               timeout=300)
+            with _from_dir(str(tmp_path)) as instance:
+                deadline = time.monotonic() + 400
+                while time.monotonic() < deadline:
+                    runs = instance.get_runs(filters=dg.RunsFilter(job_name="twins_job"))
+                    if len(runs) == 2 and all(r.is_finished for r in runs):
+                        break
+                    time.sleep(2)
+                statuses = [r.status for r in runs]
+                reported, credits = [], 0.0
+                for r in runs:
+                    mats = [e for e in instance.all_logs(r.run_id) if e.dagster_event is not None
+                            and e.dagster_event.event_type_value == "ASSET_MATERIALIZATION"]
+                    meta = {k: getattr(v, "value", v)
+                            for k, v in mats[0].dagster_event.step_materialization_data.materialization.metadata.items()} \
+                        if mats else {}
+                    reported.append([u for u in str(meta.get("dagster-cargo/batch_uuid") or "").split(",") if u])
+                    credits += float(meta.get("dagster-cargo/credits_used") or 0.0)
+                dequeued = [e for r in runs for e in instance.all_logs(r.run_id) if e.dagster_event is not None
+                            and e.dagster_event.event_type == dg.DagsterEventType.RUN_ENQUEUED]
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=60)
+    outcome = TwinsOutcome(succeeded=[s == dg.DagsterRunStatus.SUCCESS for s in statuses], reported=reported,
+                           credits_reported=round(credits, 6),
+                           credits_spent=round(manual_emulator.credits_used - before, 6),
+                           batches=_workflow_batches(manual_emulator))
+    print("postgres, 2 twins via the daemon's run queue:", outcome.figures(), f"; {len(dequeued)} runs queued, then launched by the daemon")
+    assert len(dequeued) == 2, (tmp_path / "daemon.log").read_text()[-3000:]
+    assert_twins_hold(outcome, 2)
