@@ -290,7 +290,9 @@ class CargoPartitionedIOManager(PickledObjectFilesystemIOManager):
 def cargo_partitioned_io_manager(init_context: dg.InitResourceContext) -> CargoPartitionedIOManager:
     """:class:`CargoPartitionedIOManager` as a resource (``io_manager``), e.g. for ``dagster asset materialize
     --partition-range`` over date-partitioned Cargo plays built with ``single_run_backfill=True``."""
-    base = (init_context.resource_config or {}).get("base_dir") or init_context.instance.storage_directory()
+    base = (init_context.resource_config or {}).get("base_dir")
+    if not base and init_context.instance is not None:
+        base = init_context.instance.storage_directory()
     return CargoPartitionedIOManager(base_dir=base)
 
 

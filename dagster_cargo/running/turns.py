@@ -80,7 +80,7 @@ class Turns:
 
     def _others(self, tag: str) -> list[tuple[str, int | None, str]]:
         """Other live runs' entries under ``tag``: (state, ticket, run id)."""
-        parsed = []
+        parsed: list[tuple[str, int | None, str]] = []
         for _key, values in self.context.instance.get_run_tags(tag_keys=[tag]):
             parsed.extend(p for p in (_parse(v) for v in values) if p is not None and p[2] != self.run_id)
         if not parsed:
