@@ -78,17 +78,30 @@ def _asset_of(runs: Iterable[dg.DagsterRun]) -> str | None:
 
 def unreported_for_key(instance: dg.DagsterInstance, client: CargoClient | None, tag_key: str,
                        exclude_runs: Iterable[str] = ()) -> list[UnreportedBatch]:
-    """The unreported batches recorded under one attempt key (runs in ``exclude_runs`` are not holders)."""
+    """The unreported batches recorded under one attempt key (runs in ``exclude_runs`` are not holders).
+
+    Two run queries whatever the history: the failed runs holding any batch of the key, then the other runs
+    holding those batches (a batch also held by a live or successful run is not unreported)."""
     skip = set(exclude_runs)
-    found: list[UnreportedBatch] = []
-    for _key, values in instance.get_run_tags(tag_keys=[tag_key]):
-        for uuid in sorted(values):
-            holders = [r for r in _holders(instance, tag_key, uuid) if r.run_id not in skip]
-            if not holders or any(r.status not in _FAILED for r in holders):
-                continue  # reported (a run succeeded), or a run holding it is still going
-            found.append(UnreportedBatch(uuid=uuid, tag_key=tag_key, run_ids=tuple(r.run_id for r in holders),
-                                         asset=_asset_of(holders), batch=_read(client, uuid)))
-    return found
+    values: set[str] = set()
+    for _key, found in instance.get_run_tags(tag_keys=[tag_key]):
+        values |= set(found)
+    if not values:
+        return []
+    failed = [r for r in instance.get_runs(filters=dg.RunsFilter(tags={tag_key: sorted(values)},
+                                                                 statuses=sorted(_FAILED, key=str)))
+              if r.run_id not in skip]
+    held_by_failed: dict[str, list[dg.DagsterRun]] = {}
+    for run in failed:
+        held_by_failed.setdefault(run.tags[tag_key], []).append(run)
+    if not held_by_failed:
+        return []
+    others = [r for r in instance.get_runs(filters=dg.RunsFilter(tags={tag_key: sorted(held_by_failed)}))
+              if r.run_id not in skip and r.status not in _FAILED]
+    taken = {r.tags[tag_key] for r in others}
+    return [UnreportedBatch(uuid=uuid, tag_key=tag_key, run_ids=tuple(r.run_id for r in runs), asset=_asset_of(runs),
+                            batch=_read(client, uuid))
+            for uuid, runs in sorted(held_by_failed.items()) if uuid not in taken]
 
 
 def _read(client: CargoClient | None, uuid: str) -> Batch | None:
