@@ -21,16 +21,22 @@ if TYPE_CHECKING:
     from .components import CargoWorkspaceComponent
     from .definitions.asset_defs import (
         CARGO_POOL,
+        CargoPartitionedIOManager,
         CargoRunConfig,
         build_cargo_asset,
         build_cargo_assets_definitions,
+        cargo_partitioned_io_manager,
         partition_window_filter,
     )
     from .definitions.asset_specs import load_cargo_asset_specs, load_cargo_workspace_data
     from .definitions.checks import CargoCheckConfig, cargo_check_specs
     from .definitions.heal_job import CargoHealConfig, build_cargo_heal_job, cargo_heal_op
     from .definitions.ops import CargoBatchOpConfig, cargo_batch_op
-    from .definitions.sensors import build_cargo_change_sensor, build_cargo_observation_sensor
+    from .definitions.sensors import (
+        build_cargo_change_sensor,
+        build_cargo_observation_sensor,
+        build_cargo_unreported_spend_sensor,
+    )
     from .definitions.translator import DagsterCargoTranslator, cargo_workflow_metadata
     from .definitions.workspace_data import CargoWorkflowProps, CargoWorkspaceData
     from .running.execution import BatchRunSpec, CargoBatchResult
@@ -55,9 +61,12 @@ _LAZY = {
     "CARGO_POOL": ".definitions.asset_defs",
     "build_cargo_asset": ".definitions.asset_defs",
     "partition_window_filter": ".definitions.asset_defs",
+    "CargoPartitionedIOManager": ".definitions.asset_defs",
+    "cargo_partitioned_io_manager": ".definitions.asset_defs",
     "cargo_batch_op": ".definitions.ops",
     "build_cargo_change_sensor": ".definitions.sensors",
     "build_cargo_observation_sensor": ".definitions.sensors",
+    "build_cargo_unreported_spend_sensor": ".definitions.sensors",
     "CargoBatchOpConfig": ".definitions.ops",
     "CargoWorkspaceComponent": ".components",
     "build_cargo_heal_job": ".definitions.heal_job",

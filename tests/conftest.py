@@ -86,7 +86,8 @@ def cargo_resource(request: pytest.FixtureRequest) -> Callable[..., Any]:
 #: linting): marked ``slow`` so that ``pytest -m "not slow"`` is the fast suite. CI (``make test``) runs all.
 SLOW = ("tests/conformance/", "tests/e2e/", "tests/reliability/test_fault_suite.py",
         "tests/reliability/test_crash_reexecution.py", "tests/reliability/test_concurrent_creates.py",
-        "tests/reliability/test_fault_report_cli.py", "tests/test_benchmarks_smoke.py", "tests/test_static_checks.py",
+        "tests/reliability/test_fault_report_cli.py", "tests/reliability/test_twins.py",
+        "tests/reliability/test_postgres_instance.py", "tests/test_benchmarks_smoke.py", "tests/test_static_checks.py",
         "tests/test_example_project.py", "tests/dagster_layer/test_workspace_scale.py",
         "tests/docs/test_site_browser.py", "tests/components/test_dg_cli.py")
 #: area markers by directory: ``pytest -m conformance`` (or ``e2e``, ``reliability``) runs one area

@@ -33,6 +33,7 @@ from .errors import (
     CargoRateLimitError,
     CargoRequestError,
     CargoServerError,
+    CargoWaitOutageError,
     CargoWaitTimeoutError,
 )
 from .inputs.records import (
@@ -65,6 +66,6 @@ __all__ = [
     "CargoAPIError", "CargoAmbiguousCreateError", "CargoAuthError", "CargoBatchCancelledError", "CargoBatchError",
     "CargoBatchFailedError", "CargoConcurrencyLimitError", "CargoConfigError", "CargoCreditsError", "CargoDownloadError", "CargoError",
     "CargoInputError", "CargoNetworkError", "CargoNotFoundError", "CargoRateLimitError",
-    "CargoRequestError", "CargoServerError", "CargoWaitTimeoutError",
+    "CargoRequestError", "CargoServerError", "CargoWaitOutageError", "CargoWaitTimeoutError",
     *_models_all,
 ]

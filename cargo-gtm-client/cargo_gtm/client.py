@@ -294,6 +294,7 @@ class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, Wor
         on_intent: Callable[[int, CreateIntent], None] | None = None,
         attempt_keys: Sequence[str | None] | None = None,
         listed: Sequence[Batch] | None = None,
+        claimed: Callable[[], set[str]] | None = None,
     ) -> list[Batch | CargoError]:
         """Create one batch per item of ``datas`` for one workflow, ``max_workers`` at a time.
 
@@ -304,7 +305,8 @@ class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, Wor
         ``on_created(index, batch)`` in the calling thread as each batch is created (in
         completion order), so the caller can record it at once. Returns, in input order, the
         batch or the :class:`CargoError` each create ended with; every create is attempted
-        even if others fail. ``listed``: see :meth:`create_intent`.
+        even if others fail. ``listed``: see :meth:`create_intent`. ``claimed`` returns batches other creates
+        (e.g. other orchestrator runs with the same input) have recorded as theirs: never adopted.
         """
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -321,7 +323,8 @@ class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, Wor
         results: list[Batch | CargoError | None] = [None] * len(datas)
 
         def one(i: int) -> Batch:
-            batch = self.create_batch(workflow_uuid, datas[i], intent=intents[i], claimed=made.copy)
+            taken = made.copy if claimed is None else (lambda: made | claimed())
+            batch = self.create_batch(workflow_uuid, datas[i], intent=intents[i], claimed=taken)
             made.add(batch.uuid)
             return batch
 

@@ -27,6 +27,7 @@ Hierarchy::
     │   ├── CargoBatchFailedError   status ``error``
     │   └── CargoBatchCancelledError status ``cancelled``
     ├── CargoWaitTimeoutError       waited longer than the timeout
+    ├── CargoWaitOutageError        Cargo unreachable longer than a wait's outage tolerance
     ├── CargoDownloadError          an output download was unusable
     └── CargoStepError              a step (batches or single runs) stopped: budget, timeout, failed rows
 """
@@ -40,6 +41,7 @@ __all__ = [
     "CargoConfigError",
     "CargoInputError",
     "CargoNetworkError",
+    "CargoWaitOutageError",
     "CargoAPIError",
     "CargoAuthError",
     "CargoRequestError",
@@ -363,6 +365,20 @@ class CargoWaitTimeoutError(CargoError):
                  hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.batch_uuid = batch_uuid
+        self.last_status = last_status
+
+
+class CargoWaitOutageError(CargoError):
+    """Cargo could not be read for longer than the wait tolerates; the batch may still be running (and billing).
+
+    ``batch_uuid``: the batch that could not be read; ``outage_seconds``: how long Cargo was unreachable.
+    """
+
+    def __init__(self, message: str, *, batch_uuid: str, outage_seconds: float, last_status: str | None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.batch_uuid = batch_uuid
+        self.outage_seconds = outage_seconds
         self.last_status = last_status
 
 

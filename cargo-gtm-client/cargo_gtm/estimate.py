@@ -88,15 +88,15 @@ def count_records(client: CargoClient, data: Mapping[str, Any]) -> tuple[int | N
                                        limit=segment.limit, fetching_limit=1)
         return fetched.count, f"segment fetch count of segment {segment.name!r}"
     if kind == "change":
+        # the change itself (GET /segmentation/changes/{uuid}): changes/list needs the segment's uuid, which a
+        # change batch's data does not carry
         kinds = set(data.get("changeKinds") or ["added", "updated"])
-        for change in client.list_changes(limit=100):
-            if change.uuid == data.get("changeUuid"):
-                count = (change.added_records_count * ("added" in kinds)
-                         + change.updated_records_count * ("updated" in kinds)
-                         + change.removed_records_count * ("removed" in kinds)
-                         + change.unchanged_records_count * ("unchanged" in kinds))
-                return count, f"the change's {'/'.join(sorted(kinds))} counts"
-        return None, "change not among the 100 latest"
+        change = client.get_change(str(data["changeUuid"]))
+        count = (change.added_records_count * ("added" in kinds)
+                 + change.updated_records_count * ("updated" in kinds)
+                 + change.removed_records_count * ("removed" in kinds)
+                 + change.unchanged_records_count * ("unchanged" in kinds))
+        return count, f"the change's {'/'.join(sorted(kinds))} counts"
     return None, f"{kind} input is not counted"
 
 

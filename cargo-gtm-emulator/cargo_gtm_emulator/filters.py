@@ -23,6 +23,8 @@ Structurally unusable input (a filter that is not an object, an unknown operator
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .util import parse_datetime
@@ -124,8 +126,28 @@ def _ordered_cond(cond: dict[str, Any], v: Any, conv: Callable[[Any], float | No
     return when_null if x is None else test(x, target)
 
 
+#: the ``date_precision`` variant in force while :func:`apply` runs ("ms" or "us")
+DATE_PRECISION: ContextVar[str] = ContextVar("date_precision", default="ms")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def _date_value(v: Any) -> float | None:
-    return parse_datetime(v) if v is not None else None
+    """A date as an integer count of milliseconds (truncated) or microseconds, per ``DATE_PRECISION``."""
+    if v is None or v == "":
+        return None
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        micros = int(float(v) * 1_000_000)
+    else:
+        text = str(v).strip()
+        text = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return parse_datetime(v)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        micros = (moment - _EPOCH) // timedelta(microseconds=1)
+    return micros // 1000 if DATE_PRECISION.get() == "ms" else micros
 
 
 def _date_cond(cond: dict[str, Any], v: Any) -> bool:
@@ -287,6 +309,17 @@ def _sorted(records: list[dict[str, Any]], sort: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _selected(records: list[dict[str, Any]], flt: Any, segments: SegmentResolver | None,
+              columns: dict[str, str] | None, date_precision: str | None) -> list[dict[str, Any]]:
+    """The records ``flt`` matches, dates compared at ``date_precision`` (None: the context's)."""
+    token = DATE_PRECISION.set(date_precision) if date_precision is not None else None
+    try:
+        return [r for r in records if matches(flt, r, segments, columns)]
+    finally:
+        if token is not None:
+            DATE_PRECISION.reset(token)
+
+
 def apply(
     records: list[dict[str, Any]],
     flt: Any = None,
@@ -294,10 +327,12 @@ def apply(
     limit: Any = None,
     segments: SegmentResolver | None = None,
     columns: dict[str, str] | None = None,
+    date_precision: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Filter, sort (stable; nulls last) and cap ``records``; ``columns`` = the model's slug → type."""
+    """Filter, sort (stable; nulls last) and cap ``records``; ``columns`` = the model's slug → type;
+    ``date_precision``: the variant dates are compared at (default: as set by the caller's context, "ms")."""
     validate_filter(flt) if flt is not None else None
-    out = [r for r in records if matches(flt, r, segments, columns)]
+    out = _selected(records, flt, segments, columns, date_precision)
     if sort:
         out = _sorted(out, sort)
     if limit is not None:

@@ -164,7 +164,8 @@ class Store:
         """Evaluate a segment now (filter, sort, limit) against its model's records."""
         seg = self.segments[segment_uuid]
         return filters.apply(self.model_records(seg["modelUuid"]), seg["filter"], seg["sort"], seg["limit"],
-                             segments=self._segment_ids, columns=self.column_types(seg["modelUuid"]))
+                             segments=self._segment_ids, columns=self.column_types(seg["modelUuid"]),
+                             date_precision=self.variants["date_precision"])
 
     def column_types(self, model_uuid: str) -> dict[str, str]:
         """A model's column slug → type (filter conditions must match it, CARGO-DOCS 9.3)."""

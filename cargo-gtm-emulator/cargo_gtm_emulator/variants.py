@@ -43,6 +43,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     # isFinished on runs/ and records/download-outputs: rejected with unrecognized_keys until cargo#5579 is
     # deployed (CARGO-DOCS 2.6, 10.1: the current state), or accepted as finishedAt IS NOT NULL (4.1).
     "is_finished_exports": ("rejected", "accepted"),
+    # precision of date comparisons in filters: milliseconds (values truncated, as a JavaScript Date
+    # parses them) or microseconds (as a Postgres timestamptz keeps them). Neither REFERENCE nor CARGO-DOCS says.
+    "date_precision": ("ms", "us"),
 }
 
 

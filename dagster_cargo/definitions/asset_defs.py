@@ -32,6 +32,7 @@ from typing import Any
 
 import dagster as dg
 from cargo_gtm.inputs import date_window_filter, play_input
+from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 from pydantic import Field
 
 from ..running.resource import CargoResource
@@ -191,19 +192,10 @@ def run_cargo_workflow_asset(
     ``records`` (the upstream DataFrame) or ``config.records``. Every run-config field applies,
     ``credit_budget`` and ``output_node_slug`` included.
     """
+    if props.type == "play" and date_column and _is_range_run(context):
+        return _run_partition_range(context, cargo, props, config, checks=checks, date_column=date_column)
     if props.type == "play":
-        window = None
-        if context.has_partition_key and date_column:
-            window = partition_window(context.partition_time_window)
-        data = play_input_for(props, config, window=window, date_column=date_column)
-        result = cargo.run_workflow(context, props, data, output_node_slug=config.output_node_slug,
-                                    credit_budget=config.credit_budget, retry_failed=config.retry_failed)
-        limited = data.get("kind") == "filter" and config.limit is not None
-        if limited and config.limit is not None and result.runs_count >= config.limit:
-            context.log.warning(
-                f"The play ran over {result.runs_count} records, its run-config limit: more records may match. "
-                f"To run over all of them, launch with run config limit: null (or a larger limit)."
-            )
+        result = _run_play(context, cargo, props, config, date_column)
     else:
         if records is None:
             records = config.records or []
@@ -217,6 +209,93 @@ def run_cargo_workflow_asset(
     return materialization
 
 
+def _run_play(context: dg.AssetExecutionContext, cargo: CargoResource, props: CargoWorkflowProps,
+              config: CargoRunConfig, date_column: str | None) -> Any:
+    """One play batch over the run config's input, narrowed to the partition's window when date-partitioned."""
+    window = None
+    if context.has_partition_key and date_column:
+        window = partition_window(context.partition_time_window)
+    data = play_input_for(props, config, window=window, date_column=date_column)
+    result = cargo.run_workflow(context, props, data, output_node_slug=config.output_node_slug,
+                                credit_budget=config.credit_budget, retry_failed=config.retry_failed)
+    limited = data.get("kind") == "filter" and config.limit is not None
+    if limited and config.limit is not None and result.runs_count >= config.limit:
+        context.log.warning(
+            f"The play ran over {result.runs_count} records, its run-config limit: more records may match. "
+            f"To run over all of them, launch with run config limit: null (or a larger limit)."
+        )
+    return result
+
+
+def _is_range_run(context: dg.AssetExecutionContext) -> bool:
+    """Whether the step covers several partitions at once (a single-run backfill: the CLI's
+    ``--partition-range`` or the daemon's backfill of an asset whose policy is single-run)."""
+    try:
+        return not context.has_partition_key and context.has_partition_key_range
+    except Exception:
+        return False
+
+
+def _run_partition_range(context: dg.AssetExecutionContext, cargo: CargoResource, props: CargoWorkflowProps,
+                         config: CargoRunConfig, *, checks: CargoCheckConfig | None,
+                         date_column: str) -> dg.MaterializeResult:
+    """A step over a partition range: one batch per partition (each over its own window, exactly as that
+    partition's own materialization would run it, each exactly once on re-execution), the outputs returned as
+    ``{partition key: DataFrame}`` so the IO manager stores each partition; metadata sums them up."""
+    partitions_def = context.assets_def.partitions_def
+    keys = list(context.partition_keys)
+    frames: dict[str, Any] = {}
+    runs = credits = 0.0
+    batches: list[str] = []
+    for key in keys:
+        window = partition_window(partitions_def.time_window_for_partition_key(key))  # type: ignore[union-attr]
+        data = play_input_for(props, config, window=window, date_column=date_column)
+        result = cargo.run_workflow(context, props, data, output_node_slug=config.output_node_slug,
+                                    credit_budget=config.credit_budget, retry_failed=config.retry_failed)
+        if checks is not None:
+            result.materialize_result(checks=checks)  # each partition's checks: a failing one fails the step
+        frames[key] = result.frame
+        runs += result.runs_count
+        meta = dict(result.cargo_metadata)
+        credits += float(getattr(meta.get("dagster-cargo/credits_used"), "value", meta.get("dagster-cargo/credits_used"))
+                         or 0.0)
+        batches += [b.uuid for b in result.batches]
+        context.log.info(f"Partition {key}: {len(result.frame)} rows, {len(result.batches)} batch(es).")
+    return dg.MaterializeResult(value=frames, metadata={
+        "dagster-cargo/partitions": len(keys), "dagster-cargo/batch_uuids": ",".join(batches),
+        "dagster-cargo/runs_count": int(runs), "dagster-cargo/credits_used": round(credits, 6),
+        "dagster/row_count": sum(len(f) for f in frames.values())})
+
+
+class CargoPartitionedIOManager(PickledObjectFilesystemIOManager):
+    """The filesystem pickle IO manager (Dagster's default), able to store one step's output over several
+    partitions: a ``{partition key: value}`` dict (what a single-run backfill of a date-partitioned Cargo play
+    returns) is written one file per partition, where a per-partition run would have written it.
+
+    ``base_dir`` defaults to the instance's storage directory, like Dagster's default IO manager.
+    """
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if context.has_asset_partitions and isinstance(obj, dict):
+            paths = self._get_paths_for_partitions(context)
+            if len(paths) > 1 and set(obj) == set(paths):
+                for key, path in paths.items():
+                    self.make_directory(path.parent)
+                    self.dump_to_path(context=context, obj=obj[key], path=path)
+                return
+        super().handle_output(context, obj)
+
+
+@dg.io_manager(config_schema={"base_dir": dg.Field(str, is_required=False)})
+def cargo_partitioned_io_manager(init_context: dg.InitResourceContext) -> CargoPartitionedIOManager:
+    """:class:`CargoPartitionedIOManager` as a resource (``io_manager``), e.g. for ``dagster asset materialize
+    --partition-range`` over date-partitioned Cargo plays built with ``single_run_backfill=True``."""
+    base = (init_context.resource_config or {}).get("base_dir")
+    if not base and init_context.instance is not None:
+        base = init_context.instance.storage_directory()
+    return CargoPartitionedIOManager(base_dir=base)
+
+
 def build_cargo_asset(
     props: CargoWorkflowProps,
     spec: dg.AssetSpec,
@@ -227,6 +306,7 @@ def build_cargo_asset(
     date_column: str | None = None,
     execute: ExecuteFn | None = None,
     pool: str | None = CARGO_POOL,
+    single_run_backfill: bool = False,
 ) -> dg.AssetsDefinition:
     """The executable asset of one play or tool: the one factory behind
     :func:`build_cargo_assets_definitions` and :class:`~dagster_cargo.CargoWorkspaceComponent`.
@@ -258,6 +338,10 @@ def build_cargo_asset(
         required_resource_keys={resource_key},
         config_schema=run_config_fields(default_limit),
         pool=pool,
+        # single_run_backfill: a date-partitioned play backfills in one run (one batch per partition inside
+        # it), as the CLI's --partition-range requires; its IO manager must store several partitions at once
+        # (CargoPartitionedIOManager does)
+        backfill_policy=dg.BackfillPolicy.single_run() if partitioned_by_date and single_run_backfill else None,
     )
     def _cargo_asset(context: dg.AssetExecutionContext, **inputs: Any) -> dg.MaterializeResult:
         config = CargoRunConfig(**(context.op_execution_context.op_config or {}))
@@ -289,6 +373,7 @@ def build_cargo_assets_definitions(
     partition_date_columns: Mapping[str, str] | None = None,
     resource_key: str = "cargo",
     pool: str | None = CARGO_POOL,
+    single_run_backfill: bool = False,
 ) -> list[dg.AssetsDefinition]:
     """One executable asset per selected play/tool of the workspace.
 
@@ -304,6 +389,10 @@ def build_cargo_assets_definitions(
         checks: evaluate the Cargo asset checks on every materialization.
         partition_date_columns: play name/UUID → date column to filter on per time partition.
         resource_key: the key under which the ``CargoResource`` is provided at run time.
+        single_run_backfill: date-partitioned plays backfill a partition range in one run (one batch per
+            partition), as ``dagster asset materialize --partition-range`` requires; pair it with
+            :class:`~dagster_cargo.CargoPartitionedIOManager` (or another IO manager that stores a
+            ``{partition: value}`` output). Off: one run per partition (the UI's default backfill).
         pool: the Dagster pool of every asset's op (default ``"cargo"``; one per workspace when several
             workspaces have separate limits; ``None``: no pool). Size it with ``dagster instance concurrency set``.
     """
@@ -319,5 +408,6 @@ def build_cargo_assets_definitions(
                          if k in props.selector_keys), None) if props.type == "tool" else None
         date_column = next((v for k, v in date_columns.items() if k in props.selector_keys), None)
         assets.append(build_cargo_asset(props, spec, resource_key=resource_key, upstream=upstream,
-                                        checks=checks, date_column=date_column, pool=pool))
+                                        checks=checks, date_column=date_column, pool=pool,
+                                        single_run_backfill=single_run_backfill))
     return assets

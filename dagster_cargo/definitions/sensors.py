@@ -491,3 +491,39 @@ def build_cargo_observation_sensor(
         return dg.SensorResult(asset_events=events, cursor=cursor.to_json(), skip_reason=skip)
 
     return _sensor
+
+
+def build_cargo_unreported_spend_sensor(
+    *,
+    name: str = "cargo_unreported_spend_sensor",
+    minimum_interval_seconds: int = 600,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+    resource_key: str = "cargo",
+) -> dg.SensorDefinition:
+    """Report "unreported spend": Cargo batches Dagster runs paid for that no materialization reported.
+
+    A batch is unreported when every run that recorded it (run tags ``dagster-cargo/batch.*``) ended failed or
+    cancelled, e.g. a run killed while waiting whose step was never re-executed (see
+    :mod:`dagster_cargo.running.unreported`). Each tick lists them with Cargo's current status and credits: a
+    warning per batch not reported by an earlier tick, and the total in the tick's skip reason. It launches
+    nothing and cancels nothing: re-execute the failed run to attach to a batch, set ``resume_unreported`` to
+    let a new materialization adopt it, or cancel it in Cargo.
+    """
+    from ..running.unreported import unreported_batches
+
+    @dg.sensor(name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
+               required_resource_keys={resource_key})
+    def _sensor(context: dg.SensorEvaluationContext, **resources: Any) -> dg.SensorResult:
+        resource: CargoResource = resources.get(resource_key) or getattr(context.resources, resource_key)
+        found = unreported_batches(context.instance, resource.get_client())
+        seen = set(json.loads(context.cursor)) if context.cursor else set()
+        for item in found:
+            if item.uuid not in seen:
+                context.log.warning(f"Unreported spend: {item.describe()}.")
+        total = sum(item.credits for item in found)
+        running = sum(1 for item in found if item.batch is not None and not item.batch.is_terminal)
+        reason = (f"Unreported spend: {len(found)} batch(es), {total:g} provider credits, {running} still running: "
+                  + ", ".join(item.uuid for item in found)) if found else "No unreported spend."
+        return dg.SensorResult(skip_reason=reason, cursor=json.dumps(sorted(item.uuid for item in found)))
+
+    return _sensor

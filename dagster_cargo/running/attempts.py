@@ -34,7 +34,7 @@ from cargo_gtm.running import CargoAmbiguousCreateError, CreateIntent, find_crea
 
 __all__ = ["attempt_tag_key", "find_reusable_batch", "find_reusable_batches", "remember_batch", "remember_intent",
            "remember_candidates", "run_group", "intent_tag_key", "candidates_tag_key", "RunTagLedger", "run_tag_key",
-           "RUN_PREFIX", "RUN_INTENT_PREFIX", "RUN_CANDIDATES_PREFIX"]
+           "RUN_PREFIX", "RUN_INTENT_PREFIX", "RUN_CANDIDATES_PREFIX", "claimed_elsewhere"]
 
 ROOT_RUN_TAG = "dagster/root_run_id"
 PARENT_RUN_TAG = "dagster/parent_run_id"
@@ -132,6 +132,12 @@ def find_reusable_batches(context: Any, client: CargoClient, tag_keys: list[str 
     return found
 
 
+def _usable_quietly(batch: Batch) -> bool:
+    """Running, pending, succeeded or an unknown status: worth attaching to."""
+    return batch.status == BatchStatus.SUCCESS or not batch.status.is_known or (
+        not batch.is_terminal and batch.status != BatchStatus.CANCELLING)
+
+
 def _usable(context: Any, batch: Batch) -> bool:
     status = batch.status
     if status == BatchStatus.SUCCESS:
@@ -180,6 +186,7 @@ def _from_intents(context: Any, client: CargoClient, tag_key: str, group: list[d
                   data: Any) -> Batch | None:
     """Resolve intents recorded without a batch (the process died around the create) by content."""
     known = {run.tags[tag_key] for run in group if run.tags.get(tag_key)}  # recorded, and not reusable
+    known |= claimed_elsewhere(context.instance, context.run, tag_key)  # twins' batches are never ours
     intents: dict[str, CreateIntent] = {}
     for run in group:
         text = run.tags.get(intent_tag_key(tag_key))
@@ -316,14 +323,43 @@ def _side_key(kind: str, key: str) -> str:
     return intent_tag_key(key) if kind == "intent" else candidates_tag_key(key)
 
 
-class RunTagLedger:
-    """The :class:`~cargo_gtm.running.Ledger` of a Dagster step, for its batches and its single runs alike:
-    units, intents and candidates are recorded as run tags, and the units of earlier attempts of the step are
-    found on the run group (a batch key ``dagster-cargo/batch.<h>``, a single run's ``dagster-cargo/run.<h>``)."""
+def claimed_elsewhere(instance: dg.DagsterInstance, run: dg.DagsterRun, tag_key: str | None) -> set[str]:
+    """The batches recorded under ``tag_key`` by runs outside ``run``'s group (other materializations of the
+    same step and input: "twins", live or not). Read from the instance every run of the deployment shares."""
+    if tag_key is None:
+        return set()
+    values: set[str] = set()
+    for _key, found in instance.get_run_tags(tag_keys=[tag_key]):
+        values |= set(found)
+    if not values:
+        return set()
+    mine = {r.tags.get(tag_key) for r in run_group(instance, run)}
+    return {v for v in values if v and v not in mine}
 
-    def __init__(self, context: Any, client: CargoClient) -> None:
+
+class RunTagLedger:
+    """The :class:`~cargo_gtm.running.handle.ClaimingLedger` of a Dagster step, for its batches and its single
+    runs alike: units, intents and candidates are recorded as run tags, and the units of earlier attempts of the
+    step are found on the run group (a batch key ``dagster-cargo/batch.<h>``, a single run's
+    ``dagster-cargo/run.<h>``); batches other runs recorded for the same step and input ("twins") are claimed:
+    never adopted.
+    Creates of twins are taken in turn (:class:`~dagster_cargo.running.turns.Turns`)."""
+
+    def __init__(self, context: Any, client: CargoClient, *, resume_unreported: bool = False) -> None:
         self.context = context
         self.client = client
+        self.resume_unreported = resume_unreported
+
+    def claimed(self, key: str | None) -> set[str]:
+        return claimed_elsewhere(self.context.instance, self.context.run, key)
+
+    def exclusive(self, keys: list[str | None]) -> Any:
+        from contextlib import nullcontext
+
+        from .turns import Turns
+
+        real = [k for k in keys if k is not None]  # None: outside a run (direct invocation), nothing to share
+        return Turns(self.context, self.client, real) if real else nullcontext()
 
     def reusable(self, keys: list[str | None], datas: list[Any]) -> dict[str, Any]:
         runs = [(k, d) for k, d in zip(keys, datas) if _is_run_key(k)]
@@ -338,7 +374,43 @@ class RunTagLedger:
         if any(k is not None for k in batch_keys):
             batches = find_reusable_batches(self.context, self.client, batch_keys, datas)
             found.update({k: b for k, b in batches.items() if k is not None and b is not None})
+        for key in [k for k in batch_keys if k is not None and k not in found]:  # single runs: not covered yet
+            adopted = self._unreported(key)
+            if adopted is not None:
+                found[key] = adopted
         return found
+
+    def _unreported(self, key: str) -> Batch | None:
+        """Say so when earlier failed runs of this step paid for a batch of this input that nobody reported;
+        adopt one that is still running or succeeded when ``resume_unreported`` (or its run tag) asks."""
+        from .turns import Turns
+        from .unreported import holders_all_failed, resume_requested, unreported_for_key
+
+        context = self.context
+        try:
+            group = [r.run_id for r in run_group(context.instance, context.run)]
+            found = unreported_for_key(context.instance, self.client, key, exclude_runs=group)
+        except Exception as exc:  # reporting aid: never fail the step over it
+            context.log.debug(f"Could not look for unreported Cargo batches: {exc}")
+            return None
+        usable = [u for u in found if u.batch is not None and _usable_quietly(u.batch)]
+        for item in found:
+            context.log.warning(
+                f"{item.describe()}. This materialization (a new run, not a re-execution of those) "
+                + ("adopts it instead of paying again (resume_unreported)." if item in usable[:1]
+                   and resume_requested(context, self.resume_unreported) else
+                   "pays for a new batch; set resume_unreported=True on the resource (or the run tag "
+                   "dagster-cargo/resume_unreported=true) to adopt a running or succeeded one, or re-execute "
+                   "the failed run." if item in usable else "pays for a new batch (that one ended "
+                   f"{item.status})."))
+        if not usable or not resume_requested(context, self.resume_unreported):
+            return None
+        with Turns(context, self.client, [key]):  # no twin adopts it at the same moment
+            for item in usable:
+                if holders_all_failed(context.instance, key, item.uuid, context.run_id):
+                    remember_batch(context, key, item.batch)  # type: ignore[arg-type]
+                    return item.batch
+        return None
 
     def intent(self, key: str | None, intent: CreateIntent) -> None:
         if key is not None:

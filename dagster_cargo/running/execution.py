@@ -193,6 +193,7 @@ def execute_batches(
     credit_breakdown: bool = True,
     guidance: PollingGuidance | None = None,
     settings: StepSettings | None = None,
+    resume_unreported: bool = False,
 ) -> CargoBatchResult:
     """Run the batches of ``specs`` (one workflow; e.g. chunks of one input) as one step and one result.
 
@@ -209,5 +210,6 @@ def execute_batches(
     requests = [BatchRequest(s.workflow_uuid, s.data,
                              attempt_tag_key(context, s.workflow_uuid, s.data, scope=s.attempt_scope),
                              settings.output_node_slug, s.records) for s in specs if not _is_empty(s)]
-    handle = BatchHandle.for_step(client, requests, settings, ledger=RunTagLedger(context, client))
+    ledger = RunTagLedger(context, client, resume_unreported=resume_unreported)
+    handle = BatchHandle.for_step(client, requests, settings, ledger=ledger)
     return execute_step(context, handle, settings, batch_url_for=batch_url_for)

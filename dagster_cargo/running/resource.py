@@ -194,6 +194,13 @@ class CargoResource(dg.ConfigurableResource):
         "batches. Keep it small: Cargo's ramp advice is 1 record, then 50, then 500, and a batch serves many records "
         "with one create and one download (see the README, 'Single-record runs').",
     )
+    resume_unreported: bool = Field(
+        default=False,
+        description="When a new materialization finds a batch of the same step and input that earlier failed runs "
+        "paid for and no materialization reported (still running or succeeded), adopt it instead of paying for a "
+        "new one. Off by default: a new run is a new request. The run tag dagster-cargo/resume_unreported=true "
+        "asks the same for one run.",
+    )
     allow_insecure_http: bool = Field(
         default=False,
         description="Allow plain http:// to a non-loopback host (the token would travel in clear text).",
@@ -333,7 +340,7 @@ class CargoResource(dg.ConfigurableResource):
                                      poll_timeout=self.poll_timeout, cancel_on_termination=self.cancel_on_termination,
                                      progress_log_interval=self.progress_log_interval,
                                      credit_breakdown=self.credit_breakdown, guidance=self.wait_settings().guidance,
-                                     settings=settings)
+                                     settings=settings, resume_unreported=self.resume_unreported)
         finally:
             client.busy_report = None
         if result.batches:

@@ -133,6 +133,9 @@ def run_scenario(point: str, path: str, n: int, emu: CargoEmulator, instance: dg
         watch.check("stdout/stderr", child.stdout + child.stderr)
         (first,) = instance.get_runs(filters=dg.RunsFilter(tags={"fault-suite/crash": tag}))
         instance.report_run_failed(first, message=f"run worker killed (kill -9 at {point})")
+        # as the daemon's run monitoring does for a dead worker: give back the pool slots its steps held
+        # (with a limited `cargo` pool, slots of killed runs would otherwise block every later step)
+        instance.event_log_storage.free_concurrency_slots_for_run(first.run_id)
         if path == "python_api":
             options = dg.ReexecutionOptions.from_failure(first.run_id, instance)
             result = dg.execute_job(dg.reconstructable(single_tool_job), instance=instance, run_config=config,

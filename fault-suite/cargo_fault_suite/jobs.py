@@ -21,6 +21,7 @@ import dagster as dg
 import pandas as pd
 from cargo_gtm.inputs.records import date_window_filter
 
+from dagster_cargo.definitions.asset_defs import CARGO_POOL
 from dagster_cargo.running.resource import CargoResource
 
 TOOL_NAME = "Enrich company"
@@ -66,7 +67,7 @@ def play_filter(start: str, end: str) -> dict[str, Any]:
 
 
 def _tool_asset(slot: int) -> dg.AssetsDefinition:
-    @dg.asset(name=f"tool_{slot}", kinds={"cargo"},
+    @dg.asset(name=f"tool_{slot}", kinds={"cargo"}, pool=CARGO_POOL,
               config_schema={"index": int, "domains": [str]})
     def tool_step(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
         _debug_logging()
@@ -81,7 +82,7 @@ def _tool_asset(slot: int) -> dg.AssetsDefinition:
 
 
 def _play_asset(slot: int) -> dg.AssetsDefinition:
-    @dg.asset(name=f"play_{slot}", kinds={"cargo"},
+    @dg.asset(name=f"play_{slot}", kinds={"cargo"}, pool=CARGO_POOL,
               config_schema={"index": int, "start": str, "end": str})
     def play_step(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
         _debug_logging()

@@ -4,6 +4,7 @@ No ``from __future__ import annotations`` here: this module defines a Dagster as
 """
 
 import hashlib
+import os
 import random
 import re
 import time
@@ -59,6 +60,8 @@ class SuiteConfig:
     earlier_batches: int = 150  # batches each workflow has before the suite starts (> one list page)
     crash_scenarios: bool = True  # kill -9 at each step of a materialization, then re-execute (see .crash)
     crash_paths: tuple[str, ...] = ("ui", "python_api")  # re-execution paths tried after each crash
+    # the instance's dagster.yaml (e.g. Postgres storage, queued runs, pool limits); None: a SQLite temp instance
+    instance_yaml: str | None = None
 
     def fault_profile(self) -> FaultProfile:
         paths = {kind: list(targets) for kind, targets in self.fault_paths}
@@ -307,7 +310,7 @@ def run_materializations(config: SuiteConfig, emu: CargoEmulator,
     crashes: list[Any] = []
     try:
         with tempfile.TemporaryDirectory(prefix="cargo-fault-suite-") as home, \
-                dg.DagsterInstance.local_temp(tempdir=home) as instance, capture.capturing(), watch_logs(watch):
+                _instance(home, config.instance_yaml) as instance, capture.capturing(), watch_logs(watch):
             rounds = sorted({o.round for o in outcomes})
             for r in rounds:
                 batch = [o for o in outcomes if o.round == r]
@@ -331,6 +334,14 @@ def run_materializations(config: SuiteConfig, emu: CargoEmulator,
     watch.check("stdout/stderr", capture.text)
     return SuiteRun(config=config, outcomes=outcomes, emulator=emu, watch=watch, output=capture.text,
                     wall_seconds=wall, earlier=earlier, crashes=crashes)
+
+
+def _instance(home: str, yaml: str | None) -> dg.DagsterInstance:
+    """The suite's instance in ``home``: from ``yaml`` (written as its dagster.yaml) or a SQLite temp one."""
+    if yaml is not None:
+        with open(os.path.join(home, "dagster.yaml"), "w") as handle:
+            handle.write(yaml)
+    return dg.DagsterInstance.local_temp(tempdir=home)
 
 
 def data_bounds(emu: CargoEmulator) -> tuple[float, float]:

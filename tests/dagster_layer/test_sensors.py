@@ -208,3 +208,25 @@ def test_without_user_uuid_the_tick_says_how_batches_are_told_apart(capsys):
     assert [e.metadata["dagster-cargo/batch_uuid"].value for e in result.asset_events] == [mine]
     logged = capsys.readouterr().err  # the sensor's log (Dagster's console handler)
     assert "1 new Cargo batch(es) carry no userUuid" in logged and "reported as run outside Dagster" in logged
+
+
+def test_change_batch_credit_estimate_counts_the_change(emulator, setup):
+    """A sensor-launched change batch is estimated from the change's own counts (issue 19, item 8a): the
+    estimate once asked changes/list without the segment's uuid, got a 400 and logged "Could not estimate"."""
+    from cargo_gtm.estimate import estimate_credits, try_estimate
+
+    play_asset, segment_uuid, sensor = setup
+    cursor = tick(sensor, emulator).cursor
+    emulator.store.upsert_records("companies", [company(20), company(21), company(22)])
+    emulator.store.upsert_records("companies", [company(23)])
+    requests = tick(sensor, emulator, cursor).run_requests
+    assert len(requests) == 2
+    node = play_asset.node_def.name
+    datas = [{"kind": "change", "changeUuid": r.run_config["ops"][node]["config"]["change_uuid"],
+              "changeKinds": r.run_config["ops"][node]["config"]["change_kinds"]} for r in requests]
+    with CargoClient(TOKEN, base_url=emulator.base_url) as client:
+        workflow = emulator.store.play_by_name(PLAY)["workflowUuid"]
+        estimates = [estimate_credits(client, workflow, [d]) for d in datas]
+        assert sorted(e.records for e in estimates) == [1, 3]
+        assert {e.records_basis for e in estimates} == {"the change's added/updated counts"}
+        assert all(try_estimate(client, workflow, [d]) is not None for d in datas)

@@ -55,6 +55,10 @@ class SegmentationAPI(ApiArea):
                       offset=offset)
         return parse_list(self._get("/segmentation/changes/list", params), "changes", Change)
 
+    def get_change(self, uuid: str) -> Change:
+        """``GET /segmentation/changes/{uuid}``: one change (its added/updated/removed/unchanged counts)."""
+        return Change.model_validate(self._get(f"/segmentation/changes/{uuid}")["change"])
+
     def fetch_change(self, uuid: str, kinds: Sequence[str], *, limit: int | None = None,
                      offset: int | None = None) -> SegmentFetchResult:
         """``POST /segmentation/changes/{uuid}/fetch``: the records of a change, of the given kinds."""

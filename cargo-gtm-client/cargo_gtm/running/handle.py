@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
     from ..client import CargoClient
 
-__all__ = ["BatchHandle", "BatchRequest", "CancelReport", "Ledger", "StartReport", "StatusSnapshot"]
+__all__ = ["BatchHandle", "BatchRequest", "CancelReport", "ClaimingLedger", "Ledger", "StartReport", "StatusSnapshot"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,27 @@ class Ledger(Protocol):
 
     def candidates(self, key: str | None, uuids: list[str]) -> None:
         """Record the units an ambiguous create could not be told apart from."""
+
+
+class ClaimingLedger(Ledger, Protocol):
+    """A :class:`Ledger` shared by every run of a deployment, so identical inputs sent at the same moment by
+    different runs ("twins") never share a batch. Content cannot tell twins apart; claims can:
+
+    * :meth:`claimed`: the batches other runs have recorded (created or adopted) for this attempt key: never
+      candidates for adoption after an ambiguous create, whatever their content;
+    * :meth:`exclusive`: a context in which no other live run sends a create with the same attempt keys, so
+      a batch created since this create's watermark with exactly this input and claimed by nobody is this
+      create's own.
+
+    Both are optional: a ledger without them gets the single-run behaviour (content and this handle's own
+    creates only). The Dagster layer keeps them in run tags; another orchestrator supplies its own store.
+    """
+
+    def claimed(self, key: str | None) -> set[str]:
+        """Batches recorded under ``key`` by runs other than this one (and its earlier attempts)."""
+
+    def exclusive(self, keys: list[str | None]) -> AbstractContextManager[object]:
+        """Hold off other live runs' creates under ``keys`` until the context exits."""
 
 
 class NoLedger:
@@ -208,9 +230,16 @@ class BatchHandle:
         def on_intent(n: int, intent: CreateIntent) -> None:
             self.ledger.intent(keys[n], intent)  # on record before the request leaves
 
-        results = self.client.create_batches(workflow_uuid, [self.requests[i].data for i in indexes],
-                                             on_created=on_created, on_intent=on_intent, attempt_keys=keys,
-                                             listed=self.listed.get(workflow_uuid))
+        claimed_by_others = getattr(self.ledger, "claimed", None)
+        exclusive = getattr(self.ledger, "exclusive", None)
+
+        def claimed() -> set[str]:  # read afresh at each look: a twin may record its batch meanwhile
+            return set().union(*(claimed_by_others(k) for k in keys)) if claimed_by_others else set()
+
+        with exclusive(keys) if exclusive is not None else nullcontext():
+            results = self.client.create_batches(workflow_uuid, [self.requests[i].data for i in indexes],
+                                                 on_created=on_created, on_intent=on_intent, attempt_keys=keys,
+                                                 listed=self.listed.get(workflow_uuid), claimed=claimed)
         for n, result in enumerate(results):
             if isinstance(result, CargoAmbiguousCreateError):
                 self.ledger.candidates(keys[n], result.candidates)

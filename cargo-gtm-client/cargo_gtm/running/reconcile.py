@@ -274,8 +274,9 @@ def send_once(send: Callable[[], T], find: Callable[[CargoError], T | None], *, 
             last_error = exc
         found = find(last_error)
         if found is not None:
-            logger.warning("Adopted Cargo %s %s: its content proves it was created by the request whose "
-                           "response was lost.", what, found.uuid)
+            logger.warning("Adopted Cargo %s %s: it was created since this create's watermark with exactly "
+                           "this input and no other create has recorded it (claims checked), so it is taken as "
+                           "this request's, whose response was lost.", what, found.uuid)
             return found
         if attempt < max_sends:
             logger.warning("No Cargo %s was created by the failed request; sending it again.", what)

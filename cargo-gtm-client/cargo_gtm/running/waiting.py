@@ -14,14 +14,31 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import CargoBatchCancelledError, CargoBatchFailedError, CargoError, CargoWaitTimeoutError
+from ..errors import (
+    CargoBatchCancelledError,
+    CargoBatchFailedError,
+    CargoError,
+    CargoNetworkError,
+    CargoRateLimitError,
+    CargoServerError,
+    CargoWaitOutageError,
+    CargoWaitTimeoutError,
+)
 from ..models import Batch, BatchStatus
 from .clock import SYSTEM_CLOCK
 
-__all__ = ["BatchPoller", "BatchProgress", "PollingGuidance", "StatusSnapshot", "UNLIMITED", "timeout_error",
+__all__ = ["BatchPoller", "BatchProgress", "OUTAGE_TOLERANCE", "PollingGuidance", "StatusSnapshot", "UNLIMITED",
+           "timeout_error",
            "wait_for_batches", "raise_for_batch"]
 
 logger = logging.getLogger("cargo_gtm")
+
+#: How long a wait survives Cargo being unreachable (connection failures, 5xx, 429 after the transport's own
+#: retries) before it gives up: the batch keeps running on Cargo meanwhile, so the wait keeps trying.
+OUTAGE_TOLERANCE = 300.0
+#: The longest pause between two tries to read a batch during an outage.
+OUTAGE_RETRY_MAX = 15.0
+_TRANSIENT = (CargoNetworkError, CargoServerError, CargoRateLimitError)
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,8 @@ class _Tracker:
     first_seen: tuple[float, int] | None = None
     batch: Batch | None = None
     samples: list[tuple[float, int]] = field(default_factory=list)
+    outage_since: float | None = None  # when reading this batch started failing (None: it reads fine)
+    outage_tries: int = 0
 
     def schedule(self, now: float, min_interval: float, max_interval: float,
                  backoff_cap: float | None = None) -> None:
@@ -198,7 +217,7 @@ class BatchPoller:
                  poll_interval: float = 1.0, max_poll_interval: float = 30.0,
                  initial: Mapping[str, Batch] | None = None,
                  fetch_many: Callable[[Sequence[Batch]], Mapping[str, Batch]] | None = None,
-                 guidance: PollingGuidance | None = None) -> None:
+                 guidance: PollingGuidance | None = None, outage_tolerance: float = OUTAGE_TOLERANCE) -> None:
         if poll_interval <= 0 or max_poll_interval < poll_interval:
             raise ValueError("need 0 < poll_interval <= max_poll_interval")
         self._get = get_batch
@@ -209,6 +228,7 @@ class BatchPoller:
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
         self.rules = guidance if guidance is not None else PollingGuidance()
+        self.outage_tolerance = outage_tolerance
         self.pending = {u: _Tracker(uuid=u, next_poll=self.start, interval=poll_interval) for u in self.uuids}
         self.latest: dict[str, Batch] = {}
         for uuid, known in (initial or {}).items():
@@ -234,7 +254,7 @@ class BatchPoller:
         listed = self._list(due) if due else {}
         due_uuids = {t.uuid for t in due}
         due += [t for t in self.pending.values() if t.uuid in listed and t.uuid not in due_uuids]  # fresh: take it
-        updates = tuple(self._read(tracker, listed) for tracker in due)
+        updates = tuple(u for u in (self._read(tracker, listed) for tracker in due) if u is not None)
         return self.snapshot(updates)
 
     def hurry(self) -> float:
@@ -264,10 +284,19 @@ class BatchPoller:
             logger.debug("Listing %d batches at once failed (%s); polling them one by one.", len(last_seen), exc)
             return {}
 
-    def _read(self, tracker: _Tracker, listed: Mapping[str, Batch]) -> BatchProgress:
-        """Take one batch's fresh state (from the list call, or a GET) and schedule its next poll."""
+    def _read(self, tracker: _Tracker, listed: Mapping[str, Batch]) -> BatchProgress | None:
+        """Take one batch's fresh state (from the list call, or a GET) and schedule its next poll. ``None``: Cargo
+        could not be read (an outage shorter than the tolerance so far; tried again later)."""
         shared = listed.get(tracker.uuid)
-        batch = shared or self._get(tracker.uuid)
+        try:
+            batch = shared or self._get(tracker.uuid)
+        except _TRANSIENT as exc:
+            self._unreachable(tracker, exc)
+            return None
+        if tracker.outage_since is not None:
+            logger.warning("Cargo answers again: batch %s read after %.0fs of failures.", tracker.uuid,
+                           self._now() - tracker.outage_since)
+            tracker.outage_since, tracker.outage_tries = None, 0
         tracker.polls += 1
         tracker.requests += 1.0 / max(len(listed), 1) if shared is not None else 1.0
         now = self._now()
@@ -282,6 +311,31 @@ class BatchPoller:
         else:
             self._schedule(tracker, now)
         return BatchProgress(batch=batch, elapsed=now - self.start, polls=tracker.polls)
+
+    def _unreachable(self, tracker: _Tracker, exc: CargoError) -> None:
+        """Cargo could not be read (after the transport's retries): try again later, up to the outage tolerance;
+        past it, fail saying the batch may still be running and that a re-execution attaches to it."""
+        now = self._now()
+        if tracker.outage_since is None:
+            tracker.outage_since = now
+        tracker.outage_tries += 1
+        down = now - tracker.outage_since
+        last = tracker.batch.status.value if tracker.batch is not None else None
+        if down >= self.outage_tolerance:
+            raise CargoWaitOutageError(
+                f"Cargo could not be read for {down:.0f}s while waiting for batch {tracker.uuid} (last status: "
+                f"{last or 'unknown'}; tolerance {self.outage_tolerance:g}s): {exc}. The batch may still be "
+                "running on Cargo, and spending credits.",
+                batch_uuid=tracker.uuid, outage_seconds=down, last_status=last,
+                hint=f"re-execute the step once Cargo answers: it attaches to batch {tracker.uuid} instead of "
+                "paying for a new one; or cancel that batch in Cargo if its output is no longer wanted.",
+            ) from exc
+        pause = min(self.poll_interval * (2 ** min(tracker.outage_tries, 10)), OUTAGE_RETRY_MAX,
+                    self.outage_tolerance - down)
+        tracker.next_poll = now + max(pause, 0.0)
+        logger.warning("Could not read Cargo batch %s (%s); Cargo unreachable for %.0fs so far, trying again in "
+                       "%.1fs (the wait gives up after %gs).", tracker.uuid, type(exc).__name__, down, pause,
+                       self.outage_tolerance)
 
     def _schedule(self, tracker: _Tracker, now: float) -> None:
         rules = self.rules

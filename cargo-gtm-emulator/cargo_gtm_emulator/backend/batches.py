@@ -93,7 +93,7 @@ def _play_filter(store: Store, model_uuid: str, data: dict[str, Any]) -> Resolve
     try:
         records = filters.apply(store.model_records(model_uuid), data.get("filter"), data.get("sort"),
                                 data.get("limit"), segments=store._segment_ids,
-                                columns=store.column_types(model_uuid))
+                                columns=store.column_types(model_uuid), date_precision=store.variants["date_precision"])
     except filters.FilterError as exc:
         raise data_error("invalidData", f"Invalid filter: {exc}") from None
     stored = {"kind": "filter", "modelUuid": model_uuid}

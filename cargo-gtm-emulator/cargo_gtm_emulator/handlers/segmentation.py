@@ -29,7 +29,8 @@ def _matching_records(store: Any, model_uuid: str, body: dict[str, Any]) -> list
     """The model's records that ``body``'s filter (sorted, limited) selects; a bad filter is ``invalidFilter``."""
     try:
         return filters.apply(store.model_records(model_uuid), body.get("filter"), body.get("sort"),
-                             body.get("limit"), segments=store._segment_ids, columns=store.column_types(model_uuid))
+                             body.get("limit"), segments=store._segment_ids, columns=store.column_types(model_uuid),
+                             date_precision=store.variants["date_precision"])
     except filters.FilterError as exc:
         raise ApiError("invalidFilter", f"Invalid filter: {exc}") from None
 

@@ -1,0 +1,124 @@
+"""Twins take turns: two live runs never send a create for the same step and input at the same moment.
+
+Two materializations of one asset over the same input ("twins") send identical batch creates. Content cannot
+tell their batches apart, so if one create fails ambiguously, the batch the other one made looks exactly like
+the one it might have made. Claims (batches recorded by other runs are never adopted) solve most of it, but
+not the moment between a twin's batch being committed and the twin recording it. So the creates of twins take
+turns: while a run holds its turn for a key, no other live run sends a create under that key. Inside a turn,
+a batch created since the watermark with exactly this input and recorded by no other run can only be this
+create's own.
+
+The turns are kept in run tags (``dagster-cargo/turn.<key>``), readable by every run of the deployment, one
+tag per run (each run writes only its own): Lamport's bakery algorithm, which needs no compare-and-set, only
+registers that each participant writes and everyone reads. A run takes a ticket one higher than any it sees,
+then waits while another live run is choosing its ticket or holds a lower one (ties broken by run id). Runs
+that ended (crashed, failed, succeeded) are ignored, so a killed twin never blocks the others. A live run that
+holds its turn longer than :data:`TURN_WAIT_SECONDS` is waited out with a warning: claims and the content
+check still apply, so this weakens only the guarantee against the narrow race above.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from cargo_gtm import CargoClient
+
+__all__ = ["Turns", "TURN_PREFIX", "TURN_WAIT_SECONDS"]
+
+TURN_PREFIX = "dagster-cargo/turn."
+BATCH_PREFIX = "dagster-cargo/batch."
+TURN_WAIT_SECONDS = 300.0
+TURN_POLL_SECONDS = 0.2
+DONE = "done"
+_ENDED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+
+
+def turn_tag_key(batch_key: str) -> str:
+    return TURN_PREFIX + batch_key[len(BATCH_PREFIX):] if batch_key.startswith(BATCH_PREFIX) else TURN_PREFIX + batch_key
+
+
+def _parse(value: str) -> tuple[str, int | None, str] | None:
+    """``c:<run>`` (choosing) → ("c", None, run); ``t:<n>:<run>`` (ticket) → ("t", n, run); else None."""
+    if value.startswith("c:"):
+        return "c", None, value[2:]
+    if value.startswith("t:"):
+        number, _, run_id = value[2:].partition(":")
+        if number.isdigit() and run_id:
+            return "t", int(number), run_id
+    return None
+
+
+class Turns:
+    """A context manager: the turn of this run for ``keys`` (each key's turn taken in sorted order)."""
+
+    def __init__(self, context: Any, client: CargoClient, keys: list[str], *,
+                 wait_seconds: float = TURN_WAIT_SECONDS) -> None:
+        self.context = context
+        self.client = client
+        self.tags = sorted({turn_tag_key(k) for k in keys})
+        self.wait_seconds = wait_seconds
+        self.run_id: str = context.run_id
+        self.held: list[str] = []
+
+    def __enter__(self) -> Turns:
+        try:
+            for tag in self.tags:
+                self._take(tag)
+                self.held.append(tag)
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._release()
+
+    # ---------------------------------------------------------------------------------------------------
+    def _write(self, tag: str, value: str) -> None:
+        self.context.instance.add_run_tags(self.run_id, {tag: value})
+
+    def _others(self, tag: str) -> list[tuple[str, int | None, str]]:
+        """Other live runs' entries under ``tag``: (state, ticket, run id)."""
+        parsed: list[tuple[str, int | None, str]] = []
+        for _key, values in self.context.instance.get_run_tags(tag_keys=[tag]):
+            parsed.extend(p for p in (_parse(v) for v in values) if p is not None and p[2] != self.run_id)
+        if not parsed:
+            return []
+        runs = self.context.instance.get_runs(filters=dg.RunsFilter(run_ids=sorted({p[2] for p in parsed})))
+        live = {r.run_id for r in runs if r.status not in _ENDED}
+        return [p for p in parsed if p[2] in live]
+
+    def _take(self, tag: str) -> None:
+        self._write(tag, f"c:{self.run_id}")
+        number = 1 + max((p[1] or 0 for p in self._others(tag)), default=0)
+        self._write(tag, f"t:{number}:{self.run_id}")
+        mine = (number, self.run_id)
+        clock = self.client.clock
+        started = clock.monotonic()
+        said = False
+        while True:
+            ahead = [p for p in self._others(tag) if p[0] == "c" or (p[1], p[2]) < mine]
+            if not ahead:
+                return
+            if not said:
+                said = True
+                self.context.log.info(
+                    f"Another run ({', '.join(sorted({p[2] for p in ahead}))}) is creating a Cargo batch for this "
+                    "same step and input right now; waiting for its create to be recorded, so that the two "
+                    "never share a batch.")
+            if clock.monotonic() - started >= self.wait_seconds:
+                self.context.log.warning(
+                    f"Run(s) {', '.join(sorted({p[2] for p in ahead}))} held their turn to create a Cargo batch for "
+                    f"this step and input for over {self.wait_seconds:g}s; going ahead. Batches they recorded "
+                    "are still never adopted by this run.")
+                return
+            self.client.sleep(TURN_POLL_SECONDS)
+
+    def _release(self) -> None:
+        for tag in self.held:
+            try:
+                self._write(tag, DONE)
+            except Exception as exc:  # an unreleased turn of a run that then ends is ignored anyway
+                self.context.log.debug(f"Could not release the create turn {tag}: {exc}")
+        self.held = []
