@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CargoDownloadError
-from .dataframe import download_dataframe
+from .dataframe import DtypeBackend, download_dataframe, to_dtype_backend
 from .fetch import fetch_with_retries
 from .layout import is_object_column, json_rows, spread_output
 from .outcomes import (
@@ -114,11 +114,11 @@ def batch_run_outcomes(client: Outputs, batch: Batch, nodes: Sequence[Any] | Non
     return list(outcomes.values())
 
 
-def _file_frame(client: Outputs, uuid: str, output_node_slug: str | None) -> Any:
+def _file_frame(client: Outputs, uuid: str, output_node_slug: str | None, dtype_backend: DtypeBackend) -> Any:
     """One download of the batch file, its layout normalized (output objects spread into columns)."""
     url = client.get_batch_download_url(uuid, output_node_slug)
     frame = download_dataframe(url, format="csv", timeout=client.timeout, batch_uuid=uuid,
-                               http=client.download_http, sniff=True)
+                               http=client.download_http, sniff=True, dtype_backend=dtype_backend)
     return spread_output(frame) if is_object_column(frame) else frame
 
 
@@ -156,6 +156,7 @@ def download_batch_outputs(
     expected_rows: int | None = None,
     attempts: int = 5,
     batch: Batch | None = None,
+    dtype_backend: DtypeBackend = "numpy",
 ) -> Any:
     """See :meth:`CargoClient.download_batch_dataframe`."""
     outcomes, batch = _outcomes(client, uuid, output_node_slug, statuses, batch, attempts)
@@ -163,14 +164,14 @@ def download_batch_outputs(
         expected_rows = len(records) if records is not None else batch.runs_count
 
     def one_download() -> Any:
-        frame = _file_frame(client, uuid, output_node_slug)
+        frame = _file_frame(client, uuid, output_node_slug, dtype_backend)
         if statuses:
             frame, notes = apply_outcomes(frame, outcomes, records)
             for note in notes:
                 logger.warning("Batch %s: %s", uuid, note)
             if records is not None and not notes:
                 frame = align_inputs(frame, records)
-        return _checked_rows(frame, uuid, expected_rows)
+        return to_dtype_backend(_checked_rows(frame, uuid, expected_rows), dtype_backend)
 
     def give_up(last: CargoDownloadError) -> CargoDownloadError:
         return CargoDownloadError(

@@ -13,7 +13,7 @@ import httpx
 
 from ..api import DownloadFormat, OrchestrationAPI
 from ..models import Batch
-from .dataframe import download_dataframe
+from .dataframe import DtypeBackend, download_dataframe
 from .parquet import ParquetResult, StrPath, download_to_parquet
 
 __all__ = ["Outputs"]
@@ -41,6 +41,7 @@ class Outputs(OrchestrationAPI):
         expected_rows: int | None = None,
         attempts: int = 5,
         batch: Batch | None = None,
+        dtype_backend: DtypeBackend = "numpy",
     ) -> Any:
         """A finished batch's outputs as a pandas DataFrame: **one row per input record**.
 
@@ -61,6 +62,9 @@ class Outputs(OrchestrationAPI):
         match is retried with a freshly requested URL, after a short pause (0.5 s, doubling): partial data
         is never returned. The batch is already paid for, so a download is worth several tries (5).
 
+        ``dtype_backend="pyarrow"``: ``pd.ArrowDtype`` columns (see
+        :func:`~cargo_gtm.download.dataframe.download_dataframe`), faster for big outputs.
+
         Raises:
             CargoDownloadError: still failing or not matching the record count after ``attempts`` tries.
             CargoInputError: ``output_node_slug`` matches no node, or several, of the batch's release.
@@ -68,7 +72,8 @@ class Outputs(OrchestrationAPI):
         from .batch_outputs import download_batch_outputs
 
         return download_batch_outputs(self, uuid, output_node_slug, statuses=statuses, records=records,
-                                      expected_rows=expected_rows, attempts=attempts, batch=batch)
+                                      expected_rows=expected_rows, attempts=attempts, batch=batch,
+                                      dtype_backend=dtype_backend)
 
     def download_batch_to_parquet(
         self,
