@@ -286,6 +286,7 @@ class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
         on_intent: Callable[[int, CreateIntent], None] | None = None,
         attempt_keys: Sequence[str | None] | None = None,
         listed: Sequence[Batch] | None = None,
+        on_intents: Callable[[list[tuple[int, CreateIntent]]], None] | None = None,
     ) -> list[Batch | CargoError]:
         """Create one batch per item of ``datas`` for one workflow, ``max_workers`` at a time.
 
@@ -296,7 +297,8 @@ class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
         ``on_created(index, batch)`` in the calling thread as each batch is created (in
         completion order), so the caller can record it at once. Returns, in input order, the
         batch or the :class:`CargoError` each create ended with; every create is attempted
-        even if others fail. ``listed``: see :meth:`create_intent`.
+        even if others fail. ``listed``: see :meth:`create_intent`. ``on_intents(pairs)``: all of them at
+        once, before the first request leaves (one durable write instead of one per create).
         """
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -306,9 +308,11 @@ class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
         base = self.create_intent(workflow_uuid, listed=listed)
         intents = [CreateIntent(workflow_uuid=workflow_uuid, sent_at=base.sent_at, watermark=base.watermark,
                                 at_watermark=base.at_watermark, attempt_key=keys[i]) for i in range(len(datas))]
+        if on_intents is not None:
+            on_intents(list(enumerate(intents)))  # all recorded before the first request leaves
         if on_intent is not None:
             for i, intent in enumerate(intents):
-                on_intent(i, intent)  # all recorded before the first request leaves
+                on_intent(i, intent)
         made: set[str] = set()
         results: list[Batch | CargoError | None] = [None] * len(datas)
 

@@ -7,8 +7,10 @@ The **minimum** is what a correct result needs, whoever writes the client, count
   credit is spent: 1 (tools only);
 * the exactly-once watermark (``batches/list``, one page whatever the history): 1;
 * the create: 1; the status polls: as many as the wait schedule makes (the same for any client);
-* the download URL: 1; the run statuses behind ``_status`` (``runs/count``): 1; the node executions behind
-  the billed credit figure, provider + 0.01 per node execution (``runs/metrics``): 1.
+* the download URL: 1; the node executions behind the billed credit figure, provider + 0.01 per node execution
+  (``runs/metrics``): 1. The same metrics prove that every run succeeded through every node here, so ``_status``
+  needs no ``runs/count`` (a batch with a failed, skipped or filtered run is counted: see
+  ``test_a_failed_run_is_counted_and_marked``).
 
 Everything else must fit in **3** more: the estimate before spending (a play's ``releases/deployed`` for its node
 count, ``segmentation/segments/fetch`` for its record count) and the credits left (``billing/subscriptions``).
@@ -69,11 +71,27 @@ def test_requests_per_materialization_are_at_most_the_minimum_plus_three(manual_
     rest, polls = api_requests(manual_emulator)
     lookup = ("GET", "/tools/list" if kind == "tool" else "/plays/list")
     needed = [lookup, ("GET", "/batches/list"), ("POST", "/batches"), ("POST", "/batches/<uuid>/download"),
-              ("POST", "/runs/count"), ("POST", "/runs/metrics")] + [("GET", "/releases/deployed")] * (kind == "tool")
+              ("POST", "/runs/metrics")] + [("GET", "/releases/deployed")] * (kind == "tool")
     assert all(rest[r] >= 1 for r in needed), rest
     minimum = len(needed) + polls
     sent = sum(rest.values()) + polls
     assert sent <= minimum + 3, (sent, minimum, rest)
     assert rest[("GET", "/releases/<uuid>")] == 0  # the batch's release is the deployed one, read once
     assert rest[("GET", "/batches/list")] == 1 and rest[("POST", "/batches")] == 1
+    assert rest[("POST", "/runs/count")] == 0  # every run succeeded, as runs/metrics prove
     assert not any("users/current" in path for _, path in rest)
+
+
+def test_a_failed_run_is_counted_and_marked(manual_emulator, cargo_resource):
+    manual_emulator.plan_failures({"domain=c7.com": "always"})
+    rows = pd.DataFrame({"domain": [f"c{i}.com" for i in range(20)]})
+
+    @dg.asset(name="enriched")
+    def asset(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+        return cargo.run_tool(context, TOOL, rows).materialize_result()
+
+    result = dg.materialize([asset], resources={"cargo": cargo_resource(failed_rows="keep")})
+    frame = result.output_for_node("enriched")
+    rest, _ = api_requests(manual_emulator)
+    assert rest[("POST", "/runs/count")] == 1  # the metrics show an errored execution: the runs are counted
+    assert frame["_status"].tolist() == ["error" if i == 7 else "success" for i in range(20)]

@@ -123,16 +123,19 @@ def _file_frame(client: Outputs, uuid: str, output_node_slug: str | None, dtype_
 
 
 def _outcomes(client: Outputs, uuid: str, output_node_slug: str | None, statuses: bool,
-              batch: Batch | None, attempts: int) -> tuple[list[RunOutcome], Batch | None]:
-    """The runs that did not simply succeed (with ``statuses``), after checking ``output_node_slug``
-    against the batch's release; and the batch, when it had to be read."""
+              batch: Batch | None, attempts: int, all_succeeded: bool = False) -> tuple[list[RunOutcome], Batch | None]:
+    """The runs that did not simply succeed (with ``statuses``; none when ``all_succeeded``), after checking
+    ``output_node_slug`` against the batch's release; and the batch, when it had to be read."""
     if not (statuses or output_node_slug):
         return [], batch
     batch = batch if batch is not None and batch.is_terminal else client.get_batch(uuid)
+    if all_succeeded and not output_node_slug:
+        return [], batch
     nodes = _release_nodes(client, batch)
     if output_node_slug and nodes:
         check_output_slug(nodes, output_node_slug, str(batch.release_uuid), uuid)
-    return (batch_run_outcomes(client, batch, nodes, attempts=attempts) if statuses else []), batch
+    counted = statuses and not all_succeeded
+    return (batch_run_outcomes(client, batch, nodes, attempts=attempts) if counted else []), batch
 
 
 def _checked_rows(frame: Any, uuid: str, expected_rows: int | None) -> Any:
@@ -157,9 +160,10 @@ def download_batch_outputs(
     attempts: int = 5,
     batch: Batch | None = None,
     dtype_backend: DtypeBackend = "numpy",
+    all_succeeded: bool = False,
 ) -> Any:
     """See :meth:`CargoClient.download_batch_dataframe`."""
-    outcomes, batch = _outcomes(client, uuid, output_node_slug, statuses, batch, attempts)
+    outcomes, batch = _outcomes(client, uuid, output_node_slug, statuses, batch, attempts, all_succeeded)
     if statuses and expected_rows is None and batch is not None:
         expected_rows = len(records) if records is not None else batch.runs_count
 

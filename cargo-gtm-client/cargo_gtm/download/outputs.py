@@ -42,6 +42,7 @@ class Outputs(OrchestrationAPI):
         attempts: int = 5,
         batch: Batch | None = None,
         dtype_backend: DtypeBackend = "numpy",
+        all_succeeded: bool = False,
     ) -> Any:
         """A finished batch's outputs as a pandas DataFrame: **one row per input record**.
 
@@ -64,6 +65,8 @@ class Outputs(OrchestrationAPI):
 
         ``dtype_backend="pyarrow"``: ``pd.ArrowDtype`` columns (see
         :func:`~cargo_gtm.download.dataframe.download_dataframe`), faster for big outputs.
+        ``all_succeeded``: the caller has proven every run succeeded (with ``batch``'s ``runs/metrics``, see
+        :func:`~cargo_gtm.credits.every_run_succeeded`): every row is ``success`` without a ``runs/count``.
 
         Raises:
             CargoDownloadError: still failing or not matching the record count after ``attempts`` tries.
@@ -73,7 +76,7 @@ class Outputs(OrchestrationAPI):
 
         return download_batch_outputs(self, uuid, output_node_slug, statuses=statuses, records=records,
                                       expected_rows=expected_rows, attempts=attempts, batch=batch,
-                                      dtype_backend=dtype_backend)
+                                      dtype_backend=dtype_backend, all_succeeded=all_succeeded)
 
     def download_batch_to_parquet(
         self,
