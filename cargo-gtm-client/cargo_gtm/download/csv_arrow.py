@@ -171,15 +171,16 @@ class _RowBlocks(io.RawIOBase):
     def read(self, size: int | None = -1) -> Any:  # noqa: ARG002 - blocks are cut at row ends, not at size
         parts = [self._carry] if self._carry else []
         total = len(self._carry)
+        want = self._block_size
         while True:
-            while total < self._block_size:
+            while total < want:
                 chunk = self._source.next_chunk()
                 if chunk is None:
                     break
                 parts.append(chunk)
                 total += len(chunk)
             buf = parts[0] if len(parts) == 1 else b"".join(parts)
-            if total < self._block_size:  # the body ended: the rest is the last block
+            if total < want:  # the body ended: the rest is the last block
                 self._carry = b""
                 return buf
             cut = _row_end(buf)
@@ -187,8 +188,7 @@ class _RowBlocks(io.RawIOBase):
                 break
             if total > MAX_CARRY:
                 raise ExactChunkingNeeded(f"no row end in {total} bytes")
-            parts, total = [buf], total  # grow the block until a row ends in it
-            self._block_size = total + self._block_size
+            parts, want = [buf], total + self._block_size  # grow this block until a row ends in it
         self.saw_quote = self.saw_quote or b'"' in buf[:cut]
         self._carry = buf[cut:]
         return memoryview(buf)[:cut]
