@@ -383,15 +383,15 @@ def _random_csv(rng, rows: int) -> bytes:
         for _ in range(3):
             r = rng.random()
             if r < 0.3:
-                fields.append('"q%d\n%s""x"' % (i, "y" * rng.randint(0, 5)))
+                fields.append(f'"q{i}\n{"y" * rng.randint(0, 5)}""x"')
             elif r < 0.35:
-                fields.append('s%d"t' % i)
+                fields.append(f's{i}"t')
             elif r < 0.4:
                 fields.append('"a,b"')
             elif r < 0.42:
                 fields.append('"' + "long " * rng.randint(50, 400) + '"')
             else:
-                fields.append("v%d" % i)
+                fields.append(f"v{i}")
         lines.append(",".join(fields))
     return ("\n".join(lines) + ("\n" if rng.random() < 0.8 else "")).encode()
 
