@@ -17,6 +17,7 @@ BENCHES = {
     "B5": "benchmarks.b5_definitions",
     "B6": "benchmarks.b6_emulator",
     "B7": "benchmarks.b7_single_run",
+    "B8": "benchmarks.b8_history",
 }
 
 

@@ -18,7 +18,12 @@ Modes:
   local_ndjson PATH                pandas.read_json(PATH, lines=True)
   local_output_csv PATH            pandas.read_csv(PATH, engine="pyarrow") + json_normalize of its output column
   pandas_path URL                  download_dataframe(url, engine="pandas"): the fallback without pyarrow
-  local_arrow PATH                 pandas.read_csv(PATH, engine="pyarrow"): the local-copy baseline
+  local_arrow PATH                 pandas.read_csv(PATH, engine="pyarrow"): pandas' own pyarrow engine (its chunker
+                                   does not read line ends inside quoted values across blocks: reported only)
+  local_arrow_nl PATH              pyarrow.csv.read_csv(PATH, newlines_in_values=True).to_pandas(): the B3
+                                   baseline, reading quoted line ends as ours must (.gz paths are gunzipped)
+  local_arrow_nl_arrowdtype PATH   the same, .to_pandas(types_mapper=pd.ArrowDtype)
+  ours_arrowdtype URL_BASE TOKEN BATCH [ROWS]  ours with dtype_backend="pyarrow"
   naive_url URL                    pandas.read_csv(URL): the naive baseline
   parquet URL_BASE TOKEN BATCH OUT ROWS   CargoClient.download_batch_to_parquet
   df_parquet URL_BASE TOKEN BATCH OUT     download_batch_dataframe + DataFrame.to_parquet (B4 baseline)
@@ -51,7 +56,7 @@ def _peak() -> int:
 
 
 def _frame_facts(frame: Any) -> dict[str, Any]:
-    kinds = [dtype.kind for dtype in frame.dtypes]
+    kinds = [getattr(dtype, "kind", "O") for dtype in frame.dtypes]
     return {"rows": len(frame), "columns": len(frame.columns), "frame_bytes": int(frame.memory_usage(deep=True).sum()),
             "numeric_columns": sum(k in "iuf" for k in kinds), "datetime_columns": sum(k == "M" for k in kinds),
             "bool_columns": sum(k == "b" for k in kinds)}
@@ -71,11 +76,17 @@ def main(argv: list[str]) -> dict[str, Any]:
     mode, args = argv[0], argv[1:]
     out: dict[str, Any] = {"mode": mode, "rss_imports": _peak(),
                            "pool": pyarrow.default_memory_pool().backend_name}
-    client = CargoClient(args[1], base_url=args[0]) if mode in ("ours", "parquet", "df_parquet") else None
+    client = (CargoClient(args[1], base_url=args[0]) if mode in ("ours", "ours_arrowdtype", "parquet", "df_parquet")
+              else None)
     (user0, sys0), cpu0, t0 = _user_sys(), _cpu(), time.perf_counter()
-    if mode == "ours":
+    if mode in ("ours", "ours_arrowdtype"):
         assert client is not None
-        frame = client.download_batch_dataframe(args[2], expected_rows=int(args[3]) if len(args) > 3 else None)
+        frame = client.download_batch_dataframe(args[2], expected_rows=int(args[3]) if len(args) > 3 else None,
+                                                dtype_backend="pyarrow" if mode == "ours_arrowdtype" else "numpy")
+    elif mode in ("local_arrow_nl", "local_arrow_nl_arrowdtype"):
+        table = pyarrow.csv.read_csv(args[0], parse_options=pyarrow.csv.ParseOptions(newlines_in_values=True))
+        frame = table.to_pandas(types_mapper=pd.ArrowDtype if mode.endswith("arrowdtype") else None)
+        del table
     elif mode == "local_gz":
         frame = pd.read_csv(args[0], engine="pyarrow")
     elif mode == "local_json":

@@ -29,6 +29,41 @@ class Row:
     note: str = ""
 
 
+def spread(values: list[float], digits: int = 2) -> str:
+    """``median [min–max]`` of ``values``: the figure every ratio is quoted as (one slow or lucky run must
+    not move it; the spread shows how noisy the machine was)."""
+    ordered = sorted(values)
+    return f"{median(ordered):.{digits}f} [{ordered[0]:.{digits}f}–{ordered[-1]:.{digits}f}]"
+
+
+def median(values: list[float]) -> float:
+    import statistics
+
+    return float(statistics.median(values))
+
+
+def context() -> str:
+    """The commit, the machine's load and the date: every table names them (a figure without its load
+    cannot be judged on a shared machine)."""
+    import datetime
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                                  cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = " (+ uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    try:
+        load = "load average {:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg())
+    except OSError:
+        load = "load unknown"
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"commit {commit}{dirty}; {load} ({os.cpu_count()} cores); {now}"
+
+
 def fmt(value: float, unit: str = "", digits: int = 2) -> str:
     return f"{value:,.{digits}f}{(' ' + unit) if unit else ''}"
 
@@ -61,7 +96,7 @@ def render(rows: list[Row]) -> str:
     out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(b) for b in body]
     notes = [f"- {r.bench} {r.metric}: {r.note}" for r in rows if r.note]
-    return "\n".join(out + ([""] + notes if notes else []))
+    return "\n".join([f"_{context()}_", ""] + out + ([""] + notes if notes else []))
 
 
 def run_child(module: str, *args: str, timeout: float = 1800) -> dict:

@@ -9,10 +9,12 @@ load, then ``Definitions(...).get_repository_def()`` (what a code server resolve
 * **Reload from stored state** (``RECONSTRUCTION``, what every run worker and step process does):
   the same definitions from the stored snapshot, 0 API calls.
 
-Baseline, measured in the same run: the naive loader, implemented here and not in the package:
-list plays and tools, then one sequential ``GET /orchestration/releases/deployed`` per workflow for
-its output node slug (N + 2 calls), with no stored state, so every load (code server start, every
-run worker) pays it again. It feeds the same asset builder, so the difference is the fetch alone.
+Baseline, measured in the same run: the best a competent user writes without the package's loader, a
+**cached loader** (implemented here, not in the package): list plays and tools, then one
+``GET /orchestration/releases/deployed`` per workflow for its output node slug (N + 2 calls), and store the
+result in a local file; every later load (a run worker, a code-server restart) reads that file (0 calls).
+It feeds the same asset builder, so the difference is the fetch alone. Every wall time is the median of the
+runs with its [min–max] spread.
 
 The emulator runs in its own process (:class:`benchmarks.b6_emulator.EmulatorProcess`), like a
 remote service; API calls are counted from its request log. Loopback round trips are ~0.2 ms: over
@@ -21,6 +23,8 @@ a real network each call costs a round trip more, which the note converts for a 
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -28,7 +32,7 @@ from datetime import datetime, timezone
 from typing import Any
 from unittest import mock
 
-from ._report import Row, fmt
+from ._report import Row, fmt, median, spread
 from .b6_emulator import TOKEN, EmulatorProcess
 
 SEEDED = 6  # the emulator's own 3 plays + 3 tools
@@ -93,19 +97,39 @@ def _reconstruction(stored: dict[str, Any]) -> Any:
         cacheable_asset_data={}, reconstruction_metadata=stored))
 
 
-def _timed(emu: EmulatorProcess, repeats: int, loads: dict[str, Callable[[], int]]) -> dict[str, dict[str, float]]:
+def _timed(emu: EmulatorProcess, repeats: int, loads: dict[str, Callable[[], int]]) -> dict[str, dict[str, Any]]:
     """Run every load ``repeats`` times, interleaved (a noisy spell of the shared machine hits all of
-    them alike), and keep each one's best wall time, with the API calls and the count of its last run."""
+    them alike): each one's median wall time and walls, with the API calls and the count of its last run."""
     walls: dict[str, list[float]] = {name: [] for name in loads}
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for _ in range(repeats):
         for name, load in loads.items():
             emu.clear_log()
             started = time.perf_counter()
             count = load()
             walls[name].append(time.perf_counter() - started)
-            out[name] = {"wall": min(walls[name]), "calls": float(emu.api_calls()), "count": float(count)}
+            out[name] = {"wall": median(walls[name]), "walls": list(walls[name]), "calls": float(emu.api_calls()),
+                         "count": float(count)}
     return out
+
+
+class CachedLoader:
+    """The baseline: the naive listing stored in a local file at the first load, read back at every later one."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def first(self, client: Any) -> Any:
+        data = naive_fetch(client)
+        with open(self.path, "w") as f:
+            f.write(data.model_dump_json())
+        return data
+
+    def reload(self, client: Any) -> Any:  # noqa: ARG002 - no call: the stored listing
+        from dagster_cargo.definitions.workspace_data import CargoWorkspaceData
+
+        with open(self.path) as f:
+            return CargoWorkspaceData.model_validate_json(f.read())
 
 
 def measure(n_workflows: int, repeats: int) -> dict[str, dict[str, float]]:
@@ -131,9 +155,11 @@ def measure(n_workflows: int, repeats: int) -> dict[str, dict[str, float]]:
             assert stored, "the first load stores the state"
             return load_definitions(resource, _reconstruction(stored))
 
+        cached = CachedLoader(os.path.join(tempfile.mkdtemp(prefix="b5-"), "workspace.json"))
         out = _timed(emu, repeats, {
             "ours_first": ours_first, "ours_reload": ours_reload,
-            "naive_load": lambda: load_definitions(resource, _initialization(), naive_fetch),
+            "naive_load": lambda: load_definitions(resource, _initialization(), cached.first),
+            "cached_reload": lambda: load_definitions(resource, _initialization(), cached.reload),
         })
         with CargoClient(TOKEN, base_url=emu.base_url) as client:
             out.update(_timed(emu, repeats, {
@@ -152,26 +178,28 @@ def run(quick: bool) -> list[Row]:
     """B5 rows: calls and wall time of the first load and the reload, ours next to the naive loader."""
     n, repeats = (100, 2) if quick else (1000, 5)
     m = measure(n, repeats)
-    first, reload_, naive = m["ours_first"], m["ours_reload"], m["naive_load"]
+    first, reload_, naive, cached = m["ours_first"], m["ours_reload"], m["naive_load"], m["cached_reload"]
     build = reload_["wall"]  # reload = building the same definitions with no fetch at all
     return [
         Row("B5", f"first load: API calls ({n:,} plays+tools)", f"{first['calls']:.0f}", f"{naive['calls']:,.0f}",
             f"{naive['calls'] / max(first['calls'], 1):,.0f}× fewer",
             note=(f"over a {RTT * 1e3:.0f} ms RTT network the calls alone cost ~{first['calls'] * RTT:.2f} s "
                   f"(ours) vs ~{naive['calls'] * RTT:.0f} s (naive, sequential)")),
-        Row("B5", "first load: wall time", fmt(first["wall"], "s"), fmt(naive["wall"], "s"),
-            f"{naive['wall'] / first['wall']:.2f}× faster",
-            note=(f"{first['count']:,.0f} executable assets built + repository resolved, best of {repeats}; "
-                  f"building them alone (no fetch) takes {build:.2f} s")),
+        Row("B5", "first load: wall time", fmt(first["wall"], "s"), fmt(naive["wall"], "s") + " (cached loader, first)",
+            spread([b / a for a, b in zip(first["walls"], naive["walls"], strict=True)]),
+            note=(f"{first['count']:,.0f} executable assets built + repository resolved; median [min–max] of {repeats} "
+                  f"pairs (ratio = baseline ÷ ours); building them alone (no fetch) takes {build:.2f} s")),
         Row("B5", "workspace fetch alone", fmt(m["ours_fetch"]["wall"], "s"), fmt(m["naive_fetch"]["wall"], "s"),
-            f"{m['naive_fetch']['wall'] / m['ours_fetch']['wall']:.1f}× faster",
+            spread([b / a for a, b in zip(m["ours_fetch"]["walls"], m["naive_fetch"]["walls"], strict=True)]),
             note="CargoClient over loopback: 3 list calls vs plays + tools + one deployed release per workflow"),
-        Row("B5", "reload from stored state: API calls", f"{reload_['calls']:.0f}", f"{naive['calls']:,.0f}",
+        Row("B5", "reload from stored state: API calls", f"{reload_['calls']:.0f}", f"{cached['calls']:,.0f}",
             "0 calls" if reload_["calls"] == 0 else f"{reload_['calls']:.0f} calls", "0 calls",
-            reload_["calls"] == 0, note="run workers rebuild from reconstruction metadata; the naive loader has no "
-                                       "state and fetches again"),
-        Row("B5", "reload from stored state: wall time", fmt(reload_["wall"], "s"), fmt(naive["wall"], "s"),
-            f"{naive['wall'] / reload_['wall']:.2f}× faster", note=f"{reload_['count']:,.0f} assets"),
+            reload_["calls"] == 0, note="run workers rebuild from reconstruction metadata; the cached loader reads "
+                                       "its file"),
+        Row("B5", "reload from stored state: wall time", fmt(reload_["wall"], "s"),
+            fmt(cached["wall"], "s") + " (cached loader)",
+            spread([b / a for a, b in zip(reload_["walls"], cached["walls"], strict=True)]),
+            note=f"{reload_['count']:,.0f} assets; median [min–max] of {repeats} pairs (ratio = baseline ÷ ours)"),
     ]
 
 

@@ -50,7 +50,7 @@ from .inputs.records import (
 )
 from .models import *  # noqa: F403
 from .models import __all__ as _models_all
-from .paging import read_all
+from .paging import read_all, read_newest
 from .query import serialize_params
 from .running.busy import BusyPolicy
 from .running.progress import ProgressBar
@@ -60,7 +60,7 @@ from .transport import DEFAULT_BASE_URL, RetryPolicy, check_base_url
 
 __all__ = [
     "CargoClient", "check_base_url", "BusyPolicy", "ProgressBar", "RetryPolicy", "DEFAULT_BASE_URL", "BatchProgress", "wait_for_batches", "raise_for_batch",
-    "download_dataframe", "frame_from_bytes", "serialize_params", "read_all", "ParquetResult", "download_to_parquet",
+    "download_dataframe", "frame_from_bytes", "serialize_params", "read_all", "read_newest", "ParquetResult", "download_to_parquet",
     "EMPTY_FILTER", "change_data", "filter_data", "json_safe", "record_ids_data", "records_data",
     "segment_data", "to_json_records", "validate_data", "validate_filter",
     "CargoAPIError", "CargoAmbiguousCreateError", "CargoAuthError", "CargoBatchCancelledError", "CargoBatchError",

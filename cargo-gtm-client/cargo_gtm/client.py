@@ -29,7 +29,7 @@ from .errors import CargoError
 from .lookups import Lookups
 from .lookups import find_by_name as _find_by_name  # noqa: F401 - its old home, imported by tests
 from .models import Batch
-from .paging import read_all
+from .paging import read_all, read_newest
 from .running.busy import BusyPolicy, send_when_free
 from .running.clock import SYSTEM_CLOCK, Clock
 from .running.proof import prove_candidates
@@ -235,7 +235,7 @@ class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, Wor
             on_intent(intent)
         return create_batch_once(
             send=send,
-            list_all=lambda: self.list_all_batches(workflow_uuid),
+            list_all=lambda: self.list_newest_batches(workflow_uuid, since=intent.watermark),
             check=lambda candidates: prove_candidates(self, payload["data"], candidates),
             intent=intent,
             sleep=self.sleep,
@@ -246,13 +246,13 @@ class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, Wor
                       listed: Sequence[Batch] | None = None) -> CreateIntent:
         """The :class:`CreateIntent` of a create about to be sent: the workflow's batch watermark now.
 
-        ``listed``: the workflow's batches, listed in full (:meth:`list_all_batches`) a moment ago, to take
-        the watermark from instead of listing them again. An earlier watermark is safe: batches created
-        since are only more candidates, each proven by content before any is adopted.
+        ``listed``: the workflow's newest batches (:meth:`list_newest_batches`, or all of them) listed a
+        moment ago, to take the watermark from instead of listing them again. An earlier watermark is safe:
+        batches created since are only more candidates, each proven by content before any is adopted.
         """
         from datetime import timezone
 
-        batches = listed if listed is not None else self.list_all_batches(workflow_uuid)
+        batches = listed if listed is not None else self.list_newest_batches(workflow_uuid)
         watermark, at = watermark_of(batches)
         return CreateIntent(workflow_uuid=workflow_uuid, sent_at=datetime.now(timezone.utc).isoformat(),
                             watermark=watermark, at_watermark=at, attempt_key=attempt_key)
@@ -267,7 +267,7 @@ class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, Wor
         when it cannot be told which one it made.
         """
         return resolve_created(
-            list_all=lambda: self.list_all_batches(intent.workflow_uuid),
+            list_all=lambda: self.list_newest_batches(intent.workflow_uuid, since=intent.watermark),
             check=lambda candidates: prove_candidates(self, data, candidates),
             intent=intent, sleep=self.sleep, settle_delays=settle_delays, claimed=claimed,
         )
@@ -284,6 +284,23 @@ class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, Wor
                 f"Workflow {workflow_uuid} has more than {LIST_PAGE * max_pages} batches; cannot list them all to "
                 "check which one a create made.", hint="archive old batches in Cargo."))
 
+    def list_newest_batches(self, workflow_uuid: str, *, since: str | datetime | None = None,
+                            max_pages: int = 1000) -> list[Batch]:
+        """The workflow's batches created at or after ``since`` (``None``: its newest batches, every one at the
+        newest instant among them), and maybe older ones: what a create's watermark and its reconciliation need.
+
+        When Cargo lists batches newest first (its order is not documented: each page is checked, see
+        :func:`~cargo_gtm.paging.read_newest`) only the newest pages are read, one call or two whatever the
+        workflow's history; any other order reads every page, as :meth:`list_all_batches`.
+        """
+        mark = datetime.fromisoformat(since.replace("Z", "+00:00")) if isinstance(since, str) else since
+        return read_newest(
+            lambda offset: self.list_batches(workflow_uuids=[workflow_uuid], limit=LIST_PAGE, offset=offset or None),
+            page_size=LIST_PAGE, key=lambda batch: batch.uuid, created=lambda batch: batch.created_at, since=mark,
+            max_pages=max_pages, too_many=lambda: CargoError(
+                f"Workflow {workflow_uuid} has more than {LIST_PAGE * max_pages} batches; cannot list them all to "
+                "check which one a create made.", hint="archive old batches in Cargo."))
+
     def create_batches(
         self,
         workflow_uuid: str,
@@ -295,6 +312,7 @@ class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, Wor
         attempt_keys: Sequence[str | None] | None = None,
         listed: Sequence[Batch] | None = None,
         claimed: Callable[[], set[str]] | None = None,
+        on_intents: Callable[[list[tuple[int, CreateIntent]]], None] | None = None,
     ) -> list[Batch | CargoError]:
         """Create one batch per item of ``datas`` for one workflow, ``max_workers`` at a time.
 
@@ -307,6 +325,8 @@ class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, Wor
         batch or the :class:`CargoError` each create ended with; every create is attempted
         even if others fail. ``listed``: see :meth:`create_intent`. ``claimed`` returns batches other creates
         (e.g. other orchestrator runs with the same input) have recorded as theirs: never adopted.
+        ``on_intents(pairs)``: all of them at once, before the first request leaves (one durable write instead
+        of one per create).
         """
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -316,9 +336,11 @@ class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, Wor
         base = self.create_intent(workflow_uuid, listed=listed)
         intents = [CreateIntent(workflow_uuid=workflow_uuid, sent_at=base.sent_at, watermark=base.watermark,
                                 at_watermark=base.at_watermark, attempt_key=keys[i]) for i in range(len(datas))]
+        if on_intents is not None:
+            on_intents(list(enumerate(intents)))  # all recorded before the first request leaves
         if on_intent is not None:
             for i, intent in enumerate(intents):
-                on_intent(i, intent)  # all recorded before the first request leaves
+                on_intent(i, intent)
         made: set[str] = set()
         results: list[Batch | CargoError | None] = [None] * len(datas)
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from . import CargoClient
     from .models import Batch, RunMetric
 
-__all__ = ["EXECUTION_CHARGE", "USAGE_UNITS", "CreditSplit", "credit_split", "node_executions", "usage_summary",
+__all__ = ["EXECUTION_CHARGE", "USAGE_UNITS", "CreditSplit", "credit_split", "every_run_succeeded", "node_executions",
+           "usage_summary",
            "batch_credit_split"]
 
 #: Credits billed per node execution (CARGO-DOCS 5.2: "Every node execution bills 0.01 credits").
@@ -95,6 +96,31 @@ def credit_split(metrics: Iterable[RunMetric], slugs_by_uuid: Mapping[str, str] 
             slug = slugs.get(metric.node_uuid, metric.node_uuid)
             by_node[slug] = by_node.get(slug, 0.0) + credits
     return CreditSplit(provider, executions, by_node)
+
+
+def every_run_succeeded(batch: Batch, metrics: Sequence[RunMetric]) -> bool:
+    """Whether ``runs/metrics`` prove that every run of the finished ``batch`` succeeded through every node:
+    the batch succeeded with no failed run and every run executed, and each node reports exactly
+    ``runsCount`` successful executions and nothing else. Then no run is errored, skipped, cancelled or
+    stopped by a filter, and ``_status`` needs no ``runs/count``. Conservative: a branch, a filter that stopped
+    a run, a retried node or an unknown figure gives False (the runs are then counted).
+
+    >>> from cargo_gtm.models import Batch, RunMetric
+    >>> b = Batch.model_validate({"uuid": "b", "workflowUuid": "w", "status": "success", "runsCount": 2,
+    ...                          "executedRunsCount": 2, "failedRunsCount": 0})
+    >>> every_run_succeeded(b, [RunMetric(node_uuid="n", total_executions_count=2, success_executions_count=2)])
+    True
+    >>> every_run_succeeded(b, [RunMetric(node_uuid="n", total_executions_count=2, success_executions_count=1,
+    ...                                   skipped_executions_count=1)])
+    False
+    """
+    runs = batch.runs_count
+    if batch.status.value != "success" or runs <= 0 or batch.failed_runs_count or batch.executed_runs_count != runs:
+        return False
+    others = ("error", "skipped", "cancelled", "cancelling", "idle", "pending", "running")
+    return bool(metrics) and all(
+        m.success_executions_count == runs and m.total_executions_count in (0, runs)
+        and not any(getattr(m, f"{kind}_executions_count") for kind in others) for m in metrics)
 
 
 def batch_credit_split(client: CargoClient, batch: Batch, slugs_by_uuid: Mapping[str, str] | None = None

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import dagster as dg
-from cargo_gtm import read_all
+from cargo_gtm import read_all, read_newest
 from cargo_gtm.credits import CreditSplit, batch_credit_split
 from cargo_gtm.errors import CargoError, CargoInputError, CargoNotFoundError
 from cargo_gtm.models import Batch, BatchStatus, Change
@@ -106,12 +106,30 @@ def _normalise(text: str) -> str:
         return text
 
 
-def _new_changes(cargo: CargoResource, segment_uuid: str, cursor: ChangeCursor) -> list[Change]:
-    """New changes of the segment, oldest first. The list is read to the end: Cargo documents no order
-    for ``changes/list`` (REFERENCE "Pagination limits"), so no page can be skipped as "already seen"."""
+def _parse_stamp(stamp: str | None) -> datetime | None:
+    """The instant of a :func:`_stamp` (``None`` for ``None``, ``""`` or text that is no instant)."""
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+    except ValueError:
+        return None
+
+
+def _new_changes(cargo: CargoResource, segment_uuid: str, cursor: ChangeCursor, *, everything: bool) -> list[Change]:
+    """New changes of the segment, oldest first. Only the newest pages back to the cursor are read when
+    ``changes/list`` shows it is served newest first (Cargo documents no order: REFERENCE "Pagination limits";
+    each page is checked, see :func:`~cargo_gtm.paging.read_newest`), so a tick costs the same whatever the
+    segment's change history; any other order reads the list to the end. ``everything``: read it all (the first
+    tick of ``start_from="beginning"``); else, before the first tick, the newest changes are enough."""
     client = cargo.get_client()
-    changes = read_all(lambda offset: client.list_changes(segment_uuid=segment_uuid, limit=PAGE_SIZE, offset=offset),
-                       page_size=PAGE_SIZE, key=lambda c: c.uuid)
+
+    def page(offset: int) -> list[Change]:
+        return client.list_changes(segment_uuid=segment_uuid, limit=PAGE_SIZE, offset=offset)
+
+    if everything:
+        changes = read_all(page, page_size=PAGE_SIZE, key=lambda c: c.uuid)
+    else:
+        changes = read_newest(page, page_size=PAGE_SIZE, key=lambda c: c.uuid, created=lambda c: c.created_at,
+                              since=_parse_stamp(cursor.after))
     return sorted((c for c in changes if cursor.is_new(c)), key=lambda c: (_stamp(c.created_at), c.uuid))
 
 
@@ -180,7 +198,8 @@ def build_cargo_change_sensor(
         started = clock.monotonic()
         cursor = ChangeCursor.from_json(context.cursor)
         segment_uuid = _segment_uuid(cargo, segment)
-        changes = _new_changes(cargo, segment_uuid, cursor)
+        changes = _new_changes(cargo, segment_uuid, cursor,
+                               everything=cursor.after is None and start_from == "beginning")
         if cursor.after is None and start_from == "latest":
             for change in changes:
                 cursor.advance(change)
@@ -235,12 +254,19 @@ class BatchCursor(_JsonCursor):
         return self.after is not None and created != "" and created < self.after
 
 
-def _all_batches(client: Any, workflow_uuids: list[str]) -> list[Batch]:
-    """Every batch of the workflows. Read to the end: the list has no documented order and no "created
-    after" filter, so no page can be skipped; offset paging over a list that moves can repeat a batch
-    (deduplicated here) or skip one (found next tick: see :class:`BatchCursor`)."""
-    return read_all(lambda offset: client.list_batches(workflow_uuids=workflow_uuids, limit=PAGE_SIZE, offset=offset),
-                    page_size=PAGE_SIZE, key=lambda b: b.uuid)
+def _all_batches(client: Any, workflow_uuids: list[str], after: str | None) -> list[Batch]:
+    """The workflows' batches created at or after ``after`` (and maybe older ones); every batch when ``after``
+    is unset (the first tick). The list has no documented order and no "created after" filter: only the newest
+    pages back to ``after`` are read when it shows it is served newest first (each page checked, see
+    :func:`~cargo_gtm.paging.read_newest`), else it is read to the end. Offset paging over a list that moves can
+    repeat a batch (deduplicated here) or skip one (found next tick: see :class:`BatchCursor`)."""
+    def page(offset: int) -> list[Batch]:
+        return client.list_batches(workflow_uuids=workflow_uuids, limit=PAGE_SIZE, offset=offset)
+
+    since = _parse_stamp(after)
+    if since is None:
+        return read_all(page, page_size=PAGE_SIZE, key=lambda b: b.uuid)
+    return read_newest(page, page_size=PAGE_SIZE, key=lambda b: b.uuid, created=lambda b: b.created_at, since=since)
 
 
 def _with_pending(client: Any, batches: list[Batch], pending: list[str], log: Any) -> list[Batch]:
@@ -457,9 +483,10 @@ def build_cargo_observation_sensor(
     included) is reported, and the tick says so in its log. Failed or cancelled batches advance the
     cursor without an event. With ``start_from="latest"`` the first tick only records a starting point.
 
-    Each tick lists every batch of the workflows (Cargo documents no list order and no "created after"
-    filter, so the list is read to the end) and reports each new finished batch once, whatever the
-    order: the cursor keeps a ``createdAt`` watermark and the UUIDs handled after it
+    Each tick lists the workflows' batches back to the cursor's watermark: only the newest pages when Cargo
+    serves the list newest first (checked page by page), so a tick costs the same whatever the history; the
+    whole list in any other order (Cargo documents none) and on the first tick. It reports each new finished
+    batch once, whatever the order: the cursor keeps a ``createdAt`` watermark and the UUIDs handled after it
     (:class:`BatchCursor`). A new batch costs one ``runs/metrics`` call (and one release lookup per
     release) for its bill.
     """
@@ -479,7 +506,7 @@ def build_cargo_observation_sensor(
         client = cargo.get_client()
         started = client.clock.monotonic()
         cursor = BatchCursor.from_json(context.cursor)
-        batches = _with_pending(client, _all_batches(client, sorted(keys)), cursor.pending, context.log)
+        batches = _with_pending(client, _all_batches(client, sorted(keys), cursor.after), cursor.pending, context.log)
         stamps = {b.uuid: _stamp(b.created_at) for b in batches}
         high = max((t for t in stamps.values() if t), default=cursor.high)
         if cursor.after is None and start_from == "latest":

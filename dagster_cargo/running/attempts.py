@@ -416,6 +416,12 @@ class RunTagLedger:
         if key is not None:
             self.context.instance.add_run_tags(self.context.run_id, {_side_key("intent", key): intent.to_json()})
 
+    def intents(self, pairs: list[tuple[str | None, CreateIntent]]) -> None:
+        """Several intents in one write (a fan-out's creates, all before the first request leaves)."""
+        tags = {_side_key("intent", key): intent.to_json() for key, intent in pairs if key is not None}
+        if tags:
+            self.context.instance.add_run_tags(self.context.run_id, tags)
+
     def created(self, key: str | None, unit: Any) -> None:
         remember_batch(self.context, key, unit)
 

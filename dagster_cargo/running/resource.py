@@ -565,12 +565,13 @@ class CargoResource(dg.ConfigurableResource):
 
     def _listing(self, client: CargoClient, props: CargoWorkflowProps, parts: list[Mapping[str, Any]],
                  budget: float | None) -> tuple[Batch, ...] | None:
-        """The workflow's batches, listed in full once for both the estimate (recent cost per record) and
-        the create (its exactly-once watermark); None when there is no estimate (the create lists them)."""
+        """The workflow's newest batches (one page when Cargo lists newest first, else all of them), listed once
+        for both the estimate (recent cost per record) and the create (its exactly-once watermark); None when
+        there is no estimate (the create lists them)."""
         if not self._estimating(parts, budget):
             return None
         try:
-            return tuple(client.list_all_batches(props.workflow_uuid))
+            return tuple(client.list_newest_batches(props.workflow_uuid))
         except CargoError:  # the estimate reads what it can; the create lists them again
             return None
 

@@ -20,6 +20,7 @@ from cargo_gtm import CargoClient, records_data  # noqa: E402
 from cargo_gtm.download import csv_arrow  # noqa: E402
 from cargo_gtm.download import dataframe as dl  # noqa: E402
 from cargo_gtm.download.dataframe import download_dataframe, frame_from_bytes, parse_dates  # noqa: E402
+from cargo_gtm.download.parquet import download_to_parquet  # noqa: E402
 from cargo_gtm.errors import CargoDownloadError  # noqa: E402
 from cargo_gtm_emulator import CargoEmulator  # noqa: E402
 
@@ -166,24 +167,33 @@ def test_download_streams_in_bounded_reads_and_matches_the_pandas_path(emu, tmp_
     path.write_bytes(data)
     reads: list[int] = []
     original = dl._CountingStream.read
+    original_blocks = csv_arrow._RowBlocks.read
 
     def spy(self, size=-1):
         out = original(self, size)
         reads.append(len(out))
         return out
 
+    def spy_blocks(self, size=-1):  # the blocks pyarrow is handed: whole rows, about block_size each
+        out = original_blocks(self, size)
+        reads.append(len(out))
+        return out
+
     monkeypatch.setattr(dl._CountingStream, "read", spy)
+    monkeypatch.setattr(csv_arrow._RowBlocks, "read", spy_blocks)
     with CargoClient(TOKEN, base_url=emu.base_url) as client:
         uuid = finished_batch(emu, client)
         emu.attach_output_file(uuid, path)
         fast = download_dataframe(client.get_batch_download_url(uuid), engine="pyarrow", block_size=32 << 10)
         monkeypatch.setattr(dl._CountingStream, "read", original)
+        monkeypatch.setattr(csv_arrow._RowBlocks, "read", original_blocks)
         default = download_dataframe(client.get_batch_download_url(uuid))
         slow = download_dataframe(client.get_batch_download_url(uuid), engine="pandas")
     pd.testing.assert_frame_equal(fast, slow)
     pd.testing.assert_frame_equal(default, slow)
     assert len(fast) == 30_000 and fast["n"][29_000] == "n/a (private)"
-    assert max(reads) <= 32 << 10 and len(reads) > 20  # parsed while streaming: never the whole body at once
+    # parsed while streaming, never the whole body at once: a block is block_size plus at most one HTTP chunk
+    assert max(reads) <= (32 << 10) + (64 << 10) and len(reads) > 20
     fetch = [e for e in emu.request_log if e["path"].startswith("/_files/")]
     assert len(fetch) == 3 and all("authorization" not in e["headers"] for e in fetch)
 
@@ -263,3 +273,150 @@ def test_a_malformed_row_is_a_parse_error_not_a_truncation(engine):
     error = body.failure(info.value, "csv")
     assert "could not be parsed as CSV" in str(error) and "truncated" not in str(error)
     assert error.batch_uuid == "b-2" and "Next step" in str(error)
+
+
+def _quoted_newline_csv(rows: int, *, stray_every: int | None) -> bytes:
+    """Rows whose ``note`` is a quoted value holding a line end (and a doubled quote); with ``stray_every``,
+    every so many rows hold a stray quote in an unquoted field (``5" screen``), which breaks quote parity."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["n", "size", "note"])
+    for i in range(rows):
+        writer.writerow([i, "x", f'line one {i}\nsaid "hi"' if i % 3 else f"plain {i}"])
+    text = out.getvalue()
+    if stray_every:
+        lines = text.split("\n")
+        lines = [line.replace(",x,", ',5" screen,', 1) if k % stray_every == 7 else line
+                 for k, line in enumerate(lines)]
+        text = "\n".join(lines)
+    return text.encode()
+
+
+@pytest.mark.parametrize("stray_every", [None, 997])
+def test_quoted_line_ends_are_read_whole_across_blocks_and_a_stray_quote_falls_back_to_exact(
+        emu, tmp_path: Path, stray_every):
+    data = _quoted_newline_csv(6_000, stray_every=stray_every)
+    path = tmp_path / "out.csv"
+    path.write_bytes(data)
+    with CargoClient(TOKEN, base_url=emu.base_url) as client:
+        uuid = finished_batch(emu, client)
+        emu.attach_output_file(uuid, path)
+        before = len([e for e in emu.request_log if e["path"].startswith("/_files/")])
+        fast = download_dataframe(client.get_batch_download_url(uuid), engine="pyarrow", block_size=4 << 10)
+        fetches = len([e for e in emu.request_log if e["path"].startswith("/_files/")]) - before
+        slow = download_dataframe(client.get_batch_download_url(uuid), engine="pandas")
+    pd.testing.assert_frame_equal(fast, slow)
+    pd.testing.assert_frame_equal(frame_from_bytes(data, "csv", engine="pyarrow"), slow)
+    assert len(fast) == 6_000 and fast["note"][1] == 'line one 1\nsaid "hi"' and fast["note"][3] == "plain 3"
+    if stray_every:
+        assert (fast["size"] == '5" screen').sum() >= 5
+    assert fetches == 1  # cut by quote parity in one read (a wrong cut still parses, or asks for an exact read)
+
+
+def test_a_stray_quote_that_leaves_no_row_end_reads_the_body_again_exactly(emu, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(csv_arrow, "MAX_CARRY", 64 << 10)
+    lines = ["id,size,note", '0,5" screen,first'] + [f"{i},x,row {i}" for i in range(1, 20_000)]
+    data = ("\n".join(lines) + "\n").encode()  # after the stray quote every line end looks quoted to the count
+    path = tmp_path / "out.csv"
+    path.write_bytes(data)
+    with CargoClient(TOKEN, base_url=emu.base_url) as client:
+        uuid = finished_batch(emu, client)
+        emu.attach_output_file(uuid, path)
+        before = len([e for e in emu.request_log if e["path"].startswith("/_files/")])
+        fast = download_dataframe(client.get_batch_download_url(uuid), engine="pyarrow", block_size=4 << 10)
+        fetches = len([e for e in emu.request_log if e["path"].startswith("/_files/")]) - before
+        slow = download_dataframe(client.get_batch_download_url(uuid), engine="pandas")
+        out = download_to_parquet(lambda: client.get_batch_download_url(uuid), tmp_path / "out.parquet",
+                                  block_size=4 << 10)
+    pd.testing.assert_frame_equal(fast, slow)
+    pd.testing.assert_frame_equal(frame_from_bytes(data, "csv", engine="pyarrow"), slow)
+    assert fast["size"][0] == '5" screen' and len(fast) == 20_000
+    assert fetches == 2  # the parity cut gave up after MAX_CARRY bytes; the exact chunker read it again
+    assert out.rows == 20_000 and out.restarts == 1
+
+
+def test_a_parse_error_after_a_quote_asks_for_an_exact_read_and_one_without_quotes_does_not():
+    import pyarrow as pa
+
+    def failing():
+        yield from ()
+        raise pa.ArrowInvalid("CSV parse error")
+
+    for quoted, expected in ((True, csv_arrow.ExactChunkingNeeded), (False, pa.ArrowInvalid)):
+        blocks = csv_arrow._RowBlocks(dl._CountingStream(iter([b"a\n"])), 16)
+        blocks.saw_quote = quoted
+        with pytest.raises(ValueError) as caught:
+            list(csv_arrow._checked(failing(), blocks, dl._CountingStream(iter([]))))
+        assert isinstance(caught.value, csv_arrow.ExactChunkingNeeded) is (expected is csv_arrow.ExactChunkingNeeded)
+
+
+def test_dtype_backend_pyarrow_gives_arrow_columns_with_the_same_values(emu, tmp_path: Path):
+    data = (b"_id,n,price,flag,maybe,when,name,big\n"
+            b"a,1,1.5,true,true,2025-01-02T03:04:05Z,Ann,123456789012345678901234\n"
+            b"b,2,,false,,2025-01-03T00:00:00Z,\"B, \"\"x\"\"\",1\n")
+    path = tmp_path / "out.csv"
+    path.write_bytes(data)
+    with CargoClient(TOKEN, base_url=emu.base_url) as client:
+        uuid = finished_batch(emu, client)
+        emu.attach_output_file(uuid, path)
+        numpy = download_dataframe(client.get_batch_download_url(uuid))
+        arrow = download_dataframe(client.get_batch_download_url(uuid), dtype_backend="pyarrow")
+        by_client = client.download_batch_dataframe(uuid, statuses=False, dtype_backend="pyarrow")
+    assert {c: str(t) for c, t in arrow.dtypes.items()} == {
+        "_id": "string[pyarrow]", "n": "int64[pyarrow]", "price": "double[pyarrow]", "flag": "bool[pyarrow]",
+        "maybe": "bool[pyarrow]", "when": "timestamp[us, tz=UTC][pyarrow]", "name": "string[pyarrow]",
+        "big": "object"}
+    assert arrow["maybe"].isna().tolist() == [False, True] and arrow["price"].isna().tolist() == [False, True]
+    assert arrow["name"][1] == 'B, "x"' and arrow["big"][0] == 123456789012345678901234
+    for column in numpy.columns:
+        assert [None if pd.isna(v) else v for v in arrow[column]] == [
+            None if pd.isna(v) else v for v in numpy[column]], column
+    pd.testing.assert_frame_equal(by_client, arrow)
+
+
+def _random_csv(rng, rows: int) -> bytes:
+    """A CSV whose fields are quoted with line ends and doubled quotes, quoted with commas, unquoted with a stray
+    quote, long (a row bigger than a block), or plain."""
+    lines = ["a,b,c"]
+    for i in range(rows):
+        fields = []
+        for _ in range(3):
+            r = rng.random()
+            if r < 0.3:
+                fields.append(f'"q{i}\n{"y" * rng.randint(0, 5)}""x"')
+            elif r < 0.35:
+                fields.append(f's{i}"t')
+            elif r < 0.4:
+                fields.append('"a,b"')
+            elif r < 0.42:
+                fields.append('"' + "long " * rng.randint(50, 400) + '"')
+            else:
+                fields.append(f"v{i}")
+        lines.append(",".join(fields))
+    return ("\n".join(lines) + ("\n" if rng.random() < 0.8 else "")).encode()
+
+
+def test_row_blocks_read_the_same_table_as_the_exact_chunker_or_ask_for_it():
+    """Adversarial: 400 random files, chunked and blocked at random; the quote-parity cut gives pyarrow's exact
+    result or asks for the exact read, never a different table."""
+    import random
+
+    import pyarrow as pa
+
+    def read(data: bytes, chunk: int, block: int, exact: bool):
+        stream = dl._CountingStream(iter([data[i:i + chunk] for i in range(0, len(data), chunk)]))
+        _, batches = csv_arrow.read_csv_text_batches(stream, block_size=block, exact=exact)
+        return pa.Table.from_batches(list(batches))
+
+    asked = 0
+    for seed in range(400):
+        rng = random.Random(seed)
+        data = _random_csv(rng, rng.randint(1, 120))
+        expected = read(data, 1 << 20, 1 << 20, exact=True)
+        try:
+            got = read(data, rng.choice([1, 7, 50, 300, 4096]), rng.choice([16, 64, 256, 1024]), exact=False)
+        except csv_arrow.ExactChunkingNeeded:
+            asked += 1
+            continue
+        assert got.equals(expected), seed
+    assert asked < 40, asked  # the fallback stays the exception

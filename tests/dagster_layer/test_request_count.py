@@ -1,37 +1,38 @@
-"""Requests per run (issue 11 item 5), read from the emulator's request log on a manual clock.
+"""Requests per materialization, read from the emulator's request log on a manual clock (issue 20 item 3).
 
-Measured on the emulator's manual clock (the ``manual_emulator`` fixture, seed 1), one asset materialized
-once, defaults of the resource (estimate and credit breakdown on), the same status polls either way:
+The **minimum** is what a correct result needs, whoever writes the client, counted per materialization:
 
-* tool asset (``cargo.run_tool(context, "Enrich company", 30 rows)``): **17** API requests before, **14** after
-  (12 → 9 besides the 5 polls): the deployed release was read twice before the create (input check, then
-  estimate) and now once; the workflow's batches were listed twice (estimate, then the create's watermark)
-  and now once; the batch's release was read twice after it ended (outputs, then per-node credits) and
-  now once, the deployed release read before serving the per-node credit names when the batch ran it.
-* play asset (``cargo.run_play(context, "Score inbound companies", limit=20)``): **18** before, **16** after
-  (12 → 10 besides the 6 polls): one listing and one release read fewer, as above.
+* resolving the play's or tool's name (``plays/list`` / ``tools/list``): 1;
+* a tool's deployed release (``releases/deployed``), to check its required form fields before the first
+  credit is spent: 1 (tools only);
+* the exactly-once watermark (``batches/list``, one page whatever the history): 1;
+* the create: 1; the status polls: as many as the wait schedule makes (the same for any client);
+* the download URL: 1; the node executions behind the billed credit figure, provider + 0.01 per node execution
+  (``runs/metrics``): 1. The same metrics prove that every run succeeded through every node here, so ``_status``
+  needs no ``runs/count`` (a batch with a failed, skipped or filtered run is counted: see
+  ``test_a_failed_run_is_counted_and_marked``).
 
-No current-user lookup is made on this path (only an ambiguous create's reconciliation may need one).
+Everything else must fit in **3** more: the estimate before spending (a play's ``releases/deployed`` for its node
+count, ``segmentation/segments/fetch`` for its record count) and the credits left (``billing/subscriptions``).
+The batch's release, read for its node slugs, comes from the client's release cache (read once per release:
+here it is the deployed one read before the create).
 """
 
 from collections import Counter
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from dagster_cargo import CargoResource
 
-ROWS = pd.DataFrame({"domain": [f"c{i}.com" for i in range(30)]})
+PLAY, TOOL = "Score inbound companies", "Enrich company"
 
 
-@dg.asset
-def enriched(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
-    return cargo.run_tool(context, "Enrich company", ROWS).materialize_result()
-
-
-@dg.asset
-def scored(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
-    return cargo.run_play(context, "Score inbound companies", limit=20).materialize_result()
+def company(i: int) -> dict:
+    return {"_id": f"cmp_rq_{i}", "_title": f"Rq {i}", "domain": f"rq{i}.example", "name": f"Rq {i}",
+            "industry": "Software", "employee_count": 5000, "country": "US", "founded_year": 2020,
+            "created_at": "2025-03-01T00:00:00.000Z"}
 
 
 def api_requests(emu) -> tuple[Counter, int]:
@@ -40,28 +41,57 @@ def api_requests(emu) -> tuple[Counter, int]:
     polls = [e for e in entries if e["method"] == "GET" and e["path"].startswith("/v1/orchestration/batches/")
              and not e["path"].endswith("/list")]
     rest = Counter((e["method"], "/releases/<uuid>" if "/releases/" in e["path"] and not e["path"].endswith(
-        "deployed") else e["path"].removeprefix("/v1/orchestration")) for e in entries if e not in polls)
+        "deployed") else "/batches/<uuid>/download" if e["path"].endswith("/download") else e["path"].removeprefix(
+        "/v1/orchestration")) for e in entries if e not in polls)
     return rest, len(polls)
 
 
-def test_a_tool_asset_run_makes_three_requests_fewer(manual_emulator, cargo_resource):
-    result = dg.materialize([enriched], resources={"cargo": cargo_resource()})
-    assert result.success and len(result.output_for_node("enriched")) == 30
-    rest, polls = api_requests(manual_emulator)
-    assert rest[("GET", "/releases/deployed")] == 1  # input check and estimate share one read
-    assert rest[("GET", "/batches/list")] == 1  # estimate and the create's watermark share one listing
-    assert rest[("GET", "/releases/<uuid>")] == 1  # outputs read the batch's release; credits reuse the deployed
-    assert rest[("POST", "/batches")] == 1
-    assert not any("users/current" in path for _, path in rest)
-    assert sum(rest.values()) == 9 and polls == 5  # 12 + 5 = 17 before
+def materialize(emu, resource: CargoResource, kind: str, n: int) -> int:
+    if kind == "tool":
+        rows = pd.DataFrame({"domain": [f"c{i}.com" for i in range(n)]})
+
+        @dg.asset(name="enriched")
+        def asset(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+            return cargo.run_tool(context, TOOL, rows).materialize_result()
+    else:
+        emu.store.upsert_records("companies", [company(i) for i in range(n)], snapshot=False)
+
+        @dg.asset(name="scored")
+        def asset(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+            return cargo.run_play(context, PLAY, limit=n).materialize_result()
+    result = dg.materialize([asset], resources={"cargo": resource})
+    assert result.success
+    return len(result.output_for_node(asset.node_def.name))
 
 
-def test_a_play_asset_run_makes_two_requests_fewer(manual_emulator, cargo_resource):
-    result = dg.materialize([scored], resources={"cargo": cargo_resource()})
-    assert result.success and len(result.output_for_node("scored")) == 20
+@pytest.mark.parametrize("n", [100, 1_000])
+@pytest.mark.parametrize("kind", ["tool", "play"])
+def test_requests_per_materialization_are_at_most_the_minimum_plus_three(manual_emulator, cargo_resource, kind, n):
+    assert materialize(manual_emulator, cargo_resource(), kind, n) == n
     rest, polls = api_requests(manual_emulator)
-    assert rest[("GET", "/releases/deployed")] == 1  # the estimate's node count
-    assert rest[("GET", "/batches/list")] == 1
-    assert rest[("GET", "/releases/<uuid>")] == 1
+    lookup = ("GET", "/tools/list" if kind == "tool" else "/plays/list")
+    needed = [lookup, ("GET", "/batches/list"), ("POST", "/batches"), ("POST", "/batches/<uuid>/download"),
+              ("POST", "/runs/metrics")] + [("GET", "/releases/deployed")] * (kind == "tool")
+    assert all(rest[r] >= 1 for r in needed), rest
+    minimum = len(needed) + polls
+    sent = sum(rest.values()) + polls
+    assert sent <= minimum + 3, (sent, minimum, rest)
+    assert rest[("GET", "/releases/<uuid>")] == 0  # the batch's release is the deployed one, read once
+    assert rest[("GET", "/batches/list")] == 1 and rest[("POST", "/batches")] == 1
+    assert rest[("POST", "/runs/count")] == 0  # every run succeeded, as runs/metrics prove
     assert not any("users/current" in path for _, path in rest)
-    assert sum(rest.values()) == 10 and polls == 6  # 12 + 6 = 18 before
+
+
+def test_a_failed_run_is_counted_and_marked(manual_emulator, cargo_resource):
+    manual_emulator.plan_failures({"domain=c7.com": "always"})
+    rows = pd.DataFrame({"domain": [f"c{i}.com" for i in range(20)]})
+
+    @dg.asset(name="enriched")
+    def asset(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+        return cargo.run_tool(context, TOOL, rows).materialize_result()
+
+    result = dg.materialize([asset], resources={"cargo": cargo_resource(failed_rows="keep")})
+    frame = result.output_for_node("enriched")
+    rest, _ = api_requests(manual_emulator)
+    assert rest[("POST", "/runs/count")] == 1  # the metrics show an errored execution: the runs are counted
+    assert frame["_status"].tolist() == ["error" if i == 7 else "success" for i in range(20)]

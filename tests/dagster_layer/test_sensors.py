@@ -183,7 +183,7 @@ def test_unfinished_batch_a_listing_misses_is_looked_up_by_uuid(monkeypatch):
             assert pending.asset_events == [] and json.loads(pending.cursor)["pending"] == [uuid]
             emu.advance(3600)  # finished, and far past the watermark's trailing window
             monkeypatch.setattr(sensors_module, "_all_batches",
-                                lambda client, wfs: [b for b in real(client, wfs) if b.uuid != uuid])
+                                lambda client, wfs, after: [b for b in real(client, wfs, after) if b.uuid != uuid])
             later = tick(sensor, emu, pending.cursor, instance)
             assert [e.metadata["dagster-cargo/batch_uuid"].value for e in later.asset_events] == [uuid]
             monkeypatch.setattr(sensors_module, "_all_batches", real)

@@ -67,14 +67,42 @@ class OrchestrationAPI(ApiArea):
         return Tool.model_validate(self._get(f"/orchestration/tools/{uuid}")["tool"])
 
     # -- releases ------------------------------------------------------------------------
+    #: Releases read so far, by uuid (at most :data:`RELEASE_CACHE_SIZE`, the oldest dropped first).
+    _releases: dict[str, Release]
+    RELEASE_CACHE_SIZE = 256
+
     def get_release(self, uuid: str) -> Release:
-        """``GET /orchestration/releases/{uuid}``."""
-        return Release.model_validate(self._get(f"/orchestration/releases/{uuid}")["release"])
+        """``GET /orchestration/releases/{uuid}``, once per release and client.
+
+        A release is the workflow as it was deployed: a redeploy makes a new release (new uuid) and leaves the
+        old one as it was, so what was read for a uuid stays true. A fan-out of many batches of one release,
+        and the outputs and credits of each, read it once (a deployed release read before counts too).
+        """
+        cached = self._release_cache().get(uuid)
+        if cached is not None:
+            return cached
+        return self._remember(Release.model_validate(self._get(f"/orchestration/releases/{uuid}")["release"]))
 
     def get_deployed_release(self, workflow_uuid: str) -> Release:
-        """``GET /orchestration/releases/deployed?workflowUuid=`` (to find output node slugs)."""
+        """``GET /orchestration/releases/deployed?workflowUuid=`` (to find output node slugs). Always asked:
+        which release is deployed can change at any time; the release read is kept for :meth:`get_release`."""
         body = self._get("/orchestration/releases/deployed", {"workflowUuid": workflow_uuid})
-        return Release.model_validate(body["release"])
+        return self._remember(Release.model_validate(body["release"]))
+
+    def _release_cache(self) -> dict[str, Release]:
+        try:
+            return self._releases
+        except AttributeError:
+            self._releases = {}
+            return self._releases
+
+    def _remember(self, release: Release) -> Release:
+        cache = self._release_cache()
+        if release.uuid:
+            cache[release.uuid] = release
+            while len(cache) > self.RELEASE_CACHE_SIZE:
+                cache.pop(next(iter(cache)))
+        return release
 
     # -- batches (creation: CargoClient.create_batch, exactly once) ----------------------
     def get_batch(self, uuid: str) -> Batch:

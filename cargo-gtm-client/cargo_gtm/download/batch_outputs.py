@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CargoDownloadError
-from .dataframe import download_dataframe
+from .dataframe import DtypeBackend, download_dataframe, to_dtype_backend
 from .fetch import fetch_with_retries
 from .layout import is_object_column, json_rows, spread_output
 from .outcomes import (
@@ -137,27 +137,32 @@ def batch_run_outcomes(client: OutputSource, batch: Batch, nodes: Sequence[Any] 
     return list(outcomes.values())
 
 
-def _file_frame(client: OutputSource, uuid: str, output_node_slug: str | None) -> Any:
+def _file_frame(client: OutputSource, uuid: str, output_node_slug: str | None, dtype_backend: DtypeBackend) -> Any:
     """One download of the batch file, its layout normalized (output objects spread into columns)."""
     url = client.get_batch_download_url(uuid, output_node_slug)
     frame = download_dataframe(url, format="csv", timeout=client.timeout, batch_uuid=uuid,
-                               http=client.download_http, sniff=True)
+                               http=client.download_http, sniff=True, dtype_backend=dtype_backend)
     return spread_output(frame) if is_object_column(frame) else frame
 
 
 def _outcomes(client: OutputSource, uuid: str, output_node_slug: str | None, statuses: bool,
-              batch: Batch | None, attempts: int) -> tuple[list[RunOutcome], Batch | None, str | None]:
-    """The runs that did not simply succeed (with ``statuses``), after checking ``output_node_slug``
-    against the batch's release; the batch, when it had to be read; and the output node slug to ask for
-    (with ``statuses`` and none given: the release's exit node, see :func:`.outcomes.default_output_slug`)."""
+              batch: Batch | None, attempts: int, all_succeeded: bool = False
+              ) -> tuple[list[RunOutcome], Batch | None, str | None]:
+    """The runs that did not simply succeed (with ``statuses``; none when ``all_succeeded``), after checking
+    ``output_node_slug`` against the batch's release; the batch, when it had to be read; and the output node slug
+    to ask for (with ``statuses`` and none given: the release's exit node, see
+    :func:`.outcomes.default_output_slug`; when every run succeeded, Cargo's default is that node already)."""
     if not (statuses or output_node_slug):
         return [], batch, output_node_slug
     batch = batch if batch is not None and batch.is_terminal else client.get_batch(uuid)
+    if all_succeeded and not output_node_slug:
+        return [], batch, None
     nodes = _release_nodes(client, batch)
     if output_node_slug and nodes:
         check_output_slug(nodes, output_node_slug, str(batch.release_uuid), uuid)
     slug = output_node_slug or (default_output_slug(nodes) if statuses else None)
-    return (batch_run_outcomes(client, batch, nodes, attempts=attempts) if statuses else []), batch, slug
+    counted = statuses and not all_succeeded
+    return (batch_run_outcomes(client, batch, nodes, attempts=attempts) if counted else []), batch, slug
 
 
 def _checked_rows(frame: Any, uuid: str, expected_rows: int | None) -> Any:
@@ -181,21 +186,24 @@ def download_batch_outputs(
     expected_rows: int | None = None,
     attempts: int = 5,
     batch: Batch | None = None,
+    dtype_backend: DtypeBackend = "numpy",
+    all_succeeded: bool = False,
 ) -> Any:
     """See :meth:`CargoClient.download_batch_dataframe`."""
-    outcomes, batch, output_node_slug = _outcomes(client, uuid, output_node_slug, statuses, batch, attempts)
+    outcomes, batch, output_node_slug = _outcomes(client, uuid, output_node_slug, statuses, batch, attempts,
+                                                  all_succeeded)
     if statuses and expected_rows is None and batch is not None:
         expected_rows = len(records) if records is not None else batch.runs_count
 
     def one_download() -> Any:
-        frame = _file_frame(client, uuid, output_node_slug)
+        frame = _file_frame(client, uuid, output_node_slug, dtype_backend)
         if statuses:
             frame, notes = apply_outcomes(frame, outcomes, records)
             for note in notes:
                 logger.warning("Batch %s: %s", uuid, note)
             if records is not None and not notes:
                 frame = align_inputs(frame, records)
-        return _checked_rows(frame, uuid, expected_rows)
+        return to_dtype_backend(_checked_rows(frame, uuid, expected_rows), dtype_backend)
 
     def give_up(last: CargoDownloadError) -> CargoDownloadError:
         return CargoDownloadError(

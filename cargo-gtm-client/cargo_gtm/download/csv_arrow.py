@@ -16,7 +16,7 @@ from typing import Any
 
 from .stream import _Body, _CountingStream
 
-__all__ = ["DEFAULT_BLOCK_SIZE", "convert_text", "infer_column", "parse_dates", "read_csv_text_batches"]
+__all__ = ["DEFAULT_BLOCK_SIZE", "ExactChunkingNeeded", "convert_text", "infer_column", "parse_dates", "read_csv_text_batches"]
 
 #: Bytes pyarrow parses per block. Every block is a Python ``bytes`` read from the HTTP stream;
 #: 1 MiB measured best on time and peak RSS (8 MiB blocks left glibc's heap, fed from pyarrow's
@@ -112,8 +112,97 @@ def _header(stream: _CountingStream) -> list[str] | None:
         size *= 4
 
 
-def _text_csv_options(width: int, *, block_size: int, use_threads: bool = True) -> tuple[Any, Any, Any]:
-    """pyarrow CSV options reading ``width`` columns (``c0`` …) as text, the header row skipped."""
+class ExactChunkingNeeded(ValueError):
+    """The quote-parity cut (:class:`_RowBlocks`) met a CSV it can't cut safely (a stray quote in an
+    unquoted field, or no row end in a long stretch): read the body again with pyarrow's own
+    newline-aware chunker. Raised before any frame is returned, never after."""
+
+
+#: Without a row end in this many bytes the quote-parity cut gives up (see :class:`ExactChunkingNeeded`).
+MAX_CARRY = 1 << 24
+
+
+def _row_end(buf: bytes) -> int:
+    """Bytes of ``buf`` (which starts at a row boundary) up to and including its last row-ending ``\n``,
+    or 0 when it holds none.
+
+    A ``\n`` ends a row when an even number of quotes precede it: in CSV as writers produce it
+    (RFC 4180: a field holding a quote, comma or line end is quoted, quotes inside it doubled) every
+    quote opens a quoted field, closes it, or is half of a doubled pair. Counting uses numpy (a few
+    hundredths of a second per 300 MB). A file with a stray quote in an unquoted field can make the count
+    lie; the cut is then inside a quoted value and pyarrow's parser stops with an error there (it cannot
+    end a block inside quotes), which :func:`read_csv_text_batches` turns into :class:`ExactChunkingNeeded`.
+    """
+    import numpy as np
+
+    end = buf.rfind(b"\n")
+    if end < 0:
+        return 0
+    codes = np.frombuffer(buf, dtype=np.uint8)
+    quotes = int(np.count_nonzero(codes[:end] == 34))
+    while quotes % 2:  # that \n is inside a quoted value: step back to the previous one
+        previous = buf.rfind(b"\n", 0, end)
+        if previous < 0:
+            return 0
+        quotes -= int(np.count_nonzero(codes[previous:end] == 34))
+        end = previous
+    return end + 1
+
+
+class _RowBlocks(io.RawIOBase):
+    """Blocks of whole CSV rows read from a :class:`_CountingStream`, for pyarrow's plain chunker.
+
+    pyarrow's newline-aware chunker (``newlines_in_values=True``) lexes every block serially; handing it
+    blocks that already end at a row end lets the plain chunker (last ``\n``) and the multi-threaded
+    parser do the rest, and the parser still reads line ends inside quoted values. HTTP chunks are
+    joined into blocks of about ``block_size`` bytes (one copy) and handed over as memoryviews (no
+    copy); only the cut-off tail of a block (less than one row) is copied into the next.
+    """
+
+    def __init__(self, source: _CountingStream, block_size: int) -> None:
+        self._source = source
+        self._block_size = block_size
+        self._carry = b""
+        self.saw_quote = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> Any:  # noqa: ARG002 - blocks are cut at row ends, not at size
+        parts = [self._carry] if self._carry else []
+        total = len(self._carry)
+        want = self._block_size
+        while True:
+            while total < want:
+                chunk = self._source.next_chunk()
+                if chunk is None:
+                    break
+                parts.append(chunk)
+                total += len(chunk)
+            buf = parts[0] if len(parts) == 1 else b"".join(parts)
+            if total < want:  # the body ended: the rest is the last block
+                self._carry = b""
+                return buf
+            cut = _row_end(buf)
+            if cut:
+                break
+            if total > MAX_CARRY:
+                raise ExactChunkingNeeded(f"no row end in {total} bytes")
+            parts, want = [buf], total + self._block_size  # grow this block until a row ends in it
+        self.saw_quote = self.saw_quote or b'"' in buf[:cut]
+        self._carry = buf[cut:]
+        return memoryview(buf)[:cut]
+
+    def readinto(self, target: Any) -> int:  # pragma: no cover - pyarrow calls read()
+        data = self.read(len(target))
+        target[: len(data)] = data
+        return len(data)
+
+
+def _text_csv_options(width: int, *, block_size: int, use_threads: bool = True,
+                      exact: bool = True) -> tuple[Any, Any, Any]:
+    """pyarrow CSV options reading ``width`` columns (``c0`` …) as text, the header row skipped;
+    ``exact=False`` when the blocks are cut at row ends already (:class:`_RowBlocks`)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -121,7 +210,7 @@ def _text_csv_options(width: int, *, block_size: int, use_threads: bool = True) 
     return (
         pacsv.ReadOptions(block_size=block_size, use_threads=use_threads, column_names=internal,
                           skip_rows_after_names=1),
-        pacsv.ParseOptions(newlines_in_values=True),
+        pacsv.ParseOptions(newlines_in_values=exact),
         pacsv.ConvertOptions(column_types={c: pa.string() for c in internal}, null_values=NULL_VALUES,
                              strings_can_be_null=True, quoted_strings_can_be_null=True),
     )
@@ -137,12 +226,17 @@ def read_csv_text_batches(
     *,
     block_size: int = DEFAULT_BLOCK_SIZE,
     use_threads: bool = True,
+    exact: bool = False,
 ) -> tuple[list[str], Iterator[Any]] | None:
     """Stream a CSV body through ``pyarrow.csv.open_csv`` with every column read as text.
 
     Returns the column names (pandas' header rules) and an iterator of ``RecordBatch``es whose
     columns are ``string`` (empty cells and pandas' ``na_values`` are null), or None for an
     empty body. Memory is a few blocks of ``block_size`` bytes, whatever the body's size.
+
+    Blocks are cut at row ends by quote parity (:class:`_RowBlocks`) unless ``exact``, which uses
+    pyarrow's newline-aware chunker (slower, serial). Iterating may raise :class:`ExactChunkingNeeded`:
+    read the body again with ``exact=True``.
     """
     import pyarrow.csv as pacsv
 
@@ -151,10 +245,29 @@ def read_csv_text_batches(
         return None
     if not names:
         return [], iter(())
-    read, parse, convert = _text_csv_options(len(names), block_size=block_size, use_threads=use_threads)
-    reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert,
+    head = stream.peek_prefix(0)
+    line_end = head.find(b"\n")
+    if not exact and b'"' in (head if line_end < 0 else head[:line_end]):
+        exact = True  # a quoted header may hold a line end: pyarrow skips it with the exact chunker only
+    read, parse, convert = _text_csv_options(len(names), block_size=block_size, use_threads=use_threads,
+                                             exact=exact)
+    source: Any = stream if exact else _RowBlocks(stream, block_size)
+    reader = pacsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert,
                             memory_pool=_reader_pool())
-    return names, iter(reader)
+    return names, (iter(reader) if exact else _checked(reader, source, stream))
+
+
+def _checked(reader: Any, blocks: _RowBlocks, stream: _CountingStream) -> Iterator[Any]:
+    """``reader``'s batches; a parse error after a quote was seen, with the body intact so far, may come
+    from a cut that quote parity got wrong: :class:`ExactChunkingNeeded` then asks for an exact read."""
+    import pyarrow as pa
+
+    try:
+        yield from reader
+    except pa.ArrowInvalid as exc:
+        if blocks.saw_quote and stream.error is None and not isinstance(exc, ExactChunkingNeeded):
+            raise ExactChunkingNeeded(str(exc)) from exc
+        raise
 
 
 def _reader_pool() -> Any:
@@ -377,7 +490,7 @@ class _ColumnTyper:
         return pa.chunked_array(chunks, type=self.targets[i]), str(self.kinds[i])
 
 
-def _arrow_frame(body: _Body, *, block_size: int) -> Any:
+def _arrow_frame(body: _Body, *, block_size: int, exact: bool = False, arrow_dtypes: bool = False) -> Any:
     """The pyarrow path of :func:`download_dataframe` (CSV).
 
     Three stages overlap: pyarrow's I/O thread pulls the HTTP body, the calling thread parses
@@ -386,7 +499,7 @@ def _arrow_frame(body: _Body, *, block_size: int) -> Any:
     import pandas as pd
     import pyarrow as pa
 
-    read = read_csv_text_batches(body.stream, block_size=block_size)
+    read = read_csv_text_batches(body.stream, block_size=block_size, exact=exact)
     if read is None:
         return pd.DataFrame()
     names, batches = read
@@ -399,6 +512,10 @@ def _arrow_frame(body: _Body, *, block_size: int) -> Any:
     table = pa.Table.from_batches(collected)
     del collected
     table, kinds = _typed_table(table, names, typer)
+    if arrow_dtypes:  # ArrowDtype columns: the arrow buffers as they are, no conversion to numpy
+        frame = table.to_pandas(types_mapper=pd.ArrowDtype, self_destruct=True, split_blocks=True)
+        del table
+        return _pandas_types(frame, {"date-text": kinds["date-text"], "bool": [], "bigint": kinds["bigint"]})
     frame = table.to_pandas(self_destruct=True, split_blocks=True)
     del table
     return _pandas_types(frame, kinds)

@@ -14,7 +14,7 @@ from typing import Any
 from ..api import DownloadFormat
 from ..models import Batch
 from .batch_outputs import download_batch_outputs
-from .dataframe import download_dataframe
+from .dataframe import DtypeBackend, download_dataframe
 from .outcomes import default_output_slug
 from .parquet import ParquetResult, StrPath, download_to_parquet
 from .source import OutputSource
@@ -38,6 +38,8 @@ class Outputs:
         expected_rows: int | None = None,
         attempts: int = 5,
         batch: Batch | None = None,
+        dtype_backend: DtypeBackend = "numpy",
+        all_succeeded: bool = False,
     ) -> Any:
         """A finished batch's outputs as a pandas DataFrame: **one row per input record**.
 
@@ -58,12 +60,18 @@ class Outputs:
         match is retried with a freshly requested URL, after a short pause (0.5 s, doubling): partial data
         is never returned. The batch is already paid for, so a download is worth several tries (5).
 
+        ``dtype_backend="pyarrow"``: ``pd.ArrowDtype`` columns (see
+        :func:`~cargo_gtm.download.dataframe.download_dataframe`), faster for big outputs.
+        ``all_succeeded``: the caller has proven every run succeeded (with ``batch``'s ``runs/metrics``, see
+        :func:`~cargo_gtm.credits.every_run_succeeded`): every row is ``success`` without a ``runs/count``.
+
         Raises:
             CargoDownloadError: still failing or not matching the record count after ``attempts`` tries.
             CargoInputError: ``output_node_slug`` matches no node, or several, of the batch's release.
         """
         return download_batch_outputs(self.source, uuid, output_node_slug, statuses=statuses, records=records,
-                                      expected_rows=expected_rows, attempts=attempts, batch=batch)
+                                      expected_rows=expected_rows, attempts=attempts, batch=batch,
+                                      dtype_backend=dtype_backend, all_succeeded=all_succeeded)
 
     def download_batch_to_parquet(
         self,

@@ -44,6 +44,7 @@ from ..errors import CargoDownloadError
 from ..running.clock import SYSTEM_CLOCK
 from .csv_arrow import (
     DEFAULT_BLOCK_SIZE,
+    ExactChunkingNeeded,
     _integers_beyond_64_bits,
     convert_text,
     infer_column,
@@ -139,7 +140,7 @@ def _convert(name: str, column: Any, target: Any) -> Any:
 
 
 def _write(stream: _CountingStream, tmp: str, pins: Mapping[str, Any], *, block_size: int,
-           row_group_rows: int, compression: str) -> tuple[int, list[str], dict[str, str], int]:
+           row_group_rows: int, compression: str, exact: bool = False) -> tuple[int, list[str], dict[str, str], int]:
     """Parse ``stream`` and write it to ``tmp``; return (rows, columns, schema, row groups).
 
     Parser errors propagate as they are (the caller names them); a column outgrowing its type raises
@@ -150,7 +151,7 @@ def _write(stream: _CountingStream, tmp: str, pins: Mapping[str, Any], *, block_
 
     if stream.peek_prefix(64).lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"[", b"{"):
         return _write_json(stream, tmp, compression=compression)
-    read = read_csv_text_batches(stream, block_size=block_size)
+    read = read_csv_text_batches(stream, block_size=block_size, exact=exact)
     if read is None or not read[0]:
         pq.write_table(pa.table({}), tmp, compression=compression)
         return 0, [], {}, 0
@@ -242,6 +243,7 @@ def write_parquet_from_url(
     timeout: float = 300.0,
     http: httpx.Client | None = None,
     batch_uuid: str | None = None,
+    exact: bool = False,
 ) -> ParquetResult:
     """One download of ``url`` (no auth headers) into the Parquet file ``path``, atomically: ``path``
     is replaced only by a complete file (every byte of ``Content-Length``, at least ``expected_rows``).
@@ -251,6 +253,8 @@ def write_parquet_from_url(
             rows than ``expected_rows`` (a partial download).
         _TypeConflict: a column outgrew its first-row-group type (internal; see
             :func:`download_to_parquet`, which restarts).
+        ExactChunkingNeeded: the CSV can't be cut by quote parity; :func:`download_to_parquet` restarts
+            with ``exact=True``.
     """
     _require_pyarrow()
     target = Path(path).absolute()
@@ -261,8 +265,9 @@ def write_parquet_from_url(
         with open_download(url, timeout=timeout, http=http, batch_uuid=batch_uuid) as body:
             try:
                 rows, columns, schema, groups = _write(body.stream, tmp, pins, block_size=block_size,
-                                                       row_group_rows=row_group_rows, compression=compression)
-            except (_TypeConflict, httpx.TransportError):
+                                                       row_group_rows=row_group_rows, compression=compression,
+                                                       exact=exact)
+            except (_TypeConflict, httpx.TransportError, ExactChunkingNeeded):
                 raise
             except (ValueError, UnicodeDecodeError) as exc:  # pyarrow.ArrowInvalid is a ValueError
                 raise body.failure(exc, "csv") from exc
@@ -313,17 +318,24 @@ def download_to_parquet(
     """
     pins: dict[str, Any] = {name: _as_type(t) for name, t in (column_types or {}).items()}
     restarts = 0
+    exact = False
     what = f" for batch {batch_uuid}" if batch_uuid else ""
 
     def one_download() -> ParquetResult:
-        nonlocal restarts
+        nonlocal restarts, exact
         while True:  # a type conflict is no failed attempt: the download was fine, the column is widened
             try:
                 return write_parquet_from_url(get_url(), path, expected_rows=expected_rows, column_types=pins,
                                               block_size=block_size, row_group_rows=row_group_rows,
-                                              compression=compression, timeout=timeout, batch_uuid=batch_uuid)
+                                              compression=compression, timeout=timeout, batch_uuid=batch_uuid,
+                                              exact=exact)
             except _TypeConflict as conflict:
                 _widen(pins, conflict, what, batch_uuid)
+                restarts += 1
+            except ExactChunkingNeeded:
+                if exact:  # pragma: no cover - the exact reader never raises it
+                    raise
+                exact = True  # a stray quote: read again with pyarrow's newline-aware chunker
                 restarts += 1
 
     def give_up(last: CargoDownloadError) -> CargoDownloadError:

@@ -76,7 +76,17 @@ class _CountingStream(io.RawIOBase):
         self._pending.append(data)
         self._pending_size += len(data)
 
+    def next_chunk(self) -> bytes | None:
+        """The next chunk as it came (a pending one first), without copying; None at the end."""
+        if not self._pending and not self._pull():
+            return None
+        chunk = self._pending.pop(0)
+        self._pending_size -= len(chunk)
+        return chunk
+
     def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes: whole chunks, joined only when one is smaller than ``size`` (a raw
+        read may return fewer bytes than asked); one chunk is sliced only when it alone is bigger."""
         if size is None or size < 0:
             while self._pull():
                 pass
@@ -84,16 +94,19 @@ class _CountingStream(io.RawIOBase):
             self._pending, self._pending_size = [], 0
             return out
         while self._pending_size < size and self._pull():
-            if self._pending_size >= size:
-                break
+            pass
         if not self._pending:
             return b""
-        if len(self._pending) == 1 and self._pending_size <= size:
-            out = self._pending.pop()
+        taken, total = 0, 0
+        while taken < len(self._pending) and total + len(self._pending[taken]) <= size:
+            total += len(self._pending[taken])
+            taken += 1
+        if taken == 0:  # the first chunk alone is bigger than asked
+            first = self._pending[0]
+            out, self._pending[0] = first[:size], first[size:]
         else:
-            joined = b"".join(self._pending)
-            out, rest = joined[:size], joined[size:]
-            self._pending = [rest] if rest else []
+            out = self._pending[0] if taken == 1 else b"".join(self._pending[:taken])
+            del self._pending[:taken]
         self._pending_size -= len(out)
         return out
 

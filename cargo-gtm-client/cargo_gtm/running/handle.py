@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..credits import CreditSplit, credit_split
+from ..credits import CreditSplit, credit_split, every_run_succeeded
 from ..errors import CargoBatchError, CargoError, CargoRequestError
 from ..models import Batch, BatchStatus, Release
 from .reconcile import CargoAmbiguousCreateError, CreateIntent
@@ -58,7 +58,8 @@ class Ledger(Protocol):
         ``datas``: what each key sends (a batch's data, a single run's record)."""
 
     def intent(self, key: str | None, intent: CreateIntent) -> None:
-        """Record a create about to be sent."""
+        """Record a create about to be sent. (A ledger may also offer ``intents(pairs)``: several intents, the
+        creates of one fan-out, in one write; the batch handle then uses it.)"""
 
     def created(self, key: str | None, unit: Any) -> None:
         """Record a created batch or run."""
@@ -167,6 +168,7 @@ class BatchHandle:
         self._poller: BatchPoller | None = None
         self._downloads: dict[str, Future[Any]] = {}
         self._metrics: dict[str, Future[Any]] = {}
+        self._tasks: dict[str, Future[Any]] = {}  # per batch: the pool task that reads its metrics (and outputs)
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(self.requests))),
                                         thread_name_prefix="cargo-download")
 
@@ -232,13 +234,19 @@ class BatchHandle:
 
         claimed_by_others = getattr(self.ledger, "claimed", None)
         exclusive = getattr(self.ledger, "exclusive", None)
+        bulk = getattr(self.ledger, "intents", None)  # a ledger that records many intents in one write
 
         def claimed() -> set[str]:  # read afresh at each look: a twin may record its batch meanwhile
             return set().union(*(claimed_by_others(k) for k in keys)) if claimed_by_others else set()
 
+        def on_intents(pairs: list[tuple[int, CreateIntent]]) -> None:
+            assert bulk is not None
+            bulk([(keys[n], intent) for n, intent in pairs])
+
         with exclusive(keys) if exclusive is not None else nullcontext():
             results = self.client.create_batches(workflow_uuid, [self.requests[i].data for i in indexes],
-                                                 on_created=on_created, on_intent=on_intent, attempt_keys=keys,
+                                                 on_created=on_created, on_intent=None if bulk else on_intent,
+                                                 on_intents=on_intents if bulk else None, attempt_keys=keys,
                                                  listed=self.listed.get(workflow_uuid), claimed=claimed)
         for n, result in enumerate(results):
             if isinstance(result, CargoAmbiguousCreateError):
@@ -363,16 +371,46 @@ class BatchHandle:
 
     # -- outputs -------------------------------------------------------------------------
     def _submit(self, batch: Batch) -> None:
-        """Start fetching a finished batch's metrics and (if it succeeded with runs) its outputs."""
-        if self.fetch_metrics and batch.is_terminal and batch.uuid not in self._metrics:
-            self._metrics[batch.uuid] = self._pool.submit(
-                self.client.get_run_metrics, batch.workflow_uuid, batch_uuid=batch.uuid)
-        if batch.uuid in self._downloads or batch.status != BatchStatus.SUCCESS or batch.runs_count <= 0:
+        """Start fetching a finished batch's metrics and (if it succeeded with runs) its outputs: one task, the
+        metrics first, so that metrics proving every run succeeded spare the download its ``runs/count``."""
+        if not batch.is_terminal:
             return
-        request = self.request_of(batch)
-        self._downloads[batch.uuid] = self._pool.submit(
-            self.client.download_batch_dataframe, batch.uuid, request.output_node_slug, records=request.records,
-            batch=batch)
+        downloads = batch.uuid not in self._downloads and batch.status == BatchStatus.SUCCESS and batch.runs_count > 0
+        if self.fetch_metrics and batch.uuid not in self._metrics:
+            metrics: Future[Any] = Future()
+            self._metrics[batch.uuid] = metrics
+            if not downloads:
+                self._tasks[batch.uuid] = self._pool.submit(self._fetch_metrics, batch, metrics)
+                return
+        else:
+            metrics = self._metrics.get(batch.uuid) if self.fetch_metrics else None  # type: ignore[assignment]
+        if not downloads:
+            return
+        task = self._pool.submit(self._download, batch, self.request_of(batch), metrics)
+        self._downloads[batch.uuid] = self._tasks[batch.uuid] = task
+
+    def _fetch_metrics(self, batch: Batch, into: Future[Any]) -> Any:
+        """``runs/metrics`` of ``batch`` into the future ``into`` (its error too); the metrics."""
+        if into.done():
+            return into.result()
+        try:
+            metrics = self.client.get_run_metrics(batch.workflow_uuid, batch_uuid=batch.uuid)
+        except BaseException as exc:
+            into.set_exception(exc)
+            raise
+        into.set_result(metrics)
+        return metrics
+
+    def _download(self, batch: Batch, request: BatchRequest, metrics: Future[Any] | None) -> Any:
+        """The batch's outputs; its metrics first, when they are wanted (a metrics error is left to credits)."""
+        succeeded = False
+        if metrics is not None:
+            try:
+                succeeded = every_run_succeeded(batch, list(self._fetch_metrics(batch, metrics)))
+            except CargoError:
+                succeeded = False
+        return self.client.download_batch_dataframe(batch.uuid, request.output_node_slug, records=request.records,
+                                                    batch=batch, all_succeeded=succeeded)
 
     def fetch_outputs(self) -> list[pd.DataFrame]:
         """The outputs of the batches that have any, in request order; raises a download's error."""
@@ -386,7 +424,13 @@ class BatchHandle:
     def metrics(self, batch: Batch) -> list[Any]:
         """The ``runs/metrics`` of a finished batch (fetched while others ran, or now)."""
         future = self._metrics.get(batch.uuid)
-        if future is None or future.cancelled():
+        task = self._tasks.get(batch.uuid)
+        if future is not None and not future.done() and task is not None and not task.cancelled():
+            try:
+                task.result()  # the task reads the metrics first
+            except BaseException:  # noqa: BLE001 - a download's error is fetch_outputs' to raise
+                pass
+        if future is None or not future.done():
             return list(self.client.get_run_metrics(batch.workflow_uuid, batch_uuid=batch.uuid))
         return list(future.result())
 

@@ -5,14 +5,15 @@ call fails *ambiguously* (a timeout or dropped connection after the request was 
 5xx), the batch may or may not exist, and a process killed while the call was in flight
 leaves the same question to the next attempt. So:
 
-1. Before sending, the workflow's batches are listed in full (every page, whatever order
-   the server lists them in) and the newest ``createdAt`` among them is kept: the
-   *watermark*, in the server's own clock. Any batch this create makes is created at or
+1. Before sending, the workflow's newest batches are listed (only the newest page when the
+   server lists newest first, checked page by page; every page otherwise, see
+   :meth:`~cargo_gtm.CargoClient.list_newest_batches`) and the newest ``createdAt`` among them is
+   kept: the *watermark*, in the server's own clock. Any batch this create makes is created at or
    after it. The caller may record the :class:`CreateIntent` (watermark, send time,
    attempt key) somewhere durable before the request leaves (the Dagster layer writes it on
    the run), so a later attempt can reconcile after a crash.
 2. After an ambiguous outcome, every batch of the workflow created at or after the
-   watermark is a *candidate*; each is checked against what was sent:
+   watermark (listed the same way: the pages back to the watermark) is a *candidate*; each is checked against what was sent:
    ``records``: each run's ``input`` (``runs/download-outputs``) is matched one to one with
    the records sent; ``recordIds``: the runs' record ids equal the ids sent; ``filter``:
    the batch's echoed ``data`` equals what was sent, or (no echo) its runs' record ids

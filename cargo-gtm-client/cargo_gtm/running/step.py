@@ -78,7 +78,8 @@ class StepSettings:
     ``credit_budget``: the step's budget over all its batches or runs (give the tighter of several limits,
     :func:`~cargo_gtm.running.budget.tighter_budget`). ``deployed_release``: the workflow's release read just
     before (input checks, estimate), to name per-node credits without reading it again. ``listed_batches``:
-    the workflow's batches listed in full just before (estimate), the creates' exactly-once watermark.
+    the workflow's newest batches (``CargoClient.list_newest_batches``) listed just before (estimate), the creates'
+    exactly-once watermark.
     ``empty_columns``: the columns of the frame when nothing ran. ``credit_breakdown``: read per-node credits
     (``runs/metrics``) and the credits left.
     """
