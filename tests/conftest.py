@@ -107,3 +107,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(marker)
         if path.startswith(SLOW):
             item.add_marker("slow")
+
+
+#: code locations the tests load in a subprocess (``dagster asset materialize -f …``), not test modules: they
+#: read their emulator from the environment the test gives that subprocess
+collect_ignore = ["dagster_layer/backfill_defs"]
