@@ -319,15 +319,20 @@ class _Findings:
     unaccounted_details: list[str] = field(default_factory=list)
 
 
+def _wrong_adoptions(o: Outcome, owner_of: dict[str, int]) -> list[str]:
+    """The batches ``o`` reported that hold another materialization's input (or none's)."""
+    return [f"materialization #{o.index} reported batch {u}, which holds "
+            f"{'materialization #' + str(owner_of[u]) if u in owner_of else 'no'}'s input"
+            for u in o.batch_uuids if owner_of.get(u) != o.index]
+
+
 def _findings(run: SuiteRun, batches: list[Any], runs_by_batch: dict[str, list[Any]],
               by_mat: dict[int, list[Any]]) -> _Findings:
     owner_of = {b.uuid: index for index, owned in by_mat.items() for b in owned}
     by_uuid = {b.uuid: b for b in batches}
     found = _Findings()
     for o in (o for o in run.outcomes if o.succeeded):
-        found.wrong_details += [f"materialization #{o.index} reported batch {u}, which holds "
-                                f"{'materialization #' + str(owner_of[u]) if u in owner_of else 'no'}'s input"
-                                for u in o.batch_uuids if owner_of.get(u) != o.index]
+        found.wrong_details += _wrong_adoptions(o, owner_of)
         used = [by_uuid[u] for u in o.batch_uuids if u in by_uuid]
         problem = _check_rows(o, used, runs_by_batch) if used or o.kind == "play" else \
             "no batch reported in the metadata"
