@@ -1,16 +1,20 @@
 """Shared fixtures: a Cargo emulator, and clients/resources pointed at it.
 
-* ``emulator`` / ``flaky_emulator``: real-time emulators (fast simulated time).
-* ``manual_emulator``: an emulator whose time moves only when the client waits.
+* ``emulator`` (= ``manual_emulator``, one instance under either name) / ``flaky_emulator``: emulators on a
+  manual clock: simulated time moves only when the client waits (through :func:`manual_clock`) or the test
+  calls ``advance``.
+* ``realtime_emulator``: the one real-clock emulator (fast simulated time), for the few tests whose code under
+  test cannot take an injected clock (a subprocess, a user-facing snippet run as written); such a test says
+  why in a comment.
 * ``cargo_client`` and ``cargo_resource(**overrides)``: a :class:`CargoClient` / :class:`CargoResource` on the
-  test's emulator (``manual_emulator`` when the test asks for it, else ``emulator``). On a manual-clock
-  emulator they wait on a :class:`ManualClock` that advances the emulator by exactly what they wait, so
-  no test waits in real time.
+  test's emulator. On a manual-clock emulator they wait on a :class:`ManualClock` that advances the emulator by
+  exactly what they wait, so no test waits in real time. A client or resource a test builds itself gets the
+  same with ``clock=manual_clock(emu)`` / :func:`make_resource`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -22,24 +26,33 @@ TOKEN = "test-token-7c1f9d"
 
 
 @pytest.fixture
-def emulator() -> Iterator[CargoEmulator]:
-    """A fresh emulator per test: fast simulated time, no random run failures."""
-    with CargoEmulator(token=TOKEN, speed=400.0, seed=1, run_failure_rate=0.0, credits=1_000_000) as emu:
-        yield emu
-
-
-@pytest.fixture
-def flaky_emulator() -> Iterator[CargoEmulator]:
-    """An emulator where a quarter of the runs fail (deterministically by record id)."""
-    with CargoEmulator(token=TOKEN, speed=400.0, seed=2, run_failure_rate=0.25, credits=1_000_000) as emu:
-        yield emu
-
-
-@pytest.fixture
 def manual_emulator() -> Iterator[CargoEmulator]:
     """A fresh emulator on a manual clock: simulated time moves only through ``advance`` (a
     :func:`manual_clock` moves it as far as the client waits). No random run failures."""
     with CargoEmulator(token=TOKEN, clock="manual", seed=1, run_failure_rate=0.0, credits=1_000_000) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator(manual_emulator: CargoEmulator) -> CargoEmulator:
+    """The default emulator: :func:`manual_emulator` (the same instance under both names), so that no test
+    waits in real time. A client waiting on it needs ``clock=manual_clock(emulator)`` (``cargo_client``,
+    ``cargo_resource`` and :func:`make_resource` do that)."""
+    return manual_emulator
+
+
+@pytest.fixture
+def flaky_emulator() -> Iterator[CargoEmulator]:
+    """A manual-clock emulator where a quarter of the runs fail (deterministically by record id)."""
+    with CargoEmulator(token=TOKEN, clock="manual", seed=2, run_failure_rate=0.25, credits=1_000_000) as emu:
+        yield emu
+
+
+@pytest.fixture
+def realtime_emulator() -> Iterator[CargoEmulator]:
+    """A real-clock emulator (400 simulated seconds per second), for code under test that cannot take an
+    injected clock. A test using it says in a comment why it needs real time."""
+    with CargoEmulator(token=TOKEN, speed=400.0, seed=1, run_failure_rate=0.0, credits=1_000_000) as emu:
         yield emu
 
 
@@ -55,6 +68,13 @@ def make_resource(emu: CargoEmulator, **overrides: Any) -> Any:
     settings: dict[str, Any] = {"api_token": TOKEN, "base_url": emu.base_url, "poll_interval": 0.05,
                                 "max_poll_interval": 0.5, **overrides}
     return CargoResource(**settings).with_clock(manual_clock(emu))
+
+
+def on_manual_clock(resources: Mapping[str, Any], emu: CargoEmulator) -> dict[str, Any]:
+    """``resources`` (e.g. the ``defs.resources`` a component built from YAML) with every ``CargoResource``
+    waiting on ``emu``'s manual clock (set in place: assets already bound to them wait on it too)."""
+    clock = manual_clock(emu)
+    return {key: (r.with_clock(clock) if hasattr(r, "with_clock") else r) for key, r in resources.items()}
 
 
 def _the_emulator(request: pytest.FixtureRequest) -> CargoEmulator:

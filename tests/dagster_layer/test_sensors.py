@@ -10,7 +10,7 @@ from dagster_cargo import CargoResource
 from dagster_cargo.definitions.asset_defs import build_cargo_assets_definitions
 from dagster_cargo.definitions.sensors import build_cargo_change_sensor, build_cargo_observation_sensor
 
-from ..conftest import TOKEN, make_resource
+from ..conftest import TOKEN, make_resource, manual_clock
 
 PLAY = "Score inbound companies"
 
@@ -95,7 +95,7 @@ def test_start_from_beginning_enrols_existing_changes(emulator):
 
 
 def wait_terminal(emu, uuid):
-    with CargoClient(TOKEN, base_url=emu.base_url) as c:
+    with CargoClient(TOKEN, base_url=emu.base_url, clock=manual_clock(emu)) as c:
         return c.wait_for_batch(uuid, timeout=60, poll_interval=0.05, max_poll_interval=0.2)
 
 
