@@ -104,16 +104,45 @@ def cargo_resource(request: pytest.FixtureRequest) -> Callable[..., Any]:
 # ---------------------------------------------------------------------------------------------- markers
 #: Tests that take long (subprocesses, browsers, Node toolchains, real-time fault suites, whole-package
 #: linting): marked ``slow`` so that ``pytest -m "not slow"`` is the fast suite. CI (``make test``) runs all.
-SLOW = ("tests/conformance/", "tests/e2e/", "tests/reliability/test_fault_suite.py",
-        "tests/reliability/test_crash_reexecution.py", "tests/reliability/test_concurrent_creates.py",
-        "tests/reliability/test_fault_report_cli.py", "tests/test_benchmarks_smoke.py", "tests/test_static_checks.py",
-        "tests/test_example_project.py", "tests/dagster_layer/test_workspace_scale.py")
+#: Entries are node-id prefixes: a folder, a file, or one test. Every test that waits in real time is here, and
+#: says why in a comment. Listed longest first: the suite starts them first (see :func:`_start_order`).
+SLOW = ("tests/test_benchmarks_smoke.py", "tests/e2e/", "tests/reliability/test_concurrent_creates.py",
+        "tests/reliability/test_crash_reexecution.py", "tests/reliability/test_fault_suite.py",
+        "tests/test_example_project.py", "tests/conformance/",
+        "tests/test_docs_examples.py::test_every_readme_python_block_runs_as_written",
+        "tests/reliability/test_single_run_faults.py", "tests/test_static_checks.py",
+        "tests/reliability/test_fault_report_cli.py",
+        "tests/reliability/test_reexecution_faults.py::test_execute_job_with_reexecution_options_attaches",
+        "tests/dagster_layer/test_workspace_scale.py")
 #: area markers by directory: ``pytest -m conformance`` (or ``e2e``, ``reliability``) runs one area
 AREAS = {"tests/conformance/": "conformance", "tests/e2e/": "e2e", "tests/reliability/": "reliability"}
+#: folders whose files share session-scoped fixtures (the Node toolchain, one emulator): one pytest-xdist worker
+#: runs each of them whole. Every other file is its own group (``--dist loadgroup`` = ``loadfile`` plus these).
+SHARED_SESSION = ("tests/conformance/", "tests/e2e/")
 
 
+def _slow_rank(nodeid: str) -> int | None:
+    """The position in :data:`SLOW` of the first entry ``nodeid`` falls under (``None``: not slow)."""
+    return next((i for i, prefix in enumerate(SLOW) if nodeid.startswith(prefix)), None)
+
+
+def _start_order(items: list[pytest.Item]) -> None:
+    """Longest first: the files holding slow tests in :data:`SLOW`'s order, then the others as collected. A file's
+    tests stay together and in order (its module fixtures are set up once), so under ``--dist loadgroup`` the
+    workers start the long groups first instead of finding one of them at the end (the longest-first rule)."""
+    rank: dict[str, int] = {}
+    for item in items:
+        key = item.nodeid.split("::")[0]
+        found = _slow_rank(item.nodeid)
+        if found is not None:
+            rank[key] = min(rank.get(key, found), found)
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW)))
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks, and before -m selects
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark items ``slow`` and by area from where they live (see :data:`SLOW` and :data:`AREAS`)."""
+    """Mark items ``slow`` and by area from where they live (see :data:`SLOW` and :data:`AREAS`), group them for
+    pytest-xdist (see :data:`SHARED_SESSION`) and put the long ones first."""
     root = config.rootpath
     for item in items:
         try:
@@ -123,5 +152,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for prefix, marker in AREAS.items():
             if path.startswith(prefix):
                 item.add_marker(marker)
-        if path.startswith(SLOW):
+        if _slow_rank(item.nodeid) is not None or _slow_rank(path) is not None:
             item.add_marker("slow")
+        group = next((prefix for prefix in SHARED_SESSION if path.startswith(prefix)), path)
+        item.add_marker(pytest.mark.xdist_group(group))
+    _start_order(items)

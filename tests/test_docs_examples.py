@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
+from cargo_gtm.running.clock import ManualClock
 from cargo_gtm_emulator import CargoEmulator
 
 from dagster_cargo import CargoResource
@@ -26,9 +27,12 @@ def test_partitioned_parquet_example_materializes_a_day(tmp_path):
     namespace: dict = {}
     exec(compile(code.replace('Path("/data/cargo")', repr(str(tmp_path)).join(("Path(", ")"))),
                  "large_outputs.md", "exec", dont_inherit=True), namespace)
-    with CargoEmulator(token=TOKEN, speed=400, run_failure_rate=0.0) as emu:
+    # the real clock (speed 1) seeds records dated around today, inside the example's daily partitions; the
+    # resource does not wait in real time: its sleeps move the emulator's clock forward by as much
+    with CargoEmulator(token=TOKEN, speed=1.0, run_failure_rate=0.0) as emu:
         day = _a_day_with_records(emu)
-        cargo = CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.01, max_poll_interval=0.05)
+        cargo = CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.01,
+                              max_poll_interval=0.05).with_clock(ManualClock(on_sleep=emu.advance))
         result = dg.materialize([namespace["scored_companies_daily"], namespace["tier_a_counts"]],
                                 resources={"cargo": cargo}, partition_key=day)
     assert result.success
@@ -83,6 +87,8 @@ def test_every_readme_python_block_runs_as_written(monkeypatch, tmp_path, capsys
     monkeypatch.delenv("CARGO_WORKSPACE_UUID", raising=False)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     failures = []
+    # real time (marked slow in tests/conftest.py): the README's code runs as written, so its clients wait on the
+    # system clock, which cannot be pointed at a manual-clock emulator
     with CargoEmulator(token=README_TOKEN, speed=400, run_failure_rate=0.0, credits=1_000_000) as emu:
         monkeypatch.setenv("CARGO_API_TOKEN", README_TOKEN)
         monkeypatch.setenv("CARGO_BASE_URL", emu.base_url)

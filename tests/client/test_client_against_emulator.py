@@ -118,7 +118,7 @@ def test_play_inputs_filter_record_ids_and_segment_rules(cargo):
 
 
 def test_cancel_a_running_batch():
-    with CargoEmulator(token=TOKEN, speed=1.0, seed=5, run_failure_rate=0.0) as slow:
+    with CargoEmulator(token=TOKEN, clock="manual", seed=5, run_failure_rate=0.0) as slow:  # time stands still
         with CargoClient(TOKEN, base_url=slow.base_url) as cargo:
             tool = cargo.find_tool("Enrich company")
             batch = cargo.create_batch(tool.workflow_uuid, records_data([{"domain": f"d{i}.com"} for i in range(50)]))
@@ -130,7 +130,7 @@ def test_cancel_a_running_batch():
 
 
 def test_not_enough_credits():
-    with CargoEmulator(token=TOKEN, speed=100.0, credits=0) as broke:
+    with CargoEmulator(token=TOKEN, clock="manual", credits=0) as broke:
         with CargoClient(TOKEN, base_url=broke.base_url) as cargo:
             tool = cargo.find_tool("Enrich company")
             with pytest.raises(CargoCreditsError) as info:

@@ -125,6 +125,8 @@ def test_execute_job_with_reexecution_options_attaches(tmp_path, monkeypatch):
     from cargo_fault_suite.jobs import single_tool_job
 
     instance, run_config = _python_api_world(tmp_path, monkeypatch)
+    # real time (marked slow in tests/conftest.py): execute_job rebuilds the job from its module and the resource
+    # from run config, so no clock can be injected into it
     with CargoEmulator(token=TOKEN, speed=200.0, run_failure_rate=0.0) as emu, instance:
         monkeypatch.setattr(BatchHandle, "poll", lambda self: (_ for _ in ()).throw(RuntimeError("run worker lost")))
         with dg.execute_job(dg.reconstructable(single_tool_job), instance=instance,
