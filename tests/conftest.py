@@ -25,6 +25,32 @@ from cargo_gtm_emulator import CargoEmulator
 TOKEN = "test-token-7c1f9d"
 
 
+def _share_the_default_tls_context() -> None:
+    """httpx builds a TLS context for every client (it loads the CA bundle: ~50 ms, more on a loaded machine),
+    and the suite creates thousands of clients, all to loopback http. Each test process builds the default
+    context once, exactly as httpx builds it (same ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` rules), and shares it;
+    a client given its own ``verify`` or ``cert`` still gets its own. The package itself is unchanged."""
+    import os
+
+    from httpx._transports import default
+
+    build = default.create_ssl_context
+    built: dict[tuple[Any, ...], Any] = {}
+
+    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is not True or cert is not None:
+            return build(verify=verify, cert=cert, trust_env=trust_env)
+        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in built:
+            built[key] = build(verify=verify, cert=cert, trust_env=trust_env)
+        return built[key]
+
+    default.create_ssl_context = create_ssl_context
+
+
+_share_the_default_tls_context()
+
+
 @pytest.fixture
 def manual_emulator() -> Iterator[CargoEmulator]:
     """A fresh emulator on a manual clock: simulated time moves only through ``advance`` (a
