@@ -51,6 +51,27 @@ def _share_the_default_tls_context() -> None:
 _share_the_default_tls_context()
 
 
+def _temporary_files_in_memory() -> None:
+    """Temporary files (Dagster's test instances, their SQLite databases, ``tmp_path``) in ``/dev/shm`` when there
+    is one and ``TMPDIR`` is not set: SQLite syncs every commit to disk, which made a test instance plus one
+    materialization take 2.7 s instead of 0.8 s on a machine shared with other work. Subprocesses inherit it
+    through ``TMPDIR``. Set ``TMPDIR`` to keep them elsewhere."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    shm = Path("/dev/shm")
+    if os.environ.get("TMPDIR") or not (shm.is_dir() and os.access(shm, os.W_OK)):
+        return
+    root = shm / f"dagster-cargo-tests-{os.getuid()}"
+    root.mkdir(exist_ok=True)
+    os.environ["TMPDIR"] = str(root)
+    tempfile.tempdir = str(root)
+
+
+_temporary_files_in_memory()
+
+
 @pytest.fixture
 def manual_emulator() -> Iterator[CargoEmulator]:
     """A fresh emulator on a manual clock: simulated time moves only through ``advance`` (a
