@@ -163,9 +163,9 @@ SLOW = ("tests/test_benchmarks_smoke.py", "tests/e2e/", "tests/reliability/test_
         "tests/dagster_layer/test_workspace_scale.py")
 #: area markers by directory: ``pytest -m conformance`` (or ``e2e``, ``reliability``) runs one area
 AREAS = {"tests/conformance/": "conformance", "tests/e2e/": "e2e", "tests/reliability/": "reliability"}
-#: folders whose files share session-scoped fixtures (the Node toolchain, one emulator): one pytest-xdist worker
-#: runs each of them whole. Every other file is its own group (``--dist loadgroup`` = ``loadfile`` plus these).
-SHARED_SESSION = ("tests/conformance/", "tests/e2e/")
+#: folders whose files share session-scoped fixtures (the Node toolchain and the official client's runs): one
+#: pytest-xdist worker runs each of them whole, every other file is one unit (see :func:`pytest_xdist_make_scheduler`)
+SHARED_SESSION = ("tests/conformance/",)
 
 
 def _slow_rank(nodeid: str) -> int | None:
@@ -175,8 +175,8 @@ def _slow_rank(nodeid: str) -> int | None:
 
 def _start_order(items: list[pytest.Item]) -> None:
     """Longest first: the files holding slow tests in :data:`SLOW`'s order, then the others as collected. A file's
-    tests stay together and in order (its module fixtures are set up once), so under ``--dist loadgroup`` the
-    workers start the long groups first instead of finding one of them at the end (the longest-first rule)."""
+    tests stay together and in order (its module fixtures are set up once), so under pytest-xdist the workers start
+    the long units first instead of finding one of them at the end (the longest-first rule)."""
     rank: dict[str, int] = {}
     for item in items:
         key = item.nodeid.split("::")[0]
@@ -186,10 +186,10 @@ def _start_order(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW)))
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks, and before -m selects
+@pytest.hookimpl(tryfirst=True)  # before -m selects by the markers set here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark items ``slow`` and by area from where they live (see :data:`SLOW` and :data:`AREAS`), group them for
-    pytest-xdist (see :data:`SHARED_SESSION`) and put the long ones first."""
+    """Mark items ``slow`` and by area from where they live (see :data:`SLOW` and :data:`AREAS`), and put the long
+    ones first."""
     root = config.rootpath
     for item in items:
         try:
@@ -201,6 +201,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(marker)
         if _slow_rank(item.nodeid) is not None or _slow_rank(path) is not None:
             item.add_marker("slow")
-        group = next((prefix for prefix in SHARED_SESSION if path.startswith(prefix)), path)
-        item.add_marker(pytest.mark.xdist_group(group))
     _start_order(items)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` (pyproject's addopts), except that each folder of :data:`SHARED_SESSION` is one unit:
+    its session fixtures then run once, not once per worker. (pytest-xdist's own ``xdist_group`` marks do not
+    work under pytest 9, which no longer reads the node id they rewrite.) Units start in collection order, which
+    :func:`_start_order` makes longest first."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesAndSharedFolders(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return next((prefix for prefix in SHARED_SESSION if path.startswith(prefix)), path)
+
+    return FilesAndSharedFolders(config, log)
