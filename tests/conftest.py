@@ -72,6 +72,29 @@ def _temporary_files_in_memory() -> None:
 _temporary_files_in_memory()
 
 
+def _read_dagster_migrations_once() -> None:
+    """Every SQLite-backed Dagster instance (``dg.instance_for_test()``) reads Alembic's migration folder again:
+    about 90 migration scripts compiled and run, a third of the instance's cost. Each test process reads a
+    folder once and reuses it (the scripts do not change while the tests run)."""
+    try:
+        from alembic.script import ScriptDirectory
+    except ImportError:  # pragma: no cover - Dagster depends on Alembic
+        return
+    read = ScriptDirectory.from_config.__func__  # type: ignore[attr-defined]
+    done: dict[Any, Any] = {}
+
+    def from_config(cls: Any, config: Any) -> Any:
+        key = (cls, config.get_main_option("script_location"))
+        if key not in done:
+            done[key] = read(cls, config)
+        return done[key]
+
+    ScriptDirectory.from_config = classmethod(from_config)  # type: ignore[assignment]
+
+
+_read_dagster_migrations_once()
+
+
 @pytest.fixture
 def manual_emulator() -> Iterator[CargoEmulator]:
     """A fresh emulator on a manual clock: simulated time moves only through ``advance`` (a
@@ -160,6 +183,7 @@ SLOW = ("tests/test_benchmarks_smoke.py", "tests/e2e/", "tests/reliability/test_
         "tests/reliability/test_single_run_faults.py", "tests/test_static_checks.py",
         "tests/reliability/test_fault_report_cli.py",
         "tests/reliability/test_reexecution_faults.py::test_execute_job_with_reexecution_options_attaches",
+        "tests/dagster_layer/test_resource_outside_runs.py::test_credit_usage_summary_in_a_plain_script_on_an_envvar_resource",
         "tests/dagster_layer/test_workspace_scale.py")
 #: area markers by directory: ``pytest -m conformance`` (or ``e2e``, ``reliability``) runs one area
 AREAS = {"tests/conformance/": "conformance", "tests/e2e/": "e2e", "tests/reliability/": "reliability"}

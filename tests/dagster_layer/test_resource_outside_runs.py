@@ -19,6 +19,8 @@ from ..conftest import TOKEN, manual_clock
 
 
 def test_credit_usage_summary_in_a_plain_script_on_an_envvar_resource(emulator, tmp_path):
+    # slow (SLOW in tests/conftest.py): a Python subprocess that imports Dagster; it only reads, so the
+    # manual-clock emulator serves it without waiting
     script = tmp_path / "notebook.py"
     script.write_text(textwrap.dedent("""
         import warnings
