@@ -400,7 +400,7 @@ def test_sensors_are_built_from_yaml_and_drive_the_component_assets(emulator):
         assert sorted(result.output_for_node(play.node_def.name)["_id"]) == ["cmp_component_1", "cmp_component_2"]
 
         # a batch Cargo ran on its own → a materialization of the (translated) component asset
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             first = tick(sensors["cargo_observation_sensor"], instance=instance)
             scheduled = emulator.run_play_schedule("Score inbound companies")
             with CargoClient(TOKEN, base_url=emulator.base_url, clock=manual_clock(emulator)) as client:

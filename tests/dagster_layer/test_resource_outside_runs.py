@@ -127,7 +127,7 @@ def test_the_run_is_tagged_with_the_batch_uuid_under_a_readable_key(emulator):
         warnings.simplefilter("ignore", CargoTokenExposureWarning)
         cargo = CargoResource(api_token=TOKEN, base_url=emulator.base_url, poll_interval=0.05,
                               single_run_threshold=0).with_clock(manual_clock(emulator))  # 1 record: a batch
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([enriched], resources={"cargo": cargo}, instance=instance)
         tags = instance.get_run_by_id(result.run_id).tags
     uuid = result.asset_materializations_for_node("enriched")[0].metadata["dagster-cargo/batch_uuid"].value
