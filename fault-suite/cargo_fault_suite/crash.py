@@ -30,8 +30,7 @@ import dagster as dg
 from cargo_gtm_emulator import CargoEmulator
 
 from .capture import LeakWatch
-from .jobs import TOKEN_ENV, resource_config, single_tool_job
-from .runner import _stored_output
+from .jobs import TOKEN_ENV, resource_config, single_tool_job, stored_output
 
 CRASH_POINTS = ("before_create", "in_flight", "after_create", "during_download")
 PATHS = ("ui", "python_api")
@@ -146,7 +145,7 @@ def run_scenario(point: str, path: str, n: int, emu: CargoEmulator, instance: dg
                                     tags=tags)
         with result:
             ok = result.success
-            rows = len(_stored_output(instance, "tool_0")) if ok else 0
+            rows = len(stored_output(instance, "tool_0")) if ok else 0
             error = "" if ok else str(getattr(result.failure_data_for_node("tool_0"), "error", ""))[:300]
             for run_id in (first.run_id, result.run_id):
                 for entry in instance.all_logs(run_id):

@@ -13,8 +13,10 @@ No ``from __future__ import annotations`` here: this module defines Dagster asse
 
 import logging
 import os
+import pickle
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -121,3 +123,11 @@ def single_tool_job() -> dg.JobDefinition:
     defs = dg.Definitions(assets=[_tool_asset(0)], jobs=[job],
                           resources={"cargo": CargoResource.configure_at_launch()})
     return defs.resolve_job_def("fault_suite_single")
+
+
+def stored_output(instance: dg.DagsterInstance, step: str) -> Any:
+    """The DataFrame the step's asset stored (the default IO manager pickles it under the asset key).
+    Here, beside the job that stores it, so that the runner and the crash scenarios both read it without
+    importing each other."""
+    with open(Path(instance.storage_directory()) / step, "rb") as handle:
+        return pickle.load(handle)  # noqa: S301 - the suite's own file

@@ -26,6 +26,7 @@ from .jobs import (
     TOOL_NAME,
     TOOL_SLOTS,
     resource_config,
+    stored_output,
     suite_job,
 )
 
@@ -232,15 +233,6 @@ def _round_config(outcomes: list[Outcome], emu: CargoEmulator, config: SuiteConf
     return {"ops": ops, "resources": resource_config(emu.base_url, **fields)}
 
 
-def _stored_output(instance: dg.DagsterInstance, step: str) -> Any:
-    """The DataFrame the step's asset stored (the default IO manager pickles it under the asset key)."""
-    import pickle
-    from pathlib import Path
-
-    with open(Path(instance.storage_directory()) / step, "rb") as handle:
-        return pickle.load(handle)  # noqa: S301 - the suite's own file
-
-
 def run_round(outcomes: list[Outcome], emu: CargoEmulator, instance: dg.DagsterInstance, config: SuiteConfig,
               watch: LeakWatch) -> None:
     """One run of the round job: its steps (up to 8) at once in subprocesses; fills ``outcomes``."""
@@ -257,7 +249,7 @@ def run_round(outcomes: list[Outcome], emu: CargoEmulator, instance: dg.DagsterI
                 o.run_uuids = _reported_batches(result, o.step, key="dagster-cargo/run_uuid")
                 if result.is_node_success(o.step):
                     try:
-                        o.frame = _stored_output(instance, o.step)
+                        o.frame = stored_output(instance, o.step)
                         o.succeeded = True
                     except Exception as exc:  # succeeded but its output cannot be read: an unclear failure
                         o.error, o.error_class = f"output of a successful step unreadable: {exc}", type(exc).__name__

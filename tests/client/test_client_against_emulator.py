@@ -1,6 +1,6 @@
 """Every CargoClient method against the emulator over real loopback HTTP."""
 
-from datetime import date, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from cargo_gtm import (
@@ -18,12 +18,13 @@ from cargo_gtm.credits import batch_credit_split
 from cargo_gtm_emulator import CargoEmulator
 from cargo_gtm_emulator.enrichment import enrich_company
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, manual_clock
 
 
 @pytest.fixture
 def cargo(emulator):
-    with CargoClient(TOKEN, base_url=emulator.base_url, workspace_uuid=emulator.workspace_uuid) as client:
+    with CargoClient(TOKEN, base_url=emulator.base_url, workspace_uuid=emulator.workspace_uuid,
+                     clock=manual_clock(emulator)) as client:
         yield client
 
 
@@ -117,7 +118,7 @@ def test_play_inputs_filter_record_ids_and_segment_rules(cargo):
 
 
 def test_cancel_a_running_batch():
-    with CargoEmulator(token=TOKEN, speed=1.0, seed=5, run_failure_rate=0.0) as slow:
+    with CargoEmulator(token=TOKEN, clock="manual", seed=5, run_failure_rate=0.0) as slow:  # time stands still
         with CargoClient(TOKEN, base_url=slow.base_url) as cargo:
             tool = cargo.find_tool("Enrich company")
             batch = cargo.create_batch(tool.workflow_uuid, records_data([{"domain": f"d{i}.com"} for i in range(50)]))
@@ -129,7 +130,7 @@ def test_cancel_a_running_batch():
 
 
 def test_not_enough_credits():
-    with CargoEmulator(token=TOKEN, speed=100.0, credits=0) as broke:
+    with CargoEmulator(token=TOKEN, clock="manual", credits=0) as broke:
         with CargoClient(TOKEN, base_url=broke.base_url) as cargo:
             tool = cargo.find_tool("Enrich company")
             with pytest.raises(CargoCreditsError) as info:
@@ -138,7 +139,7 @@ def test_not_enough_credits():
             assert cargo.list_batches() == []
 
 
-def test_billing_usage_and_subscription(cargo):
+def test_billing_usage_and_subscription(cargo, emulator):
     before = cargo.get_subscription()
     tool = cargo.find_tool("Enrich company")
     batch = run(cargo, tool.workflow_uuid, records_data([{"domain": "acme.com"}, {"domain": "hooli.com"}]))
@@ -149,7 +150,7 @@ def test_billing_usage_and_subscription(cargo):
     lost = after.subscription_credits_used_count - before.subscription_credits_used_count
     assert lost == pytest.approx(split.total, abs=0.005) and split.total == pytest.approx(batch.credits_used_count + 0.06)
     assert after.credits_remaining == pytest.approx(before.credits_remaining - split.total, abs=0.005)
-    today = date.today()
+    today = datetime.fromtimestamp(emulator.clock.now(), tz=timezone.utc).date()  # the emulator's day
     metrics = cargo.get_usage_metrics(today - timedelta(days=1), today + timedelta(days=1),
                                       group_by="workflow_uuid", unit="billing.credits")
     by_workflow = {}

@@ -4,7 +4,7 @@ import io
 
 from cargo_gtm import Batch, BatchProgress, CargoClient, ProgressBar, records_data
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, manual_clock
 
 
 def progress(status, executed, runs=10):
@@ -36,7 +36,7 @@ def test_interactive_redraws_in_place():
 
 def test_used_with_a_real_wait(emulator):
     out = io.StringIO()
-    with CargoClient(TOKEN, base_url=emulator.base_url) as cargo:
+    with CargoClient(TOKEN, base_url=emulator.base_url, clock=manual_clock(emulator)) as cargo:
         tool = cargo.find_tool("Enrich company")
         batch = cargo.create_batch(tool.workflow_uuid, records_data([{"domain": f"d{i}.com"} for i in range(5)]))
         cargo.wait_for_batch(batch.uuid, poll_interval=0.05, max_poll_interval=0.2,

@@ -28,7 +28,7 @@ from dagster.components.utils.project_paths import get_local_state_path
 from dagster_cargo.components import CargoWorkspaceComponent
 from dagster_cargo.definitions.workspace_data import CargoWorkspaceData, fetch_workspace_data
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, manual_clock, on_manual_clock
 
 TYPE = "dagster_cargo.CargoWorkspaceComponent"  # what users write in defs.yaml / pass to `dg scaffold defs`
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +77,7 @@ def cargo_defs(emu: CargoEmulator, refresh: bool = True, **attributes) -> Iterat
     """The definitions of :func:`cargo_project`, loaded once."""
     with cargo_project(emu, refresh, **attributes) as (sandbox, defs_path), \
             sandbox.load_component_and_build_defs(defs_path=defs_path) as (_, defs):
+        on_manual_clock(defs.resources, emu)
         yield defs
 
 
@@ -241,6 +242,7 @@ def test_tool_asset_runs_over_its_upstream_dataframe_with_credits_and_checks(emu
                        ) as (sandbox, _):
         copy_code_to_file(_signups_module, sandbox.defs_folder_path / "signups.py")
         with sandbox.build_all_defs() as defs:
+            on_manual_clock(defs.resources, emulator)
             enrich = defs.resolve_assets_def(dg.AssetKey(ENRICH))
             assert enrich.keys_by_input_name["upstream_records"] == dg.AssetKey(["raw", "signups"])
             result = dg.materialize([defs.resolve_assets_def(dg.AssetKey(["raw", "signups"])), enrich])
@@ -270,6 +272,7 @@ def test_play_asset_takes_run_config_and_makes_no_catalog_call(emulator):
     with cargo_project(emulator, selection={"by_name": ["Score inbound companies"]}) as (sandbox, defs_path):
         emulator.request_log.clear()
         with sandbox.load_component_and_build_defs(defs_path=defs_path) as (_, defs):
+            on_manual_clock(defs.resources, emulator)
             name = op_name(defs, SCORE)
             result = dg.materialize([defs.resolve_assets_def(dg.AssetKey(SCORE))],
                                     run_config={"ops": {name: {"config": {"limit": 4}}}})
@@ -300,7 +303,7 @@ def test_execute_and_get_asset_spec_are_overridable(emulator, tmp_path):
     (asset,) = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
     assert asset.key == dg.AssetKey(["custom", "play"])
     assert asset.specs_by_key[asset.key].group_name == "custom"  # translation applies on top of the override
-    result = dg.materialize([asset], resources=defs.resources,
+    result = dg.materialize([asset], resources=on_manual_clock(defs.resources, emulator),
                             run_config={"ops": {asset.node_def.name: {"config": {"limit": 2}}}})
     assert calls == [("Score inbound companies", 2)]
     assert len(result.output_for_node(asset.node_def.name)) == 2
@@ -342,7 +345,7 @@ def test_daily_partitions_from_translation_filter_on_the_date_column(emulator):
 @pytest.fixture(scope="module")
 def snapshot_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cargo") / "state"
-    with CargoEmulator(token=TOKEN, speed=400.0, seed=1, run_failure_rate=0.0) as emu, \
+    with CargoEmulator(token=TOKEN, clock="manual", seed=1, run_failure_rate=0.0) as emu, \
             CargoClient(TOKEN, base_url=emu.base_url) as client:
         fetch_workspace_data(client).write(path)
     return path
@@ -399,10 +402,10 @@ def test_sensors_are_built_from_yaml_and_drive_the_component_assets(emulator):
         assert sorted(result.output_for_node(play.node_def.name)["_id"]) == ["cmp_component_1", "cmp_component_2"]
 
         # a batch Cargo ran on its own → a materialization of the (translated) component asset
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             first = tick(sensors["cargo_observation_sensor"], instance=instance)
             scheduled = emulator.run_play_schedule("Score inbound companies")
-            with CargoClient(TOKEN, base_url=emulator.base_url) as client:
+            with CargoClient(TOKEN, base_url=emulator.base_url, clock=manual_clock(emulator)) as client:
                 client.wait_for_batch(scheduled, timeout=60, poll_interval=0.05, max_poll_interval=0.2)
             observed = tick(sensors["cargo_observation_sensor"], first.cursor, instance)
         (event,) = observed.asset_events

@@ -50,6 +50,9 @@ def _driver(emu, scenario: str, **kw) -> dict:
         _fail_toolchain(e)
 
 
+# Real time (the folder is marked slow in tests/conftest.py): the official client is a Node subprocess that waits on
+# its own clock, so the lifecycle and fidelity runs need the emulator's real clock; the catalog, credits and auth runs
+# never wait on a batch (the manual-clock runs below advance the clock themselves).
 @pytest.fixture(scope="session")
 def catalog_run(node_ready, emulator_cls):
     with emulator_cls(token=TOKEN, speed=50.0, seed=0, port=0) as emu:

@@ -15,10 +15,12 @@ import dagster_cargo.running.resource as resource_module
 from dagster_cargo import CargoResource
 from dagster_cargo.running.resource import CargoTokenExposureWarning
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, manual_clock
 
 
 def test_credit_usage_summary_in_a_plain_script_on_an_envvar_resource(emulator, tmp_path):
+    # slow (SLOW in tests/conftest.py): a Python subprocess that imports Dagster; it only reads, so the
+    # manual-clock emulator serves it without waiting
     script = tmp_path / "notebook.py"
     script.write_text(textwrap.dedent("""
         import warnings
@@ -124,8 +126,8 @@ def test_the_run_is_tagged_with_the_batch_uuid_under_a_readable_key(emulator):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CargoTokenExposureWarning)
         cargo = CargoResource(api_token=TOKEN, base_url=emulator.base_url, poll_interval=0.05,
-                              single_run_threshold=0)  # one record: a batch, not a single run
-    with dg.instance_for_test() as instance:
+                              single_run_threshold=0).with_clock(manual_clock(emulator))  # 1 record: a batch
+    with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([enriched], resources={"cargo": cargo}, instance=instance)
         tags = instance.get_run_by_id(result.run_id).tags
     uuid = result.asset_materializations_for_node("enriched")[0].metadata["dagster-cargo/batch_uuid"].value

@@ -12,6 +12,7 @@ moves when the test (or the package's own polling, through an injected sleep) ad
 import itertools
 import json
 from collections import Counter
+from contextlib import nullcontext
 from functools import partial
 
 import dagster as dg
@@ -65,14 +66,27 @@ def values(event: dg.AssetMaterialization) -> dict:
     return {k: getattr(v, "value", v) for k, v in event.metadata.items()}
 
 
+def seed(layout: dict) -> int:
+    """One emulator seed per layout: the tests share one Dagster instance, and no batch UUID of one test's emulator
+    may turn up in another's (the instance's run tags name the batches Dagster created)."""
+    return 100 + LAYOUTS.index(layout)
+
+
+@pytest.fixture(scope="module")
+def dagster_instance():
+    """One Dagster instance for the module (an in-memory one): building one per test cost more than the test."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
 @pytest.fixture
 def small_pages(monkeypatch):
     monkeypatch.setattr(sensors_module, "PAGE_SIZE", 2)  # every listing spans several pages
 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=IDS)
-def test_observation_sensor_reports_each_foreign_batch_once(layout, small_pages, monkeypatch):
-    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0, variants=layout) as emu:
+def test_observation_sensor_reports_each_foreign_batch_once(layout, small_pages, monkeypatch, dagster_instance):
+    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0, variants=layout, seed=seed(layout)) as emu:
         assets = build_cargo_assets_definitions(resource(emu), selector=[PLAY, TOOL])
         keys = {a.key for a in assets}
         sensor = build_cargo_observation_sensor(assets)
@@ -84,7 +98,7 @@ def test_observation_sensor_reports_each_foreign_batch_once(layout, small_pages,
             rows = pd.DataFrame({"domain": ["dagster-1.example", "dagster-2.example"]})
             return cargo.run_tool(context, TOOL, rows).materialize_result()
 
-        with dg.instance_for_test() as instance:
+        with nullcontext(dagster_instance) as instance:
             start = tick(sensor, emu, None, instance)  # starting point: whatever exists now is old
             assert start.asset_events == []
 
@@ -161,15 +175,16 @@ CHANGE_ORDERS = ("newest_first", "oldest_first", "unordered")
 
 @pytest.mark.parametrize(("layout", "order"), [(layout, CHANGE_ORDERS[i % 3]) for i, layout in enumerate(LAYOUTS)],
                          ids=[f"{name}-changes_{CHANGE_ORDERS[i % 3]}" for i, name in enumerate(IDS)])
-def test_change_sensor_launches_each_change_once_in_any_order(layout, order, small_pages, monkeypatch):
+def test_change_sensor_launches_each_change_once_in_any_order(layout, order, small_pages, monkeypatch,
+                                                              dagster_instance):
     """Every batch layout, and ``changes/list`` in each order (four layouts each)."""
-    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0, variants=layout) as emu:
+    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0, variants=layout, seed=seed(layout)) as emu:
         client_factory = partial(CargoClient, http=httpx.Client(transport=ReorderedChanges(order)))
         monkeypatch.setattr("dagster_cargo.running.resource.CargoClient", client_factory)
         (play_asset,) = build_cargo_assets_definitions(resource(emu), selector=[PLAY])
         segment_uuid = emu.store.play_by_name(PLAY)["segmentUuid"]
         sensor = build_cargo_change_sensor(play_asset, segment_uuid)
-        with dg.instance_for_test() as instance:
+        with nullcontext(dagster_instance) as instance:
             cursor = tick(sensor, emu, None, instance).cursor
             made: list[str] = []
             launched: list[str] = []

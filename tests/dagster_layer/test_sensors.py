@@ -10,7 +10,7 @@ from dagster_cargo import CargoResource
 from dagster_cargo.definitions.asset_defs import build_cargo_assets_definitions
 from dagster_cargo.definitions.sensors import build_cargo_change_sensor, build_cargo_observation_sensor
 
-from ..conftest import TOKEN, make_resource
+from ..conftest import TOKEN, make_resource, manual_clock
 
 PLAY = "Score inbound companies"
 
@@ -95,7 +95,7 @@ def test_start_from_beginning_enrols_existing_changes(emulator):
 
 
 def wait_terminal(emu, uuid):
-    with CargoClient(TOKEN, base_url=emu.base_url) as c:
+    with CargoClient(TOKEN, base_url=emu.base_url, clock=manual_clock(emu)) as c:
         return c.wait_for_batch(uuid, timeout=60, poll_interval=0.05, max_poll_interval=0.2)
 
 
@@ -103,7 +103,7 @@ def test_observation_sensor_reports_only_batches_cargo_ran_itself(emulator):
     assets = build_cargo_assets_definitions(resource(emulator), selector=[PLAY, "Enrich company"])
     sensor = build_cargo_observation_sensor(assets)
     play_key = next(a.key for a in assets if "score" in a.key.to_user_string())
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         first = tick(sensor, emulator, instance=instance)
         assert first.asset_events == []
 
@@ -137,7 +137,7 @@ def test_observation_waits_for_running_batches():
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu:
         assets = build_cargo_assets_definitions(resource(emu), selector=[PLAY])
         sensor = build_cargo_observation_sensor(assets)
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             cursor = tick(sensor, emu, instance=instance).cursor
             emu.store.upsert_records("companies", [company(40)], snapshot=False)
             before = emu.credits_used
@@ -175,7 +175,7 @@ def test_unfinished_batch_a_listing_misses_is_looked_up_by_uuid(monkeypatch):
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu:
         assets = build_cargo_assets_definitions(resource(emu), selector=[PLAY])
         sensor = build_cargo_observation_sensor(assets)
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             cursor = tick(sensor, emu, instance=instance).cursor
             emu.store.upsert_records("companies", [company(50)], snapshot=False)
             uuid = emu.run_play_schedule(PLAY)
@@ -197,7 +197,7 @@ def test_without_user_uuid_the_tick_says_how_batches_are_told_apart(capsys):
                        variants={"batch_user_uuid": "absent"}) as emu:
         assets = build_cargo_assets_definitions(resource(emu), selector=["Enrich company"])
         sensor = build_cargo_observation_sensor(assets)
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             cursor = tick(sensor, emu, instance=instance).cursor
             with CargoClient(TOKEN, base_url=emu.base_url) as c:  # the token's user, outside any Dagster run
                 mine = c.create_batch(c.find_tool("Enrich company").workflow_uuid,

@@ -19,7 +19,7 @@ from dagster_cargo import CargoResource
 from dagster_cargo.definitions.asset_defs import build_cargo_assets_definitions
 from dagster_cargo.definitions.asset_specs import load_cargo_asset_specs
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, manual_clock
 
 EXTRA = 300
 CATALOG = ["/v1/orchestration/plays/list", "/v1/orchestration/tools/list", "/v1/orchestration/workflows/list"]
@@ -32,7 +32,7 @@ def api_paths(emu: CargoEmulator) -> list[str]:
 @pytest.fixture(scope="module")
 def big_emulator() -> Iterator[CargoEmulator]:
     """2 + 2 seeded workflows and 300 synthetic ones (150 plays, 150 tools)."""
-    with CargoEmulator(token=TOKEN, speed=400.0, seed=3, run_failure_rate=0.0, credits=1_000_000,
+    with CargoEmulator(token=TOKEN, clock="manual", seed=3, run_failure_rate=0.0, credits=1_000_000,
                        extra_workflows=EXTRA) as emu:
         yield emu
 
@@ -54,7 +54,7 @@ def test_synthetic_workflows_are_deterministic_and_complete(big_emulator):
     for wf_uuid in store.workflows:
         release = store.release_for(wf_uuid)
         assert release["status"] == "deployed" and [n["slug"] for n in release["nodes"]][-1] in ("output", "end")
-    again = CargoEmulator(token=TOKEN, seed=3, extra_workflows=EXTRA)
+    again = CargoEmulator(token=TOKEN, seed=3, extra_workflows=EXTRA, clock="manual")
     assert set(again.store.workflows) == set(store.workflows)
     assert set(again.store.plays) == set(store.plays)
 
@@ -105,7 +105,7 @@ def test_loaders_of_one_code_location_share_one_fetch(big_emulator):
 def test_synthetic_tool_runs_like_a_seeded_one(big_emulator):
     from cargo_gtm import CargoClient
 
-    with CargoClient(TOKEN, base_url=big_emulator.base_url) as client:
+    with CargoClient(TOKEN, base_url=big_emulator.base_url, clock=manual_clock(big_emulator)) as client:
         tool = client.find_tool("Enrich company #0007")
         batch = client.create_batch(tool.workflow_uuid, {"kind": "records", "records": [{"domain": "acme.com"}]})
         batch = client.wait_for_batch(batch.uuid, timeout=60, poll_interval=0.02, max_poll_interval=0.2)

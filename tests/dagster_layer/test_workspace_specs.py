@@ -12,7 +12,7 @@ from dagster_cargo.definitions.asset_specs import load_cargo_asset_specs, load_c
 from dagster_cargo.definitions.translator import DagsterCargoTranslator
 from dagster_cargo.definitions.workspace_data import CargoWorkspaceData, fetch_workspace_data
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, manual_clock
 
 API_CALLS = lambda emu: [r for r in emu.request_log if r["path"].startswith("/v1/")]  # noqa: E731
 
@@ -116,7 +116,7 @@ def test_snapshot_cli_writes_a_loadable_file(emulator, tmp_path, monkeypatch, ca
 def test_envvar_token_works_for_listing_and_runs(emulator, monkeypatch):
     monkeypatch.setenv("CARGO_TEST_TOKEN", TOKEN)
     cargo = CargoResource(api_token=dg.EnvVar("CARGO_TEST_TOKEN"), base_url=emulator.base_url,
-                          poll_interval=0.05, max_poll_interval=0.5)
+                          poll_interval=0.05, max_poll_interval=0.5).with_clock(manual_clock(emulator))
     from dagster_cargo.definitions.asset_defs import build_cargo_assets_definitions
 
     assert len(load_cargo_asset_specs(cargo)) == 6

@@ -6,6 +6,7 @@ from collections import Counter
 
 import dagster as dg
 import pyarrow.parquet as pq
+from cargo_gtm.running import ManualClock
 
 from dagster_cargo import CargoResource
 
@@ -24,7 +25,9 @@ def test_partitioned_parquet_example_materializes_a_day(tmp_path, monkeypatch):
         model = emu.store.model_by_slug("companies")
         days = Counter(str(r["created_at"])[:10] for r in emu.store.model_records(model["uuid"]))
         day = days.most_common(1)[0][0]  # the created_at day with the most seeded companies
-        cargo = CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.01, max_poll_interval=0.05)
+        # the resource does not wait in real time: its sleeps move the emulator's clock forward by as much
+        cargo = CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=0.01,
+                              max_poll_interval=0.05).with_clock(ManualClock(on_sleep=emu.advance))
         result = dg.materialize([namespace["scored_companies_daily"], namespace["tier_a_counts"]],
                                 resources={"cargo": cargo}, partition_key=day)
     assert result.success

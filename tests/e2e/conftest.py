@@ -13,7 +13,8 @@ from . import _stack
 
 @pytest.fixture(scope="session")
 def cargo_emulator() -> Iterator[CargoEmulator]:
-    """The emulator the example project talks to (its own token, a fixed seed)."""
+    """The emulator the example project talks to (its own token, a fixed seed). Real time (the folder is marked
+    slow in tests/conftest.py): the webserver and daemon are subprocesses whose runs wait on their own clock."""
     with CargoEmulator(token=_stack.EMULATOR_TOKEN, speed=200.0, seed=7) as emu:
         yield emu
 

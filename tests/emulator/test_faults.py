@@ -170,6 +170,7 @@ def test_connection_reset_drops_without_response(femu: CargoEmulator, fapi: http
 
 
 def test_slow_response_times_out_a_short_read_timeout(femu: CargoEmulator) -> None:
+    # real time (0.5 s): a socket read timeout over loopback HTTP fires only on the wall clock
     femu.faults.next("GET /orchestration/plays/list", "slow_response", seconds=0.5)
     with _client(femu, timeout=0.1) as api, pytest.raises(httpx.ReadTimeout):
         api.get(PLAYS)
@@ -179,6 +180,7 @@ def test_slow_response_times_out_a_short_read_timeout(femu: CargoEmulator) -> No
 
 
 def test_slow_response_from_profile_delivers_late() -> None:
+    # real time (2 x 0.5 s): a socket read timeout over loopback HTTP fires only on the wall clock
     emu = _start(FaultProfile(slow_response=1.0, slow_seconds=0.5))
     try:
         with _client(emu, timeout=0.1) as fast, pytest.raises(httpx.ReadTimeout):

@@ -88,6 +88,7 @@ def test_same_seed_same_workspace() -> None:
 
 def test_real_clock_advances_without_polling() -> None:
     """With the real clock, state is computed on access: a batch finishes even if nobody polled."""
+    # real time by design: this tests the real-clock mode itself (it jumps with advance, it never sleeps)
     with CargoEmulator(token=TOKEN, speed=1.0, clock="real", run_failure_rate=0.0) as emu, \
             httpx.Client(base_url=emu.api_url, headers={"authorization": f"Bearer {TOKEN}"}) as api:
         tool = emu.store.tool_by_name("Enrich company")

@@ -91,6 +91,7 @@ def test_lost_create_response_adopts_the_one_committed_batch(emu):
 
 
 def test_slow_create_response_past_the_read_timeout_is_adopted_not_resent(emu):
+    # real time (1 s): a socket read timeout over loopback HTTP fires only on the wall clock
     emu.faults.next(f"POST {CREATE}", "slow_response", seconds=1.0)
     with make_client(emu, Sleeps(emu, advance=5.0), timeout=0.3) as client:
         batch = client.create_batch(tool_workflow(emu), data())

@@ -26,6 +26,8 @@ CASES = [(p, q) for p in CRASH_POINTS for q in PATHS] if LONG else \
 def world():
     saved = os.environ.get(TOKEN_ENV)
     os.environ[TOKEN_ENV] = TOKEN
+    # real time (the file is marked slow in tests/conftest.py): the first attempt runs in a child process that
+    # kills itself, so the client under test waits on its own system clock
     with CargoEmulator(token=TOKEN, speed=200.0, run_failure_rate=0.0) as emu, \
             tempfile.TemporaryDirectory(prefix="cargo-crash-") as home, \
             dg.DagsterInstance.local_temp(tempdir=home) as instance:

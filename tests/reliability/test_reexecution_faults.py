@@ -41,7 +41,7 @@ def reexecute(emu, instance, first, **kw):
 
 def test_reexecution_attaches_when_reading_the_earlier_batch_fails_once(monkeypatch):
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, \
-            dg.instance_for_test() as instance:
+            dg.DagsterInstance.ephemeral() as instance:
         first = first_attempt_dies_while_waiting(emu, instance, monkeypatch)
         emu.faults.next("GET /v1/orchestration/batches/*", "server_error", status=503)
         emu.advance(3600)
@@ -56,7 +56,7 @@ def test_reexecution_attaches_to_a_running_batch_reported_with_an_unknown_status
     # not pay for a second one. Simulated time is frozen: the attached wait ends in a poll timeout,
     # which is fine here; what matters is how many batches exist.
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, \
-            dg.instance_for_test() as instance:
+            dg.DagsterInstance.ephemeral() as instance:
         first = first_attempt_dies_while_waiting(emu, instance, monkeypatch)
         (earlier,) = [b.uuid for b in emu.batches()]
         emu.advance(1.5)  # querying: not finished
@@ -72,7 +72,7 @@ def test_reexecution_that_cannot_read_its_earlier_batch_does_not_pay_for_another
     # may attach. Creating a new batch anyway risks paying twice; the package's own rule for an
     # ambiguous create (reconcile.py: "cannot see: do not risk a duplicate") is to stop with a clear error.
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, \
-            dg.instance_for_test() as instance:
+            dg.DagsterInstance.ephemeral() as instance:
         first = first_attempt_dies_while_waiting(emu, instance, monkeypatch)
         (earlier,) = [b.uuid for b in emu.batches()]
         emu.faults.next(f"GET /v1/orchestration/batches/{earlier}", "server_error", times=5, status=503)
@@ -99,7 +99,7 @@ def test_a_step_retry_attaches_to_the_batch_its_first_try_created(monkeypatch):
         return cargo.run_tool(context, "Enrich company", ROWS).materialize_result()
 
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, \
-            dg.instance_for_test() as instance:
+            dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([retried], resources={"cargo": resource(emu)}, instance=instance,
                                 raise_on_error=False)
         assert result.success and calls["n"] >= 2  # the first try died at its first poll; the retry polled on
@@ -125,6 +125,8 @@ def test_execute_job_with_reexecution_options_attaches(tmp_path, monkeypatch):
     from cargo_fault_suite.jobs import single_tool_job
 
     instance, run_config = _python_api_world(tmp_path, monkeypatch)
+    # real time (marked slow in tests/conftest.py): execute_job rebuilds the job from its module and the resource
+    # from run config, so no clock can be injected into it
     with CargoEmulator(token=TOKEN, speed=200.0, run_failure_rate=0.0) as emu, instance:
         monkeypatch.setattr(BatchHandle, "poll", lambda self: (_ for _ in ()).throw(RuntimeError("run worker lost")))
         with dg.execute_job(dg.reconstructable(single_tool_job), instance=instance,
@@ -155,7 +157,7 @@ def test_an_intent_without_a_batch_is_resolved_by_content_and_twins_are_named(mo
         original(self, workflow_uuid, datas, **kw)
         raise RuntimeError("run worker lost")
 
-    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, dg.instance_for_test() as instance:
+    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, dg.DagsterInstance.ephemeral() as instance:
         # Cargo's time moves only while the client waits: the resource's manual clock advances the emulator
         monkeypatch.setattr(CargoClient, "create_batches", dies_before_tagging)
         first = dg.materialize([enriched], resources={"cargo": resource(emu)}, instance=instance,

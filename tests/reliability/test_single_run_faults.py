@@ -15,6 +15,8 @@ RUN_CREATE = "POST /v1/orchestration/runs"
 
 @pytest.fixture(scope="module")
 def report():
+    # real time (the file is marked slow in tests/conftest.py): the suite runs each step in a subprocess of the
+    # multiprocess executor, whose client waits on its own system clock
     return run_fault_suite(SuiteConfig(
         materializations=8, seed=5, profile="none", min_records=1, max_records=1, earlier_batches=0,
         crash_scenarios=False, speed=40.0,
