@@ -1,0 +1,222 @@
+"""Real processes: Airflow's api-server, scheduler (LocalExecutor: the worker), dag-processor and triggerer on
+SQLite, against the emulator on loopback. The emulator's manual clock is moved by this test (a ticker, which
+the test can stop), so "the batch is still running" is a decision of the test, not a race.
+
+* kill -9 of the task process right after Cargo created the batch, before and after its uuid is saved
+  (retries=1): each DAG run ends with exactly one batch, and the credits the emulator billed equal the
+  XCom's ``credits_total``;
+* ``execution_timeout`` while deferred and while polling in the worker: the batch is cancelled;
+* clearing a deferred task: its batch is cancelled (the trigger's ``on_kill``), the cleared task runs a new
+  batch that succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import TOKEN
+
+pytestmark = pytest.mark.processes
+
+HERE = Path(__file__).resolve().parent
+COMPONENTS = {"api-server": ["api-server", "--port", "{port}"], "scheduler": ["scheduler"],
+              "dag-processor": ["dag-processor"], "triggerer": ["triggerer"]}
+DAG_IDS = ("cargo_kill_before_save", "cargo_kill_after_save", "cargo_timeout_deferred", "cargo_timeout_in_worker",
+           "cargo_clear")
+
+
+class Ticker:
+    """Moves the emulator's manual clock (2 simulated seconds every 0.1 s) until stopped."""
+
+    def __init__(self, emu: Any) -> None:
+        self.emu = emu
+        self.running = threading.Event()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.running.set()
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.is_set():
+            if self.running.is_set():
+                self.emu.advance(2.0)
+            time.sleep(0.1)
+
+
+class Stack:
+    def __init__(self, home: Path, env: dict[str, str], emu: Any, ticker: Ticker) -> None:
+        self.home, self.env, self.emu, self.ticker = home, env, emu, ticker
+        self.db = home / "airflow.db"
+
+    def airflow(self, *args: str) -> str:
+        exe = Path(sys.executable).with_name("airflow")
+        done = subprocess.run([str(exe), *args], env=self.env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        for _ in range(20):
+            try:
+                with sqlite3.connect(self.db, timeout=10) as conn:
+                    return conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError:  # locked by a component: read again
+                time.sleep(0.2)
+        raise AssertionError(f"could not read {self.db}")
+
+    def trigger(self, dag_id: str) -> str:
+        self.airflow("dags", "trigger", dag_id)
+        return self.query("select run_id from dag_run where dag_id=? order by id desc limit 1", dag_id)[0][0]
+
+    def run_state(self, dag_id: str, run_id: str) -> str | None:
+        rows = self.query("select state from dag_run where dag_id=? and run_id=?", dag_id, run_id)
+        return rows[0][0] if rows else None
+
+    def ti(self, dag_id: str, run_id: str) -> tuple[Any, ...]:
+        return self.query("select state, try_number from task_instance where dag_id=? and run_id=?", dag_id,
+                          run_id)[0]
+
+    def summary(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        (value,) = self.query("select value from xcom where dag_id=? and run_id=? and key='return_value'",
+                              dag_id, run_id)[0]
+        return json.loads(value) if isinstance(value, str) else value
+
+    def batches(self, dag_id: str) -> list[Any]:
+        return [b for b in self.emu.batches() if b.inputs and str(b.inputs[0].get("domain", "")).startswith(dag_id)]
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0, logs: Path | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.25)
+    tails = ""
+    if logs is not None:
+        for log in sorted(logs.glob("*.log")):
+            tails += f"\n--- {log.name}\n" + log.read_text()[-3000:]
+    raise AssertionError(f"timed out waiting for {what}{tails}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(home: Path, port: int, emu: Any) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update({
+        "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4", "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "cargo-provider-tests-only",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5", "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+        "CARGO_TEST_MARKERS": str(home / "markers"),
+        # the connection comes from the environment, never a command line
+        "AIRFLOW_CONN_CARGO_DEFAULT": json.dumps({"conn_type": "cargo", "password": TOKEN, "host": emu.base_url,
+                                                  "extra": {"poll_interval": 1, "max_poll_interval": 2}}),
+    })
+    return env
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    from cargo_gtm_emulator import CargoEmulator
+
+    home = tmp_path_factory.mktemp("airflow-processes")
+    shutil.copytree(HERE / "process_dags", home / "dags")
+    (home / "markers").mkdir()
+    port = _free_port()
+    with CargoEmulator(token=TOKEN, clock="manual", seed=3, run_failure_rate=0.0, credits=1_000_000) as emu:
+        env = _env(home, port, emu)
+        ticker = Ticker(emu)
+        stack = Stack(home, env, emu, ticker)
+        stack.airflow("db", "migrate")
+        procs = [subprocess.Popen([str(Path(sys.executable).with_name("airflow")),
+                                   *[a.format(port=port) for a in args]], env=env,
+                                  stdout=open(home / f"{name}.log", "w"), stderr=subprocess.STDOUT)
+                 for name, args in COMPONENTS.items()]
+        try:
+            wait_for("the DAGs to be parsed", lambda: len(stack.query(
+                f"select dag_id from dag where dag_id in ({','.join('?' * len(DAG_IDS))})", *DAG_IDS)) == len(DAG_IDS),
+                logs=home)
+            yield stack
+        finally:
+            ticker.done.set()
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+@pytest.mark.parametrize("dag_id", ["cargo_kill_before_save", "cargo_kill_after_save"])
+def test_kill_9_around_the_create_leaves_exactly_one_batch(stack: Stack, dag_id: str) -> None:
+    run_id = stack.trigger(dag_id)
+    state = wait_for(f"{dag_id} to finish", lambda: stack.run_state(dag_id, run_id) in ("success", "failed")
+                     and stack.run_state(dag_id, run_id), logs=stack.home)
+    assert state == "success", stack.ti(dag_id, run_id)
+    assert (stack.home / "markers" / dag_id).exists()  # the first try really was killed at that point
+    assert stack.ti(dag_id, run_id)[1] == 2  # ... and the retry finished the job
+    (batch,) = stack.batches(dag_id)
+    summary = stack.summary(dag_id, run_id)
+    assert summary["batch_uuids"] == [batch.uuid] == [(stack.home / "markers" / dag_id).read_text()]
+    assert batch.status == "success"
+    assert summary["credits_total"] == round(batch.provider_credits + 0.01 * batch.executions, 6) > 0
+
+
+@pytest.mark.parametrize("dag_id", ["cargo_timeout_deferred", "cargo_timeout_in_worker"])
+def test_execution_timeout_cancels_the_batch(stack: Stack, dag_id: str) -> None:
+    stack.ticker.running.clear()  # time stands still: the batch cannot finish
+    try:
+        run_id = stack.trigger(dag_id)
+        wait_for(f"{dag_id}'s batch", lambda: stack.batches(dag_id), logs=stack.home)
+        state = wait_for(f"{dag_id} to fail", lambda: stack.run_state(dag_id, run_id) in ("success", "failed")
+                         and stack.run_state(dag_id, run_id), logs=stack.home)
+        (batch,) = stack.batches(dag_id)
+        assert state == "failed" and batch.status in ("cancelling", "cancelled"), (state, batch.status)
+    finally:
+        stack.ticker.running.set()
+
+
+def test_clearing_a_deferred_task_cancels_its_batch_and_runs_a_new_one(stack: Stack) -> None:
+    dag_id = "cargo_clear"
+    stack.ticker.running.clear()
+    try:
+        run_id = stack.trigger(dag_id)
+        wait_for("the task to defer", lambda: stack.ti(dag_id, run_id)[0] == "deferred" and stack.batches(dag_id),
+                 logs=stack.home)
+        (first,) = stack.batches(dag_id)
+        stack.airflow("tasks", "clear", dag_id, "--yes")
+        cancelled_at = time.monotonic()
+        wait_for("the first batch to be cancelled", lambda: stack.batches(dag_id)[0].status in
+                 ("cancelling", "cancelled"), timeout=60, logs=stack.home)
+        assert time.monotonic() - cancelled_at < 60
+    finally:
+        stack.ticker.running.set()
+    state = wait_for("the cleared run to finish", lambda: stack.run_state(dag_id, run_id) in ("success", "failed")
+                     and stack.run_state(dag_id, run_id), logs=stack.home)
+    batches = stack.batches(dag_id)
+    assert state == "success" and len(batches) == 2 and batches[0].uuid == first.uuid
+    assert batches[0].status == "cancelled" and batches[1].status == "success"
+    assert stack.summary(dag_id, run_id)["batch_uuids"] == [batches[1].uuid]
