@@ -27,7 +27,8 @@ Hierarchy::
     │   ├── CargoBatchFailedError   status ``error``
     │   └── CargoBatchCancelledError status ``cancelled``
     ├── CargoWaitTimeoutError       waited longer than the timeout
-    └── CargoDownloadError          an output download was unusable
+    ├── CargoDownloadError          an output download was unusable
+    └── CargoStepError              a step (batches or single runs) stopped: budget, timeout, failed rows
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ __all__ = [
     "CargoBatchCancelledError",
     "CargoWaitTimeoutError",
     "CargoDownloadError",
+    "CargoStepError",
     "api_error_from_response",
     "with_hint",
 ]
@@ -370,3 +372,16 @@ class CargoDownloadError(CargoError):
     def __init__(self, message: str, *, batch_uuid: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.batch_uuid = batch_uuid
+
+
+class CargoStepError(CargoError):
+    """A step run by :mod:`cargo_gtm.running.step` stopped: over its credit budget, past its timeout, failed
+    records under ``failed_rows='fail'``, or a batch that ended ``error``/``cancelled``.
+
+    ``metadata``: plain figures for the orchestrator to record (``batch_uuid`` or ``run_uuid``,
+    ``credits_used``, ``credit_budget``, ``failed_rows``, ``batch_url`` …), keyed without a namespace.
+    """
+
+    def __init__(self, message: str, *, metadata: dict[str, Any] | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.metadata = dict(metadata or {})

@@ -8,6 +8,7 @@ from ._base import CargoModel, OpenStrEnum
 from .billing import Subscription, UsageItem, UsageMetric, UsageUnit, User, Workspace
 from .orchestration import (
     TERMINAL_BATCH_STATUSES,
+    TERMINAL_RUN_STATUSES,
     Batch,
     BatchRunsStatus,
     BatchStatus,
@@ -44,7 +45,7 @@ from .segmentation import (
 __all__ = [
     "CargoModel", "OpenStrEnum",
     "Subscription", "UsageItem", "UsageMetric", "UsageUnit", "User", "Workspace",
-    "TERMINAL_BATCH_STATUSES", "Batch", "BatchRunsStatus", "BatchStatus", "DeployedRelease",
+    "TERMINAL_BATCH_STATUSES", "TERMINAL_RUN_STATUSES", "Batch", "BatchRunsStatus", "BatchStatus", "DeployedRelease",
     "Execution", "ExecutionStatus", "Node", "Play", "PlaySchedule", "Release", "ReleaseFormField",
     "ReleaseStatus", "Run", "RunList", "RunMetric", "RunStatus", "Tool", "Workflow", "WorkflowLastBatch",
     "Change", "ChangeKind", "Column", "ColumnType", "Dataset", "Model", "ModelColumn", "Segment",

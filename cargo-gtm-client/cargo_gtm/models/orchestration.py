@@ -11,7 +11,7 @@ from ._base import CargoModel, OpenStrEnum
 
 __all__ = [
     "BatchStatus", "RunStatus", "ExecutionStatus", "BatchRunsStatus", "ReleaseStatus",
-    "TERMINAL_BATCH_STATUSES", "Batch", "Execution", "Run", "RunMetric", "RunList",
+    "TERMINAL_BATCH_STATUSES", "TERMINAL_RUN_STATUSES", "Batch", "Execution", "Run", "RunMetric", "RunList",
     "Node", "Release", "ReleaseFormField", "WorkflowLastBatch", "DeployedRelease", "Workflow",
     "PlaySchedule", "Play", "Tool",
 ]
@@ -55,6 +55,9 @@ class RunStatus(OpenStrEnum):
     CANCELLING = "cancelling"
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
+
+
+TERMINAL_RUN_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.CANCELLED, RunStatus.SKIPPED})
 
 
 class ExecutionStatus(OpenStrEnum):
@@ -148,6 +151,35 @@ class Run(CargoModel):
     @property
     def credits_used_count(self) -> float:
         return sum(e.credits_used_count for e in self.executions)
+
+    # A run read as a batch of one, so that one polling loop, progress log and budget serve both
+    # (:mod:`cargo_gtm.running.step`). ``executedRunsCount`` counts ``success`` and ``error`` only (CARGO-DOCS 4.4).
+    @property
+    def is_terminal(self) -> bool:
+        """Known terminal state (an unknown status is never terminal)."""
+        return self.status in TERMINAL_RUN_STATUSES
+
+    @property
+    def runs_count(self) -> int:
+        return 1
+
+    @property
+    def executed_runs_count(self) -> int:
+        return 1 if self.status in (RunStatus.SUCCESS, RunStatus.ERROR) else 0
+
+    @property
+    def failed_runs_count(self) -> int:
+        return 1 if self.status == RunStatus.ERROR else 0
+
+    @property
+    def succeeded_runs_count(self) -> int:
+        return 1 if self.status == RunStatus.SUCCESS else 0
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.created_at and self.finished_at:
+            return (self.finished_at - self.created_at).total_seconds()
+        return None
 
 
 class RunList(CargoModel):

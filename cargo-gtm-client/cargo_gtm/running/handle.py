@@ -23,10 +23,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import CargoError, CargoRequestError
-from ..models import Batch, BatchStatus
+from ..credits import CreditSplit, credit_split
+from ..errors import CargoBatchError, CargoError, CargoRequestError
+from ..models import Batch, BatchStatus, Release
 from .reconcile import CargoAmbiguousCreateError, CreateIntent
-from .waiting import BatchPoller, PollingGuidance, StatusSnapshot
+from .waiting import BatchPoller, PollingGuidance, StatusSnapshot, raise_for_batch
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,31 +49,33 @@ class BatchRequest:
 
 
 class Ledger(Protocol):
-    """Where a step's batches are recorded durably, so a later attempt attaches instead of paying twice."""
+    """Where a step's units (batches or single runs) are recorded durably, so a later attempt attaches instead
+    of paying twice. One ledger serves both handles: a unit's attempt key says which it is."""
 
-    def reusable(self, keys: list[str | None], datas: list[Mapping[str, Any]]) -> dict[str, Batch]:
-        """Batches earlier attempts made, by attempt key."""
+    def reusable(self, keys: list[str | None], datas: list[Mapping[str, Any]]) -> dict[str, Any]:
+        """Units earlier attempts made (a :class:`Batch` or a :class:`~cargo_gtm.models.Run`), by attempt key;
+        ``datas``: what each key sends (a batch's data, a single run's record)."""
 
     def intent(self, key: str | None, intent: CreateIntent) -> None:
         """Record a create about to be sent."""
 
-    def created(self, key: str | None, batch: Batch) -> None:
-        """Record a created batch."""
+    def created(self, key: str | None, unit: Any) -> None:
+        """Record a created batch or run."""
 
     def candidates(self, key: str | None, uuids: list[str]) -> None:
-        """Record the batches an ambiguous create could not be told apart from."""
+        """Record the units an ambiguous create could not be told apart from."""
 
 
 class NoLedger:
     """Records nothing; nothing to attach to."""
 
-    def reusable(self, keys: list[str | None], datas: list[Mapping[str, Any]]) -> dict[str, Batch]:
+    def reusable(self, keys: list[str | None], datas: list[Mapping[str, Any]]) -> dict[str, Any]:
         return {}
 
     def intent(self, key: str | None, intent: CreateIntent) -> None:
         return None
 
-    def created(self, key: str | None, batch: Batch) -> None:
+    def created(self, key: str | None, unit: Any) -> None:
         return None
 
     def candidates(self, key: str | None, uuids: list[str]) -> None:
@@ -87,8 +90,8 @@ class StartReport:
     ``errors``: every other create that failed (the batches of the others exist and are in the handle).
     """
 
-    attached: list[Batch] = field(default_factory=list)
-    created: dict[str, list[Batch]] = field(default_factory=dict)
+    attached: list[Any] = field(default_factory=list)
+    created: dict[str, list[Any]] = field(default_factory=dict)
     no_records: list[CargoError] = field(default_factory=list)
     errors: list[CargoError] = field(default_factory=list)
 
@@ -109,6 +112,10 @@ def _no_records(result: object) -> bool:
 class BatchHandle:
     """The batches of one step (one or many requests of one workflow); see the module docstring.
 
+    A :class:`~cargo_gtm.running.step.StepHandle` (``kind = "batch"``) driven by
+    :class:`~cargo_gtm.running.step.StepDriver`; :meth:`resume` re-creates it in another process from the
+    batch UUIDs (a deferrable task's trigger, then its finishing worker).
+
     Args:
         client: the :class:`CargoClient` (its clock paces every wait).
         requests: what to run, in order; :attr:`batches` keeps that order.
@@ -119,6 +126,8 @@ class BatchHandle:
         listed: per workflow, its batches listed in full a moment ago (e.g. for an estimate): the creates'
             watermark is taken from them instead of listing them again (see :meth:`CargoClient.create_intent`).
     """
+
+    kind = "batch"
 
     def __init__(self, client: CargoClient, requests: Sequence[BatchRequest], *, ledger: Ledger | None = None,
                  poll_interval: float = 1.0, max_poll_interval: float = 30.0,
@@ -139,9 +148,40 @@ class BatchHandle:
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(self.requests))),
                                         thread_name_prefix="cargo-download")
 
+    @classmethod
+    def for_step(cls, client: CargoClient, requests: Sequence[BatchRequest], settings: Any, *,
+                 ledger: Ledger | None = None, max_workers: int = 4) -> BatchHandle:
+        """A handle polling as ``settings.wait`` says, reading ``runs/metrics`` when the step needs the
+        credit split (breakdown or budget), creating with the step's listed batches as watermark."""
+        wait = settings.wait
+        listed = {settings.workflow_uuid: settings.listed_batches} if settings.listed_batches is not None else None
+        return cls(client, requests, ledger=ledger, poll_interval=wait.poll_interval,
+                   max_poll_interval=wait.max_poll_interval, guidance=wait.guidance,
+                   fetch_metrics=settings.credit_breakdown or settings.credit_budget is not None,
+                   max_workers=max_workers, listed=listed)
+
+    @classmethod
+    def resume(cls, client: CargoClient, uuids: Sequence[str], requests: Sequence[BatchRequest] | None = None,
+               **kwargs: Any) -> BatchHandle:
+        """The handle of batches started elsewhere (another process), by UUID: each is read once, in order.
+
+        ``requests`` (same order) give each batch's output node and records as sent (a tool's rows are then
+        aligned with them); without them, outputs come as Cargo's file has them. Nothing is created:
+        :meth:`start` attaches to these batches.
+        """
+        batches = [client.get_batch(u) for u in uuids]
+        reqs = list(requests) if requests is not None else [
+            BatchRequest(b.workflow_uuid, b.data) for b in batches]
+        handle = cls(client, reqs, **kwargs)
+        for i, batch in enumerate(batches):
+            handle._take(i, batch)
+        return handle
+
     # -- start ---------------------------------------------------------------------------
     def start(self) -> StartReport:
         """Attach each request to its earlier batch, or create it (exactly once); see :class:`StartReport`."""
+        if self._started:  # resumed: the batches exist
+            return StartReport(attached=self.batches)
         keys = [r.attempt_key for r in self.requests]
         reusable = self.ledger.reusable(keys, [r.data for r in self.requests])
         report = StartReport()
@@ -190,6 +230,11 @@ class BatchHandle:
     def batches(self) -> list[Batch]:
         """Every batch started (attached or created), latest known state, in request order."""
         return [self._latest[self._started[i].uuid] for i in sorted(self._started)]
+
+    @property
+    def units(self) -> list[Batch]:
+        """:attr:`batches` (the step protocol's name)."""
+        return self.batches
 
     @property
     def uuids(self) -> list[str]:
@@ -245,15 +290,43 @@ class BatchHandle:
             finals = self.client.wait_for_batches(uuids, timeout=timeout, raise_on_failure=False,
                                                   poll_interval=self._schedule["poll_interval"],  # type: ignore[arg-type]
                                                   max_poll_interval=self._schedule["max_poll_interval"])  # type: ignore[arg-type]
+            self._latest.update(finals)
             return [finals[u] for u in uuids], True
         except CargoError:  # still cancelling, or unreadable: the latest figures known
-            return [self._reread(b) for b in self.batches], False
+            latest = [self._reread(b) for b in self.batches]
+            self._latest.update({b.uuid: b for b in latest})
+            return latest, False
 
     def _reread(self, batch: Batch) -> Batch:
         try:
             return self.client.get_batch(batch.uuid)
         except CargoError:
             return batch
+
+    # -- credits and outcome ---------------------------------------------------------------
+    def spent(self, batch: Batch) -> float:
+        """What ``batch`` has cost so far, execution charge included (``runs/metrics``)."""
+        return credit_split(self.client.get_run_metrics(batch.workflow_uuid, batch_uuid=batch.uuid)).total
+
+    def credits(self, batches: Sequence[Batch], known: Release | None = None) -> CreditSplit:
+        """The batches' credit split from ``runs/metrics`` (provider credits per node, node executions), node
+        slugs from each batch's own release (``known``: one already read). Raises :class:`CargoError`."""
+        metrics = [m for b in batches for m in self.metrics(b)]
+        slugs: dict[str, str] = {}
+        for release_uuid in {b.release_uuid for b in batches if b.release_uuid}:
+            release = known if known is not None and known.uuid == release_uuid else \
+                self.client.get_release(release_uuid)
+            slugs.update({n.uuid: n.slug for n in release.nodes})
+        return credit_split(metrics, slugs)
+
+    def failure(self, batches: Sequence[Batch]) -> CargoBatchError | None:
+        """The error of the first batch that ended ``error`` or ``cancelled`` (the step failed), else None."""
+        for batch in batches:
+            try:
+                raise_for_batch(batch)
+            except CargoBatchError as exc:
+                return exc
+        return None
 
     # -- outputs -------------------------------------------------------------------------
     def _submit(self, batch: Batch) -> None:

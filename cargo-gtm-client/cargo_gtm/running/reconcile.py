@@ -59,11 +59,12 @@ class CargoAmbiguousCreateError(CargoError):
 
 @dataclass(frozen=True)
 class CreateIntent:
-    """What is about to be sent, recorded before sending so a later attempt can reconcile.
+    """What is about to be sent, recorded before sending so a later attempt can reconcile: the one intent
+    type of batch creates and single-run creates (:mod:`.single_run`, where it is also named ``RunIntent``).
 
     ``watermark`` is the newest ``createdAt`` (server clock, ISO text) among the workflow's
-    batches before sending (``None``: it had none); ``at_watermark`` the batches created at
-    exactly that instant (they existed before, so they are never candidates).
+    batches (or runs) before sending (``None``: it had none); ``at_watermark`` the batches (runs) that
+    already existed at that instant or after it (they existed before, so they are never candidates).
     """
 
     workflow_uuid: str
@@ -80,8 +81,14 @@ class CreateIntent:
     @classmethod
     def from_json(cls, text: str) -> CreateIntent:
         raw = json.loads(text)
+        known = raw.get("at_watermark") or raw.get("known") or ()  # "known": single-run intents before 0.x
         return cls(workflow_uuid=raw["workflow"], sent_at=raw["sent_at"], watermark=raw.get("watermark"),
-                   at_watermark=tuple(raw.get("at_watermark") or ()), attempt_key=raw.get("key"))
+                   at_watermark=tuple(known), attempt_key=raw.get("key"))
+
+    @property
+    def known(self) -> tuple[str, ...]:
+        """The units that existed before sending (:attr:`at_watermark`): never candidates."""
+        return self.at_watermark
 
 
 @dataclass

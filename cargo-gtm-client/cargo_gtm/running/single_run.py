@@ -36,7 +36,6 @@ listed in step 2: a committed create is never mistaken for a lost one, whatever 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,12 +43,12 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..download.outcomes import RunOutcome, align_inputs, apply_outcomes, check_output_slug
-from ..errors import CargoError, CargoInputError, CargoWaitTimeoutError
-from ..models import Run, RunStatus
+from ..errors import CargoError, CargoInputError
+from ..models import TERMINAL_RUN_STATUSES, Run, RunStatus
 from ..paging import read_all
 from .busy import send_when_free
-from .reconcile import LIST_PAGE, CargoAmbiguousCreateError, records_match, send_once
-from .waiting import GUIDED_INTERVAL, PollingGuidance
+from .reconcile import LIST_PAGE, CargoAmbiguousCreateError, CreateIntent, records_match, send_once
+from .waiting import GUIDED_INTERVAL, PollingGuidance, wait_for_batches
 
 if TYPE_CHECKING:
     from ..client import CargoClient
@@ -65,37 +64,15 @@ logger = logging.getLogger("cargo_gtm")
 RUN_POLL_INTERVAL = 2.0
 #: A run ``pending`` longer than this means the workflow is not enabled or has no deployed release (6.3).
 STUCK_PENDING_SECONDS = 30.0
-TERMINAL_RUN_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.CANCELLED, RunStatus.SKIPPED})
+
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-@dataclass(frozen=True)
-class RunIntent:
-    """What a single-run create is about to send, recorded before sending (see the module doc).
-
-    ``watermark``: just before the newest ``createdAt`` (Cargo's clock) among the workflow's runs before
-    sending (``None``: it had none); ``known``: the runs created at or after it then (never candidates).
-    ``sent_at`` (this machine's clock) is for messages only.
-    """
-
-    workflow_uuid: str
-    sent_at: str
-    watermark: str | None
-    known: tuple[str, ...] = ()
-    attempt_key: str | None = None
-
-    def to_json(self) -> str:
-        return json.dumps({"workflow": self.workflow_uuid, "sent_at": self.sent_at, "watermark": self.watermark,
-                           "known": list(self.known), "key": self.attempt_key}, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str) -> RunIntent:
-        raw = json.loads(text)
-        return cls(workflow_uuid=raw["workflow"], sent_at=raw["sent_at"], watermark=raw.get("watermark"),
-                   known=tuple(raw.get("known") or ()), attempt_key=raw.get("key"))
+#: The intent of a single-run create: the same type as a batch create's (one intent type, one ledger).
+RunIntent = CreateIntent
 
 
 @dataclass(frozen=True)
@@ -143,14 +120,14 @@ def run_intent(client: CargoClient, workflow_uuid: str, *, attempt_key: str | No
         runs = list_all_runs(client, workflow_uuid)  # undated runs: nothing to take a watermark from
         dated = [r.created_at for r in runs if r.created_at is not None]
     if not dated:
-        return RunIntent(workflow_uuid=workflow_uuid, sent_at=sent_at, watermark=None,
-                         known=tuple(sorted(r.uuid for r in runs)), attempt_key=attempt_key)
+        return CreateIntent(workflow_uuid=workflow_uuid, sent_at=sent_at, watermark=None,
+                            at_watermark=tuple(sorted(r.uuid for r in runs)), attempt_key=attempt_key)
     # 1 ms early: whether Cargo's createdAfter includes the instant itself is not documented
     watermark = _iso(max(dated) - timedelta(milliseconds=1))
     if count > len(runs):  # not all seen: every run at or after the watermark, any order
         runs = [*runs, *list_all_runs(client, workflow_uuid, created_after=watermark)]
-    return RunIntent(workflow_uuid=workflow_uuid, sent_at=sent_at, watermark=watermark,
-                     known=tuple(sorted({r.uuid for r in runs})), attempt_key=attempt_key)
+    return CreateIntent(workflow_uuid=workflow_uuid, sent_at=sent_at, watermark=watermark,
+                        at_watermark=tuple(sorted({r.uuid for r in runs})), attempt_key=attempt_key)
 
 
 def _user_uuid(run: Run) -> str | None:
@@ -281,43 +258,34 @@ def run_guidance(batch_guidance: PollingGuidance | None) -> PollingGuidance:
     return PollingGuidance(average_interval=scaled, large_batch_interval=0.0)
 
 
-def _next_delay(polls: int, elapsed: float, interval: float, guidance: PollingGuidance) -> float:
-    earliest = polls * guidance.average_interval if guidance.average_interval > 0 else 0.0
-    return max(interval, earliest - elapsed, 0.0)
-
-
 def wait_for_run(client: CargoClient, uuid: str, *, timeout: float | None = 3600.0, poll_interval: float = 1.0,
                  max_poll_interval: float = 30.0, guidance: PollingGuidance | None = None,
                  on_poll: Callable[[RunResult, float], None] | None = None) -> RunResult:
     """Poll ``GET /orchestration/runs/{uuid}`` (through the client's clock) until the run ends.
 
-    The interval starts at ``poll_interval`` and grows x1.5 to ``max_poll_interval``, never more often than
-    ``guidance`` allows on average (default: Cargo's 2 s for runs). A run still ``pending`` after 30 s is
-    logged with Cargo's hint. Raises :class:`CargoWaitTimeoutError` past ``timeout`` (the run is not cancelled).
+    The batches' polling loop (:func:`~.waiting.wait_for_batches`) with a run as its unit: the interval starts at
+    ``poll_interval`` and grows x1.5 to ``max_poll_interval``, never more often than ``guidance`` allows on
+    average (default: Cargo's 2 s for runs). A run still ``pending`` after 30 s is logged with Cargo's hint.
+    Raises :class:`CargoWaitTimeoutError` past ``timeout`` (the run is not cancelled).
     """
-    limits = guidance or run_guidance(None)
     start = client.clock.monotonic()
-    polls, interval, warned = 0, poll_interval, False
-    while True:
-        result = get_run_with_context(client, uuid)
-        polls += 1
+    results: dict[str, RunResult] = {}
+
+    def read(run_uuid: str) -> Run:
+        result = results[run_uuid] = get_run_with_context(client, run_uuid)
         elapsed = client.clock.monotonic() - start
         if on_poll is not None:
             on_poll(result, elapsed)
-        if result.is_terminal:
-            return result
-        if not warned and result.run.status == RunStatus.PENDING and elapsed > STUCK_PENDING_SECONDS:
-            warned = True
+        if result.run.status == RunStatus.PENDING and elapsed > STUCK_PENDING_SECONDS and "warned" not in results:
+            results["warned"] = result
             logger.warning("Cargo run %s is still pending after %.0fs: Cargo says this means the workflow is not "
-                           "enabled or has no deployed release.", uuid, elapsed)
-        delay = _next_delay(polls, elapsed, interval, limits)
-        if timeout is not None and elapsed + delay > timeout:
-            raise CargoWaitTimeoutError(
-                f"Cargo run {uuid} was not finished after {timeout:g}s (last status: {result.run.status.value}).",
-                hint="raise the timeout, or look at the run in Cargo.", batch_uuid=uuid,
-                last_status=result.run.status.value)
-        client.sleep(delay)
-        interval = min(interval * 1.5, max_poll_interval)
+                           "enabled or has no deployed release.", run_uuid, elapsed)
+        return result.run
+
+    wait_for_batches(read, [uuid], timeout=timeout, poll_interval=poll_interval,  # type: ignore[arg-type]
+                     max_poll_interval=max_poll_interval, raise_on_failure=False, sleep=client.sleep,
+                     clock=client.clock.monotonic, guidance=guidance or run_guidance(None))
+    return results[uuid]
 
 
 def cancel_run(client: CargoClient, run: Run) -> None:

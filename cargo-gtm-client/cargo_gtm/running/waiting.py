@@ -45,8 +45,9 @@ class BatchProgress:
     def describe(self) -> str:
         b = self.batch
         status = b.status.value if b.status.is_known else f"{b.status.value} (unknown status)"
+        noun = "batch" if isinstance(b, Batch) else "run"
         return (
-            f"batch {b.uuid}: {status}, {b.executed_runs_count}/{b.runs_count} runs executed, "
+            f"{noun} {b.uuid}: {status}, {b.executed_runs_count}/{b.runs_count} runs executed, "
             f"{b.failed_runs_count} failed, {b.credits_used_count:g} credits, {self.elapsed:.0f}s elapsed"
         )
 
@@ -282,10 +283,11 @@ def timeout_error(snapshot: StatusSnapshot, timeout: float) -> CargoWaitTimeoutE
     late = snapshot.pending[0]
     batch = snapshot.batches.get(late)
     status = batch.status.value if batch is not None else None
+    noun = "run" if batch is not None and not isinstance(batch, Batch) else "batch"
     return CargoWaitTimeoutError(
-        f"Cargo batch {late} was not finished after {timeout:g}s (last status: {status}; "
-        f"{len(snapshot.pending)} batch(es) still running).",
-        hint="raise the poll timeout, or cancel the batch in Cargo if it is stuck.",
+        f"Cargo {noun} {late} was not finished after {timeout:g}s (last status: {status}; "
+        f"{len(snapshot.pending)} {noun}(s) still running).",
+        hint=f"raise the poll timeout, or cancel the {noun} in Cargo if it is stuck.",
         batch_uuid=late,
         last_status=status,
     )
