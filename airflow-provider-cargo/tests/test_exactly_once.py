@@ -73,7 +73,7 @@ def test_a_retry_attaches_to_a_running_batch(cargo_conn, store, tmp_path, monkey
     from cargo_provider.step import CargoStep
 
     with monkeypatch.context() as patch:
-        patch.setattr(CargoStep, "wait", lambda self, cancel_on_stop=True: (_ for _ in ()).throw(Killed()))
+        patch.setattr(CargoStep, "wait", lambda self: (_ for _ in ()).throw(Killed()))
         patch.setattr(CargoStep, "cancel", lambda self, why: [])
         with pytest.raises(Killed):
             operator(tmp_path).execute(context(store))
@@ -93,15 +93,15 @@ def test_a_cancelled_batch_is_never_reused(cargo_conn, store, tmp_path, monkeypa
 
     cancelled: list[str] = []
 
-    def cancel_then_wait(self: Any, cancel_on_stop: bool = True) -> None:
+    def cancel_then_wait(self: Any) -> None:
         if not cancelled:
             cancelled.append(self.uuids[0])
             CargoClient(TOKEN, base_url=cargo_conn.base_url).cancel_batch(self.uuids[0])
-        real_wait(self, cancel_on_stop)
+        real_wait(self)
 
     with monkeypatch.context() as patch:
         patch.setattr(CargoStep, "wait", cancel_then_wait)
-        with pytest.raises(CargoStepError, match="was cancelled after .* Batch: "):
+        with pytest.raises(CargoStepError, match="Cargo batch .* was cancelled after .* Next step: "):
             operator(tmp_path).execute(context(store))
     first = cargo_conn.batches()[0]
     assert first.status == "cancelled"
@@ -123,7 +123,7 @@ def test_a_cleared_task_cancels_its_earlier_batch_if_still_running(cargo_conn, s
     from cargo_provider.step import CargoStep
 
     with monkeypatch.context() as patch:
-        patch.setattr(CargoStep, "wait", lambda self, cancel_on_stop=True: (_ for _ in ()).throw(Killed()))
+        patch.setattr(CargoStep, "wait", lambda self: (_ for _ in ()).throw(Killed()))
         patch.setattr(CargoStep, "cancel", lambda self, why: [])
         with pytest.raises(Killed):
             operator(tmp_path).execute(context(store, max_tries=1))

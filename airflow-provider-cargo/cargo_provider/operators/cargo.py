@@ -106,7 +106,7 @@ class CargoRunOperator(BaseOperator):
                 return self._complete(context, step)
             if self.deferrable and not step.refresh_finished():
                 self._defer(context, step)
-            step.wait(self.cancel_on_kill)
+            step.wait()
             return self._complete(context, step)
         finally:
             self._active = None
@@ -152,7 +152,8 @@ class CargoRunOperator(BaseOperator):
         self.log.info("Deferring: Cargo batch(es) %s wait in the triggerer.", ", ".join(step.uuids))
         trigger = CargoBatchTrigger(step.uuids, self.cargo_conn_id, deadline=self._deadline(context),
                                     poll_interval=step.poll_interval, max_poll_interval=step.max_poll_interval,
-                                    credit_budget=step.budget_left(), cancel_on_kill=self.cancel_on_kill)
+                                    credit_budget=step.budget_left(), cancel_on_kill=self.cancel_on_kill,
+                                    workflow_name=step.target.name, workflow_type=step.target.type)
         self.defer(trigger=trigger, method_name="execute_complete")
 
     def _complete(self, context: Context, step: Any) -> dict[str, Any]:
@@ -162,7 +163,7 @@ class CargoRunOperator(BaseOperator):
             step.start_heal_round()
             if self.deferrable and not step.refresh_finished():
                 self._defer(context, step)
-            step.wait(self.cancel_on_kill)
+            step.wait()
             return self._complete(context, step)
         summary = step.finish(self._output_path(context))
         self._last_summary, self._cargo_base_url = summary, step.settings.base_url

@@ -1,9 +1,10 @@
 """Triggers: wait for Cargo batches in the triggerer (``CargoBatchTrigger``), and watch a segment's changes
 for event-driven scheduling (``CargoSegmentChangeTrigger``, a ``BaseEventTrigger`` for ``AssetWatcher``).
 
-``CargoBatchTrigger`` polls on the core's schedule (:class:`cargo_gtm.running.waiting.BatchPoller`: adaptive
-intervals kept within Cargo's polling guidance, at most one request per batch per 5 s on average and 10 s
-for 1,000+ record batches after the first minute). It carries the task's deadline (its
+``CargoBatchTrigger`` drives the core's step driver one round at a time
+(:meth:`cargo_gtm.running.StepDriver.poll_once`, from a thread): adaptive intervals kept within Cargo's polling
+guidance (at most one request per batch per 5 s on average, 10 s for 1,000+ record batches after the first
+minute) and the credit budget, as the worker would. It carries the task's deadline (its
 ``execution_timeout``, anchored on the task's start): past it, it cancels the batches itself and fires a
 ``timeout`` event, because Airflow's own trigger timeout fails the task without calling ``on_kill``
 (apache/airflow #61467). A user's mark-failed, mark-success or clear of the deferred task calls
@@ -20,7 +21,6 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from cargo_provider.budget import Budget
 from cargo_provider.hooks.cargo import CargoHook, CargoSettings
 
 __all__ = ["CargoBatchTrigger"]
@@ -36,6 +36,19 @@ async def _nap(settings: CargoSettings, client: Any, seconds: float) -> None:
         await asyncio.sleep(seconds)
     else:
         await asyncio.to_thread(client.sleep, seconds)
+
+
+class _Log:
+    """The core's StepLog on the trigger's logger."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+
+    def info(self, msg: str) -> None:
+        self.logger.info("%s", msg)
+
+    def warning(self, msg: str) -> None:
+        self.logger.warning("%s", msg)
 
 
 class CargoBatchTrigger(BaseTrigger):
@@ -56,7 +69,8 @@ class CargoBatchTrigger(BaseTrigger):
 
     def __init__(self, batch_uuids: list[str], cargo_conn_id: str = CargoHook.default_conn_name, *,
                  deadline: float | None = None, poll_interval: float = 5.0, max_poll_interval: float = 30.0,
-                 credit_budget: float | None = None, cancel_on_kill: bool = True) -> None:
+                 credit_budget: float | None = None, cancel_on_kill: bool = True, workflow_name: str | None = None,
+                 workflow_type: str | None = None) -> None:
         super().__init__()
         self.batch_uuids = list(batch_uuids)
         self.cargo_conn_id = cargo_conn_id
@@ -65,12 +79,15 @@ class CargoBatchTrigger(BaseTrigger):
         self.max_poll_interval = float(max(max_poll_interval, poll_interval))
         self.credit_budget = credit_budget
         self.cancel_on_kill = cancel_on_kill
+        self.workflow_name = workflow_name
+        self.workflow_type = workflow_type
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return CLASSPATH, {
             "batch_uuids": list(self.batch_uuids), "cargo_conn_id": self.cargo_conn_id, "deadline": self.deadline,
             "poll_interval": self.poll_interval, "max_poll_interval": self.max_poll_interval,
             "credit_budget": self.credit_budget, "cancel_on_kill": self.cancel_on_kill,
+            "workflow_name": self.workflow_name, "workflow_type": self.workflow_type,
         }
 
     # -- the wait ----------------------------------------------------------------------------
@@ -88,35 +105,43 @@ class CargoBatchTrigger(BaseTrigger):
             client.close()
         yield TriggerEvent(event)
 
+    def _driver(self, client: Any) -> Any:
+        """The core's step driver on these batches (read once), polling within Cargo's guidance."""
+        from cargo_gtm.running import BatchHandle, StepDriver, StepSettings, WaitSettings
+
+        handle = BatchHandle.resume(client, self.batch_uuids, poll_interval=self.poll_interval,
+                                    max_poll_interval=self.max_poll_interval)
+        workflow = handle.units[0].workflow_uuid if handle.units else ""
+        settings = StepSettings(workflow_uuid=workflow, workflow_name=self.workflow_name,
+                                workflow_type=self.workflow_type, credit_budget=self.credit_budget,
+                                credit_breakdown=False,
+                                wait=WaitSettings(poll_interval=self.poll_interval,
+                                                  max_poll_interval=self.max_poll_interval, poll_timeout=None))
+        return StepDriver(handle, settings, log=_Log(self.log), actor="airflow-provider-cargo")
+
     async def _wait(self, settings: CargoSettings, client: Any) -> dict[str, Any]:
         from cargo_gtm.errors import CargoError
-        from cargo_gtm.running.waiting import BatchPoller, PollingGuidance
 
-        poller = BatchPoller(client.get_batch, self.batch_uuids, now=client.clock.monotonic,
-                             poll_interval=self.poll_interval, max_poll_interval=self.max_poll_interval,
-                             fetch_many=client.fresh_states, guidance=PollingGuidance())
-        budget = Budget(client, self.credit_budget) if self.credit_budget is not None else None
+        try:
+            driver = await asyncio.to_thread(self._driver, client)
+        except CargoError as exc:
+            return self._event("error", f"Reading Cargo batch(es) {', '.join(self.batch_uuids)} failed: {exc}")
         while True:
             try:
-                snapshot = await asyncio.to_thread(poller.poll)
+                verdict = await asyncio.to_thread(driver.poll_once)
             except CargoError as exc:  # transient errors are retried by the client: this one is not
                 return self._event("error", f"Polling Cargo batch(es) {', '.join(self.batch_uuids)} failed: {exc}")
-            for update in snapshot.updates:
-                self.log.info("Cargo %s", update.describe())
-            if snapshot.finished:
+            if verdict.action == "done":
                 return self._event("done", "every batch ended")
-            if budget is not None:
-                used = await asyncio.to_thread(budget.overrun, snapshot)
-                if used is not None:
-                    cancelled = await self._cancel(client)
-                    return self._event("over_budget", f"the batches used {used:g} credits, over the budget of "
-                                       f"{self.credit_budget:g}", cancelled=cancelled, credits_used=used)
+            if verdict.action == "over_budget":
+                error = await asyncio.to_thread(driver.stop, verdict)  # cancels, lets the cancellation settle
+                return self._event("over_budget", str(error), cancelled=list(driver.handle.uuids),
+                                   credits_used=verdict.used)
             left = self._left()
             if left is not None and left <= 0:
-                cancelled = await self._cancel(client)
+                cancelled = await asyncio.to_thread(driver.cancel, "the task's execution_timeout passed")
                 return self._event("timeout", "the task's execution_timeout passed", cancelled=cancelled)
-            wake = snapshot.wake_in if left is None else min(snapshot.wake_in, left)
-            await _nap(settings, client, wake)
+            await _nap(settings, client, verdict.wake_in if left is None else min(verdict.wake_in, left))
 
     def _left(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.time()
@@ -127,23 +152,20 @@ class CargoBatchTrigger(BaseTrigger):
 
     # -- cancelling --------------------------------------------------------------------------
     async def _cancel(self, client: Any) -> list[str]:
-        """Cancel every unfinished batch; returns the ones Cargo accepted to cancel (each logged)."""
-        from cargo_gtm.errors import CargoError
+        """Cancel every unfinished batch (the core's cancel); returns the ones Cargo accepted to cancel."""
+        from cargo_gtm.running import BatchHandle
 
-        cancelled: list[str] = []
-        for uuid in self.batch_uuids:
-            try:
-                batch = await asyncio.to_thread(client.get_batch, uuid)
-                if batch.is_terminal or batch.status.value == "cancelling":
-                    continue
-                await asyncio.to_thread(client.cancel_batch, uuid)
-                cancelled.append(uuid)
-                self.log.warning("Cancelled Cargo batch %s.", uuid)
-            except CargoError as exc:
-                if getattr(exc, "reason", None) != "batchAlreadyFinished":
-                    self.log.warning("Could not cancel Cargo batch %s: %s. Next step: cancel it in Cargo if it "
-                                     "is still running.", uuid, exc)
-        return cancelled
+        def cancel() -> list[str]:
+            driver_log = _Log(self.log)
+            report = BatchHandle.resume(client, self.batch_uuids).cancel()
+            for uuid in report.cancelled:
+                driver_log.warning(f"Cancelled Cargo batch {uuid}.")
+            for uuid, exc in report.failed.items():
+                driver_log.warning(f"Could not cancel Cargo batch {uuid}: {exc}. Cancel it in Cargo if it is still "
+                                   "running.")
+            return list(report.cancelled)
+
+        return await asyncio.to_thread(cancel)
 
     async def _cancel_with_own_client(self, why: str) -> None:
         settings = await CargoHook.aget_settings(self.cargo_conn_id)
