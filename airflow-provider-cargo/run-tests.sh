@@ -5,6 +5,7 @@
 # no Dagster.
 #
 #   airflow-provider-cargo/run-tests.sh [pytest args...]     (default: the whole provider suite)
+#   airflow-provider-cargo/run-tests.sh --install-only       (just make sure the venv is there)
 #
 # The venv is reused while the three pyproject.toml files are unchanged (a stamp records their hash), so a
 # second run starts testing at once. PYTHON picks the interpreter (default python3, >= 3.10).
@@ -29,5 +30,6 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]]; then
   echo "run-tests.sh: installed $VENV in $(( $(date +%s) - start ))s"
 fi
 
+[[ "${1:-}" == "--install-only" ]] && exit 0
 cd "$HERE"
 exec "$VENV/bin/python" -m pytest -p no:cacheprovider "${@:-tests}"

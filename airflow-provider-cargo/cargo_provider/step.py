@@ -95,7 +95,7 @@ class CargoStep:
     def __init__(self, client: Any, target: Target, datas: list[dict[str, Any]], *, ledger: TaskStateLedger,
                  settings: Any, poll_interval: float, max_poll_interval: float, output_node_slug: str | None,
                  credit_budget: float | None, failed_rows: str, cancel_on_stop: bool = True,
-                 logger: Any = None) -> None:
+                 retry_failed: int = 0, logger: Any = None) -> None:
         self.client, self.target, self.ledger = client, target, ledger
         self.datas = datas
         self.data = datas[0] if datas else {"kind": "records", "records": []}
@@ -105,6 +105,7 @@ class CargoStep:
         self.credit_budget = credit_budget
         self.failed_rows = failed_rows
         self.cancel_on_stop = cancel_on_stop
+        self.retry_failed = retry_failed
         self.log = logger or log
         self.heal_round = 0
         self.driver: Any = None
@@ -132,7 +133,8 @@ class CargoStep:
                    poll_interval=op.poll_interval or settings.poll_interval,
                    max_poll_interval=op.max_poll_interval or settings.max_poll_interval,
                    output_node_slug=op.output_node_slug, credit_budget=op.credit_budget,
-                   failed_rows=op.failed_rows, cancel_on_stop=op.cancel_on_kill, logger=op.log)
+                   failed_rows=op.failed_rows, cancel_on_stop=op.cancel_on_kill, retry_failed=op.retry_failed,
+                   logger=op.log)
 
     def close(self) -> None:
         if self.driver is not None:
@@ -140,12 +142,13 @@ class CargoStep:
         self.client.close()
 
     def step_settings(self, budget: float | None) -> Any:
-        """The core's settings of one round (the ``failed_rows`` policy is applied once, after healing)."""
+        """The core's settings of one round. With heal rounds, each round keeps its failed rows (they are what
+        the next round re-runs) and the ``failed_rows`` policy is applied once to the merged rows."""
         from cargo_gtm.running import StepSettings, WaitSettings
 
         return StepSettings(workflow_uuid=self.target.workflow_uuid, workflow_name=self.target.name,
                             workflow_type=self.target.type, output_node_slug=self.output_node_slug,
-                            credit_budget=budget, failed_rows="keep",
+                            credit_budget=budget, failed_rows="keep" if self.retry_failed else self.failed_rows,
                             wait=WaitSettings(poll_interval=self.poll_interval,
                                               max_poll_interval=max(self.max_poll_interval, self.poll_interval),
                                               poll_timeout=None, cancel_on_stop=self.cancel_on_stop))
@@ -320,27 +323,32 @@ class CargoStep:
         from cargo_gtm.running import StepResult, apply_failed_rows, status_counts, step_metadata
 
         frame = self.frame.reset_index(drop=True) if self.frame is not None else _empty_frame()
-        counts = status_counts(frame)
         batches = [b for r in self.results for b in r.batches]
         uuids = [b.uuid for b in batches]
-        try:
-            kept = apply_failed_rows(frame, self.failed_rows, f"Cargo batch(es) {', '.join(uuids)}",
-                                     _TaskLog(self.log), metadata={"batch_uuid": uuids[0] if uuids else None})
-        except CargoError as exc:
-            raise _from_core(exc) from exc
+        if not self.retry_failed:  # one round: the core applied the policy already
+            counts = dict(self.results[0].statuses) if self.results else {}
+            records = self.results[0].records_count if self.results else 0
+            kept = frame
+        else:
+            counts, records = status_counts(frame), len(frame)
+            try:
+                kept = apply_failed_rows(frame, self.failed_rows, f"Cargo batch(es) {', '.join(uuids)}",
+                                         _TaskLog(self.log), metadata={"batch_uuid": uuids[0] if uuids else None})
+            except CargoError as exc:
+                raise _from_core(exc) from exc
         combined = StepResult(frame=kept, batches=batches, credits=_total_credits(self.results), statuses=counts,
-                              records_count=len(frame), settings=self.step_settings(self.credit_budget))
+                              records_count=records, settings=self.step_settings(self.credit_budget))
         meta = step_metadata(combined, breakdown=False)
         uri = _write_parquet(kept, path)
         summary = {
             "batch_uuids": uuids, "workflow_uuid": self.target.workflow_uuid, "workflow": self.target.name,
-            "type": self.target.type, "records": len(frame), "rows": len(kept), "status_counts": counts,
+            "type": self.target.type, "records": records, "rows": len(kept), "status_counts": counts,
             "credits_total": meta["credits_used"], "credits_provider": meta.get("provider_credits"),
             "execution_charge": meta.get("execution_charge"), "node_executions": meta.get("node_executions"),
             "heal_rounds": self.heal_round, "uri": uri,
         }
         self.log.info("Cargo %s %r: %d input records, %d output rows, %g credits; output written to %s",
-                      self.target.type, self.target.name, len(frame), len(kept), summary["credits_total"], uri)
+                      self.target.type, self.target.name, records, len(kept), summary["credits_total"], uri)
         return summary
 
 

@@ -125,3 +125,16 @@ def test_empty_input_creates_no_batch(run_dag, cargo_conn) -> None:
     assert states == {"enrich": "success"}
     assert cargo_conn.batches() == []
     assert xcom("empty_input", "enrich", dag_run.run_id)["batch_uuids"] == []
+
+
+def test_failed_rows_drop_removes_the_rows_but_counts_them(run_dag, cargo_conn) -> None:
+    cargo_conn.plan_failures({"domain=globex.com": "always"})
+    dag_run, states = run_dag("failed_rows_drop", """
+        CargoRunOperator(task_id="enrich", tool="Enrich company", failed_rows="drop", deferrable=True,
+                         records=[{"domain": "acme.com"}, {"domain": "globex.com"}])
+    """)
+    assert states == {"enrich": "success"}
+    summary = xcom("failed_rows_drop", "enrich", dag_run.run_id)
+    assert summary["records"] == 2 and summary["rows"] == 1
+    assert summary["status_counts"]["error"] == 1 and summary["status_counts"]["success"] == 1
+    assert list(pd.read_parquet(summary["uri"].removeprefix("file://"))["domain"]) == ["acme.com"]
