@@ -41,6 +41,33 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
 
 
+#: docs blocks that take minutes and need no emulator (a fresh venv's install): started in the background
+#: when the session's first test starts, checked by their test, which runs last
+BACKGROUND_BLOCKS = {"test_bash_block_runs[index.md-0]"}
+BACKGROUND: dict[str, Any] = {}
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    late = [i for i in items if i.name in BACKGROUND_BLOCKS or i.name.startswith("test_the_install_block")]
+    for item in late:
+        items.remove(item)
+        items.append(item)
+    config.stash[_LATE] = [i.name for i in late if i.name in BACKGROUND_BLOCKS]
+
+
+_LATE = pytest.StashKey[list]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _background_blocks(request: pytest.FixtureRequest) -> None:
+    names = request.config.stash.get(_LATE, [])
+    if names:
+        import test_docs
+
+        for name in names:
+            BACKGROUND[name] = test_docs.start_bash_block(name)
+
+
 @pytest.fixture(scope="session")
 def airflow_home() -> Path:
     return _HOME
