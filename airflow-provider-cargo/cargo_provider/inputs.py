@@ -54,7 +54,6 @@ def resolve_target(client: Any, *, play: str | None = None, tool: str | None = N
 def _read_path(path: Any) -> Any:
     """A DataFrame from an ``ObjectStoragePath`` (or a local path / URI string), by suffix."""
     import pandas as pd
-
     from airflow.sdk import ObjectStoragePath
 
     p = path if isinstance(path, ObjectStoragePath) else ObjectStoragePath(str(path))

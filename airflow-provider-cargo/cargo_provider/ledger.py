@@ -35,7 +35,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow.exceptions import AirflowException
-
 from cargo_gtm.errors import CargoError, CargoNotFoundError
 from cargo_gtm.models import Batch, BatchStatus
 from cargo_gtm.running.reconcile import CargoAmbiguousCreateError, CreateIntent
@@ -45,6 +44,7 @@ __all__ = ["TaskStateLedger", "attempt_key", "clear_generation", "MemoryStore"]
 log = logging.getLogger(__name__)
 
 BATCH = "cargo.batch."
+OWNED = "cargo.batches"  # every batch recorded by this clear generation (to recognise a stale trigger event)
 INTENT = "cargo.intent."
 CANDIDATES = "cargo.candidates."
 #: an intent younger than this may still be committing on Cargo's side: look a little longer
@@ -150,6 +150,11 @@ class TaskStateLedger:
     def created(self, key: str | None, batch: Batch) -> None:
         if key is not None:
             self._write(BATCH + key, batch.uuid)
+            self._write(OWNED, sorted(self.owned() | {batch.uuid}))
+
+    def owned(self) -> set[str]:
+        """Every batch this clear generation of the task recorded (all keys, all heal rounds)."""
+        return set(self._read(OWNED) or [])
 
     def candidates(self, key: str | None, uuids: list[str]) -> None:
         if key is not None and uuids:
@@ -195,7 +200,8 @@ class TaskStateLedger:
                                                    settle_delays=(1.0, 3.0, 6.0) if recent else ())
         except CargoAmbiguousCreateError as exc:
             self.candidates(key, exc.candidates)
-            raise AirflowException(f"{exc} (earlier try's create, sent {intent.sent_at})") from exc
+            raise AirflowException(f"{exc} (earlier try's create, sent {intent.sent_at}; the Next step above applies)"
+                                   ) from exc
         if batch is None:
             self.log.info("No Cargo batch holds this input: the earlier create never committed; creating it now.")
             return None

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow.exceptions import AirflowException
-
 from cargo_gtm.errors import CargoError
 from cargo_gtm.models import Batch, BatchStatus
+
 from cargo_provider.hooks.cargo import CargoHook
 from cargo_provider.inputs import Target, build_data, resolve_target
 from cargo_provider.ledger import MemoryStore, TaskStateLedger, attempt_key, clear_generation

@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG
-
 from cargo_provider.operators.cargo import CargoRunOperator
 
 with DAG("cargo_play_over_filter", schedule=None, start_date=datetime(2026, 1, 1), catchup=False,

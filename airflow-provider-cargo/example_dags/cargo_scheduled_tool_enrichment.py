@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, task
-
 from cargo_provider.operators.cargo import CargoRunOperator
 
 ENRICHED = Asset("cargo_enriched_companies")

@@ -91,7 +91,6 @@ def conn_uri(emu: Any, **extra: Any) -> str:
 def cargo_conn(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """``cargo_default`` pointing at the emulator; every client waits on a clock that moves the emulator."""
     from cargo_gtm.running.clock import ManualClock
-
     from cargo_provider.hooks.cargo import CargoHook
 
     monkeypatch.setenv("AIRFLOW_CONN_CARGO_DEFAULT", conn_uri(emulator))

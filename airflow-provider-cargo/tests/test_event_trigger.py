@@ -10,9 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
 from cargo_gtm import CargoClient
-
 from conftest import TOKEN
 
 PLAY = "Score inbound companies"
@@ -136,10 +134,7 @@ def test_an_event_airflow_failed_to_store_is_emitted_again_by_the_same_process(c
 
 def test_the_ack_mode_producer_advances_only_stored_events(cargo_conn) -> None:
     from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
-
-    from cargo_provider.triggers.changes import WATERMARK_KEY, CargoSegmentChangeTrigger, ChangeCursor
-
-    from cargo_provider.triggers.changes import ChangeSource
+    from cargo_provider.triggers.changes import WATERMARK_KEY, CargoSegmentChangeTrigger, ChangeCursor, ChangeSource
 
     segment = _play_segment(cargo_conn)
     trigger = CargoSegmentChangeTrigger(segment, poll_interval=0.01)

@@ -61,8 +61,8 @@ def test_a_try_killed_around_the_create_is_adopted_by_the_next_one(cargo_conn, s
         with pytest.raises(Killed):
             operator(tmp_path).execute(context(store))
     assert len(cargo_conn.batches()) == 1
-    keys = sorted(store.values)
-    assert [k.split(".")[1] for k in keys] == (["intent"] if where == "before-save" else ["batch", "intent"])
+    keys = sorted(k.split(".")[1] for k in store.values)
+    assert keys == (["intent"] if where == "before-save" else ["batch", "batches", "intent"])
     summary = operator(tmp_path).execute(context(store))
     (batch,) = cargo_conn.batches()
     assert summary["batch_uuids"] == [batch.uuid] and batch.status == "success"
@@ -85,9 +85,8 @@ def test_a_retry_attaches_to_a_running_batch(cargo_conn, store, tmp_path, monkey
 def test_a_cancelled_batch_is_never_reused(cargo_conn, store, tmp_path, monkeypatch) -> None:
     """Someone cancels the batch in Cargo: this try fails naming it; the retry creates a new one."""
     from cargo_gtm import CargoClient
-
-    from conftest import TOKEN
     from cargo_provider.step import CargoStep, CargoStepError
+    from conftest import TOKEN
 
     real_wait = CargoStep.wait
 
@@ -136,7 +135,6 @@ def test_two_batches_holding_the_input_stop_the_task_naming_them(cargo_conn, sto
     """An intent without a uuid and two candidate batches with exactly this input: none is adopted, none is
     created, the task fails naming both (the user decides)."""
     from cargo_gtm import CargoClient, records_data
-
     from conftest import TOKEN
 
     with monkeypatch.context() as patch:
@@ -151,3 +149,18 @@ def test_two_batches_holding_the_input_stop_the_task_naming_them(cargo_conn, sto
     for batch in cargo_conn.batches():
         assert batch.uuid in str(info.value)
     assert len(cargo_conn.batches()) == 2
+
+
+def test_a_stale_trigger_event_of_an_earlier_try_is_ignored(cargo_conn, store, tmp_path) -> None:
+    """A cleared task's old trigger may still fire (SQLite reuses trigger ids): its event names batches this try
+    does not own, so it neither fails nor finishes this try, which goes on with its own batch."""
+    from cargo_provider.step import CargoStep
+
+    op = operator(tmp_path)  # resumed in the worker: the step waits there for its own batch
+    ctx = context(store, max_tries=3)
+    step = CargoStep.for_operator(op, ctx)
+    step.start()  # this try's batch, recorded; then the worker went away while it was deferred
+    step.close()
+    summary = op.execute_complete(ctx, event={"status": "timeout", "batch_uuids": ["someone-elses-batch"]})
+    (batch,) = cargo_conn.batches()
+    assert summary["batch_uuids"] == [batch.uuid] and batch.status == "success"

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import TOKEN
 
 pytestmark = pytest.mark.processes

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import airflow
 import jsonschema
-
 from cargo_provider import get_provider_info
 
 SCHEMAS = Path(airflow.__file__).parent

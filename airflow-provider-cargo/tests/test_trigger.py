@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 from cargo_gtm import CargoClient, records_data
-
 from conftest import TOKEN
 
 

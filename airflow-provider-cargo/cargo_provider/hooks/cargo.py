@@ -66,15 +66,10 @@ class CargoSettings:
                 f"The Airflow connection {conn.conn_id!r} has no Cargo API token. Next step: put the token in "
                 "the connection's Password field (Admin → Connections, or AIRFLOW_CONN_"
                 f"{str(conn.conn_id).upper()}='cargo://:<token>@'), never in the DAG file.")
-        host = (conn.host or "").strip()
-        if host and "://" not in host:
-            host = f"https://{host}"
-        if host and conn.port:
-            host = f"{host}:{conn.port}"
         return cls(
             conn_id=conn.conn_id,
             token=token,
-            base_url=host or DEFAULT_HOST,
+            base_url=_base_url(conn),
             workspace_uuid=extra.get("workspace_uuid") or None,
             request_timeout=_number(extra, "request_timeout", 60.0) or 60.0,
             poll_interval=_number(extra, "poll_interval", 5.0) or 5.0,
@@ -97,6 +92,16 @@ class CargoSettings:
             return None
         return self.batch_url_template.format(batch_uuid=batch_uuid, workflow_uuid=workflow_uuid or "",
                                               workspace_uuid=self.workspace_uuid or "")
+
+
+def _base_url(conn: Any) -> str:
+    """The API host of the connection (``https://`` when no scheme is given); Cargo's own when empty."""
+    host = (conn.host or "").strip()
+    if host and "://" not in host:
+        host = f"https://{host}"
+    if host and conn.port:
+        host = f"{host}:{conn.port}"
+    return host or DEFAULT_HOST
 
 
 def _no_clock(base_url: str) -> Any:

@@ -73,9 +73,11 @@ class CargoRunOperator(BaseOperator):
                  cargo_conn_id: str = CargoHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if failed_rows not in ("keep", "drop", "fail"):
-            raise ValueError(f"failed_rows must be 'keep', 'drop' or 'fail', not {failed_rows!r}.")
+            raise ValueError(f"failed_rows must be 'keep', 'drop' or 'fail', not {failed_rows!r}. Next step: pick one "
+                             "of the three in the task's arguments.")
         if retry_failed < 0:
-            raise ValueError(f"retry_failed must be 0 or more (heal rounds), not {retry_failed}.")
+            raise ValueError(f"retry_failed must be 0 or more (heal rounds), not {retry_failed}. Next step: pass "
+                             "the number of heal rounds, e.g. retry_failed=1.")
         self.play, self.tool, self.workflow = play, tool, workflow
         self.records, self.filter, self.limit = records, filter, limit
         self.segment, self.record_ids, self.change = segment, record_ids, change
@@ -102,11 +104,6 @@ class CargoRunOperator(BaseOperator):
         self._active = step
         try:
             step.start()
-            if not step.batches:
-                return self._complete(context, step)
-            if self.deferrable and not step.refresh_finished():
-                self._defer(context, step)
-            step.wait()
             return self._complete(context, step)
         finally:
             self._active = None
@@ -120,10 +117,18 @@ class CargoRunOperator(BaseOperator):
         again."""
         from cargo_provider.step import CargoStep, raise_for_event
 
-        raise_for_event(dict(event or {}))
+        event = dict(event or {})
         step = CargoStep.for_operator(self, context, resuming=True)
         self._active = step
         try:
+            uuids = set(event.get("batch_uuids") or [])
+            if uuids and not uuids <= step.ledger.owned():
+                # a trigger of an earlier try (cleared) fired: its batches are not this try's; the replay below
+                # re-reads this try's own batches and defers again if they are still running
+                self.log.warning("Ignoring a trigger event about Cargo batch(es) %s: they belong to an earlier try "
+                                 "of this task, not to this one.", ", ".join(sorted(uuids)))
+            else:
+                raise_for_event(event)
             step.start()
             return self._complete(context, step)
         finally:
@@ -157,14 +162,15 @@ class CargoRunOperator(BaseOperator):
         self.defer(trigger=trigger, method_name="execute_complete")
 
     def _complete(self, context: Context, step: Any) -> dict[str, Any]:
-        """Outcome checks, heal rounds, outputs; the XCom summary (also each Asset outlet's extra)."""
-        step.check_outcome()
-        if step.heal_pending(self.retry_failed):
-            step.start_heal_round()
-            if self.deferrable and not step.refresh_finished():
+        """Each round: read its batches' status (deferring while they run, or waiting in the worker), outcome
+        checks; then heal rounds; then outputs and the XCom summary (also each Asset outlet's extra)."""
+        while True:
+            if step.batches and self.deferrable and not step.refresh_finished():
                 self._defer(context, step)
-            step.wait()
-            return self._complete(context, step)
+            step.check_outcome()  # not deferred: the core's driver waits here
+            if not step.heal_pending(self.retry_failed):
+                break
+            step.start_heal_round()
         summary = step.finish(self._output_path(context))
         self._last_summary, self._cargo_base_url = summary, step.settings.base_url
         self._emit_outlets(context, summary)

@@ -39,7 +39,7 @@ class CargoBatchSensor(BaseSensorOperator):
 
     def _check(self, batch: Any) -> bool:
         if batch.status.value in ("error", "cancelled"):
-            raise AirflowException(
+            raise AirflowException(  # Next step: in the text
                 f"Cargo batch {batch.uuid} ended {batch.status.value}"
                 f"{': ' + batch.error_message if batch.error_message else ''} after {batch.executed_runs_count}/"
                 f"{batch.runs_count} runs. Next step: open the batch in Cargo to see why, then re-run it there.")

@@ -185,7 +185,8 @@ class CargoSegmentChangeTrigger(BaseEventTrigger):
                  start_from: str = "latest") -> None:
         super().__init__()
         if start_from not in ("latest", "beginning"):
-            raise ValueError("start_from must be 'latest' or 'beginning'")
+            raise ValueError(f"start_from must be 'latest' or 'beginning', not {start_from!r}. Next step: use "
+                             "'latest' to fire only changes made from now on.")
         self.segment = segment
         self.cargo_conn_id = cargo_conn_id
         self.change_kinds = list(change_kinds)

@@ -1,7 +1,6 @@
 from datetime import datetime
 
 from airflow.sdk import DAG
-
 from cargo_provider.operators.cargo import CargoRunOperator
 
 with DAG("cargo_clear", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:

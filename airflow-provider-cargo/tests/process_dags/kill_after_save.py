@@ -1,10 +1,8 @@
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG
-
-from cargo_provider.operators.cargo import CargoRunOperator
-
 from _kill import kill_once_around_the_save
+from airflow.sdk import DAG
+from cargo_provider.operators.cargo import CargoRunOperator
 
 DAG_ID = "cargo_kill_after_save"
 kill_once_around_the_save(DAG_ID, "after-save")

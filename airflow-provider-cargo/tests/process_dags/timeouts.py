@@ -1,7 +1,6 @@
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
-
 from cargo_provider.operators.cargo import CargoRunOperator
 
 for deferrable in (True, False):
