@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 COMPONENTS = {"api-server": ["api-server", "--port", "{port}"], "scheduler": ["scheduler"],
               "dag-processor": ["dag-processor"], "triggerer": ["triggerer"]}
 DAG_IDS = ("cargo_kill_before_save", "cargo_kill_after_save", "cargo_timeout_deferred", "cargo_timeout_in_worker",
-           "cargo_clear")
+           "cargo_clear", "cargo_segment_changes")
 
 
 class Ticker:
@@ -59,6 +59,21 @@ class Stack:
     def __init__(self, home: Path, env: dict[str, str], emu: Any, ticker: Ticker) -> None:
         self.home, self.env, self.emu, self.ticker = home, env, emu, ticker
         self.db = home / "airflow.db"
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, port: int) -> None:
+        args = [a.format(port=port) for a in COMPONENTS[name]]
+        self.procs[name] = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), *args], env=self.env,
+                                            stdout=open(self.home / f"{name}.log", "a"), stderr=subprocess.STDOUT)
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
     def airflow(self, *args: str) -> str:
         exe = Path(sys.executable).with_name("airflow")
@@ -110,6 +125,13 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0, logs: 
     raise AssertionError(f"timed out waiting for {what}{tails}")
 
 
+def _play_segment(emu: Any) -> str:
+    from cargo_gtm import CargoClient
+
+    with CargoClient(TOKEN, base_url=emu.base_url) as client:
+        return str(client.find_play("Score inbound companies").segment_uuid)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -128,7 +150,7 @@ def _env(home: Path, port: int, emu: Any) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5", "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-        "CARGO_TEST_MARKERS": str(home / "markers"),
+        "CARGO_TEST_MARKERS": str(home / "markers"), "CARGO_TEST_SEGMENT": _play_segment(emu),
         # the connection comes from the environment, never a command line
         "AIRFLOW_CONN_CARGO_DEFAULT": json.dumps({"conn_type": "cargo", "password": TOKEN, "host": emu.base_url,
                                                   "extra": {"poll_interval": 1, "max_poll_interval": 2}}),
@@ -149,10 +171,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ticker = Ticker(emu)
         stack = Stack(home, env, emu, ticker)
         stack.airflow("db", "migrate")
-        procs = [subprocess.Popen([str(Path(sys.executable).with_name("airflow")),
-                                   *[a.format(port=port) for a in args]], env=env,
-                                  stdout=open(home / f"{name}.log", "w"), stderr=subprocess.STDOUT)
-                 for name, args in COMPONENTS.items()]
+        stack.port = port
+        for name in COMPONENTS:
+            stack.start(name, port)
         try:
             wait_for("the DAGs to be parsed", lambda: len(stack.query(
                 f"select dag_id from dag where dag_id in ({','.join('?' * len(DAG_IDS))})", *DAG_IDS)) == len(DAG_IDS),
@@ -160,13 +181,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield stack
         finally:
             ticker.done.set()
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            for name in list(stack.procs):
+                stack.stop(name)
 
 
 @pytest.mark.parametrize("dag_id", ["cargo_kill_before_save", "cargo_kill_after_save"])
@@ -219,3 +235,31 @@ def test_clearing_a_deferred_task_cancels_its_batch_and_runs_a_new_one(stack: St
     assert state == "success" and len(batches) == 2 and batches[0].uuid == first.uuid
     assert batches[0].status == "cancelled" and batches[1].status == "success"
     assert stack.summary(dag_id, run_id)["batch_uuids"] == [batches[1].uuid]
+
+
+def test_segment_changes_fire_once_each_across_a_triggerer_restart(stack: Stack) -> None:
+    """AssetWatcher + CargoSegmentChangeTrigger in the real triggerer: each new change runs the play once over
+    its records; after the triggerer is restarted, the next change runs once more and nothing runs twice."""
+    dag_id = "cargo_segment_changes"
+
+    def runs() -> list[tuple[str, str]]:
+        return stack.query("select run_id, state from dag_run where dag_id=? order by id", dag_id)
+
+    def add(name: str) -> None:
+        stack.emu.store.upsert_records("companies", [{"name": name, "domain": f"{name}.com", "employee_count": 900,
+                                                      "created_at": "2026-12-01T00:00:00Z"}])
+
+    wait_for("the watcher to record its starting watermark", lambda: stack.query(
+        "select count(*) from asset_state_store")[0][0] > 0, logs=stack.home)
+    add("first-change-co")
+    wait_for("one run over the first change", lambda: [s for _, s in runs()] == ["success"], logs=stack.home)
+    stack.stop("triggerer")
+    add("second-change-co")  # made while no triggerer runs: must not be missed
+    stack.start("triggerer", stack.port)
+    wait_for("one run over the second change", lambda: [s for _, s in runs()] == ["success", "success"],
+             logs=stack.home)
+    time.sleep(8)  # several polls of the restarted watcher: nothing fires twice
+    assert len(runs()) == 2
+    change_batches = [b for b in stack.emu.batches() if b.data_kind == "change"]
+    assert len(change_batches) == 2 and all(b.runs_count == 1 for b in change_batches)
+    assert len({b.wire["data"]["changeUuid"] for b in change_batches}) == 2
