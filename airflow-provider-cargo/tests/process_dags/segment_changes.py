@@ -2,7 +2,6 @@ import os
 from datetime import datetime
 
 from airflow.sdk import DAG, Asset, AssetWatcher
-
 from cargo_provider.operators.cargo import CargoRunOperator
 from cargo_provider.triggers.changes import CHANGE_FROM_EVENT, CargoSegmentChangeTrigger
 
