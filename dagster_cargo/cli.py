@@ -69,7 +69,7 @@ def _estimate(args: argparse.Namespace) -> int:
 
     from cargo_gtm import CargoClient, CargoError, records_data
     from cargo_gtm.estimate import estimate_credits
-    from cargo_gtm.inputs.records import play_input
+    from cargo_gtm.inputs import play_input
 
     token = _token(args)
     if token is None:

@@ -49,6 +49,7 @@ from .inputs.records import (
 )
 from .models import *  # noqa: F403
 from .models import __all__ as _models_all
+from .paging import read_all
 from .query import serialize_params
 from .running.busy import BusyPolicy
 from .running.progress import ProgressBar
@@ -58,7 +59,7 @@ from .transport import DEFAULT_BASE_URL, RetryPolicy
 
 __all__ = [
     "CargoClient", "BusyPolicy", "ProgressBar", "RetryPolicy", "DEFAULT_BASE_URL", "BatchProgress", "wait_for_batches", "raise_for_batch",
-    "download_dataframe", "frame_from_bytes", "serialize_params", "ParquetResult", "download_to_parquet",
+    "download_dataframe", "frame_from_bytes", "serialize_params", "read_all", "ParquetResult", "download_to_parquet",
     "EMPTY_FILTER", "change_data", "filter_data", "json_safe", "record_ids_data", "records_data",
     "segment_data", "to_json_records", "validate_data", "validate_filter",
     "CargoAPIError", "CargoAmbiguousCreateError", "CargoAuthError", "CargoBatchCancelledError", "CargoBatchError",

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from .api import BillingAPI, DownloadFormat, SegmentationAPI, WorkspaceAPI
+from .api import BillingAPI, DownloadFormat, OrchestrationAPI, SegmentationAPI, StorageAPI, WorkspaceAPI
 from .download.outputs import Outputs
 from .errors import CargoError
 from .lookups import Lookups
@@ -46,13 +47,28 @@ def _compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if v is not None}
 
 
-class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
+def _part(attribute: str, method: Callable[..., Any]) -> Any:
+    """``client.<name>(...)`` for ``client.<attribute>.<name>(...)``: a part's method as the client's own,
+    with its signature and docstring."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(getattr(self, attribute), name)(*args, **kwargs)
+
+    return call
+
+
+class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, WorkspaceAPI):
     """Typed client for Cargo's API.
 
-    Its endpoint methods come from the API areas in :mod:`cargo_gtm.api` (orchestration,
-    segmentation, storage, billing, workspace), its lookups from :mod:`.lookups` and its downloads from
-    :mod:`.outputs`; what is defined here is the connection, the clock, and the exactly-once create,
-    fan-out and waiting glue (:mod:`.reconcile`, :mod:`.waiting`).
+    Composed, not a diamond of mixins: its endpoint methods are those of the API areas in :mod:`cargo_gtm.api`
+    (orchestration, segmentation, storage, billing, workspace: one endpoint each, over one transport); its
+    lookups are a part, :attr:`lookups` (:class:`~cargo_gtm.lookups.Lookups`), and its downloads another,
+    :attr:`outputs` (:class:`~cargo_gtm.download.outputs.Outputs`), each over this client's endpoints; their
+    methods are also the client's own (``client.find_play``, ``client.download_batch_dataframe``). What is
+    defined here is the connection, the clock, and the exactly-once create, fan-out and waiting glue
+    (:mod:`.running.reconcile`, :mod:`.running.waiting`).
 
     Args:
         api_token: a Cargo API token (Settings → API Tokens). Never logged or shown.
@@ -107,9 +123,18 @@ class CargoClient(Lookups, Outputs, SegmentationAPI, BillingAPI, WorkspaceAPI):
         self.timeout = timeout
         self._download_client: httpx.Client | None = None
         self._download_lock = threading.Lock()
-        self._cache_lock = threading.Lock()
-        self._model_columns: dict[str, dict[str, str]] = {}
-        self._required_fields: dict[str, list[str]] = {}
+        #: name lookups and the per-client caches (model columns, required form fields)
+        self.lookups = Lookups(self)
+        #: output downloads (DataFrame, Parquet, per-run outputs)
+        self.outputs = Outputs(self)
+
+    find_play = _part("lookups", Lookups.find_play)
+    find_tool = _part("lookups", Lookups.find_tool)
+    model_columns = _part("lookups", Lookups.model_columns)
+    required_form_fields = _part("lookups", Lookups.required_form_fields)
+    download_batch_dataframe = _part("outputs", Outputs.download_batch_dataframe)
+    download_batch_to_parquet = _part("outputs", Outputs.download_batch_to_parquet)
+    download_run_outputs_dataframe = _part("outputs", Outputs.download_run_outputs_dataframe)
 
     def __repr__(self) -> str:
         return f"CargoClient(base_url={self.base_url!r}, workspace_uuid={self.workspace_uuid!r})"

@@ -1,5 +1,8 @@
 """Lookups built on the endpoints: a play or tool by name, and the per-client caches of model columns and
-required form fields (each fetched once per client)."""
+required form fields (each fetched once per client).
+
+:class:`Lookups` is a part of :class:`~cargo_gtm.CargoClient` (``client.lookups``; its methods are also the
+client's own), built over any :class:`LookupSource`."""
 
 from __future__ import annotations
 
@@ -7,33 +10,46 @@ import difflib
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from .api import OrchestrationAPI, StorageAPI
 from .errors import CargoInputError, CargoNotFoundError
-from .models import Play, Tool
+from .models import Model, Play, Release, Tool
 
-__all__ = ["Lookups", "find_by_name"]
+__all__ = ["LookupSource", "Lookups", "find_by_name"]
 
 logger = logging.getLogger("cargo_gtm")
 
 T = TypeVar("T")
 
 
-class Lookups(OrchestrationAPI, StorageAPI):
-    """Name lookups and cached facts of a workspace (mixed into :class:`~cargo_gtm.CargoClient`)."""
+class LookupSource(Protocol):
+    """The endpoints lookups read (:class:`~cargo_gtm.CargoClient` has them)."""
 
-    _cache_lock: threading.Lock
-    _model_columns: dict[str, dict[str, str]]
-    _required_fields: dict[str, list[str]]
+    def list_plays(self) -> list[Play]: ...
+
+    def list_tools(self) -> list[Tool]: ...
+
+    def get_model(self, uuid: str) -> Model: ...
+
+    def get_deployed_release(self, workflow_uuid: str) -> Release: ...
+
+
+class Lookups:
+    """Name lookups and cached facts of a workspace, over ``source`` (the client: ``client.lookups``)."""
+
+    def __init__(self, source: LookupSource) -> None:
+        self.source = source
+        self._cache_lock = threading.Lock()
+        self._model_columns: dict[str, dict[str, str]] = {}
+        self._required_fields: dict[str, list[str]] = {}
 
     def find_play(self, name_or_uuid: str) -> Play:
         """The play with this exact name or UUID; the error suggests close names."""
-        return find_by_name(self.list_plays(), name_or_uuid, "play")
+        return find_by_name(self.source.list_plays(), name_or_uuid, "play")
 
     def find_tool(self, name_or_uuid: str) -> Tool:
         """The tool with this exact name or UUID; the error suggests close names."""
-        return find_by_name(self.list_tools(), name_or_uuid, "tool")
+        return find_by_name(self.source.list_tools(), name_or_uuid, "tool")
 
     def model_columns(self, model_uuid: str) -> dict[str, str]:
         """The model's column slugs and types (``GET /storage/models/{uuid}`` once per client, then cached)."""
@@ -41,7 +57,7 @@ class Lookups(OrchestrationAPI, StorageAPI):
             cached = self._model_columns.get(model_uuid)
         if cached is not None:
             return cached
-        model = self.get_model(model_uuid)
+        model = self.source.get_model(model_uuid)
         columns = {c.slug: str(c.type.value if hasattr(c.type, "value") else c.type)
                    for c in [*model.columns, *model.additional_columns]}
         with self._cache_lock:
@@ -55,7 +71,7 @@ class Lookups(OrchestrationAPI, StorageAPI):
         if cached is not None:
             return cached
         try:
-            release = self.get_deployed_release(workflow_uuid)
+            release = self.source.get_deployed_release(workflow_uuid)
         except CargoNotFoundError:
             return []
         required = [f.slug for f in release.form_fields or [] if f.is_required]

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from cargo_gtm.inputs.records import date_window_filter, play_input
+from cargo_gtm.inputs import date_window_filter, play_input
 from pydantic import Field
 
 from ..running.resource import CargoResource

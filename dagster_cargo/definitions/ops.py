@@ -19,7 +19,7 @@ from typing import Any
 import dagster as dg
 from cargo_gtm import CargoClient
 from cargo_gtm.errors import CargoInputError
-from cargo_gtm.inputs.records import play_input
+from cargo_gtm.inputs import play_input
 from pydantic import Field
 
 from ..running.resource import CargoResource

@@ -23,10 +23,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import dagster as dg
+from cargo_gtm import read_all
 from cargo_gtm.credits import CreditSplit, batch_credit_split
 from cargo_gtm.errors import CargoError, CargoInputError, CargoNotFoundError
 from cargo_gtm.models import Batch, BatchStatus, Change
-from cargo_gtm.paging import read_all
 
 from ..running.metadata import CargoMetadataSet, credits_by_node_metadata
 from ..running.resource import CargoResource

@@ -29,11 +29,12 @@ from typing import Any
 import dagster as dg
 from cargo_gtm import CargoClient
 from cargo_gtm.errors import CargoError, CargoNotFoundError
-from cargo_gtm.models import Batch, BatchStatus
-from cargo_gtm.running.reconcile import CargoAmbiguousCreateError, CreateIntent
+from cargo_gtm.models import Batch, BatchStatus, Run, RunStatus
+from cargo_gtm.running import CargoAmbiguousCreateError, CreateIntent, find_created_run
 
 __all__ = ["attempt_tag_key", "find_reusable_batch", "find_reusable_batches", "remember_batch", "remember_intent",
-           "remember_candidates", "run_group", "intent_tag_key", "candidates_tag_key", "RunTagLedger"]
+           "remember_candidates", "run_group", "intent_tag_key", "candidates_tag_key", "RunTagLedger", "run_tag_key",
+           "RUN_PREFIX", "RUN_INTENT_PREFIX", "RUN_CANDIDATES_PREFIX"]
 
 ROOT_RUN_TAG = "dagster/root_run_id"
 PARENT_RUN_TAG = "dagster/parent_run_id"
@@ -221,8 +222,8 @@ def _age_seconds(iso: str) -> float:
     return (datetime.now(timezone.utc) - sent).total_seconds()
 
 
-def remember_batch(context: Any, tag_key: str | None, batch: Batch) -> None:
-    """Tag the run with the batch this step created, for later attempts."""
+def remember_batch(context: Any, tag_key: str | None, batch: Batch | Run) -> None:
+    """Tag the run with the batch (or single run) this step created, for later attempts."""
     if tag_key is None:
         return
     context.instance.add_run_tags(context.run_id, {tag_key: batch.uuid})
@@ -242,23 +243,110 @@ def remember_candidates(context: Any, tag_key: str | None, candidates: list[str]
     context.instance.add_run_tags(context.run_id, {candidates_tag_key(tag_key): ",".join(candidates)})
 
 
+# -- single runs: the same ledger, under run keys -------------------------------------------------
+RUN_PREFIX = "dagster-cargo/run."
+RUN_INTENT_PREFIX = "dagster-cargo/run_intent."
+RUN_CANDIDATES_PREFIX = "dagster-cargo/run_candidates."
+_USABLE_RUN = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.IDLE, RunStatus.SUCCESS)
+
+
+def run_tag_key(context: Any, workflow_uuid: str, record: Any, index: int) -> str | None:
+    """The run-tag key naming the single run of the ``index``-th record of this step, or ``None`` outside a run."""
+    key = attempt_tag_key(context, workflow_uuid, {"single_run": dict(record), "index": index})
+    return None if key is None else RUN_PREFIX + key[len(BATCH_PREFIX):]
+
+
+def _run_sub_key(prefix: str, key: str) -> str:
+    return prefix + key[len(RUN_PREFIX):]
+
+
+def _earlier_run(context: Any, client: CargoClient, key: str, group: list[dg.DagsterRun]) -> Run | None:
+    """The run an earlier attempt recorded under ``key``, if pending, running or succeeded."""
+    for uuid in dict.fromkeys(r.tags[key] for r in group if r.tags.get(key)):
+        try:
+            run = client.get_run(uuid)
+        except CargoNotFoundError:
+            continue
+        except CargoError as exc:
+            raise dg.Failure(description=(
+                f"An earlier attempt of this step created Cargo run {uuid}, but it could not be read now: {exc}. "
+                "Creating another could pay twice for the same record, so this step stops. Next step: re-execute "
+                "once Cargo answers again (the step then attaches to that run); to pay for a new run on purpose, "
+                "launch a new run instead of a re-execution."), metadata={"dagster-cargo/run_uuid": uuid}) from exc
+        if run.status in _USABLE_RUN or not run.status.is_known:
+            return run
+        context.log.info(f"Earlier Cargo run {uuid} ended {run.status.value}; starting a new one.")
+    return None
+
+
+def _run_from_intents(context: Any, client: CargoClient, key: str, group: list[dg.DagsterRun],
+                      record: Any) -> Run | None:
+    """Resolve single-run intents recorded without a run (the process died around the create) by content."""
+    known = {r.tags[key] for r in group if r.tags.get(key)}
+    intent_key = _run_sub_key(RUN_INTENT_PREFIX, key)
+    for text in dict.fromkeys(r.tags[intent_key] for r in group if r.tags.get(intent_key)):
+        intent = CreateIntent.from_json(text)
+        context.log.info(f"An earlier attempt of this step sent a single-run create at {intent.sent_at} and "
+                         "recorded no run; checking Cargo's runs created since for one holding this record.")
+        try:
+            run = find_created_run(client, record, intent, claimed=lambda: known)
+        except CargoAmbiguousCreateError as exc:
+            remember_candidates(context, key, exc.candidates)
+            raise dg.Failure(description=str(exc), metadata={"dagster-cargo/candidate_runs": ", ".join(
+                exc.candidates)}) from exc
+        if run is not None:
+            remember_batch(context, key, run)
+            if run.status in _USABLE_RUN:
+                return run
+    return None
+
+
+def _reusable_run(context: Any, client: CargoClient, key: str, group: list[dg.DagsterRun], record: Any) -> Run | None:
+    return _earlier_run(context, client, key, group) or _run_from_intents(context, client, key, group, record)
+
+
+def _is_run_key(key: str | None) -> bool:
+    return key is not None and key.startswith(RUN_PREFIX)
+
+
+def _side_key(kind: str, key: str) -> str:
+    """The intent or candidates tag key beside a batch or run key."""
+    if _is_run_key(key):
+        return _run_sub_key(RUN_INTENT_PREFIX if kind == "intent" else RUN_CANDIDATES_PREFIX, key)
+    return intent_tag_key(key) if kind == "intent" else candidates_tag_key(key)
+
+
 class RunTagLedger:
-    """The :class:`~cargo_gtm.running.handle.Ledger` of a Dagster step: batches, intents and candidates are
-    recorded as run tags, and batches of earlier attempts of the step are found on the run group."""
+    """The :class:`~cargo_gtm.running.Ledger` of a Dagster step, for its batches and its single runs alike:
+    units, intents and candidates are recorded as run tags, and the units of earlier attempts of the step are
+    found on the run group (a batch key ``dagster-cargo/batch.<h>``, a single run's ``dagster-cargo/run.<h>``)."""
 
     def __init__(self, context: Any, client: CargoClient) -> None:
         self.context = context
         self.client = client
 
-    def reusable(self, keys: list[str | None], datas: list[Any]) -> dict[str, Batch]:
-        found = find_reusable_batches(self.context, self.client, keys, datas)
-        return {k: b for k, b in found.items() if k is not None and b is not None}
+    def reusable(self, keys: list[str | None], datas: list[Any]) -> dict[str, Any]:
+        runs = [(k, d) for k, d in zip(keys, datas) if _is_run_key(k)]
+        found: dict[str, Any] = {}
+        if runs:
+            group = run_group(self.context.instance, self.context.run)
+            for key, record in runs:
+                run = _reusable_run(self.context, self.client, str(key), group, record)
+                if run is not None:
+                    found[str(key)] = run
+        batch_keys = [k if not _is_run_key(k) else None for k in keys]
+        if any(k is not None for k in batch_keys):
+            batches = find_reusable_batches(self.context, self.client, batch_keys, datas)
+            found.update({k: b for k, b in batches.items() if k is not None and b is not None})
+        return found
 
     def intent(self, key: str | None, intent: CreateIntent) -> None:
-        remember_intent(self.context, key, intent)
+        if key is not None:
+            self.context.instance.add_run_tags(self.context.run_id, {_side_key("intent", key): intent.to_json()})
 
-    def created(self, key: str | None, batch: Batch) -> None:
-        remember_batch(self.context, key, batch)
+    def created(self, key: str | None, unit: Any) -> None:
+        remember_batch(self.context, key, unit)
 
     def candidates(self, key: str | None, uuids: list[str]) -> None:
-        remember_candidates(self.context, key, uuids)
+        if key is not None and uuids:
+            self.context.instance.add_run_tags(self.context.run_id, {_side_key("candidates", key): ",".join(uuids)})

@@ -31,13 +31,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from cargo_gtm.download.outcomes import ERROR_COLUMN, STATUS_COLUMN
-from cargo_gtm.errors import CargoError, CargoInputError
-from cargo_gtm.inputs.records import chunk_records
+from cargo_gtm.download import STATUS_COLUMN
+from cargo_gtm.errors import CargoError, CargoInputError, CargoStepError
+from cargo_gtm.inputs import chunk_records
 from cargo_gtm.models import Batch
+from cargo_gtm.running import StepSettings, apply_failed_rows, status_counts, unaffordable_round
 
 from .execution import BatchRunSpec, CargoBatchResult
-from .metadata import batch_metadata, credits_by_node_metadata, status_counts
+from .metadata import batch_metadata, credits_by_node_metadata
 from .runner import CargoRunner
 
 if TYPE_CHECKING:
@@ -70,30 +71,34 @@ def _check(retry_failed: int, failed_rows: str) -> None:
         raise CargoInputError(f"failed_rows must be 'keep', 'drop' or 'fail', not {failed_rows!r}.")
 
 
-def heal_batches(resource: CargoRunner, context: Any, specs: list[BatchRunSpec], retry_failed: int, *,
-                 model_uuid: str | None = None) -> CargoBatchResult:
-    """Run ``specs`` (as :meth:`CargoResource.run_batches`), then re-run the records that failed, up to
-    ``retry_failed`` rounds. ``model_uuid``: a play's model (its failed records are re-run by id)."""
-    policy = specs[0].failed_rows
+def heal_batches(resource: CargoRunner, context: Any, specs: list[BatchRunSpec], retry_failed: int,
+                 settings: StepSettings | None = None, *, model_uuid: str | None = None) -> CargoBatchResult:
+    """Run ``specs`` (as :meth:`CargoResource.run_batches`, with the step's ``settings``, by default the first
+    spec's), then re-run the records that failed, up to ``retry_failed`` rounds. ``model_uuid``: a play's model
+    (its failed records are re-run by id)."""
+    if settings is None:
+        settings = specs[0].settings(resource.wait_settings(), resource.credit_breakdown)
+    policy = settings.failed_rows
     _check(retry_failed, policy)
-    first = resource.run_batches(context, [replace(s, failed_rows="keep") for s in specs])
-    return heal_result(resource, context, first, specs[0], retry_failed, records=_tool_records(specs),
+    first = resource.run_batches(context, specs, replace(settings, failed_rows="keep"))
+    return heal_result(resource, context, first, settings, retry_failed, records=_tool_records(specs),
                        model_uuid=model_uuid, failed_rows=policy)
 
 
-def heal_result(resource: CargoRunner, context: Any, result: CargoBatchResult, template: BatchRunSpec,
+def heal_result(resource: CargoRunner, context: Any, result: CargoBatchResult, settings: StepSettings,
                 retry_failed: int, *, records: Sequence[Mapping[str, Any] | None] | None = None,
                 model_uuid: str | None = None, failed_rows: str = "keep", count_result: bool = True,
                 ) -> CargoBatchResult:
     """Heal a finished ``result`` (its rows kept, failed ones flagged): up to ``retry_failed`` rounds.
 
     ``records``: a tool's input aligned with the result's rows (row ``i`` came from ``records[i]``);
-    ``model_uuid``: a play's model. ``template``: the spec each retry batch copies (workflow, output node,
-    budget). ``failed_rows`` ('keep', 'drop', 'fail') is applied to the merged rows. ``count_result``: the
-    result's batches were paid by this step (their credits are part of its total and budget).
+    ``model_uuid``: a play's model. ``settings``: the step's settings each retry round runs with (workflow,
+    output node, budget: what is left of it). ``failed_rows`` ('keep', 'drop', 'fail') is applied to the merged
+    rows. ``count_result``: the result's batches were paid by this step (their credits are part of its total
+    and budget).
     """
     _check(retry_failed, failed_rows)
-    healer = _Healer(resource, context, result, template, records, model_uuid, count_result)
+    healer = _Healer(resource, context, result, settings, records, model_uuid, count_result)
     for n in range(1, retry_failed + 1):
         if not healer.run_round(n, retry_failed):
             break
@@ -103,7 +108,7 @@ def heal_result(resource: CargoRunner, context: Any, result: CargoBatchResult, t
 class _Healer:
     """The rounds of one heal: the merged rows (index = input position) and what was spent."""
 
-    def __init__(self, resource: CargoRunner, context: Any, result: CargoBatchResult, template: BatchRunSpec,
+    def __init__(self, resource: CargoRunner, context: Any, result: CargoBatchResult, template: StepSettings,
                  records: Sequence[Mapping[str, Any] | None] | None, model_uuid: str | None,
                  count_result: bool) -> None:
         self.resource, self.context, self.base, self.template = resource, context, result, template
@@ -137,18 +142,19 @@ class _Healer:
             return False
         budget = self.template.credit_budget
         left = None if budget is None else max(budget - self.spent, 0.0)
-        specs = [replace(self.template, data=data, credit_budget=left, failed_rows="keep",
-                         attempt_scope=f"heal{n}", listed_batches=None) for data, _ in parts]
+        settings = replace(self.template, credit_budget=left, failed_rows="keep", listed_batches=None)
+        specs = [BatchRunSpec(workflow_uuid=settings.workflow_uuid, data=data, attempt_scope=f"heal{n}")
+                 for data, _ in parts]
         self.log.info(f"Healing round {n}/{of}: re-running the {len(positions)} records whose run failed, in "
                       f"{len(specs)} new Cargo batch(es) of {self._what()}.")
-        result = self.resource.run_batches(self.context, specs)
+        result = self.resource.run_batches(self.context, specs, settings)
         self.rounds.append(result)
         self.spent += result.credits_used
         self._merge(result, [p for _, ps in parts for p in ps])
         return True
 
     def _what(self) -> str:
-        return f"{self.template.workflow_type or 'workflow'} {self.template.workflow_name or self.template.workflow_uuid}"
+        return self.template.what
 
     def _parts(self, positions: list[int]) -> list[tuple[dict[str, Any], list[int]]]:
         """The retry batches' data, each with the row positions it re-runs (in the rows' order)."""
@@ -187,9 +193,7 @@ class _Healer:
         estimate = per_record * count
         if self.spent + estimate <= budget:
             return True
-        self.log.warning(f"Not re-running the {count} failed records of {self._what()}: about {estimate:g} credits "
-                         f"({per_record:g} per record so far) would take the spend of {self.spent:g} over the "
-                         f"budget of {budget:g}. They stay flagged _status='error'.")
+        self.log.warning(unaffordable_round(count, self._what(), estimate, per_record, self.spent, budget))
         return False
 
     def _merge(self, result: CargoBatchResult, positions: list[int]) -> None:
@@ -257,22 +261,13 @@ class _Healer:
         }
 
     def _apply_policy(self, frame: 'pd.DataFrame', policy: str, heal: dict[str, Any]) -> 'pd.DataFrame':
-        still = int(heal["dagster-cargo/records_still_failing"].value)
-        if not still:
-            return frame
-        errors = frame.loc[frame[STATUS_COLUMN] == "error", ERROR_COLUMN].dropna()
-        example = f' (first error: "{errors.iloc[0]}")' if len(errors) else ""
-        what = f"{still} of {len(frame)} input records of {self._what()} still failed after {len(self.rounds)} " \
-               f"heal round(s){example}"
-        if policy == "fail":
-            raise dg.Failure(description=f"{what}. The step fails because failed_rows='fail'. Next step: fix the "
-                             "input or the workflow, or raise retry_failed if the failures are transient.",
-                             metadata=heal)
-        if policy == "drop":
-            self.log.warning(f"{what}; their rows were dropped (failed_rows='drop').")
-            return frame.loc[frame[STATUS_COLUMN] != "error"].reset_index(drop=True)
-        self.log.warning(f"{what}; their rows are kept with {STATUS_COLUMN}='error'.")
-        return frame
+        """The step's one ``failed_rows`` policy (:func:`cargo_gtm.running.apply_failed_rows`) on the merged rows."""
+        lead = f"{self._what()}"
+        try:
+            return apply_failed_rows(frame, policy, lead, self.log,
+                                     suffix=f" and still failed after {len(self.rounds)} heal round(s)")
+        except CargoStepError as exc:
+            raise dg.Failure(description=str(exc), metadata=heal) from exc
 
     def finish(self, policy: str) -> CargoBatchResult:
         frame = self.frame.reset_index(drop=True)
@@ -385,8 +380,9 @@ def heal_batch(resource: CargoRunner, context: Any, batch_uuids: Sequence[str], 
     base = CargoBatchResult(frame=frame, batches=batches, cargo_metadata=batch_metadata(
         batches, workflow_uuid=props.workflow_uuid, workflow_name=props.name, workflow_type=props.type,
         output_node_slug=output_node_slug, batch_url=None, row_count=len(frame)), records_count=len(frame))
-    template = BatchRunSpec(workflow_uuid=props.workflow_uuid, data={}, workflow_name=props.name,
-                            workflow_type=props.type, output_node_slug=output_node_slug, credit_budget=credit_budget)
+    template = StepSettings(workflow_uuid=props.workflow_uuid, workflow_name=props.name, workflow_type=props.type,
+                            output_node_slug=output_node_slug, credit_budget=credit_budget,
+                            credit_breakdown=resource.credit_breakdown, wait=resource.wait_settings())
     result = heal_result(resource, context, base, template, retry_failed, records=records,
                          model_uuid=props.model_uuid, failed_rows=failed_rows, count_result=False)
     result.extra_metadata["dagster-cargo/healed_batch_uuids"] = dg.MetadataValue.text(",".join(batch_uuids))

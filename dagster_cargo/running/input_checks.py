@@ -13,7 +13,7 @@ from typing import Any
 
 from cargo_gtm import CargoClient
 from cargo_gtm.errors import CargoInputError
-from cargo_gtm.inputs.records import check_limit, check_required_fields, to_json_records, validate_data, validate_filter
+from cargo_gtm.inputs import check_limit, check_required_fields, to_json_records, validate_data, validate_filter
 
 from ..definitions.workspace_data import CargoWorkflowProps
 

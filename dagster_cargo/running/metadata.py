@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from cargo_gtm.download.outcomes import STATUS_COLUMN
 from cargo_gtm.models import Batch
+from cargo_gtm.running import status_counts, step_metadata
 
 # NamespacedMetadataSet is not re-exported from the top-level ``dagster`` module in 1.13;
 # this is where the official integrations (fivetran, airbyte…) import it from too.
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from cargo_gtm.estimate import CreditEstimate
 
 __all__ = ["CargoMetadataSet", "column_schema_for", "batch_metadata", "table_metadata", "credits_by_node_metadata",
-           "status_counts"]
+           "status_counts", "dagster_metadata"]
 
 
 class CargoMetadataSet(NamespacedMetadataSet):
@@ -106,15 +106,23 @@ def table_metadata(frame: Any) -> dict[str, Any]:
     }
 
 
-def status_counts(frame: Any) -> dict[str, int]:
-    """Rows per ``_status`` value (success, error, filtered, skipped, cancelled), in that order."""
-    if STATUS_COLUMN not in getattr(frame, "columns", ()):
-        return {"success": len(frame)} if len(frame) else {}
-    counts = frame[STATUS_COLUMN].value_counts(dropna=False)
-    order = ["success", "error", "filtered", "skipped", "cancelled"]
-    out = {name: int(counts.get(name, 0)) for name in order}
-    out.update({str(k): int(v) for k, v in counts.items() if str(k) not in out})
-    return out
+def dagster_metadata(meta: Mapping[str, Any]) -> tuple[CargoMetadataSet, dict[str, Any]]:
+    """The step's framework-free metadata (:func:`cargo_gtm.running.step_metadata`) as Dagster metadata: the
+    :class:`CargoMetadataSet` fields, and the other keys (``run_uuid``, ``mode``, ``provider_credits/<slug>``)
+    as ``dagster-cargo/<key>`` metadata values."""
+    fields = CargoMetadataSet.model_fields
+    known = {k: v for k, v in meta.items() if k in fields}
+    if known.get("batch_url"):
+        known["batch_url"] = dg.MetadataValue.url(known["batch_url"])
+    extra: dict[str, Any] = {}
+    for key, value in meta.items():
+        if key in fields or value is None:
+            continue
+        if key.startswith("provider_credits/"):
+            extra[f"dagster-cargo/{key}"] = dg.MetadataValue.float(float(value))
+        else:
+            extra[f"dagster-cargo/{key}"] = value
+    return CargoMetadataSet(**known), extra
 
 
 def batch_metadata(
@@ -129,70 +137,17 @@ def batch_metadata(
     credits: CreditSplit | None = None,
     statuses: Mapping[str, int] | None = None,
 ) -> CargoMetadataSet:
-    """The :class:`CargoMetadataSet` for finished batches (several when the input was chunked;
-    none when there was nothing to run). Counters and credits are summed.
+    """The :class:`CargoMetadataSet` for finished batches, built by the one metadata builder
+    (:func:`cargo_gtm.running.step_metadata`); without ``statuses`` every row counts as a success."""
+    from cargo_gtm.running import StepResult, StepSettings
 
-    ``credits`` (from ``runs/metrics``) splits the bill: ``provider_credits``, ``execution_charge``
-    (``node_executions`` × 0.01) and their sum ``credits_used``; without it ``credits_used`` is the
-    batches' ``creditsUsedCount``. ``statuses`` (rows per ``_status``) gives ``input_records``,
-    ``failed_rows``, ``skipped_rows`` and ``filtered_rows``; ``credits_per_record`` is per succeeded record.
-    """
-    if not batches:
-        return CargoMetadataSet(
-            workflow_uuid=workflow_uuid, workflow_name=workflow_name, workflow_type=workflow_type,
-            output_node_slug=output_node_slug, runs_count=0, executed_runs_count=0,
-            failed_runs_count=0, input_records=0, failed_rows=0, skipped_rows=0, filtered_rows=0,
-            credits_used=0.0, credits_per_record=0.0,
-        )
-    total = credits.total if credits is not None else float(sum(b.credits_used_count for b in batches))
-    counts = dict(statuses or {})
-    succeeded = counts.get("success", row_count if statuses is None else 0)
-    return CargoMetadataSet(
-        **_batch_fields(batches, batch_url),
-        workflow_uuid=workflow_uuid,
-        workflow_name=workflow_name,
-        workflow_type=workflow_type,
-        output_node_slug=output_node_slug,
-        **_row_fields(statuses),
-        **_credit_fields(credits),
-        credits_used=round(total, 6),
-        credits_per_record=round(total / succeeded, 6) if succeeded else None,
-    )
-
-
-def _batch_fields(batches: Sequence[Batch], batch_url: str | None) -> dict[str, Any]:
-    """Which batches ran (one, or several of a chunked input), their status, counters and duration."""
-    first = batches[0]
-    several = len(batches) > 1
-    durations = [b.duration_seconds for b in batches if b.duration_seconds is not None]
-    statuses = {b.status.value for b in batches}
-    return {
-        "batch_uuid": first.uuid,
-        "batch_uuids": ",".join(b.uuid for b in batches) if several else None,
-        "batch_count": len(batches) if several else None,
-        "batch_status": first.status.value if len(statuses) == 1 else ",".join(sorted(statuses)),
-        "batch_url": dg.MetadataValue.url(batch_url) if batch_url else None,
-        "runs_count": sum(b.runs_count for b in batches),
-        "executed_runs_count": sum(b.executed_runs_count for b in batches),
-        "failed_runs_count": sum(b.failed_runs_count for b in batches),
-        "cargo_duration_seconds": max(durations) if durations else None,
-    }
-
-
-def _row_fields(statuses: Mapping[str, int] | None) -> dict[str, Any]:
-    """Input records and failed/skipped/filtered rows from rows per ``_status`` (all None without them)."""
-    if statuses is None:
-        return dict.fromkeys(("input_records", "failed_rows", "skipped_rows", "filtered_rows"))
-    return {"input_records": sum(statuses.values()), "failed_rows": statuses.get("error", 0),
-            "skipped_rows": statuses.get("skipped", 0), "filtered_rows": statuses.get("filtered", 0)}
-
-
-def _credit_fields(credits: CreditSplit | None) -> dict[str, Any]:
-    """The bill split from ``runs/metrics`` (all None without it)."""
-    if credits is None:
-        return dict.fromkeys(("provider_credits", "execution_charge", "node_executions"))
-    return {"provider_credits": round(credits.provider, 6), "execution_charge": credits.execution_charge,
-            "node_executions": credits.executions}
+    settings = StepSettings(workflow_uuid=workflow_uuid, workflow_name=workflow_name, workflow_type=workflow_type,
+                            output_node_slug=output_node_slug)
+    counts = dict(statuses) if statuses is not None else ({"success": row_count} if row_count else {})
+    result = StepResult(frame=None, batches=list(batches), credits=credits, statuses=counts, records_count=row_count,
+                        settings=settings)
+    cargo, _ = dagster_metadata(step_metadata(result, batch_url=batch_url, breakdown=False))
+    return cargo
 
 
 def credits_by_node_metadata(provider_by_node: Mapping[str, float]) -> dict[str, Any]:

@@ -6,24 +6,34 @@ import os
 import sys
 import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import dagster as dg
-from cargo_gtm import BusyPolicy, CargoClient, RetryPolicy
-from cargo_gtm.errors import CargoError, CargoInputError, CargoNotFoundError
+from cargo_gtm import DEFAULT_BASE_URL, BusyPolicy, CargoClient, RetryPolicy
+from cargo_gtm.errors import CargoError, CargoInputError, CargoNotFoundError, CargoStepError
 from cargo_gtm.estimate import CreditEstimate, recent_materializations, try_estimate
-from cargo_gtm.inputs.records import chunk_records, play_input, records_data, to_json_records
+from cargo_gtm.inputs import chunk_records, play_input, records_data, to_json_records
 from cargo_gtm.models import Batch, Play, Release, Tool
-from cargo_gtm.running.clock import Clock
-from cargo_gtm.running.waiting import UNLIMITED, PollingGuidance
-from cargo_gtm.transport import DEFAULT_BASE_URL
+from cargo_gtm.running import (
+    UNLIMITED,
+    Clock,
+    PollingGuidance,
+    StepSettings,
+    WaitSettings,
+    estimate_error,
+    no_estimate,
+    run_ramped,
+    tighter_budget,
+)
 from dagster._config.field_utils import IntEnvVar
 from pydantic import Field, PrivateAttr
 
 from ..definitions.workspace_data import CargoWorkflowProps, props_from
-from .execution import BatchRunSpec, CargoBatchResult, execute_batches
+from .attempts import attempt_tag_key, intent_tag_key, run_group
+from .execution import BatchRunSpec, CargoBatchResult, execute_batches, step_failure
 from .input_checks import check_run_input
 from .metadata import estimate_metadata
 from .single_run import run_single, single_run_applies
@@ -157,8 +167,9 @@ class CargoResource(dg.ConfigurableResource):
     )
     max_credits_per_batch: float | None = Field(
         default=None,
-        description="Default credit budget of every batch: a batch that exceeds it is cancelled and the "
-        "asset fails with the figures. Per call: credit_budget=.",
+        description="Credit cap of every step (its batches or single runs together): a step that exceeds it is "
+        "cancelled and the asset fails with the figures. A per-call credit_budget= applies too: the tighter of "
+        "the two limits wins.",
     )
     estimate_credits: bool = Field(
         default=True,
@@ -291,40 +302,36 @@ class CargoResource(dg.ConfigurableResource):
         """Run ``spec`` to completion and return its outputs and metadata."""
         return self.run_batches(context, [spec])
 
-    def run_batches(self, context: Any, specs: list[BatchRunSpec]) -> CargoBatchResult:
+    def run_batches(self, context: Any, specs: list[BatchRunSpec],
+                    settings: StepSettings | None = None) -> CargoBatchResult:
         """Run several batches of one workflow together (one polling loop) as one result.
 
-        The result's metadata carries ``dagster-cargo/wall_clock_seconds`` (this call, create to
-        outputs downloaded) beside ``cargo_duration_seconds`` (Cargo's own createdAt → finishedAt).
+        ``settings``: the step's settings (budget, failed_rows, …), by default those of the first spec. The
+        result's metadata carries ``dagster-cargo/wall_clock_seconds`` (this call, create to outputs
+        downloaded) beside ``cargo_duration_seconds`` (Cargo's own createdAt → finishedAt).
         """
         client = self.get_client()
-        started = client.clock.monotonic()
         client.busy_report = getattr(getattr(context, "log", None), "warning", None)  # waits, in the run log
         try:
-            result = self._execute(context, client, specs)
+            result = execute_batches(context, client, specs, batch_url_for=self.batch_url,
+                                     poll_interval=self.poll_interval, max_poll_interval=self.max_poll_interval,
+                                     poll_timeout=self.poll_timeout, cancel_on_termination=self.cancel_on_termination,
+                                     progress_log_interval=self.progress_log_interval,
+                                     credit_breakdown=self.credit_breakdown, guidance=self.wait_settings().guidance,
+                                     settings=settings)
         finally:
             client.busy_report = None
         if result.batches:
-            wall = round(client.clock.monotonic() - started, 3)
-            result.cargo_metadata = result.cargo_metadata.model_copy(update={"wall_clock_seconds": wall})
             self._tag_run(context, result.batches, specs[0].attempt_scope if specs else None)
         return result
 
-    def _execute(self, context: Any, client: CargoClient, specs: list[BatchRunSpec]) -> CargoBatchResult:
-        return execute_batches(
-            context,
-            client,
-            specs,
-            batch_url_for=self.batch_url,
-            poll_interval=self.poll_interval,
-            max_poll_interval=self.max_poll_interval,
-            poll_timeout=self.poll_timeout,
-            cancel_on_termination=self.cancel_on_termination,
-            progress_log_interval=self.progress_log_interval,
-            credit_breakdown=self.credit_breakdown,
-            guidance=PollingGuidance(average_interval=self.poll_average_interval) if self.poll_average_interval > 0
-            else UNLIMITED,
-        )
+    def wait_settings(self) -> WaitSettings:
+        """How this resource's steps wait (polling, timeout, termination, log cadence)."""
+        guidance = PollingGuidance(average_interval=self.poll_average_interval) if self.poll_average_interval > 0 \
+            else UNLIMITED
+        return WaitSettings(poll_interval=self.poll_interval, max_poll_interval=self.max_poll_interval,
+                            poll_timeout=self.poll_timeout, cancel_on_stop=self.cancel_on_termination,
+                            progress_log_interval=self.progress_log_interval, guidance=guidance)
 
     def _tag_run(self, context: Any, batches: list[Batch], scope: str | None = None) -> None:
         """Readable run tags: ``dagster-cargo/batch_uuid.<op>`` (the batch UUIDs) and, where Cargo has
@@ -406,12 +413,13 @@ class CargoResource(dg.ConfigurableResource):
     ) -> CargoBatchResult:
         """Run the play or tool described by ``props`` on ``data`` (checked locally first).
 
-        ``credit_budget`` (default: ``max_credits_per_batch``) cancels the batch and fails the
-        step once the batch uses more credits than that. ``retry_failed=N``: re-run the records whose
-        run failed, up to N rounds, paying only for them (see :mod:`dagster_cargo.running.heal`).
+        ``credit_budget`` and the resource's ``max_credits_per_batch``: the tighter of the two cancels the
+        step's batches (or single runs) and fails it once they use more credits than that.
+        ``retry_failed=N``: re-run the records whose run failed, up to N rounds, paying only for them (see
+        :mod:`dagster_cargo.running.heal`).
         """
         client = self.get_client()
-        budget = credit_budget if credit_budget is not None else self.max_credits_per_batch
+        budget = tighter_budget(credit_budget, self.max_credits_per_batch)
         props, release = self._with_deployed_release(client, props, data, budget)
         data = check_run_input(client, props, data)  # before any credit is spent
         parts: list[Mapping[str, Any]] = [data]
@@ -423,35 +431,81 @@ class CargoResource(dg.ConfigurableResource):
                 context.log.info(f"{len(data['records'])} records split into {len(parts)} Cargo batches "
                                  f"(at most {self.max_records_per_batch} records / "
                                  f"{self.max_batch_payload_bytes} bytes each).")
-        # the output node is Cargo's default (the last executed node) unless the caller names one: a slug
-        # looked up now could belong to a release deployed after the batch (see client.outcomes)
-        slug = output_node_slug
         if self.failed_rows not in ("keep", "drop", "fail"):
             raise CargoInputError(f"failed_rows must be 'keep', 'drop' or 'fail', not {self.failed_rows!r}.")
         listed = self._listing(client, props, parts, budget)
         estimate = self._estimate(context, props, parts, budget, listed)
-        specs = [
-            BatchRunSpec(workflow_uuid=props.workflow_uuid, data=dict(part), workflow_name=props.name,
-                         workflow_type=props.type, output_node_slug=slug, empty_columns=empty_columns,
-                         credit_budget=budget, failed_rows=self.failed_rows,  # type: ignore[arg-type]
-                         deployed_release=release, listed_batches=listed)
-            for part in parts
-        ]
-        # a few records of a tool: single runs (healing re-runs failed records as batches, so it keeps batches)
-        if not retry_failed and single_run_applies(props, data, self.single_run_threshold):
-            single = run_single(self, context, props, data, output_node_slug=slug, credit_budget=budget,
-                                estimate=estimate)
-            if single is not None:  # None: Cargo refused single runs (nothing created), run a batch
-                return single
-        if retry_failed:
+        # the step's settings, once; the output node is Cargo's default (the last executed node) unless the caller
+        # names one: a slug looked up now could belong to a release deployed after the batch (see client.outcomes)
+        settings = StepSettings(workflow_uuid=props.workflow_uuid, workflow_name=props.name, workflow_type=props.type,
+                                output_node_slug=output_node_slug, credit_budget=budget,
+                                failed_rows=self.failed_rows,  # type: ignore[arg-type]
+                                deployed_release=release, listed_batches=listed, empty_columns=empty_columns,
+                                credit_breakdown=self.credit_breakdown, wait=self.wait_settings())
+        specs = [BatchRunSpec(workflow_uuid=props.workflow_uuid, data=dict(part)) for part in parts]
+        result = self._run_step(context, props, data, specs, settings, retry_failed, estimate)
+        if estimate is not None:
+            result.extra_metadata.update(estimate_metadata(estimate, result.credits_used if result.units else None))
+        return result
+
+    def _run_step(self, context: Any, props: CargoWorkflowProps, data: Mapping[str, Any], specs: list[BatchRunSpec],
+                  settings: StepSettings, retry_failed: int, estimate: CreditEstimate | None) -> CargoBatchResult:
+        """The step's one run path, by what it runs: single runs (a few records of a tool), ramp rounds (a
+        budget and nothing to estimate from), heal rounds (``retry_failed``), or its batches."""
+        if retry_failed:  # healing re-runs failed records as batches, so it keeps batches
             from .heal import heal_batches
 
-            result = heal_batches(self, context, specs, retry_failed, model_uuid=props.model_uuid)
-        else:
-            result = self.run_batches(context, specs)
-        if estimate is not None:
-            result.extra_metadata.update(estimate_metadata(estimate, result.credits_used if result.batches else None))
-        return result
+            return heal_batches(self, context, specs, retry_failed, settings, model_uuid=props.model_uuid)
+        if single_run_applies(props, data, self.single_run_threshold):
+            single = run_single(self, context, props, data, settings=settings, estimate=estimate)
+            if single is not None:  # None: Cargo refused single runs (nothing created), run a batch
+                return single
+        budget = settings.credit_budget
+        if budget is not None and (self._ramps(data, budget, estimate) or self._ramped_before(context, props, data)):
+            return self._run_ramped(context, data, settings)
+        return self.run_batches(context, specs, settings)
+
+    def _ramps(self, data: Mapping[str, Any], budget: float | None, estimate: CreditEstimate | None) -> bool:
+        """Whether a tool input runs in ramp rounds: a budget and nothing to estimate from (see
+        :mod:`cargo_gtm.running.ramp`), and more records than a first round."""
+        records = data.get("records") if data.get("kind") == "records" else None
+        unknown = estimate is None or estimate.credits is None
+        return budget is not None and unknown and isinstance(records, list) and len(records) > 1
+
+    @staticmethod
+    def _ramped_before(context: Any, props: CargoWorkflowProps, data: Mapping[str, Any]) -> bool:
+        """Whether an earlier attempt of this step ran (or began to run) it in ramp rounds: a re-execution then
+        ramps again, whatever its estimate says now (the earlier rounds' batches are history to estimate from
+        now), so it attaches to each round's batch instead of paying for the input again as one batch."""
+        records = data.get("records") if data.get("kind") == "records" else None
+        if not isinstance(records, list) or not records:
+            return False
+        first = {"kind": "records", "records": [records[0]]}  # round 0, as _run_ramped sends it
+        key = attempt_tag_key(context, props.workflow_uuid, first, scope="ramp0")
+        if key is None:
+            return False
+        return any(r.tags.get(key) or r.tags.get(intent_tag_key(key)) for r in run_group(context.instance, context.run))
+
+    def _run_ramped(self, context: Any, data: Mapping[str, Any], settings: StepSettings) -> CargoBatchResult:
+        """Run a tool input in ramp rounds (1 record, then 50, then 500, each sized to what is left of the
+        budget), each round a step of the one run path under its own attempt scope (``ramp<n>``)."""
+        def run_round(records: list[Mapping[str, Any]], round_settings: StepSettings, n: int) -> CargoBatchResult:
+            chunks = chunk_records(records, max_records=self.max_records_per_batch,
+                                   max_bytes=self.max_batch_payload_bytes)
+            specs = [BatchRunSpec(workflow_uuid=settings.workflow_uuid, data={"kind": "records", "records": list(c)},
+                                  attempt_scope=f"ramp{n}") for c in chunks]
+            return self.run_batches(context, specs, replace(round_settings, listed_batches=None) if n else
+                                    round_settings)
+
+        context.log.info(f"No credit estimate for Cargo {settings.what} and a budget of {settings.credit_budget:g}: "
+                         "running it in rounds (1 record, then up to 50, then 500), each sized to what is left of "
+                         "the budget.")
+        try:
+            merged = run_ramped(list(data["records"]), settings, run_round, max_round=self.max_records_per_batch,
+                                log=context.log)
+        except CargoStepError as exc:
+            raise step_failure(exc) from exc
+        return CargoBatchResult.from_step(merged, self.batch_url(merged.batches[0]) if merged.batches else None)
 
     def _estimating(self, parts: list[Mapping[str, Any]], budget: float | None) -> bool:
         """Whether the batches' credits are estimated before they are created."""
@@ -498,19 +552,12 @@ class CargoResource(dg.ConfigurableResource):
             return None
         context.log.info(f"Cargo {props.type} {props.name!r}: {estimate.describe()}.")
         if budget is not None and estimate.credits is not None and estimate.credits > budget:
-            raise dg.Failure(
-                description=(
-                    f"Not starting Cargo {props.type} {props.name!r}: {estimate.describe()}, over the budget of "
-                    f"{budget:g} credits. No batch was created: 0 credits spent. Next step: raise credit_budget "
-                    "(run config, credit_budget=) or the resource's max_credits_per_batch if this cost is expected, "
-                    "or narrow the input (limit, filter, fewer records)."
-                ),
-                metadata={**estimate_metadata(estimate), "dagster-cargo/credit_budget": float(budget),
-                          "dagster-cargo/credits_used": 0.0},
-            )
+            error = estimate_error(f"{props.type} {props.name!r}", estimate.describe(), budget, {})
+            failure = step_failure(error)
+            raise dg.Failure(description=failure.description, metadata={**estimate_metadata(estimate),
+                                                                         **failure.metadata}) from error
         if budget is not None and estimate.credits is None:
-            context.log.info(f"No credit estimate for Cargo {props.type} {props.name!r}; the budget of {budget:g} "
-                             "credits is enforced while the batch runs.")
+            context.log.info(no_estimate(f"{props.type} {props.name!r}", budget))
         return estimate
 
     def workflow_props(self, item: str | Play | Tool | CargoWorkflowProps, kind: str) -> CargoWorkflowProps:

@@ -55,3 +55,22 @@ def test_no_private_client_attribute_is_reached_from_outside_the_client() -> Non
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}")
     assert offenders == []
+
+
+#: The core's public names for orchestrator layers: the package, its public subpackages and two documented modules.
+PUBLIC_CORE = {"cargo_gtm", "cargo_gtm.running", "cargo_gtm.models", "cargo_gtm.errors", "cargo_gtm.inputs",
+               "cargo_gtm.download", "cargo_gtm.api", "cargo_gtm.credits", "cargo_gtm.estimate"}
+
+
+def test_the_dagster_layer_imports_only_the_cores_public_names() -> None:
+    """22 deep imports at layout-v1 (``cargo_gtm.running.waiting``, ``cargo_gtm.inputs.records`` …), 0 now."""
+    import ast
+
+    deep = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            deep += [f"{path.relative_to(PACKAGE)}: {n}" for n in names
+                     if n and n.startswith("cargo_gtm") and n not in PUBLIC_CORE]
+    assert deep == []

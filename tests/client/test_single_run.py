@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from cargo_gtm import CargoClient, records_data
 from cargo_gtm.errors import CargoRequestError, CargoWaitTimeoutError
+from cargo_gtm.running import run_one_record
 from cargo_gtm.running.clock import ManualClock
 from cargo_gtm.running.reconcile import CargoAmbiguousCreateError
 from cargo_gtm.running.single_run import (
@@ -22,7 +23,6 @@ from cargo_gtm.running.single_run import (
     get_run_with_context,
     run_guidance,
     run_intent,
-    run_one_record,
     wait_for_run,
 )
 from cargo_gtm.running.waiting import PollingGuidance

@@ -165,3 +165,49 @@ def test_the_estimate_cli_prints_it_for_a_tool_and_a_play(emulator, tmp_path, mo
     out = capsys.readouterr().out
     assert "25 records (segment fetch count of the filter, limit 25)" in out and "no estimate" in out
     assert len(emulator.batches()) == 1  # estimating created nothing
+
+
+# ---------------------------------------------------------------------------- the tighter limit wins
+def _enriched_asset(credit_budget: float | None):
+    import pandas as pd
+
+    @dg.asset(name="enriched", kinds={"cargo"})
+    def enriched(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
+        rows = pd.DataFrame({"domain": [f"company{i}.com" for i in range(10)]})
+        return cargo.run_tool(context, "Enrich company", rows, credit_budget=credit_budget).materialize_result()
+
+    return enriched
+
+
+def test_readme_estimate_before_spending_prints_false_the_resource_cap_wins(emulator):
+    """README, "Estimate before spending": a resource cap of 5 under a per-call credit_budget of 50 refuses the
+    third materialization before any batch is created (it once spent 20.3 credits under that cap)."""
+    enriched = _enriched_asset(50)
+    instance = dg.DagsterInstance.ephemeral()
+    for _ in range(2):
+        result = dg.materialize([enriched], instance=instance, resources={"cargo": resource(emulator)})
+    assert meta(result, "enriched")["dagster-cargo/estimated_credits"] == pytest.approx(20.3)
+    batches = len(emulator.batches())
+    failed = dg.materialize([enriched], instance=instance, resources={"cargo": resource(
+        emulator, max_credits_per_batch=5)}, raise_on_error=False)
+    assert failed.success is False  # the README prints False
+    (failure,) = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    text = str(failure.event_specific_data.error)
+    assert "Not starting Cargo tool 'Enrich company': about 20.3 credits" in text and "0 credits spent" in text
+    assert "over the budget of 5 credits" in text and len(emulator.batches()) == batches  # nothing created
+
+
+@pytest.mark.parametrize("per_call, cap", [(50, 5), (5, 50)])
+def test_the_tighter_of_credit_budget_and_max_credits_per_batch_holds_without_an_estimate(emulator, per_call, cap):
+    """No earlier run to estimate from: the input runs in ramp rounds sized to the tighter limit (5), which stop
+    after 2 records (4.06 credits); under the looser one (50) all 10 records (20.3 credits) would have run."""
+    with CargoClient(TOKEN, base_url=emulator.base_url) as c:
+        start = c.get_subscription().credits_remaining
+        failed = dg.materialize([_enriched_asset(per_call)], resources={"cargo": resource(
+            emulator, max_credits_per_batch=cap)}, raise_on_error=False)
+        spent = round(start - c.get_subscription().credits_remaining, 6)
+    assert not failed.success
+    (failure,) = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    text = str(failure.event_specific_data.error)
+    assert "ran 2 of 10 records" in text and "over the budget of 5" in text, text
+    assert spent == pytest.approx(4.06) and len(emulator.batches()) == 2

@@ -139,10 +139,10 @@ def test_a_refused_single_run_falls_back_to_a_batch(emu, monkeypatch):
 
 # ---------------------------------------------------------------------------- exactly once
 def test_reexecution_attaches_to_the_earlier_attempts_run(emu, monkeypatch):
-    import dagster_cargo.running.single_run as single
+    from cargo_gtm.running import RunHandle
 
-    with dg.instance_for_test() as instance:
-        monkeypatch.setattr(single, "_wait_all", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("worker lost")))
+    with dg.instance_for_test() as instance:  # the worker dies while waiting (the one step loop polls the handle)
+        monkeypatch.setattr(RunHandle, "poll", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("worker lost")))
         first = dg.materialize([tool_asset([RECORD])], resources={"cargo": resource(emu)}, instance=instance,
                                raise_on_error=False)
         assert not first.success and len(standalone_runs(emu)) == 1
@@ -229,28 +229,42 @@ def test_a_play_change_sensor_still_sends_the_change(emu):
 
 
 def test_a_terminated_step_cancels_its_run(emu, monkeypatch):
+    from cargo_gtm.running import RunHandle
     from dagster._core.errors import DagsterExecutionInterruptedError
-
-    import dagster_cargo.running.single_run as single
 
     def terminated(*args, **kwargs):
         raise DagsterExecutionInterruptedError("terminated")
 
-    monkeypatch.setattr(single, "wait_for_run", terminated)
+    monkeypatch.setattr(RunHandle, "poll", terminated)
     result = dg.materialize([tool_asset([RECORD])], resources={"cargo": resource(emu)}, raise_on_error=False)
     (run,) = standalone_runs(emu)
     assert not result.success
-    # REFERENCE 3.5 (by id). The emulator does not serve this endpoint yet (answered 404, logged as a warning),
-    # so the run is not cancelled there; the request is what the package sends.
+    # REFERENCE 3.5 (by id)
     (cancel,) = emu.requests("POST", "/v1/orchestration/runs/cancel")
     assert cancel["json"] == {"workflowUuid": run.workflow_uuid, "uuids": [run.uuid]}
+    emu.advance(5)
+    assert emu.runs()[0].status == "cancelled"
 
 
-def test_a_single_run_sends_the_record_as_a_batch_would(emu):
-    import numpy as np
+# ---------------------------------------------------------------------------- one step loop
+FIVE = [{"domain": f"five{i}.example", "company_name": f"Five {i}"} for i in range(5)]
 
-    frame = pd.DataFrame({"domain": ["dt64.example"], "company_name": ["Dt"],
-                          "seen": pd.Series([np.datetime64("2025-03-04T05:06:07")], dtype=object)})
-    materialize(emu, tool_asset(frame))
-    (create,) = emu.requests("POST", "/v1/orchestration/runs")
-    assert create["json"]["data"] == {"domain": "dt64.example", "company_name": "Dt", "seen": "2025-03-04T05:06:07"}
+
+def test_five_single_runs_over_budget_are_cancelled_mid_run_short_of_the_full_cost(emu):
+    """single_run_threshold=5, a budget below the 5 runs' cost: the step loop cancels them while they run."""
+    full = 5 * 2.03  # each run: 2 provider credits + 3 node executions x 0.01
+    with CargoClient(TOKEN, base_url=emu.base_url) as c:
+        start = c.get_subscription().credits_remaining
+        result = dg.materialize([tool_asset(FIVE)], resources={"cargo": resource(
+            emu, single_run_threshold=5, max_credits_per_batch=3.0, estimate_credits=False)}, raise_on_error=False)
+        emu.advance(30)  # let the cancellations end
+        spent = round(start - c.get_subscription().credits_remaining, 6)
+    runs = standalone_runs(emu)
+    assert len(runs) == 5 and not emu.batches() and not result.success
+    assert any(r.status == "cancelled" for r in runs), [r.status for r in runs]
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    text = str(failure.event_specific_data.error)
+    assert "budget of 3" in text and "dagster-cargo cancelled" in text and "Next step: raise credit_budget" in text
+    assert spent < full and spent > 3.0, spent
+    (cancel,) = emu.requests("POST", "/v1/orchestration/runs/cancel")  # one request for the runs still running
+    assert set(cancel["json"]["uuids"]) <= {r.uuid for r in runs}

@@ -30,7 +30,7 @@ from .stream import open_download
 
 if TYPE_CHECKING:
     from ..models import Batch
-    from .outputs import Outputs
+    from .source import OutputSource
 
 __all__ = ["download_batch_outputs", "batch_run_outcomes", "EXPORT_LIMIT"]
 
@@ -40,14 +40,14 @@ logger = logging.getLogger("cargo_gtm")
 EXPORT_LIMIT = 10_000
 
 
-def _release_nodes(client: Outputs, batch: Batch) -> list[Any]:
+def _release_nodes(client: OutputSource, batch: Batch) -> list[Any]:
     """The nodes of the release the batch ran (its own ``releaseUuid``, never the deployed one)."""
     if not batch.release_uuid:
         return []
     return list(client.get_release(batch.release_uuid).nodes)
 
 
-def _read_rows(client: Outputs, url: str, batch_uuid: str) -> list[dict[str, Any]]:
+def _read_rows(client: OutputSource, url: str, batch_uuid: str) -> list[dict[str, Any]]:
     """The JSON rows of a ``runs/download-outputs`` file (gzip and NDJSON handled; truncation raises)."""
     with open_download(url, timeout=client.timeout, http=client.download_http, batch_uuid=batch_uuid) as body:
         try:
@@ -63,7 +63,7 @@ def _read_rows(client: Outputs, url: str, batch_uuid: str) -> list[dict[str, Any
                                  batch_uuid=batch_uuid) from exc
 
 
-def _export_runs(client: Outputs, batch: Batch, statuses: Sequence[str], count: int,
+def _export_runs(client: OutputSource, batch: Batch, statuses: Sequence[str], count: int,
                  executions_filter: Mapping[str, Any] | None, attempts: int) -> list[dict[str, Any]]:
     """Every ``runs/download-outputs`` row of the batch's runs with ``statuses`` (``count`` of them),
     10,000 per file; each file retried with a fresh URL; the rows must be ``count`` distinct runs."""
@@ -88,7 +88,7 @@ def _export_runs(client: Outputs, batch: Batch, statuses: Sequence[str], count: 
     return list(rows.values())
 
 
-def batch_run_outcomes(client: Outputs, batch: Batch, nodes: Sequence[Any] | None = None,
+def batch_run_outcomes(client: OutputSource, batch: Batch, nodes: Sequence[Any] | None = None,
                        attempts: int = 5) -> list[RunOutcome]:
     """The batch's runs that did not simply succeed (errored, skipped, cancelled, stopped by a filter).
 
@@ -114,7 +114,7 @@ def batch_run_outcomes(client: Outputs, batch: Batch, nodes: Sequence[Any] | Non
     return list(outcomes.values())
 
 
-def _file_frame(client: Outputs, uuid: str, output_node_slug: str | None) -> Any:
+def _file_frame(client: OutputSource, uuid: str, output_node_slug: str | None) -> Any:
     """One download of the batch file, its layout normalized (output objects spread into columns)."""
     url = client.get_batch_download_url(uuid, output_node_slug)
     frame = download_dataframe(url, format="csv", timeout=client.timeout, batch_uuid=uuid,
@@ -122,7 +122,7 @@ def _file_frame(client: Outputs, uuid: str, output_node_slug: str | None) -> Any
     return spread_output(frame) if is_object_column(frame) else frame
 
 
-def _outcomes(client: Outputs, uuid: str, output_node_slug: str | None, statuses: bool,
+def _outcomes(client: OutputSource, uuid: str, output_node_slug: str | None, statuses: bool,
               batch: Batch | None, attempts: int) -> tuple[list[RunOutcome], Batch | None]:
     """The runs that did not simply succeed (with ``statuses``), after checking ``output_node_slug``
     against the batch's release; and the batch, when it had to be read."""
@@ -147,7 +147,7 @@ def _checked_rows(frame: Any, uuid: str, expected_rows: int | None) -> Any:
 
 
 def download_batch_outputs(
-    client: Outputs,
+    client: OutputSource,
     uuid: str,
     output_node_slug: str | None = None,
     *,

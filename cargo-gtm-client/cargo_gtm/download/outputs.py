@@ -1,6 +1,8 @@
 """Output downloads built on the endpoints: a batch as a DataFrame or a Parquet file, per-run outputs.
 
-The fetching itself (a fresh URL per attempt, retries, integrity checks) is :mod:`.fetch`; the layouts
+:class:`Outputs` is a part of :class:`~cargo_gtm.CargoClient` (``client.outputs``; its methods are also the
+client's own, ``client.download_batch_dataframe(...)``), built over any :class:`~.source.OutputSource`. The
+fetching itself (a fresh URL per attempt, retries, integrity checks) is :mod:`.fetch`; the layouts
 :mod:`.layout`; the statuses :mod:`.outcomes`.
 """
 
@@ -9,27 +11,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
-
-from ..api import DownloadFormat, OrchestrationAPI
+from ..api import DownloadFormat
 from ..models import Batch
+from .batch_outputs import download_batch_outputs
 from .dataframe import download_dataframe
 from .parquet import ParquetResult, StrPath, download_to_parquet
+from .source import OutputSource
 
 __all__ = ["Outputs"]
 
 
-class Outputs(OrchestrationAPI):
-    """Downloads of a batch's or a workflow's outputs (mixed into :class:`~cargo_gtm.CargoClient`)."""
+class Outputs:
+    """Downloads of a batch's or a workflow's outputs, over ``source`` (the client: ``client.outputs``)."""
 
-    timeout: float
-
-    @property
-    def download_http(self) -> httpx.Client:  # pragma: no cover - provided by CargoClient
-        raise NotImplementedError
-
-    def sleep(self, seconds: float) -> None:  # pragma: no cover - provided by CargoClient
-        raise NotImplementedError
+    def __init__(self, source: OutputSource) -> None:
+        self.source = source
 
     def download_batch_dataframe(
         self,
@@ -65,9 +61,7 @@ class Outputs(OrchestrationAPI):
             CargoDownloadError: still failing or not matching the record count after ``attempts`` tries.
             CargoInputError: ``output_node_slug`` matches no node, or several, of the batch's release.
         """
-        from .batch_outputs import download_batch_outputs
-
-        return download_batch_outputs(self, uuid, output_node_slug, statuses=statuses, records=records,
+        return download_batch_outputs(self.source, uuid, output_node_slug, statuses=statuses, records=records,
                                       expected_rows=expected_rows, attempts=attempts, batch=batch)
 
     def download_batch_to_parquet(
@@ -93,10 +87,11 @@ class Outputs(OrchestrationAPI):
         Raises:
             CargoDownloadError: still failing or partial after ``attempts`` tries.
         """
+        source = self.source
         return download_to_parquet(
-            lambda: self.get_batch_download_url(uuid, output_node_slug), path, expected_rows=expected_rows,
-            attempts=attempts, column_types=column_types, compression=compression, timeout=self.timeout,
-            batch_uuid=uuid, sleep=self.sleep,
+            lambda: source.get_batch_download_url(uuid, output_node_slug), path, expected_rows=expected_rows,
+            attempts=attempts, column_types=column_types, compression=compression, timeout=source.timeout,
+            batch_uuid=uuid, sleep=source.sleep,
         )
 
     def download_run_outputs_dataframe(
@@ -112,9 +107,9 @@ class Outputs(OrchestrationAPI):
         node's data spread into typed columns."""
         from .layout import is_object_column, spread_output
 
-        url = self.get_run_outputs_download_url(
+        url = self.source.get_run_outputs_download_url(
             workflow_uuid, output_node_slug=output_node_slug, format=format, batch_uuid=batch_uuid
         )
-        frame = download_dataframe(url, format=format, timeout=self.timeout, batch_uuid=batch_uuid,
-                                   http=self.download_http, sniff=True)
+        frame = download_dataframe(url, format=format, timeout=self.source.timeout, batch_uuid=batch_uuid,
+                                   http=self.source.download_http, sniff=True)
         return spread_output(frame) if is_object_column(frame) else frame

@@ -382,12 +382,20 @@ def _is_missing(value: Any) -> bool:
         return False
 
 
+class JsonRecords(list):  # type: ignore[type-arg]
+    """Records :func:`to_json_records` made JSON-safe: passing them to it again returns them as they are, so a
+    tool's input is converted exactly once on its way from ``run_tool`` to the create."""
+
+
 def to_json_records(frame: Any) -> list[dict[str, Any]]:
     """Turn a pandas DataFrame (or an iterable of mappings) into JSON records, exactly (see :func:`json_safe`).
 
     Raises :class:`CargoInputError` for duplicate column names (a DataFrame would silently keep
     only one of them), a record that is not a mapping, and any value JSON cannot carry exactly.
+    Records it made already (:class:`JsonRecords`) are returned as they are.
     """
+    if isinstance(frame, JsonRecords):
+        return frame
     if hasattr(frame, "to_dict") and hasattr(frame, "columns"):
         columns = [str(c) for c in frame.columns]
         duplicates = sorted({c for c in columns if columns.count(c) > 1})
@@ -404,7 +412,7 @@ def to_json_records(frame: Any) -> list[dict[str, Any]]:
         )
     else:
         rows = list(frame)
-    return [_record(row, i) for i, row in enumerate(rows)]
+    return JsonRecords(_record(row, i) for i, row in enumerate(rows))
 
 
 def _record(row: Any, index: int) -> dict[str, Any]:

@@ -7,12 +7,22 @@ These names are the public API of running for orchestrator layers (Dagster, Airf
 ``cargo_gtm.running``.
 """
 
-from .budget import BUDGET_HINT, CreditBudget, StepBudgetError, budget_error, estimate_error, tighter_budget
+from .budget import (
+    BUDGET_HINT,
+    CreditBudget,
+    StepBudgetError,
+    budget_error,
+    estimate_error,
+    no_estimate,
+    tighter_budget,
+    unaffordable_round,
+)
 from .busy import BusyPolicy
 from .clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from .handle import BatchHandle, BatchRequest, CancelReport, Ledger, NoLedger, StartReport
+from .ramp import merge_results, next_round_size, run_ramped
 from .reconcile import CargoAmbiguousCreateError, CreateIntent
-from .run_handle import RunHandle, RunRequest
+from .run_handle import RunHandle, RunRequest, run_one_record
 from .single_run import (
     RunIntent,
     RunResult,
@@ -54,9 +64,11 @@ from .waiting import (
 
 __all__ = [
     "BUDGET_HINT", "CreditBudget", "StepBudgetError", "budget_error", "estimate_error", "tighter_budget",
+    "no_estimate", "unaffordable_round",
     "BusyPolicy", "SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock",
     "BatchHandle", "BatchRequest", "CancelReport", "Ledger", "NoLedger", "StartReport",
-    "CargoAmbiguousCreateError", "CreateIntent", "RunHandle", "RunRequest",
+    "merge_results", "next_round_size", "run_ramped",
+    "CargoAmbiguousCreateError", "CreateIntent", "RunHandle", "RunRequest", "run_one_record",
     "RunIntent", "RunResult", "cancel_run", "create_run_once", "fetch_change_records", "find_created_run",
     "get_run_with_context", "run_guidance", "run_intent", "wait_for_run",
     "FailedRows", "ProgressLog", "StepDriver", "StepHandle", "StepLog", "StepResult", "StepSettings", "Verdict",

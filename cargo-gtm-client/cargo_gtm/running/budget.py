@@ -17,7 +17,8 @@ from typing import Any
 from ..errors import CargoStepError
 
 __all__ = ["BUDGET_HINT", "CreditBudget", "StepBudgetError", "budget_error", "estimate_error", "tighter_budget",
-           "unaffordable_round", "no_estimate"]
+           "unaffordable_round", "no_estimate", "ramp_stopped",
+           "over_budget_cancelled", "over_budget_finished"]
 
 #: The next step of every budget failure.
 BUDGET_HINT = ("raise credit_budget (run config, credit_budget= or the resource's max_credits_per_batch) if this "
@@ -48,12 +49,43 @@ def budget_error(noun: str, uuids: Sequence[str], used: float, budget: float, de
                   "credit_budget": float(budget)})
 
 
+def over_budget_cancelled(noun: str, uuids: Sequence[str], spend: float, budget: float, *, guard: float,
+                          executed: int, runs: int, settled: bool, outcome: str) -> StepBudgetError:
+    """The failure of units cancelled by the in-flight guard: the final spend, where the guard fired, and what
+    was done about them (``outcome``: cancelled, or could not be)."""
+    state = "cancelled" if settled else "cancel requested, still stopping when last read"
+    return budget_error(noun, uuids, spend, budget,
+                        f" after {executed}/{runs} runs ({state}; the guard fired at {guard:g} credits, "
+                        f"{spend - budget:g} over the budget in the end); {outcome}")
+
+
+def over_budget_finished(noun: str, uuids: Sequence[str], used: float, budget: float) -> StepBudgetError:
+    """The failure of units that finished over the budget before the guard could cancel them."""
+    plural = f"{noun}(es)" if noun == "batch" else f"{noun}(s)"
+    return budget_error(noun, uuids, used, budget,
+                        f"; the {plural} finished before the budget check could cancel them, so the output is "
+                        "not returned")
+
+
 def estimate_error(what: str, estimate_text: str, budget: float, metadata: dict[str, Any]) -> StepBudgetError:
     """The refusal of a step estimated over its budget, before anything is created."""
     return StepBudgetError(
         f"Not starting Cargo {what}: {estimate_text}, over the budget of {budget:g} credits. No batch was created: "
         "0 credits spent.",
         metadata={**metadata, "credit_budget": float(budget), "credits_used": 0.0})
+
+
+def ramp_stopped(what: str, uuids: Sequence[str], total: int, done: int, spent: float, budget: float, *,
+                 rounds: int) -> StepBudgetError:
+    """The failure of a ramp (:mod:`.ramp`) that stopped because not one more record fits in the budget."""
+    per_record = spent / done if done else 0.0
+    return StepBudgetError(
+        f"Cargo {what}: ran {done} of {total} records in {rounds} round(s) for {spent:g} credits "
+        f"({per_record:g} per record); the next record would take the spend over the budget of {budget:g}, so "
+        f"the other {total - done} records were not run (0 credits spent on them). Round batches: "
+        f"{', '.join(uuids) or 'none'}.",
+        metadata={"batch_uuid": uuids[0] if uuids else None, "credits_used": round(spent, 6),
+                  "credit_budget": float(budget), "records_run": done, "records_not_run": total - done})
 
 
 def unaffordable_round(count: int, what: str, estimate: float, per_record: float, spent: float,
@@ -82,6 +114,8 @@ class CreditBudget:
     def __init__(self, limit: float, spent: Callable[[Any], float] | None = None) -> None:
         self.limit = limit
         self.spent = spent
+        #: the spend the last :meth:`overrun` saw
+        self.last_used = 0.0
         self._cache: dict[str, tuple[tuple[Any, ...], float]] = {}
 
     def overrun(self, snapshot: Any) -> float | None:
@@ -90,12 +124,18 @@ class CreditBudget:
         if snapshot.finished or not units:
             return None  # nothing left to stop: the finished total is checked by the caller
         floor = float(sum(u.credits_used_count for u in units))  # provider cost: a lower bound
+        self.last_used = floor
         if floor > self.limit:
             return floor
         if self.spent is None:
             return None
         used = sum(self._spent(u) for u in units)
+        self.last_used = used
         return used if used > self.limit else None
+
+    def near(self, fraction: float = 0.5) -> bool:
+        """Whether the spend last seen is at least ``fraction`` of the budget (poll sooner then)."""
+        return self.last_used >= fraction * self.limit
 
     def _spent(self, unit: Any) -> float:
         key = (unit.status.value, unit.executed_runs_count, unit.failed_runs_count, unit.credits_used_count,

@@ -258,6 +258,10 @@ class BatchHandle:
             self._submit(batch)
         return snapshot
 
+    def hurry(self) -> float | None:
+        """Poll every unfinished unit as soon as the guidance allows; seconds until then (None: not polling)."""
+        return self._poller.hurry() if self._poller is not None else None
+
     def elapsed(self) -> float:
         """Seconds since polling began (0 before the first poll)."""
         return self._poller.elapsed() if self._poller is not None else 0.0

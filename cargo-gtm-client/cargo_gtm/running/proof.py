@@ -12,16 +12,32 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from ..download.fetch import fetch_with_retries
 from ..errors import CargoError
-from ..models import Batch, BatchStatus
+from ..models import Batch, BatchStatus, RunList, SegmentFetchResult
 from .reconcile import Match, data_matches, records_match
 
-if TYPE_CHECKING:
-    from ..client import CargoClient
+__all__ = ["ProofSource", "prove_candidates"]
 
-__all__ = ["prove_candidates"]
+
+class ProofSource(Protocol):
+    """What proving a batch's content reads (:class:`~cargo_gtm.CargoClient` has it). A protocol, not the
+    client class: the client calls into this module, this module never imports the client."""
+
+    def list_runs(self, *, workflow_uuid: str | None = None, batch_uuid: str | None = None,
+                  limit: int | None = None, offset: int | None = None) -> RunList: ...
+
+    def fetch_segment(
+        self, model_uuid: str, filter: Mapping[str, Any], *, sort: Sequence[Mapping[str, str]] | None = None,
+        limit: int | None = None, fetching_limit: int | None = None, fetching_offset: int | None = None,
+    ) -> SegmentFetchResult: ...
+
+    def download_run_outputs_dataframe(self, workflow_uuid: str, *, batch_uuid: str | None = None,
+                                       format: Any = "json") -> Any: ...
+
+    def sleep(self, seconds: float) -> None: ...
 
 logger = logging.getLogger("cargo_gtm")
 
@@ -34,7 +50,7 @@ def _runs_ready(batch: Batch) -> bool:
     return batch.runs_count > 0 or batch.is_terminal or batch.status == BatchStatus.CANCELLING
 
 
-def prove_candidates(client: CargoClient, data: Mapping[str, Any], candidates: Sequence[Batch]) -> Match:
+def prove_candidates(client: ProofSource, data: Mapping[str, Any], candidates: Sequence[Batch]) -> Match:
     """Split ``candidates`` into batches proven to hold ``data`` and ones that cannot be told yet."""
     match = Match()
     for batch in candidates:
@@ -46,7 +62,7 @@ def prove_candidates(client: CargoClient, data: Mapping[str, Any], candidates: S
     return match
 
 
-def _verdict(client: CargoClient, data: Mapping[str, Any], batch: Batch) -> bool | None:
+def _verdict(client: ProofSource, data: Mapping[str, Any], batch: Batch) -> bool | None:
     """True: holds ``data``; False: does not; None: cannot tell yet."""
     if batch.status in (BatchStatus.CANCELLED, BatchStatus.CANCELLING):
         return False  # cancelled (e.g. by the user resolving an ambiguity): never adopted
@@ -70,7 +86,7 @@ def _fully_echoed(batch: Batch, data: Mapping[str, Any]) -> bool:
     return _echoes(batch) and bool(sent_keys) and all(k in batch.data for k in sent_keys)
 
 
-def _run_record_ids(client: CargoClient, batch: Batch) -> list[str]:
+def _run_record_ids(client: ProofSource, batch: Batch) -> list[str]:
     ids: list[str] = []
     offset = 0
     while True:
@@ -82,7 +98,7 @@ def _run_record_ids(client: CargoClient, batch: Batch) -> list[str]:
             return ids
 
 
-def _ids_verdict(client: CargoClient, batch: Batch, expected: list[str], *, subset: bool) -> bool | None:
+def _ids_verdict(client: ProofSource, batch: Batch, expected: list[str], *, subset: bool) -> bool | None:
     if not _runs_ready(batch):
         return None
     if batch.runs_count == 0:
@@ -100,7 +116,7 @@ def _ids_verdict(client: CargoClient, batch: Batch, expected: list[str], *, subs
     return Counter(got) == Counter(expected)
 
 
-def _filter_verdict(client: CargoClient, data: Mapping[str, Any], batch: Batch) -> bool | None:
+def _filter_verdict(client: ProofSource, data: Mapping[str, Any], batch: Batch) -> bool | None:
     if not _runs_ready(batch):
         return None
     try:
@@ -114,21 +130,17 @@ def _filter_verdict(client: CargoClient, data: Mapping[str, Any], batch: Batch) 
     return _ids_verdict(client, batch, expected, subset=False)
 
 
-def _records_verdict(client: CargoClient, records: list[Mapping[str, Any]], batch: Batch) -> bool | None:
+def _records_verdict(client: ProofSource, records: list[Mapping[str, Any]], batch: Batch) -> bool | None:
     if not _runs_ready(batch):
         return None
     if batch.runs_count != len(records):
         return False
-    frame = None
-    for attempt in range(3):  # a fresh URL each time: an expired or truncated file is not a verdict
-        try:
-            frame = client.download_run_outputs_dataframe(batch.workflow_uuid, batch_uuid=batch.uuid,
-                                                          format="json")
-            break
-        except CargoError as exc:
-            logger.warning("Could not read the runs' input of candidate batch %s (try %d of 3): %s",
-                           batch.uuid, attempt + 1, exc)
-    if frame is None:
+    try:  # a fresh URL each time: an expired or truncated file is not a verdict
+        frame = fetch_with_retries(
+            lambda: client.download_run_outputs_dataframe(batch.workflow_uuid, batch_uuid=batch.uuid, format="json"),
+            attempts=3, sleep=client.sleep, what=f"Reading the runs' input of candidate batch {batch.uuid}")
+    except CargoError as exc:
+        logger.warning("Could not read the runs' input of candidate batch %s: %s", batch.uuid, exc)
         return None
     rows = frame.to_dict("records") if hasattr(frame, "to_dict") else list(frame)
     if len(rows) < len(records):

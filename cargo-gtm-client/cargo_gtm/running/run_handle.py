@@ -1,12 +1,15 @@
-"""A handle on the single runs one step makes: the :class:`~cargo_gtm.running.handle.BatchHandle` protocol for
-``POST /orchestration/runs``.
+"""Single runs as a step: one record through a tool as Cargo's *single run* (``POST /orchestration/runs``).
 
-A tool input of a few records can run as Cargo *single runs* (one per record, :mod:`.single_run`) instead of a
-batch. :class:`RunHandle` gives them the same ``start`` / ``poll`` / ``cancel`` / ``settle`` /
-``fetch_outputs`` protocol, so :class:`~cargo_gtm.running.step.StepDriver` drives them with the batches' loop:
-the runs are polled concurrently (one schedule, Cargo's 2 s run guidance), a budget cancels them mid-run, one
-``failed_rows`` policy and one metadata builder apply, and the :class:`~cargo_gtm.running.handle.Ledger` of the
-step records their intents (:class:`~cargo_gtm.running.reconcile.CreateIntent`) and UUIDs.
+A tool input of a few records can run as Cargo single runs (one per record) instead of a batch.
+:class:`RunHandle` gives them the :class:`~cargo_gtm.running.handle.BatchHandle` protocol (``start`` / ``poll``
+/ ``cancel`` / ``settle`` / ``fetch_outputs``), so :class:`~cargo_gtm.running.step.StepDriver` drives them with
+the batches' loop: the runs are polled concurrently (one schedule, Cargo's 2 s run guidance), a budget cancels
+them mid-run, one ``failed_rows`` policy and one metadata builder apply, and the step's
+:class:`~cargo_gtm.running.handle.Ledger` records their intents (:class:`~cargo_gtm.running.reconcile.CreateIntent`)
+and UUIDs. :func:`run_one_record` is that step for one record, without an orchestrator.
+
+The parts (exactly-once create, reading a run with its context, its one-row DataFrame and its credits) are in
+:mod:`.single_run`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..credits import CreditSplit
-from ..errors import CargoError
+from ..errors import CargoError, CargoInputError
 from ..models import Release, Run, RunStatus
 from .handle import CancelReport, Ledger, NoLedger, StartReport
 from .reconcile import CargoAmbiguousCreateError, CreateIntent
@@ -30,12 +33,13 @@ from .single_run import (
     run_dataframe,
     run_guidance,
 )
+from .step import StepDriver, StepSettings, WaitSettings
 from .waiting import BatchPoller, PollingGuidance, StatusSnapshot
 
 if TYPE_CHECKING:
     from ..client import CargoClient
 
-__all__ = ["RunHandle", "RunRequest"]
+__all__ = ["RunHandle", "RunRequest", "run_one_record"]
 
 logger = logging.getLogger("cargo_gtm")
 
@@ -69,8 +73,8 @@ class RunHandle:
         self.client = client
         self.requests = list(requests)
         self.ledger: Ledger = ledger if ledger is not None else NoLedger()
-        self._schedule = {"poll_interval": poll_interval, "max_poll_interval": max_poll_interval,
-                          "guidance": guidance if guidance is not None else run_guidance(None)}
+        self._schedule: dict[str, Any] = {"poll_interval": poll_interval, "max_poll_interval": max_poll_interval,
+                                          "guidance": guidance if guidance is not None else run_guidance(None)}
         self._started: dict[int, str] = {}
         self._latest: dict[str, Run] = {}
         self._results: dict[str, RunResult] = {}
@@ -83,8 +87,9 @@ class RunHandle:
                  ledger: Ledger | None = None) -> RunHandle:
         """A handle polling as ``settings.wait`` says (its batch guidance scaled to Cargo's run guidance)."""
         wait = settings.wait
+        guidance = run_guidance(wait.guidance) if wait.guidance is not None else None
         return cls(client, requests, ledger=ledger, poll_interval=wait.poll_interval,
-                   max_poll_interval=wait.max_poll_interval, guidance=run_guidance(wait.guidance))
+                   max_poll_interval=wait.max_poll_interval, guidance=guidance)
 
     @classmethod
     def resume(cls, client: CargoClient, uuids: Sequence[str], requests: Sequence[RunRequest],
@@ -140,6 +145,10 @@ class RunHandle:
         self._started[index] = run.uuid
         self._latest[run.uuid] = run
 
+    def result_of(self, run: Run) -> RunResult:
+        """The run as last read, with its per-node context."""
+        return self._results.get(run.uuid) or get_run_with_context(self.client, run.uuid)
+
     def _read(self, uuid: str) -> Run:
         result = get_run_with_context(self.client, uuid)
         self._results[uuid] = result
@@ -164,10 +173,12 @@ class RunHandle:
         """One polling round (only the runs that are due); never sleeps, never raises for a status."""
         if self._poller is None:
             started = self.units
-            self._poller = BatchPoller(self._read, [r.uuid for r in started], now=self.client.clock.monotonic,
-                                       initial={r.uuid: r for r in started}, **self._schedule)  # type: ignore[arg-type]
+            initial: dict[str, Any] = {r.uuid: r for r in started}  # a run is polled as a batch of one
+            read: Any = self._read
+            self._poller = BatchPoller(read, [r.uuid for r in started], now=self.client.clock.monotonic,
+                                       initial=initial, **self._schedule)
         snapshot = self._poller.poll()
-        self._latest.update(snapshot.batches)
+        self._latest.update(snapshot.batches)  # type: ignore[arg-type]
         for update in snapshot.updates:
             run = update.batch
             if run.status == RunStatus.PENDING and update.elapsed > STUCK_PENDING_SECONDS and run.uuid not in \
@@ -176,6 +187,10 @@ class RunHandle:
                 logger.warning("Cargo run %s is still pending after %.0fs: Cargo says this means the workflow is "
                                "not enabled or has no deployed release.", run.uuid, update.elapsed)
         return snapshot
+
+    def hurry(self) -> float | None:
+        """Poll every unfinished unit as soon as the guidance allows; seconds until then (None: not polling)."""
+        return self._poller.hurry() if self._poller is not None else None
 
     def elapsed(self) -> float:
         """Seconds since polling began (0 before the first poll)."""
@@ -261,3 +276,23 @@ class RunHandle:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def run_one_record(client: CargoClient, workflow_uuid: str, record: Mapping[str, Any], *,
+                   output_node_slug: str | None = None, timeout: float | None = 3600.0,
+                   guidance: PollingGuidance | None = None) -> tuple[Any, RunResult, CreditSplit]:
+    """Create (exactly once), wait for and read one single run, as a step of one record (:class:`StepDriver`
+    over a :class:`RunHandle`): ``(frame, run result, credits)``.
+
+    The run is cancelled if waiting is interrupted (``KeyboardInterrupt``) or times out (then
+    :class:`~cargo_gtm.errors.CargoStepError` is raised). Raises :class:`CargoInputError` for a record that is not
+    an object.
+    """
+    if not isinstance(record, Mapping):
+        raise CargoInputError(f"A single run takes one record (an object), not {type(record).__name__}.")
+    settings = StepSettings(workflow_uuid=workflow_uuid, output_node_slug=output_node_slug, credit_breakdown=False,
+                            wait=WaitSettings(poll_timeout=timeout, guidance=guidance))
+    handle = RunHandle.for_step(client, [RunRequest(workflow_uuid, record, None, output_node_slug)], settings)
+    result = StepDriver(handle, settings).run()
+    (run,) = handle.units
+    return result.frame, handle.result_of(run), handle.credits(handle.units)

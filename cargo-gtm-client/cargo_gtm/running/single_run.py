@@ -1,5 +1,7 @@
 """One record through a tool as Cargo's *single run* (``POST /orchestration/runs``), exactly once.
 
+These are the parts; :class:`~.run_handle.RunHandle` runs them as a step of the one run path.
+
 A one-record batch makes Cargo list, query and schedule a batch before the record's run starts, and its
 outputs come from two exports (the batch file and ``runs/download-outputs``). A single run skips all
 that: it is created ``pending`` (``batchUuid: null``, CARGO-DOCS 11.1), polled with
@@ -56,7 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RUN_POLL_INTERVAL", "RunIntent", "RunResult", "get_run_with_context", "list_all_runs",
            "run_intent", "create_run_once", "find_created_run", "wait_for_run", "cancel_run", "run_dataframe",
-           "run_credit_split", "run_guidance", "run_one_record", "TERMINAL_RUN_STATUSES", "fetch_change_records"]
+           "run_credit_split", "run_guidance", "TERMINAL_RUN_STATUSES", "fetch_change_records", "STUCK_PENDING_SECONDS"]
 
 logger = logging.getLogger("cargo_gtm")
 
@@ -64,7 +66,6 @@ logger = logging.getLogger("cargo_gtm")
 RUN_POLL_INTERVAL = 2.0
 #: A run ``pending`` longer than this means the workflow is not enabled or has no deployed release (6.3).
 STUCK_PENDING_SECONDS = 30.0
-
 
 
 def _iso(moment: datetime) -> str:
@@ -365,30 +366,6 @@ def run_credit_split(run: Run, nodes: Sequence[Any] = ()) -> CreditSplit:
         if credits:
             by_node[execution.node_slug] = by_node.get(execution.node_slug, 0.0) + credits
     return CreditSplit(provider, executions, by_node)
-
-
-def run_one_record(client: CargoClient, workflow_uuid: str, record: Mapping[str, Any], *,
-                   output_node_slug: str | None = None, timeout: float | None = 3600.0,
-                   guidance: PollingGuidance | None = None) -> tuple[Any, RunResult, CreditSplit]:
-    """Create (exactly once), wait for and read one single run: ``(frame, run result, credits)``.
-
-    The run is cancelled if waiting is interrupted or times out. Raises :class:`CargoInputError` for a
-    record that is not an object.
-    """
-    if not isinstance(record, Mapping):
-        raise CargoInputError(f"A single run takes one record (an object), not {type(record).__name__}.")
-    run = create_run_once(client, workflow_uuid, record)
-    try:
-        result = wait_for_run(client, run.uuid, timeout=timeout, guidance=guidance)
-    except BaseException:
-        try:
-            cancel_run(client, run)
-        except CargoError as exc:
-            logger.warning("Could not cancel Cargo run %s: %s", run.uuid, exc)
-        raise
-    nodes = list(client.get_release(result.run.release_uuid).nodes) if result.run.release_uuid else []
-    frame = run_dataframe(result, record, nodes=nodes, output_node_slug=output_node_slug)
-    return frame, result, run_credit_split(result.run, nodes)
 
 
 def fetch_change_records(client: CargoClient, change_uuid: str, kinds: Sequence[str], *,

@@ -36,7 +36,7 @@ from ..credits import CreditSplit
 from ..download.outcomes import ERROR_COLUMN, STATUS_COLUMN
 from ..errors import CargoError, CargoStepError
 from ..models import Batch, Release, Run
-from .budget import CreditBudget, budget_error
+from .budget import CreditBudget, over_budget_cancelled, over_budget_finished
 from .handle import CancelReport, StartReport
 from .waiting import PollingGuidance, StatusSnapshot, timeout_error
 
@@ -139,6 +139,8 @@ class StepHandle(Protocol):
 
     def elapsed(self) -> float: ...
 
+    def hurry(self) -> float | None: ...
+
     def sleep(self, seconds: float) -> None: ...
 
     def cancel(self) -> CancelReport: ...
@@ -233,9 +235,10 @@ class StepDriver:
     def start(self) -> StartReport:
         """Attach or create every unit, and say so; if the step stops half-way, or a create fails, the units
         that exist are cancelled and the error goes on."""
+        stops: tuple[type[BaseException], ...] = (*self.stops, CargoError)
         try:
             report = self.handle.start()
-        except (*self.stops, CargoError):
+        except stops:
             self.cancel(f"the step stopped before all {_many(self.noun)} were created")
             raise
         self._report_start(report)
@@ -271,7 +274,12 @@ class StepDriver:
             self._progress = ProgressLog(self.log, self.settings.wait.progress_log_interval,
                                          total=len(self.handle.units), noun=self.noun)
         self._progress(snapshot)
-        return self.evaluate(snapshot, self.handle.elapsed())
+        verdict = self.evaluate(snapshot, self.handle.elapsed())
+        if verdict.action == "wait" and self.budget is not None and self.budget.near():
+            sooner = self.handle.hurry()  # the spend nears the budget: poll as soon as the guidance allows
+            if sooner is not None and sooner < verdict.wake_in:
+                verdict = Verdict("wait", snapshot, wake_in=sooner)
+        return verdict
 
     def evaluate(self, snapshot: StatusSnapshot, elapsed: float) -> Verdict:
         """What ``snapshot`` means ``elapsed`` seconds into the wait: a pure decision but for the budget,
@@ -353,10 +361,8 @@ class StepDriver:
         runs = sum(u.runs_count for u in final)
         split = self.credits(final)
         spend = split.total if split is not None else float(sum(u.credits_used_count for u in final))
-        state = "cancelled" if settled else "cancel requested, still stopping when last read"
-        return budget_error(self.noun, self.handle.uuids, spend, budget,
-                            f" after {executed}/{runs} runs ({state}; the guard fired at {guard:g} credits, "
-                            f"{spend - budget:g} over the budget in the end); {self._cancel_outcome(cancelled)}")
+        return over_budget_cancelled(self.noun, self.handle.uuids, spend, budget, guard=guard, executed=executed,
+                                     runs=runs, settled=settled, outcome=self._cancel_outcome(cancelled))
 
     # -- finish --------------------------------------------------------------------------
     def credits(self, units: Sequence[Any]) -> CreditSplit | None:
@@ -384,16 +390,15 @@ class StepDriver:
         used = credits.total if credits is not None else float(sum(u.credits_used_count for u in units))
         budget = self.settings.credit_budget
         if budget is not None and used > budget:
-            raise budget_error(self.noun, self.handle.uuids, used, budget,
-                               f"; the {_plural(self.noun)} finished before the budget check could cancel them, so "
-                               "the output is not returned")
+            raise over_budget_finished(self.noun, self.handle.uuids, used, budget)
         failure = self.handle.failure(units)
         if failure is None:
             return
         failed = getattr(failure, "batch", None)
         self.cancel(f"{self.noun} {failed.uuid if failed else '?'} ended "
                     f"{failed.status.value if failed else 'badly'}")
-        partial = StepResult(frame=_empty_frame(self.settings), settings=self.settings, **_split_units(units))
+        batches, runs = _split_units(units)
+        partial = StepResult(frame=_empty_frame(self.settings), batches=batches, runs=runs, settings=self.settings)
         meta = step_metadata(partial, batch_url=self.link(failed) if failed is not None else None)
         raise CargoStepError(failure.message, hint=failure.hint, metadata=meta) from failure
 
@@ -412,8 +417,9 @@ class StepDriver:
                                   metadata=_uuid_meta(self.noun, uuids))
         remaining = credits_remaining_or_none(self.handle.client, self.log) if self.settings.credit_breakdown \
             else None
-        result = StepResult(frame=frame, settings=self.settings, credits=credits, statuses=counts,
-                            records_count=records, credits_remaining=remaining, **_split_units(units))
+        batches, runs = _split_units(units)
+        result = StepResult(frame=frame, batches=batches, runs=runs, settings=self.settings, credits=credits,
+                            statuses=counts, records_count=records, credits_remaining=remaining)
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         split = (f" ({credits.provider:g} provider + {credits.execution_charge:.2f} execution charge for "
                  f"{credits.executions} node executions)" if credits is not None else "")
@@ -422,8 +428,9 @@ class StepDriver:
         return result
 
 
-def _split_units(units: Sequence[Any]) -> dict[str, list[Any]]:
-    return {"batches": [u for u in units if isinstance(u, Batch)], "runs": [u for u in units if isinstance(u, Run)]}
+def _split_units(units: Sequence[Any]) -> tuple[list[Batch], list[Run]]:
+    """The batches and the runs among ``units``."""
+    return [u for u in units if isinstance(u, Batch)], [u for u in units if isinstance(u, Run)]
 
 
 def _empty_frame(settings: StepSettings) -> Any:
@@ -526,9 +533,10 @@ def apply_failed_rows(frame: Any, policy: str, lead: str, log: StepLog, *,
     failed = int((frame[STATUS_COLUMN] == "error").sum())
     if not failed:
         return frame
-    first = frame.loc[frame[STATUS_COLUMN] == "error", ERROR_COLUMN].dropna() if ERROR_COLUMN in frame.columns \
-        else []
-    example = f' (first error: "{first.iloc[0]}")' if len(first) else ""
+    example = ""
+    if ERROR_COLUMN in frame.columns:
+        first = frame.loc[frame[STATUS_COLUMN] == "error", ERROR_COLUMN].dropna()
+        example = f' (first error: "{first.iloc[0]}")' if len(first) else ""
     what = f"{lead}: {failed} of {len(frame)} input records failed{suffix}{example}"
     if policy == "fail":
         raise CargoStepError(f"{what}. The step fails because failed_rows='fail'.",

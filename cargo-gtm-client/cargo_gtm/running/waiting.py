@@ -230,6 +230,15 @@ class BatchPoller:
         updates = tuple(self._read(tracker, listed) for tracker in due)
         return self.snapshot(updates)
 
+    def hurry(self) -> float:
+        """Bring every pending poll forward to the earliest time the guidance allows (and ``poll_interval``
+        from now): e.g. when the spend nears a budget. Returns the seconds until the next poll is due."""
+        now = self._now()
+        for tracker in self.pending.values():
+            soonest = max(now + self.poll_interval, self.rules.earliest(tracker, self.start, now))
+            tracker.next_poll = min(tracker.next_poll, soonest)
+        return self.snapshot().wake_in
+
     def snapshot(self, updates: tuple[BatchProgress, ...] = ()) -> StatusSnapshot:
         """The current state, without polling."""
         now = self._now()
