@@ -137,3 +137,22 @@ def test_failed_rows_drop_removes_the_rows_but_counts_them(run_dag, cargo_conn) 
     assert summary["records"] == 2 and summary["rows"] == 1
     assert summary["status_counts"]["error"] == 1 and summary["status_counts"]["success"] == 1
     assert list(pd.read_parquet(summary["uri"].removeprefix("file://"))["domain"]) == ["acme.com"]
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferred"])
+def test_batch_sensor_waits_for_a_batch_started_elsewhere(run_dag, cargo_conn, deferrable) -> None:
+    from cargo_gtm import CargoClient, records_data
+    from conftest import TOKEN
+
+    with CargoClient(TOKEN, base_url=cargo_conn.base_url) as client:
+        batch = client.create_batch(client.find_tool("Enrich company").workflow_uuid,
+                                    records_data([{"domain": "acme.com"}]))
+    if not deferrable:  # poke mode sleeps in real time: let the batch end first (the trigger moves the clock)
+        cargo_conn.advance(60)
+    _, states = run_dag(f"sensor_{int(deferrable)}", f"""
+        from cargo_provider.sensors.cargo import CargoBatchSensor
+        CargoBatchSensor(task_id="wait", batch_uuid={batch.uuid!r}, deferrable={deferrable}, poke_interval=1,
+                         mode="poke", timeout=600)
+    """)
+    assert states == {"wait": "success"}
+    assert [b.status for b in cargo_conn.batches()] == ["success"]
