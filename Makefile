@@ -15,14 +15,22 @@ $(BIN)/.installed: pyproject.toml cargo-gtm-client/pyproject.toml cargo-gtm-emul
 	$(BIN)/pip install --quiet $(DISTS)
 	touch $@
 
-.PHONY: install demo test docs
+.PHONY: install demo demo-airflow test docs
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
 	$(BIN)/python -m example_project
 
+# Every test of every distribution: the Airflow provider's venv first (.venv-airflow, no Dagster in it; the docs'
+# Airflow example runs there), then the core, emulator, Dagster layer and docs, then the provider's own suite.
 test: $(BIN)/.installed
+	bash airflow-provider-cargo/run-tests.sh --install-only
 	$(BIN)/python -m pytest
+	bash airflow-provider-cargo/run-tests.sh
+
+# An example DAG end to end against the emulator with `airflow dags test` (docs/airflow/index.md).
+demo-airflow:
+	bash airflow-provider-cargo/run-example.sh cargo_scheduled_tool_enrichment
 
 # The documentation site (mkdocs.yml, docs/) into site/; `.venv/bin/mkdocs serve` previews it live.
 docs: $(BIN)/.installed

@@ -1,0 +1,440 @@
+"""One Cargo step of a task instance, on the core's one run path (:class:`cargo_gtm.running.StepDriver`).
+
+The core does the work: exactly-once start (through the ledger), polling within Cargo's guidance, the
+credit budget, cancelling, outcome checks, credits (provider + 0.01 per node execution), outputs and the
+``failed_rows`` policy. This module only adapts it to Airflow: the task state store as the ledger, Airflow's
+stop exceptions, the task log, and heal rounds (``retry_failed``: one driven step per round over the failed
+records, each with its own attempt key).
+
+Every batch is created or attached through :class:`cargo_provider.ledger.TaskStateLedger`, so a step
+resumed after a deferral, a retry after a crash, or a replay of earlier heal rounds finds its batches by
+their attempt keys instead of paying again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.exceptions import AirflowException
+from cargo_gtm.errors import CargoError
+from cargo_gtm.models import Batch, BatchStatus
+
+from cargo_provider.hooks.cargo import CargoHook
+from cargo_provider.inputs import Target, build_data, resolve_target
+from cargo_provider.ledger import MemoryStore, TaskStateLedger, attempt_key, clear_generation
+
+__all__ = ["CargoStep", "CargoStepError", "raise_for_event", "stop_exceptions"]
+
+log = logging.getLogger(__name__)
+
+STATUS = "_status"
+ERROR = "_error_message"
+MAX_RECORDS_PER_BATCH = 5000
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+ACTOR = "airflow-provider-cargo"
+
+
+class CargoStepError(AirflowException):
+    """A Cargo step failed. The message says what failed, Cargo's reason, the batch and what to do next."""
+
+
+def _fail(what: str, next_step: str, *, batch: str | None = None, reason: str | None = None) -> CargoStepError:
+    parts = [what.rstrip(".") + "."]
+    if reason:
+        parts.append(f"Cargo said: {reason}.")
+    if batch:
+        parts.append(f"Batch: {batch}.")
+    parts.append(f"Next step: {next_step}")
+    return CargoStepError(" ".join(parts))
+
+
+def _from_core(exc: CargoError) -> CargoStepError:
+    """The core's error as the task's failure: its text (what failed, Cargo's reason, next step) and batch."""
+    batch = (getattr(exc, "metadata", None) or {}).get("batch_uuid") or getattr(getattr(exc, "batch", None), "uuid",
+                                                                                None)
+    text = str(exc)
+    return CargoStepError(text if not batch or batch in text else f"{text} (batch {batch})")
+
+
+def stop_exceptions() -> tuple[type[BaseException], ...]:
+    """What stops a task in the worker: Airflow's timeout and termination (SIGTERM), Ctrl-C, exit."""
+    from airflow.sdk.exceptions import AirflowTaskTerminated, AirflowTaskTimeout
+
+    return (AirflowTaskTimeout, AirflowTaskTerminated, KeyboardInterrupt, SystemExit)
+
+
+class _TaskLog:
+    """The core's StepLog (info/warning of one message) on the task's logger."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+
+    def info(self, msg: str) -> None:
+        self.logger.info("%s", msg)
+
+    def warning(self, msg: str) -> None:
+        self.logger.warning("%s", msg)
+
+
+class _ResumeLedger(TaskStateLedger):
+    """Resuming the same try (after a deferral): the recorded batches are this try's own, whatever their status."""
+
+    def reusable(self, keys: list[str | None], datas: list[Mapping[str, Any]]) -> dict[str, Batch]:
+        found: dict[str, Batch] = {}
+        for key in keys:
+            for uuid in self.recorded(key) if key is not None else []:
+                found[key] = self.client.get_batch(uuid)  # type: ignore[index]
+        return found
+
+
+class CargoStep:
+    """The batches of one operator run (round 0, then one round per heal), their outputs and credits."""
+
+    def __init__(self, client: Any, target: Target, datas: list[dict[str, Any]], *, ledger: TaskStateLedger,
+                 settings: Any, poll_interval: float, max_poll_interval: float, output_node_slug: str | None,
+                 credit_budget: float | None, failed_rows: str, cancel_on_stop: bool = True,
+                 retry_failed: int = 0, logger: Any = None) -> None:
+        self.client, self.target, self.ledger = client, target, ledger
+        self.datas = datas
+        self.data = datas[0] if datas else {"kind": "records", "records": []}
+        self.settings = settings
+        self.poll_interval, self.max_poll_interval = poll_interval, max_poll_interval
+        self.output_node_slug = output_node_slug
+        self.credit_budget = credit_budget
+        self.failed_rows = failed_rows
+        self.cancel_on_stop = cancel_on_stop
+        self.retry_failed = retry_failed
+        self.log = logger or log
+        self.heal_round = 0
+        self.driver: Any = None
+        self.results: list[Any] = []  # StepResult of each finished round
+        self.frame: Any = None  # merged output of the finished rounds (failed rows kept)
+        self._heal_positions: list[int] = []
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def for_operator(cls, op: Any, context: Mapping[str, Any], *, resuming: bool = False) -> CargoStep:
+        settings = CargoHook(op.cargo_conn_id).settings
+        client = settings.client()
+        target = resolve_target(client, play=op.play, tool=op.tool, workflow=op.workflow)
+        datas = [build_data(target, records=op.records, filter=op.filter, limit=op.limit, segment=op.segment,
+                            record_ids=op.record_ids, change=change, change_kinds=op.change_kinds, client=client)
+                 for change in _changes(op.change, context)]
+        store = context.get("task_state_store")
+        if store is None:
+            op.log.warning("No task_state_store in the context (Airflow < 3.3?): a retry after a crash cannot "
+                           "find this try's batch, so it may pay again.")
+            store = MemoryStore()
+        ledger_cls = _ResumeLedger if resuming else TaskStateLedger
+        ledger = ledger_cls(store, client, generation=clear_generation(context), logger=op.log)
+        return cls(client, target, datas, ledger=ledger, settings=settings,
+                   poll_interval=op.poll_interval or settings.poll_interval,
+                   max_poll_interval=op.max_poll_interval or settings.max_poll_interval,
+                   output_node_slug=op.output_node_slug, credit_budget=op.credit_budget,
+                   failed_rows=op.failed_rows, cancel_on_stop=op.cancel_on_kill, retry_failed=op.retry_failed,
+                   logger=op.log)
+
+    def close(self) -> None:
+        if self.driver is not None:
+            self.driver.handle.close()
+        self.client.close()
+
+    def step_settings(self, budget: float | None) -> Any:
+        """The core's settings of one round. With heal rounds, each round keeps its failed rows (they are what
+        the next round re-runs) and the ``failed_rows`` policy is applied once to the merged rows."""
+        from cargo_gtm.running import StepSettings, WaitSettings
+
+        return StepSettings(workflow_uuid=self.target.workflow_uuid, workflow_name=self.target.name,
+                            workflow_type=self.target.type, output_node_slug=self.output_node_slug,
+                            credit_budget=budget, failed_rows="keep" if self.retry_failed else self.failed_rows,
+                            wait=WaitSettings(poll_interval=self.poll_interval,
+                                              max_poll_interval=max(self.max_poll_interval, self.poll_interval),
+                                              poll_timeout=None, cancel_on_stop=self.cancel_on_stop))
+
+    # -- starting ----------------------------------------------------------------------------------
+    def _parts(self, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+        from cargo_gtm.inputs.records import chunk_records
+
+        if data.get("kind") != "records":
+            return [dict(data)]
+        chunks = chunk_records(data.get("records") or [], max_records=MAX_RECORDS_PER_BATCH, max_bytes=MAX_BATCH_BYTES)
+        return [{"kind": "records", "records": list(chunk)} for chunk in chunks if chunk]
+
+    def _begin(self, datas: list[Mapping[str, Any]], scope: str | None) -> None:
+        from cargo_gtm.running import BatchHandle, BatchRequest, StepDriver
+
+        parts = [part for data in datas for part in self._parts(data)]
+        requests = [BatchRequest(self.target.workflow_uuid, part, attempt_key(self.target.workflow_uuid, part, scope),
+                                 self.output_node_slug, part.get("records") if part.get("kind") == "records" else None)
+                    for part in parts]
+        for request in requests:
+            self._adopt_enrolled_change(request)
+        if self.driver is not None:
+            self.driver.handle.close()
+        settings = self.step_settings(self.budget_left())
+        handle = BatchHandle.for_step(self.client, requests, settings, ledger=self.ledger)
+        self.driver = StepDriver(handle, settings, log=_TaskLog(self.log), link=self._link, stops=stop_exceptions(),
+                                 stop_reason="the Airflow task was stopped (timeout, kill, mark failed or clear)",
+                                 actor=ACTOR, stop_flag="cancel_on_kill")
+        if not requests:
+            self.log.info("No input records for %s %r: no batch created, 0 credits spent.", self.target.type,
+                          self.target.name)
+            return
+        try:
+            self.driver.start()
+        except CargoError as exc:
+            raise _from_core(exc) from exc
+
+    def _adopt_enrolled_change(self, request: Any) -> None:
+        """A segment change already enrolled in this workflow (a duplicate asset event, another DAG run) is
+        attached to, never run twice: the batch whose echoed ``data`` is exactly this change's is recorded."""
+        from cargo_gtm.running.reconcile import data_matches
+
+        if request.data.get("kind") != "change" or self.ledger.recorded(request.attempt_key):
+            return
+        for batch in self.client.list_all_batches(self.target.workflow_uuid):
+            usable = batch.status not in (BatchStatus.ERROR, BatchStatus.CANCELLED, BatchStatus.CANCELLING)
+            if usable and isinstance(batch.data, Mapping) and data_matches(batch.data, request.data):
+                self.log.warning("Segment change %s was already enrolled in %s %r by Cargo batch %s; attaching to "
+                                 "it instead of running the change again.", request.data.get("changeUuid"),
+                                 self.target.type, self.target.name, batch.uuid)
+                self.ledger.created(request.attempt_key, batch)
+                return
+
+    def _link(self, batch: Any) -> str | None:
+        return self.settings.batch_url(batch.uuid, getattr(batch, "workflow_uuid", None))
+
+    def start(self) -> None:
+        """Round 0: attach to this task's batch(es) or create them exactly once."""
+        self._begin(self.datas, None)
+
+    @property
+    def batches(self) -> list[Batch]:
+        return self.driver.handle.units if self.driver is not None else []
+
+    @property
+    def uuids(self) -> list[str]:
+        return [b.uuid for b in self.batches]
+
+    def refresh_finished(self) -> bool:
+        """Read every batch's status now (before deferring); True when all have ended."""
+        states = [self.client.get_batch(u) for u in self.uuids]
+        for batch in states:
+            self.log.info("Cargo batch %s is %s (%d/%d runs executed).", batch.uuid, batch.status.value,
+                          batch.executed_runs_count, batch.runs_count)
+        return all(b.is_terminal for b in states)
+
+    # -- waiting (in the worker) -------------------------------------------------------------------
+    def spent(self) -> float:
+        return float(sum(r.credits_used for r in self.results))
+
+    def budget_left(self) -> float | None:
+        return None if self.credit_budget is None else max(self.credit_budget - self.spent(), 0.0)
+
+    def wait(self) -> None:
+        """The core's wait: poll until every batch ends; over budget → cancel and fail; a stop cancels."""
+        if not self.batches:
+            return
+        try:
+            self.driver.wait()
+        except CargoError as exc:
+            raise _from_core(exc) from exc
+
+    def cancel(self, why: str) -> list[str]:
+        """Cancel every unfinished batch of the current round; returns the ones cancelled (each logged)."""
+        return self.driver.cancel(why) if self.driver is not None else []
+
+    # -- outcome -----------------------------------------------------------------------------------
+    def check_outcome(self) -> None:
+        """The round's finish (credits, outcome checks, outputs), its rows merged into the step's frame."""
+        if not self.batches:
+            from cargo_gtm.running import empty_result
+
+            result = empty_result(self.driver.settings) if self.driver is not None else None
+        else:
+            self.wait()  # finished already: one poll reads their final state
+            try:
+                result = self.driver.finish()
+            except CargoError as exc:
+                raise _from_core(exc) from exc
+        if result is not None:
+            self.results.append(result)
+            self._merge(result.frame)
+
+    # -- heal rounds -------------------------------------------------------------------------------
+    def _errors(self) -> list[int]:
+        if self.frame is None or STATUS not in self.frame.columns:
+            return []
+        return [int(i) for i in self.frame.index[self.frame[STATUS] == "error"]]
+
+    def heal_pending(self, retry_failed: int) -> bool:
+        """Whether another heal round should run: rounds left, failed rows, and a way to re-run them."""
+        if self.heal_round >= retry_failed:
+            return False
+        positions = self._errors()
+        if not positions or self._heal_data(positions) is None:
+            return False
+        return self._affordable(len(positions))
+
+    def _heal_data(self, positions: list[int]) -> dict[str, Any] | None:
+        if self.data.get("kind") == "records":
+            records = self.data["records"]
+            if len(records) != len(self.frame):
+                return None
+            return {"kind": "records", "records": [records[p] for p in positions]}
+        if self.target.model_uuid is None or "_id" not in self.frame.columns:
+            return None
+        ids = list(dict.fromkeys(str(self.frame["_id"].iat[p]) for p in positions))
+        return {"kind": "recordIds", "modelUuid": self.target.model_uuid, "ids": ids}
+
+    def _affordable(self, count: int) -> bool:
+        if self.credit_budget is None:
+            return True
+        spent = self.spent()
+        estimate = spent / max(1, len(self.frame)) * count
+        if spent + estimate <= self.credit_budget:
+            return True
+        self.log.warning("Not re-running the %d failed records: about %g credits would take the spend of %g over "
+                         "the budget of %g. They stay flagged _status='error'.", count, estimate, spent,
+                         self.credit_budget)
+        return False
+
+    def start_heal_round(self) -> None:
+        positions = self._errors()
+        data = self._heal_data(positions)
+        self.heal_round += 1
+        self._heal_positions = positions
+        self.log.info("Healing round %d: re-running the %d records whose run failed, paying only for them.",
+                      self.heal_round, len(positions))
+        self._begin([data] if data else [], f"heal{self.heal_round}")
+
+    def _merge(self, new: Any) -> None:
+        if self.frame is None:
+            self.frame = new.reset_index(drop=True)
+            return
+        self.frame = _merge_round(self.frame, new.reset_index(drop=True), self._heal_positions,
+                                  by_id=self.data.get("kind") != "records")
+
+    # -- outputs -----------------------------------------------------------------------------------
+    def finish(self, path: Any) -> dict[str, Any]:
+        """The ``failed_rows`` policy on the merged rows, the Parquet output, the summary (XCom, asset extra)."""
+        from cargo_gtm.running import StepResult, apply_failed_rows, status_counts, step_metadata
+
+        frame = self.frame.reset_index(drop=True) if self.frame is not None else _empty_frame()
+        batches = [b for r in self.results for b in r.batches]
+        uuids = [b.uuid for b in batches]
+        if not self.retry_failed:  # one round: the core applied the policy already
+            counts = dict(self.results[0].statuses) if self.results else {}
+            records = self.results[0].records_count if self.results else 0
+            kept = frame
+        else:
+            counts, records = status_counts(frame), len(frame)
+            try:
+                kept = apply_failed_rows(frame, self.failed_rows, f"Cargo batch(es) {', '.join(uuids)}",
+                                         _TaskLog(self.log), metadata={"batch_uuid": uuids[0] if uuids else None})
+            except CargoError as exc:
+                raise _from_core(exc) from exc
+        combined = StepResult(frame=kept, batches=batches, credits=_total_credits(self.results), statuses=counts,
+                              records_count=records, settings=self.step_settings(self.credit_budget))
+        meta = step_metadata(combined, breakdown=False)
+        uri = _write_parquet(kept, path)
+        summary = {
+            "batch_uuids": uuids, "workflow_uuid": self.target.workflow_uuid, "workflow": self.target.name,
+            "type": self.target.type, "records": records, "rows": len(kept), "status_counts": counts,
+            "credits_total": meta["credits_used"], "credits_provider": meta.get("provider_credits"),
+            "execution_charge": meta.get("execution_charge"), "node_executions": meta.get("node_executions"),
+            "heal_rounds": self.heal_round, "uri": uri,
+        }
+        self.log.info("Cargo %s %r: %d input records, %d output rows, %g credits; output written to %s",
+                      self.target.type, self.target.name, records, len(kept), summary["credits_total"], uri)
+        return summary
+
+
+def raise_for_event(event: Mapping[str, Any]) -> None:
+    """Fail the task for a trigger event that is not ``done`` (timeout, over budget, error)."""
+    status = event.get("status")
+    uuids = ", ".join(event.get("batch_uuids") or []) or "?"
+    cancelled = ", ".join(event.get("cancelled") or []) or "none (already ending)"
+    if status == "done":
+        return
+    if status == "timeout":
+        raise _fail(f"Cargo batch(es) {uuids} did not finish before the task's execution_timeout; the trigger "
+                    f"cancelled {cancelled}", "raise execution_timeout if batches of this size take longer, or "
+                    "narrow the input", batch=uuids)
+    if status == "over_budget":
+        raise _fail(f"{event.get('message')} (the trigger cancelled {cancelled})",
+                    "raise credit_budget if this cost is expected, or narrow the input", batch=uuids)
+    raise _fail(f"Waiting for Cargo batch(es) {uuids} failed: {event.get('message')}",
+                "check the connection and Cargo's status; a retry attaches to the same batch", batch=uuids)
+
+
+def _changes(change: Any, context: Mapping[str, Any]) -> list[Any]:
+    """The change uuid(s) to run: as given, or those named by the triggering asset events' payloads."""
+    from cargo_provider.triggers.changes import CHANGE_FROM_EVENT
+
+    if change != CHANGE_FROM_EVENT:
+        return [change]
+    found: list[str] = []
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for event in events:
+            payload = (getattr(event, "extra", None) or {}).get("payload") or {}
+            uuid = payload.get("change_uuid") if isinstance(payload, Mapping) else None
+            if uuid and uuid not in found:
+                found.append(uuid)
+    if not found:
+        raise _fail("change=CHANGE_FROM_EVENT, but no triggering asset event names a Cargo segment change",
+                    "schedule the DAG on an asset watched by CargoSegmentChangeTrigger, or pass change=<uuid>.")
+    return found
+
+
+def _empty_frame() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(columns=[STATUS, ERROR])
+
+
+def _total_credits(results: list[Any]) -> Any:
+    """The rounds' credit splits added up (None when one of them could not be read)."""
+    splits = [r.credits for r in results if r.units]
+    if not splits or any(s is None for s in splits):
+        return None
+    total = splits[0]
+    for split in splits[1:]:
+        total = total + split
+    return total
+
+
+def _merge_round(frame: Any, retry: Any, positions: list[int], *, by_id: bool) -> Any:
+    """Put a heal round's rows in place of the failed ones (a record Cargo skipped keeps its error row)."""
+    import pandas as pd
+
+    if by_id:
+        where = {str(rid): j for j, rid in enumerate(retry["_id"].astype(str))} if "_id" in retry.columns else {}
+        pairs = [(p, where[str(frame["_id"].iat[p])]) for p in positions if str(frame["_id"].iat[p]) in where]
+    else:
+        pairs = list(zip(positions, range(len(retry)))) if len(retry) == len(positions) else []
+    statuses = retry[STATUS] if STATUS in retry.columns else pd.Series("success", index=retry.index)
+    pairs = [(p, j) for p, j in pairs if statuses.iat[j] != "skipped"]
+    if not pairs:
+        return frame
+    rows = retry.iloc[[j for _, j in pairs]].copy()
+    rows.index = pd.Index([p for p, _ in pairs])
+    kept = frame.drop(index=rows.index)
+    return pd.concat([kept, rows]).sort_index()
+
+
+def _write_parquet(frame: Any, path: Any) -> str:
+    """Write ``frame`` as Parquet to an ``ObjectStoragePath`` (parents made for local paths); its URI."""
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (NotImplementedError, OSError, AttributeError):  # object stores have no directories
+        pass
+    with path.open("wb") as handle:
+        handle.write(buffer.getvalue())
+    return str(path)

@@ -1,0 +1,213 @@
+"""CargoSegmentChangeTrigger: one event per new change with records; the watermark lives in the asset state
+store and moves only once Airflow confirmed the event stored (ack mode), so a triggerer restart neither misses
+nor repeats a change; a duplicate event still enrolls the change once (the consumer dedupes by content)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from cargo_gtm import CargoClient
+from conftest import TOKEN
+
+PLAY = "Score inbound companies"
+
+
+class Accessor:
+    """The asset state store accessor's async half (aget/aset), in memory: it survives 'restarts'."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
+def _play_segment(emu: Any) -> str:
+    with CargoClient(TOKEN, base_url=emu.base_url) as client:
+        return str(client.find_play(PLAY).segment_uuid)
+
+
+def _new_companies(emu: Any, *names: str) -> None:
+    emu.store.upsert_records("companies", [{"name": n, "domain": f"{n}.com", "employee_count": 500,
+                                            "created_at": "2026-12-01T00:00:00Z"} for n in names])
+    emu.advance(1)
+
+
+def _kwargs(segment: str, start_from: str = "latest") -> dict[str, Any]:
+    return {"segment": segment, "cargo_conn_id": "cargo_default", "change_kinds": ["added", "updated"],
+            "poll_interval": 0.01, "start_from": start_from}
+
+
+async def _take(source: Any, n: int, timeout: float = 5.0) -> list[tuple[dict[str, Any], Any]]:
+    """The first ``n`` raw events of a source's stream (then the stream is closed, as a stopping triggerer does)."""
+    out: list[tuple[dict[str, Any], Any]] = []
+    stream = source.stream()
+    try:
+        async with asyncio.timeout(timeout):
+            async for item in stream:
+                out.append(item)
+                if len(out) == n:
+                    break
+    except TimeoutError:
+        pass
+    finally:
+        await stream.aclose()
+    return out
+
+
+def test_serialize_round_trips() -> None:
+    from cargo_provider.triggers.changes import CargoSegmentChangeTrigger
+
+    trigger = CargoSegmentChangeTrigger("ICP companies", "my_cargo", change_kinds=["added"], poll_interval=30,
+                                        start_from="beginning")
+    path, kwargs = trigger.serialize()
+    from airflow.sdk._shared.module_loading import import_string
+
+    assert import_string(path)(**kwargs).serialize() == (path, kwargs)
+
+
+def test_latest_start_fires_nothing_then_each_new_change_once(cargo_conn) -> None:
+    from cargo_provider.triggers.changes import WATERMARK_KEY, ChangeSource
+
+    segment = _play_segment(cargo_conn)
+    store = Accessor()
+    source = ChangeSource(_kwargs(segment), store)
+    assert asyncio.run(_take(source, 1, timeout=0.5)) == []  # existing changes are history
+    assert store.values[WATERMARK_KEY]["after"] is not None
+    _new_companies(cargo_conn, "zeta-corp")
+    ((payload, mark),) = asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1))
+    assert payload["segment_uuid"] == segment and payload["added"] == 1 and payload["records"] == 1
+    assert mark[0] == payload["change_uuid"]
+
+
+def test_no_miss_and_no_duplicate_across_restarts(cargo_conn) -> None:
+    """A triggerer that dies before Airflow stored the event re-emits it; once advanced, never again."""
+    from cargo_provider.triggers.changes import ChangeSource
+
+    segment = _play_segment(cargo_conn)
+    store = Accessor()
+    asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1, timeout=0.5))
+    _new_companies(cargo_conn, "alpha-one")
+    (first,) = asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1))  # emitted, never acknowledged
+    source = ChangeSource(_kwargs(segment), store)  # the triggerer restarted
+    (again,) = asyncio.run(_take(source, 1))
+    assert again[0]["change_uuid"] == first[0]["change_uuid"]  # no miss
+    asyncio.run(source.advance([again[1]]))  # Airflow confirmed the event stored
+    _new_companies(cargo_conn, "beta-two")
+    events = asyncio.run(_take(ChangeSource(_kwargs(segment), store), 2, timeout=1.0))
+    assert [e[0]["change_uuid"] for e in events] != [first[0]["change_uuid"]]
+    assert len(events) == 1 and events[0][0]["change_uuid"] != first[0]["change_uuid"]  # no duplicate
+
+
+def test_an_event_airflow_failed_to_store_is_emitted_again_by_the_same_process(cargo_conn) -> None:
+    from cargo_provider.triggers.changes import ChangeSource
+
+    segment = _play_segment(cargo_conn)
+    store = Accessor()
+    asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1, timeout=0.5))
+    _new_companies(cargo_conn, "gamma-three")
+
+    async def scenario() -> list[str]:
+        source = ChangeSource(_kwargs(segment), store)
+        stream = source.stream()
+        seen = []
+        async with asyncio.timeout(10):
+            payload, mark = await stream.__anext__()
+        seen.append(payload["change_uuid"])
+        await source.advance([], failed=[mark])  # the persist confirmation never came (ack timeout)
+        async with asyncio.timeout(10):
+            payload, mark = await stream.__anext__()
+        seen.append(payload["change_uuid"])
+        await stream.aclose()
+        return seen
+
+    first, second = asyncio.run(scenario())
+    assert first == second
+
+
+def test_the_ack_mode_producer_advances_only_stored_events(cargo_conn) -> None:
+    from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
+    from cargo_provider.triggers.changes import WATERMARK_KEY, CargoSegmentChangeTrigger, ChangeCursor, ChangeSource
+
+    segment = _play_segment(cargo_conn)
+    trigger = CargoSegmentChangeTrigger(segment, poll_interval=0.01)
+    store = Accessor()
+    asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1, timeout=0.5))  # started watching earlier
+    trigger.asset_state_store = store
+    trigger.shared_stream_key()  # as the triggerer does before subscribing
+    producer = CargoSegmentChangeTrigger.create_shared_stream_producer(trigger.serialize()[1])
+    _new_companies(cargo_conn, "delta-four")
+
+    async def scenario() -> tuple[dict[str, Any], Any]:
+        stream = producer.open_stream()
+        async with asyncio.timeout(10):
+            raw, payload = await stream.__anext__()
+        before = dict(store.values[WATERMARK_KEY])
+        await producer.advance([AdvanceItem(payload, AdvanceOutcome(acked=0, failed=1))])
+        assert store.values[WATERMARK_KEY] == before
+        await producer.advance([AdvanceItem(payload, AdvanceOutcome(acked=1, failed=0))])
+        await stream.aclose()
+        return raw, payload
+
+    raw, payload = asyncio.run(scenario())
+    cursor = ChangeCursor.from_value(store.values[WATERMARK_KEY])
+    assert raw["change_uuid"] in cursor.seen
+
+
+def test_the_filter_fires_only_changes_with_records() -> None:
+    from cargo_provider.triggers.changes import CargoSegmentChangeTrigger
+
+    async def raw() -> Any:
+        for payload in ({"change_uuid": "c1", "records": 0}, {"change_uuid": "c2", "records": 3}):
+            yield payload
+
+    async def collect() -> list[Any]:
+        return [e.payload async for e in CargoSegmentChangeTrigger("s").filter_shared_stream(raw())]
+
+    assert [p["change_uuid"] for p in asyncio.run(collect())] == ["c2"]
+
+
+def test_a_duplicate_event_enrolls_the_change_once(cargo_conn, tmp_path) -> None:
+    """Two DAG runs triggered by the same change (a duplicate asset event): one batch, both runs report it."""
+    from cargo_provider.ledger import MemoryStore
+    from cargo_provider.operators.cargo import CargoRunOperator
+    from cargo_provider.triggers.changes import CHANGE_FROM_EVENT, ChangeSource
+
+    segment = _play_segment(cargo_conn)
+    store = Accessor()
+    asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1, timeout=0.5))
+    _new_companies(cargo_conn, "omega-five", "omega-six")
+    ((payload, _),) = asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1))
+    event = SimpleNamespace(extra={"from_trigger": True, "payload": payload})
+    summaries = []
+    for run in ("run1", "run2"):
+        ti = SimpleNamespace(start_date=datetime.now(timezone.utc), run_id=run, dag_id="d", task_id="t",
+                             map_index=-1, max_tries=0)
+        context = {"ti": ti, "task": SimpleNamespace(retries=0), "task_state_store": MemoryStore(),
+                   "triggering_asset_events": {"segment-asset": [event]}, "outlet_events": None}
+        op = CargoRunOperator(task_id="t", play=PLAY, change=CHANGE_FROM_EVENT, deferrable=False,
+                              output_path=f"file://{tmp_path}/{run}.parquet")
+        summaries.append(op.execute(context))
+    (batch,) = cargo_conn.batches()
+    assert batch.data_kind == "change" and batch.runs_count == 2
+    assert summaries[0]["batch_uuids"] == summaries[1]["batch_uuids"] == [batch.uuid]
+
+
+def test_change_from_event_without_an_event_names_the_fix(cargo_conn, tmp_path) -> None:
+    from cargo_provider.ledger import MemoryStore
+    from cargo_provider.operators.cargo import CargoRunOperator
+    from cargo_provider.step import CargoStepError
+    from cargo_provider.triggers.changes import CHANGE_FROM_EVENT
+
+    ti = SimpleNamespace(start_date=datetime.now(timezone.utc), run_id="r", dag_id="d", task_id="t", map_index=-1,
+                         max_tries=0)
+    op = CargoRunOperator(task_id="t", play=PLAY, change=CHANGE_FROM_EVENT, deferrable=False)
+    with pytest.raises(CargoStepError, match="no triggering asset event names a Cargo segment change"):
+        op.execute({"ti": ti, "task_state_store": MemoryStore(), "triggering_asset_events": {}})
