@@ -37,6 +37,9 @@ __all__ = ["build_cargo_change_sensor", "build_cargo_observation_sensor", "Chang
 # Dagster's default sensor evaluation timeout is 60 s; leave room for the request round trip.
 DEFAULT_TICK_BUDGET_SECONDS = 40.0
 PAGE_SIZE = 100
+#: pages shorter than this cannot show a list's order: an unordered page of 16 items looks newest first by chance
+#: once in 16! (2·10^13), one of 2 items every other time; with smaller pages the sensors read the whole list
+MIN_ORDER_EVIDENCE = 16
 #: How far (in Cargo's clock) the observation watermark trails the newest batch of the previous tick, so a
 #: batch that shows up in the list after later-created ones, or that offset paging skipped once while the list
 #: moved, is still found; the UUIDs handled inside that window are kept in the cursor.
@@ -125,7 +128,7 @@ def _new_changes(cargo: CargoResource, segment_uuid: str, cursor: ChangeCursor, 
     def page(offset: int) -> list[Change]:
         return client.list_changes(segment_uuid=segment_uuid, limit=PAGE_SIZE, offset=offset)
 
-    if everything:
+    if everything or PAGE_SIZE < MIN_ORDER_EVIDENCE:
         changes = read_all(page, page_size=PAGE_SIZE, key=lambda c: c.uuid)
     else:
         changes = read_newest(page, page_size=PAGE_SIZE, key=lambda c: c.uuid, created=lambda c: c.created_at,
@@ -264,7 +267,7 @@ def _all_batches(client: Any, workflow_uuids: list[str], after: str | None) -> l
         return client.list_batches(workflow_uuids=workflow_uuids, limit=PAGE_SIZE, offset=offset)
 
     since = _parse_stamp(after)
-    if since is None:
+    if since is None or PAGE_SIZE < MIN_ORDER_EVIDENCE:
         return read_all(page, page_size=PAGE_SIZE, key=lambda b: b.uuid)
     return read_newest(page, page_size=PAGE_SIZE, key=lambda b: b.uuid, created=lambda b: b.created_at, since=since)
 
