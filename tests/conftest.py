@@ -178,7 +178,9 @@ SLOW = ("tests/test_benchmarks_smoke.py", "tests/e2e/", "tests/reliability/test_
         "tests/reliability/test_fault_report_cli.py",
         "tests/reliability/test_reexecution_faults.py::test_execute_job_with_reexecution_options_attaches",
         "tests/dagster_layer/test_resource_outside_runs.py::test_credit_usage_summary_in_a_plain_script_on_an_envvar_resource",
-        "tests/dagster_layer/test_workspace_scale.py")
+        "tests/dagster_layer/test_workspace_scale.py",
+        # the documented CLI backfill: `dagster asset materialize` in a subprocess, on a real-clock emulator
+        "tests/dagster_layer/test_backfill.py::test_the_documented_cli_backfill_works_for_7_partitions")
 #: area markers by directory: ``pytest -m conformance`` (or ``e2e``, ``reliability``) runs one area
 AREAS = {"tests/conformance/": "conformance", "tests/e2e/": "e2e", "tests/reliability/": "reliability"}
 #: folders whose files share session-scoped fixtures (the Node toolchain and the official client's runs): one
@@ -254,4 +256,4 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 #: code locations the tests load in a subprocess (``dagster asset materialize -f …``), not test modules: they
 #: read their emulator from the environment the test gives that subprocess
-collect_ignore = ["dagster_layer/backfill_defs"]
+collect_ignore = ["dagster_layer/backfill_defs", "reliability/queued_twins_defs.py"]

@@ -32,7 +32,7 @@ def test_quick_benchmark_run_reports_every_figure_beside_its_baseline(tmp_path):
         assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
         assert "== all figures" in stdout and "| bench |" in stdout
         rows += json.loads(out.read_text())
-    assert {r["bench"] for r in rows} == {"B1", "B2", "B3", "B4", "B5", "B6", "B7"}
+    assert {r["bench"] for r in rows} == {"B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"}
     for row in rows:
         assert row["ours"] and row["baseline"], row  # every figure has its same-run baseline
     by_metric = {(r["bench"], r["metric"]): r for r in rows}

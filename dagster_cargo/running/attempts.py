@@ -362,14 +362,9 @@ class RunTagLedger:
         return Turns(self.context, self.client, real) if real else nullcontext()
 
     def reusable(self, keys: list[str | None], datas: list[Any]) -> dict[str, Any]:
-        runs = [(k, d) for k, d in zip(keys, datas) if _is_run_key(k)]
-        found: dict[str, Any] = {}
-        if runs:
-            group = run_group(self.context.instance, self.context.run)
-            for key, record in runs:
-                run = _reusable_run(self.context, self.client, str(key), group, record)
-                if run is not None:
-                    found[str(key)] = run
+        """Units earlier attempts of this step made, by key: single runs, then batches (and, for a batch key that
+        has none, a batch earlier failed runs paid for that nobody reported, when adopting it is asked for)."""
+        found = self._reusable_runs([(k, d) for k, d in zip(keys, datas) if _is_run_key(k)])
         batch_keys = [k if not _is_run_key(k) else None for k in keys]
         if any(k is not None for k in batch_keys):
             batches = find_reusable_batches(self.context, self.client, batch_keys, datas)
@@ -378,6 +373,18 @@ class RunTagLedger:
             adopted = self._unreported(key)
             if adopted is not None:
                 found[key] = adopted
+        return found
+
+    def _reusable_runs(self, runs: list[tuple[str | None, Any]]) -> dict[str, Any]:
+        """Single runs earlier attempts of this step made, by run key."""
+        if not runs:
+            return {}
+        group = run_group(self.context.instance, self.context.run)
+        found: dict[str, Any] = {}
+        for key, record in runs:
+            run = _reusable_run(self.context, self.client, str(key), group, record)
+            if run is not None:
+                found[str(key)] = run
         return found
 
     def _unreported(self, key: str) -> Batch | None:

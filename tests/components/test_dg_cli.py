@@ -154,7 +154,12 @@ def test_scaffolded_base_url_is_an_envvar_read_when_used(tmp_path, monkeypatch):
 
 
 def _dev_server_load(sandbox, defs_path):
-    with sandbox.load_component_and_build_defs(defs_path=defs_path) as (_, defs):
+    """A code location's first load (INITIALIZATION), as a fresh code server does: scoped, so a load context an
+    earlier test left in this process (pytest-xdist reuses workers) cannot make it a reconstruction."""
+    from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
+
+    with DefinitionsLoadContext.scoped(DefinitionsLoadContext(load_type=DefinitionsLoadType.INITIALIZATION)), \
+            sandbox.load_component_and_build_defs(defs_path=defs_path) as (_, defs):
         return sorted(k.to_user_string() for k in defs.resolve_all_asset_keys())
 
 

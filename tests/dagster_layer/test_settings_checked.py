@@ -8,7 +8,7 @@ from cargo_gtm.errors import CargoConfigError
 
 from dagster_cargo import CargoResource
 
-from ..conftest import TOKEN
+from ..conftest import TOKEN, manual_clock
 
 
 def creates(emu) -> list:
@@ -70,7 +70,7 @@ def test_envvar_base_url_set_after_the_resource_was_built_is_used(emulator, monk
     cargo = CargoResource(api_token=TOKEN, base_url=dg.EnvVar("CARGO_BASE_URL_LATE"),
                           workspace_uuid=dg.EnvVar("CARGO_WS_LATE"),
                           max_credits_per_batch=dg.EnvVar("CARGO_BUDGET_LATE"),
-                          poll_interval=0.05, max_poll_interval=0.2)
+                          poll_interval=0.05, max_poll_interval=0.2).with_clock(manual_clock(emulator))
     monkeypatch.setenv("CARGO_BASE_URL_LATE", emulator.base_url)
     monkeypatch.setenv("CARGO_BUDGET_LATE", "0.0001")
     seen = {}
@@ -91,7 +91,7 @@ def test_envvar_base_url_set_after_the_resource_was_built_is_used(emulator, monk
 def test_envvar_base_url_set_after_build_reaches_the_emulator_in_a_successful_run(emulator, monkeypatch):
     monkeypatch.delenv("CARGO_BASE_URL_LATE2", raising=False)
     cargo = CargoResource(api_token=TOKEN, base_url=dg.EnvVar("CARGO_BASE_URL_LATE2"), poll_interval=0.05,
-                          max_poll_interval=0.2)
+                          max_poll_interval=0.2).with_clock(manual_clock(emulator))  # waits move Cargo's time
     assert cargo.base_url == "https://api.getcargo.io"  # the field shows the default while unset ...
     monkeypatch.setenv("CARGO_BASE_URL_LATE2", emulator.base_url)
 

@@ -9,7 +9,7 @@ Example:
     ...                          "runsCount": 4, "executedRunsCount": 1, "creditsUsedCount": 2})
     >>> bar(BatchProgress(batch=b, elapsed=3.0, polls=1))
     >>> print(out.getvalue().strip())
-    b1 [#######.....................]  25% 1/4 runs, 0 failed, 2 credits, running, 3s
+    b1 [#######.....................]  25% 1/4 runs, 0 failed, 2 provider credits, running, 3s
 """
 
 from __future__ import annotations
