@@ -60,10 +60,11 @@ def _sha256(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def _run(cmd: list[str], *, cwd: Path, timeout: float, what: str) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], *, cwd: Path, timeout: float, what: str,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     try:
         proc = subprocess.run(
-            cmd, check=False, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_node_env()
+            cmd, check=False, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**_node_env(), **(env or {})}
         )
     except FileNotFoundError as e:
         raise ToolchainError(f"{what}: {cmd[0]!r} not found. {INSTALL_HINT}") from e
@@ -180,13 +181,14 @@ def run_driver(
     node = ensure_node_modules()
     with tempfile.TemporaryDirectory() as td:
         out = Path(td) / "out.json"
-        cmd = [node, str(DRIVER), "--base-url", base_url, "--token", token, "--scenario", scenario,
-               "--out", str(out)]
+        # the token goes through the environment, never the command line (where ps shows it)
+        cmd = [node, str(DRIVER), "--base-url", base_url, "--scenario", scenario, "--out", str(out)]
         if state is not None:
             sp = Path(td) / "state.json"
             sp.write_text(json.dumps(state))
             cmd += ["--state", str(sp)]
         cmd += extra or []
-        _run(cmd, cwd=NODE_DIR, timeout=timeout, what=f"official-client driver ({scenario})")
+        _run(cmd, cwd=NODE_DIR, timeout=timeout, what=f"official-client driver ({scenario})",
+             env={"CARGO_DRIVER_TOKEN": token})
         doc = json.loads(out.read_text())
     return doc

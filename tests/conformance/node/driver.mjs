@@ -1,7 +1,7 @@
 // Official-client driver: exercises the Cargo API through `buildApi` from @cargo-ai/api
 // (the official TypeScript client), against any base URL, and prints ONE JSON document.
 //
-//   node driver.mjs --base-url http://127.0.0.1:PORT --token T --scenario NAME [--state FILE]
+//   CARGO_DRIVER_TOKEN=T node driver.mjs --base-url http://127.0.0.1:PORT --scenario NAME [--state FILE]
 //
 // For every call the output holds:
 //   { ok: true,  result }                                   (what the official client returned)
@@ -37,12 +37,12 @@ const args = Object.fromEntries(
   }, []),
 );
 const baseUrl = args["base-url"];
-const token = args.token;
+const token = process.env.CARGO_DRIVER_TOKEN;  // never a command-line argument (ps shows those)
 const scenario = args.scenario;
 const stateFile = args.state;
 const workspaceUuid = args["workspace-uuid"];
 if (!baseUrl || !token || !scenario) {
-  console.error("usage: node driver.mjs --base-url URL --token T --scenario NAME [--state FILE]");
+  console.error("usage: CARGO_DRIVER_TOKEN=T node driver.mjs --base-url URL --scenario NAME [--state FILE]");
   process.exit(2);
 }
 
