@@ -132,7 +132,27 @@ def _no_records(result: object) -> bool:
     return isinstance(result, CargoRequestError) and result.data_error_reason == "noRecords"
 
 
-class BatchHandle:
+class PolledHandle:
+    """What every handle (:class:`BatchHandle`, :class:`~cargo_gtm.running.run_handle.RunHandle`) does the same
+    way around its poller: the pace, the time polled and waiting on the client's clock."""
+
+    client: CargoClient
+    _poller: BatchPoller | None
+
+    def hurry(self) -> float | None:
+        """Poll every unfinished unit as soon as the guidance allows; seconds until then (None: not polling)."""
+        return self._poller.hurry() if self._poller is not None else None
+
+    def elapsed(self) -> float:
+        """Seconds since polling began (0 before the first poll)."""
+        return self._poller.elapsed() if self._poller is not None else 0.0
+
+    def sleep(self, seconds: float) -> None:
+        """Wait on the client's clock."""
+        self.client.sleep(seconds)
+
+
+class BatchHandle(PolledHandle):
     """The batches of one step (one or many requests of one workflow); see the module docstring.
 
     A :class:`~cargo_gtm.running.step.StepHandle` (``kind = "batch"``) driven by
@@ -294,18 +314,6 @@ class BatchHandle:
         for batch in snapshot.batches.values():
             self._submit(batch)
         return snapshot
-
-    def hurry(self) -> float | None:
-        """Poll every unfinished unit as soon as the guidance allows; seconds until then (None: not polling)."""
-        return self._poller.hurry() if self._poller is not None else None
-
-    def elapsed(self) -> float:
-        """Seconds since polling began (0 before the first poll)."""
-        return self._poller.elapsed() if self._poller is not None else 0.0
-
-    def sleep(self, seconds: float) -> None:
-        """Wait on the client's clock."""
-        self.client.sleep(seconds)
 
     # -- cancel --------------------------------------------------------------------------
     def cancel(self) -> CancelReport:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..credits import CreditSplit
 from ..errors import CargoError, CargoInputError
 from ..models import Release, Run, RunStatus
-from .handle import CancelReport, Ledger, NoLedger, StartReport
+from .handle import CancelReport, Ledger, NoLedger, PolledHandle, StartReport
 from .reconcile import CargoAmbiguousCreateError, CreateIntent
 from .single_run import (
     STUCK_PENDING_SECONDS,
@@ -54,7 +54,7 @@ class RunRequest:
     output_node_slug: str | None = None
 
 
-class RunHandle:
+class RunHandle(PolledHandle):
     """The single runs of one step (``kind = "run"``); see the module docstring.
 
     Args:
@@ -187,18 +187,6 @@ class RunHandle:
                 logger.warning("Cargo run %s is still pending after %.0fs: Cargo says this means the workflow is "
                                "not enabled or has no deployed release.", run.uuid, update.elapsed)
         return snapshot
-
-    def hurry(self) -> float | None:
-        """Poll every unfinished unit as soon as the guidance allows; seconds until then (None: not polling)."""
-        return self._poller.hurry() if self._poller is not None else None
-
-    def elapsed(self) -> float:
-        """Seconds since polling began (0 before the first poll)."""
-        return self._poller.elapsed() if self._poller is not None else 0.0
-
-    def sleep(self, seconds: float) -> None:
-        """Wait on the client's clock."""
-        self.client.sleep(seconds)
 
     # -- cancel --------------------------------------------------------------------------
     def cancel(self) -> CancelReport:
