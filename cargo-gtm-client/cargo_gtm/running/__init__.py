@@ -20,6 +20,7 @@ from .budget import (
 from .busy import BusyPolicy
 from .clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from .handle import BatchHandle, BatchRequest, CancelReport, Ledger, NoLedger, StartReport
+from .heal import HealRows, RoundPart
 from .ramp import merge_results, next_round_size, run_ramped
 from .reconcile import CargoAmbiguousCreateError, CreateIntent
 from .run_handle import RunHandle, RunRequest, run_one_record
@@ -66,7 +67,7 @@ __all__ = [
     "BUDGET_HINT", "CreditBudget", "StepBudgetError", "budget_error", "estimate_error", "tighter_budget",
     "no_estimate", "unaffordable_round",
     "BusyPolicy", "SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock",
-    "BatchHandle", "BatchRequest", "CancelReport", "Ledger", "NoLedger", "StartReport",
+    "BatchHandle", "BatchRequest", "CancelReport", "HealRows", "Ledger", "NoLedger", "RoundPart", "StartReport",
     "merge_results", "next_round_size", "run_ramped",
     "CargoAmbiguousCreateError", "CreateIntent", "RunHandle", "RunRequest", "run_one_record",
     "RunIntent", "RunResult", "cancel_run", "create_run_once", "fetch_change_records", "find_created_run",
