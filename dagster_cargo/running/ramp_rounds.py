@@ -77,14 +77,16 @@ def run_play_ramped(runner: CargoRunner, context: Any, props: CargoWorkflowProps
     """Run the play in ramp rounds over a snapshot of its selection (see the module docstring); None when the
     snapshot has at most one record and no round was fixed before (one batch of the input as given is then
     the same thing: the caller runs it)."""
+    model_uuid = str(props.model_uuid or data.get("modelUuid"))
     fixed = recorded_rounds(context, props.workflow_uuid, data)
     taken = [i for ids in fixed for i in ids]
-    fresh = selection_ids(runner.get_client(), data) or []
+    fresh = selection_ids(runner.get_client(), data, model_uuid=model_uuid)
+    if fresh is None and not fixed:
+        return None  # input Cargo refuses as it is: its one batch says why
     seen = set(taken)
-    ids = taken + [i for i in fresh if i not in seen]
+    ids = taken + [i for i in fresh or [] if i not in seen]
     if not fixed and len(ids) <= 1:
         return None
-    model_uuid = str(props.model_uuid or data.get("modelUuid"))
     context.log.info(
         f"No credit estimate for Cargo {settings.what} and a budget of {settings.credit_budget:g}: running its "
         f"{len(ids)} selected records (a snapshot of its {data.get('kind')} input, in Cargo's order) in rounds of "

@@ -9,6 +9,7 @@ credits for a budget of 100 at speed 1 and 212.80 at speeds 5 and 50."""
 import dagster as dg
 import pytest
 from cargo_gtm import CargoClient
+from cargo_gtm.running import selection_ids
 from cargo_gtm.running.clock import ManualClock
 from cargo_gtm_emulator import CargoEmulator
 
@@ -143,3 +144,36 @@ def test_a_record_entering_the_selection_between_attempts_runs_no_record_twice(m
     ids = _round_ids(after)
     assert len(ids) == len(set(ids)) == 20 and "cmp_first" in ids and ids[0] == paid[0].record_ids[0]
     assert second.output_for_node("scored")["_id"].tolist() == ids
+
+
+def test_the_snapshot_of_each_play_input_is_what_its_batch_would_run():
+    with CargoEmulator(token=TOKEN, clock="manual", seed=1) as emu, CargoClient(TOKEN, base_url=emu.base_url) as c:
+        companies = emu.store.model_by_slug("companies")["uuid"]
+        contacts = emu.store.model_by_slug("contacts")["uuid"]
+        icp = next(s for s in c.list_segments() if s.name == "ICP companies")
+        own = next(s for s in c.list_segments() if s.from_play and s.model_uuid == companies)
+        every = {"conjonction": "and", "groups": []}
+        expected = [r["_id"] for r in c.fetch_segment(companies, icp.filter, fetching_limit=1000).records]
+        assert 0 < len(expected) < 300
+        assert selection_ids(c, {"kind": "segment", "segmentUuid": icp.uuid}, model_uuid=companies) == expected
+        assert selection_ids(c, {"kind": "segment", "segmentUuid": own.uuid}, model_uuid=companies) is None
+        assert selection_ids(c, {"kind": "segment", "segmentUuid": icp.uuid}, model_uuid=contacts) is None
+        # paged: 300 records in pages of 7, every id once, in Cargo's order
+        assert selection_ids(c, {"kind": "filter", "modelUuid": companies}, page=7) == _model_order(emu)
+        assert selection_ids(c, {"kind": "filter", "modelUuid": companies, "filter": every, "limit": 5},
+                             model_uuid=companies) == _model_order(emu)[:5]
+        assert selection_ids(c, {"kind": "filter", "modelUuid": contacts}, model_uuid=companies) is None
+        ids = {"kind": "recordIds", "modelUuid": companies, "ids": ["cmp_0009", "nope", "cmp_0002", "cmp_0009"]}
+        assert selection_ids(c, ids, model_uuid=companies) == ["cmp_0009", "cmp_0002"]  # Cargo drops "nope"
+        assert selection_ids(c, {"kind": "change", "changeUuid": "x", "changeKinds": ["added"]}) is None
+
+
+def test_record_ids_input_runs_in_rounds_in_the_order_given():
+    ids = ["cmp_0042", "cmp_0007", "cmp_0100", "cmp_0001", "cmp_0250"]
+    with CargoEmulator(token=TOKEN, clock="manual", seed=1, run_failure_rate=0.0, credits=10_000) as emu:
+        model = emu.store.model_by_slug("companies")["uuid"]
+        data = {"kind": "recordIds", "modelUuid": model, "ids": ids}
+        result = dg.materialize([_asset(100.0, data=data)], resources={"cargo": _cargo(emu, 50.0)})
+        batches = emu.batches()
+    assert [b.runs_count for b in batches] == [1, 4] and _round_ids(batches) == ids
+    assert result.output_for_node("scored")["_id"].tolist() == ids

@@ -97,25 +97,38 @@ def _summed(counts: Any) -> dict[str, int]:
     return out
 
 
-def selection_ids(client: CargoClient, data: Mapping[str, Any], *, page: int = SNAPSHOT_PAGE) -> list[str] | None:
+def selection_ids(client: CargoClient, data: Mapping[str, Any], *, model_uuid: str | None = None,
+                  page: int = SNAPSHOT_PAGE) -> list[str] | None:
     """The record ids a play batch of ``data`` would run over, in Cargo's order, read now (a snapshot); None for
-    input that cannot be read as ids beforehand (``change``).
+    input whose batch Cargo would refuse or that cannot be read as ids beforehand (``change``): one batch of
+    ``data`` as given then says what it says.
 
     ``filter`` input: Cargo's segment fetch of its filter, sort and limit (the match-everything filter when it
-    has none), page by page; ``segment`` input: the same with the segment's filter, sort and limit;
-    ``recordIds``: the ids given, once each. An id that a page shift shows twice is kept once."""
+    has none), page by page; ``segment`` input: the same with the segment's filter, sort and limit (not a
+    play's own segment, which Cargo refuses as batch input: ``segmentLinkedToPlay``); ``recordIds``: the ids
+    given that the model has, once each, in the order given (Cargo drops the others). ``model_uuid``: the play's
+    model (input over another model is refused by Cargo). An id that a page shift shows twice is kept once."""
+    kind = data.get("kind")
+    if kind == "segment":
+        segment = client.get_segment(str(data["segmentUuid"]))
+        if segment.from_play or (model_uuid is not None and segment.model_uuid != model_uuid):
+            return None
+        return _fetched_ids(client, segment.model_uuid, segment.filter, segment.sort, segment.limit, page)
+    if kind not in ("filter", "recordIds") or (model_uuid is not None and data.get("modelUuid") != model_uuid):
+        return None
+    model = str(data["modelUuid"])
+    if kind == "filter":
+        return _fetched_ids(client, model, data.get("filter"), data.get("sort"), data.get("limit"), page)
+    given = list(dict.fromkeys(str(i) for i in data.get("ids") or []))
+    known = {str(r.get("_id")) for r in client.fetch_records(model, given)}
+    return [i for i in given if i in known]
+
+
+def _fetched_ids(client: CargoClient, model: str, flt: Mapping[str, Any] | None, sort: Any, limit: int | None,
+                 page: int) -> list[str]:
+    """The ids of Cargo's segment fetch of a filter, page by page (``fetchingLimit``/``fetchingOffset``)."""
     from ..inputs.records import EMPTY_FILTER
 
-    kind = data.get("kind")
-    if kind == "recordIds":
-        return list(dict.fromkeys(str(i) for i in data.get("ids") or []))
-    if kind == "filter":
-        model, flt, sort, limit = str(data["modelUuid"]), data.get("filter"), data.get("sort"), data.get("limit")
-    elif kind == "segment":
-        segment = client.get_segment(str(data["segmentUuid"]))
-        model, flt, sort, limit = segment.model_uuid, segment.filter, segment.sort, segment.limit
-    else:
-        return None
     ids: dict[str, None] = {}
     offset = 0
     while True:
