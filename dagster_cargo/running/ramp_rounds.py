@@ -10,8 +10,8 @@ what is left of the budget), over a **snapshot** of its selection:
   it is created;
 * each round is a ``recordIds`` batch over the next ids of the snapshot: no id is in two rounds, and the rounds
   together are the snapshot (or the step fails with the figures when the budget runs out first);
-* exactly-once: a round's ids are written to a run tag (``dagster-cargo/ramp_ids.<key>``, keyed by the step and
-  the round number) **before** its batch is created, and its batch is claimed like any batch of the step (attempt
+* exactly-once: a round's ids are written to run tags (``dagster-cargo/ramp_ids.<key>``, keyed by the step and
+  the round number, 1000 ids a tag) **before** its batch is created, and its batch is claimed like any batch of the step (attempt
   scope ``ramp<n>``, content = its ids). A re-executed step reads the rounds already fixed from its run group and
   runs them again with the same ids, so it attaches to their batches; the rounds after them come from a fresh
   snapshot less the ids already fixed. Even if the selection changed between the attempts, no record is run twice.
@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import dagster as dg
 from cargo_gtm.errors import CargoStepError
 from cargo_gtm.running import SNAPSHOT_KINDS, run_ramped, selection_ids
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["RAMP_IDS_PREFIX", "play_ramps", "ramped_before", "recorded_rounds", "run_play_ramped"]
 
 RAMP_IDS_PREFIX = "dagster-cargo/ramp_ids."
+IDS_PER_TAG = 1000
 
 
 def play_ramps(props: CargoWorkflowProps, data: Mapping[str, Any]) -> bool:
@@ -62,8 +64,35 @@ def recorded_rounds(context: Any, workflow_uuid: str, data: Mapping[str, Any]) -
         tags.update({k: v for k, v in run.tags.items() if k.startswith(RAMP_IDS_PREFIX)})
     rounds: list[list[str]] = []
     while (key := round_tag_key(context, workflow_uuid, data, len(rounds))) in tags:
-        rounds.append([str(i) for i in json.loads(tags[key])])  # type: ignore[index]
+        rounds.append(_read_round(key, tags))  # type: ignore[arg-type]
     return rounds
+
+
+def round_tags(key: str, ids: list[str]) -> dict[str, str]:
+    """The run tags of a round's ids: ``key`` holds the count and the first :data:`IDS_PER_TAG` ids, ``key.<j>``
+    the next ones (a run tag value is a database ``TEXT``, 64 KB on MySQL)."""
+    parts = [ids[i:i + IDS_PER_TAG] for i in range(0, len(ids), IDS_PER_TAG)] or [[]]
+    tags = {key: json.dumps({"count": len(ids), "ids": parts[0]})}
+    tags.update({f"{key}.{j}": json.dumps(part) for j, part in enumerate(parts[1:], 1)})
+    return tags
+
+
+def _read_round(key: str, tags: Mapping[str, str]) -> list[str]:
+    """A round's ids from its tags; a round whose tags were not all written fails the step (guessing the rest
+    could run a record twice)."""
+    head = json.loads(tags[key])
+    ids = [str(i) for i in head["ids"]]
+    j = 1
+    while f"{key}.{j}" in tags:
+        ids.extend(str(i) for i in json.loads(tags[f"{key}.{j}"]))
+        j += 1
+    if len(ids) != head["count"]:
+        raise dg.Failure(description=(
+            f"An earlier attempt of this step fixed a ramp round of {head['count']} records, but its run tags "
+            f"({key}…) hold {len(ids)}: re-running it could run a record twice, so nothing was started. "
+            "Next step: run the asset anew (a new run, not a re-execution) once you have checked in Cargo which "
+            "records its batches ran."))
+    return ids
 
 
 def ramped_before(context: Any, props: CargoWorkflowProps, data: Mapping[str, Any]) -> bool:
@@ -97,7 +126,7 @@ def run_play_ramped(runner: CargoRunner, context: Any, props: CargoWorkflowProps
         if n >= len(fixed):  # fixed before the batch exists, so a re-execution runs the same ids
             key = round_tag_key(context, props.workflow_uuid, data, n)
             if key is not None:
-                context.instance.add_run_tags(context.run_id, {key: json.dumps(chunk)})
+                context.instance.add_run_tags(context.run_id, round_tags(key, chunk))
         step = max(1, runner.max_records_per_batch)
         specs = [BatchRunSpec(workflow_uuid=props.workflow_uuid, attempt_scope=f"ramp{n}",
                               data={"kind": "recordIds", "modelUuid": model_uuid, "ids": chunk[i:i + step]})

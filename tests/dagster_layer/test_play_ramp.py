@@ -177,3 +177,16 @@ def test_record_ids_input_runs_in_rounds_in_the_order_given():
         batches = emu.batches()
     assert [b.runs_count for b in batches] == [1, 4] and _round_ids(batches) == ids
     assert result.output_for_node("scored")["_id"].tolist() == ids
+
+
+def test_a_rounds_ids_are_kept_in_tags_of_at_most_1000_ids_and_a_missing_part_stops_the_step():
+    from dagster_cargo.running.ramp_rounds import _read_round, round_tags
+
+    ids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(2500)]
+    tags = round_tags("dagster-cargo/ramp_ids.k", ids)
+    assert sorted(tags) == ["dagster-cargo/ramp_ids.k", "dagster-cargo/ramp_ids.k.1", "dagster-cargo/ramp_ids.k.2"]
+    assert max(len(v) for v in tags.values()) < 64_000  # MySQL's TEXT
+    assert _read_round("dagster-cargo/ramp_ids.k", tags) == ids
+    del tags["dagster-cargo/ramp_ids.k.2"]
+    with pytest.raises(dg.Failure, match="fixed a ramp round of 2500 records, but its run tags"):
+        _read_round("dagster-cargo/ramp_ids.k", tags)
