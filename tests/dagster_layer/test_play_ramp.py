@@ -196,3 +196,23 @@ def test_a_rounds_ids_are_kept_in_tags_of_at_most_1000_ids_and_a_missing_part_st
     del tags["dagster-cargo/ramp_ids.k.2"]
     with pytest.raises(dg.Failure, match="fixed a ramp round of 2500 records, but its run tags"):
         _read_round("dagster-cargo/ramp_ids.k", tags)
+
+
+def test_a_reexecution_with_a_raised_budget_goes_on_from_the_rounds_already_run():
+    with CargoEmulator(token=TOKEN, clock="manual", seed=1, run_failure_rate=0.0, credits=10_000) as emu:
+        with dg.instance_for_test() as instance, CargoClient(TOKEN, base_url=emu.base_url) as c:
+            start = c.get_subscription().credits_remaining
+            first = dg.materialize([_asset(30.0)], resources={"cargo": _cargo(emu, 5.0)}, instance=instance,
+                                   raise_on_error=False)
+            assert not first.success and [b.runs_count for b in emu.batches()] == [1, 8]
+            paid = [b.uuid for b in emu.batches()]
+            retry = {"dagster/root_run_id": first.run_id, "dagster/parent_run_id": first.run_id}
+            second = dg.materialize([_asset(1000.0)], resources={"cargo": _cargo(emu, 5.0)}, instance=instance,
+                                    tags=retry)
+            spent = _spent(emu, c, start)
+        batches = emu.batches()
+    assert second.success and [b.uuid for b in batches[:2]] == paid  # the first two rounds attached to
+    ids = _round_ids(batches)
+    assert len(ids) == len(set(ids)) and ids == _model_order(emu)  # every record once, in the snapshot's order
+    assert spent == pytest.approx(300 * PER_RECORD)  # nothing paid twice
+    assert second.output_for_node("scored")["_id"].tolist() == ids
