@@ -35,6 +35,7 @@ from .attempts import attempt_tag_key, intent_tag_key, run_group
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches, step_failure
 from .input_checks import check_output_node_slug, check_play_arguments, check_run_input, report_unknown_record_ids
 from .metadata import estimate_metadata, with_output_node
+from .ramp_rounds import play_ramps, ramped_before, run_play_ramped
 from .settings import check_setting, defer_unset_env_fields, deferred_value
 from .single_run import run_single, single_run_applies
 
@@ -489,6 +490,11 @@ class CargoResource(dg.ConfigurableResource):
         budget = settings.credit_budget
         if budget is not None and (self._ramps(data, budget, estimate) or self._ramped_before(context, props, data)):
             return self._run_ramped(context, data, settings)
+        if budget is not None and play_ramps(props, data) and (
+                estimate is None or estimate.credits is None or ramped_before(context, props, data)):
+            ramped = run_play_ramped(self, context, props, data, settings)
+            if ramped is not None:  # None: a selection of at most one record runs as the one batch it is
+                return ramped
         return self.run_batches(context, specs, settings)
 
     def _ramps(self, data: Mapping[str, Any], budget: float | None, estimate: CreditEstimate | None) -> bool:
