@@ -52,9 +52,9 @@ CONTACT_COLUMNS = [
 PLAY_TRACKING = {"companies": ["name", "domain", "industry", "employee_count", "country"],
                  "contacts": ["first_name", "last_name", "email", "title", "company_domain", "country"]}
 
-#: Names of the seeded plays and tools (the default workspace, before ``extra_workflows``), for tests that
-#: count or select them.
-SEEDED_PLAYS: tuple[str, ...] = tuple(s.name for s in build_specs() if s.kind == "play")
+#: Names of the seeded plays and tools (the default workspace, before ``extra_workflows``; the agent play is
+#: the last play, absent with ``agent_play=False``), for tests that count or select them.
+SEEDED_PLAYS: tuple[str, ...] = (*(s.name for s in build_specs() if s.kind == "play"), agent_play_spec().name)
 SEEDED_TOOLS: tuple[str, ...] = tuple(s.name for s in build_specs() if s.kind == "tool")
 
 N_COMPANIES = 300
@@ -289,9 +289,10 @@ def seed_workspace(store: Store) -> None:
 
 
 def seed_agent_play(store: Store) -> str:
-    """Add the opt-in play "Classify inbound companies" (an ``agent`` node and a ``variables`` node both slugged
-    ``classify``, the agent with ``retry``, ``fallbackOnFailure`` and ``fallbackChildUuid``: CARGO-DOCS 4.5,
-    15.4). Its uuids come from their own namespace, so the rest of the seeded workspace is unchanged."""
+    """Add the play "Classify inbound companies", seeded by default (ledger row 108): an ``agent`` node and a
+    ``variables`` node both slugged ``classify``, the agent with ``retry``, ``fallbackOnFailure`` and
+    ``fallbackChildUuid`` (CARGO-DOCS 4.5, 15.4). Its uuids come from their own namespace, so the rest of the
+    seeded workspace is the same with or without it."""
     ids = IdFactory(store.seed, "agent-play")
     connectors = {c["integrationSlug"]: uuid for uuid, c in store.connectors.items()}
     flt = {"conjonction": "and", "groups": [{"conjonction": "and", "conditions": [
