@@ -178,11 +178,13 @@ class Store:
         return {r["_id"] for r in self.segment_records(segment_uuid)}
 
     def create_segment(self, uuid: str, model_uuid: str, name: str, flt: dict[str, Any], created: float,
-                       from_play: bool = False, tracking: list[str] | None = None) -> dict[str, Any]:
+                       from_play: bool = False, tracking: list[str] | None = None,
+                       change_ids: IdFactory | None = None) -> dict[str, Any]:
         """Create a segment and take its initial snapshot (one Change, every record ``added``).
 
         A play's own segment is named ``GENERATED_PLAY_SEGMENT`` and its record count is never populated
-        (CARGO-DOCS 8.3); ``tracking`` = its ``trackingColumnSlugs`` (CARGO-DOCS 8.1).
+        (CARGO-DOCS 8.3); ``tracking`` = its ``trackingColumnSlugs`` (CARGO-DOCS 8.1). ``change_ids``: where the
+        initial Change's uuid comes from (default: the runtime sequence, which batches and runs draw from too).
         """
         if from_play:
             name = PLAY_SEGMENT_NAME
@@ -196,7 +198,7 @@ class Store:
         }
         self.snapshots[uuid] = {}
         self.models[model_uuid]["segmentsCount"] += 1
-        self.snapshot_segment(uuid, at=created)
+        self.snapshot_segment(uuid, at=created, ids=change_ids)
         return self.segments[uuid]
 
     def _record_hash(self, seg: dict[str, Any], record: dict[str, Any]) -> str:
@@ -205,8 +207,10 @@ class Store:
         cols = seg.get("trackingColumnSlugs")
         return canonical_json({k: record.get(k) for k in cols}) if cols else ""
 
-    def snapshot_segment(self, segment_uuid: str, at: float | None = None) -> dict[str, Any]:
-        """Diff the segment against its previous snapshot and record a new Change; return its wire dict."""
+    def snapshot_segment(self, segment_uuid: str, at: float | None = None,
+                         ids: IdFactory | None = None) -> dict[str, Any]:
+        """Diff the segment against its previous snapshot and record a new Change; return its wire dict
+        (its uuid drawn from ``ids``, by default the runtime sequence)."""
         with self.lock:
             at = self.clock.now() if at is None else at
             seg = self.segments[segment_uuid]
@@ -230,7 +234,7 @@ class Store:
             while slug in existing:
                 n += 1
                 slug = f"{day}-{n}"
-            cu = self.ids.uuid()
+            cu = (ids or self.ids).uuid()
             wire = {
                 "uuid": cu, "workspaceUuid": self.workspace_uuid, "segmentUuid": segment_uuid, "slug": slug,
                 "totalRecordsCount": len(current), "updatedRecordsCount": counts["updated"],

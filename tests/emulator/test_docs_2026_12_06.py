@@ -85,6 +85,14 @@ def test_the_agent_play_is_seeded_by_default_and_leaving_it_out_keeps_the_other_
         assert set(plain.store.workflows) < set(agent_emu.store.workflows)  # same uuids, one more
         assert plain.store.subscription_uuid == agent_emu.store.subscription_uuid
         assert all(not n["fallbackOnFailure"] for r in plain.store.releases.values() for n in r["nodes"])
+        # the runtime sequence is the same too: a batch gets the same uuid (so the same simulated durations)
+        made = []
+        for emu in (plain, agent_emu):
+            with httpx.Client(base_url=emu.api_url, headers={"authorization": f"Bearer {TOKEN}"}) as api:
+                batch = _play_batch(emu, api, "Score inbound companies", ["cmp_0001", "cmp_0002"])
+                runs = api.post("/orchestration/runs/list", json={"batchUuid": batch["uuid"]}).json()["runs"]
+            made.append((batch["uuid"], sorted(r["uuid"] for r in runs)))
+        assert made[0] == made[1]
     companies = agent_emu.store.model_by_slug("companies")
     assert companies["playsCount"] == 3  # Score, Qualify, Classify
 
