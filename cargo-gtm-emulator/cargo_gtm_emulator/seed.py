@@ -155,8 +155,8 @@ def _add_workflow(store: Store, ids: IdFactory, spec: WorkflowSpec, *, created: 
     own segment (initial snapshot taken) or the tool. Returns the workflow uuid.
 
     uuids are drawn from ``ids`` in a fixed order (workflow, release, play/tool, nodes, segment), so the
-    seeded workspace is the same for the same seed. ``change_ids``: where the play segment's initial Change
-    uuid comes from (default: the store's runtime sequence).
+    seeded workspace is the same for the same seed. ``change_ids``: where the play segment's Changes take
+    their uuids from (default: the store's runtime sequence).
     """
     ws, user_uuid = store.workspace_uuid, store.user_uuid
     wf_uuid, rel_uuid, entity_uuid = ids.uuid(), ids.uuid(), ids.uuid()
@@ -295,14 +295,16 @@ def seed_agent_play(store: Store) -> str:
     ``variables`` node both slugged ``classify``, the agent with ``retry``, ``fallbackOnFailure`` and
     ``fallbackChildUuid`` (CARGO-DOCS 4.5, 15.4). Its uuids come from their own namespace, so the rest of the
     seeded workspace is the same with or without it, down to the runtime sequence batches and runs draw their
-    uuids from (its segment's initial Change takes its uuid from the play's namespace too), so that a batch
-    or run gets the same uuid, and so the same simulated durations, as in the six-workflow workspace."""
+    uuids from (its segment's Changes, at seeding and after record edits, take their uuids from a namespace of
+    their own too), so that a batch or run gets the same uuid, and so the same simulated durations, as in the
+    six-workflow workspace."""
     ids = IdFactory(store.seed, "agent-play")
     connectors = {c["integrationSlug"]: uuid for uuid, c in store.connectors.items()}
     flt = {"conjonction": "and", "groups": [{"conjonction": "and", "conditions": [
         {"kind": "date", "columnSlug": "created_at", "operator": "isNotNull"}]}]}
     return _add_workflow(store, ids, agent_play_spec(), created=store.clock.now() - 29 * 86400,
-                         connectors=connectors, play_filter=flt, scheduled=False, change_ids=ids)
+                         connectors=connectors, play_filter=flt, scheduled=False,
+                         change_ids=IdFactory(store.seed, "agent-play-changes"))
 
 
 def seed_synthetic_workflows(store: Store, count: int) -> list[str]:

@@ -38,6 +38,9 @@ class Store:
         #: refused with ``concurrencyLimitReached`` and creates nothing. ``None``: no limit (the default).
         self.concurrency_limit: int | None = None
         self.ids = IdFactory(seed, "runtime")
+        #: segments whose Changes take their uuids from a sequence of their own, not the runtime one (the agent
+        #: play's, so that the workspace with it draws the same batch and run uuids as without it)
+        self.change_ids: dict[str, IdFactory] = {}
         self.workspace_uuid = ""
         self.user_uuid = ""
         self.workspace: dict[str, Any] = {}
@@ -183,8 +186,9 @@ class Store:
         """Create a segment and take its initial snapshot (one Change, every record ``added``).
 
         A play's own segment is named ``GENERATED_PLAY_SEGMENT`` and its record count is never populated
-        (CARGO-DOCS 8.3); ``tracking`` = its ``trackingColumnSlugs`` (CARGO-DOCS 8.1). ``change_ids``: where the
-        initial Change's uuid comes from (default: the runtime sequence, which batches and runs draw from too).
+        (CARGO-DOCS 8.3); ``tracking`` = its ``trackingColumnSlugs`` (CARGO-DOCS 8.1). ``change_ids``: where
+        this segment's Changes take their uuids from (default: the runtime sequence, which batches and runs draw
+        from too).
         """
         if from_play:
             name = PLAY_SEGMENT_NAME
@@ -198,7 +202,9 @@ class Store:
         }
         self.snapshots[uuid] = {}
         self.models[model_uuid]["segmentsCount"] += 1
-        self.snapshot_segment(uuid, at=created, ids=change_ids)
+        if change_ids is not None:
+            self.change_ids[uuid] = change_ids
+        self.snapshot_segment(uuid, at=created)
         return self.segments[uuid]
 
     def _record_hash(self, seg: dict[str, Any], record: dict[str, Any]) -> str:
@@ -207,10 +213,8 @@ class Store:
         cols = seg.get("trackingColumnSlugs")
         return canonical_json({k: record.get(k) for k in cols}) if cols else ""
 
-    def snapshot_segment(self, segment_uuid: str, at: float | None = None,
-                         ids: IdFactory | None = None) -> dict[str, Any]:
-        """Diff the segment against its previous snapshot and record a new Change; return its wire dict
-        (its uuid drawn from ``ids``, by default the runtime sequence)."""
+    def snapshot_segment(self, segment_uuid: str, at: float | None = None) -> dict[str, Any]:
+        """Diff the segment against its previous snapshot and record a new Change; return its wire dict."""
         with self.lock:
             at = self.clock.now() if at is None else at
             seg = self.segments[segment_uuid]
@@ -234,7 +238,7 @@ class Store:
             while slug in existing:
                 n += 1
                 slug = f"{day}-{n}"
-            cu = (ids or self.ids).uuid()
+            cu = self.change_ids.get(segment_uuid, self.ids).uuid()
             wire = {
                 "uuid": cu, "workspaceUuid": self.workspace_uuid, "segmentUuid": segment_uuid, "slug": slug,
                 "totalRecordsCount": len(current), "updatedRecordsCount": counts["updated"],

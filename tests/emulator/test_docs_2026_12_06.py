@@ -85,9 +85,12 @@ def test_the_agent_play_is_seeded_by_default_and_leaving_it_out_keeps_the_other_
         assert set(plain.store.workflows) < set(agent_emu.store.workflows)  # same uuids, one more
         assert plain.store.subscription_uuid == agent_emu.store.subscription_uuid
         assert all(not n["fallbackOnFailure"] for r in plain.store.releases.values() for n in r["nodes"])
-        # the runtime sequence is the same too: a batch gets the same uuid (so the same simulated durations)
+        # the runtime sequence is the same too: a batch gets the same uuid (so the same simulated durations),
+        # also after a record edit that snapshots every segment of the model, the agent play's included
         made = []
         for emu in (plain, agent_emu):
+            changes = emu.store.upsert_records("companies", [{"_id": "cmp_0001", "name": "Renamed Co"}])
+            assert len(changes) == (3 if emu is plain else 4)  # ICP, Score's, Qualify's (+ Classify's)
             with httpx.Client(base_url=emu.api_url, headers={"authorization": f"Bearer {TOKEN}"}) as api:
                 batch = _play_batch(emu, api, "Score inbound companies", ["cmp_0001", "cmp_0002"])
                 runs = api.post("/orchestration/runs/list", json={"batchUuid": batch["uuid"]}).json()["runs"]
