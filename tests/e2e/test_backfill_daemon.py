@@ -1,17 +1,19 @@
 """The UI's backfill of a date-partitioned workspace play over 7 partitions, run by a real ``dagster-daemon``
-(issue 19, item 8).
+(issue 19, item 8), on both paths docs/dagster/schedules-and-partitions.md ("Backfills") documents.
 
-The code location is the one the CLI backfill test loads (tests/dagster_layer/backfill_defs/defs.py): the
-documented setup, ``single_run_backfill=True`` and ``cargo_partitioned_io_manager``
-(docs/dagster/schedules-and-partitions.md, "Backfills"). A real ``dagster-webserver`` serves it; the backfill is
+The code location is the one the CLI backfill test loads (tests/dagster_layer/backfill_defs/defs.py):
+``cargo_partitioned_io_manager`` and ``single_run_backfill=True`` (the ``single_run`` case), or without it
+(``per_partition``: Dagster's default policy, one run per partition). A real ``dagster-webserver`` serves it; the
+backfill is
 submitted with the GraphQL mutation the UI's "Materialize → partitions" dialog sends (``launchPartitionBackfill``
 with an asset selection and partition names); a real ``dagster-daemon run`` on the same temporary DAGSTER_HOME
 picks it up and launches the run (code server, run worker: every process a UI backfill involves).
 
-What the docs promise, asserted: the backfill completes; one Dagster run covers the 7 partitions; one Cargo batch
-per partition whose window holds records (none for an empty window), each over its own window; 7
-materializations; each record in exactly one batch and stored once, in its day's partition file; the credits
-the materializations report are what the emulator billed (provider + 0.01 per node execution).
+What the docs promise, asserted: the backfill completes; one Dagster run covers the 7 partitions (``single_run``)
+or one run per partition (``per_partition``); either way one Cargo batch per partition whose window holds
+records (none for an empty window), each over its own window; 7 materializations; each record in exactly one
+batch and stored once, in its day's partition file; the credits the materializations report are what the
+emulator billed (provider + 0.01 per node execution).
 
 Real processes, real time (the emulator runs at speed 400): the daemon's backfill loop sleeps 30 s between
 iterations (``DEFAULT_DAEMON_INTERVAL_SECONDS``, not configurable), so the backfill needs about 30 s to be marked
@@ -81,20 +83,26 @@ def seven_days(emu: CargoEmulator) -> tuple[list[str], dict[str, set[str]]]:
     raise AssertionError("no 7-day range with both empty and non-empty days")
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[CargoEmulator]:
+@pytest.fixture(params=["single_run", "per_partition"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def emulator(mode: str) -> Iterator[CargoEmulator]:
     with CargoEmulator(token=_stack.EMULATOR_TOKEN, speed=400.0, seed=1, run_failure_rate=0.0,
                        credits=1_000_000) as emu:
         yield emu
 
 
-@pytest.fixture(scope="module")
-def stack(emulator: CargoEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_stack.Webserver]:
+@pytest.fixture
+def stack(emulator: CargoEmulator, mode: str, tmp_path: Path) -> Iterator[_stack.Webserver]:
     """The webserver on the partitioned code location (its own DAGSTER_HOME); the test starts the daemon."""
-    home = _stack.make_dagster_home(tmp_path_factory.mktemp("backfill_home"))
+    home = _stack.make_dagster_home(tmp_path / "dagster_home")
     server = _stack.start_webserver(
         home, emulator.base_url, target=("-f", str(DEFS)), location=LOCATION,
-        extra_env={"CARGO_API_TOKEN": _stack.EMULATOR_TOKEN, "CARGO_BASE_URL": emulator.base_url})
+        extra_env={"CARGO_API_TOKEN": _stack.EMULATOR_TOKEN, "CARGO_BASE_URL": emulator.base_url,
+                   "BACKFILL_SINGLE_RUN": "1" if mode == "single_run" else "0"})
     try:
         yield server
     finally:
@@ -127,7 +135,12 @@ def _batch_records(emu: CargoEmulator, batch_uuid: str) -> list[str]:
     return [r["recordId"] for r in runs]
 
 
-def test_the_uis_backfill_of_7_partitions_runs_through_the_daemon(emulator, stack):
+def _credits(meta: dict[str, Any]) -> float:
+    value = meta.get("dagster-cargo/credits_used")
+    return float(getattr(value, "value", value) or 0.0)
+
+
+def test_the_uis_backfill_of_7_partitions_runs_through_the_daemon(emulator, stack, mode):
     days, want = seven_days(emulator)
     expected_batches = sum(1 for d in days if want[d])
     n_records = sum(len(ids) for ids in want.values())
@@ -151,10 +164,13 @@ def test_the_uis_backfill_of_7_partitions_runs_through_the_daemon(emulator, stac
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
         mats = instance.fetch_materializations(dg.AssetKey(ASSET), limit=100).records
         storage = Path(instance.storage_directory())
-    # single-run backfill: one Dagster run over the range, and it succeeded
-    assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS], stack.diagnostics()
-    assert runs[0].tags["dagster/asset_partition_range_start"] == days[0]
-    assert runs[0].tags["dagster/asset_partition_range_end"] == days[-1]
+    if mode == "single_run":  # one Dagster run over the range, and it succeeded
+        assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS], stack.diagnostics()
+        assert runs[0].tags["dagster/asset_partition_range_start"] == days[0]
+        assert runs[0].tags["dagster/asset_partition_range_end"] == days[-1]
+    else:  # Dagster's default: one run per partition, each succeeded
+        assert {r.tags["dagster/partition"]: r.status for r in runs} == {
+            d: dg.DagsterRunStatus.SUCCESS for d in days}, stack.diagnostics()
     # 7 partitions materialized, each stored once, in its own file, with exactly its window's records
     assert sorted(m.partition_key for m in mats) == days
     stored = {d: pd.read_pickle(storage / "cargo" / "score_inbound_companies" / d) for d in days}
@@ -173,8 +189,11 @@ def test_the_uis_backfill_of_7_partitions_runs_through_the_daemon(emulator, stac
     # credits: what the materializations report is what Cargo billed
     billed = emulator.credits_used
     assert billed == pytest.approx(n_records * PER_RECORD, abs=1e-6)
-    meta = mats[0].asset_materialization.metadata
-    assert meta["dagster-cargo/credits_used"].value == pytest.approx(billed, abs=1e-6)
-    assert set(meta["dagster-cargo/batch_uuids"].value.split(",")) == {b.uuid for b in batches}
-    assert meta["dagster-cargo/partitions"].value == 7
+    metas = [m.asset_materialization.metadata for m in mats]
+    if mode == "single_run":  # one step's result, recorded on each of its 7 partitions
+        assert _credits(metas[0]) == pytest.approx(billed, abs=1e-6)
+        assert set(metas[0]["dagster-cargo/batch_uuids"].value.split(",")) == {b.uuid for b in batches}
+        assert metas[0]["dagster-cargo/partitions"].value == 7
+    else:  # each partition its own figure; together, the bill
+        assert sum(_credits(m) for m in metas) == pytest.approx(billed, abs=1e-6)
     assert _stack.EMULATOR_TOKEN not in "".join(p.logs(tail=10**7) for p in (stack.process, *stack.others))
