@@ -60,7 +60,7 @@ def test_terminating_one_twin_on_postgres(manual_emulator, pg_instance):
     assert outcome.succeeded == [False, True], outcome.figures()
     assert outcome.shared == [], outcome.figures()
     (survivor,) = outcome.reported[1]
-    assert outcome.batches[survivor] == "success", outcome.figures()
+    assert outcome.units[survivor] == "success", outcome.figures()
 
 
 def test_concurrent_creates_suite_on_postgres():
@@ -119,7 +119,7 @@ def test_twins_launched_through_the_daemon_run_queue(manual_emulator, tmp_path):
     import time
     from pathlib import Path
 
-    from .test_twins import TwinsOutcome, _workflow_batches
+    from .test_twins import KINDS, TwinsOutcome, _workflow_units
 
     defs = str(Path(__file__).parent / "queued_twins_defs.py")
     bin_dir = Path(sys.executable).parent
@@ -161,7 +161,7 @@ def test_twins_launched_through_the_daemon_run_queue(manual_emulator, tmp_path):
     outcome = TwinsOutcome(succeeded=[s == dg.DagsterRunStatus.SUCCESS for s in statuses], reported=reported,
                            credits_reported=round(credits, 6),
                            credits_spent=round(manual_emulator.credits_used - before, 6),
-                           batches=_workflow_batches(manual_emulator))
+                           units=_workflow_units(manual_emulator, KINDS["batch"]))
     print("postgres, 2 twins via the daemon's run queue:", outcome.figures(), f"; {len(dequeued)} runs queued, then launched by the daemon")
     assert len(dequeued) == 2, (tmp_path / "daemon.log").read_text()[-3000:]
     assert_twins_hold(outcome, 2)
