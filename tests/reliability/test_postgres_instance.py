@@ -19,7 +19,7 @@ from cargo_fault_suite.jobs import TOKEN_ENV
 from cargo_gtm_emulator import CargoEmulator
 
 from .postgres_instance import fresh_database, instance_yaml, postgres_dsn, postgres_home
-from .test_twins import EIGHT_FAULTS, assert_twins_hold, run_twins
+from .test_twins import EIGHT_FAULTS, assert_terminated_twin_left_the_other_alone, assert_twins_hold, run_twins
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -61,6 +61,21 @@ def test_terminating_one_twin_on_postgres(manual_emulator, pg_instance):
     assert outcome.shared == [], outcome.figures()
     (survivor,) = outcome.reported[1]
     assert outcome.units[survivor] == "success", outcome.figures()
+
+
+@pytest.mark.parametrize("n", [2, 8])
+def test_single_run_twins_on_postgres(manual_emulator, pg_instance, n):
+    faults = EIGHT_FAULTS if n == 8 else ["server_error", "lost_create_response"]
+    outcome = run_twins(manual_emulator, pg_instance, n, faults=faults, kind="run")
+    print(f"postgres, {n} single-run twins:", outcome.figures())
+    assert_twins_hold(outcome, n, kind="run")
+
+
+def test_terminating_one_single_run_twin_on_postgres(manual_emulator, pg_instance):
+    outcome = run_twins(manual_emulator, pg_instance, 2, faults=["server_error", "lost_create_response"],
+                        interrupt={0: 2}, kind="run")
+    print("postgres, terminated single-run twin:", outcome.figures())
+    assert_terminated_twin_left_the_other_alone(outcome, kind="run")
 
 
 def test_concurrent_creates_suite_on_postgres():
