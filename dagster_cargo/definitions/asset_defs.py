@@ -78,6 +78,12 @@ class CargoRunConfig(dg.Config):
     retry_failed: int = Field(
         default=0, description="Re-run the records whose run failed, up to this many rounds, paying only for them."
     )
+    resume_unreported: bool | None = Field(
+        default=None,
+        description="A batch of this same step and input that earlier failed runs paid for and no materialization "
+        "reported (still running or succeeded): true adopts it instead of paying again, false pays for a new one. "
+        "Unset: the run tag dagster-cargo/resume_unreported, else the resource's resume_unreported, decides.",
+    )
 
 
 def play_input_for(
@@ -190,7 +196,7 @@ def run_cargo_workflow_asset(
     Plays run over the records chosen by run ``config`` (filter, limit, record ids, segment,
     change), narrowed to the partition's window when ``date_column`` is set; tools run over
     ``records`` (the upstream DataFrame) or ``config.records``. Every run-config field applies,
-    ``credit_budget`` and ``output_node_slug`` included.
+    ``credit_budget``, ``output_node_slug`` and ``resume_unreported`` included.
     """
     if props.type == "play" and date_column and _is_range_run(context):
         return _run_partition_range(context, cargo, props, config, checks=checks, date_column=date_column)
@@ -200,7 +206,8 @@ def run_cargo_workflow_asset(
         if records is None:
             records = config.records or []
         result = cargo.run_tool(context, props, records, output_node_slug=config.output_node_slug,
-                                credit_budget=config.credit_budget, retry_failed=config.retry_failed)
+                                credit_budget=config.credit_budget, retry_failed=config.retry_failed,
+                                resume_unreported=config.resume_unreported)
     materialization = result.materialize_result(checks=checks)
     if props.type == "play" and not (context.has_partition_key and date_column):
         extra = _expected_cost(context, context.asset_key, dict(result.cargo_metadata), DEFAULT_PLAY_LIMIT)
@@ -217,7 +224,8 @@ def _run_play(context: dg.AssetExecutionContext, cargo: CargoResource, props: Ca
         window = partition_window(context.partition_time_window)
     data = play_input_for(props, config, window=window, date_column=date_column)
     result = cargo.run_workflow(context, props, data, output_node_slug=config.output_node_slug,
-                                credit_budget=config.credit_budget, retry_failed=config.retry_failed)
+                                credit_budget=config.credit_budget, retry_failed=config.retry_failed,
+                                resume_unreported=config.resume_unreported)
     limited = data.get("kind") == "filter" and config.limit is not None
     if limited and config.limit is not None and result.runs_count >= config.limit:
         context.log.warning(
@@ -251,7 +259,8 @@ def _run_partition_range(context: dg.AssetExecutionContext, cargo: CargoResource
         window = partition_window(partitions_def.time_window_for_partition_key(key))  # type: ignore[union-attr]
         data = play_input_for(props, config, window=window, date_column=date_column)
         result = cargo.run_workflow(context, props, data, output_node_slug=config.output_node_slug,
-                                    credit_budget=config.credit_budget, retry_failed=config.retry_failed)
+                                    credit_budget=config.credit_budget, retry_failed=config.retry_failed,
+                                    resume_unreported=config.resume_unreported)
         if checks is not None:
             result.materialize_result(checks=checks)  # each partition's checks: a failing one fails the step
         frames[key] = result.frame

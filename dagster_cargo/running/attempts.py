@@ -290,6 +290,7 @@ def _run_from_intents(context: Any, client: CargoClient, key: str, group: list[d
                       record: Any) -> Run | None:
     """Resolve single-run intents recorded without a run (the process died around the create) by content."""
     known = {r.tags[key] for r in group if r.tags.get(key)}
+    known |= claimed_elsewhere(context.instance, context.run, key)  # twins' runs are never ours
     intent_key = _run_sub_key(RUN_INTENT_PREFIX, key)
     for text in dict.fromkeys(r.tags[intent_key] for r in group if r.tags.get(intent_key)):
         intent = CreateIntent.from_json(text)
@@ -324,8 +325,9 @@ def _side_key(kind: str, key: str) -> str:
 
 
 def claimed_elsewhere(instance: dg.DagsterInstance, run: dg.DagsterRun, tag_key: str | None) -> set[str]:
-    """The batches recorded under ``tag_key`` by runs outside ``run``'s group (other materializations of the
-    same step and input: "twins", live or not). Read from the instance every run of the deployment shares."""
+    """The batches (a batch key) or single runs (a run key) recorded under ``tag_key`` by runs outside ``run``'s
+    group (other materializations of the same step and input: "twins", live or not). Read from the instance
+    every run of the deployment shares."""
     if tag_key is None:
         return set()
     values: set[str] = set()
@@ -341,9 +343,10 @@ class RunTagLedger:
     """The :class:`~cargo_gtm.running.handle.ClaimingLedger` of a Dagster step, for its batches and its single
     runs alike: units, intents and candidates are recorded as run tags, and the units of earlier attempts of the
     step are found on the run group (a batch key ``dagster-cargo/batch.<h>``, a single run's
-    ``dagster-cargo/run.<h>``); batches other runs recorded for the same step and input ("twins") are claimed:
-    never adopted.
-    Creates of twins are taken in turn (:class:`~dagster_cargo.running.turns.Turns`)."""
+    ``dagster-cargo/run.<h>``); batches and single runs other runs recorded for the same step and input
+    ("twins") are claimed: never adopted. Creates of twins are taken in turn
+    (:class:`~dagster_cargo.running.turns.Turns`), a batch step's under its batch keys, a single-run step's
+    under each record's run key."""
 
     def __init__(self, context: Any, client: CargoClient, *, resume_unreported: bool = False) -> None:
         self.context = context
@@ -389,7 +392,8 @@ class RunTagLedger:
 
     def _unreported(self, key: str) -> Batch | None:
         """Say so when earlier failed runs of this step paid for a batch of this input that nobody reported;
-        adopt one that is still running or succeeded when ``resume_unreported`` (or its run tag) asks."""
+        adopt one that is still running or succeeded when ``resume_unreported`` asks (run config or call argument,
+        else the run tag, else the resource: :func:`~.unreported.resume_requested`)."""
         from .turns import Turns
         from .unreported import holders_all_failed, resume_requested, unreported_for_key
 
@@ -406,9 +410,10 @@ class RunTagLedger:
                 f"{item.describe()}. This materialization (a new run, not a re-execution of those) "
                 + ("adopts it instead of paying again (resume_unreported)." if item in usable[:1]
                    and resume_requested(context, self.resume_unreported) else
-                   "pays for a new batch; set resume_unreported=True on the resource (or the run tag "
-                   "dagster-cargo/resume_unreported=true) to adopt a running or succeeded one, or re-execute "
-                   "the failed run." if item in usable else "pays for a new batch (that one ended "
+                   "pays for a new batch; launch with run config resume_unreported: true (or the run tag "
+                   "dagster-cargo/resume_unreported=true, or resume_unreported=True on the resource) to adopt a "
+                   "running or succeeded one, or re-execute the failed run." if item in usable else
+                   "pays for a new batch (that one ended "
                    f"{item.status})."))
         if not usable or not resume_requested(context, self.resume_unreported):
             return None

@@ -1,14 +1,15 @@
 """Twins take turns: two live runs never send a create for the same step and input at the same moment.
 
-Two materializations of one asset over the same input ("twins") send identical batch creates. Content cannot
-tell their batches apart, so if one create fails ambiguously, the batch the other one made looks exactly like
-the one it might have made. Claims (batches recorded by other runs are never adopted) solve most of it, but
-not the moment between a twin's batch being committed and the twin recording it. So the creates of twins take
-turns: while a run holds its turn for a key, no other live run sends a create under that key. Inside a turn,
-a batch created since the watermark with exactly this input and recorded by no other run can only be this
-create's own.
+Two materializations of one asset over the same input ("twins") send identical batch creates (or identical
+single-run creates, one per record). Content cannot tell their batches (runs) apart, so if one create fails
+ambiguously, the batch the other one made looks exactly like the one it might have made. Claims (batches and
+runs recorded by other runs are never adopted) solve most of it, but not the moment between a twin's batch
+being committed and the twin recording it. So the creates of twins take turns: while a run holds its turn for
+a key, no other live run sends a create under that key. Inside a turn, a batch (run) created since the
+watermark with exactly this input and recorded by no other run can only be this create's own.
 
-The turns are kept in run tags (``dagster-cargo/turn.<key>``), readable by every run of the deployment, one
+The turns are kept in run tags (``dagster-cargo/turn.<h>`` for a batch key, ``dagster-cargo/turn.run.<h>`` for
+a single run's), readable by every run of the deployment, one
 tag per run (each run writes only its own): Lamport's bakery algorithm, which needs no compare-and-set, only
 registers that each participant writes and everyone reads. A run takes a ticket one higher than any it sees,
 then waits while another live run is choosing its ticket or holds a lower one (ties broken by run id). Runs
@@ -28,14 +29,24 @@ __all__ = ["Turns", "TURN_PREFIX", "TURN_WAIT_SECONDS"]
 
 TURN_PREFIX = "dagster-cargo/turn."
 BATCH_PREFIX = "dagster-cargo/batch."
+RUN_PREFIX = "dagster-cargo/run."
 TURN_WAIT_SECONDS = 300.0
 TURN_POLL_SECONDS = 0.2
 DONE = "done"
 _ENDED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
-def turn_tag_key(batch_key: str) -> str:
-    return TURN_PREFIX + batch_key[len(BATCH_PREFIX):] if batch_key.startswith(BATCH_PREFIX) else TURN_PREFIX + batch_key
+def turn_tag_key(key: str) -> str:
+    """``dagster-cargo/turn.<h>`` for a batch key ``dagster-cargo/batch.<h>``, ``dagster-cargo/turn.run.<h>`` for a
+    single run's ``dagster-cargo/run.<h>``."""
+    for prefix, kind in ((BATCH_PREFIX, ""), (RUN_PREFIX, "run.")):
+        if key.startswith(prefix):
+            return TURN_PREFIX + kind + key[len(prefix):]
+    return TURN_PREFIX + key
+
+
+def _unit(tag: str) -> str:
+    return "single run" if tag.startswith(TURN_PREFIX + "run.") else "batch"
 
 
 def _parse(value: str) -> tuple[str, int | None, str] | None:
@@ -104,13 +115,13 @@ class Turns:
             if not said:
                 said = True
                 self.context.log.info(
-                    f"Another run ({', '.join(sorted({p[2] for p in ahead}))}) is creating a Cargo batch for this "
+                    f"Another run ({', '.join(sorted({p[2] for p in ahead}))}) is creating a Cargo {_unit(tag)} for this "
                     "same step and input right now; waiting for its create to be recorded, so that the two "
                     "never share a batch.")
             if clock.monotonic() - started >= self.wait_seconds:
                 self.context.log.warning(
-                    f"Run(s) {', '.join(sorted({p[2] for p in ahead}))} held their turn to create a Cargo batch for "
-                    f"this step and input for over {self.wait_seconds:g}s; going ahead. Batches they recorded "
+                    f"Run(s) {', '.join(sorted({p[2] for p in ahead}))} held their turn to create a Cargo {_unit(tag)} "
+                    f"for this step and input for over {self.wait_seconds:g}s; going ahead. What they recorded "
                     "are still never adopted by this run.")
                 return
             self.client.sleep(TURN_POLL_SECONDS)

@@ -70,20 +70,23 @@ class Ledger(Protocol):
 
 class ClaimingLedger(Ledger, Protocol):
     """A :class:`Ledger` shared by every run of a deployment, so identical inputs sent at the same moment by
-    different runs ("twins") never share a batch. Content cannot tell twins apart; claims can:
+    different runs ("twins") never share a unit (a batch, or a single run). Content cannot tell twins apart;
+    claims can:
 
-    * :meth:`claimed`: the batches other runs have recorded (created or adopted) for this attempt key: never
+    * :meth:`claimed`: the units other runs have recorded (created or adopted) for this attempt key: never
       candidates for adoption after an ambiguous create, whatever their content;
     * :meth:`exclusive`: a context in which no other live run sends a create with the same attempt keys, so
-      a batch created since this create's watermark with exactly this input and claimed by nobody is this
+      a unit created since this create's watermark with exactly this input and claimed by nobody is this
       create's own.
 
-    Both are optional: a ledger without them gets the single-run behaviour (content and this handle's own
-    creates only). The Dagster layer keeps them in run tags; another orchestrator supplies its own store.
+    :class:`BatchHandle` and :class:`~cargo_gtm.running.run_handle.RunHandle` use both the same way (a batch
+    handle takes the turn of all its creates of one workflow at once, a run handle one record's at a time).
+    Both are optional: a ledger without them gets the plain behaviour (content and this handle's own creates
+    only). The Dagster layer keeps them in run tags; another orchestrator supplies its own store.
     """
 
     def claimed(self, key: str | None) -> set[str]:
-        """Batches recorded under ``key`` by runs other than this one (and its earlier attempts)."""
+        """Units recorded under ``key`` by runs other than this one (and its earlier attempts)."""
 
     def exclusive(self, keys: list[str | None]) -> AbstractContextManager[object]:
         """Hold off other live runs' creates under ``keys`` until the context exits."""
