@@ -12,11 +12,11 @@ within a second, then its process exits, then the run worker (which waits for it
 waits for its runs), then the code server. Each exit of a spawned Python process ends in interpreter teardown,
 mostly the final garbage collection of a heap holding Dagster, pandas and the definitions: 1.5-5 s per process
 on the shared 2-core machine. Spawned step processes (Dagster's default) made that two such exits in a row,
-6.4-9.8 s in all at a load of 5-7 (9.6-15 s on a busier day). The example runs its steps with the multiprocess
+4.1-9.8 s in all at a load of 3-7 (9.6-15 s on a busier day). The example runs its steps with the multiprocess
 executor's ``forkserver`` start method: a step forks from a server that has loaded the definitions, starts
 without importing them again, and leaves with ``os._exit`` (no teardown): gone 0.2 s after Ctrl-C. And it calls
 ``gc.freeze()`` once its definitions are built, which leaves them out of the final collection of every process
-that loads them. Measured so, at the same load: 1.4-4 s idle, 2.2-6.1 s with a run in flight. Neither the emulator child (it stops within 1 s of its
+that loads them. Measured so, runs interleaved with those: 1.4-4 s idle, 1.8-6.1 s with a run in flight. Neither the emulator child (it stops within 1 s of its
 gRPC parent, in its own session) nor the code location holds shutdown: the >90 s of the report did not
 reproduce. Both cases must stop in under 10 s; the batch in flight must end cancelled on Cargo.
 """
