@@ -35,6 +35,7 @@ from cargo_gtm.inputs import date_window_filter, play_input
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 from pydantic import Field
 
+from ..running.metadata import COUNTS_KEY, count_of
 from ..running.resource import CargoResource
 from .asset_specs import CargoWorkspaceDefsLoader
 from .checks import CargoCheckConfig, cargo_check_specs
@@ -157,7 +158,7 @@ def _credits_per_run(metadata: Mapping[str, Any]) -> float | None:
         value = getattr(value, "value", value)
         return float(value) if isinstance(value, (int, float)) else None
 
-    credits, runs = number("dagster-cargo/credits_used"), number("dagster-cargo/runs_count")
+    credits, runs = number("dagster-cargo/credits_used"), count_of(metadata, "runs_count")
     return credits / runs if credits is not None and runs else None
 
 
@@ -271,8 +272,8 @@ def _run_partition_range(context: dg.AssetExecutionContext, cargo: CargoResource
         batches += [b.uuid for b in result.batches]
         context.log.info(f"Partition {key}: {len(result.frame)} rows, {len(result.batches)} batch(es).")
     return dg.MaterializeResult(value=frames, metadata={
-        "dagster-cargo/partitions": len(keys), "dagster-cargo/batch_uuids": ",".join(batches),
-        "dagster-cargo/runs_count": int(runs), "dagster-cargo/credits_used": round(credits, 6),
+        COUNTS_KEY: dg.MetadataValue.json({"runs_count": int(runs), "partitions": len(keys)}),
+        "dagster-cargo/batch_uuids": ",".join(batches), "dagster-cargo/credits_used": round(credits, 6),
         "dagster/row_count": sum(len(f) for f in frames.values())})
 
 
