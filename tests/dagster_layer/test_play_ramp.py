@@ -93,7 +93,7 @@ def test_a_selection_that_fits_runs_whole_in_rounds_one_row_per_record_in_cargos
     assert frame["_id"].tolist() == selected and set(frame["_status"]) == {"success"}
     meta = result.asset_materializations_for_node("scored")[0].metadata
     assert meta["dagster-cargo/credits_used"].value == pytest.approx(spent) == pytest.approx(20 * PER_RECORD)
-    assert meta["dagster-cargo/batch_count"].value == 2
+    assert meta["dagster-cargo/counts"].value["batch_count"] == 2
 
 
 def _reexecuted(monkeypatch, die_after: int, between=None):
