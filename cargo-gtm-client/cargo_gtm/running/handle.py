@@ -62,7 +62,8 @@ class Ledger(Protocol):
         creates of one fan-out, in one write; the batch handle then uses it.)"""
 
     def created(self, key: str | None, unit: Any) -> None:
-        """Record a created batch or run."""
+        """Record a created batch or run. (A ledger may also offer ``created_many(pairs)``: the batches of several
+        creates that ended together, in one write; the batch handle then uses it.)"""
 
     def candidates(self, key: str | None, uuids: list[str]) -> None:
         """Record the units an ambiguous create could not be told apart from."""
@@ -255,6 +256,7 @@ class BatchHandle(PolledHandle):
         claimed_by_others = getattr(self.ledger, "claimed", None)
         exclusive = getattr(self.ledger, "exclusive", None)
         bulk = getattr(self.ledger, "intents", None)  # a ledger that records many intents in one write
+        created_many = getattr(self.ledger, "created_many", None)  # ... and many created batches in one write
 
         def claimed() -> set[str]:  # read afresh at each look: a twin may record its batch meanwhile
             return set().union(*(claimed_by_others(k) for k in keys)) if claimed_by_others else set()
@@ -263,10 +265,17 @@ class BatchHandle(PolledHandle):
             assert bulk is not None
             bulk([(keys[n], intent) for n, intent in pairs])
 
+        def on_created_many(pairs: list[tuple[int, Batch]]) -> None:
+            assert created_many is not None
+            for n, batch in pairs:
+                self._take(indexes[n], batch)
+            created_many([(keys[n], batch) for n, batch in pairs])
+
         with exclusive(keys) if exclusive is not None else nullcontext():
             results = self.client.create_batches(workflow_uuid, [self.requests[i].data for i in indexes],
                                                  on_created=on_created, on_intent=None if bulk else on_intent,
                                                  on_intents=on_intents if bulk else None, attempt_keys=keys,
+                                                 on_created_many=on_created_many if created_many else None,
                                                  listed=self.listed.get(workflow_uuid), claimed=claimed)
         for n, result in enumerate(results):
             if isinstance(result, CargoAmbiguousCreateError):
