@@ -175,7 +175,7 @@ class BatchHandle(PolledHandle):
 
     def __init__(self, client: CargoClient, requests: Sequence[BatchRequest], *, ledger: Ledger | None = None,
                  poll_interval: float = 1.0, max_poll_interval: float = 30.0,
-                 guidance: PollingGuidance | None = None, fetch_metrics: bool = False, max_workers: int = 4,
+                 guidance: PollingGuidance | None = None, fetch_metrics: bool = False, max_workers: int = 8,
                  listed: Mapping[str, Sequence[Batch]] | None = None) -> None:
         self.client = client
         self.requests = list(requests)
@@ -195,7 +195,7 @@ class BatchHandle(PolledHandle):
 
     @classmethod
     def for_step(cls, client: CargoClient, requests: Sequence[BatchRequest], settings: Any, *,
-                 ledger: Ledger | None = None, max_workers: int = 4) -> BatchHandle:
+                 ledger: Ledger | None = None, max_workers: int = 8) -> BatchHandle:
         """A handle polling as ``settings.wait`` says, reading ``runs/metrics`` when the step needs the
         credit split (breakdown or budget), creating with the step's listed batches as watermark."""
         wait = settings.wait
