@@ -260,23 +260,41 @@ def chunk_records(
             "partition the asset (or raise max_input_records if the credits are intended)."
         )
     chunks: list[list[Mapping[str, Any]]] = []
-    current: list[Mapping[str, Any]] = []
+    max_records = max(1, max_records)
+    start = 0
+    while start < len(records):
+        window = records[start:start + max_records]
+        # a full window that fits (a record's size is its compact JSON + 1, so the window's sizes add up to its
+        # JSON as one list - 1) is what the record-by-record split below would make, in one encoding, not one each
+        if len(json.dumps(window, separators=(",", ":"), default=str)) - 1 <= max_bytes:
+            chunk = list(window)
+        else:
+            chunk = _fill_chunk(records, start, max_records, max_bytes)
+        chunks.append(chunk)
+        start += len(chunk)
+    return chunks
+
+
+def _fill_chunk(records: Sequence[Mapping[str, Any]], start: int, max_records: int,
+                max_bytes: int) -> list[Mapping[str, Any]]:
+    """The chunk that begins at ``records[start]``: records while they fit ``max_records`` and ``max_bytes``."""
+    import json
+
+    chunk: list[Mapping[str, Any]] = []
     size = 0
-    for index, record in enumerate(records):
+    for index in range(start, min(start + max_records, len(records))):
+        record = records[index]
         record_bytes = len(json.dumps(record, separators=(",", ":"), default=str)) + 1
         if record_bytes > max_bytes:
             raise CargoInputError(
                 f"Input record {index} is {record_bytes} bytes of JSON, over the {max_bytes}-byte request "
                 "limit for one batch.", hint="drop large columns (only the tool's form fields are needed)."
             )
-        if current and (len(current) >= max_records or size + record_bytes > max_bytes):
-            chunks.append(current)
-            current, size = [], 0
-        current.append(record)
+        if chunk and size + record_bytes > max_bytes:
+            break
+        chunk.append(record)
         size += record_bytes
-    if current:
-        chunks.append(current)
-    return chunks
+    return chunk
 
 
 def json_safe(value: Any, path: str = "value") -> Any:
