@@ -185,8 +185,6 @@ def _reusable(context: Any, client: CargoClient, tag_key: str, group: list[dg.Da
 def _from_intents(context: Any, client: CargoClient, tag_key: str, group: list[dg.DagsterRun],
                   data: Any) -> Batch | None:
     """Resolve intents recorded without a batch (the process died around the create) by content."""
-    known = {run.tags[tag_key] for run in group if run.tags.get(tag_key)}  # recorded, and not reusable
-    known |= claimed_elsewhere(context.instance, context.run, tag_key)  # twins' batches are never ours
     intents: dict[str, CreateIntent] = {}
     for run in group:
         text = run.tags.get(intent_tag_key(tag_key))
@@ -196,6 +194,10 @@ def _from_intents(context: Any, client: CargoClient, tag_key: str, group: list[d
             except (ValueError, KeyError):
                 continue
             intents[text] = intent
+    if not intents:  # nothing to resolve (a fresh step): no claims to read
+        return None
+    known = {run.tags[tag_key] for run in group if run.tags.get(tag_key)}  # recorded, and not reusable
+    known |= claimed_elsewhere(context.instance, context.run, tag_key)  # twins' batches are never ours
     for intent in sorted(intents.values(), key=lambda i: i.sent_at):
         recent = _age_seconds(intent.sent_at) < RECENT_INTENT_SECONDS
         context.log.info(f"An earlier attempt of this step sent a create for workflow {intent.workflow_uuid} at "
@@ -372,11 +374,14 @@ class RunTagLedger:
         if any(k is not None for k in batch_keys):
             batches = find_reusable_batches(self.context, self.client, batch_keys, datas)
             found.update({k: b for k, b in batches.items() if k is not None and b is not None})
-        for key in [k for k in batch_keys if k is not None and k not in found]:  # single runs: not covered yet
-            adopted = self._unreported(key)
-            if adopted is not None:
-                found[key] = adopted
+        found.update(self._adopted([k for k in batch_keys if k is not None and k not in found]))
         return found
+
+    def _adopted(self, keys: list[str]) -> dict[str, Any]:
+        """Unreported batches adopted for batch ``keys`` (see :meth:`_unreported`; single runs: not covered yet)."""
+        recorded = self._recorded(keys)
+        adopted = {key: self._unreported(key) for key in keys if key in recorded}
+        return {key: batch for key, batch in adopted.items() if batch is not None}
 
     def _reusable_runs(self, runs: list[tuple[str | None, Any]]) -> dict[str, Any]:
         """Single runs earlier attempts of this step made, by run key."""
@@ -389,6 +394,18 @@ class RunTagLedger:
             if run is not None:
                 found[str(key)] = run
         return found
+
+    def _recorded(self, keys: list[str]) -> set[str]:
+        """Which of ``keys`` any run of the instance recorded a batch under, in one query (a key no run recorded has
+        no unreported batch: a fan-out's fresh keys are not looked up one by one)."""
+        recorded: set[str] = set()
+        try:
+            for start in range(0, len(keys), 500):  # a bounded IN (...) per query
+                found = self.context.instance.get_run_tags(tag_keys=keys[start:start + 500])
+                recorded.update(key for key, values in found if values)
+        except Exception:  # a storage without tag-key filtering: look each key up
+            return set(keys)
+        return recorded
 
     def _unreported(self, key: str) -> Batch | None:
         """Say so when earlier failed runs of this step paid for a batch of this input that nobody reported;
@@ -436,6 +453,13 @@ class RunTagLedger:
 
     def created(self, key: str | None, unit: Any) -> None:
         remember_batch(self.context, key, unit)
+
+    def created_many(self, pairs: list[tuple[str | None, Any]]) -> None:
+        """Several created batches in one write (creates of a fan-out that ended together): each write re-stores
+        the run with every tag it has, so one write per batch would make a fan-out's cost grow with its square."""
+        tags = {key: unit.uuid for key, unit in pairs if key is not None}
+        if tags:
+            self.context.instance.add_run_tags(self.context.run_id, tags)
 
     def candidates(self, key: str | None, uuids: list[str]) -> None:
         if key is not None and uuids:

@@ -62,7 +62,8 @@ class Ledger(Protocol):
         creates of one fan-out, in one write; the batch handle then uses it.)"""
 
     def created(self, key: str | None, unit: Any) -> None:
-        """Record a created batch or run."""
+        """Record a created batch or run. (A ledger may also offer ``created_many(pairs)``: the batches of several
+        creates that ended together, in one write; the batch handle then uses it.)"""
 
     def candidates(self, key: str | None, uuids: list[str]) -> None:
         """Record the units an ambiguous create could not be told apart from."""
@@ -177,7 +178,7 @@ class BatchHandle(PolledHandle):
 
     def __init__(self, client: CargoClient, requests: Sequence[BatchRequest], *, ledger: Ledger | None = None,
                  poll_interval: float = 1.0, max_poll_interval: float = 30.0,
-                 guidance: PollingGuidance | None = None, fetch_metrics: bool = False, max_workers: int = 4,
+                 guidance: PollingGuidance | None = None, fetch_metrics: bool = False, max_workers: int = 8,
                  listed: Mapping[str, Sequence[Batch]] | None = None) -> None:
         self.client = client
         self.requests = list(requests)
@@ -197,7 +198,7 @@ class BatchHandle(PolledHandle):
 
     @classmethod
     def for_step(cls, client: CargoClient, requests: Sequence[BatchRequest], settings: Any, *,
-                 ledger: Ledger | None = None, max_workers: int = 4) -> BatchHandle:
+                 ledger: Ledger | None = None, max_workers: int = 8) -> BatchHandle:
         """A handle polling as ``settings.wait`` says, reading ``runs/metrics`` when the step needs the
         credit split (breakdown or budget), creating with the step's listed batches as watermark."""
         wait = settings.wait
@@ -258,6 +259,7 @@ class BatchHandle(PolledHandle):
         claimed_by_others = getattr(self.ledger, "claimed", None)
         exclusive = getattr(self.ledger, "exclusive", None)
         bulk = getattr(self.ledger, "intents", None)  # a ledger that records many intents in one write
+        created_many = getattr(self.ledger, "created_many", None)  # ... and many created batches in one write
 
         def claimed() -> set[str]:  # read afresh at each look: a twin may record its batch meanwhile
             return set().union(*(claimed_by_others(k) for k in keys)) if claimed_by_others else set()
@@ -266,10 +268,17 @@ class BatchHandle(PolledHandle):
             assert bulk is not None
             bulk([(keys[n], intent) for n, intent in pairs])
 
+        def on_created_many(pairs: list[tuple[int, Batch]]) -> None:
+            assert created_many is not None
+            for n, batch in pairs:
+                self._take(indexes[n], batch)
+            created_many([(keys[n], batch) for n, batch in pairs])
+
         with exclusive(keys) if exclusive is not None else nullcontext():
             results = self.client.create_batches(workflow_uuid, [self.requests[i].data for i in indexes],
                                                  on_created=on_created, on_intent=None if bulk else on_intent,
                                                  on_intents=on_intents if bulk else None, attempt_keys=keys,
+                                                 on_created_many=on_created_many if created_many else None,
                                                  listed=self.listed.get(workflow_uuid), claimed=claimed)
         for n, result in enumerate(results):
             if isinstance(result, CargoAmbiguousCreateError):
