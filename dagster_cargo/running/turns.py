@@ -45,8 +45,10 @@ def turn_tag_key(key: str) -> str:
     return TURN_PREFIX + key
 
 
-def _unit(tag: str) -> str:
-    return "single run" if tag.startswith(TURN_PREFIX + "run.") else "batch"
+def _unit(tags: list[str]) -> str:
+    """What the turns of ``tags`` create: single runs (``turn.run.`` tags), batches, or both."""
+    runs = sum(tag.startswith(TURN_PREFIX + "run.") for tag in tags)
+    return "single run" if runs == len(tags) else "batch" if runs == 0 else "batch or single run"
 
 
 def _parse(value: str) -> tuple[str, int | None, str] | None:
@@ -122,12 +124,12 @@ class Turns:
             if not said:
                 said = True
                 self.context.log.info(
-                    f"Another run ({', '.join(sorted({p[2] for p in ahead}))}) is creating a Cargo {_unit(tag)} for this "
+                    f"Another run ({', '.join(sorted({p[2] for p in ahead}))}) is creating a Cargo {_unit(tags)} for this "
                     "same step and input right now; waiting for its create to be recorded, so that the two "
                     "never share a batch.")
             if clock.monotonic() - started >= self.wait_seconds:
                 self.context.log.warning(
-                    f"Run(s) {', '.join(sorted({p[2] for p in ahead}))} held their turn to create a Cargo {_unit(tag)} "
+                    f"Run(s) {', '.join(sorted({p[2] for p in ahead}))} held their turn to create a Cargo {_unit(tags)} "
                     f"for this step and input for over {self.wait_seconds:g}s; going ahead. What they recorded "
                     "are still never adopted by this run.")
                 return
