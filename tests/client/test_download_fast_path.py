@@ -419,3 +419,21 @@ def test_row_blocks_read_the_same_table_as_the_exact_chunker_or_ask_for_it(reade
             continue
         assert got.equals(expected), seed
     assert clean >= 20 and 0 < asked < 400 - clean + 1, (clean, asked)
+
+
+def test_the_date_shape_check_proves_only_what_the_iso_pattern_would_accept():
+    import pyarrow as pa
+
+    def shaped(values: list[str | None]) -> bool:
+        column = pa.chunked_array([pa.array(values[:2], pa.string()), pa.array(values[2:], pa.string())])
+        return csv_arrow._all_shaped_like(column, next(v for v in values if v is not None))
+
+    stamps = ["2025-01-02T03:04:05.678Z", None, "1999-12-31T23:59:59.000Z", "2025-06-30T00:00:00.001Z"]
+    assert shaped(stamps) and csv_arrow._all_match_dates(pa.chunked_array([stamps]))
+    # another shape (no milliseconds), a letter where a digit was, a changed separator: not proven by the shape
+    for odd in ("2025-01-02T03:04:05Z", "2025-01-0xT03:04:05.678Z", "2025-01-02 03:04:05.678Z"):
+        assert not shaped([*stamps, odd]), odd
+    assert csv_arrow._all_match_dates(pa.chunked_array([[*stamps, "2025-01-02T03:04:05Z"]]))  # the regex decides
+    assert not csv_arrow._all_match_dates(pa.chunked_array([[*stamps, "2025-01-0xT03:04:05.678Z"]]))
+    arabic = "٢٠٢٥-٠١-٠٢"  # digits to Python's re, not to the ISO pattern's RE2: never proven by the shape
+    assert not shaped([arabic, arabic]) and not csv_arrow._all_match_dates(pa.chunked_array([[arabic, arabic]]))
