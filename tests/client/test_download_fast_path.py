@@ -233,7 +233,7 @@ def test_with_pyarrow_auto_picks_the_arrow_path(monkeypatch):
 
     monkeypatch.setattr(dl, "_arrow_frame", spy)
     assert frame_from_bytes(b"a\n1\n", "csv")["a"].tolist() == [1]
-    assert called == [dl.DEFAULT_BLOCK_SIZE]
+    assert called == [dl.FRAME_BLOCK_SIZE]
 
 
 def test_the_reader_uses_jemalloc_unless_the_user_picked_a_pool(monkeypatch):

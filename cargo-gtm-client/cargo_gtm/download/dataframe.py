@@ -31,6 +31,7 @@ import httpx
 
 from .csv_arrow import (  # noqa: F401 - parse_dates, read_csv_text_batches: re-exported
     DEFAULT_BLOCK_SIZE,
+    FRAME_BLOCK_SIZE,
     NULL_VALUES,
     ExactChunkingNeeded,
     _arrow_frame,
@@ -89,10 +90,10 @@ def frame_from_bytes(content: bytes | io.IOBase, format: Literal["csv", "json"],
             data = content if isinstance(content, bytes) else content.read()
             try:
                 return _arrow_frame(_Body(_CountingStream(iter([data])), None, "", None),
-                                    block_size=DEFAULT_BLOCK_SIZE)
+                                    block_size=FRAME_BLOCK_SIZE)
             except ExactChunkingNeeded:
                 return _arrow_frame(_Body(_CountingStream(iter([data])), None, "", None),
-                                    block_size=DEFAULT_BLOCK_SIZE, exact=True)
+                                    block_size=FRAME_BLOCK_SIZE, exact=True)
         source = io.BytesIO(content) if isinstance(content, bytes) else content
         return _pandas_csv(source)
     from .layout import frame_from_rows, json_rows
@@ -110,7 +111,7 @@ def download_dataframe(
     http: httpx.Client | None = None,
     batch_uuid: str | None = None,
     engine: Engine = "auto",
-    block_size: int = DEFAULT_BLOCK_SIZE,
+    block_size: int = FRAME_BLOCK_SIZE,
     sniff: bool = False,
     dtype_backend: DtypeBackend = "numpy",
 ) -> Any:
