@@ -169,9 +169,27 @@ class _RowBlocks(io.RawIOBase):
         self._block_size = block_size
         self._carry = b""
         self.saw_quote = False
+        self._spares: list[bytearray] = []  # buffers handed back by recycle(), reused: no fresh pages to fault in
 
     def readable(self) -> bool:
         return True
+
+    def recycle(self, buf: bytearray) -> None:
+        """Give a block's buffer back for a later block, once nothing can read it any more: a buffer some view
+        still exports (pyarrow holding on to it) can't shrink, and is left alone."""
+        try:
+            buf.pop()  # O(1), and refused while exported
+        except BufferError:
+            return
+        buf.append(0)
+        self._spares.append(buf)
+
+    def _buffer(self, size: int) -> bytearray:
+        while self._spares:
+            buf = self._spares.pop()
+            if len(buf) == size:
+                return buf
+        return bytearray(size)
 
     def read(self, size: int | None = -1) -> Any:  # noqa: ARG002 - blocks are cut at row ends, not at size
         block = self.block()
@@ -183,7 +201,7 @@ class _RowBlocks(io.RawIOBase):
         carry, want = self._carry, self._block_size
         while True:
             want = max(want, len(carry) + 1)
-            buf = bytearray(want + spare)
+            buf = self._buffer(want + spare)
             view = memoryview(buf)
             view[:len(carry)] = carry
             filled = len(carry) + self._source.fill(view[len(carry):want])
@@ -367,6 +385,7 @@ class _Segments:
         last = table.num_rows - 1
         if last < 0 or table.column(0)[last].as_py() != self._token:
             raise ExactChunkingNeeded("a block was not cut at a row end (a stray quote misled quote parity)")
+        self._blocks.recycle(buf)  # the table holds copies of the values, not the block
         return table.slice(0, last)
 
 
