@@ -437,3 +437,32 @@ def test_the_date_shape_check_proves_only_what_the_iso_pattern_would_accept():
     assert not csv_arrow._all_match_dates(pa.chunked_array([[*stamps, "2025-01-0xT03:04:05.678Z"]]))
     arabic = "٢٠٢٥-٠١-٠٢"  # digits to Python's re, not to the ISO pattern's RE2: never proven by the shape
     assert not shaped([arabic, arabic]) and not csv_arrow._all_match_dates(pa.chunked_array([[arabic, arabic]]))
+
+
+def test_a_recycled_block_buffer_is_never_read_by_the_table_it_produced(monkeypatch):
+    """Block buffers are reused once parsed: scribbling over each one as it is handed back must leave every
+    table intact (pyarrow copies the values), and a buffer still exported is not handed back at all."""
+    import random
+
+    original = csv_arrow._RowBlocks.recycle
+    recycled: list[int] = []
+
+    def scribble(self, buf):
+        original(self, buf)
+        if self._spares and self._spares[-1] is buf:
+            buf[:] = b'"' * len(buf)
+            recycled.append(len(buf))
+
+    monkeypatch.setattr(csv_arrow._RowBlocks, "recycle", scribble)
+    for seed in range(60):
+        data = _quoted_newline_csv(random.Random(seed).randint(50, 400), stray_every=None)
+        stream = dl._CountingStream(iter([data[i:i + 300] for i in range(0, len(data), 300)]))
+        got = csv_arrow.read_csv_text_table(stream, block_size=512)[1]
+        expected = csv_arrow.read_csv_text_table(dl._CountingStream(iter([data])), block_size=1 << 20, exact=True)[1]
+        assert got.equals(expected), seed
+    assert len(recycled) > 100
+    blocks = csv_arrow._RowBlocks(dl._CountingStream(iter([b"a\n1\n"])), 16)
+    held = bytearray(8)
+    view = memoryview(held)
+    blocks.recycle(held)
+    assert blocks._spares == [] and len(view) == 8  # still exported: kept out of reuse
