@@ -141,3 +141,21 @@ def test_a_stalled_body_on_the_socket_is_a_read_timeout(socket_reads):
         server.close()
     assert isinstance(info.value.__cause__, httpx.ReadTimeout) and info.value.batch_uuid == "b-7"
     assert socket_reads[-1] == -1  # the timeout came from the socket reader, not httpx's
+
+
+def test_a_body_cut_inside_a_quoted_value_is_named_truncated_not_read_again(socket_reads):
+    """The last block of a body cut short inside a quoted value swallows the sentinel row: that is the
+    truncation, reported as such at once (not an exact re-read of a body that will be just as short)."""
+    import httpx
+
+    data = _csv(2_000)
+    cut = data.index(b"then\n", 30_000) + 5  # inside the quoted note of some row
+    url, server, done = _stalling_server(data[:cut], len(data))
+    done.set()  # the server closes the connection once the part is sent
+    try:
+        with httpx.Client(timeout=httpx.Timeout(5.0)) as http, \
+                pytest.raises(CargoDownloadError, match=rf"truncated: received {cut} of {len(data)} bytes") as info:
+            download_dataframe(url, http=http, batch_uuid="b-8")
+    finally:
+        server.close()
+    assert info.value.batch_uuid == "b-8" and socket_reads[-1] == 0  # the socket reader saw the end

@@ -180,8 +180,12 @@ def _download_frame(url: str, *, format: Literal["csv", "json"], timeout: float,
             else:
                 frame = frame_from_bytes(io.BufferedReader(body.stream, buffer_size=1 << 20), format,
                                          engine="pandas")
-        except (httpx.TransportError, ExactChunkingNeeded):
-            raise  # open_download names a transport error; the caller reads again for the other
+        except httpx.TransportError:
+            raise  # open_download names it
+        except ExactChunkingNeeded:
+            if body.wire.exhausted and body.truncated():  # a body cut inside a quoted value: say so, don't re-read
+                raise body.truncation_error() from None
+            raise  # the caller reads again, exactly
         except (ValueError, UnicodeDecodeError, OSError, zlib.error) as exc:  # pyarrow.ArrowInvalid: ValueError
             raise body.failure(exc, format) from exc
         body.check_complete()
