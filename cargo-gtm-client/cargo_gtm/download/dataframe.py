@@ -153,10 +153,22 @@ def to_dtype_backend(frame: Any, dtype_backend: DtypeBackend) -> Any:
     if dtype_backend != "pyarrow":
         return frame
     todo = [c for c, dtype in frame.dtypes.items() if not isinstance(dtype, pd.ArrowDtype)
-            and not (dtype is np.dtype(object) and frame[c].map(_beyond_64_bits).any())]  # Python ints: numpy object
+            and not (dtype is np.dtype(object) and _holds_big_ints(frame[c]))]  # Python ints: numpy object
     if todo:
         frame[todo] = frame[todo].convert_dtypes(dtype_backend="pyarrow")
     return frame
+
+
+def _holds_big_ints(series: Any) -> bool:
+    """Whether an object column holds an integer beyond 64 bits; pandas' C type inference rules out a
+    column holding no integer at all (text, None: ``_error_message`` of a 1M-row frame) without a Python
+    call per value."""
+    import pandas as pd
+
+    if pd.api.types.infer_dtype(series, skipna=True) not in ("integer", "mixed-integer", "mixed-integer-float",
+                                                             "mixed"):
+        return False
+    return bool(series.map(_beyond_64_bits).any())
 
 
 def _beyond_64_bits(value: Any) -> bool:
