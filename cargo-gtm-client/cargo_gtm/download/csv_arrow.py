@@ -157,11 +157,12 @@ def _row_end(buf: bytearray, size: int) -> tuple[int, int]:
 class _RowBlocks(io.RawIOBase):
     """Blocks of whole CSV rows read from a :class:`_CountingStream`, for pyarrow's plain chunker.
 
-    pyarrow's newline-aware chunker (``newlines_in_values=True``) lexes every block serially; handing it
-    blocks that already end at a row end lets the plain chunker (last ``\n``) and the multi-threaded
-    parser do the rest, and the parser still reads line ends inside quoted values. Each block is a fresh
-    buffer the body is read into (straight from the socket when the body comes from one: no copy at all)
-    and handed over as a memoryview; only the cut-off tail (less than one row) is copied into the next.
+    pyarrow's newline-aware chunker (``newlines_in_values=True``) lexes every block serially; blocks that
+    already end at a row end can be parsed without it (by the streaming reader's plain chunker, or whole by
+    :class:`_Segments`), and the parser still reads line ends inside quoted values. Each block is a buffer
+    (fresh, or one a parsed block gave back: :meth:`recycle`) the body is read into, straight from the socket
+    when the body comes from one (no copy at all); only the cut-off tail (less than one row) is copied into
+    the next.
     """
 
     def __init__(self, source: _CountingStream, block_size: int) -> None:
