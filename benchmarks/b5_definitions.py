@@ -35,7 +35,7 @@ from unittest import mock
 from ._report import Row, fmt, median, spread
 from .b6_emulator import TOKEN, EmulatorProcess
 
-SEEDED = 6  # the emulator's own 3 plays + 3 tools
+SEEDED = 7  # the emulator's own 4 plays (the agent play included) + 3 tools
 RTT = 0.050  # seconds, for the "over a real network" estimate in the notes
 
 

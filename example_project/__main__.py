@@ -34,9 +34,10 @@ def _report(result, title: str) -> None:
         line = f"- {key}{partition}: {meta.get('dagster/row_count')} rows"
         if "dagster-cargo/credits_used" in meta:
             batch = meta.get("dagster-cargo/batch_uuid") or "none (nothing to run)"
+            counts = meta.get("dagster-cargo/counts") or {}  # the counts: one JSON entry, not plotted
             line += (f", {meta['dagster-cargo/credits_used']:g} credits used, batch {batch} "
-                     f"({meta.get('dagster-cargo/executed_runs_count')}/{meta.get('dagster-cargo/runs_count')} "
-                     f"runs, {meta.get('dagster-cargo/failed_runs_count')} failed)")
+                     f"({counts.get('executed_runs_count')}/{counts.get('runs_count')} "
+                     f"runs, {counts.get('failed_runs_count')} failed)")
         print(line)
         node = event.step_key
         frame = result.output_for_node(node, "result") if node else None

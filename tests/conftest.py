@@ -170,6 +170,7 @@ def cargo_resource(request: pytest.FixtureRequest) -> Callable[..., Any]:
 #: says why in a comment. Listed longest first: the suite starts them first (see :func:`_start_order`).
 SLOW = ("tests/test_benchmarks_smoke.py", "tests/e2e/", "tests/reliability/test_postgres_instance.py",
         "tests/reliability/test_concurrent_creates.py", "tests/reliability/test_twins.py",
+        "tests/reliability/test_single_run_twins.py",
         "tests/reliability/test_crash_reexecution.py", "tests/reliability/test_fault_suite.py",
         "tests/test_example_project.py", "tests/conformance/", "tests/components/test_dg_cli.py",
         # the docs' blocks run on a real-clock emulator (speed 400): a reader's blocks make no clock of their own

@@ -65,8 +65,8 @@ def stop_exceptions() -> tuple[type[BaseException], ...]:
     return (AirflowTaskTimeout, AirflowTaskTerminated, KeyboardInterrupt, SystemExit)
 
 
-class _TaskLog:
-    """The core's StepLog (info/warning of one message) on the task's logger."""
+class TaskLog:
+    """The core's StepLog (info/warning of one message) on a task's or a trigger's logger."""
 
     def __init__(self, logger: Any) -> None:
         self.logger = logger
@@ -110,8 +110,9 @@ class CargoStep:
         self.heal_round = 0
         self.driver: Any = None
         self.results: list[Any] = []  # StepResult of each finished round
-        self.frame: Any = None  # merged output of the finished rounds (failed rows kept)
+        self.rows: Any = None  # the core's HealRows over the finished rounds' merged output
         self._heal_positions: list[int] = []
+        self._heal_parts: list[Any] = []
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -175,7 +176,7 @@ class CargoStep:
             self.driver.handle.close()
         settings = self.step_settings(self.budget_left())
         handle = BatchHandle.for_step(self.client, requests, settings, ledger=self.ledger)
-        self.driver = StepDriver(handle, settings, log=_TaskLog(self.log), link=self._link, stops=stop_exceptions(),
+        self.driver = StepDriver(handle, settings, log=TaskLog(self.log), link=self._link, stops=stop_exceptions(),
                                  stop_reason="the Airflow task was stopped (timeout, kill, mark failed or clear)",
                                  actor=ACTOR, stop_flag="cancel_on_kill")
         if not requests:
@@ -263,59 +264,54 @@ class CargoStep:
             self.results.append(result)
             self._merge(result.frame)
 
-    # -- heal rounds -------------------------------------------------------------------------------
-    def _errors(self) -> list[int]:
-        if self.frame is None or STATUS not in self.frame.columns:
-            return []
-        return [int(i) for i in self.frame.index[self.frame[STATUS] == "error"]]
-
+    # -- heal rounds (the core's HealRows: which records to send again, how their rows merge) --------
     def heal_pending(self, retry_failed: int) -> bool:
         """Whether another heal round should run: rounds left, failed rows, and a way to re-run them."""
-        if self.heal_round >= retry_failed:
+        if self.heal_round >= retry_failed or self.rows is None:
             return False
-        positions = self._errors()
-        if not positions or self._heal_data(positions) is None:
+        positions = self.rows.pending()
+        if not positions:
             return False
-        return self._affordable(len(positions))
-
-    def _heal_data(self, positions: list[int]) -> dict[str, Any] | None:
-        if self.data.get("kind") == "records":
-            records = self.data["records"]
-            if len(records) != len(self.frame):
-                return None
-            return {"kind": "records", "records": [records[p] for p in positions]}
-        if self.target.model_uuid is None or "_id" not in self.frame.columns:
-            return None
-        ids = list(dict.fromkeys(str(self.frame["_id"].iat[p]) for p in positions))
-        return {"kind": "recordIds", "modelUuid": self.target.model_uuid, "ids": ids}
+        self._heal_parts = self.rows.round_data(positions, max_records=MAX_RECORDS_PER_BATCH,
+                                                max_bytes=MAX_BATCH_BYTES)
+        return bool(self._heal_parts) and self._affordable(len(positions))
 
     def _affordable(self, count: int) -> bool:
+        from cargo_gtm.running import unaffordable_round
+
         if self.credit_budget is None:
             return True
         spent = self.spent()
-        estimate = spent / max(1, len(self.frame)) * count
-        if spent + estimate <= self.credit_budget:
+        per_record = spent / max(1, len(self.rows.frame))
+        if spent + per_record * count <= self.credit_budget:
             return True
-        self.log.warning("Not re-running the %d failed records: about %g credits would take the spend of %g over "
-                         "the budget of %g. They stay flagged _status='error'.", count, estimate, spent,
-                         self.credit_budget)
+        self.log.warning("%s", unaffordable_round(count, f"{self.target.type} {self.target.name!r}",
+                                                  per_record * count, per_record, spent, self.credit_budget))
         return False
 
     def start_heal_round(self) -> None:
-        positions = self._errors()
-        data = self._heal_data(positions)
+        """Start the round :meth:`heal_pending` planned (its batches' data and the rows they re-run)."""
+        parts, self._heal_parts = self._heal_parts, []
         self.heal_round += 1
-        self._heal_positions = positions
+        self._heal_positions = [p for _, positions in parts for p in positions]
         self.log.info("Healing round %d: re-running the %d records whose run failed, paying only for them.",
-                      self.heal_round, len(positions))
-        self._begin([data] if data else [], f"heal{self.heal_round}")
+                      self.heal_round, len(self._heal_positions))
+        self._begin([data for data, _ in parts], f"heal{self.heal_round}")
 
     def _merge(self, new: Any) -> None:
-        if self.frame is None:
-            self.frame = new.reset_index(drop=True)
+        from cargo_gtm.running import HealRows
+
+        if self.rows is None:
+            records = self.data["records"] if self.data.get("kind") == "records" else None
+            self.rows = HealRows(new, records=records, model_uuid=self.target.model_uuid, log=TaskLog(self.log),
+                                 what=f"{self.target.type} {self.target.name!r}")
             return
-        self.frame = _merge_round(self.frame, new.reset_index(drop=True), self._heal_positions,
-                                  by_id=self.data.get("kind") != "records")
+        self.rows.merge(new, self._heal_positions)
+
+    @property
+    def frame(self) -> Any:
+        """The merged output of the finished rounds (failed rows kept), or None before the first."""
+        return self.rows.frame if self.rows is not None else None
 
     # -- outputs -----------------------------------------------------------------------------------
     def finish(self, path: Any) -> dict[str, Any]:
@@ -333,7 +329,7 @@ class CargoStep:
             counts, records = status_counts(frame), len(frame)
             try:
                 kept = apply_failed_rows(frame, self.failed_rows, f"Cargo batch(es) {', '.join(uuids)}",
-                                         _TaskLog(self.log), metadata={"batch_uuid": uuids[0] if uuids else None})
+                                         TaskLog(self.log), metadata={"batch_uuid": uuids[0] if uuids else None})
             except CargoError as exc:
                 raise _from_core(exc) from exc
         combined = StepResult(frame=kept, batches=batches, credits=_total_credits(self.results), statuses=counts,
@@ -404,25 +400,6 @@ def _total_credits(results: list[Any]) -> Any:
     for split in splits[1:]:
         total = total + split
     return total
-
-
-def _merge_round(frame: Any, retry: Any, positions: list[int], *, by_id: bool) -> Any:
-    """Put a heal round's rows in place of the failed ones (a record Cargo skipped keeps its error row)."""
-    import pandas as pd
-
-    if by_id:
-        where = {str(rid): j for j, rid in enumerate(retry["_id"].astype(str))} if "_id" in retry.columns else {}
-        pairs = [(p, where[str(frame["_id"].iat[p])]) for p in positions if str(frame["_id"].iat[p]) in where]
-    else:
-        pairs = list(zip(positions, range(len(retry)))) if len(retry) == len(positions) else []
-    statuses = retry[STATUS] if STATUS in retry.columns else pd.Series("success", index=retry.index)
-    pairs = [(p, j) for p, j in pairs if statuses.iat[j] != "skipped"]
-    if not pairs:
-        return frame
-    rows = retry.iloc[[j for _, j in pairs]].copy()
-    rows.index = pd.Index([p for p, _ in pairs])
-    kept = frame.drop(index=rows.index)
-    return pd.concat([kept, rows]).sort_index()
 
 
 def _write_parquet(frame: Any, path: Any) -> str:

@@ -313,6 +313,7 @@ class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, Wor
         listed: Sequence[Batch] | None = None,
         claimed: Callable[[], set[str]] | None = None,
         on_intents: Callable[[list[tuple[int, CreateIntent]]], None] | None = None,
+        on_created_many: Callable[[list[tuple[int, Batch]]], None] | None = None,
     ) -> list[Batch | CargoError]:
         """Create one batch per item of ``datas`` for one workflow, ``max_workers`` at a time.
 
@@ -326,7 +327,9 @@ class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, Wor
         even if others fail. ``listed``: see :meth:`create_intent`. ``claimed`` returns batches other creates
         (e.g. other orchestrator runs with the same input) have recorded as theirs: never adopted.
         ``on_intents(pairs)``: all of them at once, before the first request leaves (one durable write instead
-        of one per create).
+        of one per create). ``on_created_many(pairs)``: instead of ``on_created``, the batches created since the
+        last call, together (a group commit: a durable record of a fan-out's batches costs one write per group
+        of creates that ended while the previous write was made, not one per batch; none waits for a later one).
         """
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -353,24 +356,11 @@ class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, Wor
         with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(datas))),
                                 thread_name_prefix="cargo-create") as pool:
             futures = {pool.submit(one, i): i for i in range(len(datas))}
-            reported: set[int] = set()
-
-            def report(future: Any) -> None:
-                i = futures[future]
-                reported.add(i)
-                try:
-                    results[i] = batch = future.result()
-                except CargoError as exc:
-                    results[i] = exc
-                    return
-                if on_created is not None:
-                    on_created(i, batch)
-
+            report = _CreateReport(futures, results, on_created, on_created_many)
             try:
-                for future in as_completed(futures):
-                    report(future)
+                report.as_they_end(as_completed(futures))
             except BaseException:
-                _report_in_flight(futures, reported, report)
+                _report_in_flight(futures, report.reported, report)
                 raise
         return [r for r in results if r is not None]
 
@@ -439,7 +429,44 @@ class CargoClient(OrchestrationAPI, SegmentationAPI, StorageAPI, BillingAPI, Wor
         return fresh
 
 
-def _report_in_flight(futures: Mapping[Any, int], reported: set[int], report: Callable[[Any], None]) -> None:
+class _CreateReport:
+    """Reports creates that ended (:meth:`CargoClient.create_batches`): each one's result in ``results``, the batches
+    to ``on_created_many`` together, or to ``on_created`` one by one."""
+
+    def __init__(self, futures: Mapping[Any, int], results: list[Any],
+                 on_created: Callable[[int, Batch], None] | None,
+                 on_created_many: Callable[[list[tuple[int, Batch]]], None] | None) -> None:
+        self.futures = futures
+        self.results = results
+        self.on_created = on_created
+        self.on_created_many = on_created_many
+        self.reported: set[int] = set()
+
+    def as_they_end(self, ended: Iterable[Any]) -> None:
+        """Report each create as it ends (``ended``: as completed), with every other create that ended meanwhile."""
+        for future in ended:
+            if self.futures[future] not in self.reported:
+                self([f for f in self.futures if f.done() and self.futures[f] not in self.reported])
+
+    def __call__(self, done: list[Any]) -> None:
+        created: list[tuple[int, Batch]] = []
+        for future in done:
+            i = self.futures[future]
+            self.reported.add(i)
+            try:
+                self.results[i] = batch = future.result()
+            except CargoError as exc:
+                self.results[i] = exc
+                continue
+            created.append((i, batch))
+        if self.on_created_many is not None and created:
+            self.on_created_many(created)
+        elif self.on_created is not None:
+            for i, batch in created:
+                self.on_created(i, batch)
+
+
+def _report_in_flight(futures: Mapping[Any, int], reported: set[int], report: Callable[[list[Any]], None]) -> None:
     """After a stop (e.g. the run was terminated): send nothing more, and still report the creates already
     in flight, so the caller can record and cancel those batches."""
     for future in futures:
@@ -448,7 +475,6 @@ def _report_in_flight(futures: Mapping[Any, int], reported: set[int], report: Ca
         if i not in reported and not future.cancelled():
             try:
                 future.exception()  # waits for it
-                report(future)
+                report([future])
             except BaseException:  # noqa: S110 - reporting must not mask the stop
                 pass
-

@@ -106,7 +106,7 @@ def history_per_record(metadatas: Iterable[Mapping[str, Any]]) -> tuple[float | 
     credits = runs = 0.0
     used = 0
     for metadata in metadatas:
-        provider, count = _number(metadata, "dagster-cargo/provider_credits"), _number(metadata, "dagster-cargo/runs_count")
+        provider, count = _number(metadata, "dagster-cargo/provider_credits"), _runs(metadata)
         if provider is not None and count:
             credits, runs, used = credits + provider, runs + count, used + 1
     return (credits / runs if runs else None), used
@@ -174,6 +174,15 @@ def try_estimate(client: CargoClient, workflow_uuid: str, datas: Sequence[Mappin
     except CargoError as exc:
         logger.warning("Could not estimate the credits of a batch of workflow %s: %s", workflow_uuid, exc)
         return None
+
+
+def _runs(metadata: Mapping[str, Any]) -> float | None:
+    """A materialization's runs: in its ``dagster-cargo/counts`` (one JSON entry), else its own key (before)."""
+    counts = metadata.get("dagster-cargo/counts")
+    counts = getattr(counts, "value", counts)
+    if isinstance(counts, Mapping):
+        return _number(counts, "runs_count")
+    return _number(metadata, "dagster-cargo/runs_count")
 
 
 def _number(metadata: Mapping[str, Any], key: str) -> float | None:

@@ -137,11 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--concurrency-limit", type=_limit, default=None, metavar="N",
                      help="unfinished batches and single runs the workspace accepts; a create beyond it gets "
                           "400 concurrencyLimitReached (default: no limit; change it later with `ctl concurrency`)")
-    emu.add_argument("--agent-play", action="store_true",
-                     help="also seed the play 'Classify inbound companies' (agent node with fallbackOnFailure, "
-                          "slug repeated across node kinds)")
+    emu.add_argument("--agent-play", action=argparse.BooleanOptionalAction, default=True,
+                     help="seed the play 'Classify inbound companies' (agent node with fallbackOnFailure and "
+                          "fallbackChildUuid, slug repeated across node kinds); --no-agent-play leaves it out")
     emu.add_argument("--extra-workflows", type=int, default=0,
-                     help="seed this many more runnable plays and tools, for scale tests (e.g. 996 → 1,000)")
+                     help="seed this many more runnable plays and tools, for scale tests (e.g. 993 → 1,000)")
     _add_fault_flags(emu)
     emu.add_argument("--variant", action="append", metavar="NAME=VALUE",
                      help="layout variant where Cargo's docs leave a behaviour open (repeatable; see EMULATOR.md)")

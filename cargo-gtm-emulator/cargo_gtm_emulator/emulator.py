@@ -44,16 +44,17 @@ class CargoEmulator:
         strict: reject unknown top-level request body keys with 400 ``unrecognized_keys`` as Cargo does
             (CARGO-DOCS 10.1). ``False`` is a Python-only debugging aid; Cargo itself is always strict.
         extra_workflows: seed this many more plays and tools (half each, plays first when odd) on top of
-            the 3 + 3 seeded ones, for scale tests: ``extra_workflows=994`` gives 1,000. They are renamed,
+            the 4 + 3 seeded ones, for scale tests: ``extra_workflows=993`` gives 1,000. They are renamed,
             runnable copies of the seeded workflows (``"Score inbound companies #0001"``, ...); see
             :func:`~cargo_gtm_emulator.seed.seed_synthetic_workflows`. ``0`` leaves the workspace as is.
         concurrency_limit: unfinished batches (and single runs) the workspace accepts at once; a create
             beyond it gets 400 ``concurrencyLimitReached`` and creates nothing. ``None`` (default): no limit.
             Also from the CLI (``--concurrency-limit N``), the control plane (``POST /_emulator/concurrency``)
             and :meth:`set_concurrency_limit`.
-        agent_play: also seed the play "Classify inbound companies" (an ``agent`` node with ``retry`` and
-            ``fallbackOnFailure``, and a ``variables`` node with the same slug: CARGO-DOCS 4.5, 15.4), after
-            the six default workflows, which keep their uuids.
+        agent_play: seed the play "Classify inbound companies" (an ``agent`` node with ``retry``,
+            ``fallbackOnFailure`` and ``fallbackChildUuid``, and a ``variables`` node with the same slug:
+            CARGO-DOCS 4.5, 15.4), the seventh default workflow (default ``True``). ``False`` leaves it out
+            (the six others keep their uuids either way), for a test that wants the smaller workspace.
     """
 
     def __init__(self, token: str = "test-token", speed: float = 1.0, seed: int = 0,
@@ -61,7 +62,7 @@ class CargoEmulator:
                  port: int = 0, clock: str = "real", max_concurrent_runs: int = 10,
                  faults: FaultProfile | None = None, extra_workflows: int = 0,
                  variants: Mapping[str, str] | None = None, strict: bool = True,
-                 concurrency_limit: int | None = None, agent_play: bool = False) -> None:
+                 concurrency_limit: int | None = None, agent_play: bool = True) -> None:
         if not 0.0 <= run_failure_rate <= 1.0:
             raise ValueError("run_failure_rate must be within [0, 1]")
         if extra_workflows < 0:

@@ -52,9 +52,9 @@ CONTACT_COLUMNS = [
 PLAY_TRACKING = {"companies": ["name", "domain", "industry", "employee_count", "country"],
                  "contacts": ["first_name", "last_name", "email", "title", "company_domain", "country"]}
 
-#: Names of the seeded plays and tools (the default workspace, before ``extra_workflows``), for tests that
-#: count or select them.
-SEEDED_PLAYS: tuple[str, ...] = tuple(s.name for s in build_specs() if s.kind == "play")
+#: Names of the seeded plays and tools (the default workspace, before ``extra_workflows``; the agent play is
+#: the last play, absent with ``agent_play=False``), for tests that count or select them.
+SEEDED_PLAYS: tuple[str, ...] = (*(s.name for s in build_specs() if s.kind == "play"), agent_play_spec().name)
 SEEDED_TOOLS: tuple[str, ...] = tuple(s.name for s in build_specs() if s.kind == "tool")
 
 N_COMPANIES = 300
@@ -149,12 +149,14 @@ def _workflow_tree(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _add_workflow(store: Store, ids: IdFactory, spec: WorkflowSpec, *, created: float,
-                  connectors: dict[str, str], play_filter: dict[str, Any] | None, scheduled: bool) -> str:
+                  connectors: dict[str, str], play_filter: dict[str, Any] | None, scheduled: bool,
+                  change_ids: IdFactory | None = None) -> str:
     """Add one play or tool of ``spec``: its workflow, a deployed release with slugged nodes, the play's
     own segment (initial snapshot taken) or the tool. Returns the workflow uuid.
 
     uuids are drawn from ``ids`` in a fixed order (workflow, release, play/tool, nodes, segment), so the
-    seeded workspace is the same for the same seed.
+    seeded workspace is the same for the same seed. ``change_ids``: where the play segment's Changes take
+    their uuids from (default: the store's runtime sequence).
     """
     ws, user_uuid = store.workspace_uuid, store.user_uuid
     wf_uuid, rel_uuid, entity_uuid = ids.uuid(), ids.uuid(), ids.uuid()
@@ -184,7 +186,7 @@ def _add_workflow(store: Store, ids: IdFactory, spec: WorkflowSpec, *, created: 
         if play_filter is None:
             raise ValueError(f"play {spec.name!r} needs a segment filter")
         store.create_segment(seg_uuid, model["uuid"], spec.name, play_filter, created=created, from_play=True,
-                             tracking=PLAY_TRACKING[spec.model_slug or ""])
+                             tracking=PLAY_TRACKING[spec.model_slug or ""], change_ids=change_ids)
         store.plays[entity_uuid] = {
             "uuid": entity_uuid, "workspaceUuid": ws, "workflowUuid": wf_uuid, "userUuid": user_uuid,
             "modelUuid": model["uuid"], "segmentUuid": seg_uuid, "changeKinds": ["added", "updated"],
@@ -289,15 +291,20 @@ def seed_workspace(store: Store) -> None:
 
 
 def seed_agent_play(store: Store) -> str:
-    """Add the opt-in play "Classify inbound companies" (an ``agent`` node and a ``variables`` node both slugged
-    ``classify``, the agent with ``retry``, ``fallbackOnFailure`` and ``fallbackChildUuid``: CARGO-DOCS 4.5,
-    15.4). Its uuids come from their own namespace, so the rest of the seeded workspace is unchanged."""
+    """Add the play "Classify inbound companies", seeded by default (ledger row 108): an ``agent`` node and a
+    ``variables`` node both slugged ``classify``, the agent with ``retry``, ``fallbackOnFailure`` and
+    ``fallbackChildUuid`` (CARGO-DOCS 4.5, 15.4). Its uuids come from their own namespace, so the rest of the
+    seeded workspace is the same with or without it, down to the runtime sequence batches and runs draw their
+    uuids from (its segment's Changes, at seeding and after record edits, take their uuids from a namespace of
+    their own too), so that a batch or run gets the same uuid, and so the same simulated durations, as in the
+    six-workflow workspace."""
     ids = IdFactory(store.seed, "agent-play")
     connectors = {c["integrationSlug"]: uuid for uuid, c in store.connectors.items()}
     flt = {"conjonction": "and", "groups": [{"conjonction": "and", "conditions": [
         {"kind": "date", "columnSlug": "created_at", "operator": "isNotNull"}]}]}
     return _add_workflow(store, ids, agent_play_spec(), created=store.clock.now() - 29 * 86400,
-                         connectors=connectors, play_filter=flt, scheduled=False)
+                         connectors=connectors, play_filter=flt, scheduled=False,
+                         change_ids=IdFactory(store.seed, "agent-play-changes"))
 
 
 def seed_synthetic_workflows(store: Store, count: int) -> list[str]:

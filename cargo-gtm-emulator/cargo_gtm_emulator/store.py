@@ -38,6 +38,9 @@ class Store:
         #: refused with ``concurrencyLimitReached`` and creates nothing. ``None``: no limit (the default).
         self.concurrency_limit: int | None = None
         self.ids = IdFactory(seed, "runtime")
+        #: segments whose Changes take their uuids from a sequence of their own, not the runtime one (the agent
+        #: play's, so that the workspace with it draws the same batch and run uuids as without it)
+        self.change_ids: dict[str, IdFactory] = {}
         self.workspace_uuid = ""
         self.user_uuid = ""
         self.workspace: dict[str, Any] = {}
@@ -178,11 +181,14 @@ class Store:
         return {r["_id"] for r in self.segment_records(segment_uuid)}
 
     def create_segment(self, uuid: str, model_uuid: str, name: str, flt: dict[str, Any], created: float,
-                       from_play: bool = False, tracking: list[str] | None = None) -> dict[str, Any]:
+                       from_play: bool = False, tracking: list[str] | None = None,
+                       change_ids: IdFactory | None = None) -> dict[str, Any]:
         """Create a segment and take its initial snapshot (one Change, every record ``added``).
 
         A play's own segment is named ``GENERATED_PLAY_SEGMENT`` and its record count is never populated
-        (CARGO-DOCS 8.3); ``tracking`` = its ``trackingColumnSlugs`` (CARGO-DOCS 8.1).
+        (CARGO-DOCS 8.3); ``tracking`` = its ``trackingColumnSlugs`` (CARGO-DOCS 8.1). ``change_ids``: where
+        this segment's Changes take their uuids from (default: the runtime sequence, which batches and runs draw
+        from too).
         """
         if from_play:
             name = PLAY_SEGMENT_NAME
@@ -196,6 +202,8 @@ class Store:
         }
         self.snapshots[uuid] = {}
         self.models[model_uuid]["segmentsCount"] += 1
+        if change_ids is not None:
+            self.change_ids[uuid] = change_ids
         self.snapshot_segment(uuid, at=created)
         return self.segments[uuid]
 
@@ -230,7 +238,7 @@ class Store:
             while slug in existing:
                 n += 1
                 slug = f"{day}-{n}"
-            cu = self.ids.uuid()
+            cu = self.change_ids.get(segment_uuid, self.ids).uuid()
             wire = {
                 "uuid": cu, "workspaceUuid": self.workspace_uuid, "segmentUuid": segment_uuid, "slug": slug,
                 "totalRecordsCount": len(current), "updatedRecordsCount": counts["updated"],

@@ -198,7 +198,8 @@ def _enrich_company_node() -> NodeSpec:
 
 
 def build_specs() -> list[WorkflowSpec]:
-    """The six seeded workflows (three plays, three tools); :func:`agent_play_spec` is the opt-in seventh."""
+    """Six of the seeded workflows (three plays, three tools); :func:`agent_play_spec` is the seventh (a play),
+    seeded by default from its own uuid namespace (``CargoEmulator(agent_play=False)`` leaves it out)."""
     score_node = NodeSpec(
         "score", "Score with AI", "connector", "instructStructured", _score,
         integration_slug="openai", cost=1, min_seconds=1.0, max_seconds=5.0,
@@ -301,7 +302,7 @@ def build_specs() -> list[WorkflowSpec]:
 
 
 def agent_play_spec() -> WorkflowSpec:
-    """The opt-in seeded play "Classify inbound companies" (``CargoEmulator(agent_play=True)``)."""
+    """The seeded play "Classify inbound companies" (default; ``CargoEmulator(agent_play=False)`` leaves it out)."""
     # A play whose ``agent`` node and ``variables`` node are both slugged ``classify`` (CARGO-DOCS 15.4: slugs
     # repeat across node kinds; the agent carries its ``agentUuid`` at top level and no actionSlug); the
     # agent has ``retry`` and ``fallbackOnFailure`` (4.5), so a run whose agent failed still ends success,

@@ -35,6 +35,7 @@ from cargo_gtm.inputs import date_window_filter, play_input
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 from pydantic import Field
 
+from ..running.metadata import COUNTS_KEY, count_of
 from ..running.resource import CargoResource
 from .asset_specs import CargoWorkspaceDefsLoader
 from .checks import CargoCheckConfig, cargo_check_specs
@@ -77,6 +78,12 @@ class CargoRunConfig(dg.Config):
     )
     retry_failed: int = Field(
         default=0, description="Re-run the records whose run failed, up to this many rounds, paying only for them."
+    )
+    resume_unreported: bool | None = Field(
+        default=None,
+        description="A batch of this same step and input that earlier failed runs paid for and no materialization "
+        "reported (still running or succeeded): true adopts it instead of paying again, false pays for a new one. "
+        "Unset: the run tag dagster-cargo/resume_unreported, else the resource's resume_unreported, decides.",
     )
 
 
@@ -151,7 +158,7 @@ def _credits_per_run(metadata: Mapping[str, Any]) -> float | None:
         value = getattr(value, "value", value)
         return float(value) if isinstance(value, (int, float)) else None
 
-    credits, runs = number("dagster-cargo/credits_used"), number("dagster-cargo/runs_count")
+    credits, runs = number("dagster-cargo/credits_used"), count_of(metadata, "runs_count")
     return credits / runs if credits is not None and runs else None
 
 
@@ -190,7 +197,7 @@ def run_cargo_workflow_asset(
     Plays run over the records chosen by run ``config`` (filter, limit, record ids, segment,
     change), narrowed to the partition's window when ``date_column`` is set; tools run over
     ``records`` (the upstream DataFrame) or ``config.records``. Every run-config field applies,
-    ``credit_budget`` and ``output_node_slug`` included.
+    ``credit_budget``, ``output_node_slug`` and ``resume_unreported`` included.
     """
     if props.type == "play" and date_column and _is_range_run(context):
         return _run_partition_range(context, cargo, props, config, checks=checks, date_column=date_column)
@@ -200,7 +207,8 @@ def run_cargo_workflow_asset(
         if records is None:
             records = config.records or []
         result = cargo.run_tool(context, props, records, output_node_slug=config.output_node_slug,
-                                credit_budget=config.credit_budget, retry_failed=config.retry_failed)
+                                credit_budget=config.credit_budget, retry_failed=config.retry_failed,
+                                resume_unreported=config.resume_unreported)
     materialization = result.materialize_result(checks=checks)
     if props.type == "play" and not (context.has_partition_key and date_column):
         extra = _expected_cost(context, context.asset_key, dict(result.cargo_metadata), DEFAULT_PLAY_LIMIT)
@@ -217,7 +225,8 @@ def _run_play(context: dg.AssetExecutionContext, cargo: CargoResource, props: Ca
         window = partition_window(context.partition_time_window)
     data = play_input_for(props, config, window=window, date_column=date_column)
     result = cargo.run_workflow(context, props, data, output_node_slug=config.output_node_slug,
-                                credit_budget=config.credit_budget, retry_failed=config.retry_failed)
+                                credit_budget=config.credit_budget, retry_failed=config.retry_failed,
+                                resume_unreported=config.resume_unreported)
     limited = data.get("kind") == "filter" and config.limit is not None
     if limited and config.limit is not None and result.runs_count >= config.limit:
         context.log.warning(
@@ -251,7 +260,8 @@ def _run_partition_range(context: dg.AssetExecutionContext, cargo: CargoResource
         window = partition_window(partitions_def.time_window_for_partition_key(key))  # type: ignore[union-attr]
         data = play_input_for(props, config, window=window, date_column=date_column)
         result = cargo.run_workflow(context, props, data, output_node_slug=config.output_node_slug,
-                                    credit_budget=config.credit_budget, retry_failed=config.retry_failed)
+                                    credit_budget=config.credit_budget, retry_failed=config.retry_failed,
+                                    resume_unreported=config.resume_unreported)
         if checks is not None:
             result.materialize_result(checks=checks)  # each partition's checks: a failing one fails the step
         frames[key] = result.frame
@@ -262,8 +272,8 @@ def _run_partition_range(context: dg.AssetExecutionContext, cargo: CargoResource
         batches += [b.uuid for b in result.batches]
         context.log.info(f"Partition {key}: {len(result.frame)} rows, {len(result.batches)} batch(es).")
     return dg.MaterializeResult(value=frames, metadata={
-        "dagster-cargo/partitions": len(keys), "dagster-cargo/batch_uuids": ",".join(batches),
-        "dagster-cargo/runs_count": int(runs), "dagster-cargo/credits_used": round(credits, 6),
+        COUNTS_KEY: dg.MetadataValue.json({"runs_count": int(runs), "partitions": len(keys)}),
+        "dagster-cargo/batch_uuids": ",".join(batches), "dagster-cargo/credits_used": round(credits, 6),
         "dagster/row_count": sum(len(f) for f in frames.values())})
 
 

@@ -27,6 +27,8 @@ from cargo_gtm import read_all, read_newest
 from cargo_gtm.credits import CreditSplit, batch_credit_split
 from cargo_gtm.errors import CargoError, CargoInputError, CargoNotFoundError
 from cargo_gtm.models import Batch, BatchStatus, Change
+from cargo_gtm.watermark import Watermark
+from cargo_gtm.watermark import stamp as _stamp
 
 from ..running.metadata import CargoMetadataSet, credits_by_node_metadata
 from ..running.resource import CargoResource
@@ -70,35 +72,10 @@ class _JsonCursor:
 
 
 @dataclass
-class ChangeCursor(_JsonCursor):
-    """Watermark of handled changes: every change created before ``after`` is handled, and so
-    are the ``seen`` ones created exactly at ``after``."""
-
-    after: str | None = None
-    seen: list[str] = field(default_factory=list)
-
-
-    def is_new(self, change: Change) -> bool:
-        created = _stamp(change.created_at)
-        if self.after is None or created > self.after:
-            return True
-        return created == self.after and change.uuid not in self.seen
-
-    def advance(self, change: Change) -> None:
-        created = _stamp(change.created_at)
-        if self.after is None or created > self.after:
-            self.after, self.seen = created, [change.uuid]
-        elif created == self.after and change.uuid not in self.seen:
-            self.seen.append(change.uuid)
-
-
-def _stamp(moment: datetime | None) -> str:
-    """A fixed-width UTC timestamp that sorts as the instant does (``""`` when unknown)."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+class ChangeCursor(Watermark, _JsonCursor):
+    """Watermark of handled changes (:class:`cargo_gtm.watermark.Watermark`) stored as the sensor's cursor:
+    every change created before ``after`` is handled, and so are the ``seen`` ones created exactly at
+    ``after``."""
 
 
 def _normalise(text: str) -> str:

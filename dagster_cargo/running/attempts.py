@@ -185,8 +185,6 @@ def _reusable(context: Any, client: CargoClient, tag_key: str, group: list[dg.Da
 def _from_intents(context: Any, client: CargoClient, tag_key: str, group: list[dg.DagsterRun],
                   data: Any) -> Batch | None:
     """Resolve intents recorded without a batch (the process died around the create) by content."""
-    known = {run.tags[tag_key] for run in group if run.tags.get(tag_key)}  # recorded, and not reusable
-    known |= claimed_elsewhere(context.instance, context.run, tag_key)  # twins' batches are never ours
     intents: dict[str, CreateIntent] = {}
     for run in group:
         text = run.tags.get(intent_tag_key(tag_key))
@@ -196,6 +194,10 @@ def _from_intents(context: Any, client: CargoClient, tag_key: str, group: list[d
             except (ValueError, KeyError):
                 continue
             intents[text] = intent
+    if not intents:  # nothing to resolve (a fresh step): no claims to read
+        return None
+    known = {run.tags[tag_key] for run in group if run.tags.get(tag_key)}  # recorded, and not reusable
+    known |= claimed_elsewhere(context.instance, context.run, tag_key)  # twins' batches are never ours
     for intent in sorted(intents.values(), key=lambda i: i.sent_at):
         recent = _age_seconds(intent.sent_at) < RECENT_INTENT_SECONDS
         context.log.info(f"An earlier attempt of this step sent a create for workflow {intent.workflow_uuid} at "
@@ -290,6 +292,7 @@ def _run_from_intents(context: Any, client: CargoClient, key: str, group: list[d
                       record: Any) -> Run | None:
     """Resolve single-run intents recorded without a run (the process died around the create) by content."""
     known = {r.tags[key] for r in group if r.tags.get(key)}
+    known |= claimed_elsewhere(context.instance, context.run, key)  # twins' runs are never ours
     intent_key = _run_sub_key(RUN_INTENT_PREFIX, key)
     for text in dict.fromkeys(r.tags[intent_key] for r in group if r.tags.get(intent_key)):
         intent = CreateIntent.from_json(text)
@@ -324,8 +327,9 @@ def _side_key(kind: str, key: str) -> str:
 
 
 def claimed_elsewhere(instance: dg.DagsterInstance, run: dg.DagsterRun, tag_key: str | None) -> set[str]:
-    """The batches recorded under ``tag_key`` by runs outside ``run``'s group (other materializations of the
-    same step and input: "twins", live or not). Read from the instance every run of the deployment shares."""
+    """The batches (a batch key) or single runs (a run key) recorded under ``tag_key`` by runs outside ``run``'s
+    group (other materializations of the same step and input: "twins", live or not). Read from the instance
+    every run of the deployment shares."""
     if tag_key is None:
         return set()
     values: set[str] = set()
@@ -341,9 +345,10 @@ class RunTagLedger:
     """The :class:`~cargo_gtm.running.handle.ClaimingLedger` of a Dagster step, for its batches and its single
     runs alike: units, intents and candidates are recorded as run tags, and the units of earlier attempts of the
     step are found on the run group (a batch key ``dagster-cargo/batch.<h>``, a single run's
-    ``dagster-cargo/run.<h>``); batches other runs recorded for the same step and input ("twins") are claimed:
-    never adopted.
-    Creates of twins are taken in turn (:class:`~dagster_cargo.running.turns.Turns`)."""
+    ``dagster-cargo/run.<h>``); batches and single runs other runs recorded for the same step and input
+    ("twins") are claimed: never adopted. Creates of twins are taken in turn
+    (:class:`~dagster_cargo.running.turns.Turns`), a batch step's under its batch keys, a single-run step's
+    under each record's run key."""
 
     def __init__(self, context: Any, client: CargoClient, *, resume_unreported: bool = False) -> None:
         self.context = context
@@ -369,11 +374,14 @@ class RunTagLedger:
         if any(k is not None for k in batch_keys):
             batches = find_reusable_batches(self.context, self.client, batch_keys, datas)
             found.update({k: b for k, b in batches.items() if k is not None and b is not None})
-        for key in [k for k in batch_keys if k is not None and k not in found]:  # single runs: not covered yet
-            adopted = self._unreported(key)
-            if adopted is not None:
-                found[key] = adopted
+        found.update(self._adopted([k for k in batch_keys if k is not None and k not in found]))
         return found
+
+    def _adopted(self, keys: list[str]) -> dict[str, Any]:
+        """Unreported batches adopted for batch ``keys`` (see :meth:`_unreported`; single runs: not covered yet)."""
+        recorded = self._recorded(keys)
+        adopted = {key: self._unreported(key) for key in keys if key in recorded}
+        return {key: batch for key, batch in adopted.items() if batch is not None}
 
     def _reusable_runs(self, runs: list[tuple[str | None, Any]]) -> dict[str, Any]:
         """Single runs earlier attempts of this step made, by run key."""
@@ -387,9 +395,22 @@ class RunTagLedger:
                 found[str(key)] = run
         return found
 
+    def _recorded(self, keys: list[str]) -> set[str]:
+        """Which of ``keys`` any run of the instance recorded a batch under, in one query (a key no run recorded has
+        no unreported batch: a fan-out's fresh keys are not looked up one by one)."""
+        recorded: set[str] = set()
+        try:
+            for start in range(0, len(keys), 500):  # a bounded IN (...) per query
+                found = self.context.instance.get_run_tags(tag_keys=keys[start:start + 500])
+                recorded.update(key for key, values in found if values)
+        except Exception:  # a storage without tag-key filtering: look each key up
+            return set(keys)
+        return recorded
+
     def _unreported(self, key: str) -> Batch | None:
         """Say so when earlier failed runs of this step paid for a batch of this input that nobody reported;
-        adopt one that is still running or succeeded when ``resume_unreported`` (or its run tag) asks."""
+        adopt one that is still running or succeeded when ``resume_unreported`` asks (run config or call argument,
+        else the run tag, else the resource: :func:`~.unreported.resume_requested`)."""
         from .turns import Turns
         from .unreported import holders_all_failed, resume_requested, unreported_for_key
 
@@ -406,9 +427,10 @@ class RunTagLedger:
                 f"{item.describe()}. This materialization (a new run, not a re-execution of those) "
                 + ("adopts it instead of paying again (resume_unreported)." if item in usable[:1]
                    and resume_requested(context, self.resume_unreported) else
-                   "pays for a new batch; set resume_unreported=True on the resource (or the run tag "
-                   "dagster-cargo/resume_unreported=true) to adopt a running or succeeded one, or re-execute "
-                   "the failed run." if item in usable else "pays for a new batch (that one ended "
+                   "pays for a new batch; launch with run config resume_unreported: true (or the run tag "
+                   "dagster-cargo/resume_unreported=true, or resume_unreported=True on the resource) to adopt a "
+                   "running or succeeded one, or re-execute the failed run." if item in usable else
+                   "pays for a new batch (that one ended "
                    f"{item.status})."))
         if not usable or not resume_requested(context, self.resume_unreported):
             return None
@@ -431,6 +453,13 @@ class RunTagLedger:
 
     def created(self, key: str | None, unit: Any) -> None:
         remember_batch(self.context, key, unit)
+
+    def created_many(self, pairs: list[tuple[str | None, Any]]) -> None:
+        """Several created batches in one write (creates of a fan-out that ended together): each write re-stores
+        the run with every tag it has, so one write per batch would make a fan-out's cost grow with its square."""
+        tags = {key: unit.uuid for key, unit in pairs if key is not None}
+        if tags:
+            self.context.instance.add_run_tags(self.context.run_id, tags)
 
     def candidates(self, key: str | None, uuids: list[str]) -> None:
         if key is not None and uuids:

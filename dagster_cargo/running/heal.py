@@ -33,9 +33,8 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from cargo_gtm.download import STATUS_COLUMN
 from cargo_gtm.errors import CargoError, CargoInputError, CargoStepError
-from cargo_gtm.inputs import chunk_records
 from cargo_gtm.models import Batch
-from cargo_gtm.running import StepSettings, apply_failed_rows, status_counts, unaffordable_round
+from cargo_gtm.running import HealRows, StepSettings, apply_failed_rows, status_counts, unaffordable_round
 
 from .execution import BatchRunSpec, CargoBatchResult
 from .metadata import batch_metadata, credits_by_node_metadata
@@ -106,20 +105,15 @@ def heal_result(resource: CargoRunner, context: Any, result: CargoBatchResult, s
 
 
 class _Healer:
-    """The rounds of one heal: the merged rows (index = input position) and what was spent."""
+    """The rounds of one heal: the merged rows (the core's :class:`HealRows`) and what was spent."""
 
     def __init__(self, resource: CargoRunner, context: Any, result: CargoBatchResult, template: StepSettings,
                  records: Sequence[Mapping[str, Any] | None] | None, model_uuid: str | None,
                  count_result: bool) -> None:
         self.resource, self.context, self.base, self.template = resource, context, result, template
-        self.records, self.model_uuid, self.count_result = records, model_uuid, count_result
-        self.frame = result.frame.reset_index(drop=True)
-        if records is not None and len(records) != len(self.frame):  # rows no longer align with the input
-            context.log.warning(f"Not healing: {len(self.frame)} rows for {len(records)} input records, so the "
-                                "failed rows cannot be matched to the records to send again.")
-            self.records, self.model_uuid = [None] * len(self.frame), None
-        self.originally_failed = self._errors()
-        self.given_up: set[int] = set()
+        self.count_result = count_result
+        self.rows = HealRows(result.frame, records=records, model_uuid=model_uuid, log=context.log,
+                             what=template.what)
         self.rounds: list[CargoBatchResult] = []
         self.spent = result.credits_used if count_result else 0.0
 
@@ -127,17 +121,18 @@ class _Healer:
     def log(self) -> Any:
         return self.context.log
 
-    def _errors(self) -> list[int]:
-        if STATUS_COLUMN not in self.frame.columns:
-            return []
-        return [int(i) for i in self.frame.index[self.frame[STATUS_COLUMN] == "error"]]
+    @property
+    def frame(self) -> 'pd.DataFrame':
+        return self.rows.frame
 
     def run_round(self, n: int, of: int) -> bool:
         """Run round ``n``; False when there is nothing (more) to do."""
-        positions = [p for p in self._errors() if p not in self.given_up]
+        positions = self.rows.pending()
         if not positions:
             return False
-        parts = self._parts(positions)
+        r = self.resource
+        parts = self.rows.round_data(positions, max_records=r.max_records_per_batch,
+                                     max_bytes=r.max_batch_payload_bytes)
         if not parts or not self._affordable(len(positions)):
             return False
         budget = self.template.credit_budget
@@ -147,42 +142,14 @@ class _Healer:
                  for data, _ in parts]
         self.log.info(f"Healing round {n}/{of}: re-running the {len(positions)} records whose run failed, in "
                       f"{len(specs)} new Cargo batch(es) of {self._what()}.")
-        result = self.resource.run_batches(self.context, specs, settings)
+        result = r.run_batches(self.context, specs, settings)
         self.rounds.append(result)
         self.spent += result.credits_used
-        self._merge(result, [p for _, ps in parts for p in ps])
+        self.rows.merge(result.frame, [p for _, ps in parts for p in ps])
         return True
 
     def _what(self) -> str:
         return self.template.what
-
-    def _parts(self, positions: list[int]) -> list[tuple[dict[str, Any], list[int]]]:
-        """The retry batches' data, each with the row positions it re-runs (in the rows' order)."""
-        r = self.resource
-        if self.records is not None:
-            chosen = [self.records[p] for p in positions]
-            if any(rec is None for rec in chosen):
-                self.log.warning("Not healing: the input of some failed records is unknown.")
-                return []
-            chunks = chunk_records([rec for rec in chosen if rec is not None], max_records=r.max_records_per_batch,
-                                   max_bytes=r.max_batch_payload_bytes)
-            parts, start = [], 0
-            for chunk in chunks:
-                parts.append(({"kind": "records", "records": list(chunk)}, positions[start:start + len(chunk)]))
-                start += len(chunk)
-            return parts
-        if self.model_uuid is None or "_id" not in self.frame.columns:
-            self.log.warning(f"Not healing the {len(positions)} failed records of {self._what()}: only a tool's "
-                             "records or a play's record ids can be run again.")
-            return []
-        ids = self.frame["_id"].astype(str)
-        by_id: dict[str, list[int]] = {}
-        for p in positions:
-            by_id.setdefault(ids.iat[p], []).append(p)
-        keys = list(by_id)
-        size = max(1, r.max_records_per_batch)
-        return [({"kind": "recordIds", "modelUuid": self.model_uuid, "ids": keys[i:i + size]},
-                 [p for k in keys[i:i + size] for p in by_id[k]]) for i in range(0, len(keys), size)]
 
     def _affordable(self, count: int) -> bool:
         budget = self.template.credit_budget
@@ -196,44 +163,6 @@ class _Healer:
         self.log.warning(unaffordable_round(count, self._what(), estimate, per_record, self.spent, budget))
         return False
 
-    def _merge(self, result: CargoBatchResult, positions: list[int]) -> None:
-        """Put the retry's rows in place of the failed ones (a record Cargo skipped keeps its error row)."""
-        import pandas as pd
-
-        retry = result.frame.reset_index(drop=True)
-        pairs = self._pairs(retry, positions)
-        statuses = retry[STATUS_COLUMN] if STATUS_COLUMN in retry.columns else pd.Series("success", index=retry.index)
-        skipped = [p for p, j in pairs if statuses.iat[j] == "skipped"]
-        if skipped:
-            self.log.warning(f"Cargo skipped the re-run of {len(skipped)} failed records (a play that runs a record "
-                             "only once skips records that already ran): they keep their error row and are not "
-                             "retried again.")
-            self.given_up.update(skipped)
-        pairs = [(p, j) for p, j in pairs if statuses.iat[j] != "skipped"]
-        if not pairs:
-            return
-        rows = retry.iloc[[j for _, j in pairs]].copy()
-        rows.index = pd.Index([p for p, _ in pairs])
-        kept = self.frame.drop(index=rows.index)
-        merged = pd.concat([kept, rows]) if len(kept) else rows.reindex(columns=self.frame.columns.union(
-            rows.columns, sort=False))
-        self.frame = merged.sort_index()
-
-    def _pairs(self, retry: 'pd.DataFrame', positions: list[int]) -> list[tuple[int, int]]:
-        """(row position, retry row) pairs: a tool's retry rows are in the order of ``positions``; a play's are
-        matched by record id. A record without a retry row is given up."""
-        if self.records is not None:
-            if len(retry) == len(positions):
-                return list(zip(positions, range(len(retry))))
-            self.log.warning(f"The retry batches returned {len(retry)} rows for {len(positions)} records: their "
-                             "rows are not merged, the records stay flagged _status='error'.")
-            self.given_up.update(positions)
-            return []
-        where = {rid: j for j, rid in enumerate(retry["_id"].astype(str))} if "_id" in retry.columns else {}
-        ids = self.frame["_id"].astype(str)
-        self.given_up.update(p for p in positions if ids.iat[p] not in where)
-        return [(p, where[ids.iat[p]]) for p in positions if ids.iat[p] in where]
-
     # -- the result ----------------------------------------------------------------------------------------
     def _credits(self) -> 'CreditSplit | None':
         results = ([self.base] if self.count_result else []) + self.rounds
@@ -246,11 +175,8 @@ class _Healer:
         return total
 
     def heal_metadata(self, frame: 'pd.DataFrame') -> dict[str, Any]:
-        failed = set(self.originally_failed)
         still = 0 if STATUS_COLUMN not in frame.columns else int((frame[STATUS_COLUMN] == "error").sum())
-        healed = 0
-        if STATUS_COLUMN in self.frame.columns:
-            healed = sum(1 for p in failed if self.frame[STATUS_COLUMN].iat[p] != "error")
+        healed = self.rows.healed()
         uuids = ";".join(",".join(b.uuid for b in r.batches) for r in self.rounds)
         return {
             "dagster-cargo/records_healed": dg.MetadataValue.int(healed),
@@ -289,7 +215,7 @@ class _Healer:
             extra.update(credits_by_node_metadata(credits.provider_by_node))
         extra.update(heal)
         if self.rounds:
-            self.log.info(f"Healed {heal['dagster-cargo/records_healed'].value} of {len(self.originally_failed)} "
+            self.log.info(f"Healed {heal['dagster-cargo/records_healed'].value} of {len(self.rows.originally_failed)} "
                           f"failed records of {self._what()} in {len(self.rounds)} round(s), for "
                           f"{heal['dagster-cargo/retry_credits'].value:g} credits.")
         return CargoBatchResult(frame=frame, batches=batches, cargo_metadata=meta, extra_metadata=extra,

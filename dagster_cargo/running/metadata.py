@@ -4,10 +4,18 @@ Two sets of keys:
 
 * Dagster's standard ``dagster/row_count`` and ``dagster/column_schema``;
 * :class:`CargoMetadataSet`, namespaced ``dagster-cargo/…``: batch UUID, workflow, counts,
-  credits, durations and a link to the batch in Cargo's web app. Numbers are stored as
-  numbers so the Dagster UI plots them across materializations; keys that would be constant
-  (one batch, a node that costs nothing) are left out so no plot is a flat line. Units are in
-  the key names: ``credits``, ``seconds``, ``count``.
+  credits, durations and a link to the batch in Cargo's web app. Units are in the key names:
+  ``credits``, ``seconds``, ``count``.
+
+What the asset page plots: Dagster 1.13 draws one plot per ``IntMetadataValue``/``FloatMetadataValue`` key of
+an asset's materializations (the webserver's asset Plots tab keeps the entries whose type is
+``IntMetadataEntry`` or ``FloatMetadataEntry``); text, JSON, URL and bool values are shown, never plotted. So
+the figures that carry signal from run to run are numbers: the credits (``credits_used``, its split,
+``credits_per_record``, per node), ``failed_ratio`` and the seconds (``wall_clock_seconds``: time to result).
+The counts (input records, runs, rows per status, node executions, batches: :data:`COUNT_FIELDS`) restate the
+input's size, flat for a play run at a fixed limit, and ``dagster/row_count`` plots that size already: they are
+recorded together in one JSON entry, ``dagster-cargo/counts`` (:data:`COUNTS_KEY`), as integers. Keys that
+would be constant (one batch, a node that costs nothing) are left out.
 """
 
 from __future__ import annotations
@@ -27,17 +35,30 @@ if TYPE_CHECKING:
     from cargo_gtm.credits import CreditSplit
     from cargo_gtm.estimate import CreditEstimate
 
-__all__ = ["CargoMetadataSet", "column_schema_for", "batch_metadata", "table_metadata", "credits_by_node_metadata",
-           "dagster_metadata", "status_counts", "with_output_node"]
+__all__ = ["COUNTS_KEY", "COUNT_FIELDS", "CargoMetadataSet", "column_schema_for", "batch_metadata", "count_of",
+           "table_metadata", "credits_by_node_metadata", "dagster_metadata", "status_counts", "with_output_node"]
+
+#: The one JSON entry holding a materialization's counts (shown on the asset page, not plotted).
+COUNTS_KEY = "dagster-cargo/counts"
+#: The :class:`CargoMetadataSet` fields recorded in :data:`COUNTS_KEY` rather than as plotted numbers of their own.
+COUNT_FIELDS = ("input_records", "runs_count", "executed_runs_count", "failed_runs_count", "failed_rows",
+                "skipped_rows", "filtered_rows", "node_executions", "batch_count")
 
 
 class CargoMetadataSet(NamespacedMetadataSet):
     """Cargo metadata attached to every materialization (namespace ``dagster-cargo``).
 
+    The fields in :data:`COUNT_FIELDS` are attributes like the others, but go into the materialization as one JSON
+    entry, ``dagster-cargo/counts``, so that the asset page plots no flat line of them; :meth:`extract` reads
+    them back (from materializations recorded before, as numbers of their own, too).
+
     Example:
-        >>> md = CargoMetadataSet(batch_uuid="b-1", credits_used=12.0, runs_count=3)
-        >>> dict(md)["dagster-cargo/credits_used"]
-        12.0
+        >>> md = CargoMetadataSet(batch_uuid="b-1", credits_used=12.0, runs_count=3, input_records=3)
+        >>> meta = dict(md)
+        >>> meta["dagster-cargo/credits_used"], meta["dagster-cargo/counts"].value
+        (12.0, {'input_records': 3, 'runs_count': 3})
+        >>> CargoMetadataSet.extract(meta).runs_count
+        3
     """
 
     batch_uuid: str | None = None
@@ -70,6 +91,47 @@ class CargoMetadataSet(NamespacedMetadataSet):
     @classmethod
     def namespace(cls) -> str:
         return "dagster-cargo"
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """The counts that are set, in :data:`COUNT_FIELDS` order (the value of ``dagster-cargo/counts``)."""
+        return {name: getattr(self, name) for name in COUNT_FIELDS if getattr(self, name) is not None}
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        """The metadata keys: the set fields, the counts as one ``dagster-cargo/counts`` where the first was."""
+        out: list[str] = []
+        for key in super().keys():
+            if key.split("/", 1)[1] not in COUNT_FIELDS:
+                out.append(key)
+            elif COUNTS_KEY not in out:
+                out.append(COUNTS_KEY)
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        if key == COUNTS_KEY:
+            return dg.MetadataValue.json(self.counts)
+        return super().__getitem__(key)
+
+    @classmethod
+    def extract(cls, values: Mapping[str, Any]) -> CargoMetadataSet:
+        """The set recorded in a materialization's metadata, counts included (from ``dagster-cargo/counts``, or
+        from keys of their own in materializations recorded before)."""
+        counts = values.get(COUNTS_KEY)
+        counts = getattr(counts, "value", counts)
+        flat = {f"dagster-cargo/{k}": v for k, v in (counts or {}).items() if k in COUNT_FIELDS}
+        return super().extract({**flat, **{k: v for k, v in values.items() if k != COUNTS_KEY}})
+
+
+def count_of(metadata: Mapping[str, Any], name: str) -> int | None:
+    """One of the :data:`COUNT_FIELDS` from a materialization's metadata: from ``dagster-cargo/counts``, else from
+    its own key (materializations recorded before the counts were grouped)."""
+    counts = metadata.get(COUNTS_KEY)
+    counts = getattr(counts, "value", counts)
+    value = counts.get(name) if isinstance(counts, Mapping) else None
+    if value is None:
+        value = metadata.get(f"dagster-cargo/{name}")
+        value = getattr(value, "value", value)
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 _DTYPE_NAMES = {"b": "boolean", "i": "integer", "u": "integer", "f": "float", "M": "datetime", "m": "timedelta"}

@@ -35,8 +35,10 @@ from .attempts import attempt_tag_key, intent_tag_key, run_group
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches, step_failure
 from .input_checks import check_output_node_slug, check_play_arguments, check_run_input, report_unknown_record_ids
 from .metadata import estimate_metadata, with_output_node
+from .ramp_rounds import play_ramps, ramped_before, run_play_ramped
 from .settings import check_setting, defer_unset_env_fields, deferred_value
 from .single_run import run_single, single_run_applies
+from .unreported import resume_for_this_step
 
 __all__ = ["CargoResource", "CargoTokenExposureWarning"]
 
@@ -198,8 +200,9 @@ class CargoResource(dg.ConfigurableResource):
         default=False,
         description="When a new materialization finds a batch of the same step and input that earlier failed runs "
         "paid for and no materialization reported (still running or succeeded), adopt it instead of paying for a "
-        "new one. Off by default: a new run is a new request. The run tag dagster-cargo/resume_unreported=true "
-        "asks the same for one run.",
+        "new one. Off by default: a new run is a new request. The most specific setting wins: a materialization's "
+        "run config resume_unreported (or run_tool(..., resume_unreported=)), then the run tag "
+        "dagster-cargo/resume_unreported=true|false, then this field.",
     )
     allow_insecure_http: bool = Field(
         default=False,
@@ -384,19 +387,21 @@ class CargoResource(dg.ConfigurableResource):
         output_node_slug: str | None = None,
         credit_budget: float | None = None,
         retry_failed: int = 0,
+        resume_unreported: bool | None = None,
     ) -> CargoBatchResult:
         """Run a play (by name, UUID, :class:`Play` or workspace props) and return its outputs.
 
         Without ``data``, the play runs over its model's records matching ``filter``
         (all records when no filter), capped by ``limit``: Cargo's recommended
         ``{"kind": "filter"}`` input. Pass ``data`` for segment, change or recordIds input.
+        ``resume_unreported``: see :meth:`run_workflow`.
         """
         props = self.workflow_props(play, "play")
         check_play_arguments(data, filter, limit, props.name)
         if data is None:
             data = play_input(props.model_uuid, filter=filter, limit=limit, play_name=props.name)
         return self.run_workflow(context, props, data, output_node_slug=output_node_slug, credit_budget=credit_budget,
-                                 retry_failed=retry_failed)
+                                 retry_failed=retry_failed, resume_unreported=resume_unreported)
 
     def run_tool(
         self,
@@ -407,11 +412,13 @@ class CargoResource(dg.ConfigurableResource):
         output_node_slug: str | None = None,
         credit_budget: float | None = None,
         retry_failed: int = 0,
+        resume_unreported: bool | None = None,
     ) -> CargoBatchResult:
         """Run a tool over ``records`` (a DataFrame or an iterable of dicts).
 
         Values are made JSON-safe (NaN/NaT → null, Timestamps → ISO strings, numpy
         scalars → numbers). Empty input creates no batch and spends no credit.
+        ``resume_unreported``: see :meth:`run_workflow`.
         """
         props = self.workflow_props(tool, "tool")
         rows = to_json_records(records)
@@ -420,7 +427,7 @@ class CargoResource(dg.ConfigurableResource):
             columns = tuple(rows[0])
         return self.run_workflow(
             context, props, records_data(rows), output_node_slug=output_node_slug, empty_columns=columns,
-            credit_budget=credit_budget, retry_failed=retry_failed,
+            credit_budget=credit_budget, retry_failed=retry_failed, resume_unreported=resume_unreported,
         )
 
     def run_workflow(
@@ -433,6 +440,7 @@ class CargoResource(dg.ConfigurableResource):
         empty_columns: tuple[str, ...] = (),
         credit_budget: float | None = None,
         retry_failed: int = 0,
+        resume_unreported: bool | None = None,
     ) -> CargoBatchResult:
         """Run the play or tool described by ``props`` on ``data`` (checked locally first).
 
@@ -440,7 +448,19 @@ class CargoResource(dg.ConfigurableResource):
         step's batches (or single runs) and fails it once they use more credits than that.
         ``retry_failed=N``: re-run the records whose run failed, up to N rounds, paying only for them (see
         :mod:`dagster_cargo.running.heal`).
+        ``resume_unreported``: for this call, whether a batch of the same step and input that earlier failed runs
+        paid for and nobody reported is adopted (True) or paid for again (False); None (default) leaves it to the
+        run tag ``dagster-cargo/resume_unreported``, else to the resource's field (see
+        :mod:`dagster_cargo.running.unreported`). A workspace asset's run config passes it here.
         """
+        with resume_for_this_step(resume_unreported):
+            return self._run_workflow(context, props, data, output_node_slug=output_node_slug,
+                                      empty_columns=empty_columns, credit_budget=credit_budget,
+                                      retry_failed=retry_failed)
+
+    def _run_workflow(self, context: Any, props: CargoWorkflowProps, data: Mapping[str, Any], *,
+                      output_node_slug: str | None, empty_columns: tuple[str, ...], credit_budget: float | None,
+                      retry_failed: int) -> CargoBatchResult:
         client = self.get_client()
         budget = tighter_budget(credit_budget, self._setting("max_credits_per_batch"))
         props, release = self._with_deployed_release(client, props, data, budget)
@@ -489,6 +509,11 @@ class CargoResource(dg.ConfigurableResource):
         budget = settings.credit_budget
         if budget is not None and (self._ramps(data, budget, estimate) or self._ramped_before(context, props, data)):
             return self._run_ramped(context, data, settings)
+        if budget is not None and play_ramps(props, data) and (
+                estimate is None or estimate.credits is None or ramped_before(context, props, data)):
+            ramped = run_play_ramped(self, context, props, data, settings)
+            if ramped is not None:  # None: a selection of at most one record runs as the one batch it is
+                return ramped
         return self.run_batches(context, specs, settings)
 
     def _ramps(self, data: Mapping[str, Any], budget: float | None, estimate: CreditEstimate | None) -> bool:

@@ -5,15 +5,19 @@ A step records each batch it creates (or adopts) as a run tag the moment it exis
 succeeded (its materialization carries the batch). When every run that recorded a batch ended without success
 (killed, failed, cancelled), the batch was paid for and nobody reported it: a re-execution of that run attaches
 to it, but a *new* materialization of the asset does not (a new run is a new request, and paying for it is what
-was asked). Such a new materialization says so in its log; with ``resume_unreported=True`` (resource field, or
-the run tag ``dagster-cargo/resume_unreported=true``) it adopts the batch instead, when the batch is still
-running or succeeded, was made for the same step and input, and no live or successful run holds it.
+was asked). Such a new materialization says so in its log; with ``resume_unreported=True`` it adopts the batch
+instead, when the batch is still running or succeeded, was made for the same step and input, and no live or
+successful run holds it. ``resume_unreported`` is set per materialization (run config of a workspace asset, or
+the argument of ``run_tool``/``run_play``/``run_workflow``), per run (the run tag
+``dagster-cargo/resume_unreported=true|false``) or for every run (the resource's field); the most specific wins.
 :func:`build_cargo_unreported_spend_sensor` (in ``definitions.sensors``) reports them all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +26,8 @@ from cargo_gtm import CargoClient
 from cargo_gtm.errors import CargoError, CargoNotFoundError
 from cargo_gtm.models import Batch
 
-__all__ = ["RESUME_TAG", "UnreportedBatch", "resume_requested", "unreported_batches", "unreported_for_key"]
+__all__ = ["RESUME_TAG", "UnreportedBatch", "resume_for_this_step", "resume_requested", "unreported_batches",
+           "unreported_for_key"]
 
 BATCH_PREFIX = "dagster-cargo/batch."
 RESUME_TAG = "dagster-cargo/resume_unreported"
@@ -54,14 +59,37 @@ class UnreportedBatch:
                 f"by run(s) {', '.join(self.run_ids)}, which failed: no materialization reported it")
 
 
-def resume_requested(context: Any, resource_flag: bool) -> bool:
-    """Whether adopting unreported batches was asked for: the resource's flag, or the run tag."""
-    if resource_flag:
-        return True
+#: The per-materialization choice (run config ``resume_unreported``, or ``run_tool(..., resume_unreported=)``)
+#: while the resource runs that step: set by :func:`resume_for_this_step`, read by :func:`resume_requested`.
+_PER_STEP: ContextVar[bool | None] = ContextVar("dagster_cargo_resume_unreported", default=None)
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
+
+
+@contextmanager
+def resume_for_this_step(value: bool | None) -> Iterator[None]:
+    """Within the block, ``value`` (when not None) decides whether unreported batches are adopted, over the run
+    tag and the resource's field."""
+    token = _PER_STEP.set(value)
     try:
-        return str(context.run.tags.get(RESUME_TAG, "")).lower() in ("1", "true", "yes")
+        yield
+    finally:
+        _PER_STEP.reset(token)
+
+
+def resume_requested(context: Any, resource_flag: bool) -> bool:
+    """Whether adopting unreported batches was asked for. The most specific setting wins: the materialization's
+    (run config ``resume_unreported``, or the argument of ``run_tool``/``run_play``/``run_workflow``), then the
+    run tag ``dagster-cargo/resume_unreported`` (true/false), then the resource's field."""
+    per_step = _PER_STEP.get()
+    if per_step is not None:
+        return per_step
+    try:
+        tag = str(context.run.tags.get(RESUME_TAG, "")).strip().lower()
     except Exception:
-        return False
+        tag = ""
+    if tag in _TRUE or tag in _FALSE:
+        return tag in _TRUE
+    return bool(resource_flag)
 
 
 def _holders(instance: dg.DagsterInstance, tag_key: str, uuid: str) -> list[dg.DagsterRun]:

@@ -37,7 +37,8 @@ def run(cargo, workflow_uuid, data):
 def test_catalog_calls(cargo, emulator):
     plays = {p.name: p for p in cargo.list_plays()}
     tools = {t.name: t for t in cargo.list_tools()}
-    assert set(plays) == {"Score inbound companies", "Find decision makers", "Qualify inbound companies"}
+    assert set(plays) == {"Score inbound companies", "Find decision makers", "Qualify inbound companies",
+                          "Classify inbound companies"}
     assert set(tools) == {"Enrich company", "Find work email", "Normalize domain"}
     play = plays["Score inbound companies"]
     assert cargo.get_play(play.uuid) == play
@@ -48,7 +49,7 @@ def test_catalog_calls(cargo, emulator):
     assert release.status.value == "deployed" and cargo.get_release(release.uuid).uuid == release.uuid
     assert release.output_node() is not None
     assert sorted(p.name for p in cargo.list_plays(model_uuid=play.model_uuid)) == [
-        "Qualify inbound companies", "Score inbound companies"]
+        "Classify inbound companies", "Qualify inbound companies", "Score inbound companies"]
     models = {m.slug: m for m in cargo.list_models()}
     assert set(models) >= {"companies", "contacts"} and play.model_uuid == models["companies"].uuid
     assert cargo.get_model(play.model_uuid).slug == "companies"

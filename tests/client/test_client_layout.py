@@ -57,9 +57,9 @@ def test_no_private_client_attribute_is_reached_from_outside_the_client() -> Non
     assert offenders == []
 
 
-#: The core's public names for orchestrator layers: the package, its public subpackages and two documented modules.
+#: The core's public names for orchestrator layers: the package, its public subpackages and three documented modules.
 PUBLIC_CORE = {"cargo_gtm", "cargo_gtm.running", "cargo_gtm.models", "cargo_gtm.errors", "cargo_gtm.inputs",
-               "cargo_gtm.download", "cargo_gtm.api", "cargo_gtm.credits", "cargo_gtm.estimate"}
+               "cargo_gtm.download", "cargo_gtm.api", "cargo_gtm.credits", "cargo_gtm.estimate", "cargo_gtm.watermark"}
 
 
 def test_the_dagster_layer_imports_only_the_cores_public_names() -> None:

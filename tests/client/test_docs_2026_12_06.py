@@ -30,8 +30,8 @@ def emulator(manual_emulator: CargoEmulator) -> CargoEmulator:
 
 @pytest.fixture
 def agent_emulator() -> Iterator[CargoEmulator]:
-    with CargoEmulator(token=TOKEN, clock="manual", seed=1, run_failure_rate=0.0, credits=1_000_000,
-                       agent_play=True) as emu:
+    """The default seeded workspace, whose play "Classify inbound companies" carries the live release fields."""
+    with CargoEmulator(token=TOKEN, clock="manual", seed=1, run_failure_rate=0.0, credits=1_000_000) as emu:
         yield emu
 
 

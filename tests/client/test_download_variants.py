@@ -145,13 +145,13 @@ def test_tool_and_filtered_play_account_for_every_record(variant_emulator: Cargo
     # -- the tool: one row per input record, in input order, input columns as the caller sent them
     frame = result.output_for_node("enriched")
     meta = _meta(result, "enriched")
-    assert len(frame) == len(SIGNUPS) == meta["dagster/row_count"] == meta["dagster-cargo/input_records"]
+    assert len(frame) == len(SIGNUPS) == meta["dagster/row_count"] == meta["dagster-cargo/counts"]["input_records"]
     for column in SIGNUPS.columns:
         assert frame[column].tolist() == SIGNUPS[column].tolist(), column
     assert frame["zip"].tolist()[0] == "02100"
     statuses = frame["_status"].value_counts().to_dict()
     failed = statuses.get("error", 0)
-    assert failed > 0 and failed == meta["dagster-cargo/failed_rows"] == meta["dagster-cargo/failed_runs_count"]
+    assert failed > 0 and failed == meta["dagster-cargo/counts"]["failed_rows"] == meta["dagster-cargo/counts"]["failed_runs_count"]
     assert set(statuses) <= {"success", "error"}
     errors = frame[frame["_status"] == "error"]
     assert errors["_error_message"].str.contains("Enrich company failed").all() and errors["industry"].isna().all()
@@ -165,9 +165,9 @@ def test_tool_and_filtered_play_account_for_every_record(variant_emulator: Cargo
     # -- the play: every record accounted for, the filter's stops flagged (whatever status Cargo gives them)
     played = result.output_for_node("qualified")
     pmeta = _meta(result, "qualified")
-    assert len(played) == 20 == pmeta["dagster-cargo/input_records"]
+    assert len(played) == 20 == pmeta["dagster-cargo/counts"]["input_records"]
     pstatuses = played["_status"].value_counts().to_dict()
-    assert pstatuses.get("filtered", 0) > 0 and pmeta["dagster-cargo/filtered_rows"] == pstatuses["filtered"]
+    assert pstatuses.get("filtered", 0) > 0 and pmeta["dagster-cargo/counts"]["filtered_rows"] == pstatuses["filtered"]
     assert (played.loc[played["_status"] == "filtered", "employee_count"] < 50).all()
     assert (played.loc[played["_status"] == "success", "employee_count"] >= 50).all()
 
@@ -183,7 +183,7 @@ def test_tool_and_filtered_play_account_for_every_record(variant_emulator: Cargo
     for m in (meta, pmeta):
         assert m["dagster-cargo/credits_used"] == pytest.approx(
             m["dagster-cargo/provider_credits"] + m["dagster-cargo/execution_charge"], abs=1e-9)
-        assert m["dagster-cargo/execution_charge"] == pytest.approx(m["dagster-cargo/node_executions"] * 0.01)
+        assert m["dagster-cargo/execution_charge"] == pytest.approx(m["dagster-cargo/counts"]["node_executions"] * 0.01)
 
 
 @pytest.mark.parametrize("batch_credits", VARIANTS["batch_credits"])

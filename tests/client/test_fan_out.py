@@ -44,6 +44,30 @@ def test_create_batches_makes_one_batch_per_input_in_input_order(emu):
     assert len(lists) == 1
 
 
+def test_creates_that_end_together_are_reported_together(emu):
+    """``on_created_many``: a group commit of the batches created while the previous report was being recorded (a
+    durable record per batch made a fan-out's ledger cost grow with its square), each batch once, by its index."""
+    import time
+
+    calls: list[list[tuple[int, str]]] = []
+
+    def record(pairs: list[tuple[int, Batch]]) -> None:
+        if not calls:  # a slow first record: every other create ends meanwhile
+            deadline = time.monotonic() + 30
+            while len(emu.batches()) < 8 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)
+        calls.append([(i, b.uuid) for i, b in pairs])
+
+    with CargoClient(TOKEN, base_url=emu.base_url) as client:
+        results = client.create_batches(workflow(emu), [chunk(i) for i in range(8)], max_workers=8,
+                                        on_created_many=record, on_created=lambda i, b: calls.append([]))
+    assert all(isinstance(r, Batch) for r in results)
+    reported = sorted(pair for call in calls for pair in call)
+    assert reported == [(i, b.uuid) for i, b in enumerate(results)]  # each once, under its own index
+    assert len(calls) < 8 and max(len(c) for c in calls) > 1
+
+
 def test_a_lost_create_response_among_siblings_is_adopted_not_resent(emu):
     emu.faults.next(f"POST {CREATE}", "lost_create_response")
     with CargoClient(TOKEN, base_url=emu.base_url, sleep=lambda s: emu.advance(5)) as client:

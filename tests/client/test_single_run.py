@@ -256,3 +256,56 @@ def test_a_cancelled_single_run_ends_cancelled_and_spends_nothing_more(emu):
     assert emu.requests("POST", "/v1/orchestration/runs/cancel")[0]["json"] == {
         "workflowUuid": run.workflow_uuid, "uuids": [run.uuid]}
     assert emu.credits_used == 0 and credits_left == 1000
+
+
+# ---------------------------------------------------------------------------- a claiming ledger (twins)
+class TwinLedger:
+    """A :class:`~cargo_gtm.running.handle.ClaimingLedger` whose twin creates the same record right after this
+    handle's watermark (before its request leaves), then the handle's create response is lost: two runs hold the
+    record, and only the claim tells them apart."""
+
+    def __init__(self, emu: CargoEmulator, client: CargoClient, *, claims: bool) -> None:
+        self.emu, self.client, self.claims = emu, client, claims
+        self.twin: str | None = None
+        self.turns: list[list] = []
+        self.recorded: dict = {}
+
+    def reusable(self, keys, datas):
+        return {}
+
+    def intent(self, key, intent):
+        self.twin = self.client.create_run(intent.workflow_uuid, RECORDS["Enrich company"]).uuid
+        lose_the_next_run_create_response(self.emu)
+
+    def created(self, key, unit):
+        self.recorded[key] = unit.uuid
+
+    def candidates(self, key, uuids):
+        return None
+
+    def claimed(self, key):
+        return {self.twin} if self.claims and self.twin else set()
+
+    def exclusive(self, keys):
+        from contextlib import nullcontext
+
+        self.turns.append(list(keys))
+        return nullcontext()
+
+
+@pytest.mark.parametrize("claims", [True, False], ids=["claimed", "unclaimed"])
+def test_a_run_handle_never_adopts_a_run_its_ledger_says_another_run_claimed(emu, claims):
+    from cargo_gtm.running import RunHandle, RunRequest
+
+    with client_for(emu) as client:
+        ledger = TwinLedger(emu, client, claims=claims)
+        handle = RunHandle(client, [RunRequest(workflow(emu), RECORDS["Enrich company"], "key-0")], ledger=ledger)
+        report = handle.start()
+    assert ledger.turns == [["key-0"]]  # the create took its turn
+    assert len(standalone_runs(emu)) == 2  # the twin's run and this handle's (its response lost)
+    if claims:  # the twin's run is claimed: this handle's own run is the one proven candidate left
+        (own,) = handle.uuids
+        assert own != ledger.twin and ledger.recorded == {"key-0": own} and not report.errors
+    else:  # content alone cannot tell the two apart: nothing adopted, nothing created again
+        assert handle.uuids == [] and isinstance(report.errors[0], CargoAmbiguousCreateError)
+        assert sorted(report.errors[0].candidates) == sorted(r.uuid for r in standalone_runs(emu))

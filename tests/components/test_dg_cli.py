@@ -20,8 +20,9 @@ from cargo_gtm_emulator import CargoEmulator
 from ..conftest import TOKEN
 
 DG = Path(sys.executable).with_name("dg")
-ASSETS = {"cargo/enrich_company", "cargo/find_decision_makers", "cargo/find_work_email", "cargo/normalize_domain",
-          "cargo/qualify_inbound_companies", "cargo/score_inbound_companies"}
+ASSETS = {"cargo/classify_inbound_companies", "cargo/enrich_company", "cargo/find_decision_makers",
+          "cargo/find_work_email", "cargo/normalize_domain", "cargo/qualify_inbound_companies",
+          "cargo/score_inbound_companies"}
 
 pytestmark = pytest.mark.skipif(not DG.exists(), reason="the dg CLI is not installed beside this Python")
 

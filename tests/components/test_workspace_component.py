@@ -34,8 +34,8 @@ TYPE = "dagster_cargo.CargoWorkspaceComponent"  # what users write in defs.yaml 
 ROOT = Path(__file__).resolve().parents[2]
 SCORE, ENRICH = ["cargo", "score_inbound_companies"], ["cargo", "enrich_company"]
 CATALOG = {f"/v1/orchestration/{what}/list" for what in ("plays", "tools", "workflows")}
-ALL_WORKFLOWS = {"Score inbound companies", "Find decision makers", "Qualify inbound companies", "Enrich company",
-                 "Find work email", "Normalize domain"}
+ALL_WORKFLOWS = {"Score inbound companies", "Find decision makers", "Qualify inbound companies",
+                 "Classify inbound companies", "Enrich company", "Find work email", "Normalize domain"}
 
 
 def api_calls(emu: CargoEmulator) -> list[str]:
@@ -168,7 +168,8 @@ def test_selection_by_uuid_and_by_template_predicate(emulator, tmp_path):
         yaml.safe_dump({"workspace": workspace(emulator), "selection": "{{ only_plays }}"}),
         scope={"only_plays": lambda props: props.type == "play"})
     keys = sorted(k.to_user_string() for k in only_plays.build_defs_from_state(context, state).resolve_all_asset_keys())
-    assert keys == ["cargo/find_decision_makers", "cargo/qualify_inbound_companies", "cargo/score_inbound_companies"]
+    assert keys == ["cargo/classify_inbound_companies", "cargo/find_decision_makers",
+                    "cargo/qualify_inbound_companies", "cargo/score_inbound_companies"]
 
 
 def test_state_is_fetched_once_then_loads_make_no_api_call(emulator):
@@ -177,7 +178,7 @@ def test_state_is_fetched_once_then_loads_make_no_api_call(emulator):
         emulator.request_log.clear()
         for _ in range(2):  # code server, then a run worker: both read the stored snapshot
             with sandbox.load_component_and_build_defs(defs_path=defs_path) as (component, defs):
-                assert len(list(defs.resolve_all_asset_keys())) == 6
+                assert len(list(defs.resolve_all_asset_keys())) == len(ALL_WORKFLOWS) == 7
         with sandbox.build_component_tree():
             path = get_local_state_path(component.defs_state_config.key, sandbox.project_root)
             data = CargoWorkspaceData.read(path)  # the state is the plain workspace snapshot

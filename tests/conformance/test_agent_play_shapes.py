@@ -1,4 +1,4 @@
-"""The opt-in agent play (CARGO-DOCS 4.5, 15.4: an ``agent`` node with ``agentUuid`` at top level and no
+"""The seeded agent play (default workspace; CARGO-DOCS 4.5, 15.4: an ``agent`` node with ``agentUuid`` at top level and no
 ``actionSlug``, ``retry``, ``fallbackOnFailure`` / ``fallbackChildUuid``, a slug repeated across node kinds)
 keeps every wire shape inside Cargo's official types: its release, its workflow, and the run whose agent
 failed and fell back (an ``agent`` execution, ``nodeAgentUuid``, no ``nodeActionSlug``)."""
@@ -14,7 +14,7 @@ TOKEN = "conformance-token"
 
 
 def test_agent_play_release_workflow_and_fallback_run_match_the_official_types(schema_dir) -> None:
-    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0, agent_play=True) as emu, httpx.Client(
+    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, httpx.Client(
             base_url=emu.api_url, headers={"authorization": f"Bearer {TOKEN}"}) as api:
         play = emu.store.play_by_name("Classify inbound companies")
         wf = play["workflowUuid"]

@@ -58,7 +58,7 @@ def test_an_input_that_fits_the_budget_runs_whole_in_rounds_in_input_order():
     assert frame["domain"].tolist() == [r["domain"] for r in rows] and set(frame["_status"]) == {"success"}
     meta = result.asset_materializations_for_node("enriched")[0].metadata
     assert meta["dagster-cargo/credits_used"].value == pytest.approx(spent) == pytest.approx(20 * 2.03)
-    assert meta["dagster-cargo/batch_count"].value == 2
+    assert meta["dagster-cargo/counts"].value["batch_count"] == 2
 
 
 def test_round_sizes_follow_cargos_ramp_and_the_budget_left():

@@ -93,11 +93,11 @@ def test_a_play_whose_filter_stops_runs_materializes_every_record(emulator):
     result = dg.materialize([qualified], resources={"cargo": resource})
     frame = result.output_for_node("qualified")
     meta = {k: getattr(v, "value", v) for k, v in result.asset_materializations_for_node("qualified")[0].metadata.items()}
-    assert len(frame) == 30 == meta["dagster-cargo/input_records"] == meta["dagster/row_count"]
+    assert len(frame) == 30 == meta["dagster-cargo/counts"]["input_records"] == meta["dagster/row_count"]
     counts = frame["_status"].value_counts().to_dict()
     assert counts.get("filtered", 0) > 0 and counts.get("success", 0) > 0
-    assert meta["dagster-cargo/filtered_rows"] == counts["filtered"]
-    assert meta["dagster-cargo/failed_rows"] == counts.get("error", 0)
+    assert meta["dagster-cargo/counts"]["filtered_rows"] == counts["filtered"]
+    assert meta["dagster-cargo/counts"]["failed_rows"] == counts.get("error", 0)
     stopped = frame[frame["_status"] == "filtered"]
     assert (stopped["employee_count"] < 50).all() and stopped["_error_message"].isna().all()
     assert (frame.loc[frame["_status"] == "success", "employee_count"] >= 50).all()

@@ -78,8 +78,8 @@ def test_a_tool_batch_heals_its_failed_records_and_retries_hold_exactly_them(emu
     assert md["dagster-cargo/records_healed"] == 2 and md["dagster-cargo/records_still_failing"] == 0
     assert md["dagster-cargo/retry_rounds"] == 2
     assert md["dagster-cargo/retry_batch_uuids"] == f"{round1.uuid};{round2.uuid}"
-    assert md["dagster-cargo/batch_uuid"] == original.uuid and md["dagster-cargo/batch_count"] == 3
-    assert md["dagster-cargo/failed_rows"] == 0 and md["dagster-cargo/input_records"] == 10
+    assert md["dagster-cargo/batch_uuid"] == original.uuid and md["dagster-cargo/counts"]["batch_count"] == 3
+    assert md["dagster-cargo/counts"]["failed_rows"] == 0 and md["dagster-cargo/counts"]["input_records"] == 10
     # credits include the retries and match what the subscription lost
     assert md["dagster-cargo/credits_used"] == pytest.approx(emu.credits_used, abs=1e-6)
     retry = sum(b.provider_credits + 0.01 * b.executions for b in (round1, round2))
@@ -99,7 +99,7 @@ def test_records_failing_forever_stay_error_and_each_round_gets_its_own_batch(em
     assert domains(round1) == domains(round2) == ["site2.com"] and round1.uuid != round2.uuid
     md = meta(result)
     assert md["dagster-cargo/records_healed"] == 0 and md["dagster-cargo/records_still_failing"] == 1
-    assert md["dagster-cargo/failed_rows"] == 1
+    assert md["dagster-cargo/counts"]["failed_rows"] == 1
     assert md["dagster-cargo/credits_used"] == pytest.approx(emu.credits_used, abs=1e-6)
 
 

@@ -79,6 +79,31 @@ def test_slug_repeated_across_node_kinds_after_a_redeploy_is_refused(emulator):
     assert_nothing_spent(emulator)
 
 
+def test_the_default_seeded_workspace_has_a_slug_repeated_across_kinds_and_a_fallback_node(emulator):
+    """CARGO-DOCS 15.4 on the workspace as seeded (no redeploy): the play "Classify inbound companies" has an
+    ``agent`` node (top-level agentUuid, no actionSlug, fallbackOnFailure with a fallbackChildUuid) and a
+    ``variables`` node, both slugged ``classify``. The ambiguous slug is refused before any spend; the exit node
+    resolves past the fallback edge and runs."""
+    with CargoClient(TOKEN, base_url=emulator.base_url) as c:
+        play = c.find_play("Classify inbound companies")
+        release = c.get_deployed_release(play.workflow_uuid)
+    agent = next(n for n in release.nodes if n.kind == "agent")
+    assert agent.slug == "classify" and agent.action_slug is None and agent.agent_uuid
+    assert agent.fallback_on_failure and agent.fallback_child_uuid == release.nodes[2].uuid
+    assert [(n.slug, n.kind) for n in release.nodes].count(("classify", "native")) == 1
+    ids = {"kind": "recordIds", "modelUuid": play.model_uuid, "ids": ["cmp_0001", "cmp_0002"]}
+    text = error_text(run_asset(emulator, lambda ctx, cargo: cargo.run_play(
+        ctx, "Classify inbound companies", data=ids, output_node_slug="classify")))
+    assert "Output node slug 'classify' names 2 nodes of play 'Classify inbound companies'" in text
+    assert f"agent 'classify' (agent {agent.agent_uuid})" in text and "native 'classify' (variables)" in text
+    assert_nothing_spent(emulator)
+    result = run_asset(emulator, lambda ctx, cargo: cargo.run_play(
+        ctx, "Classify inbound companies", data=ids, output_node_slug="end"))
+    assert result.success
+    meta = result.asset_materializations_for_node("subject")[0].metadata
+    assert meta["dagster-cargo/output_node_slug"].value == "end" and meta["dagster/row_count"].value == 2
+
+
 def test_a_valid_output_node_slug_still_runs(emulator):
     result = run_asset(emulator, lambda ctx, cargo: cargo.run_play(
         ctx, "Score inbound companies", limit=3, output_node_slug="score"))

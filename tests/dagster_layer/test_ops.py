@@ -31,7 +31,7 @@ def test_op_runs_a_play_from_config(emulator):
     assert len(frame) == 7 and "score" in frame.columns
     (event,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     metadata = event.event_specific_data.metadata
-    assert metadata["dagster-cargo/runs_count"].value == 7
+    assert metadata["dagster-cargo/counts"].value["runs_count"] == 7
     assert metadata["dagster/row_count"].value == 7
     assert metadata["dagster-cargo/credits_used"].value > 0
 

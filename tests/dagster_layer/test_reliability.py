@@ -136,13 +136,13 @@ def test_large_tool_input_is_split_into_batches_run_together(emulator):
     with CargoClient(TOKEN, base_url=emulator.base_url) as c:
         batches = c.list_batches()
     assert sorted(b.runs_count for b in batches) == [2, 4, 4]
-    assert meta["dagster-cargo/batch_count"] == 3
+    assert meta["dagster-cargo/counts"]["batch_count"] == 3
     assert set(meta["dagster-cargo/batch_uuids"].split(",")) == {b.uuid for b in batches}
     # provider credits (2 per record) + the execution charge (3 node executions per record × 0.01)
     assert sum(b.credits_used_count for b in batches) == meta["dagster-cargo/provider_credits"] == 20
-    assert meta["dagster-cargo/node_executions"] == 30 and meta["dagster-cargo/execution_charge"] == 0.3
+    assert meta["dagster-cargo/counts"]["node_executions"] == 30 and meta["dagster-cargo/execution_charge"] == 0.3
     assert meta["dagster-cargo/credits_used"] == pytest.approx(20.3)
-    assert meta["dagster-cargo/runs_count"] == 10 and meta["dagster/row_count"] == 10
+    assert meta["dagster-cargo/counts"]["runs_count"] == 10 and meta["dagster/row_count"] == 10
 
 
 @pytest.mark.parametrize(

@@ -92,11 +92,11 @@ def test_tool_asset_returns_enriched_dataframe_and_credit_metadata(emulator):
     assert meta["dagster-cargo/provider_credits"] == batch.credits_used_count > 0
     assert meta["dagster-cargo/provider_credits"] == sum(r.credits_used_count for r in runs.runs)
     executions = sum(len(r.executions) for r in runs.runs)
-    assert meta["dagster-cargo/node_executions"] == executions == 18
+    assert meta["dagster-cargo/counts"]["node_executions"] == executions == 18
     assert meta["dagster-cargo/execution_charge"] == pytest.approx(0.18)
     assert meta["dagster-cargo/credits_used"] == pytest.approx(batch.credits_used_count + 0.18)
-    assert meta["dagster-cargo/runs_count"] == 6 and meta["dagster-cargo/failed_runs_count"] == 0
-    assert meta["dagster-cargo/failed_rows"] == 0 and meta["dagster-cargo/input_records"] == 6
+    assert meta["dagster-cargo/counts"]["runs_count"] == 6 and meta["dagster-cargo/counts"]["failed_runs_count"] == 0
+    assert meta["dagster-cargo/counts"]["failed_rows"] == 0 and meta["dagster-cargo/counts"]["input_records"] == 6
     assert meta["dagster-cargo/credits_per_record"] == pytest.approx((batch.credits_used_count + 0.18) / 6)
     assert meta["dagster-cargo/workflow_type"] == "tool"
     assert meta["dagster-cargo/workflow_name"] == "Enrich company"
@@ -114,10 +114,10 @@ def test_failed_runs_keep_their_rows_flagged_with_the_error(flaky_emulator):
     assert result.success
     meta = metadata_of(result, "enriched")
     frame = result.output_for_node("enriched")
-    assert meta["dagster-cargo/runs_count"] == 6
-    assert meta["dagster-cargo/executed_runs_count"] == 6
-    failed = meta["dagster-cargo/failed_runs_count"]
-    assert failed > 0 and meta["dagster-cargo/failed_rows"] == failed
+    assert meta["dagster-cargo/counts"]["runs_count"] == 6
+    assert meta["dagster-cargo/counts"]["executed_runs_count"] == 6
+    failed = meta["dagster-cargo/counts"]["failed_runs_count"]
+    assert failed > 0 and meta["dagster-cargo/counts"]["failed_rows"] == failed
     assert len(frame) == 6 == meta["dagster/row_count"]  # one row per input record, failed ones included
     assert list(frame["domain"]) == list(SIGNUPS["domain"])  # in input order
     errors = frame[frame["_status"] == "error"]

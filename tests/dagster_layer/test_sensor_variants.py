@@ -143,7 +143,7 @@ def test_observation_sensor_reports_each_foreign_batch_once(layout, small_pages,
                 lost = batch.provider_credits + batch.executions * 0.01  # what the subscription lost for it
                 assert meta["dagster-cargo/credits_used"] == pytest.approx(lost, abs=0.01)
                 assert meta["dagster-cargo/provider_credits"] == pytest.approx(batch.provider_credits, abs=1e-9)
-                assert meta["dagster-cargo/node_executions"] == batch.executions
+                assert meta["dagster-cargo/counts"]["node_executions"] == batch.executions
                 assert ("dagster-cargo/data_kind" in meta) == (layout["batch_data_echo"] == "present")
             if layout["batch_data_echo"] == "present":
                 assert {values(e)["dagster-cargo/data_kind"] for e in reported} >= {"records", "schedule"}

@@ -124,8 +124,8 @@ def test_observation_sensor_reports_only_batches_cargo_ran_itself(emulator):
         assert meta["dagster-cargo/provider_credits"] == done.credits_used_count > 0
         assert meta["dagster-cargo/credits_used"] == pytest.approx(
             meta["dagster-cargo/provider_credits"] + meta["dagster-cargo/execution_charge"], abs=1e-9)
-        assert meta["dagster-cargo/execution_charge"] == pytest.approx(meta["dagster-cargo/node_executions"] * 0.01)
-        assert meta["dagster-cargo/runs_count"] == 2 and meta["dagster-cargo/data_kind"] == "schedule"
+        assert meta["dagster-cargo/execution_charge"] == pytest.approx(meta["dagster-cargo/counts"]["node_executions"] * 0.01)
+        assert meta["dagster-cargo/counts"]["runs_count"] == 2 and meta["dagster-cargo/data_kind"] == "schedule"
 
         again = tick(sensor, emulator, second.cursor, instance)
         assert again.asset_events == []

@@ -78,7 +78,7 @@ def test_one_record_runs_as_a_single_run_with_the_batch_outputs_and_metadata_key
     pd.testing.assert_frame_equal(frame, batch_frame)
     assert set(batch_meta) - set(meta) == {"dagster-cargo/batch_uuid"}  # no batch: its UUID is the run's
     for key in ("dagster-cargo/credits_used", "dagster-cargo/provider_credits", "dagster-cargo/execution_charge",
-                "dagster-cargo/node_executions", "dagster-cargo/runs_count", "dagster-cargo/input_records",
+                "dagster-cargo/counts",
                 "dagster/row_count", "dagster-cargo/provider_credits/enrich_company"):
         assert meta[key].value == batch_meta[key].value, key
     assert meta["dagster-cargo/credits_used"].value == pytest.approx(2.03)  # 2 provider + 3 executions x 0.01
@@ -100,7 +100,7 @@ def test_a_failing_record_is_kept_with_cargos_message(monkeypatch):
         (run,) = standalone_runs(emu)
     row = frame.to_dict("records")[0]
     assert row["_status"] == "error" and row["_error_message"].startswith("Enrich company failed for record")
-    assert meta["dagster-cargo/failed_rows"].value == 1 and meta["dagster-cargo/failed_runs_count"].value == 1
+    assert meta["dagster-cargo/counts"].value["failed_rows"] == 1 and meta["dagster-cargo/counts"].value["failed_runs_count"] == 1
     assert run.status == "error"
 
 
@@ -109,7 +109,7 @@ def test_threshold_routes_small_inputs_and_zero_disables(emu):
     frame, meta = materialize(emu, tool_asset(records), single_run_threshold=3)
     assert len(standalone_runs(emu)) == 3 and not emu.batches() and list(frame["domain"]) == [
         r["domain"] for r in records]
-    assert meta["dagster-cargo/runs_count"].value == 3
+    assert meta["dagster-cargo/counts"].value["runs_count"] == 3
     materialize(emu, tool_asset(records, "more"), single_run_threshold=2)  # over the threshold: a batch
     assert len(emu.batches()) == 1 and len(standalone_runs(emu)) == 3
 

@@ -84,3 +84,57 @@ def test_a_live_run_holding_its_turn_too_long_is_waited_out_with_a_warning(insta
 def _take(context, order):
     with Turns(context, _Client(), [KEY]):
         order.append("second in")
+
+
+class _CountingInstance:
+    """The instance, with its run-tag writes counted."""
+
+    def __init__(self, instance) -> None:
+        self._instance = instance
+        self.writes: list[dict] = []
+
+    def add_run_tags(self, run_id, tags) -> None:
+        self.writes.append(dict(tags))
+        self._instance.add_run_tags(run_id, tags)
+
+    def __getattr__(self, name):
+        return getattr(self._instance, name)
+
+
+def test_the_turns_of_a_fan_out_cost_three_writes_whatever_its_number_of_batches(instance):
+    """Each run-tag write re-reads and re-stores the run with every tag it has: one write per key (three per key,
+    as each turn was taken one by one) made a 200-batch fan-out's ledger cost grow with its square."""
+    context = a_run(instance)
+    counting = _CountingInstance(instance)
+    context.instance = counting
+    keys = [f"dagster-cargo/batch.{i:032x}" for i in range(200)]
+    with Turns(context, _Client(), keys):
+        held = instance.get_run_by_id(context.run_id).tags
+        tickets = {v for k, v in held.items() if k.startswith("dagster-cargo/turn.")}
+        assert len([k for k in held if k.startswith("dagster-cargo/turn.")]) == 200
+        assert tickets == {f"t:1:{context.run_id}"}  # one ticket number under every key
+    assert len(counting.writes) == 3  # choosing, ticket, release
+    released = instance.get_run_by_id(context.run_id).tags
+    assert {v for k, v in released.items() if k.startswith("dagster-cargo/turn.")} == {"done"}
+
+
+def test_runs_whose_keys_overlap_in_part_take_turns_and_never_wait_for_each_other(instance):
+    """One ticket number per run under all its keys: two runs are in the same order under every key they share, so
+    the second waits for the first where they overlap, and neither can wait for the other (no deadlock)."""
+    k1, k2, k3 = (f"dagster-cargo/batch.{i:032x}" for i in (1, 2, 3))
+    first, second, third = a_run(instance), a_run(instance), a_run(instance)
+    order: list[str] = []
+    with Turns(first, _Client(), [k1, k2]):
+        with Turns(third, _Client(), [k3]):  # no key in common with the first: no wait
+            order.append("third in")
+        waiter = threading.Thread(target=lambda: _take_keys(second, [k3, k2], order))
+        waiter.start()
+        time.sleep(0.3)
+        order.append("first done")
+    waiter.join(timeout=30)
+    assert order == ["third in", "first done", "second in"]
+
+
+def _take_keys(context, keys, order):
+    with Turns(context, _Client(), keys):
+        order.append("second in")

@@ -33,15 +33,16 @@ def instance(tmp_path):
         yield inst
 
 
-def crashed_run(emu, instance, monkeypatch) -> str:
-    """A run stopped while waiting, its batch left running (as after a kill); returns the batch uuid."""
+def crashed_run(emu, instance, monkeypatch, assets=(enriched_once,), run_config=None) -> str:
+    """A run of ``assets`` stopped while waiting, its batch left running (as after a kill); returns the batch
+    uuid."""
     original = BatchHandle.poll
 
     def interrupted(self):
         raise DagsterExecutionInterruptedError()
 
     monkeypatch.setattr(BatchHandle, "poll", interrupted)
-    result = dg.materialize([enriched_once], instance=instance, raise_on_error=False,
+    result = dg.materialize(list(assets), instance=instance, raise_on_error=False, run_config=run_config,
                             resources={"cargo": make_resource(emu, cancel_on_termination=False)})
     monkeypatch.setattr(BatchHandle, "poll", original)
     assert not result.success
@@ -60,8 +61,8 @@ def log_text(instance, run_id) -> str:
     return "\n".join(e.user_message for e in instance.all_logs(run_id))
 
 
-def reported(result) -> str:
-    (mat,) = result.asset_materializations_for_node("enriched_once")
+def reported(result, node="enriched_once") -> str:
+    (mat,) = result.asset_materializations_for_node(node)
     return str(mat.metadata["dagster-cargo/batch_uuid"].value)
 
 
@@ -92,3 +93,11 @@ def test_resume_unreported_adopts_the_batch_instead_of_paying_again(manual_emula
     assert reported(result) == unreported and all_batches(manual_emulator) == [unreported]
     assert len(result.output_for_node("enriched_once")) == 3
     assert sensor_reason(manual_emulator, instance) == "No unreported spend."
+
+
+def test_a_run_tag_false_overrides_the_resource(manual_emulator, instance, monkeypatch):
+    """The most specific setting wins: the run tag false beats the resource's resume_unreported=True."""
+    unreported = crashed_run(manual_emulator, instance, monkeypatch)
+    result = dg.materialize([enriched_once], instance=instance, tags={"dagster-cargo/resume_unreported": "false"},
+                            resources={"cargo": make_resource(manual_emulator, resume_unreported=True)})
+    assert reported(result) != unreported and len(all_batches(manual_emulator)) == 2

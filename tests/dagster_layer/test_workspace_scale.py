@@ -31,7 +31,7 @@ def api_paths(emu: CargoEmulator) -> list[str]:
 
 @pytest.fixture(scope="module")
 def big_emulator() -> Iterator[CargoEmulator]:
-    """2 + 2 seeded workflows and 300 synthetic ones (150 plays, 150 tools)."""
+    """The 7 seeded workflows (4 plays, 3 tools) and 300 synthetic ones (150 plays, 150 tools)."""
     with CargoEmulator(token=TOKEN, clock="manual", seed=3, run_failure_rate=0.0, credits=1_000_000,
                        extra_workflows=EXTRA) as emu:
         yield emu
@@ -48,9 +48,9 @@ def reconstruction(stored: dict[str, Any]) -> DefinitionsLoadContext:
 
 def test_synthetic_workflows_are_deterministic_and_complete(big_emulator):
     store = big_emulator.store
-    assert (len(store.plays), len(store.tools)) == (153, 153)
+    assert (len(store.plays), len(store.tools)) == (154, 153)
     names = {p["name"] for p in store.plays.values()} | {t["name"] for t in store.tools.values()}
-    assert len(names) == 306 and "Score inbound companies #0001" in names and "Find work email #0150" in names
+    assert len(names) == 307 and "Score inbound companies #0001" in names and "Find work email #0150" in names
     for wf_uuid in store.workflows:
         release = store.release_for(wf_uuid)
         assert release["status"] == "deployed" and [n["slug"] for n in release["nodes"]][-1] in ("output", "end")
@@ -64,7 +64,7 @@ def test_default_workspace_is_unchanged_by_the_option():
     assert set(plain.store.workflows) <= set(extended.store.workflows)
     assert {u: p["segmentUuid"] for u, p in plain.store.plays.items()} == {
         u: extended.store.plays[u]["segmentUuid"] for u in plain.store.plays}
-    assert len(extended.store.plays) == 6 and len(extended.store.tools) == 6  # 3 seeded + 3 extra of each
+    assert len(extended.store.plays) == 7 and len(extended.store.tools) == 6  # 4 + 3 seeded, 3 extra of each
 
 
 def test_first_load_makes_three_calls_and_reload_none(big_emulator):
@@ -75,7 +75,7 @@ def test_first_load_makes_three_calls_and_reload_none(big_emulator):
         first = build_cargo_assets_definitions(res)
         dg.Definitions(assets=first, resources={"cargo": res}).get_repository_def()
         stored = dict(init.get_pending_reconstruction_metadata())
-    assert len(first) == EXTRA + 6
+    assert len(first) == EXTRA + 7
     assert sorted(api_paths(big_emulator)) == sorted(CATALOG)
 
     big_emulator.request_log.clear()
@@ -93,7 +93,7 @@ def test_loaders_of_one_code_location_share_one_fetch(big_emulator):
         plays = build_cargo_assets_definitions(res, selector=lambda p: p.type == "play")
         tools = build_cargo_assets_definitions(res, selector=lambda p: p.type == "tool")
         specs = load_cargo_asset_specs(res)
-    assert (len(plays), len(tools), len(specs)) == (153, 153, 306)
+    assert (len(plays), len(tools), len(specs)) == (154, 153, 307)
     assert sorted(api_paths(big_emulator)) == sorted(CATALOG)
 
     big_emulator.request_log.clear()

@@ -28,7 +28,10 @@ def test_workspace_snapshot_has_plays_tools_and_output_slugs(emulator):
         play = client.find_play("Score inbound companies")
     by_name = {w.name: w for w in data.workflows}
     assert set(by_name) == {"Score inbound companies", "Find decision makers", "Qualify inbound companies",
-                            "Enrich company", "Find work email", "Normalize domain"}
+                            "Classify inbound companies", "Enrich company", "Find work email", "Normalize domain"}
+    # the agent play: a slug repeated across node kinds, and an agent whose fallback child is the next node
+    classify = by_name["Classify inbound companies"]
+    assert classify.node_slugs == ["start", "classify", "classify", "end"] and classify.output_node_slug == "end"
     scoring = by_name["Score inbound companies"]
     assert scoring.type == "play" and scoring.model_uuid == play.model_uuid
     assert scoring.output_node_slug == scoring.node_slugs[-1]
@@ -51,7 +54,8 @@ def test_specs_use_translator_and_selection(emulator):
 
     custom = load_cargo_asset_specs(resource(emulator), translator=Custom(), selector=lambda p: p.type == "play")
     assert sorted(s.key.to_user_string() for s in custom) == [
-        "gtm/play/find-decision-makers", "gtm/play/qualify-inbound-companies", "gtm/play/score-inbound-companies"]
+        "gtm/play/classify-inbound-companies", "gtm/play/find-decision-makers", "gtm/play/qualify-inbound-companies",
+        "gtm/play/score-inbound-companies"]
     assert all(s.owners == ["team:gtm"] for s in custom)
 
 
@@ -80,7 +84,7 @@ def test_offline_snapshot_replaces_the_api(emulator, tmp_path):
     emulator.request_log.clear()
     unreachable = CargoResource(api_token=TOKEN, base_url="http://127.0.0.1:9")
     specs = load_cargo_asset_specs(unreachable, snapshot_path=tmp_path / "cargo.json")
-    assert len(specs) == 6 and API_CALLS(emulator) == []
+    assert len(specs) == 7 and API_CALLS(emulator) == []  # 4 plays + 3 tools
     data = load_cargo_workspace_data(unreachable, snapshot_path=tmp_path / "cargo.json")
     assert data.get("Enrich company").type == "tool"
 
@@ -91,7 +95,7 @@ def test_one_unreadable_workflow_is_skipped_with_a_warning(emulator, caplog):
     with CargoClient(TOKEN, base_url=emulator.base_url) as client:
         data = fetch_workspace_data(client)
     assert "Find decision makers" not in {w.name for w in data.workflows}
-    assert len(data.workflows) == 5
+    assert len(data.workflows) == 6  # the 7 seeded, less the broken one
     assert any("Find decision makers" in m for m in data.skipped)
     assert any("Skipping unreadable Cargo play" in r.message for r in caplog.records)
 
@@ -102,12 +106,12 @@ def test_snapshot_cli_writes_a_loadable_file(emulator, tmp_path, monkeypatch, ca
     monkeypatch.setenv("CARGO_API_TOKEN", TOKEN)
     out = tmp_path / "cargo_workspace.json"
     assert main(["snapshot", "-o", str(out), "--base-url", emulator.base_url]) == 0
-    assert "3 plays, 3 tools" in capsys.readouterr().out
+    assert "4 plays, 3 tools" in capsys.readouterr().out
     specs = load_cargo_asset_specs(CargoResource(api_token="unused", base_url="http://127.0.0.1:9"),
                                    snapshot_path=out)
     assert {s.key.path[-1] for s in specs} == {"score_inbound_companies", "find_decision_makers",
-                                               "qualify_inbound_companies", "enrich_company", "find_work_email",
-                                               "normalize_domain"}
+                                               "qualify_inbound_companies", "classify_inbound_companies",
+                                               "enrich_company", "find_work_email", "normalize_domain"}
     monkeypatch.setenv("CARGO_API_TOKEN", "wrong")
     assert main(["snapshot", "-o", str(out), "--base-url", emulator.base_url]) == 1
     assert "wrong" not in capsys.readouterr().err
@@ -119,7 +123,7 @@ def test_envvar_token_works_for_listing_and_runs(emulator, monkeypatch):
                           poll_interval=0.05, max_poll_interval=0.5).with_clock(manual_clock(emulator))
     from dagster_cargo.definitions.asset_defs import build_cargo_assets_definitions
 
-    assert len(load_cargo_asset_specs(cargo)) == 6
+    assert len(load_cargo_asset_specs(cargo)) == 7
     (tool_asset,) = build_cargo_assets_definitions(cargo, selector=["Enrich company"])
     result = dg.materialize([tool_asset], resources={"cargo": cargo}, run_config={"ops": {
         tool_asset.node_def.name: {"config": {"records": [{"domain": "acme.com"}]}}}})

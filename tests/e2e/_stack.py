@@ -147,8 +147,10 @@ class GraphQLError(AssertionError):
 class Webserver:
     """A running ``dagster-webserver`` serving the example project, and its GraphQL API."""
 
-    def __init__(self, process: DagsterProcess, url: str, dagster_home: Path, env: dict[str, str]) -> None:
+    def __init__(self, process: DagsterProcess, url: str, dagster_home: Path, env: dict[str, str],
+                 target: tuple[str, ...] = ("-m", MODULE)) -> None:
         self.process = process
+        self.target = target  # the code location's CLI target, which the daemon loads too
         self.url = url
         self.dagster_home = dagster_home
         self.env = env
@@ -196,7 +198,7 @@ query Workspace {
 """
 
 
-def _wait_until_loaded(server: Webserver, deadline: float) -> None:
+def _wait_until_loaded(server: Webserver, deadline: float, location: str = MODULE) -> None:
     """/server_info answers, then the code location is LOADED (fail fast on a load error)."""
     last = "no answer yet"
     while time.monotonic() < deadline:
@@ -213,12 +215,12 @@ def _wait_until_loaded(server: Webserver, deadline: float) -> None:
             time.sleep(0.3)
             continue
         data = server.graphql(WORKSPACE_QUERY)["workspaceOrError"]
-        entries = [e for e in data.get("locationEntries", []) if e["name"] == MODULE]
+        entries = [e for e in data.get("locationEntries", []) if e["name"] == location]
         if entries and entries[0]["loadStatus"] == "LOADED":
             location = entries[0]["locationOrLoadError"]
             if location and location["__typename"] == "PythonError":
                 raise AssertionError(
-                    f"the code location {MODULE} failed to load:\n{location['message']}\n"
+                    f"the code location {location} failed to load:\n{location['message']}\n"
                     f"{''.join(location.get('stack') or [])}\n{server.diagnostics()}")
             if location and location["__typename"] == "RepositoryLocation":
                 return
@@ -228,19 +230,21 @@ def _wait_until_loaded(server: Webserver, deadline: float) -> None:
 
 
 def start_webserver(dagster_home: Path, emulator_url: str, timeout: float = 180.0,
-                    attempts: int = 3) -> Webserver:
-    """Start the real webserver on a free port (another port if that one gets taken)."""
-    env = child_env(dagster_home, emulator_url)
+                    attempts: int = 3, *, target: tuple[str, ...] = ("-m", MODULE), location: str = MODULE,
+                    extra_env: dict[str, str] | None = None) -> Webserver:
+    """Start the real webserver on a free port (another port if that one gets taken), serving ``target``
+    (the example project by default), whose code location is named ``location``."""
+    env = {**child_env(dagster_home, emulator_url), **(extra_env or {})}
     failures = []
     for attempt in range(attempts):
         port = free_port()
         process = DagsterProcess(
             "dagster-webserver",
-            [str(BIN / "dagster-webserver"), "-m", MODULE, "-h", "127.0.0.1", "-p", str(port)],
+            [str(BIN / "dagster-webserver"), *target, "-h", "127.0.0.1", "-p", str(port)],
             env, dagster_home / f"webserver-{attempt}.log")
-        server = Webserver(process, f"http://127.0.0.1:{port}", dagster_home, env)
+        server = Webserver(process, f"http://127.0.0.1:{port}", dagster_home, env, target)
         try:
-            _wait_until_loaded(server, time.monotonic() + timeout)
+            _wait_until_loaded(server, time.monotonic() + timeout, location)
             return server
         except AssertionError as e:
             port_taken = "address already in use" in process.logs().lower()
@@ -268,7 +272,7 @@ def start_daemon(server: Webserver, timeout: float = 120.0) -> DagsterProcess:
     """Start ``dagster-daemon run`` on the webserver's DAGSTER_HOME; wait until the webserver
     reports every required daemon healthy (they heartbeat into the shared instance)."""
     process = DagsterProcess(
-        "dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-m", MODULE], server.env,
+        "dagster-daemon", [str(BIN / "dagster-daemon"), "run", *server.target], server.env,
         server.dagster_home / "daemon.log")
     server.others.append(process)
     deadline = time.monotonic() + timeout

@@ -12,6 +12,7 @@ Screenshots are written to ``test-artifacts/ui/`` (``DAGSTER_CARGO_ARTIFACTS`` o
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -112,7 +113,7 @@ def test_a_ui_launched_play_with_default_config_is_capped(dagster_webserver, cli
     (latest,) = node["assetMaterializations"]
     assert latest["runId"] == clicked_run["runId"]
     metadata = _metadata(latest)
-    runs = metadata["dagster-cargo/runs_count"]["intValue"]
+    runs = json.loads(metadata["dagster-cargo/counts"]["jsonString"])["runs_count"]
     assert runs == DEFAULT_PLAY_LIMIT
     uuid = metadata["dagster-cargo/batch_uuid"]["text"]
     response = httpx.get(f"{cargo_emulator.base_url}/v1/orchestration/batches/{uuid}",
@@ -123,7 +124,7 @@ def test_a_ui_launched_play_with_default_config_is_capped(dagster_webserver, cli
 def test_the_asset_page_shows_the_credit_metadata(dagster_webserver, clicked_run, browser):
     browser.open(f"{dagster_webserver.url}/assets/{'/'.join(PLAY)}?view=events")
     text = browser.wait_for_text("dagster-cargo/credits_used", "dagster-cargo/credits_per_record",
-                                 "dagster-cargo/runs_count", "dagster-cargo/expected_credits_at_default_limit",
+                                 "dagster-cargo/counts", "dagster-cargo/expected_credits_at_default_limit",
                                  "dagster-cargo/wall_clock_seconds", "dagster-cargo/cargo_duration_seconds",
                                  clicked_run["runId"][:8])
     browser.screenshot("02-play-asset-page-credit-metadata")

@@ -32,7 +32,7 @@ def test_cli_serves_until_terminated() -> None:
         assert token not in line
         base = f"http://127.0.0.1:{port}/v1"
         ok = httpx.get(base + "/orchestration/plays/list", headers={"authorization": f"Bearer {token}"})
-        assert ok.status_code == 200 and len(ok.json()["plays"]) == 3
+        assert ok.status_code == 200 and len(ok.json()["plays"]) == 4  # the agent play by default
         tool = next(t for t in httpx.get(base + "/orchestration/tools/list", headers={
             "authorization": f"Bearer {token}"}).json()["tools"] if t["name"] == "Enrich company")
         made = httpx.post(base + "/orchestration/batches", headers={"authorization": f"Bearer {token}"}, json={

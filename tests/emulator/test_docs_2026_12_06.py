@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from cargo_gtm_emulator import CargoEmulator
+from cargo_gtm_emulator.seed import SEEDED_PLAYS, SEEDED_TOOLS
 from cargo_gtm_emulator.workflows import agent_play_spec
 
 from .conftest import TOKEN, run_to_completion
@@ -21,7 +22,8 @@ from .conftest import TOKEN, run_to_completion
 
 @pytest.fixture()
 def agent_emu() -> Iterator[CargoEmulator]:
-    with CargoEmulator(token=TOKEN, seed=0, run_failure_rate=0.0, clock="manual", agent_play=True) as e:
+    """The default seeded workspace (the agent play included), without random run failures."""
+    with CargoEmulator(token=TOKEN, seed=0, run_failure_rate=0.0, clock="manual") as e:
         yield e
 
 
@@ -73,11 +75,46 @@ def test_seeded_agent_play_release_shows_the_live_release_fields(agent_emu: Carg
     assert tree["kind"] == "agent" and "actionSlug" not in tree and tree["agentUuid"] == agent["agentUuid"]
 
 
-def test_the_default_workspace_is_unchanged_by_the_agent_play(agent_emu: CargoEmulator) -> None:
-    with CargoEmulator(token=TOKEN, seed=0, clock="manual") as plain:
+def test_the_agent_play_is_seeded_by_default_and_leaving_it_out_keeps_the_other_uuids(
+        agent_emu: CargoEmulator) -> None:
+    names = {p["name"] for p in agent_emu.store.plays.values()}
+    assert names == set(SEEDED_PLAYS) and "Classify inbound companies" in names and len(names) == 4
+    assert {t["name"] for t in agent_emu.store.tools.values()} == set(SEEDED_TOOLS) and len(SEEDED_TOOLS) == 3
+    with CargoEmulator(token=TOKEN, seed=0, clock="manual", agent_play=False) as plain:
         assert len(plain.store.plays) == 3 and len(agent_emu.store.plays) == 4
         assert set(plain.store.workflows) < set(agent_emu.store.workflows)  # same uuids, one more
         assert plain.store.subscription_uuid == agent_emu.store.subscription_uuid
+        assert all(not n["fallbackOnFailure"] for r in plain.store.releases.values() for n in r["nodes"])
+        # the runtime sequence is the same too: a batch gets the same uuid (so the same simulated durations),
+        # also after a record edit that snapshots every segment of the model, the agent play's included
+        made = []
+        for emu in (plain, agent_emu):
+            changes = emu.store.upsert_records("companies", [{"_id": "cmp_0001", "name": "Renamed Co"}])
+            assert len(changes) == (3 if emu is plain else 4)  # ICP, Score's, Qualify's (+ Classify's)
+            with httpx.Client(base_url=emu.api_url, headers={"authorization": f"Bearer {TOKEN}"}) as api:
+                batch = _play_batch(emu, api, "Score inbound companies", ["cmp_0001", "cmp_0002"])
+                runs = api.post("/orchestration/runs/list", json={"batchUuid": batch["uuid"]}).json()["runs"]
+            made.append((batch["uuid"], sorted(r["uuid"] for r in runs)))
+        assert made[0] == made[1]
+    companies = agent_emu.store.model_by_slug("companies")
+    assert companies["playsCount"] == 3  # Score, Qualify, Classify
+
+
+def test_serve_seeds_the_agent_play_unless_told_not_to() -> None:
+    for extra, expected in (([], 4), (["--no-agent-play"], 3)):
+        port = _free_port()
+        argv = [sys.executable, "-m", "cargo_gtm_emulator.cli", "serve", "--port", str(port), *extra]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "CARGO_EMULATOR_TOKEN": TOKEN})
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().startswith("Cargo emulator ready")
+            plays = httpx.get(f"http://127.0.0.1:{port}/v1/orchestration/plays/list",
+                              headers={"authorization": f"Bearer {TOKEN}"}).json()["plays"]
+            assert len(plays) == expected, extra
+            assert ("Classify inbound companies" in {p["name"] for p in plays}) is (expected == 4)
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=10)
 
 
 # ------------------------------------------------------------------ 4.5 retry / fallbackOnFailure

@@ -187,7 +187,7 @@ def test_slow_response_from_profile_delivers_late() -> None:
             fast.get(PLAYS)
         with _client(emu, timeout=10) as patient:
             r = patient.get(PLAYS)
-        assert r.status_code == 200 and len(r.json()["plays"]) == 3  # late, but complete
+        assert r.status_code == 200 and len(r.json()["plays"]) == 4  # late, but complete
         assert emu.faults.counts["slow_response"] == 2
     finally:
         emu.stop()

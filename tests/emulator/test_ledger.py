@@ -657,8 +657,9 @@ def _no_templates(w: World) -> None:
 
 
 def _agent_play_run(planned: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
-    """On a separate emulator with the opt-in agent play: ``(release, runs of a 2-record batch, batch)``."""
-    with CargoEmulator(token=TOKEN, seed=0, run_failure_rate=0.0, clock="manual", agent_play=True) as emu, \
+    """On a separate default emulator (no random failures), the seeded agent play: ``(release, runs of a
+    2-record batch, batch)``."""
+    with CargoEmulator(token=TOKEN, seed=0, run_failure_rate=0.0, clock="manual") as emu, \
             httpx.Client(base_url=emu.api_url, headers={"authorization": f"Bearer {TOKEN}"}) as api:
         play = emu.store.play_by_name("Classify inbound companies")
         emu.plan_failures(planned)
@@ -679,13 +680,19 @@ def _fallback_on_failure_ends_success(w: World) -> None:
     assert fell_back["status"] == "success" and fell_back["executions"][1]["status"] == "error"
     assert [e["status"] for e in fell_back["executions"]][2:] == ["success", "success"]
     assert batch["failedRunsCount"] == 0 and batch["executedRunsCount"] == 2
-    # without fallbackOnFailure a connector failure still ends the run error (every seeded connector)
-    assert all(not n["fallbackOnFailure"] for r in w.emu.store.releases.values() for n in r["nodes"])
+    # without fallbackOnFailure a connector failure still ends the run error: the seeded agent is the only
+    # node of the default workspace that falls back
+    fallbacks = [(n["slug"], n["kind"]) for r in w.emu.store.releases.values() for n in r["nodes"]
+                 if n["fallbackOnFailure"]]
+    assert fallbacks == [("classify", "agent")]
 
 
 @fact("15.4")
 def _live_release_node_fields(w: World) -> None:
-    release, _, _ = _agent_play_run({})
+    """The default seeded workspace (the shared world) shows the live release fields, read over HTTP."""
+    play = w.emu.store.play_by_name("Classify inbound companies")
+    rel_uuid = w.emu.store.deployed_release[play["workflowUuid"]]
+    release = w.api.get(f"/orchestration/releases/{rel_uuid}").json()["release"]
     kinds = {(n["slug"], n["kind"]) for n in release["nodes"]}
     assert {("classify", "agent"), ("classify", "native")} <= kinds  # a slug repeated across kinds
     agent = next(n for n in release["nodes"] if n["kind"] == "agent")

@@ -56,7 +56,8 @@ def test_plays_and_filters(emu, api: httpx.Client) -> None:
     assert enabled and all(p["isEnabled"] for p in enabled)
     companies = emu.store.model_by_slug("companies")["uuid"]
     by_model = api.get(f"/orchestration/plays/list?modelUuid={companies}").json()["plays"]
-    assert [p["name"] for p in by_model] == ["Score inbound companies", "Qualify inbound companies"]
+    assert [p["name"] for p in by_model] == [
+        "Score inbound companies", "Qualify inbound companies", "Classify inbound companies"]
     cron = api.get("/orchestration/plays/list?scheduleType=cron").json()["plays"]
     assert all(p["schedule"]["type"] == "cron" for p in cron) and cron
 
@@ -69,7 +70,7 @@ def test_tools_workflows_releases(emu, api: httpx.Client) -> None:
     tool = emu.store.tool_by_name("Enrich company")
     assert api.get(f"/orchestration/tools/{tool['uuid']}").json()["tool"]["name"] == "Enrich company"
     workflows = api.get("/orchestration/workflows/list").json()["workflows"]
-    assert len(workflows) == 6
+    assert len(workflows) == 7  # 4 plays (the agent play included) + 3 tools
     for wf in workflows:
         assert set(wf) == WORKFLOW_KEYS
         assert wf["lastBatch"] is None and wf["template"] is None

@@ -19,7 +19,7 @@ from cargo_fault_suite.jobs import TOKEN_ENV
 from cargo_gtm_emulator import CargoEmulator
 
 from .postgres_instance import fresh_database, instance_yaml, postgres_dsn, postgres_home
-from .test_twins import EIGHT_FAULTS, assert_twins_hold, run_twins
+from .test_twins import EIGHT_FAULTS, assert_terminated_twin_left_the_other_alone, assert_twins_hold, run_twins
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -60,7 +60,22 @@ def test_terminating_one_twin_on_postgres(manual_emulator, pg_instance):
     assert outcome.succeeded == [False, True], outcome.figures()
     assert outcome.shared == [], outcome.figures()
     (survivor,) = outcome.reported[1]
-    assert outcome.batches[survivor] == "success", outcome.figures()
+    assert outcome.units[survivor] == "success", outcome.figures()
+
+
+@pytest.mark.parametrize("n", [2, 8])
+def test_single_run_twins_on_postgres(manual_emulator, pg_instance, n):
+    faults = EIGHT_FAULTS if n == 8 else ["server_error", "lost_create_response"]
+    outcome = run_twins(manual_emulator, pg_instance, n, faults=faults, kind="run")
+    print(f"postgres, {n} single-run twins:", outcome.figures())
+    assert_twins_hold(outcome, n, kind="run")
+
+
+def test_terminating_one_single_run_twin_on_postgres(manual_emulator, pg_instance):
+    outcome = run_twins(manual_emulator, pg_instance, 2, faults=["server_error", "lost_create_response"],
+                        interrupt={0: 2}, kind="run")
+    print("postgres, terminated single-run twin:", outcome.figures())
+    assert_terminated_twin_left_the_other_alone(outcome, kind="run")
 
 
 def test_concurrent_creates_suite_on_postgres():
@@ -119,7 +134,7 @@ def test_twins_launched_through_the_daemon_run_queue(manual_emulator, tmp_path):
     import time
     from pathlib import Path
 
-    from .test_twins import TwinsOutcome, _workflow_batches
+    from .test_twins import KINDS, TwinsOutcome, _workflow_units
 
     defs = str(Path(__file__).parent / "queued_twins_defs.py")
     bin_dir = Path(sys.executable).parent
@@ -161,7 +176,7 @@ def test_twins_launched_through_the_daemon_run_queue(manual_emulator, tmp_path):
     outcome = TwinsOutcome(succeeded=[s == dg.DagsterRunStatus.SUCCESS for s in statuses], reported=reported,
                            credits_reported=round(credits, 6),
                            credits_spent=round(manual_emulator.credits_used - before, 6),
-                           batches=_workflow_batches(manual_emulator))
+                           units=_workflow_units(manual_emulator, KINDS["batch"]))
     print("postgres, 2 twins via the daemon's run queue:", outcome.figures(), f"; {len(dequeued)} runs queued, then launched by the daemon")
     assert len(dequeued) == 2, (tmp_path / "daemon.log").read_text()[-3000:]
     assert_twins_hold(outcome, 2)

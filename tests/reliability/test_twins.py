@@ -23,8 +23,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 from cargo_gtm import CargoClient
+from cargo_gtm.running import single_run as single_run_module
 from cargo_gtm.running.clock import ManualClock
 from cargo_gtm.running.handle import BatchHandle
+from cargo_gtm.running.run_handle import RunHandle
+from cargo_gtm.running.single_run import list_all_runs
 from cargo_gtm_emulator import CargoEmulator
 from dagster._core.errors import DagsterExecutionInterruptedError
 
@@ -35,20 +38,41 @@ from ..conftest import TOKEN
 pytestmark = pytest.mark.timeout(600)
 
 CREATE = "POST /v1/orchestration/batches"
+RUN_CREATE = "POST /v1/orchestration/runs"
 RECORDS = pd.DataFrame({"domain": ["acme.com", "globex.com", "initech.io", "umbrella.co", "hooli.com"],
                         "company_name": ["Acme", "Globex", "Initech", "Umbrella", "Hooli"]})
+SINGLE_RUN_RECORDS = 2  # a single-run twin runs the first records of RECORDS, one Cargo single run each
 BARRIER_SECONDS = 3.0  # real seconds: only long enough to make every twin list before any twin sends
+
+
+@dataclass(frozen=True)
+class TwinKind:
+    """What the twins run: ``"batch"`` (one batch of RECORDS each) or ``"run"`` (Cargo single runs, one per record
+    of the first SINGLE_RUN_RECORDS records: ``single_run_threshold`` covers them)."""
+
+    name: str
+    create: str  # the create request the faults hit
+    units_per_twin: int
+    resource: tuple[tuple[str, Any], ...] = ()
+
+    def records(self) -> pd.DataFrame:
+        return RECORDS if self.name == "batch" else RECORDS.head(SINGLE_RUN_RECORDS)
+
+
+KINDS = {"batch": TwinKind("batch", CREATE, 1),
+         "run": TwinKind("run", RUN_CREATE, SINGLE_RUN_RECORDS, (("single_run_threshold", SINGLE_RUN_RECORDS),))}
 
 
 @dataclass
 class TwinsOutcome:
-    """What the twins did: per run, its success and the batches it reported; what Cargo holds and billed."""
+    """What the twins did: per run, its success and the units (batches or single runs) it reported; what Cargo
+    holds (``units``: uuid -> status) and billed."""
 
     succeeded: list[bool]
     reported: list[list[str]]
     credits_reported: float
     credits_spent: float
-    batches: dict[str, str] = field(default_factory=dict)  # uuid -> status
+    units: dict[str, str] = field(default_factory=dict)  # uuid -> status
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -57,56 +81,84 @@ class TwinsOutcome:
 
     @property
     def orphans(self) -> list[str]:
-        return [u for u in self.batches if u not in self.reporters]
+        return [u for u in self.units if u not in self.reporters]
 
     @property
     def shared(self) -> list[str]:
         return [u for u, n in self.reporters.items() if n > 1]
 
     def figures(self) -> str:
-        return (f"{len(self.reported)} twins, {sum(self.succeeded)} succeeded; {len(self.batches)} batches, "
+        return (f"{len(self.reported)} twins, {sum(self.succeeded)} succeeded; {len(self.units)} units in Cargo, "
                 f"{len(self.shared)} shared, {len(self.orphans)} orphans; credits reported "
                 f"{self.credits_reported:g} / spent {self.credits_spent:g}; errors: {self.errors}")
 
 
-def twin_asset() -> dg.AssetsDefinition:
+def twin_asset(kind: TwinKind = KINDS["batch"]) -> dg.AssetsDefinition:
+    records = kind.records()
+
     @dg.asset(name="enriched_twin", kinds={"cargo"})
     def enriched_twin(context: dg.AssetExecutionContext, cargo: CargoResource) -> dg.MaterializeResult:
-        return cargo.run_tool(context, "Enrich company", RECORDS).materialize_result()
+        return cargo.run_tool(context, "Enrich company", records).materialize_result()
 
     return enriched_twin
 
 
+def _barrier_wait(barrier: Any) -> None:
+    try:
+        barrier.wait(BARRIER_SECONDS)
+    except threading.BrokenBarrierError:
+        pass
+
+
 def _patch_watermark_barrier(barrier: Any) -> None:
-    """Every twin takes its create's watermark before any twin sends (at most ``BARRIER_SECONDS``: twins that
-    take turns never all reach the barrier together, and then go on)."""
+    """Every twin takes its create's watermark (a batch's or a single run's) before any twin sends (at most
+    ``BARRIER_SECONDS``: twins that take turns never all reach the barrier together, and then go on)."""
     original = CargoClient.create_intent
+    original_run = single_run_module.run_intent
 
     def create_intent(self: CargoClient, *args: Any, **kwargs: Any) -> Any:
         intent = original(self, *args, **kwargs)
-        try:
-            barrier.wait(BARRIER_SECONDS)
-        except threading.BrokenBarrierError:
-            pass
+        _barrier_wait(barrier)
+        return intent
+
+    def run_intent(*args: Any, **kwargs: Any) -> Any:
+        intent = original_run(*args, **kwargs)
+        _barrier_wait(barrier)
         return intent
 
     CargoClient.create_intent = create_intent  # type: ignore[method-assign]
+    single_run_module.run_intent = run_intent
 
 
-def _patch_interrupt(index: int, interrupt_after_polls: int | None) -> None:
-    """Twin ``index`` is terminated (as Dagster does: an interrupt in the step) at its n-th poll."""
+def _patch_interrupt(index: int, interrupt_after_polls: int | None, stopped: Any) -> None:
+    """Twin ``index`` is terminated (as Dagster does: an interrupt in the step) at its n-th poll, and sets
+    ``stopped`` once it has cancelled its units. The other twins (``interrupt_after_polls`` 0) hold their first
+    poll until then (at most 120 real seconds), so that their polls' clock moves cannot finish the terminated
+    twin's units before it stops, however slowly it is scheduled."""
     if interrupt_after_polls is None:
         return
-    original = BatchHandle.poll
     polls = [0]
+    for handle in (BatchHandle, RunHandle):
+        original, original_cancel = handle.poll, handle.cancel
 
-    def poll(self: BatchHandle) -> Any:
-        polls[0] += 1
-        if polls[0] >= interrupt_after_polls:
-            raise DagsterExecutionInterruptedError()
-        return original(self)
+        def poll(self: Any, _original: Any = original) -> Any:
+            polls[0] += 1
+            if interrupt_after_polls == 0:
+                if polls[0] == 1:
+                    stopped.wait(120)
+            elif polls[0] >= interrupt_after_polls:
+                raise DagsterExecutionInterruptedError()
+            return _original(self)
 
-    BatchHandle.poll = poll  # type: ignore[method-assign]
+        def cancel(self: Any, _original: Any = original_cancel) -> Any:
+            try:
+                return _original(self)
+            finally:
+                stopped.set()
+
+        handle.poll = poll  # type: ignore[method-assign]
+        if interrupt_after_polls:
+            handle.cancel = cancel  # type: ignore[method-assign]
 
 
 def _advance_clock(base_url: str) -> ManualClock:
@@ -121,31 +173,38 @@ def _advance_clock(base_url: str) -> ManualClock:
 
 
 def _reported(result: dg.ExecuteInProcessResult) -> tuple[list[str], float]:
+    """The units (batches, or single runs) the materialization reports, and its credits."""
     mats = result.asset_materializations_for_node("enriched_twin")
     if not mats:
         return [], 0.0
     meta = {k: getattr(v, "value", v) for k, v in mats[0].metadata.items()}
-    found = meta.get("dagster-cargo/batch_uuids") or meta.get("dagster-cargo/batch_uuid") or ""
+    found = (meta.get("dagster-cargo/batch_uuids") or meta.get("dagster-cargo/batch_uuid")
+             or meta.get("dagster-cargo/run_uuid") or "")
     return [u for u in str(found).split(",") if u], float(meta.get("dagster-cargo/credits_used") or 0.0)
 
 
-def _workflow_batches(emu: CargoEmulator) -> dict[str, str]:
+def _workflow_units(emu: CargoEmulator, kind: TwinKind) -> dict[str, str]:
+    """What Cargo holds for the tool: its batches, or its single runs (runs of no batch); uuid -> status."""
     with CargoClient(TOKEN, base_url=emu.base_url) as client:
         tool = next(t for t in client.list_tools() if t.name == "Enrich company")
-        return {b.uuid: b.status.value for b in client.list_all_batches(tool.workflow_uuid)}
+        if kind.name == "batch":
+            return {b.uuid: b.status.value for b in client.list_all_batches(tool.workflow_uuid)}
+        return {r.uuid: r.status.value for r in list_all_runs(client, tool.workflow_uuid) if not r.batch_uuid}
 
 
 def twin_process(index: int, instance_ref: Any, base_url: str, barrier: Any, results: Any,
-                 interrupt_after_polls: int | None, overrides: dict[str, Any]) -> None:
+                 interrupt_after_polls: int | None, overrides: dict[str, Any], kind_name: str = "batch",
+                 stopped: Any = None) -> None:
     """One twin: its own process and Dagster run on the shared instance."""
+    kind = KINDS[kind_name]
     _patch_watermark_barrier(barrier)
-    _patch_interrupt(index, interrupt_after_polls)
+    _patch_interrupt(index, interrupt_after_polls, stopped)
     resource = CargoResource(api_token=TOKEN, base_url=base_url, poll_interval=0.05, max_poll_interval=0.5,
-                             credit_breakdown=True, poll_timeout=10_000.0, **overrides
+                             credit_breakdown=True, poll_timeout=10_000.0, **{**dict(kind.resource), **overrides}
                              ).with_clock(_advance_clock(base_url))
     try:
         with dg.DagsterInstance.from_ref(instance_ref) as instance:
-            result = dg.materialize([twin_asset()], resources={"cargo": resource}, instance=instance,
+            result = dg.materialize([twin_asset(kind)], resources={"cargo": resource}, instance=instance,
                                     raise_on_error=False, tags={"twin": str(index)})
             uuids, credits = _reported(result)
             error = ""
@@ -161,17 +220,20 @@ def twin_process(index: int, instance_ref: Any, base_url: str, barrier: Any, res
 
 
 def run_twins(emu: CargoEmulator, instance: dg.DagsterInstance, n: int, *, faults: list[str],
-              interrupt: dict[int, int] | None = None, **resource_overrides: Any) -> TwinsOutcome:
-    """``n`` identical materializations at once (one process and one Dagster run each) on ``instance``."""
+              interrupt: dict[int, int] | None = None, kind: str = "batch", **resource_overrides: Any) -> TwinsOutcome:
+    """``n`` identical materializations at once (one process and one Dagster run each) on ``instance``, running
+    ``kind`` (``"batch"`` or ``"run"``: single runs) with ``faults`` on its creates."""
     import multiprocessing
 
-    for kind in faults:
-        emu.faults.next(CREATE, kind)
+    twin_kind = KINDS[kind]
+    for fault in faults:
+        emu.faults.next(twin_kind.create, fault)
     before = emu.credits_used
     ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(n), ctx.Queue()
+    barrier, results, stopped = ctx.Barrier(n), ctx.Queue(), ctx.Event()
+    polls = {i: (interrupt or {}).get(i, 0 if interrupt else None) for i in range(n)}  # 0: wait for the stop
     procs = [ctx.Process(target=twin_process, args=(i, instance.get_ref(), emu.base_url, barrier, results,
-                                                    (interrupt or {}).get(i), resource_overrides))
+                                                    polls[i], resource_overrides, kind, stopped))
              for i in range(n)]
     for p in procs:
         p.start()
@@ -182,7 +244,7 @@ def run_twins(emu: CargoEmulator, instance: dg.DagsterInstance, n: int, *, fault
     return TwinsOutcome(succeeded=[g[1] for g in got], reported=[g[2] for g in got],
                         credits_reported=round(sum(g[3] for g in got), 6),
                         credits_spent=round(emu.credits_used - before, 6),
-                        batches=_workflow_batches(emu), errors=[g[4] for g in got if g[4]])
+                        units=_workflow_units(emu, twin_kind), errors=[g[4] for g in got if g[4]])
 
 
 @pytest.fixture
@@ -196,12 +258,26 @@ def twins_emulator(manual_emulator: CargoEmulator) -> CargoEmulator:
     return manual_emulator
 
 
-def assert_twins_hold(outcome: TwinsOutcome, n: int) -> None:
+def assert_twins_hold(outcome: TwinsOutcome, n: int, kind: str = "batch") -> None:
     assert outcome.shared == [], outcome.figures()
     assert outcome.orphans == [], outcome.figures()
     assert outcome.credits_reported == outcome.credits_spent, outcome.figures()
     assert all(outcome.succeeded), outcome.figures()
-    assert len(outcome.batches) == n, outcome.figures()  # one batch each: none shared, none paid twice
+    # each twin its own units: none shared, none paid twice
+    assert len(outcome.units) == n * KINDS[kind].units_per_twin, outcome.figures()
+    assert all(len(uuids) == KINDS[kind].units_per_twin for uuids in outcome.reported), outcome.figures()
+
+
+def assert_terminated_twin_left_the_other_alone(outcome: TwinsOutcome, kind: str = "batch") -> None:
+    """Twin 0 was terminated while waiting: its own units are cancelled, twin 1's ran on and succeeded."""
+    assert outcome.succeeded == [False, True], outcome.figures()
+    survivors = outcome.reported[1]
+    assert len(survivors) == KINDS[kind].units_per_twin, outcome.figures()
+    assert all(outcome.units[u] == "success" for u in survivors), outcome.figures()
+    others = [u for u in outcome.units if u not in survivors]
+    assert len(others) == KINDS[kind].units_per_twin, outcome.figures()
+    assert all(outcome.units[u] in ("cancelled", "cancelling") for u in others), outcome.figures()
+    assert outcome.shared == [], outcome.figures()
 
 
 EIGHT_FAULTS = ["server_error", "lost_create_response", "lost_create_response", "lost_create_response"]
@@ -230,10 +306,4 @@ def test_terminating_one_twin_leaves_the_other_batch_running(twins_emulator, ins
     outcome = run_twins(twins_emulator, instance, 2, faults=["server_error", "lost_create_response"],
                         interrupt={0: 2})
     print("terminated twin:", outcome.figures())
-    assert outcome.succeeded == [False, True], outcome.figures()
-    (survivor,) = outcome.reported[1]
-    assert outcome.batches[survivor] == "success", outcome.figures()
-    others = [u for u in outcome.batches if u != survivor]
-    assert len(others) == 1, outcome.figures()
-    assert outcome.batches[others[0]] in ("cancelled", "cancelling"), outcome.figures()
-    assert outcome.shared == [], outcome.figures()
+    assert_terminated_twin_left_the_other_alone(outcome)

@@ -22,6 +22,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from cargo_provider.hooks.cargo import CargoHook, CargoSettings
+from cargo_provider.step import TaskLog
 
 __all__ = ["CargoBatchTrigger"]
 
@@ -36,19 +37,6 @@ async def _nap(settings: CargoSettings, client: Any, seconds: float) -> None:
         await asyncio.sleep(seconds)
     else:
         await asyncio.to_thread(client.sleep, seconds)
-
-
-class _Log:
-    """The core's StepLog on the trigger's logger."""
-
-    def __init__(self, logger: Any) -> None:
-        self.logger = logger
-
-    def info(self, msg: str) -> None:
-        self.logger.info("%s", msg)
-
-    def warning(self, msg: str) -> None:
-        self.logger.warning("%s", msg)
 
 
 class CargoBatchTrigger(BaseTrigger):
@@ -117,7 +105,7 @@ class CargoBatchTrigger(BaseTrigger):
                                 credit_breakdown=False,
                                 wait=WaitSettings(poll_interval=self.poll_interval,
                                                   max_poll_interval=self.max_poll_interval, poll_timeout=None))
-        return StepDriver(handle, settings, log=_Log(self.log), actor="airflow-provider-cargo")
+        return StepDriver(handle, settings, log=TaskLog(self.log), actor="airflow-provider-cargo")
 
     async def _wait(self, settings: CargoSettings, client: Any) -> dict[str, Any]:
         from cargo_gtm.errors import CargoError
@@ -156,7 +144,7 @@ class CargoBatchTrigger(BaseTrigger):
         from cargo_gtm.running import BatchHandle
 
         def cancel() -> list[str]:
-            driver_log = _Log(self.log)
+            driver_log = TaskLog(self.log)
             report = BatchHandle.resume(client, self.batch_uuids).cancel()
             for uuid in report.cancelled:
                 driver_log.warning(f"Cancelled Cargo batch {uuid}.")

@@ -22,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Hashable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+from cargo_gtm.watermark import Watermark
+from cargo_gtm.watermark import stamp as _stamp
 
 from cargo_provider.hooks.cargo import CargoHook
 
@@ -41,20 +42,9 @@ PAGE = 100
 _STORES: dict[Hashable, Any] = {}
 
 
-def _stamp(moment: datetime | None) -> str:
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 @dataclass
-class ChangeCursor:
-    """Every change created before ``after`` is handled, and so are the ``seen`` ones created exactly at it."""
-
-    after: str | None = None
-    seen: list[str] = field(default_factory=list)
+class ChangeCursor(Watermark):
+    """The core's watermark of handled changes, stored as a JSON value in the watched asset's state store."""
 
     @classmethod
     def from_value(cls, value: Any) -> ChangeCursor:
@@ -66,18 +56,6 @@ class ChangeCursor:
 
     def to_value(self) -> dict[str, Any]:
         return asdict(self)
-
-    def is_new(self, change: Any) -> bool:
-        created = _stamp(change.created_at)
-        if self.after is None or created > self.after:
-            return True
-        return created == self.after and change.uuid not in self.seen
-
-    def advance(self, uuid: str, created: str) -> None:
-        if self.after is None or created > self.after:
-            self.after, self.seen = created, [uuid]
-        elif created == self.after and uuid not in self.seen:
-            self.seen.append(uuid)
 
 
 def _payload(change: Any, segment_uuid: str, kinds: Sequence[str]) -> dict[str, Any]:
@@ -132,7 +110,7 @@ class ChangeSource:
             self.cursor = await self.store.read()
             if self.cursor.after is None and self.kwargs.get("start_from", "latest") == "latest":
                 for change in await self._changes(client, segment_uuid):
-                    self.cursor.advance(change.uuid, _stamp(change.created_at))
+                    self.cursor.advance(change)
                 await self.store.write(self.cursor)
             while True:
                 for change in await self._changes(client, segment_uuid):
@@ -152,7 +130,7 @@ class ChangeSource:
         if not done:
             return
         for uuid, created in done:
-            self.cursor.advance(uuid, created)
+            self.cursor.mark(uuid, created)
             self.pending.discard(uuid)
         await self.store.write(self.cursor)
 

@@ -20,7 +20,8 @@ from .budget import (
 from .busy import BusyPolicy
 from .clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from .handle import BatchHandle, BatchRequest, CancelReport, Ledger, NoLedger, StartReport
-from .ramp import merge_results, next_round_size, run_ramped
+from .heal import HealRows, RoundPart
+from .ramp import SNAPSHOT_KINDS, merge_results, next_round_size, run_ramped, selection_ids
 from .reconcile import CargoAmbiguousCreateError, CreateIntent
 from .run_handle import RunHandle, RunRequest, run_one_record
 from .single_run import (
@@ -66,8 +67,8 @@ __all__ = [
     "BUDGET_HINT", "CreditBudget", "StepBudgetError", "budget_error", "estimate_error", "tighter_budget",
     "no_estimate", "unaffordable_round",
     "BusyPolicy", "SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock",
-    "BatchHandle", "BatchRequest", "CancelReport", "Ledger", "NoLedger", "StartReport",
-    "merge_results", "next_round_size", "run_ramped",
+    "BatchHandle", "BatchRequest", "CancelReport", "HealRows", "Ledger", "NoLedger", "RoundPart", "StartReport",
+    "merge_results", "next_round_size", "run_ramped", "SNAPSHOT_KINDS", "selection_ids",
     "CargoAmbiguousCreateError", "CreateIntent", "RunHandle", "RunRequest", "run_one_record",
     "RunIntent", "RunResult", "cancel_run", "create_run_once", "fetch_change_records", "find_created_run",
     "get_run_with_context", "run_guidance", "run_intent", "wait_for_run",

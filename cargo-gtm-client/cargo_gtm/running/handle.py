@@ -62,7 +62,8 @@ class Ledger(Protocol):
         creates of one fan-out, in one write; the batch handle then uses it.)"""
 
     def created(self, key: str | None, unit: Any) -> None:
-        """Record a created batch or run."""
+        """Record a created batch or run. (A ledger may also offer ``created_many(pairs)``: the batches of several
+        creates that ended together, in one write; the batch handle then uses it.)"""
 
     def candidates(self, key: str | None, uuids: list[str]) -> None:
         """Record the units an ambiguous create could not be told apart from."""
@@ -70,20 +71,23 @@ class Ledger(Protocol):
 
 class ClaimingLedger(Ledger, Protocol):
     """A :class:`Ledger` shared by every run of a deployment, so identical inputs sent at the same moment by
-    different runs ("twins") never share a batch. Content cannot tell twins apart; claims can:
+    different runs ("twins") never share a unit (a batch, or a single run). Content cannot tell twins apart;
+    claims can:
 
-    * :meth:`claimed`: the batches other runs have recorded (created or adopted) for this attempt key: never
+    * :meth:`claimed`: the units other runs have recorded (created or adopted) for this attempt key: never
       candidates for adoption after an ambiguous create, whatever their content;
     * :meth:`exclusive`: a context in which no other live run sends a create with the same attempt keys, so
-      a batch created since this create's watermark with exactly this input and claimed by nobody is this
+      a unit created since this create's watermark with exactly this input and claimed by nobody is this
       create's own.
 
-    Both are optional: a ledger without them gets the single-run behaviour (content and this handle's own
-    creates only). The Dagster layer keeps them in run tags; another orchestrator supplies its own store.
+    :class:`BatchHandle` and :class:`~cargo_gtm.running.run_handle.RunHandle` use both the same way (a batch
+    handle takes the turn of all its creates of one workflow at once, a run handle one record's at a time).
+    Both are optional: a ledger without them gets the plain behaviour (content and this handle's own creates
+    only). The Dagster layer keeps them in run tags; another orchestrator supplies its own store.
     """
 
     def claimed(self, key: str | None) -> set[str]:
-        """Batches recorded under ``key`` by runs other than this one (and its earlier attempts)."""
+        """Units recorded under ``key`` by runs other than this one (and its earlier attempts)."""
 
     def exclusive(self, keys: list[str | None]) -> AbstractContextManager[object]:
         """Hold off other live runs' creates under ``keys`` until the context exits."""
@@ -174,7 +178,7 @@ class BatchHandle(PolledHandle):
 
     def __init__(self, client: CargoClient, requests: Sequence[BatchRequest], *, ledger: Ledger | None = None,
                  poll_interval: float = 1.0, max_poll_interval: float = 30.0,
-                 guidance: PollingGuidance | None = None, fetch_metrics: bool = False, max_workers: int = 4,
+                 guidance: PollingGuidance | None = None, fetch_metrics: bool = False, max_workers: int = 8,
                  listed: Mapping[str, Sequence[Batch]] | None = None) -> None:
         self.client = client
         self.requests = list(requests)
@@ -194,7 +198,7 @@ class BatchHandle(PolledHandle):
 
     @classmethod
     def for_step(cls, client: CargoClient, requests: Sequence[BatchRequest], settings: Any, *,
-                 ledger: Ledger | None = None, max_workers: int = 4) -> BatchHandle:
+                 ledger: Ledger | None = None, max_workers: int = 8) -> BatchHandle:
         """A handle polling as ``settings.wait`` says, reading ``runs/metrics`` when the step needs the
         credit split (breakdown or budget), creating with the step's listed batches as watermark."""
         wait = settings.wait
@@ -255,6 +259,7 @@ class BatchHandle(PolledHandle):
         claimed_by_others = getattr(self.ledger, "claimed", None)
         exclusive = getattr(self.ledger, "exclusive", None)
         bulk = getattr(self.ledger, "intents", None)  # a ledger that records many intents in one write
+        created_many = getattr(self.ledger, "created_many", None)  # ... and many created batches in one write
 
         def claimed() -> set[str]:  # read afresh at each look: a twin may record its batch meanwhile
             return set().union(*(claimed_by_others(k) for k in keys)) if claimed_by_others else set()
@@ -263,10 +268,17 @@ class BatchHandle(PolledHandle):
             assert bulk is not None
             bulk([(keys[n], intent) for n, intent in pairs])
 
+        def on_created_many(pairs: list[tuple[int, Batch]]) -> None:
+            assert created_many is not None
+            for n, batch in pairs:
+                self._take(indexes[n], batch)
+            created_many([(keys[n], batch) for n, batch in pairs])
+
         with exclusive(keys) if exclusive is not None else nullcontext():
             results = self.client.create_batches(workflow_uuid, [self.requests[i].data for i in indexes],
                                                  on_created=on_created, on_intent=None if bulk else on_intent,
                                                  on_intents=on_intents if bulk else None, attempt_keys=keys,
+                                                 on_created_many=on_created_many if created_many else None,
                                                  listed=self.listed.get(workflow_uuid), claimed=claimed)
         for n, result in enumerate(results):
             if isinstance(result, CargoAmbiguousCreateError):

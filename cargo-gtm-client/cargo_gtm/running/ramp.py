@@ -14,6 +14,11 @@ each a step of the one run path (:class:`~cargo_gtm.running.step.StepDriver`):
 Each round runs with what is left of the budget as its own budget (the in-flight guard still cancels), and
 under its own attempt scope (``ramp<n>``), so a re-executed step attaches to each round's batch: the rounds
 are sized from the same figures again and come out the same.
+
+A play is ramped the same way over a snapshot of its selection (:func:`selection_ids`): the record ids its
+``filter`` (or ``segment``, or ``recordIds``) input selects, read once at the start in Cargo's order; each round
+is a ``recordIds`` batch over the next ids of the snapshot, so no id is in two rounds and the rounds together
+are the snapshot. Rounds already fixed by an earlier attempt are passed as ``fixed`` sizes (their ids first).
 """
 
 from __future__ import annotations
@@ -21,13 +26,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..credits import CreditSplit
 from .budget import StepBudgetError, ramp_stopped
 from .step import StepResult, StepSettings, status_counts
 
-__all__ = ["RAMP_SIZES", "next_round_size", "run_ramped", "merge_results"]
+if TYPE_CHECKING:
+    from ..client import CargoClient
+
+__all__ = ["RAMP_SIZES", "SNAPSHOT_KINDS", "next_round_size", "run_ramped", "merge_results", "selection_ids"]
+
+#: Play input kinds whose selection can be read as record ids beforehand (``change`` input cannot: a change's
+#: ``removed`` records are no longer in the model, so a ``recordIds`` batch could not run them).
+SNAPSHOT_KINDS = ("filter", "segment", "recordIds")
+SNAPSHOT_PAGE = 1000
 
 #: Cargo's ramp advice (CARGO-DOCS): one record, then 50, then 500.
 RAMP_SIZES = (1, 50, 500)
@@ -84,13 +97,59 @@ def _summed(counts: Any) -> dict[str, int]:
     return out
 
 
-def run_ramped(records: Sequence[Mapping[str, Any]], settings: StepSettings,
-               run_round: Callable[[list[Mapping[str, Any]], StepSettings, int], StepResult], *,
-               max_round: int = 500, log: Any = None) -> StepResult:
-    """Run ``records`` in rounds within ``settings.credit_budget`` (see the module docstring).
+def selection_ids(client: CargoClient, data: Mapping[str, Any], *, model_uuid: str | None = None,
+                  page: int = SNAPSHOT_PAGE) -> list[str] | None:
+    """The record ids a play batch of ``data`` would run over, in Cargo's order, read now (a snapshot); None for
+    input whose batch Cargo would refuse or that cannot be read as ids beforehand (``change``): one batch of
+    ``data`` as given then says what it says.
+
+    ``filter`` input: Cargo's segment fetch of its filter, sort and limit (the match-everything filter when it
+    has none), page by page; ``segment`` input: the same with the segment's filter, sort and limit (not a
+    play's own segment, which Cargo refuses as batch input: ``segmentLinkedToPlay``); ``recordIds``: the ids
+    given that the model has, once each, in the order given (Cargo drops the others). ``model_uuid``: the play's
+    model (input over another model is refused by Cargo). An id that a page shift shows twice is kept once."""
+    kind = data.get("kind")
+    if kind == "segment":
+        segment = client.get_segment(str(data["segmentUuid"]))
+        if segment.from_play or (model_uuid is not None and segment.model_uuid != model_uuid):
+            return None
+        return _fetched_ids(client, segment.model_uuid, segment.filter, segment.sort, segment.limit, page)
+    if kind not in ("filter", "recordIds") or (model_uuid is not None and data.get("modelUuid") != model_uuid):
+        return None
+    model = str(data["modelUuid"])
+    if kind == "filter":
+        return _fetched_ids(client, model, data.get("filter"), data.get("sort"), data.get("limit"), page)
+    given = list(dict.fromkeys(str(i) for i in data.get("ids") or []))
+    known = {str(r.get("_id")) for r in client.fetch_records(model, given)}
+    return [i for i in given if i in known]
+
+
+def _fetched_ids(client: CargoClient, model: str, flt: Mapping[str, Any] | None, sort: Any, limit: int | None,
+                 page: int) -> list[str]:
+    """The ids of Cargo's segment fetch of a filter, page by page (``fetchingLimit``/``fetchingOffset``)."""
+    from ..inputs.records import EMPTY_FILTER
+
+    ids: dict[str, None] = {}
+    offset = 0
+    while True:
+        fetched = client.fetch_segment(model, flt or EMPTY_FILTER, sort=sort, limit=limit, fetching_limit=page,
+                                       fetching_offset=offset or None)
+        ids.update((str(r["_id"]), None) for r in fetched.records if r.get("_id") is not None)
+        offset += len(fetched.records)
+        if not fetched.records or offset >= fetched.count:
+            return list(ids)
+
+
+def run_ramped(records: Sequence[Any], settings: StepSettings,
+               run_round: Callable[[list[Any], StepSettings, int], StepResult], *,
+               max_round: int = 500, log: Any = None, fixed: Sequence[int] = ()) -> StepResult:
+    """Run ``records`` (tool records, or a play's record ids) in rounds within ``settings.credit_budget`` (see
+    the module docstring).
 
     ``run_round(records, settings, n)`` runs round ``n`` (0, 1, …) as one step of the run path (scope it
-    ``ramp<n>`` for exactly-once) and returns its result; its ``settings`` carry the budget left.
+    ``ramp<n>`` for exactly-once) and returns its result; its ``settings`` carry the budget left. ``fixed``:
+    the sizes of the first rounds, fixed by an earlier attempt (they run as they were, to attach to their
+    batches).
     """
     budget = settings.credit_budget
     if budget is None:
@@ -98,7 +157,8 @@ def run_ramped(records: Sequence[Mapping[str, Any]], settings: StepSettings,
     results: list[StepResult] = []
     done, spent = 0, 0.0
     while done < len(records):
-        size = next_round_size(total=len(records), done=done, spent=spent, budget=budget, max_round=max_round)
+        size = fixed[len(results)] if len(results) < len(fixed) else \
+            next_round_size(total=len(records), done=done, spent=spent, budget=budget, max_round=max_round)
         if size <= 0:
             raise _stopped(results, settings, len(records), done, spent, budget)
         if log is not None:

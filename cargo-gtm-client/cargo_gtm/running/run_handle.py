@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +111,7 @@ class RunHandle(PolledHandle):
         keys = [r.attempt_key for r in self.requests]
         reusable = self.ledger.reusable(keys, [r.record for r in self.requests])
         report = StartReport()
+        exclusive = getattr(self.ledger, "exclusive", None)  # a ClaimingLedger: twins' creates take turns
         for i, request in enumerate(self.requests):
             earlier = reusable.get(request.attempt_key) if request.attempt_key is not None else None
             if earlier is not None:
@@ -117,7 +119,8 @@ class RunHandle(PolledHandle):
                 report.attached.append(earlier)
                 continue
             try:
-                run = self._create(request)
+                with exclusive([request.attempt_key]) if exclusive is not None else nullcontext():
+                    run = self._create(request)
             except CargoError as exc:
                 report.errors.append(exc)
                 break
@@ -126,14 +129,20 @@ class RunHandle(PolledHandle):
         return report
 
     def _create(self, request: RunRequest) -> Run:
+        """Create one run exactly once. Runs this handle holds and runs other creates recorded under the same
+        key (a :class:`~.handle.ClaimingLedger`'s claims: twins) are never adopted after an ambiguous create."""
         key = request.attempt_key
+        claimed_by_others = getattr(self.ledger, "claimed", None)
 
         def on_intent(intent: CreateIntent) -> None:
             self.ledger.intent(key, intent)  # on record before the request leaves
 
+        def claimed() -> set[str]:  # read afresh at each look: a twin may record its run meanwhile
+            return set(self._latest) | (claimed_by_others(key) if claimed_by_others is not None else set())
+
         try:
             run = create_run_once(self.client, request.workflow_uuid, request.record, on_intent=on_intent,
-                                  claimed=lambda: set(self._latest), attempt_key=key)
+                                  claimed=claimed, attempt_key=key)
         except CargoAmbiguousCreateError as exc:
             if exc.candidates:
                 self.ledger.candidates(key, exc.candidates)

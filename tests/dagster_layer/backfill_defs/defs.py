@@ -1,5 +1,7 @@
 """A date-partitioned workspace play asset, loaded by ``dagster asset materialize -f`` in
-tests/dagster_layer/test_backfill.py (CARGO_API_TOKEN / CARGO_BASE_URL name the emulator)."""
+tests/dagster_layer/test_backfill.py and by the webserver and daemon in tests/e2e/test_backfill_daemon.py
+(CARGO_API_TOKEN / CARGO_BASE_URL name the emulator; BACKFILL_SINGLE_RUN=0 keeps Dagster's default backfill
+policy, one run per partition)."""
 
 import os
 
@@ -23,5 +25,5 @@ cargo = CargoResource(api_token=dg.EnvVar("CARGO_API_TOKEN"), base_url=os.enviro
 defs = dg.Definitions(
     assets=build_cargo_assets_definitions(cargo, translator=Daily(), selector=["Score inbound companies"],
                                           partition_date_columns={"Score inbound companies": "created_at"},
-                                          single_run_backfill=True),
+                                          single_run_backfill=os.environ.get("BACKFILL_SINGLE_RUN", "1") == "1"),
     resources={"cargo": cargo, "io_manager": cargo_partitioned_io_manager})
