@@ -16,12 +16,14 @@ from typing import Any
 
 from .stream import _Body, _CountingStream
 
-__all__ = ["DEFAULT_BLOCK_SIZE", "ExactChunkingNeeded", "convert_text", "infer_column", "parse_dates", "read_csv_text_batches"]
+__all__ = ["DEFAULT_BLOCK_SIZE", "FRAME_BLOCK_SIZE", "ExactChunkingNeeded", "convert_text", "infer_column", "parse_dates",
+           "read_csv_text_batches", "read_csv_text_table"]
 
-#: Bytes pyarrow parses per block. Every block is a Python ``bytes`` read from the HTTP stream;
-#: 1 MiB measured best on time and peak RSS (8 MiB blocks left glibc's heap, fed from pyarrow's
-#: I/O thread, ~250 MiB bigger for a 320 MB body, and were no faster).
+#: Bytes pyarrow's streaming reader parses per block (the Parquet path): 1 MiB measured best on time and peak RSS.
 DEFAULT_BLOCK_SIZE = 1 << 20
+#: Bytes per block of a DataFrame download (:class:`_Segments`, one ``read_csv`` call each): 2 MiB took ~4% less
+#: CPU than 1 MiB on B3's 1M-row body (fewer calls), 8 MiB more (a block no longer fits the cache while parsed).
+FRAME_BLOCK_SIZE = 2 << 20
 
 #: Cells read as missing: only the empty cell. Text that merely *looks* missing ("None", "NA", "null",
 #: "N/A", "nan", "#N/A", ...) is a value: a company named "None" or the country code "NA" stays text.
@@ -122,41 +124,45 @@ class ExactChunkingNeeded(ValueError):
 MAX_CARRY = 1 << 24
 
 
-def _row_end(buf: bytes) -> int:
-    """Bytes of ``buf`` (which starts at a row boundary) up to and including its last row-ending ``\n``,
-    or 0 when it holds none.
+def _row_end(buf: bytearray, size: int) -> tuple[int, int]:
+    """Bytes of ``buf[:size]`` (which starts at a row boundary) up to and including its last row-ending
+    ``\n`` (0 when it holds none), and the quotes before that point.
 
     A ``\n`` ends a row when an even number of quotes precede it: in CSV as writers produce it
     (RFC 4180: a field holding a quote, comma or line end is quoted, quotes inside it doubled) every
-    quote opens a quoted field, closes it, or is half of a doubled pair. Counting uses numpy (a few
-    hundredths of a second per 300 MB). A file with a stray quote in an unquoted field can make the count
-    lie; the cut is then inside a quoted value and pyarrow's parser stops with an error there (it cannot
-    end a block inside quotes), which :func:`read_csv_text_batches` turns into :class:`ExactChunkingNeeded`.
+    quote opens a quoted field, closes it, or is half of a doubled pair. A block without quotes is cut at
+    its last ``\n`` at once (``find`` is a ``memchr``); otherwise counting uses numpy (a few hundredths of a
+    second per 300 MB). A file with a stray quote in an unquoted field can make the count lie; the cut is
+    then inside a quoted value and pyarrow's parser stops with an error there (it cannot end a block inside
+    quotes), which :func:`read_csv_text_batches` turns into :class:`ExactChunkingNeeded`.
     """
     import numpy as np
 
-    end = buf.rfind(b"\n")
+    end = buf.rfind(b"\n", 0, size)
     if end < 0:
-        return 0
-    codes = np.frombuffer(buf, dtype=np.uint8)
-    quotes = int(np.count_nonzero(codes[:end] == 34))
+        return 0, 0
+    if buf.find(b'"', 0, end) < 0:
+        return end + 1, 0
+    codes = np.frombuffer(buf, dtype=np.uint8, count=size)
+    quotes = seen = int(np.count_nonzero(codes[:end] == 34))
     while quotes % 2:  # that \n is inside a quoted value: step back to the previous one
         previous = buf.rfind(b"\n", 0, end)
         if previous < 0:
-            return 0
+            return 0, seen
         quotes -= int(np.count_nonzero(codes[previous:end] == 34))
         end = previous
-    return end + 1
+    return end + 1, seen
 
 
 class _RowBlocks(io.RawIOBase):
     """Blocks of whole CSV rows read from a :class:`_CountingStream`, for pyarrow's plain chunker.
 
-    pyarrow's newline-aware chunker (``newlines_in_values=True``) lexes every block serially; handing it
-    blocks that already end at a row end lets the plain chunker (last ``\n``) and the multi-threaded
-    parser do the rest, and the parser still reads line ends inside quoted values. HTTP chunks are
-    joined into blocks of about ``block_size`` bytes (one copy) and handed over as memoryviews (no
-    copy); only the cut-off tail of a block (less than one row) is copied into the next.
+    pyarrow's newline-aware chunker (``newlines_in_values=True``) lexes every block serially; blocks that
+    already end at a row end can be parsed without it (by the streaming reader's plain chunker, or whole by
+    :class:`_Segments`), and the parser still reads line ends inside quoted values. Each block is a buffer
+    (fresh, or one a parsed block gave back: :meth:`recycle`) the body is read into, straight from the socket
+    when the body comes from one (no copy at all); only the cut-off tail (less than one row) is copied into
+    the next.
     """
 
     def __init__(self, source: _CountingStream, block_size: int) -> None:
@@ -164,34 +170,54 @@ class _RowBlocks(io.RawIOBase):
         self._block_size = block_size
         self._carry = b""
         self.saw_quote = False
+        self._spares: list[bytearray] = []  # buffers handed back by recycle(), reused: no fresh pages to fault in
 
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int | None = -1) -> Any:  # noqa: ARG002 - blocks are cut at row ends, not at size
-        parts = [self._carry] if self._carry else []
-        total = len(self._carry)
-        want = self._block_size
-        while True:
-            while total < want:
-                chunk = self._source.next_chunk()
-                if chunk is None:
-                    break
-                parts.append(chunk)
-                total += len(chunk)
-            buf = parts[0] if len(parts) == 1 else b"".join(parts)
-            if total < want:  # the body ended: the rest is the last block
-                self._carry = b""
+    def recycle(self, buf: bytearray) -> None:
+        """Give a block's buffer back for a later block, once nothing can read it any more: a buffer some view
+        still exports (pyarrow holding on to it) can't shrink, and is left alone."""
+        try:
+            buf.pop()  # O(1), and refused while exported
+        except BufferError:
+            return
+        buf.append(0)
+        self._spares.append(buf)
+
+    def _buffer(self, size: int) -> bytearray:
+        while self._spares:
+            buf = self._spares.pop()
+            if len(buf) == size:
                 return buf
-            cut = _row_end(buf)
+        return bytearray(size)
+
+    def read(self, size: int | None = -1) -> Any:  # noqa: ARG002 - blocks are cut at row ends, not at size
+        block = self.block()
+        return b"" if block is None else memoryview(block[0])[:block[1]]
+
+    def block(self, spare: int = 0) -> tuple[bytearray, int] | None:
+        """The next block: a buffer whose first ``cut`` bytes are whole rows (the last block: the rest of the
+        body), with at least ``spare`` bytes of room after them; None at the end of the body."""
+        carry, want = self._carry, self._block_size
+        while True:
+            want = max(want, len(carry) + 1)
+            buf = self._buffer(want + spare)
+            view = memoryview(buf)
+            view[:len(carry)] = carry
+            filled = len(carry) + self._source.fill(view[len(carry):want])
+            if filled < want:  # the body ended: the rest is the last block
+                self._carry = b""
+                return (buf, filled) if filled else None
+            cut, quotes = _row_end(buf, filled)
             if cut:
                 break
-            if total > MAX_CARRY:
-                raise ExactChunkingNeeded(f"no row end in {total} bytes")
-            parts, want = [buf], total + self._block_size  # grow this block until a row ends in it
-        self.saw_quote = self.saw_quote or b'"' in buf[:cut]
-        self._carry = buf[cut:]
-        return memoryview(buf)[:cut]
+            if filled > MAX_CARRY:
+                raise ExactChunkingNeeded(f"no row end in {filled} bytes")
+            carry, want = buf[:filled], filled + self._block_size  # grow this block until a row ends in it
+        self.saw_quote = self.saw_quote or quotes > 0
+        self._carry = bytes(view[cut:filled])
+        return buf, cut
 
     def readinto(self, target: Any) -> int:  # pragma: no cover - pyarrow calls read()
         data = self.read(len(target))
@@ -221,6 +247,21 @@ def _names(stream: _CountingStream) -> list[str] | None:
     return None if names is None else _unique_names(names)
 
 
+def _prepared(stream: _CountingStream, block_size: int, use_threads: bool,
+              exact: bool) -> tuple[list[str], Any, tuple[Any, Any, Any]] | None:
+    """The column names, the source pyarrow reads (row blocks, or the body itself when ``exact``) and
+    the options reading every column as text; None for an empty body (names ``[]``: no columns)."""
+    names = _names(stream)
+    if names is None:
+        return None
+    head = stream.peek_prefix(0)
+    line_end = head.find(b"\n")
+    if not exact and b'"' in (head if line_end < 0 else head[:line_end]):
+        exact = True  # a quoted header may hold a line end: pyarrow skips it with the exact chunker only
+    options = _text_csv_options(max(len(names), 1), block_size=block_size, use_threads=use_threads, exact=exact)
+    return names, (stream if exact else _RowBlocks(stream, block_size)), options
+
+
 def read_csv_text_batches(
     stream: _CountingStream,
     *,
@@ -240,32 +281,130 @@ def read_csv_text_batches(
     """
     import pyarrow.csv as pacsv
 
-    names = _names(stream)
-    if names is None:
+    prepared = _prepared(stream, block_size, use_threads, exact)
+    if prepared is None:
         return None
+    names, source, (read, parse, convert) = prepared
     if not names:
         return [], iter(())
-    head = stream.peek_prefix(0)
-    line_end = head.find(b"\n")
-    if not exact and b'"' in (head if line_end < 0 else head[:line_end]):
-        exact = True  # a quoted header may hold a line end: pyarrow skips it with the exact chunker only
-    read, parse, convert = _text_csv_options(len(names), block_size=block_size, use_threads=use_threads,
-                                             exact=exact)
-    source: Any = stream if exact else _RowBlocks(stream, block_size)
     reader = pacsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert,
                             memory_pool=_reader_pool())
-    return names, (iter(reader) if exact else _checked(reader, source, stream))
+    return names, (_checked(reader, source, stream) if isinstance(source, _RowBlocks) else iter(reader))
+
+
+def read_csv_text_table(stream: _CountingStream, *, block_size: int = FRAME_BLOCK_SIZE,
+                        exact: bool = False) -> tuple[list[str], Any] | None:
+    """The whole CSV body as one ``pyarrow.Table`` of text columns (see :func:`read_csv_text_batches`), its
+    blocks parsed in parallel as they arrive (:class:`_Segments`). None for an empty body; ``([], None)``
+    for no columns. May raise :class:`ExactChunkingNeeded`, as :func:`read_csv_text_batches` does; with
+    ``exact``, pyarrow's ``read_csv`` reads the body with its newline-aware chunker."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    prepared = _prepared(stream, block_size, True, exact)
+    if prepared is None:
+        return None
+    names, source, (read, parse, convert) = prepared
+    if not names:
+        return [], None
+    if not isinstance(source, _RowBlocks):
+        return names, pacsv.read_csv(source, read_options=read, parse_options=parse, convert_options=convert,
+                                     memory_pool=_reader_pool())
+    try:
+        return names, _Segments(source, len(names), convert).read()
+    except pa.ArrowInvalid as exc:
+        if _parity_may_be_wrong(exc, source, stream):
+            raise ExactChunkingNeeded(str(exc)) from exc
+        raise
+
+
+class _Segments:
+    """Row blocks (:class:`_RowBlocks`) parsed in parallel, each on its own by ``pyarrow.csv.read_csv`` as one
+    block (a worker thread each; pyarrow frees the GIL), while the calling thread receives the next ones.
+
+    pyarrow's own multi-threaded reader can't take the blocks: it parses the pieces its chunker cuts with
+    no check that each ends where a row does, so a cut that quote parity got wrong (a stray quote) would
+    silently split a quoted value. Here every block is parsed as a whole with a **sentinel row** appended (a
+    random token in the first column): when the block really ends at a row end, the sentinel is its last
+    row (and is dropped); when the cut is inside a quoted value, the sentinel is swallowed by it, and
+    :class:`ExactChunkingNeeded` asks for an exact read.
+    """
+
+    def __init__(self, blocks: _RowBlocks, width: int, convert: Any) -> None:
+        import secrets
+
+        self._blocks = blocks
+        self._width = width
+        self._convert = convert
+        self._token = f"\x00cargo-sentinel-{secrets.token_hex(8)}"
+        self._sentinel = (self._token + "," * (width - 1) + "\n").encode()
+        self._pool = _reader_pool()
+
+    def read(self) -> Any:
+        """Every block's rows, in order, as one table of text columns."""
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        import pyarrow as pa
+
+        workers = max(1, pa.cpu_count())
+        tables: list[Any] = []
+        pending: deque[Future[Any]] = deque()
+        with ThreadPoolExecutor(workers, thread_name_prefix="cargo-csv-parse") as pool:
+            try:
+                first = True
+                while (block := self._blocks.block(spare=len(self._sentinel) + 1)) is not None:
+                    pending.append(pool.submit(self._parse, *block, first))
+                    first = False
+                    while len(pending) > 2 * workers:  # bounded: at most a few blocks wait, whatever the body
+                        tables.append(pending.popleft().result())
+                while pending:
+                    tables.append(pending.popleft().result())
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+        if not tables:
+            tables.append(self._parse(bytearray(len(self._sentinel) + 1), 0, False))  # no rows: the schema
+        return pa.concat_tables(tables)
+
+    def _parse(self, buf: bytearray, size: int, first: bool) -> Any:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        if size and buf[size - 1] not in (10, 13):  # the body's last row, without a line end
+            buf[size] = 10
+            size += 1
+        end = size + len(self._sentinel)
+        buf[size:end] = self._sentinel
+        internal = [f"c{i}" for i in range(self._width)]
+        read = pacsv.ReadOptions(block_size=end + 1, use_threads=False, column_names=internal,
+                                 skip_rows_after_names=1 if first else 0)
+        table = pacsv.read_csv(pa.py_buffer(memoryview(buf)[:end]), read_options=read,
+                               parse_options=pacsv.ParseOptions(newlines_in_values=False),
+                               convert_options=self._convert, memory_pool=self._pool)
+        last = table.num_rows - 1
+        if last < 0 or table.column(0)[last].as_py() != self._token:
+            raise ExactChunkingNeeded("a block was not cut at a row end (a stray quote misled quote parity)")
+        self._blocks.recycle(buf)  # the table holds copies of the values, not the block
+        return table.slice(0, last)
+
+
+def _parity_may_be_wrong(exc: BaseException, blocks: _RowBlocks, stream: _CountingStream) -> bool:
+    """A parse error after a quote was seen, with the body intact so far, may come from a cut that quote
+    parity got wrong."""
+    return blocks.saw_quote and stream.error is None and not isinstance(exc, ExactChunkingNeeded)
 
 
 def _checked(reader: Any, blocks: _RowBlocks, stream: _CountingStream) -> Iterator[Any]:
-    """``reader``'s batches; a parse error after a quote was seen, with the body intact so far, may come
-    from a cut that quote parity got wrong: :class:`ExactChunkingNeeded` then asks for an exact read."""
+    """``reader``'s batches; a parse error that quote parity may have caused (:func:`_parity_may_be_wrong`)
+    becomes :class:`ExactChunkingNeeded`, which asks for an exact read."""
     import pyarrow as pa
 
     try:
         yield from reader
     except pa.ArrowInvalid as exc:
-        if blocks.saw_quote and stream.error is None and not isinstance(exc, ExactChunkingNeeded):
+        if _parity_may_be_wrong(exc, blocks, stream):
             raise ExactChunkingNeeded(str(exc)) from exc
         raise
 
@@ -332,7 +471,44 @@ def _all_match_dates(column: Any) -> bool:
     first = _first_value(column)
     if not isinstance(first, str) or not _ISO_DATE.match(first):
         return False  # the cheap test settles almost every text column
-    return _all_valid_match(column, _ISO_DATE_PATTERN)
+    return _all_shaped_like(column, first) or _all_valid_match(column, _ISO_DATE_PATTERN)
+
+
+def _all_shaped_like(column: Any, sample: str) -> bool:
+    """Whether every non-null value has ``sample``'s shape: its length, an ASCII digit wherever ``sample`` has
+    one and ``sample``'s byte everywhere else (vectorized over the values' bytes, a few times cheaper than the
+    regex). ``sample`` matching the ISO pattern, every value of its shape does: the pattern tells digits
+    apart only as ``\\d``. False means "not proven", never "no": the regex then decides."""
+    import numpy as np
+    import pyarrow as pa
+
+    if not sample.isascii():
+        return False
+    shape = np.frombuffer(sample.encode(), dtype=np.uint8)
+    digits = (shape >= 48) & (shape <= 57)
+    low = np.where(digits, 48, shape).astype(np.uint8)  # value - low: below 10 for a digit, 0 for the same byte
+    span = np.where(digits, 10, 1).astype(np.uint8)
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    return all(_chunk_shaped(chunk, low, span) for chunk in chunks)
+
+
+def _chunk_shaped(chunk: Any, low: Any, span: Any) -> bool:
+    import numpy as np
+    import pyarrow as pa
+
+    if chunk.null_count == len(chunk):
+        return True
+    if chunk.type != pa.string():
+        return False
+    width = len(low)
+    offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1, offset=chunk.offset * 4)
+    sizes = np.diff(offsets)
+    # every non-null value is `width` long (nulls are empty here: pyarrow's CSV reader writes no bytes for them)
+    if int(np.count_nonzero(sizes == width)) != len(chunk) - chunk.null_count or np.count_nonzero(sizes) != len(
+            chunk) - chunk.null_count:
+        return False
+    data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(-1, width)
+    return bool(((data - low) < span).all())
 
 
 def _cast_bool(column: Any) -> Any | None:
@@ -341,11 +517,11 @@ def _cast_bool(column: Any) -> Any | None:
 
     if _first_value(column) not in TRUE_VALUES + FALSE_VALUES:
         return None
-    known = pc.sum(pc.is_in(column, value_set=pa.array(TRUE_VALUES + FALSE_VALUES))).as_py() or 0
-    if known != len(column) - column.null_count:
+    # one hash lookup: the position among the true then false spellings, null for a null or any other value
+    positions = pc.index_in(column, value_set=pa.array(TRUE_VALUES + FALSE_VALUES))
+    if positions.null_count != column.null_count:
         return None
-    flags = pc.is_in(column, value_set=pa.array(TRUE_VALUES))
-    return pc.if_else(pc.is_null(column), pa.scalar(None, pa.bool_()), flags) if column.null_count else flags
+    return pc.less(positions, len(TRUE_VALUES))  # null stays null
 
 
 def _looks_numeric(value: Any) -> bool:
@@ -436,82 +612,24 @@ def convert_text(column: Any, target: Any) -> Any | None:
     return converted
 
 
-#: Rows typed at a time by :class:`_ColumnTyper` (a few parser blocks: few Python calls, small pieces).
-TYPING_ROWS = 65_536
-
-
-class _ColumnTyper:
-    """Types columns group by group while the parser reads on (in a worker thread).
-
-    The first group of rows proposes each column's type (:func:`infer_column`); every later group is
-    cast to it (:func:`convert_text`). A column whose later values don't fit, or that is empty or
-    undecided in the first group, is typed from its whole text at the end, so the result always
-    equals :func:`infer_column` over the whole column. The text is kept until then for that reason.
-    """
-
-    _TYPED = ("int", "float", "bool", "datetime")
-
-    def __init__(self, width: int) -> None:
-        self.targets: list[Any] = [None] * width  # pyarrow type while the column stays typed
-        self.pieces: list[list[Any]] = [[] for _ in range(width)]
-        self.kinds: list[str | None] = [None] * width
-        self.started = False
-
-    def feed(self, batches: list[Any]) -> None:
-        """Type the next group of record batches (text columns)."""
-        import pyarrow as pa
-
-        table = pa.Table.from_batches(batches)
-        for i in range(table.num_columns):
-            column = table.column(i)
-            if not self.started:
-                converted, kind = infer_column(column)
-                self.kinds[i] = kind
-                if kind in self._TYPED:
-                    self.targets[i] = converted.type
-                    self.pieces[i].append(converted)
-            elif self.targets[i] is not None:
-                converted = convert_text(column, self.targets[i])
-                if converted is None:  # a later value doesn't fit: retype the whole column at the end
-                    self.targets[i], self.pieces[i] = None, []
-                else:
-                    self.pieces[i].append(converted)
-        self.started = True
-
-    def typed(self, i: int) -> tuple[Any, str] | None:
-        """Column ``i`` converted, with its kind, if it stayed typed over every group (else None)."""
-        import pyarrow as pa
-
-        if self.targets[i] is None:
-            return None
-        chunks = [chunk for piece in self.pieces[i]
-                  for chunk in (piece.chunks if isinstance(piece, pa.ChunkedArray) else [piece])]
-        self.pieces[i] = []
-        return pa.chunked_array(chunks, type=self.targets[i]), str(self.kinds[i])
-
-
 def _arrow_frame(body: _Body, *, block_size: int, exact: bool = False, arrow_dtypes: bool = False) -> Any:
     """The pyarrow path of :func:`download_dataframe` (CSV).
 
-    Three stages overlap: pyarrow's I/O thread pulls the HTTP body, the calling thread parses
-    blocks (every column as text), a worker thread types the rows parsed so far.
+    pyarrow's ``read_csv`` reads the body as text columns (its I/O thread pulls the body while its pool
+    parses blocks in parallel), then every column is typed from its whole text (:func:`infer_column`),
+    columns in parallel, and the text is freed column by column.
     """
     import pandas as pd
-    import pyarrow as pa
 
-    read = read_csv_text_batches(body.stream, block_size=block_size, exact=exact)
+    read = read_csv_text_table(body.stream, block_size=block_size, exact=exact)
     if read is None:
         return pd.DataFrame()
-    names, batches = read
+    names, table = read
     if not names:
         return pd.DataFrame()
-    typer = _ColumnTyper(len(names))
-    collected = _read_and_type(batches, typer)
-    if not any(len(b) for b in collected):
+    if table.num_rows == 0:
         return pd.DataFrame(columns=names)  # header only: like pandas, columns and no rows
-    table = pa.Table.from_batches(collected)
-    del collected
-    table, kinds = _typed_table(table, names, typer)
+    table, kinds = _typed_table(table, names)
     if arrow_dtypes:  # ArrowDtype columns: the arrow buffers as they are, no conversion to numpy
         frame = table.to_pandas(types_mapper=pd.ArrowDtype, self_destruct=True, split_blocks=True)
         del table
@@ -521,45 +639,26 @@ def _arrow_frame(body: _Body, *, block_size: int, exact: bool = False, arrow_dty
     return _pandas_types(frame, kinds)
 
 
-def _read_and_type(batches: Iterator[Any], typer: _ColumnTyper) -> list[Any]:
-    """Every text batch read, typed on a worker thread ``TYPING_ROWS`` rows at a time while reading goes on."""
-    from concurrent.futures import Future, ThreadPoolExecutor
+def _typed_table(table: Any, names: list[str]) -> tuple[Any, dict[str, list[str]]]:
+    """The table with each text column replaced by its typed version (typed on a few threads: pyarrow's
+    kernels free the GIL), and the columns pandas must finish: ``date-text`` (parsed as UTC datetimes),
+    nullable ``bool`` and ``bigint``."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    collected: list[Any] = []
-    with ThreadPoolExecutor(1, thread_name_prefix="cargo-csv-typing") as pool:  # pyarrow frees the GIL
-        pending: list[Future[None]] = []
-        group: list[Any] = []
-        rows = 0
-        try:
-            for batch in batches:
-                collected.append(batch)
-                group.append(batch)
-                rows += batch.num_rows
-                if rows >= TYPING_ROWS:
-                    pending.append(pool.submit(typer.feed, group))
-                    group, rows = [], 0
-            if rows:
-                pending.append(pool.submit(typer.feed, group))
-        except BaseException:
-            for future in pending:
-                future.cancel()  # the read failed: don't type what's left
-            raise
-        for future in pending:
-            future.result()  # re-raise a typing error
-    return collected
+    import pyarrow as pa
 
-
-def _typed_table(table: Any, names: list[str], typer: _ColumnTyper) -> tuple[Any, dict[str, list[str]]]:
-    """The table with each text column replaced by its typed version, and the columns pandas must finish:
-    ``date-text`` (parsed as UTC datetimes), nullable ``bool`` and ``bigint``."""
     kinds: dict[str, list[str]] = {"date-text": [], "bool": [], "bigint": []}
-    for i, name in enumerate(names):
-        typed = typer.typed(i)
-        converted, kind = typed if typed is not None else infer_column(table.column(i))
-        table = table.set_column(i, name, converted)  # the text version is freed here
-        if kind in ("date-text", "bigint") or kind == "bool" and converted.null_count:
-            kinds[kind].append(name)
-    return table, kinds
+    workers = max(1, min(len(names), pa.cpu_count()))
+    with ThreadPoolExecutor(workers, thread_name_prefix="cargo-csv-typing") as pool:
+        pending = {pool.submit(infer_column, table.column(i)): i for i in range(len(names))}
+        for future in as_completed(pending):
+            i = pending.pop(future)
+            converted, kind = future.result()
+            table = table.set_column(i, names[i], converted)  # the text version is freed here
+            if kind in ("date-text", "bigint") or kind == "bool" and converted.null_count:
+                kinds[kind].append(names[i])
+    order = {name: i for i, name in enumerate(names)}
+    return table, {kind: sorted(columns, key=order.__getitem__) for kind, columns in kinds.items()}
 
 
 def _pandas_types(frame: Any, kinds: dict[str, list[str]]) -> Any:

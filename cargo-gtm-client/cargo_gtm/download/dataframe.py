@@ -31,6 +31,7 @@ import httpx
 
 from .csv_arrow import (  # noqa: F401 - parse_dates, read_csv_text_batches: re-exported
     DEFAULT_BLOCK_SIZE,
+    FRAME_BLOCK_SIZE,
     NULL_VALUES,
     ExactChunkingNeeded,
     _arrow_frame,
@@ -89,10 +90,10 @@ def frame_from_bytes(content: bytes | io.IOBase, format: Literal["csv", "json"],
             data = content if isinstance(content, bytes) else content.read()
             try:
                 return _arrow_frame(_Body(_CountingStream(iter([data])), None, "", None),
-                                    block_size=DEFAULT_BLOCK_SIZE)
+                                    block_size=FRAME_BLOCK_SIZE)
             except ExactChunkingNeeded:
                 return _arrow_frame(_Body(_CountingStream(iter([data])), None, "", None),
-                                    block_size=DEFAULT_BLOCK_SIZE, exact=True)
+                                    block_size=FRAME_BLOCK_SIZE, exact=True)
         source = io.BytesIO(content) if isinstance(content, bytes) else content
         return _pandas_csv(source)
     from .layout import frame_from_rows, json_rows
@@ -110,7 +111,7 @@ def download_dataframe(
     http: httpx.Client | None = None,
     batch_uuid: str | None = None,
     engine: Engine = "auto",
-    block_size: int = DEFAULT_BLOCK_SIZE,
+    block_size: int = FRAME_BLOCK_SIZE,
     sniff: bool = False,
     dtype_backend: DtypeBackend = "numpy",
 ) -> Any:
@@ -152,10 +153,22 @@ def to_dtype_backend(frame: Any, dtype_backend: DtypeBackend) -> Any:
     if dtype_backend != "pyarrow":
         return frame
     todo = [c for c, dtype in frame.dtypes.items() if not isinstance(dtype, pd.ArrowDtype)
-            and not (dtype is np.dtype(object) and frame[c].map(_beyond_64_bits).any())]  # Python ints: numpy object
+            and not (dtype is np.dtype(object) and _holds_big_ints(frame[c]))]  # Python ints: numpy object
     if todo:
         frame[todo] = frame[todo].convert_dtypes(dtype_backend="pyarrow")
     return frame
+
+
+def _holds_big_ints(series: Any) -> bool:
+    """Whether an object column holds an integer beyond 64 bits; pandas' C type inference rules out a
+    column holding no integer at all (text, None: ``_error_message`` of a 1M-row frame) without a Python
+    call per value."""
+    import pandas as pd
+
+    if pd.api.types.infer_dtype(series, skipna=True) not in ("integer", "mixed-integer", "mixed-integer-float",
+                                                             "mixed"):
+        return False
+    return bool(series.map(_beyond_64_bits).any())
 
 
 def _beyond_64_bits(value: Any) -> bool:
@@ -179,8 +192,12 @@ def _download_frame(url: str, *, format: Literal["csv", "json"], timeout: float,
             else:
                 frame = frame_from_bytes(io.BufferedReader(body.stream, buffer_size=1 << 20), format,
                                          engine="pandas")
-        except (httpx.TransportError, ExactChunkingNeeded):
-            raise  # open_download names a transport error; the caller reads again for the other
+        except httpx.TransportError:
+            raise  # open_download names it
+        except ExactChunkingNeeded:
+            if body.wire.exhausted and body.truncated():  # a body cut inside a quoted value: say so, don't re-read
+                raise body.truncation_error() from None
+            raise  # the caller reads again, exactly
         except (ValueError, UnicodeDecodeError, OSError, zlib.error) as exc:  # pyarrow.ArrowInvalid: ValueError
             raise body.failure(exc, format) from exc
         body.check_complete()
