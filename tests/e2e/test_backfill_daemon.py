@@ -193,7 +193,7 @@ def test_the_uis_backfill_of_7_partitions_runs_through_the_daemon(emulator, stac
     if mode == "single_run":  # one step's result, recorded on each of its 7 partitions
         assert _credits(metas[0]) == pytest.approx(billed, abs=1e-6)
         assert set(metas[0]["dagster-cargo/batch_uuids"].value.split(",")) == {b.uuid for b in batches}
-        assert metas[0]["dagster-cargo/partitions"].value == 7
+        assert metas[0]["dagster-cargo/counts"].value["partitions"] == 7
     else:  # each partition its own figure; together, the bill
         assert sum(_credits(m) for m in metas) == pytest.approx(billed, abs=1e-6)
     assert _stack.EMULATOR_TOKEN not in "".join(p.logs(tail=10**7) for p in (stack.process, *stack.others))
