@@ -176,6 +176,12 @@ class Webserver:
     def close(self) -> None:
         self.http.close()
 
+    def shutdown(self) -> None:
+        """Close the GraphQL client and stop the processes started with the webserver (the daemon first)."""
+        self.close()
+        for process in (*self.others, self.process):
+            process.stop()
+
 
 WORKSPACE_QUERY = """
 query Workspace {

@@ -28,9 +28,7 @@ def dagster_webserver(cargo_emulator, tmp_path_factory) -> Iterator[_stack.Webse
     try:
         yield server
     finally:
-        server.close()
-        for process in (*server.others, server.process):
-            process.stop()
+        server.shutdown()
 
 
 @pytest.fixture(scope="module")

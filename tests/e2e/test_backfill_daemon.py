@@ -106,9 +106,7 @@ def stack(emulator: CargoEmulator, mode: str, tmp_path: Path) -> Iterator[_stack
     try:
         yield server
     finally:
-        server.close()
-        for process in (*server.others, server.process):
-            process.stop()
+        server.shutdown()
 
 
 def _backfill_status(server: _stack.Webserver, backfill_id: str) -> dict[str, Any]:
