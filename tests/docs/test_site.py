@@ -71,3 +71,15 @@ def test_rst_in_docstrings_becomes_markdown():
     text = "Wraps :class:`~cargo_gtm.CargoClient` and ``x``.\n\nExample:\n    .. code-block:: python\n\n        a = 1\n        b = 2\n"
     assert rst_to_markdown(text) == ("Wraps `CargoClient` and `x`.\n\nExample:\n    ```python\n    a = 1\n    b = 2\n"
                                      "    ```")
+
+
+def test_the_readme_stays_short_and_its_links_resolve():
+    """Issue 21: a README of at most 150 lines; every relative link of it names a file or folder of the repo."""
+    import re
+
+    root = ROOT
+    text = (root / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 150
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in t]
+    assert targets, "the README links into docs/"
+    assert [t for t in targets if t and not (root / t).exists()] == []
