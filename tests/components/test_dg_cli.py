@@ -120,16 +120,11 @@ def test_dg_check_and_list_defs_read_the_snapshot_and_never_call_cargo(tmp_path)
     assert "All definitions loaded successfully." in checked.stdout
 
 
-def test_scaffolded_base_url_is_an_envvar_read_when_used(tmp_path, monkeypatch):
-    """The scaffolded ``{{ env.CARGO_BASE_URL }}`` loads as ``dg.EnvVar`` (the UI shows its name); unset, the
-    component still loads (Cargo's own API is the default), and set later it is read when the resource is used."""
-    import dagster as dg
-    from dagster.components.core.component_tree import ComponentTree
-
-    from dagster_cargo.components import CargoWorkspaceComponent
-
-    project = make_project(tmp_path / "proj", package="cargoproj_scaffolded")
-    defs_path = project / "src" / "cargoproj_scaffolded" / "defs" / "my_cargo"
+def _env_url_project(tmp_path, monkeypatch, package):
+    """A dg project whose component takes the token and base URL as the scaffold writes them (``{{ env.… }}``),
+    importable, with the token set and ``CARGO_BASE_URL`` unset: (project, the component's defs folder)."""
+    project = make_project(tmp_path / "proj", package=package)
+    defs_path = project / "src" / package / "defs" / "my_cargo"
     defs_path.mkdir()
     (defs_path / "defs.yaml").write_text(textwrap.dedent("""
         type: dagster_cargo.CargoWorkspaceComponent
@@ -141,8 +136,19 @@ def test_scaffolded_base_url_is_an_envvar_read_when_used(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(project / "src"))
     monkeypatch.setenv("CARGO_API_TOKEN", TOKEN)
     monkeypatch.delenv("CARGO_BASE_URL", raising=False)
-    tree = ComponentTree.for_project(project)
-    component = tree.load_component(defs_path)
+    return project, defs_path
+
+
+def test_scaffolded_base_url_is_an_envvar_read_when_used(tmp_path, monkeypatch):
+    """The scaffolded ``{{ env.CARGO_BASE_URL }}`` loads as ``dg.EnvVar`` (the UI shows its name); unset, the
+    component still loads (Cargo's own API is the default), and set later it is read when the resource is used."""
+    import dagster as dg
+    from dagster.components.core.component_tree import ComponentTree
+
+    from dagster_cargo.components import CargoWorkspaceComponent
+
+    project, defs_path = _env_url_project(tmp_path, monkeypatch, "cargoproj_scaffolded")
+    component = ComponentTree.for_project(project).load_component(defs_path)
     assert isinstance(component, CargoWorkspaceComponent)
     with CargoEmulator(token=TOKEN, seed=1) as emu:
         monkeypatch.setenv("CARGO_BASE_URL", emu.base_url)
@@ -201,19 +207,7 @@ def test_refresh_reads_an_envvar_base_url_set_after_the_component_was_loaded(tmp
 
     from dagster.components.core.component_tree import ComponentTree
 
-    project = make_project(tmp_path / "proj", package="cargoproj_late_url")
-    defs_path = project / "src" / "cargoproj_late_url" / "defs" / "my_cargo"
-    defs_path.mkdir()
-    (defs_path / "defs.yaml").write_text(textwrap.dedent("""
-        type: dagster_cargo.CargoWorkspaceComponent
-        attributes:
-          workspace:
-            api_token: "{{ env.CARGO_API_TOKEN }}"
-            base_url: "{{ env.CARGO_BASE_URL }}"
-    """))
-    monkeypatch.syspath_prepend(str(project / "src"))
-    monkeypatch.setenv("CARGO_API_TOKEN", TOKEN)
-    monkeypatch.delenv("CARGO_BASE_URL", raising=False)
+    project, defs_path = _env_url_project(tmp_path, monkeypatch, "cargoproj_late_url")
     component = ComponentTree.for_project(project).load_component(defs_path)
     with CargoEmulator(token=TOKEN, seed=1) as emu:
         monkeypatch.setenv("CARGO_BASE_URL", emu.base_url)
