@@ -31,7 +31,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 from airflow.exceptions import AirflowException
@@ -194,7 +193,7 @@ class TaskStateLedger:
         self.log.info("An earlier try sent a create for workflow %s at %s and recorded no batch (it stopped around "
                       "the create); checking Cargo's batches created since for one holding exactly this input.",
                       intent.workflow_uuid, intent.sent_at)
-        recent = _age_seconds(intent.sent_at) < RECENT_INTENT_SECONDS
+        recent = intent.age_seconds() < RECENT_INTENT_SECONDS
         try:
             batch = self.client.find_created_batch(data, intent, claimed=lambda: known,
                                                    settle_delays=(1.0, 3.0, 6.0) if recent else ())
@@ -225,11 +224,3 @@ class TaskStateLedger:
                                  uuid, exc)
 
 
-def _age_seconds(iso: str) -> float:
-    try:
-        sent = datetime.fromisoformat(iso)
-    except ValueError:
-        return 0.0
-    if sent.tzinfo is None:
-        sent = sent.replace(tzinfo=timezone.utc)
-    return (datetime.now(timezone.utc) - sent).total_seconds()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
 from typing import Any
 
 import dagster as dg
@@ -199,7 +198,7 @@ def _from_intents(context: Any, client: CargoClient, tag_key: str, group: list[d
     known = {run.tags[tag_key] for run in group if run.tags.get(tag_key)}  # recorded, and not reusable
     known |= claimed_elsewhere(context.instance, context.run, tag_key)  # twins' batches are never ours
     for intent in sorted(intents.values(), key=lambda i: i.sent_at):
-        recent = _age_seconds(intent.sent_at) < RECENT_INTENT_SECONDS
+        recent = intent.age_seconds() < RECENT_INTENT_SECONDS
         context.log.info(f"An earlier attempt of this step sent a create for workflow {intent.workflow_uuid} at "
                          f"{intent.sent_at} and recorded no batch (it stopped around the create); checking "
                          "Cargo's batches created since for one holding exactly this input.")
@@ -219,16 +218,6 @@ def _from_intents(context: Any, client: CargoClient, tag_key: str, group: list[d
         if _usable(context, batch):
             return batch
     return None
-
-
-def _age_seconds(iso: str) -> float:
-    try:
-        sent = datetime.fromisoformat(iso)
-    except ValueError:
-        return 0.0
-    if sent.tzinfo is None:
-        sent = sent.replace(tzinfo=timezone.utc)
-    return (datetime.now(timezone.utc) - sent).total_seconds()
 
 
 def remember_batch(context: Any, tag_key: str | None, batch: Batch | Run) -> None:

@@ -33,7 +33,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
 
 from ..errors import CargoError, CargoNetworkError, CargoServerError
@@ -73,6 +73,17 @@ class CreateIntent:
     watermark: str | None
     at_watermark: tuple[str, ...] = ()
     attempt_key: str | None = None
+
+    def age_seconds(self) -> float:
+        """Seconds since the intent was recorded (this machine's clock, as ``sent_at`` was written); 0 when
+        ``sent_at`` cannot be read."""
+        try:
+            sent = datetime.fromisoformat(self.sent_at)
+        except ValueError:
+            return 0.0
+        if sent.tzinfo is None:
+            sent = sent.replace(tzinfo=timezone.utc)
+        return (datetime.now(timezone.utc) - sent).total_seconds()
 
     def to_json(self) -> str:
         return json.dumps({"workflow": self.workflow_uuid, "sent_at": self.sent_at, "watermark": self.watermark,
