@@ -170,6 +170,7 @@ class BatchState:
     credits: int = 0  # provider credits
     executions: int = 0  # node executions (each billed 0.01 credit)
     cancel_at: float | None = None
+    health_threshold: float = 50.0  # runsStatus turns unhealthy above this failed share (a play's healthThreshold)
     hidden: bool = False  # the internal carrier of a single run (POST /orchestration/runs): never listed
 
     @property
@@ -218,6 +219,10 @@ class Engine:
         self._batch_seq = itertools.count()
         self._run_seq = itertools.count()
         self.now = 0.0
+        # per (release, node slug): (model uuid, connector uuid, credit usage slug) of its usage events
+        self._usage_keys: dict[tuple[str, str], tuple[str | None, str | None, str]] = {}
+        self._handlers = {"querying": self._on_querying, "running": self._on_running, "step": self._on_step,
+                          "cancelled": self._on_cancelled, "run_cancelled": self._on_run_cancelled}
 
     # ------------------------------------------------------------------ public API
     def create_batch(self, workflow_uuid: str, data: dict[str, Any], records: list[dict[str, Any]],
@@ -234,7 +239,8 @@ class Engine:
         b = BatchState(uuid=s.ids.uuid(), seq=next(self._batch_seq), workflow_uuid=workflow_uuid,
                        release_uuid=s.deployed_release[workflow_uuid], user_uuid=user,
                        data=data, records=records, created_at=at, updated_at=at,
-                       inputs=[dict(r) for r in (inputs if inputs is not None else records)])
+                       inputs=[dict(r) for r in (inputs if inputs is not None else records)],
+                       health_threshold=self._health_threshold(workflow_uuid))
         self.batches[b.uuid] = b
         self._push(at + PENDING_SECONDS, "querying", b.uuid)
         return b
@@ -246,7 +252,8 @@ class Engine:
         b = BatchState(uuid=s.ids.uuid(), seq=-1, workflow_uuid=workflow_uuid,
                        release_uuid=s.deployed_release[workflow_uuid], user_uuid=s.user_uuid,
                        data={"kind": "records"}, records=[record], created_at=at, updated_at=at,
-                       inputs=[dict(raw)], status="running", runs_count=1, hidden=True)
+                       inputs=[dict(raw)], status="running", runs_count=1, hidden=True,
+                       health_threshold=self._health_threshold(workflow_uuid))
         self.batches[b.uuid] = b
         self._launch(b, at, at + PENDING_SECONDS)
         return self.runs[b.run_uuids[0]]
@@ -270,10 +277,11 @@ class Engine:
 
     def advance_to(self, t: float) -> None:
         """Process every event scheduled at or before ``t``."""
-        while self._heap and self._heap[0][0] <= t:
-            when, _, kind, ref, idx = heapq.heappop(self._heap)
+        heap, handlers, pop = self._heap, self._handlers, heapq.heappop
+        while heap and heap[0][0] <= t:
+            when, _, kind, ref, idx = pop(heap)
             self.now = when
-            getattr(self, f"_on_{kind}")(when, ref, idx)
+            handlers[kind](when, ref, idx)
         self.now = max(self.now, t)
 
     # ------------------------------------------------------------------ events
@@ -301,21 +309,13 @@ class Engine:
         slots = [first_start] * max(1, min(s.max_concurrent_runs, len(b.records)))
         heapq.heapify(slots)
         seen = self._already_run(b, spec)
+        filters = any(is_filter(node) for node in spec.nodes)
         for rec, raw in zip(b.records, b.inputs):
             rid = str(rec["_id"])
             skip = seen is not None and rid in seen
-            stop = planned_stop(spec, rec)
+            stop = planned_stop(spec, rec) if filters else None
             failure = self._failure(b, rec, spec, stop, counted=not skip)
-            last = _last_step(spec, failure, stop)
-            steps: list[Step] = []
-            if not skip:
-                start = heapq.heappop(slots)
-                cursor = start
-                for i in range(last + 1):
-                    d = node_duration(s.seed, b.uuid, rid, spec.nodes[i])
-                    steps.append(Step(i, cursor, cursor + d))
-                    cursor += d
-                heapq.heappush(slots, cursor)
+            steps = [] if skip else _plan_steps(s.seed, b.uuid, rid, spec, _last_step(spec, failure, stop), slots)
             run = RunState(uuid=s.ids.uuid(), seq=next(self._run_seq), batch_uuid=b.uuid,
                            workflow_uuid=b.workflow_uuid, release_uuid=b.release_uuid, trace_uuid=s.ids.uuid(),
                            user_uuid=b.user_uuid, record_id=rid, record_title=str(rec.get("_title") or rid),
@@ -456,6 +456,11 @@ class Engine:
                 self._finish_batch(b, t)
 
     # ------------------------------------------------------------------ helpers
+    def _health_threshold(self, workflow_uuid: str) -> float:
+        """The play's ``healthThreshold`` (a share of failed runs, in %); 50 for a tool."""
+        play = self.store.play_for_workflow(workflow_uuid)
+        return 50.0 if play is None else float(play["healthThreshold"])
+
     @staticmethod
     def _settled(b: BatchState) -> bool:
         """Every run of the batch is finished (executed, skipped, or cancelled one by one)."""
@@ -469,11 +474,7 @@ class Engine:
             b.executed += 1
         if status == "error":
             b.failed += 1
-        threshold = 50.0
-        play = self.store.play_for_workflow(b.workflow_uuid)
-        if play is not None:
-            threshold = float(play["healthThreshold"])
-        b.runs_status = "unhealthy" if b.failed * 100.0 > threshold * b.executed else "healthy"
+        b.runs_status = "unhealthy" if b.failed * 100.0 > b.health_threshold * b.executed else "healthy"
         if self._settled(b) and b.status == "running":
             self._finish_batch(b, t)
 
@@ -482,18 +483,28 @@ class Engine:
 
     def _record_usage(self, t: float, run: RunState, node: NodeSpec, count: float,
                       unit: str = "billing.credits", slug: str | None = None) -> None:
+        key = (run.release_uuid, node.slug)
+        cached = self._usage_keys.get(key)
+        if cached is None:
+            cached = self._usage_keys[key] = self._usage_key(run.release_uuid, node)
+        model_uuid, connector, credit_slug = cached
+        self.store.usage.append(UsageEvent(t, unit, credit_slug if slug is None else slug, count, run.workflow_uuid,
+                                           model_uuid, connector, node.integration_slug))
+
+    def _usage_key(self, release_uuid: str, node: NodeSpec) -> tuple[str | None, str | None, str]:
+        """``(model uuid, connector uuid, billing.credits slug)`` of a node's usage events (the workspace's
+        models and connectors are fixed once seeded)."""
         s = self.store
-        spec = s.spec_for_release(run.release_uuid)
+        spec = s.spec_for_release(release_uuid)
         model_uuid = s.model_by_slug(spec.model_slug)["uuid"] if spec.model_slug else None
         connector = None
         if node.integration_slug:
             connector = next((c["uuid"] for c in s.connectors.values()
                               if c["integrationSlug"] == node.integration_slug), None)
-        if slug is None:  # billing.credits slug families (CARGO-DOCS 5.6)
-            slug = node.usage_slug or (f"integration.{node.integration_slug}.action.{node.action_slug}"
-                                       if node.integration_slug else f"native.{node.action_slug}")
-        s.usage.append(UsageEvent(t, unit, slug, count, run.workflow_uuid, model_uuid, connector,
-                                  node.integration_slug))
+        # billing.credits slug families (CARGO-DOCS 5.6)
+        slug = node.usage_slug or (f"integration.{node.integration_slug}.action.{node.action_slug}"
+                                   if node.integration_slug else f"native.{node.action_slug}")
+        return model_uuid, connector, slug
 
     # ------------------------------------------------------------------ views
     def run_view_status(self, run: RunState, now: float) -> str:
@@ -518,6 +529,20 @@ class Engine:
         return step
 
 
+def _plan_steps(seed: int, batch_uuid: str, record_id: str, spec: WorkflowSpec, last: int,
+                slots: list[float]) -> list[Step]:
+    """A run's node executions up to ``last``, one after the other from the earliest free slot (list
+    scheduling, input order); the slot is busy until the last one ends."""
+    cursor = heapq.heappop(slots)
+    steps: list[Step] = []
+    for i, node in enumerate(spec.nodes[:last + 1]):
+        end = cursor + node_duration(seed, batch_uuid, record_id, node)
+        steps.append(Step(i, cursor, end))
+        cursor = end
+    heapq.heappush(slots, cursor)
+    return steps
+
+
 def _last_step(spec: WorkflowSpec, failure: tuple[int, str] | None, stop: int | None) -> int:
     """Index of the last node a new run will execute: where it fails (unless that node has
     ``fallbackOnFailure``), where a filter stops it, or the exit node."""
@@ -525,9 +550,10 @@ def _last_step(spec: WorkflowSpec, failure: tuple[int, str] | None, stop: int | 
     return min(i for i in (fail_at, stop, len(spec.nodes) - 1) if i is not None)
 
 
-def _stopped_before(step: Step, *cancel_ats: float | None) -> bool:
+def _stopped_before(step: Step, batch_cancel_at: float | None, run_cancel_at: float | None) -> bool:
     """Whether a cancel (of the batch or of the run) came at or before ``step`` would start."""
-    return any(at is not None and step.start >= at for at in cancel_ats)
+    return ((batch_cancel_at is not None and step.start >= batch_cancel_at)
+            or (run_cancel_at is not None and step.start >= run_cancel_at))
 
 
 def _title(node: NodeSpec, data: dict[str, Any]) -> str | None:

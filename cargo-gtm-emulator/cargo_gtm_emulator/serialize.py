@@ -141,23 +141,23 @@ def segmentation_columns(store: Store, model_uuid: str) -> list[dict[str, Any]]:
 def run_metrics(store: Store, workflow_uuid: str, runs: list[RunState], now: float) -> list[dict[str, Any]]:
     """``RunMetric[]``: one entry per node of the workflow's deployed release. A run of an earlier release
     counts under the node with the same uuid (a redeploy keeps the uuids of the nodes it keeps)."""
-    release = store.release_for(workflow_uuid)
-    metrics = []
-    for node in release["nodes"]:
-        m = {"nodeUuid": node["uuid"], "totalExecutionsCount": 0, "idleExecutionsCount": 0,
-             "pendingExecutionsCount": 0, "runningExecutionsCount": 0, "successExecutionsCount": 0,
-             "errorExecutionsCount": 0, "cancellingExecutionsCount": 0, "cancelledExecutionsCount": 0,
-             "skippedExecutionsCount": 0, "creditsUsedCount": 0}
-        for r in runs:
-            run_nodes = store.releases[r.release_uuid]["nodes"]
-            for ex in r.executions:
-                if run_nodes[ex.index]["uuid"] == node["uuid"]:
-                    m["successExecutionsCount" if ex.status == "success" else "errorExecutionsCount"] += 1
-                    m["creditsUsedCount"] += ex.credits
-            step = store.engine.in_progress_step(r, now)
-            if step is not None and run_nodes[step.index]["uuid"] == node["uuid"]:
-                m["runningExecutionsCount"] += 1
+    by_node = {node["uuid"]: {
+        "nodeUuid": node["uuid"], "totalExecutionsCount": 0, "idleExecutionsCount": 0, "pendingExecutionsCount": 0,
+        "runningExecutionsCount": 0, "successExecutionsCount": 0, "errorExecutionsCount": 0,
+        "cancellingExecutionsCount": 0, "cancelledExecutionsCount": 0, "skippedExecutionsCount": 0,
+        "creditsUsedCount": 0} for node in store.release_for(workflow_uuid)["nodes"]}
+    for r in runs:  # one pass over the runs (a node of another release that the deployed one lacks: not counted)
+        run_nodes = store.releases[r.release_uuid]["nodes"]
+        for ex in r.executions:
+            m = by_node.get(run_nodes[ex.index]["uuid"])
+            if m is not None:
+                m["successExecutionsCount" if ex.status == "success" else "errorExecutionsCount"] += 1
+                m["creditsUsedCount"] += ex.credits
+        step = store.engine.in_progress_step(r, now)
+        m = by_node.get(run_nodes[step.index]["uuid"]) if step is not None else None
+        if m is not None:
+            m["runningExecutionsCount"] += 1
+    for m in by_node.values():
         m["totalExecutionsCount"] = sum(v for k, v in m.items() if k.endswith("ExecutionsCount")
                                         and k != "totalExecutionsCount")
-        metrics.append(m)
-    return metrics
+    return list(by_node.values())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import uuid as _uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -45,10 +44,12 @@ def parse_datetime(value: Any) -> float | None:
     return dt.timestamp()
 
 
+_sha256 = hashlib.sha256
+
+
 def stable_hash(*parts: Any) -> int:
     """A 64-bit integer hash of ``parts`` that is stable across processes (unlike ``hash``)."""
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big")
+    return int.from_bytes(_sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()[:8], "big")
 
 
 def unit_float(*parts: Any) -> float:
@@ -61,6 +62,11 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+#: version 4 and the RFC 4122 variant, as ``uuid.UUID(int=..., version=4)`` sets them
+_UUID_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID_V4 = (4 << 76) | (0x8000 << 48)
+
+
 class IdFactory:
     """Generates UUID-v4-shaped identifiers from a seeded PRNG (deterministic for a given seed)."""
 
@@ -68,8 +74,11 @@ class IdFactory:
         self._rng = random.Random(f"{seed}:{namespace}")
 
     def uuid(self) -> str:
-        """Return the next UUID (version 4 layout) as a string."""
-        return str(_uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        """Return the next UUID (version 4 layout) as a string: ``str(uuid.UUID(int=bits, version=4))``,
+        formatted here (the emulator makes two per run)."""
+        bits = (self._rng.getrandbits(128) & _UUID_KEEP) | _UUID_V4
+        h = f"{bits:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def hex(self, n: int) -> str:
         """Return ``n`` random hex characters."""
