@@ -107,7 +107,7 @@ def drift_csv(rows: int, late: dict[str, str], at: int) -> bytes:
     return out.getvalue().encode()
 
 
-@pytest.mark.parametrize("block_size", [16 << 10, 1 << 20])  # ~50 blocks, or one
+@pytest.mark.parametrize("block_size", [16 << 10, 1 << 20])  # ~50 blocks, or three growing ones
 def test_a_late_value_that_does_not_fit_the_first_block_is_kept_as_text(block_size):
     data = drift_csv(20_000, {"n": "unknown", "x": "1.5", "when": "soon", "flag": "maybe"}, at=19_000)
     stream = dl._CountingStream(iter([data[i:i + 4096] for i in range(0, len(data), 4096)]))
@@ -119,6 +119,55 @@ def test_a_late_value_that_does_not_fit_the_first_block_is_kept_as_text(block_si
     assert fast["when"][19_000] == "soon" and fast["flag"][19_000] == "maybe"
     assert fast["i"].dtype == "int64" and fast["i"].iloc[-1] == 19_999
     assert str(fast["when"].dtype) != "datetime64[us, UTC]" and fast["flag"].dtype != "bool"
+
+
+def _batch_csv(rows: int) -> bytes:
+    """A batch download's shape: ids, inputs, then spread outputs (text, ints, a date, a bool)."""
+    lines = ["_id,_title,domain,industry,employees,founded_at,public"]
+    lines += [f"rec_{i},Fan {i},fan{i}.example.com,Software,{10 * i},2020-01-0{1 + i % 9}T00:00:00Z,"
+              f"{'true' if i % 2 else 'false'}" for i in range(rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _watch_blocks_and_threads(monkeypatch) -> tuple[list[int], list[str]]:
+    """The sizes of the block buffers the reader allocates, and the names of the threads started."""
+    import threading
+
+    sizes: list[int] = []
+    started: list[str] = []
+    buffer, start = csv_arrow._RowBlocks._buffer, threading.Thread.start
+    monkeypatch.setattr(csv_arrow._RowBlocks, "_buffer", lambda self, size: sizes.append(size) or buffer(self, size))
+    monkeypatch.setattr(threading.Thread, "start", lambda self: started.append(self.name) or start(self))
+    return sizes, started
+
+
+def test_a_small_body_is_one_small_block_parsed_and_typed_without_threads(monkeypatch):
+    """A batch of a few hundred rows (most downloads of a fan-out) costs one buffer of at most
+    FIRST_BLOCK_SIZE, not a zeroed FRAME_BLOCK_SIZE one, and starts no parse or typing thread."""
+    data = _batch_csv(200)
+    sizes, started = _watch_blocks_and_threads(monkeypatch)
+    stream = dl._CountingStream(iter([data[i:i + 8192] for i in range(0, len(data), 8192)]))  # chunked, no length
+    fast = dl._arrow_frame(dl._Body(stream, None, "", None), block_size=csv_arrow.FRAME_BLOCK_SIZE)
+    pd.testing.assert_frame_equal(fast, frame_from_bytes(data, "csv", engine="pandas"))
+    assert len(sizes) == 1 and sizes[0] <= csv_arrow.FIRST_BLOCK_SIZE + 64, sizes
+    assert [name for name in started if name.startswith("cargo-csv")] == []
+    assert fast["employees"].dtype == "int64" and fast["employees"][199] == 1990
+    assert fast["public"].dtype == "bool" and str(fast["founded_at"].dtype) == "datetime64[us, UTC]"
+
+
+def test_blocks_grow_from_the_first_block_to_the_block_size_and_read_what_one_block_reads(monkeypatch):
+    data = _batch_csv(60_000)  # ~5 MB: blocks of 256 KiB, 1 MiB, then 2 MiB, parsed (and typed) on threads
+    sizes, started = _watch_blocks_and_threads(monkeypatch)
+    grown = dl._arrow_frame(dl._Body(dl._CountingStream(iter([data])), None, "", None),
+                            block_size=csv_arrow.FRAME_BLOCK_SIZE)
+    assert sizes[0] <= csv_arrow.FIRST_BLOCK_SIZE + 64 and sizes[1] <= 4 * csv_arrow.FIRST_BLOCK_SIZE + 64
+    assert max(sizes) >= csv_arrow.FRAME_BLOCK_SIZE
+    assert any(name.startswith("cargo-csv-parse") for name in started)
+    assert any(name.startswith("cargo-csv-typing") for name in started)
+    whole = dl._arrow_frame(dl._Body(dl._CountingStream(iter([data])), None, "", None), block_size=len(data) + 1,
+                            exact=True)
+    pd.testing.assert_frame_equal(grown, whole)
+    pd.testing.assert_frame_equal(grown, frame_from_bytes(data, "csv", engine="pandas"))
 
 
 def test_typing_many_blocks_gives_what_typing_one_block_gives():

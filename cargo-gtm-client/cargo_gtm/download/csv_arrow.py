@@ -24,6 +24,11 @@ DEFAULT_BLOCK_SIZE = 1 << 20
 #: Bytes per block of a DataFrame download (:class:`_Segments`, one ``read_csv`` call each): 2 MiB took ~4% less
 #: CPU than 1 MiB on B3's 1M-row body (fewer calls), 8 MiB more (a block no longer fits the cache while parsed).
 FRAME_BLOCK_SIZE = 2 << 20
+#: Below this many rows a table's columns are typed one after the other on the calling thread: a pool's
+#: threads cost more to start than a few thousand values take to type.
+SMALL_TABLE_ROWS = 20_000
+#: The first block of a DataFrame download; later ones grow ×4 up to FRAME_BLOCK_SIZE.
+FIRST_BLOCK_SIZE = 256 << 10
 
 #: Cells read as missing: only the empty cell. Text that merely *looks* missing ("None", "NA", "null",
 #: "N/A", "nan", "#N/A", ...) is a value: a company named "None" or the country code "NA" stays text.
@@ -168,6 +173,9 @@ class _RowBlocks(io.RawIOBase):
     def __init__(self, source: _CountingStream, block_size: int) -> None:
         self._source = source
         self._block_size = block_size
+        # blocks grow to block_size (×4 each): a small body (a batch of a few hundred rows) is one small
+        # buffer, not a zeroed block of block_size bytes; a big one pays two or three extra parse calls
+        self._next_size = min(block_size, FIRST_BLOCK_SIZE)
         self._carry = b""
         self.saw_quote = False
         self._spares: list[bytearray] = []  # buffers handed back by recycle(), reused: no fresh pages to fault in
@@ -199,7 +207,10 @@ class _RowBlocks(io.RawIOBase):
     def block(self, spare: int = 0) -> tuple[bytearray, int] | None:
         """The next block: a buffer whose first ``cut`` bytes are whole rows (the last block: the rest of the
         body), with at least ``spare`` bytes of room after them; None at the end of the body."""
-        carry, want = self._carry, self._block_size
+        if not self._carry and self._source.drained:
+            return None
+        carry, want = self._carry, self._next_size
+        self._next_size = min(self._block_size, self._next_size * 4)
         while True:
             want = max(want, len(carry) + 1)
             buf = self._buffer(want + spare)
@@ -347,25 +358,30 @@ class _Segments:
 
         import pyarrow as pa
 
+        spare = len(self._sentinel) + 1
+        head = self._blocks.block(spare=spare)
+        if head is None:
+            return self._parse(bytearray(spare), 0, False)  # no rows: the schema
+        block = self._blocks.block(spare=spare)
+        if block is None:  # a body of one block (most batches): parsed here, no thread pool to start
+            return self._parse(*head, True)
         workers = max(1, pa.cpu_count())
         tables: list[Any] = []
         pending: deque[Future[Any]] = deque()
         with ThreadPoolExecutor(workers, thread_name_prefix="cargo-csv-parse") as pool:
             try:
-                first = True
-                while (block := self._blocks.block(spare=len(self._sentinel) + 1)) is not None:
-                    pending.append(pool.submit(self._parse, *block, first))
-                    first = False
+                pending.append(pool.submit(self._parse, *head, True))
+                while block is not None:
+                    pending.append(pool.submit(self._parse, *block, False))
                     while len(pending) > 2 * workers:  # bounded: at most a few blocks wait, whatever the body
                         tables.append(pending.popleft().result())
+                    block = self._blocks.block(spare=spare)
                 while pending:
                     tables.append(pending.popleft().result())
             except BaseException:
                 for future in pending:
                     future.cancel()
                 raise
-        if not tables:
-            tables.append(self._parse(bytearray(len(self._sentinel) + 1), 0, False))  # no rows: the schema
         return pa.concat_tables(tables)
 
     def _parse(self, buf: bytearray, size: int, first: bool) -> Any:
@@ -648,15 +664,22 @@ def _typed_table(table: Any, names: list[str]) -> tuple[Any, dict[str, list[str]
     import pyarrow as pa
 
     kinds: dict[str, list[str]] = {"date-text": [], "bool": [], "bigint": []}
+
+    def take(i: int, converted: Any, kind: str) -> None:
+        nonlocal table
+        table = table.set_column(i, names[i], converted)  # the text version is freed here
+        if kind in ("date-text", "bigint") or kind == "bool" and converted.null_count:
+            kinds[kind].append(names[i])
+
     workers = max(1, min(len(names), pa.cpu_count()))
-    with ThreadPoolExecutor(workers, thread_name_prefix="cargo-csv-typing") as pool:
-        pending = {pool.submit(infer_column, table.column(i)): i for i in range(len(names))}
-        for future in as_completed(pending):
-            i = pending.pop(future)
-            converted, kind = future.result()
-            table = table.set_column(i, names[i], converted)  # the text version is freed here
-            if kind in ("date-text", "bigint") or kind == "bool" and converted.null_count:
-                kinds[kind].append(names[i])
+    if table.num_rows < SMALL_TABLE_ROWS or workers == 1:  # threads would cost more than they save
+        for i in range(len(names)):
+            take(i, *infer_column(table.column(i)))
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="cargo-csv-typing") as pool:
+            pending = {pool.submit(infer_column, table.column(i)): i for i in range(len(names))}
+            for future in as_completed(pending):
+                take(pending.pop(future), *future.result())
     order = {name: i for i, name in enumerate(names)}
     return table, {kind: sorted(columns, key=order.__getitem__) for kind, columns in kinds.items()}
 

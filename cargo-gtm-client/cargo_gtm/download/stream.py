@@ -67,6 +67,11 @@ class _CountingStream(io.RawIOBase):
         """Whether the iterator has ended (or failed)."""
         return self._done
 
+    @property
+    def drained(self) -> bool:
+        """Whether every byte of the body has been read (the iterator ended and nothing is pending)."""
+        return self._done and not self._pending
+
     def peek_prefix(self, size: int) -> bytes:
         """At least ``size`` bytes (fewer at the end of the body) without consuming them."""
         while self._pending_size < size and self._pull():
