@@ -38,10 +38,13 @@ from cargo_gtm.running import PollingGuidance
 from dagster_cargo import CargoResource
 
 from ._report import Row, median, spread
+from ._token import env_token
 
 TOKEN = "bench-b1-token"
 TOOL = "Enrich company"
-SPEED = 20.0  # a ~80 s (Cargo time) batch of 200 records lasts ~4 s of wall time
+#: Cargo time per wall second: a ~80 s (Cargo time) batch of 200 records lasts ~4 s of wall time. B1_SPEED=1 runs
+#: at Cargo's own pace (each size then takes minutes), to see what the ×20 does to the ratio.
+SPEED = float(os.environ.get("B1_SPEED", "20"))
 #: Cargo's polling guidance (PollingGuidance's defaults) in simulated seconds, as every other interval here
 GUIDANCE = PollingGuidance(average_interval=5.0 / SPEED, large_batch_after=60.0 / SPEED,
                            large_batch_interval=10.0 / SPEED)
@@ -98,7 +101,7 @@ def run_ours(n_batches: int, per_batch: int) -> dict[str, Any]:
 
     with emulator_process(SPEED) as base_url:
         resource = CargoResource(
-            api_token=TOKEN, base_url=base_url, max_records_per_batch=per_batch,
+            api_token=env_token(TOKEN), base_url=base_url, max_records_per_batch=per_batch,
             poll_interval=1.0 / SPEED, max_poll_interval=30.0 / SPEED,  # credit breakdown on, as by default
             poll_average_interval=GUIDANCE.average_interval,  # (batches of 200 records: the 1,000+ rule never applies)
         )
@@ -162,7 +165,8 @@ def run(quick: bool) -> list[Row]:
         ratios = [r["wall"] / r["slowest"] for r in ours]
         b_ratios = [r["wall"] / r["slowest"] for r in base]
         goal = GOALS.get(n)
-        met = median(ratios) <= goal if goal is not None and not quick else None
+        at_goal_speed = SPEED == 20.0  # the goals are stated for Cargo time ×20; another speed is a side run
+        met = median(ratios) <= goal if goal is not None and not quick and at_goal_speed else None
         rows.append(Row(
             "B1", f"wall ÷ slowest batch ({n}×{per} records)", spread(ratios), spread(b_ratios) + " (concurrent client)",
             f"{median(ratios):.2f}", f"<= {goal}" if goal else "", met,

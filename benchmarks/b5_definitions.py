@@ -33,6 +33,7 @@ from typing import Any
 from unittest import mock
 
 from ._report import Row, fmt, median, spread
+from ._token import env_token
 from .b6_emulator import TOKEN, EmulatorProcess
 
 SEEDED = 7  # the emulator's own 4 plays (the agent play included) + 3 tools
@@ -140,7 +141,7 @@ def measure(n_workflows: int, repeats: int) -> dict[str, dict[str, float]]:
     from dagster_cargo.definitions.workspace_data import fetch_workspace_data
 
     with EmulatorProcess(extra_workflows=n_workflows - SEEDED) as emu:
-        resource = CargoResource(api_token=TOKEN, base_url=emu.base_url)
+        resource = CargoResource(api_token=env_token(TOKEN), base_url=emu.base_url)
         load_definitions(resource, _initialization())  # warm-up: imports, pydantic/Dagster caches
         stored: dict[str, Any] = {}
 

@@ -26,6 +26,7 @@ from cargo_gtm_emulator import CargoEmulator
 from dagster_cargo import CargoResource
 
 from ._report import Row, fmt
+from ._token import env_token
 
 TOKEN = "bench-b7-token"
 TOOL = "Enrich company"
@@ -48,7 +49,7 @@ class _Context:
 def _resource(emu: CargoEmulator, threshold: int) -> CargoResource:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a literal token, on purpose: a benchmark on loopback
-        cargo = CargoResource(api_token=TOKEN, base_url=emu.base_url, single_run_threshold=threshold,
+        cargo = CargoResource(api_token=env_token(TOKEN), base_url=emu.base_url, single_run_threshold=threshold,
                               estimate_credits=False)
     cargo._client = CargoClient(TOKEN, base_url=emu.base_url, clock=ManualClock(on_sleep=emu.advance))
     return cargo

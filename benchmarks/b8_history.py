@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from ._report import Row, median, spread
+from ._token import env_token
 
 TOKEN = "bench-b8-token"
 TOOL = "Enrich company"
@@ -94,7 +95,7 @@ def measure(sizes: list[int], repeats: int, order: str = "newest_first") -> dict
     out: dict[int, dict[str, Any]] = {}
     with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0, credits=10**9,
                        variants={"batch_list_order": order}) as emu, dg.instance_for_test() as instance:
-        resource = CargoResource(api_token=TOKEN, base_url=emu.base_url, poll_interval=1.0,
+        resource = CargoResource(api_token=env_token(TOKEN), base_url=emu.base_url, poll_interval=1.0,
                                  max_poll_interval=30.0).with_clock(ManualClock(on_sleep=emu.advance))
         workflow = str(emu.store.tool_by_name(TOOL)["workflowUuid"])
         sensor = build_cargo_observation_sensor(build_cargo_assets_definitions(resource, selector=[TOOL]))
