@@ -3,7 +3,7 @@
 Cargo's download URLs are presigned HTTPS URLs, so this is the path every large production download takes:
 httpx reads the status line and headers through TLS, then the body's bytes come from ``SSLSocket.recv_into``
 (decrypted there), after what httpx had already decrypted past the headers. Over a real loopback TLS server
-(``tests/client/tls/localhost.pem``, a self-signed test certificate): the same DataFrame as the pandas path,
+(a self-signed certificate made for the test run): the same DataFrame as the pandas path,
 gzip, a body cut short named as truncated, and the shared client still serving the next download.
 """
 
@@ -14,7 +14,6 @@ import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -26,7 +25,33 @@ from cargo_gtm.download import stream  # noqa: E402
 from cargo_gtm.download.dataframe import download_dataframe, frame_from_bytes  # noqa: E402
 from cargo_gtm.errors import CargoDownloadError  # noqa: E402
 
-PEM = str(Path(__file__).parent / "tls" / "localhost.pem")
+
+@pytest.fixture(scope="module")
+def pem(tmp_path_factory) -> str:
+    """A throwaway self-signed certificate for 127.0.0.1 and its key, in one PEM file (made per test run: no key
+    is kept in the repository)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    path = tmp_path_factory.mktemp("tls") / "localhost.pem"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM))
+    return str(path)
 
 
 def _csv(rows: int) -> bytes:
@@ -57,11 +82,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def https_url() -> Iterator[str]:
+def https_url(pem: str) -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(PEM)
+    context.load_cert_chain(pem)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -71,8 +96,8 @@ def https_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(verify=ssl.create_default_context(cafile=PEM), timeout=30.0) as client:
+def http(pem: str) -> Iterator[httpx.Client]:
+    with httpx.Client(verify=ssl.create_default_context(cafile=pem), timeout=30.0) as client:
         yield client
 
 
