@@ -219,8 +219,9 @@ class Engine:
         self._batch_seq = itertools.count()
         self._run_seq = itertools.count()
         self.now = 0.0
-        # per (release, node slug): (model uuid, connector uuid, credit usage slug) of its usage events
-        self._usage_keys: dict[tuple[str, str], tuple[str | None, str | None, str]] = {}
+        # (release, integration, action, usage slug) -> (model uuid, connector uuid, credit usage slug) of a node's
+        # usage events: what decides them (a slug alone does not: an agent and a variables node may share one)
+        self._usage_keys: dict[tuple[str, str | None, str, str | None], tuple[str | None, str | None, str]] = {}
         self._handlers = {"querying": self._on_querying, "running": self._on_running, "step": self._on_step,
                           "cancelled": self._on_cancelled, "run_cancelled": self._on_run_cancelled}
 
@@ -483,7 +484,7 @@ class Engine:
 
     def _record_usage(self, t: float, run: RunState, node: NodeSpec, count: float,
                       unit: str = "billing.credits", slug: str | None = None) -> None:
-        key = (run.release_uuid, node.slug)
+        key = (run.release_uuid, node.integration_slug, node.action_slug, node.usage_slug)
         cached = self._usage_keys.get(key)
         if cached is None:
             cached = self._usage_keys[key] = self._usage_key(run.release_uuid, node)

@@ -143,6 +143,27 @@ def test_a_failed_agent_with_fallback_still_ends_the_run_success(agent_emu: Carg
     assert sum(e["creditsUsedCount"] for e in runs["cmp_0001"]["executions"]) == 1
 
 
+def test_usage_of_two_nodes_sharing_a_slug_is_billed_to_each_node_s_own_connector(
+        agent_emu: CargoEmulator, agent_api: httpx.Client) -> None:
+    """The agent node and the variables node are both slugged ``classify``: the agent's executions and credits go
+    to the openai connector under its own slug, the variables node's executions to no connector."""
+    batch = _play_batch(agent_emu, agent_api, "Classify inbound companies", ["cmp_0001", "cmp_0002", "cmp_0003"])
+    assert batch["status"] == "success" and batch["executedRunsCount"] == 3
+    openai = next(c["uuid"] for c in agent_emu.store.connectors.values() if c["integrationSlug"] == "openai")
+
+    def usage(unit: str) -> dict[Any, float]:
+        metrics = agent_api.get(f"/billing/usage/metrics?from=2025-01-15&to=2025-01-15&groupBy=connector_uuid"
+                                f"&unit={unit}").json()["metrics"]
+        out: dict[Any, float] = {}
+        for item in metrics[0]["items"]:
+            out[(item["groupBy"], item["slug"])] = out.get((item["groupBy"], item["slug"]), 0) + item["count"]
+        return out
+
+    # 3 runs x 4 executions (start, agent, variables, end): the agent's 3 on openai, the other 9 on none
+    assert usage("orchestration.executions") == {(openai, "success"): 3, (None, "success"): 9}
+    assert usage("billing.credits") == {(openai, "integration.openai.chat"): 3}
+
+
 def test_a_redeploy_keeps_each_node_of_a_slug_repeated_across_kinds(agent_emu: CargoEmulator,
                                                                    agent_api: httpx.Client) -> None:
     agent_emu.redeploy("Classify inbound companies", configs={"classify": {"tone": "short"}})
