@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import statistics
 import time
-import warnings
 from typing import Any
 
 from cargo_gtm import CargoClient
@@ -47,10 +46,8 @@ class _Context:
 
 
 def _resource(emu: CargoEmulator, threshold: int) -> CargoResource:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a literal token, on purpose: a benchmark on loopback
-        cargo = CargoResource(api_token=env_token(TOKEN), base_url=emu.base_url, single_run_threshold=threshold,
-                              estimate_credits=False)
+    cargo = CargoResource(api_token=env_token(TOKEN), base_url=emu.base_url, single_run_threshold=threshold,
+                          estimate_credits=False)
     cargo._client = CargoClient(TOKEN, base_url=emu.base_url, clock=ManualClock(on_sleep=emu.advance))
     return cargo
 

@@ -310,11 +310,10 @@ class Engine:
         slots = [first_start] * max(1, min(s.max_concurrent_runs, len(b.records)))
         heapq.heapify(slots)
         seen = self._already_run(b, spec)
-        filters = any(is_filter(node) for node in spec.nodes)
         for rec, raw in zip(b.records, b.inputs):
             rid = str(rec["_id"])
             skip = seen is not None and rid in seen
-            stop = planned_stop(spec, rec) if filters else None
+            stop = planned_stop(spec, rec)
             failure = self._failure(b, rec, spec, stop, counted=not skip)
             steps = [] if skip else _plan_steps(s.seed, b.uuid, rid, spec, _last_step(spec, failure, stop), slots)
             run = RunState(uuid=s.ids.uuid(), seq=next(self._run_seq), batch_uuid=b.uuid,

@@ -25,6 +25,8 @@ from cargo_gtm.download import stream  # noqa: E402
 from cargo_gtm.download.dataframe import download_dataframe, frame_from_bytes  # noqa: E402
 from cargo_gtm.errors import CargoDownloadError  # noqa: E402
 
+from .test_download_socket import _csv  # noqa: E402  (the same tricky CSV: quoted line ends, dates, booleans)
+
 
 @pytest.fixture(scope="module")
 def pem(tmp_path_factory) -> str:
@@ -52,13 +54,6 @@ def pem(tmp_path_factory) -> str:
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM))
     return str(path)
-
-
-def _csv(rows: int) -> bytes:
-    lines = ["id,n,score,flag,when,note"]
-    lines += [f'r{i},{i},{i / 4},{"true" if i % 3 else "false"},2025-01-{1 + i % 28:02d}T10:00:00.000Z,'
-              f'"say ""{i}"", then\nmore"' for i in range(rows)]
-    return ("\n".join(lines) + "\n").encode()
 
 
 #: path -> (body, bytes actually sent): the header always promises the whole body
