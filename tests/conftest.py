@@ -72,6 +72,23 @@ def _temporary_files_in_memory() -> None:
 _temporary_files_in_memory()
 
 
+def _interrupts_as_in_a_terminal() -> None:
+    """SIGINT handled, as in a terminal, even when this suite was started in the background by a non-interactive
+    shell (``make test &``, ``nohup``: how a CI runner may start it), which leaves SIGINT *ignored* in every process
+    it starts. Python installs no KeyboardInterrupt handler then, Dagster maps SIGTERM to that same "ignore", and
+    the Dagster processes the tests start (``dg dev``, daemons, code servers) would outlive the SIGINT or SIGTERM a
+    test sends them until their heartbeats time out. A handler set here is reset to the default in every child at
+    ``exec``; an ignored signal would stay ignored."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_interrupts_as_in_a_terminal()
+
+
 def _read_dagster_migrations_once() -> None:
     """Every SQLite-backed Dagster instance (``dg.instance_for_test()``) reads Alembic's migration folder again:
     about 90 migration scripts compiled and run, a third of the instance's cost. Each test process reads a
