@@ -14,8 +14,15 @@ import threading
 
 from cargo_gtm_emulator import CargoEmulator
 
+_STARTED_BY = os.getppid()
+
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs. When it is the process that started this one, its exit shows at once as this one
+    being reparented, even while the exited parent waits, a zombie, for its own parent to reap it (``kill(pid, 0)``
+    still succeeds on a zombie)."""
+    if pid == _STARTED_BY and os.getppid() != pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

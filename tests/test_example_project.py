@@ -94,6 +94,40 @@ def test_example_emulator_takes_its_token_from_the_environment_and_stops_with_it
     assert "stopping the emulator" in (tmp_path / "cargo-emulator.log").read_text()
 
 
+def test_example_emulator_stops_when_its_parent_exits_even_while_that_parent_is_an_unreaped_zombie(tmp_path):
+    """A code server that exited but was not yet reaped by whoever started it is a zombie: ``kill(pid, 0)`` still
+    succeeds on it. The emulator watches for being reparented too, so it stops all the same."""
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARGO_")}
+    env.update(DAGSTER_HOME=str(tmp_path), CARGO_EMULATOR_TOKEN="example-emulator-token-5d2", PYTHONPATH=str(ROOT))
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert f"http://127.0.0.1:{port}" in parent.stdout.read()  # to EOF: the parent has exited, not been reaped
+        state = Path(f"/proc/{parent.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        assert state == "Z", f"the parent should be an unreaped zombie here, its state is {state!r}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/v1/workspaceManagement/workspaces/current", timeout=1.0)
+            except httpx.HTTPError:
+                break
+            time.sleep(0.25)
+        else:
+            raise AssertionError("the emulator outlived its parent, which stayed a zombie")
+        assert Path(f"/proc/{parent.pid}").exists(), "the parent was reaped before the emulator stopped"
+    finally:
+        parent.wait(timeout=30)
+    assert f"Process {parent.pid} stopped; stopping the emulator." in (tmp_path / "cargo-emulator.log").read_text()
+
+
 def test_definitions_load_without_calling_cargo_once_the_state_is_stored(emulator, tmp_path):
     """The first load lists the workspace (3 calls) into $DAGSTER_HOME; every later process —
     code server, run worker, `dagster`/`dg` CLI commands — reads it and makes no catalog call."""
