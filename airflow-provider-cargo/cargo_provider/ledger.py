@@ -128,6 +128,10 @@ class TaskStateLedger:
         value = self._read(BATCH + key)
         return [value] if isinstance(value, str) else list(value or [])
 
+    def started(self, key: str) -> bool:
+        """Whether a try of this generation already sent a create for ``key`` (an intent or a batch recorded)."""
+        return bool(self.recorded(key)) or self._read(INTENT + key) is not None
+
     # -- Ledger protocol ---------------------------------------------------------------------
     def reusable(self, keys: list[str | None], datas: list[Mapping[str, Any]]) -> dict[str, Batch]:
         found: dict[str, Batch] = {}

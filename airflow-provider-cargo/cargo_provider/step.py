@@ -172,6 +172,8 @@ class CargoStep:
                     for part in parts]
         for request in requests:
             self._adopt_enrolled_change(request)
+        if scope is None:
+            self._refuse_over_estimate(requests)
         if self.driver is not None:
             self.driver.handle.close()
         settings = self.step_settings(self.budget_left())
@@ -187,6 +189,26 @@ class CargoStep:
             self.driver.start()
         except CargoError as exc:
             raise _from_core(exc) from exc
+
+    def _refuse_over_estimate(self, requests: list[Any]) -> None:
+        """With a ``credit_budget``: estimate the batches' credits (the input's size × the workflow's recent cost per
+        record, plus the execution charge; see :mod:`cargo_gtm.estimate`) and refuse them, before any is created,
+        when the estimate is over the budget. Not when an earlier try of this task already sent a create: its batch
+        is attached to, not refused (that money is spent), and the budget then holds while it runs."""
+        from cargo_gtm.estimate import try_estimate
+        from cargo_gtm.running import estimate_error, no_estimate
+
+        if self.credit_budget is None or not requests or any(self.ledger.started(r.attempt_key) for r in requests):
+            return
+        what = f"{self.target.type} {self.target.name!r}"
+        estimate = try_estimate(self.client, self.target.workflow_uuid, [r.data for r in requests])
+        if estimate is None:  # Cargo could not be asked (logged): the budget holds while the batches run
+            return
+        self.log.info("Cargo %s: %s.", what, estimate.describe())
+        if estimate.credits is None:
+            self.log.info("%s", no_estimate(what, self.credit_budget))
+        elif estimate.credits > self.credit_budget:
+            raise _from_core(estimate_error(what, estimate.describe(), self.credit_budget, {}))
 
     def _adopt_enrolled_change(self, request: Any) -> None:
         """A segment change already enrolled in this workflow (a duplicate asset event, another DAG run) is

@@ -98,6 +98,14 @@ def cargo_conn(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     return emulator
 
 
+@pytest.fixture
+def store() -> Any:
+    """The task state store's in-memory stand-in (what a task instance's ``task_state_store`` is)."""
+    from cargo_provider.ledger import MemoryStore
+
+    return MemoryStore()
+
+
 def billed(emu: Any, uuids: list[str] | None = None) -> float:
     """Credits the emulator billed for these batches (all when ``None``): provider + 0.01 per execution."""
     return round(sum(b.provider_credits + 0.01 * b.executions for b in emu.batches()

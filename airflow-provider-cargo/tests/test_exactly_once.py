@@ -26,15 +26,8 @@ def context(store: Any, *, max_tries: int = 1, retries: int = 1) -> dict[str, An
 def operator(tmp_path: Any, **kwargs: Any) -> Any:
     from cargo_provider.operators.cargo import CargoRunOperator
 
-    return CargoRunOperator(task_id="t", tool="Enrich company", records=RECORDS, deferrable=False,
-                            output_path=f"file://{tmp_path}/out.parquet", **kwargs)
-
-
-@pytest.fixture
-def store() -> Any:
-    from cargo_provider.ledger import MemoryStore
-
-    return MemoryStore()
+    return CargoRunOperator(**{"task_id": "t", "tool": "Enrich company", "records": RECORDS, "deferrable": False,
+                               "output_path": f"file://{tmp_path}/out.parquet", **kwargs})
 
 
 def _kill_at(monkeypatch: Any, where: str) -> None:

@@ -48,7 +48,8 @@ class CargoRunOperator(BaseOperator):
     :param output_path: where the Parquet output goes (``ObjectStoragePath`` or URI; templated). Default:
         ``file://$AIRFLOW_HOME/cargo_outputs/<dag_id>/<run_id>/<task_id>.parquet``.
     :param credit_budget: cancel and fail once the batches cost more than this many credits (execution
-        charge included), as ``credit_budget`` in dagster-cargo.
+        charge included), as ``credit_budget`` in dagster-cargo; and fail before creating any batch when the
+        estimate (input size × the workflow's recent credits per record + the execution charge) is over it.
     :param retry_failed: re-run the records whose run failed, up to this many rounds, paying only for them.
     :param failed_rows: ``keep`` (flagged ``_status='error'``), ``drop`` or ``fail``.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).

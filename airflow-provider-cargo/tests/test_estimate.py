@@ -1,0 +1,67 @@
+"""``credit_budget`` before the first credit: the operator estimates the batches (input size × the workflow's recent
+cost per record + the execution charge, the core's :mod:`cargo_gtm.estimate`, as dagster-cargo does) and refuses
+them before any is created when the estimate is over the budget. A try that finds an earlier try's create attaches
+to it instead: that money is spent, and the budget holds while it runs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from test_exactly_once import RECORDS, Killed, _kill_at, context, operator
+
+MANY = [{"domain": f"d{i}.com"} for i in range(40)]
+
+
+def _learned(cargo_conn: Any, store: Any, tmp_path: Any) -> float:
+    """One finished batch of the tool to learn from; the provider credits per record it cost."""
+    operator(tmp_path).execute(context(store))
+    (batch,) = cargo_conn.batches()
+    assert batch.status == "success" and batch.provider_credits > 0
+    return batch.provider_credits / len(RECORDS)
+
+
+def test_an_estimate_over_the_budget_is_refused_before_any_batch(cargo_conn, store, tmp_path) -> None:
+    from cargo_provider.ledger import MemoryStore
+    from cargo_provider.step import CargoStepError
+
+    per_record = _learned(cargo_conn, store, tmp_path)
+    expected = len(MANY) * per_record  # + the execution charge (nodes × records ÷ 100)
+    budget = round(expected / 2, 2)
+    with pytest.raises(CargoStepError) as raised:
+        operator(tmp_path, records=MANY, credit_budget=budget).execute(context(MemoryStore()))
+    text = str(raised.value)
+    assert "Not starting Cargo tool 'Enrich company': about " in text
+    assert f"{len(MANY)} records (input size)" in text and f"over the budget of {budget:g} credits" in text
+    assert "No batch was created: 0 credits spent" in text
+    estimate = float(re.search(r"about ([\d.]+) credits", text).group(1))
+    assert expected < estimate <= expected + len(MANY) * 0.01 * 10  # at most 10 nodes' execution charge
+    assert len(cargo_conn.batches()) == 1  # only the one learned from
+
+
+def test_an_estimate_within_the_budget_runs(cargo_conn, store, tmp_path) -> None:
+    from cargo_provider.ledger import MemoryStore
+
+    per_record = _learned(cargo_conn, store, tmp_path)
+    summary = operator(tmp_path, records=MANY, credit_budget=round(len(MANY) * per_record * 3 + 5, 2)).execute(
+        context(MemoryStore()))
+    assert summary["records"] == len(MANY) and len(cargo_conn.batches()) == 2
+    assert {k: v for k, v in summary["status_counts"].items() if v} == {"success": len(MANY)}
+
+
+def test_a_retry_after_a_crash_around_the_create_attaches_without_estimating(cargo_conn, store, tmp_path,
+                                                                              monkeypatch) -> None:
+    """The first try sent the create and died before saving the batch's uuid; the estimate would now refuse (it is
+    made to), but the retry finds the batch holding its input and attaches: it never refuses what was paid for."""
+    import cargo_gtm.estimate
+
+    with monkeypatch.context() as patch:
+        _kill_at(patch, "before-save")
+        with pytest.raises(Killed):
+            operator(tmp_path, credit_budget=1000).execute(context(store))
+    asked: list[str] = []
+    monkeypatch.setattr(cargo_gtm.estimate, "try_estimate", lambda *a, **k: asked.append("estimate"))
+    summary = operator(tmp_path, credit_budget=1000).execute(context(store))
+    (batch,) = cargo_conn.batches()
+    assert asked == [] and summary["batch_uuids"] == [batch.uuid] and batch.status == "success"
