@@ -110,7 +110,8 @@ def test_example_emulator_stops_when_its_parent_exits_even_while_that_parent_is_
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
     try:
-        assert f"http://127.0.0.1:{port}" in parent.stdout.read()  # to EOF: the parent has exited, not been reaped
+        assert f"http://127.0.0.1:{port}" in parent.stdout.read()
+        os.waitid(os.P_PID, parent.pid, os.WEXITED | os.WNOWAIT)  # until it has exited, leaving it unreaped
         state = Path(f"/proc/{parent.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         assert state == "Z", f"the parent should be an unreaped zombie here, its state is {state!r}"
         deadline = time.monotonic() + 60
