@@ -63,18 +63,40 @@ for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
 """
 
 
-def test_example_emulator_takes_its_token_from_the_environment_and_stops_with_its_parent(tmp_path):
+def _free_port() -> int:
     import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _parent_env(tmp_path: Path, token: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARGO_")}
+    env.update(DAGSTER_HOME=str(tmp_path), CARGO_EMULATOR_TOKEN=token, PYTHONPATH=str(ROOT))
+    return env
+
+
+def _until_stopped(port: int, why: str) -> None:
+    """Wait until nothing answers on ``port`` (the emulator checks its parent 4 times a second), at most 60 s."""
     import time
 
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/v1/workspaceManagement/workspaces/current", timeout=1.0)
+        except httpx.HTTPError:
+            return
+        time.sleep(0.25)
+    raise AssertionError(why)
+
+
+def test_example_emulator_takes_its_token_from_the_environment_and_stops_with_its_parent(tmp_path):
+    port = _free_port()
     token = "example-emulator-token-93be1"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARGO_")}
-    env.update(DAGSTER_HOME=str(tmp_path), CARGO_EMULATOR_TOKEN=token, PYTHONPATH=str(ROOT))
+    env = _parent_env(tmp_path, token)
     out = subprocess.run([sys.executable, "-c", PARENT, str(port)], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -82,31 +104,15 @@ def test_example_emulator_takes_its_token_from_the_environment_and_stops_with_it
     if Path("/proc").is_dir():
         args = [line for line in out.stdout.splitlines() if line.startswith("EMULATOR_ARGS")]
         assert args and token not in args[0]
-    deadline = time.monotonic() + 60  # the emulator checks its parent every second
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/v1/workspaceManagement/workspaces/current", timeout=1.0)
-        except httpx.HTTPError:
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError("the example's emulator outlived the process that started it")
+    _until_stopped(port, "the example's emulator outlived the process that started it")
     assert "stopping the emulator" in (tmp_path / "cargo-emulator.log").read_text()
 
 
 def test_example_emulator_stops_when_its_parent_exits_even_while_that_parent_is_an_unreaped_zombie(tmp_path):
     """A code server that exited but was not yet reaped by whoever started it is a zombie: ``kill(pid, 0)`` still
     succeeds on it. The emulator watches for being reparented too, so it stops all the same."""
-    import socket
-    import time
-
-    import httpx
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARGO_")}
-    env.update(DAGSTER_HOME=str(tmp_path), CARGO_EMULATOR_TOKEN="example-emulator-token-5d2", PYTHONPATH=str(ROOT))
+    port = _free_port()
+    env = _parent_env(tmp_path, "example-emulator-token-5d2")
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
     try:
@@ -114,15 +120,7 @@ def test_example_emulator_stops_when_its_parent_exits_even_while_that_parent_is_
         os.waitid(os.P_PID, parent.pid, os.WEXITED | os.WNOWAIT)  # until it has exited, leaving it unreaped
         state = Path(f"/proc/{parent.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         assert state == "Z", f"the parent should be an unreaped zombie here, its state is {state!r}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/v1/workspaceManagement/workspaces/current", timeout=1.0)
-            except httpx.HTTPError:
-                break
-            time.sleep(0.25)
-        else:
-            raise AssertionError("the emulator outlived its parent, which stayed a zombie")
+        _until_stopped(port, "the emulator outlived its parent, which stayed a zombie")
         assert Path(f"/proc/{parent.pid}").exists(), "the parent was reaped before the emulator stopped"
     finally:
         parent.wait(timeout=30)
