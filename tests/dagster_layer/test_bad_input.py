@@ -80,3 +80,19 @@ def test_pandas_and_numpy_values_are_sent_as_plain_json(emulator):
          "signed_up_at": None, "active": False},
     ]
     assert len(result.output_for_node("subject")) == 2
+
+
+def test_records_that_carry_an_earlier_outcome_get_this_runs_status(emulator):
+    """An earlier Cargo output fed to the next tool carries ``_status``/``_error_message``: the output shows this
+    run's outcome there (globex.com's run fails now), never the one the input came with."""
+    emulator.plan_failures({"domain=globex.com": "always"})
+    upstream = pd.DataFrame({"domain": ["acme.com", "globex.com"], "company_name": ["Acme", "Globex"],
+                             "_status": ["success", "success"], "_error_message": [None, None]})
+    result = run_asset(emulator, lambda ctx, cargo: cargo.run_tool(ctx, "Enrich company", upstream))
+    assert result.success
+    out = result.output_for_node("subject")
+    (batch,) = emulator.batches()
+    assert batch.failed_runs_count == 1
+    assert list(out["_status"]) == ["success", "error"]
+    assert out["_error_message"].iloc[0] is None and out["_error_message"].iloc[1]
+    assert list(out["company_name"]) == ["Acme", "Globex"]  # the other input columns are the caller's

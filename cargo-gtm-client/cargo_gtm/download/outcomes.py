@@ -52,6 +52,8 @@ __all__ = [
 
 STATUS_COLUMN = "_status"
 ERROR_COLUMN = "_error_message"
+#: the columns every output row gets from Cargo and from its run's outcome, whatever the input held
+OUTPUT_COLUMNS = ("_id", "_title", STATUS_COLUMN, ERROR_COLUMN)
 #: Values of the ``_status`` column.
 STATUSES = ("success", "error", "filtered", "skipped", "cancelled")
 #: Run statuses other than ``success`` (REFERENCE 9.2): the runs whose rows need more than the batch file.
@@ -290,6 +292,9 @@ def align_inputs(frame: Any, records: Sequence[Mapping[str, Any]]) -> Any:
     The file carries the input fields as text the parser had to type again (a zip code ``"02139"`` read
     as the number 2139); the caller's records are what was sent. Columns the caller sent replace the
     file's columns of the same name, with the caller's values and JSON types; their position is kept.
+    The output's own columns (:data:`OUTPUT_COLUMNS`: Cargo's record id and title, this run's ``_status`` and
+    ``_error_message``) are never replaced: records that carry them (an earlier Cargo output fed to the next
+    tool) get this run's outcome there, not the one they came with.
     """
     import pandas as pd
 
@@ -297,7 +302,7 @@ def align_inputs(frame: Any, records: Sequence[Mapping[str, Any]]) -> Any:
         return frame
     keys: dict[str, None] = {}
     for record in records:
-        keys.update(dict.fromkeys(k for k in record if k not in ("_id", "_title")))
+        keys.update(dict.fromkeys(k for k in record if k not in OUTPUT_COLUMNS))
     if not keys:
         return frame
     caller = pd.DataFrame.from_records([dict(r) for r in records], columns=list(keys))
