@@ -51,42 +51,90 @@ def resolve_target(client: Any, *, play: str | None = None, tool: str | None = N
                           hint="pass the workflowUuid shown on the play's or tool's page, or use play=/tool= by name.")
 
 
-def _read_path(path: Any) -> Any:
-    """A DataFrame from an ``ObjectStoragePath`` (or a local path / URI string), by suffix."""
-    import pandas as pd
+_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+             ".json": "json"}
+
+
+def _read_path(path: Any) -> list[dict[str, Any]]:
+    """The records of an ``ObjectStoragePath`` (or a local path / URI string), by suffix, as the file holds them:
+    a CSV's cells as their text (a zip code ``02134`` stays ``"02134"``, ``NA`` stays ``"NA"``), JSON values as
+    JSON gives them, Parquet values in their Arrow types (an int64 with nulls stays exact)."""
     from airflow.sdk import ObjectStoragePath
 
     p = path if isinstance(path, ObjectStoragePath) else ObjectStoragePath(str(path))
-    suffix = p.suffix.lower()
-    with p.open("rb") as handle:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(handle)
-        if suffix == ".csv":
-            return pd.read_csv(handle)
-        if suffix in (".jsonl", ".ndjson"):
-            return pd.read_json(handle, lines=True)
-        if suffix == ".json":
-            return pd.read_json(handle)
-    raise CargoInputError(f"Cannot read records from {p}: unknown suffix {suffix!r}.",
-                          hint="use a .parquet, .csv, .json or .jsonl file.")
+    kind = _SUFFIXES.get(p.suffix.lower())
+    if kind is None:
+        raise CargoInputError(f"Cannot read records from {p}: unknown suffix {p.suffix.lower()!r}.",
+                              hint="use a .parquet, .csv, .json or .jsonl file, or pass the records themselves "
+                                   "(a list of dicts, a DataFrame or upstream.output).")
+    try:
+        with p.open("rb") as handle:
+            return _parse(kind, handle)
+    except FileNotFoundError as exc:
+        raise CargoInputError(f"No file at {p} to read records from.",
+                              hint="check the path (a templated one is rendered before this), or pass the records "
+                                   "themselves.") from exc
+    except ValueError as exc:
+        raise CargoInputError(f"Cannot read records from {p} as {kind}: {exc}.",
+                              hint=f"check that the file is valid {kind}, or rename it to the suffix it has.") from exc
+
+
+def _parse(kind: str, handle: Any) -> list[dict[str, Any]]:
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(handle).to_pylist()
+    text = handle.read().decode("utf-8-sig")
+    if kind == "csv":
+        import csv
+        import io
+
+        return [dict(row) for row in csv.DictReader(io.StringIO(text, newline=""))]
+    if kind == "jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return _columns_orient_to_records(json.loads(text))
+
+
+def _columns_orient_to_records(value: Any) -> Any:
+    """pandas' default JSON (``df.to_json(path)``: ``{column: {index: value}}``) as its records, values untouched;
+    any other JSON as it is (a list of records, or what the core then refuses)."""
+    if not (isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values())):
+        return value
+    index: dict[str, None] = {}
+    for column in value.values():
+        index.update(dict.fromkeys(column))
+    return [{name: column[i] for name, column in value.items() if i in column} for i in index]
+
+
+def _from_text(text: str) -> Any:
+    """An XCom rendered as text by a template (JSON), else a path to read."""
+    stripped = text.strip()
+    if not stripped:
+        raise CargoInputError("records= is an empty string.", hint="pass records=upstream.output (an XComArg), a "
+                              "list of dicts, a DataFrame or a file path; a template that rendered to nothing "
+                              "found no XCom.")
+    if stripped[:1] not in "[{":
+        return _read_path(stripped)
+    try:
+        return json.loads(stripped)
+    except ValueError as exc:
+        raise CargoInputError(f"records= is text that is not JSON ({exc}): {stripped[:80]!r}.",
+                              hint="a template such as \"{{ ti.xcom_pull(...) }}\" renders a Python repr, not JSON: "
+                                   "pass records=upstream.output (an XComArg) instead, or set "
+                                   "render_template_as_native_obj=True on the DAG.") from exc
 
 
 def load_records(value: Any) -> list[dict[str, Any]]:
-    """Input records, JSON-safe, from XCom values, a DataFrame or an object-storage path."""
+    """Input records, JSON-safe, from XCom values, a DataFrame or an object-storage path. A single dict is refused
+    (as by the core): a record is ``[{...}]``, and a dict of columns (``df.to_dict("list")``) is not records."""
     from cargo_gtm import to_json_records
 
     if value is None:
         return []
     if isinstance(value, str):
-        text = value.strip()
-        if text[:1] in "[{":  # an XCom rendered as text by a template
-            value = json.loads(text)
-        else:
-            value = _read_path(text)
+        value = _from_text(value)
     elif not isinstance(value, (list, tuple, Mapping)) and hasattr(value, "open") and hasattr(value, "suffix"):
         value = _read_path(value)
-    if isinstance(value, Mapping):
-        value = [value]
     return to_json_records(value)
 
 
@@ -102,7 +150,13 @@ def build_data(target: Target, *, records: Any = None, filter: Mapping[str, Any]
         if any(v is not None for v in (filter, segment, record_ids, change)):
             raise CargoInputError(f"Tool {target.name!r} takes records only (records=...), not a filter, segment, "
                                   "record ids or change.", hint="pass records=, or run a play for the others.")
-        return records_data(load_records(records))
+        data = records_data(load_records(records))
+        if data["records"] and client is not None:  # a run without them would fail and still be charged
+            from cargo_gtm.inputs.records import check_required_fields
+
+            check_required_fields(data["records"], client.required_form_fields(target.workflow_uuid),
+                                  what=f"tool {target.name!r}")
+        return data
     if records is not None:
         raise CargoInputError(f"Play {target.name!r} runs over its model's records: give filter=, segment=, "
                               "record_ids= or change=, not records=.", hint="run a tool over inline records.")

@@ -56,3 +56,47 @@ def test_records_from_a_json_xcom_string_and_from_files(tmp_path) -> None:
     (tmp_path / "r.xml").write_text("<x/>")
     with pytest.raises(CargoInputError, match="unknown suffix '.xml'.*Next step"):
         load_records(str(tmp_path / "r.xml"))
+
+
+def test_a_file_s_values_are_sent_as_the_file_holds_them(tmp_path) -> None:
+    """No type guessing: a CSV's cells are their text (leading zeros, "NA"), JSON values are JSON's (a numeric-looking
+    string stays a string, a ``*_at`` column is no date), pandas' default JSON (columns) gives its records, and a
+    Parquet int64 with nulls stays exact."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from cargo_provider.inputs import load_records
+
+    (tmp_path / "r.csv").write_text("domain,zip,phone,country,employees\nacme.com,02134,0612345678,NA,\n")
+    assert load_records(str(tmp_path / "r.csv")) == [
+        {"domain": "acme.com", "zip": "02134", "phone": "0612345678", "country": "NA", "employees": ""}]
+    (tmp_path / "r.jsonl").write_text('{"zip": "02134", "created_at": "1700000000"}\n\n{"zip": 501}\n')
+    assert load_records(str(tmp_path / "r.jsonl")) == [{"zip": "02134", "created_at": "1700000000"}, {"zip": 501}]
+    pd.DataFrame({"domain": ["a.com", "b.com"], "zip": ["02134", "501"]}).to_json(tmp_path / "c.json")
+    assert load_records(str(tmp_path / "c.json")) == [{"domain": "a.com", "zip": "02134"},
+                                                       {"domain": "b.com", "zip": "501"}]
+    pq.write_table(pa.table({"crm_id": pa.array([9007199254740993, None], pa.int64())}), tmp_path / "r.parquet")
+    assert load_records(str(tmp_path / "r.parquet")) == [{"crm_id": 9007199254740993}, {"crm_id": None}]
+
+
+@pytest.mark.parametrize(("value", "fragment"), [
+    ("", "records= is an empty string"),
+    ("[{'domain': 'a.com'}]", "is text that is not JSON"),
+    ("None", "unknown suffix ''"),
+    ("/nowhere/records.csv", "No file at /nowhere/records.csv"),
+    ({"domain": ["a.com", "b.com"]}, "not a single dict"),
+], ids=["empty", "python-repr", "none-text", "missing-file", "columns-dict"])
+def test_text_and_shapes_that_are_not_records_are_refused_with_a_next_step(value, fragment) -> None:
+    from cargo_provider.inputs import load_records
+
+    with pytest.raises(CargoInputError, match=f"{fragment}.*Next step"):
+        load_records(value)
+
+
+def test_records_missing_a_required_field_are_refused_before_any_batch(client, cargo_conn) -> None:
+    from cargo_provider.inputs import build_data, resolve_target
+
+    tool = resolve_target(client, tool="Enrich company")
+    with pytest.raises(CargoInputError, match=r"Input record 1 has no value for the required form field 'domain' of "
+                                              r"the tool 'Enrich company' \(2 of 3 records.*Next step"):
+        build_data(tool, records=[{"domain": "acme.com"}, {"company_name": "Globex"}, {"domain": ""}], client=client)
+    assert cargo_conn.batches() == []

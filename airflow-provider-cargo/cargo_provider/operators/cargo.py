@@ -39,7 +39,9 @@ class CargoRunOperator(BaseOperator):
     :param tool: a tool's name or UUID (runs over ``records``).
     :param workflow: a workflow UUID (a play's or a tool's).
     :param records: a tool's input: a list of dicts or a DataFrame (e.g. ``upstream.output`` from XCom), or an
-        ``ObjectStoragePath`` / path string of a Parquet, CSV, JSON or JSON Lines file.
+        ``ObjectStoragePath`` / path string of a Parquet, CSV, JSON or JSON Lines file (read as the file holds
+        it: a CSV's cells as text). Templated: strings inside inline records are rendered by Jinja; wrap them in
+        ``airflow.sdk.literal(...)`` to send them as written.
     :param filter: a play's filter, Cargo's shape ``{"conjonction": "and", "groups": [...]}``.
     :param limit: at most this many records of the filter.
     :param segment: a segment's name or UUID (play input).
