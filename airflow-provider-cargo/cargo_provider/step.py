@@ -357,13 +357,17 @@ class CargoStep:
         combined = StepResult(frame=kept, batches=batches, credits=_total_credits(self.results), statuses=counts,
                               records_count=records, settings=self.step_settings(self.credit_budget))
         meta = step_metadata(combined, breakdown=False)
-        uri = _write_parquet(kept, path)
+        uri, as_text = _write_parquet(kept, path)
+        if as_text:
+            self.log.warning("Parquet cannot hold the values of column(s) %s in one type (e.g. text and numbers): "
+                             "they are written as JSON text, each value as json.dumps gives it (json.loads reads "
+                             "them back), and named in the summary's json_text_columns.", ", ".join(as_text))
         summary = {
             "batch_uuids": uuids, "workflow_uuid": self.target.workflow_uuid, "workflow": self.target.name,
             "type": self.target.type, "records": records, "rows": len(kept), "status_counts": counts,
             "credits_total": meta["credits_used"], "credits_provider": meta.get("provider_credits"),
             "execution_charge": meta.get("execution_charge"), "node_executions": meta.get("node_executions"),
-            "heal_rounds": self.heal_round, "uri": uri,
+            "heal_rounds": self.heal_round, "uri": uri, "json_text_columns": as_text,
         }
         self.log.info("Cargo %s %r: %d input records, %d output rows, %g credits; output written to %s",
                       self.target.type, self.target.name, records, len(kept), summary["credits_total"], uri)
@@ -424,16 +428,58 @@ def _total_credits(results: list[Any]) -> Any:
     return total
 
 
-def _write_parquet(frame: Any, path: Any) -> str:
-    """Write ``frame`` as Parquet to an ``ObjectStoragePath`` (parents made for local paths); its URI."""
+def _parquet_bytes(frame: Any) -> tuple[bytes, list[str]]:
+    """``frame`` as Parquet, and the columns written as JSON text: a column whose values Parquet cannot hold in one
+    type (text and numbers, text and lists, empty objects) is written with each value as its JSON text, so that a
+    paid batch always gives its output file (and a retry does not fail on the same rows again)."""
     import io
 
+    import pyarrow as pa
+
     buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
+    try:
+        frame.to_parquet(buffer, index=False)
+        return buffer.getvalue(), []
+    except (pa.ArrowException, TypeError, ValueError):
+        pass
+    as_text = [c for c in frame.columns if frame[c].dtype == object and not _parquet_can_hold(frame[[c]])]
+    fixed = frame.copy()
+    for column in as_text:
+        fixed[column] = fixed[column].map(_json_text)
+    buffer = io.BytesIO()
+    fixed.to_parquet(buffer, index=False)
+    return buffer.getvalue(), [str(c) for c in as_text]
+
+
+def _parquet_can_hold(column: Any) -> bool:
+    import io
+
+    import pyarrow as pa
+
+    try:
+        column.to_parquet(io.BytesIO(), index=False)
+    except (pa.ArrowException, TypeError, ValueError):
+        return False
+    return True
+
+
+def _json_text(value: Any) -> str | None:
+    import json
+    import math
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _write_parquet(frame: Any, path: Any) -> tuple[str, list[str]]:
+    """Write ``frame`` as Parquet to an ``ObjectStoragePath`` (parents made for local paths); its URI and the columns
+    written as JSON text (see :func:`_parquet_bytes`)."""
+    data, as_text = _parquet_bytes(frame)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (NotImplementedError, OSError, AttributeError):  # object stores have no directories
         pass
     with path.open("wb") as handle:
-        handle.write(buffer.getvalue())
-    return str(path)
+        handle.write(data)
+    return str(path), as_text
