@@ -157,4 +157,3 @@ def test_a_stale_trigger_event_of_an_earlier_try_is_ignored(cargo_conn, store, t
     summary = op.execute_complete(ctx, event={"status": "timeout", "batch_uuids": ["someone-elses-batch"]})
     (batch,) = cargo_conn.batches()
     assert summary["batch_uuids"] == [batch.uuid] and batch.status == "success"
-
