@@ -128,9 +128,31 @@ class TaskStateLedger:
         value = self._read(BATCH + key)
         return [value] if isinstance(value, str) else list(value or [])
 
-    def started(self, key: str) -> bool:
-        """Whether a try of this generation already sent a create for ``key`` (an intent or a batch recorded)."""
-        return bool(self.recorded(key)) or self._read(INTENT + key) is not None
+    def may_attach(self, key: str, data: Mapping[str, Any]) -> bool:
+        """Whether a try of this generation left a batch for ``key`` that this one will attach to: one recorded that
+        may still succeed, or the one an earlier try's create intent made (looked for in Cargo now, and recorded
+        when found, so that the start attaches to it)."""
+        uuids = self.recorded(key)
+        if any(batch is not None and _usable(batch) for batch in map(self._read_batch, uuids)):
+            return True
+        return self._read(INTENT + key) is not None and self._from_intent(key, data) is not None
+
+    def dead_owned(self) -> list[Batch]:
+        """The batches this generation recorded that are never reused (cancelled, cancelling, failed): what earlier
+        tries paid for and a retry does not attach to."""
+        found = [self._read_batch(uuid) for uuid in sorted(self.owned())]
+        return [b for b in found if b is not None and not _usable(b)]
+
+    def _read_batch(self, uuid: str) -> Batch | None:
+        try:
+            return self.client.get_batch(uuid)
+        except CargoNotFoundError:
+            return None
+        except CargoError as exc:
+            raise AirflowException(
+                f"An earlier try of this task created Cargo batch {uuid}, but it could not be read now: {exc}. "
+                "Without it this try can neither attach to it nor keep the credit budget. Next step: let the task "
+                "retry once Cargo answers again.") from exc
 
     # -- Ledger protocol ---------------------------------------------------------------------
     def reusable(self, keys: list[str | None], datas: list[Mapping[str, Any]]) -> dict[str, Batch]:

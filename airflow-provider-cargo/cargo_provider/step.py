@@ -113,6 +113,7 @@ class CargoStep:
         self.rows: Any = None  # the core's HealRows over the finished rounds' merged output
         self._heal_positions: list[int] = []
         self._heal_parts: list[Any] = []
+        self.prior_spent = 0.0  # credits earlier tries paid for batches never reused (read with a budget)
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -198,17 +199,24 @@ class CargoStep:
         from cargo_gtm.estimate import try_estimate
         from cargo_gtm.running import estimate_error, no_estimate
 
-        if self.credit_budget is None or not requests or any(self.ledger.started(r.attempt_key) for r in requests):
+        if self.credit_budget is None or not requests:
+            return
+        if any(self.ledger.may_attach(r.attempt_key, r.data) for r in requests):
             return
         what = f"{self.target.type} {self.target.name!r}"
+        left = self.budget_left()
+        if left is not None and left <= 0:
+            raise _fail(f"Not starting Cargo {what}: earlier tries of this task already spent {self.prior_spent:g} "
+                        f"credits of its credit_budget of {self.credit_budget:g}; no batch was created",
+                        "clear the task to start over with a fresh budget, or raise credit_budget.")
         estimate = try_estimate(self.client, self.target.workflow_uuid, [r.data for r in requests])
         if estimate is None:  # Cargo could not be asked (logged): the budget holds while the batches run
             return
         self.log.info("Cargo %s: %s.", what, estimate.describe())
         if estimate.credits is None:
-            self.log.info("%s", no_estimate(what, self.credit_budget))
-        elif estimate.credits > self.credit_budget:
-            raise _from_core(estimate_error(what, estimate.describe(), self.credit_budget, {}))
+            self.log.info("%s", no_estimate(what, left))
+        elif estimate.credits > left:
+            raise _from_core(estimate_error(what, estimate.describe(), left, {}))
 
     def _adopt_enrolled_change(self, request: Any) -> None:
         """A segment change already enrolled in this workflow (a duplicate asset event, another DAG run) is
@@ -230,8 +238,27 @@ class CargoStep:
         return self.settings.batch_url(batch.uuid, getattr(batch, "workflow_uuid", None))
 
     def start(self) -> None:
-        """Round 0: attach to this task's batch(es) or create them exactly once."""
+        """Round 0: attach to this task's batch(es) or create them exactly once. With a ``credit_budget``, what
+        earlier tries of this task paid for batches that are never reused counts against it first."""
+        if self.credit_budget is not None:
+            self.prior_spent = self._spent_by_earlier_tries()
         self._begin(self.datas, None)
+
+    def _spent_by_earlier_tries(self) -> float:
+        """Credits (provider + execution charge) of this generation's batches that are never reused: a retry after
+        an over-budget stop or a failed batch does not get the whole budget again."""
+        from cargo_gtm.credits import batch_credit_split
+
+        dead = self.ledger.dead_owned()
+        try:
+            spent = round(sum(batch_credit_split(self.client, b).total for b in dead), 6)
+        except CargoError as exc:
+            raise _from_core(exc) from exc
+        if spent:
+            self.log.info("Earlier tries of this task spent %g credits on Cargo batch(es) %s that are not reused; "
+                          "they count against its credit_budget of %g.", spent, ", ".join(b.uuid for b in dead),
+                          self.credit_budget)
+        return spent
 
     @property
     def batches(self) -> list[Batch]:
@@ -251,7 +278,8 @@ class CargoStep:
 
     # -- waiting (in the worker) -------------------------------------------------------------------
     def spent(self) -> float:
-        return float(sum(r.credits_used for r in self.results))
+        """Credits this task spent: earlier tries' dead batches (with a budget) and this try's finished rounds."""
+        return self.prior_spent + float(sum(r.credits_used for r in self.results))
 
     def budget_left(self) -> float | None:
         return None if self.credit_budget is None else max(self.credit_budget - self.spent(), 0.0)
@@ -304,7 +332,7 @@ class CargoStep:
         if self.credit_budget is None:
             return True
         spent = self.spent()
-        per_record = spent / max(1, len(self.rows.frame))
+        per_record = (spent - self.prior_spent) / max(1, len(self.rows.frame))  # this try's rounds: its records
         if spent + per_record * count <= self.credit_budget:
             return True
         self.log.warning("%s", unaffordable_round(count, f"{self.target.type} {self.target.name!r}",

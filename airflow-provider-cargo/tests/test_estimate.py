@@ -1,7 +1,8 @@
 """``credit_budget`` before the first credit: the operator estimates the batches (input size × the workflow's recent
 cost per record + the execution charge, the core's :mod:`cargo_gtm.estimate`, as dagster-cargo does) and refuses
 them before any is created when the estimate is over the budget. A try that finds an earlier try's create attaches
-to it instead: that money is spent, and the budget holds while it runs."""
+to it instead: that money is spent, and the budget holds while it runs. What earlier tries paid for batches that
+are never reused counts against the budget of a retry."""
 
 from __future__ import annotations
 
@@ -65,3 +66,44 @@ def test_a_retry_after_a_crash_around_the_create_attaches_without_estimating(car
     summary = operator(tmp_path, credit_budget=1000).execute(context(store))
     (batch,) = cargo_conn.batches()
     assert asked == [] and summary["batch_uuids"] == [batch.uuid] and batch.status == "success"
+
+
+def test_a_retry_after_an_over_budget_stop_gets_what_is_left_of_the_budget_not_all_of_it(cargo_conn, store,
+                                                                                          tmp_path) -> None:
+    """The budget holds over the task, retries included: the first try's cancelled batch counts against it."""
+    from cargo_provider.step import CargoStepError
+    from conftest import billed
+
+    with pytest.raises(CargoStepError, match="over this"):
+        operator(tmp_path, records=MANY, credit_budget=2).execute(context(store))
+    (first,) = cargo_conn.batches()
+    spent = billed(cargo_conn)
+    assert first.status in ("cancelled", "cancelling") and spent > 2
+    with pytest.raises(CargoStepError, match=rf"earlier tries of this task already spent {spent:g} credits of its "
+                                             r"credit_budget of 2; no batch was created.*Next step: clear the task"):
+        operator(tmp_path, records=MANY, credit_budget=2).execute(context(store))
+    assert len(cargo_conn.batches()) == 1 and billed(cargo_conn) == spent
+
+
+def test_a_retry_whose_earlier_create_never_left_is_estimated(cargo_conn, store, tmp_path, monkeypatch) -> None:
+    """Try 1 recorded its intent and died before the create was sent (no batch in Cargo); meanwhile the tool's
+    cost per record became known. Try 2 is about to create: the estimate applies to it like to any first try."""
+    from cargo_provider.ledger import MemoryStore, TaskStateLedger
+    from cargo_provider.step import CargoStepError
+
+    real_intent = TaskStateLedger.intent
+
+    def intent_then_die(self: Any, key: Any, value: Any) -> None:
+        real_intent(self, key, value)
+        raise Killed("after the intent, before the create is sent")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TaskStateLedger, "intent", intent_then_die)
+        with pytest.raises(Killed):
+            operator(tmp_path, records=MANY, credit_budget=3).execute(context(store))
+    assert cargo_conn.batches() == []
+    per_record = _learned(cargo_conn, MemoryStore(), tmp_path)
+    assert len(MANY) * per_record > 3
+    with pytest.raises(CargoStepError, match="No batch was created: 0 credits spent"):
+        operator(tmp_path, records=MANY, credit_budget=3).execute(context(store))
+    assert len(cargo_conn.batches()) == 1  # only the one learned from
