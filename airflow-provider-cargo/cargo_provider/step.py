@@ -168,9 +168,9 @@ class CargoStep:
         from cargo_gtm.running import BatchHandle, BatchRequest, StepDriver
 
         parts = [part for data in datas for part in self._parts(data)]
-        requests = [BatchRequest(self.target.workflow_uuid, part, attempt_key(self.target.workflow_uuid, part, scope),
+        requests = [BatchRequest(self.target.workflow_uuid, part, _part_key(self.target.workflow_uuid, part, scope, i),
                                  self.output_node_slug, part.get("records") if part.get("kind") == "records" else None)
-                    for part in parts]
+                    for i, part in enumerate(parts)]
         for request in requests:
             self._adopt_enrolled_change(request)
         if scope is None:
@@ -400,6 +400,12 @@ class CargoStep:
         self.log.info("Cargo %s %r: %d input records, %d output rows, %g credits; output written to %s",
                       self.target.type, self.target.name, records, len(kept), summary["credits_total"], uri)
         return summary
+
+
+def _part_key(workflow_uuid: str, part: Mapping[str, Any], scope: str | None, index: int) -> str:
+    """The attempt key of a round's ``index``-th batch: its content and round, and its place after the first, so that
+    two chunks holding the same records (a list repeated) keep a batch each."""
+    return attempt_key(workflow_uuid, part, scope if index == 0 else f"{scope or ''}#{index}")
 
 
 def raise_for_event(event: Mapping[str, Any]) -> None:

@@ -157,3 +157,22 @@ def test_a_stale_trigger_event_of_an_earlier_try_is_ignored(cargo_conn, store, t
     summary = op.execute_complete(ctx, event={"status": "timeout", "batch_uuids": ["someone-elses-batch"]})
     (batch,) = cargo_conn.batches()
     assert summary["batch_uuids"] == [batch.uuid] and batch.status == "success"
+
+
+def test_two_chunks_with_the_same_records_keep_a_batch_each_across_a_retry(cargo_conn, store, tmp_path,
+                                                                           monkeypatch) -> None:
+    """An input whose chunks hold the same records (a list repeated): each chunk's batch is its own on a retry, none
+    is dropped from the summary (and from cancelling) because the other has the same content."""
+    import cargo_provider.step as step
+    from conftest import billed
+
+    monkeypatch.setattr(step, "MAX_RECORDS_PER_BATCH", 2)
+    with monkeypatch.context() as patch:
+        patch.setattr(step.CargoStep, "wait", lambda self: (_ for _ in ()).throw(Killed()))
+        patch.setattr(step.CargoStep, "cancel", lambda self, why: [])
+        with pytest.raises(Killed):
+            operator(tmp_path, records=RECORDS + RECORDS).execute(context(store))
+    summary = operator(tmp_path, records=RECORDS + RECORDS).execute(context(store))
+    batches = cargo_conn.batches()
+    assert len(batches) == 2 and sorted(summary["batch_uuids"]) == sorted(b.uuid for b in batches)
+    assert summary["records"] == 4 and summary["credits_total"] == billed(cargo_conn)
