@@ -235,18 +235,29 @@ class TaskStateLedger:
         self.created(key, batch)
         return batch if _usable(batch) else None
 
+    def cancel_earlier_generation(self) -> None:
+        """Every batch the task recorded before it was cleared that is still running is cancelled, whatever its
+        input (a cleared task may run another input, or be refused before it creates anything)."""
+        for uuid in self._stale(OWNED) or []:
+            self._cancel_if_running(uuid)
+
     def _cancel_stale(self, key: str) -> None:
         """A batch of an earlier clear generation that is still running is cancelled (the task was cleared)."""
         value = self._stale(BATCH + key)
         for uuid in [value] if isinstance(value, str) else list(value or []):
-            try:
-                batch = self.client.get_batch(uuid)
-                if not batch.is_terminal and batch.status != BatchStatus.CANCELLING:
-                    self.client.cancel_batch(uuid)
-                    self.log.warning("Cancelled Cargo batch %s: it belongs to this task's run from before it was "
-                                     "cleared, and a cleared task starts a fresh batch.", uuid)
-            except CargoError as exc:
-                self.log.warning("Could not check or cancel Cargo batch %s from before the task was cleared: %s",
-                                 uuid, exc)
+            self._cancel_if_running(uuid)
+
+    def _cancel_if_running(self, uuid: str) -> None:
+        try:
+            batch = self.client.get_batch(uuid)
+            if not batch.is_terminal and batch.status != BatchStatus.CANCELLING:
+                self.client.cancel_batch(uuid)
+                self.log.warning("Cancelled Cargo batch %s: it belongs to this task's run from before it was "
+                                 "cleared, and a cleared task starts a fresh batch.", uuid)
+        except CargoNotFoundError:
+            return
+        except CargoError as exc:
+            self.log.warning("Could not check or cancel Cargo batch %s from before the task was cleared: %s. Cancel "
+                             "it in Cargo if it is still running.", uuid, exc)
 
 

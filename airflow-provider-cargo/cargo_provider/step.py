@@ -238,8 +238,10 @@ class CargoStep:
         return self.settings.batch_url(batch.uuid, getattr(batch, "workflow_uuid", None))
 
     def start(self) -> None:
-        """Round 0: attach to this task's batch(es) or create them exactly once. With a ``credit_budget``, what
-        earlier tries of this task paid for batches that are never reused counts against it first."""
+        """Round 0: attach to this task's batch(es) or create them exactly once. Batches from before the task was
+        cleared that still run are cancelled first; with a ``credit_budget``, what earlier tries of this task paid
+        for batches that are never reused counts against it."""
+        self.ledger.cancel_earlier_generation()
         if self.credit_budget is not None:
             self.prior_spent = self._spent_by_earlier_tries()
         self._begin(self.datas, None)

@@ -176,3 +176,21 @@ def test_two_chunks_with_the_same_records_keep_a_batch_each_across_a_retry(cargo
     batches = cargo_conn.batches()
     assert len(batches) == 2 and sorted(summary["batch_uuids"]) == sorted(b.uuid for b in batches)
     assert summary["records"] == 4 and summary["credits_total"] == billed(cargo_conn)
+
+
+def test_a_cleared_task_with_another_input_cancels_its_earlier_batch_still_running(cargo_conn, store, tmp_path,
+                                                                                 monkeypatch) -> None:
+    """After a clear the input may differ (an upstream task ran again): the earlier batch, still running, is
+    cancelled all the same, not left running unwatched."""
+    from cargo_provider.step import CargoStep
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CargoStep, "wait", lambda self: (_ for _ in ()).throw(Killed()))
+        patch.setattr(CargoStep, "cancel", lambda self, why: [])
+        with pytest.raises(Killed):
+            operator(tmp_path).execute(context(store, max_tries=1))
+    (old,) = cargo_conn.batches()
+    assert old.status in ("pending", "querying", "running")
+    summary = operator(tmp_path, records=RECORDS[:1]).execute(context(store, max_tries=3))  # cleared: new input
+    statuses = {b.uuid: b.status for b in cargo_conn.batches()}
+    assert statuses[old.uuid] in ("cancelling", "cancelled") and summary["batch_uuids"] != [old.uuid]
