@@ -50,11 +50,27 @@ def _fail(what: str, next_step: str, *, batch: str | None = None, reason: str | 
     return CargoStepError(" ".join(parts))
 
 
+#: The next step of a budget failure, in the task's terms.
+BUDGET_NEXT_STEP = ("raise the task's credit_budget if this cost is expected, or narrow the input (fewer records, a "
+                    "filter or a limit). A retry gets only what is left of the budget; clearing the task starts a "
+                    "fresh one.")
+
+
+def budget_message(exc: BaseException) -> str:
+    """A core budget failure's text without its next step, said of the task (the core speaks of an asset)."""
+    return str(getattr(exc, "message", None) or exc).replace("over this asset's budget", "over the task's "
+                                                             "credit_budget")
+
+
 def _from_core(exc: CargoError) -> CargoStepError:
-    """The core's error as the task's failure: its text (what failed, Cargo's reason, next step) and batch."""
+    """The core's error as the task's failure: its text (what failed, Cargo's reason, next step) and batch; a budget
+    failure with the task's next step."""
+    from cargo_gtm.errors import with_hint
+    from cargo_gtm.running import StepBudgetError
+
     batch = (getattr(exc, "metadata", None) or {}).get("batch_uuid") or getattr(getattr(exc, "batch", None), "uuid",
                                                                                 None)
-    text = str(exc)
+    text = with_hint(budget_message(exc), BUDGET_NEXT_STEP) if isinstance(exc, StepBudgetError) else str(exc)
     return CargoStepError(text if not batch or batch in text else f"{text} (batch {batch})")
 
 
@@ -422,8 +438,7 @@ def raise_for_event(event: Mapping[str, Any]) -> None:
                     f"cancelled {cancelled}", "raise execution_timeout if batches of this size take longer, or "
                     "narrow the input", batch=uuids)
     if status == "over_budget":
-        raise _fail(f"{event.get('message')} (the trigger cancelled {cancelled})",
-                    "raise credit_budget if this cost is expected, or narrow the input", batch=uuids)
+        raise _fail(f"{event.get('message')} (the trigger cancelled {cancelled})", BUDGET_NEXT_STEP, batch=uuids)
     raise _fail(f"Waiting for Cargo batch(es) {uuids} failed: {event.get('message')}",
                 "check the connection and Cargo's status; a retry attaches to the same batch", batch=uuids)
 

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from cargo_gtm import CargoClient, records_data
 from conftest import TOKEN
 
@@ -77,6 +78,7 @@ def test_budget_cancels_the_batches_and_fires_over_budget(cargo_conn) -> None:
     uuid = _batch(cargo_conn, n=40)
     (event,) = _events(CargoBatchTrigger([uuid], credit_budget=3.0, poll_interval=1, max_poll_interval=2))
     assert event["status"] == "over_budget" and event["cancelled"] == [uuid] and event["credits_used"] > 3.0
+    assert "over the task's credit_budget of 3" in event["message"] and "Next step" not in event["message"]
     batch = cargo_conn.batches()[0]
     assert batch.status in ("cancelling", "cancelled") and batch.provider_credits < 80
 
@@ -124,3 +126,15 @@ def test_a_bad_connection_fires_an_error_event(monkeypatch) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_CARGO_DEFAULT", raising=False)
     (event,) = _events(CargoBatchTrigger(["b1"], "no_such_conn"))
     assert event["status"] == "error" and "no_such_conn" in event["message"]
+
+
+def test_an_over_budget_event_fails_the_task_with_one_next_step_in_its_own_terms() -> None:
+    from cargo_provider.step import CargoStepError, raise_for_event
+
+    event = {"status": "over_budget", "batch_uuids": ["b-1"], "cancelled": ["b-1"],
+             "message": "Cargo batch(s) b-1 used 4 credits in the end, over the task's credit_budget of 3"}
+    with pytest.raises(CargoStepError) as raised:
+        raise_for_event(event)
+    text = str(raised.value)
+    assert text.count("Next step:") == 1 and "asset" not in text and "max_credits_per_batch" not in text
+    assert "the trigger cancelled b-1" in text and "Batch: b-1" in text

@@ -22,7 +22,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from cargo_provider.hooks.cargo import CargoHook, CargoSettings
-from cargo_provider.step import TaskLog
+from cargo_provider.step import TaskLog, budget_message
 
 __all__ = ["CargoBatchTrigger"]
 
@@ -123,7 +123,7 @@ class CargoBatchTrigger(BaseTrigger):
                 return self._event("done", "every batch ended")
             if verdict.action == "over_budget":
                 error = await asyncio.to_thread(driver.stop, verdict)  # cancels, lets the cancellation settle
-                return self._event("over_budget", str(error), cancelled=list(driver.handle.uuids),
+                return self._event("over_budget", budget_message(error), cancelled=list(driver.handle.uuids),
                                    credits_used=verdict.used)
             left = self._left()
             if left is not None and left <= 0:
