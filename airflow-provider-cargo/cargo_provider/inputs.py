@@ -150,6 +150,10 @@ def build_data(target: Target, *, records: Any = None, filter: Mapping[str, Any]
         if any(v is not None for v in (filter, segment, record_ids, change)):
             raise CargoInputError(f"Tool {target.name!r} takes records only (records=...), not a filter, segment, "
                                   "record ids or change.", hint="pass records=, or run a play for the others.")
+        if records is None:
+            raise CargoInputError(f"Tool {target.name!r} runs over records, and records= is None (not given, or an "
+                                  "XCom that holds nothing).", hint="pass records= (a list of dicts, a DataFrame, "
+                                  "upstream.output or a file); records=[] runs nothing on purpose.")
         data = records_data(load_records(records))
         if data["records"] and client is not None:  # a run without them would fail and still be charged
             from cargo_gtm.inputs.records import check_required_fields

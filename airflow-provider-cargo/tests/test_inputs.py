@@ -38,6 +38,8 @@ def test_inputs_that_do_not_fit_the_workflow_are_refused_before_any_request(clie
     play = resolve_target(client, play="Score inbound companies")
     with pytest.raises(CargoInputError, match="takes records only.*Next step"):
         build_data(tool, filter={"conjonction": "and", "groups": []})
+    with pytest.raises(CargoInputError, match="records= is None.*Next step: .*records=\\[\\] runs nothing"):
+        build_data(tool)
     with pytest.raises(CargoInputError, match="give filter=, segment=, record_ids= or change=.*Next step"):
         build_data(play, records=[{"domain": "a.com"}])
     with pytest.raises(CargoInputError, match="No Cargo segment named or with UUID 'Nope'.*Next step"):
