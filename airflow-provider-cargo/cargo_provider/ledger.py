@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 BATCH = "cargo.batch."
 OWNED = "cargo.batches"  # every batch recorded by this clear generation (to recognise a stale trigger event)
 INTENT = "cargo.intent."
+SHARED = "cargo.shared"  # batches another run started that this task waits on (a segment change enrolled once)
 CANDIDATES = "cargo.candidates."
 #: an intent younger than this may still be committing on Cargo's side: look a little longer
 RECENT_INTENT_SECONDS = 60.0
@@ -177,6 +178,16 @@ class TaskStateLedger:
             self._write(BATCH + key, batch.uuid)
             self._write(OWNED, sorted(self.owned() | {batch.uuid}))
 
+    def shared_with(self, key: str, batch: Batch) -> None:
+        """Record ``batch``, started by another run, as what ``key`` waits on: attached to on resume and retry like
+        this task's own, never cancelled by it."""
+        self._write(BATCH + key, batch.uuid)
+        self._write(SHARED, sorted(self.shared() | {batch.uuid}))
+
+    def shared(self) -> set[str]:
+        """The batches this generation waits on that another run started (see :meth:`shared_with`)."""
+        return set(self._read(SHARED) or [])
+
     def owned(self) -> set[str]:
         """Every batch this clear generation of the task recorded (all keys, all heal rounds)."""
         return set(self._read(OWNED) or [])
@@ -238,14 +249,18 @@ class TaskStateLedger:
     def cancel_earlier_generation(self) -> None:
         """Every batch the task recorded before it was cleared that is still running is cancelled, whatever its
         input (a cleared task may run another input, or be refused before it creates anything)."""
+        spared = set(self._stale(SHARED) or [])
         for uuid in self._stale(OWNED) or []:
-            self._cancel_if_running(uuid)
+            if uuid not in spared:
+                self._cancel_if_running(uuid)
 
     def _cancel_stale(self, key: str) -> None:
         """A batch of an earlier clear generation that is still running is cancelled (the task was cleared)."""
         value = self._stale(BATCH + key)
+        spared = set(self._stale(SHARED) or []) | self.shared()
         for uuid in [value] if isinstance(value, str) else list(value or []):
-            self._cancel_if_running(uuid)
+            if uuid not in spared:
+                self._cancel_if_running(uuid)
 
     def _cancel_if_running(self, uuid: str) -> None:
         try:

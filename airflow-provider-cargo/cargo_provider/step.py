@@ -195,6 +195,7 @@ class CargoStep:
             self.driver.handle.close()
         settings = self.step_settings(self.budget_left())
         handle = BatchHandle.for_step(self.client, requests, settings, ledger=self.ledger)
+        handle.spared = self.ledger.shared()  # another run's change batches: waited on, never cancelled here
         self.driver = StepDriver(handle, settings, log=TaskLog(self.log), link=self._link, stops=stop_exceptions(),
                                  stop_reason="the Airflow task was stopped (timeout, kill, mark failed or clear)",
                                  actor=ACTOR, stop_flag="cancel_on_kill")
@@ -247,7 +248,7 @@ class CargoStep:
                 self.log.warning("Segment change %s was already enrolled in %s %r by Cargo batch %s; attaching to "
                                  "it instead of running the change again.", request.data.get("changeUuid"),
                                  self.target.type, self.target.name, batch.uuid)
-                self.ledger.created(request.attempt_key, batch)
+                self.ledger.shared_with(request.attempt_key, batch)
                 return
 
     def _link(self, batch: Any) -> str | None:

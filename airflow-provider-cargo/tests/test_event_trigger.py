@@ -200,6 +200,47 @@ def test_a_duplicate_event_enrolls_the_change_once(cargo_conn, tmp_path) -> None
     assert summaries[0]["batch_uuids"] == summaries[1]["batch_uuids"] == [batch.uuid]
 
 
+def test_killing_the_run_that_attached_to_a_change_leaves_the_other_runs_batch_running(cargo_conn, tmp_path) -> None:
+    """A duplicate event's run waits on the batch the first run started for that change; killed (in the worker or
+    deferred), it leaves that batch running: the first run still owns and waits on it."""
+    from cargo_provider.ledger import MemoryStore
+    from cargo_provider.operators.cargo import CargoRunOperator
+    from cargo_provider.step import CargoStep
+    from cargo_provider.triggers.cargo import CargoBatchTrigger
+    from cargo_provider.triggers.changes import CHANGE_FROM_EVENT, ChangeSource
+
+    segment = _play_segment(cargo_conn)
+    store = Accessor()
+    asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1, timeout=0.5))
+    _new_companies(cargo_conn, "omega-five", "omega-six")
+    ((payload, _),) = asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1))
+    event = SimpleNamespace(extra={"from_trigger": True, "payload": payload})
+
+    def run(name: str) -> tuple[CargoRunOperator, CargoStep]:
+        ti = SimpleNamespace(start_date=datetime.now(timezone.utc), run_id=name, dag_id="d", task_id="t",
+                             map_index=-1, max_tries=0)
+        context = {"ti": ti, "task": SimpleNamespace(retries=0), "task_state_store": MemoryStore(),
+                   "triggering_asset_events": {"segment-asset": [event]}, "outlet_events": None}
+        op = CargoRunOperator(task_id="t", play=PLAY, change=CHANGE_FROM_EVENT, deferrable=False,
+                              output_path=f"file://{tmp_path}/{name}.parquet")
+        step = CargoStep.for_operator(op, context)
+        step.start()
+        return op, step
+
+    _, first = run("run1")
+    second_op, second = run("run2")
+    (uuid,) = first.uuids
+    assert second.uuids == [uuid] and second.ledger.shared() == {uuid}
+    second_op._active = second
+    second_op.on_kill()  # in the worker: mark failed, timeout
+    trigger = CargoBatchTrigger([uuid], spared_uuids=sorted(second.ledger.shared()))
+    asyncio.run(trigger.on_kill())  # deferred: mark failed, clear
+    for step in (first, second):
+        step.close()
+    (batch,) = cargo_conn.batches()
+    assert batch.status not in ("cancelling", "cancelled")
+
+
 def test_change_from_event_without_an_event_names_the_fix(cargo_conn, tmp_path) -> None:
     from cargo_provider.ledger import MemoryStore
     from cargo_provider.operators.cargo import CargoRunOperator

@@ -39,7 +39,7 @@ def test_serialize_round_trips() -> None:
     assert again.serialize() == (path, kwargs)
     assert kwargs == {"batch_uuids": ["b1", "b2"], "cargo_conn_id": "my_cargo", "deadline": 1234.5,
                       "poll_interval": 3.0, "max_poll_interval": 20.0, "credit_budget": 10.0, "cancel_on_kill": False,
-                      "workflow_name": None, "workflow_type": None}
+                      "workflow_name": None, "workflow_type": None, "spared_uuids": []}
 
 
 def test_fires_done_when_the_batches_end_within_the_polling_guidance(cargo_conn) -> None:

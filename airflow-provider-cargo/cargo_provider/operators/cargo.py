@@ -125,7 +125,7 @@ class CargoRunOperator(BaseOperator):
         self._active = step
         try:
             uuids = set(event.get("batch_uuids") or [])
-            if uuids and not uuids <= step.ledger.owned():
+            if uuids and not uuids <= step.ledger.owned() | step.ledger.shared():
                 # a trigger of an earlier try (cleared) fired: its batches are not this try's; the replay below
                 # re-reads this try's own batches and defers again if they are still running
                 self.log.warning("Ignoring a trigger event about Cargo batch(es) %s: they belong to an earlier try "
@@ -161,6 +161,7 @@ class CargoRunOperator(BaseOperator):
         trigger = CargoBatchTrigger(step.uuids, self.cargo_conn_id, deadline=self._deadline(context),
                                     poll_interval=step.poll_interval, max_poll_interval=step.max_poll_interval,
                                     credit_budget=step.budget_left(), cancel_on_kill=self.cancel_on_kill,
+                                    spared_uuids=sorted(step.ledger.shared() & set(step.uuids)),
                                     workflow_name=step.target.name, workflow_type=step.target.type)
         self.defer(trigger=trigger, method_name="execute_complete")
 

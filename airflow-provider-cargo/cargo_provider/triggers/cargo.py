@@ -50,6 +50,8 @@ class CargoBatchTrigger(BaseTrigger):
     :param max_poll_interval: the longest interval (seconds).
     :param credit_budget: cancel the batches and fire ``over_budget`` once they used more credits than this.
     :param cancel_on_kill: cancel the batches when a user kills the deferred task (mark failed/success, clear).
+    :param spared_uuids: batches among ``batch_uuids`` that another run started (a segment change it enrolled
+        first): waited on like the others, never cancelled by this trigger.
 
     Events (``payload``): ``{"status": "done"|"timeout"|"over_budget"|"error", "batch_uuids": [...],
     "message": str, "cancelled": [...], "credits_used": float}``.
@@ -58,7 +60,7 @@ class CargoBatchTrigger(BaseTrigger):
     def __init__(self, batch_uuids: list[str], cargo_conn_id: str = CargoHook.default_conn_name, *,
                  deadline: float | None = None, poll_interval: float = 5.0, max_poll_interval: float = 30.0,
                  credit_budget: float | None = None, cancel_on_kill: bool = True, workflow_name: str | None = None,
-                 workflow_type: str | None = None) -> None:
+                 workflow_type: str | None = None, spared_uuids: list[str] | None = None) -> None:
         super().__init__()
         self.batch_uuids = list(batch_uuids)
         self.cargo_conn_id = cargo_conn_id
@@ -69,6 +71,7 @@ class CargoBatchTrigger(BaseTrigger):
         self.cancel_on_kill = cancel_on_kill
         self.workflow_name = workflow_name
         self.workflow_type = workflow_type
+        self.spared_uuids = list(spared_uuids or [])
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return CLASSPATH, {
@@ -76,6 +79,7 @@ class CargoBatchTrigger(BaseTrigger):
             "poll_interval": self.poll_interval, "max_poll_interval": self.max_poll_interval,
             "credit_budget": self.credit_budget, "cancel_on_kill": self.cancel_on_kill,
             "workflow_name": self.workflow_name, "workflow_type": self.workflow_type,
+            "spared_uuids": list(self.spared_uuids),
         }
 
     # -- the wait ----------------------------------------------------------------------------
@@ -99,6 +103,7 @@ class CargoBatchTrigger(BaseTrigger):
 
         handle = BatchHandle.resume(client, self.batch_uuids, poll_interval=self.poll_interval,
                                     max_poll_interval=self.max_poll_interval)
+        handle.spared = set(self.spared_uuids)
         workflow = handle.units[0].workflow_uuid if handle.units else ""
         settings = StepSettings(workflow_uuid=workflow, workflow_name=self.workflow_name,
                                 workflow_type=self.workflow_type, credit_budget=self.credit_budget,
@@ -145,7 +150,9 @@ class CargoBatchTrigger(BaseTrigger):
 
         def cancel() -> list[str]:
             driver_log = TaskLog(self.log)
-            report = BatchHandle.resume(client, self.batch_uuids).cancel()
+            handle = BatchHandle.resume(client, self.batch_uuids)
+            handle.spared = set(self.spared_uuids)
+            report = handle.cancel()
             for uuid in report.cancelled:
                 driver_log.warning(f"Cancelled Cargo batch {uuid}.")
             for uuid, exc in report.failed.items():

@@ -130,6 +130,7 @@ class CancelReport:
     cancelled: list[str] = field(default_factory=list)
     already_finished: list[str] = field(default_factory=list)
     failed: dict[str, CargoError] = field(default_factory=dict)
+    spared: list[str] = field(default_factory=list)  # running, but started by someone else: left running
 
 
 def _no_records(result: object) -> bool:
@@ -190,6 +191,8 @@ class BatchHandle(PolledHandle):
         self._started: dict[int, Batch] = {}
         self._latest: dict[str, Batch] = {}
         self._poller: BatchPoller | None = None
+        #: batches this step waits on but did not start (attached from another run): never cancelled by it
+        self.spared: set[str] = set()
         self._downloads: dict[str, Future[Any]] = {}
         self._metrics: dict[str, Future[Any]] = {}
         self._tasks: dict[str, Future[Any]] = {}  # per batch: the pool task that reads its metrics (and outputs)
@@ -329,10 +332,13 @@ class BatchHandle(PolledHandle):
 
     # -- cancel --------------------------------------------------------------------------
     def cancel(self) -> CancelReport:
-        """Cancel every batch not known to be finished."""
+        """Cancel every batch not known to be finished, except the :attr:`spared` ones (another run's)."""
         report = CancelReport()
         for batch in self.batches:
             if batch.is_terminal:
+                continue
+            if batch.uuid in self.spared:
+                report.spared.append(batch.uuid)
                 continue
             try:
                 self.client.cancel_batch(batch.uuid)

@@ -330,6 +330,9 @@ class StepDriver:
             self.log.warning(f"Cancelled Cargo {noun} {uuid} because {why}.")
         for uuid in report.already_finished:
             self.log.info(f"Cargo {noun} {uuid} had already finished; nothing to cancel.")
+        for uuid in report.spared:
+            self.log.info(f"Left Cargo {noun} {uuid} running although {why}: another run started it, this one only "
+                          "waited on it.")
         for uuid, exc in report.failed.items():  # Cargo unreachable: say so, don't mask
             self.log.warning(f"Could not cancel Cargo {noun} {uuid} after {why}: {exc}. Cancel it in Cargo if it "
                              "is still running.")
