@@ -96,3 +96,13 @@ def test_records_that_carry_an_earlier_outcome_get_this_runs_status(emulator):
     assert list(out["_status"]) == ["success", "error"]
     assert out["_error_message"].iloc[0] is None and out["_error_message"].iloc[1]
     assert list(out["company_name"]) == ["Acme", "Globex"]  # the other input columns are the caller's
+
+
+def test_integers_with_a_missing_value_come_back_exact(emulator):
+    """An id column with a gap is not turned into floats on its way back: 9007199254740993 stays itself."""
+    records = [{"domain": "acme.com", "crm_id": 9007199254740993, "employees": 12},
+               {"domain": "globex.com", "crm_id": None, "employees": None}]
+    result = run_asset(emulator, lambda ctx, cargo: cargo.run_tool(ctx, "Enrich company", records))
+    out = result.output_for_node("subject")
+    assert str(out["crm_id"].dtype) == "Int64" and int(out["crm_id"].iloc[0]) == 9007199254740993
+    assert out["crm_id"].isna().tolist() == [False, True] and int(out["employees"].iloc[0]) == 12

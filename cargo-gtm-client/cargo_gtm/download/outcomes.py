@@ -296,7 +296,6 @@ def align_inputs(frame: Any, records: Sequence[Mapping[str, Any]]) -> Any:
     ``_error_message``) are never replaced: records that carry them (an earlier Cargo output fed to the next
     tool) get this run's outcome there, not the one they came with.
     """
-    import pandas as pd
 
     if len(frame) != len(records):
         return frame
@@ -305,12 +304,25 @@ def align_inputs(frame: Any, records: Sequence[Mapping[str, Any]]) -> Any:
         keys.update(dict.fromkeys(k for k in record if k not in OUTPUT_COLUMNS))
     if not keys:
         return frame
-    caller = pd.DataFrame.from_records([dict(r) for r in records], columns=list(keys))
     out = frame
     for key in keys:
         if key in out.columns:
-            out[key] = caller[key].to_numpy()
+            out[key] = _caller_column([r.get(key) for r in records], out.index)
     return out
+
+
+def _caller_column(values: list[Any], index: Any) -> Any:
+    """The caller's values of one column as pandas holds them best without changing them: integers with missing
+    values as nullable ``Int64`` (not float64, which turns 9007199254740993 into 9007199254740992.0), integers
+    beyond int64 as objects, the rest as pandas infers (text, floats, booleans, mixed values as objects)."""
+    import pandas as pd
+
+    ints = [v for v in values if type(v) is int]
+    if any(not -(2**63) <= v < 2**63 for v in ints):
+        return pd.Series(values, index=index, dtype=object).to_numpy()
+    if ints and None in values and len(ints) + values.count(None) == len(values):
+        return pd.array(values, dtype="Int64")
+    return pd.Series(values, index=index).to_numpy()
 
 
 #: input columns that name a record best in a log line, in order
