@@ -174,27 +174,37 @@ def test_the_filter_fires_only_changes_with_records() -> None:
     assert [p["change_uuid"] for p in asyncio.run(collect())] == ["c2"]
 
 
-def test_a_duplicate_event_enrolls_the_change_once(cargo_conn, tmp_path) -> None:
-    """Two DAG runs triggered by the same change (a duplicate asset event): one batch, both runs report it."""
-    from cargo_provider.ledger import MemoryStore
-    from cargo_provider.operators.cargo import CargoRunOperator
-    from cargo_provider.triggers.changes import CHANGE_FROM_EVENT, ChangeSource
+def _a_change_event(cargo_conn: Any) -> Any:
+    """The asset event of one new segment change (two companies), as a triggering event of a DAG run."""
+    from cargo_provider.triggers.changes import ChangeSource
 
     segment = _play_segment(cargo_conn)
     store = Accessor()
     asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1, timeout=0.5))
     _new_companies(cargo_conn, "omega-five", "omega-six")
     ((payload, _),) = asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1))
-    event = SimpleNamespace(extra={"from_trigger": True, "payload": payload})
-    summaries = []
-    for run in ("run1", "run2"):
-        ti = SimpleNamespace(start_date=datetime.now(timezone.utc), run_id=run, dag_id="d", task_id="t",
-                             map_index=-1, max_tries=0)
-        context = {"ti": ti, "task": SimpleNamespace(retries=0), "task_state_store": MemoryStore(),
-                   "triggering_asset_events": {"segment-asset": [event]}, "outlet_events": None}
-        op = CargoRunOperator(task_id="t", play=PLAY, change=CHANGE_FROM_EVENT, deferrable=False,
-                              output_path=f"file://{tmp_path}/{run}.parquet")
-        summaries.append(op.execute(context))
+    return SimpleNamespace(extra={"from_trigger": True, "payload": payload})
+
+
+def _change_run(name: str, event: Any, tmp_path: Any) -> tuple[Any, dict[str, Any]]:
+    """A DAG run's play task over the change of ``event``: the operator and its context (own task state store)."""
+    from cargo_provider.ledger import MemoryStore
+    from cargo_provider.operators.cargo import CargoRunOperator
+    from cargo_provider.triggers.changes import CHANGE_FROM_EVENT
+
+    ti = SimpleNamespace(start_date=datetime.now(timezone.utc), run_id=name, dag_id="d", task_id="t", map_index=-1,
+                         max_tries=0)
+    context = {"ti": ti, "task": SimpleNamespace(retries=0), "task_state_store": MemoryStore(),
+               "triggering_asset_events": {"segment-asset": [event]}, "outlet_events": None}
+    op = CargoRunOperator(task_id="t", play=PLAY, change=CHANGE_FROM_EVENT, deferrable=False,
+                          output_path=f"file://{tmp_path}/{name}.parquet")
+    return op, context
+
+
+def test_a_duplicate_event_enrolls_the_change_once(cargo_conn, tmp_path) -> None:
+    """Two DAG runs triggered by the same change (a duplicate asset event): one batch, both runs report it."""
+    event = _a_change_event(cargo_conn)
+    summaries = [op.execute(context) for op, context in (_change_run(run, event, tmp_path) for run in ("r1", "r2"))]
     (batch,) = cargo_conn.batches()
     assert batch.data_kind == "change" and batch.runs_count == 2
     assert summaries[0]["batch_uuids"] == summaries[1]["batch_uuids"] == [batch.uuid]
@@ -203,38 +213,20 @@ def test_a_duplicate_event_enrolls_the_change_once(cargo_conn, tmp_path) -> None
 def test_killing_the_run_that_attached_to_a_change_leaves_the_other_runs_batch_running(cargo_conn, tmp_path) -> None:
     """A duplicate event's run waits on the batch the first run started for that change; killed (in the worker or
     deferred), it leaves that batch running: the first run still owns and waits on it."""
-    from cargo_provider.ledger import MemoryStore
-    from cargo_provider.operators.cargo import CargoRunOperator
     from cargo_provider.step import CargoStep
     from cargo_provider.triggers.cargo import CargoBatchTrigger
-    from cargo_provider.triggers.changes import CHANGE_FROM_EVENT, ChangeSource
 
-    segment = _play_segment(cargo_conn)
-    store = Accessor()
-    asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1, timeout=0.5))
-    _new_companies(cargo_conn, "omega-five", "omega-six")
-    ((payload, _),) = asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1))
-    event = SimpleNamespace(extra={"from_trigger": True, "payload": payload})
-
-    def run(name: str) -> tuple[CargoRunOperator, CargoStep]:
-        ti = SimpleNamespace(start_date=datetime.now(timezone.utc), run_id=name, dag_id="d", task_id="t",
-                             map_index=-1, max_tries=0)
-        context = {"ti": ti, "task": SimpleNamespace(retries=0), "task_state_store": MemoryStore(),
-                   "triggering_asset_events": {"segment-asset": [event]}, "outlet_events": None}
-        op = CargoRunOperator(task_id="t", play=PLAY, change=CHANGE_FROM_EVENT, deferrable=False,
-                              output_path=f"file://{tmp_path}/{name}.parquet")
-        step = CargoStep.for_operator(op, context)
-        step.start()
-        return op, step
-
-    _, first = run("run1")
-    second_op, second = run("run2")
+    event = _a_change_event(cargo_conn)
+    runs = [_change_run(run, event, tmp_path) for run in ("r1", "r2")]
+    first, second = (CargoStep.for_operator(op, context) for op, context in runs)
+    first.start()
+    second.start()
     (uuid,) = first.uuids
     assert second.uuids == [uuid] and second.ledger.shared() == {uuid}
+    second_op = runs[1][0]
     second_op._active = second
     second_op.on_kill()  # in the worker: mark failed, timeout
-    trigger = CargoBatchTrigger([uuid], spared_uuids=sorted(second.ledger.shared()))
-    asyncio.run(trigger.on_kill())  # deferred: mark failed, clear
+    asyncio.run(CargoBatchTrigger([uuid], spared_uuids=sorted(second.ledger.shared())).on_kill())  # deferred
     for step in (first, second):
         step.close()
     (batch,) = cargo_conn.batches()
