@@ -211,8 +211,9 @@ class CargoStep:
     def _refuse_over_estimate(self, requests: list[Any]) -> None:
         """With a ``credit_budget``: estimate the batches' credits (the input's size × the workflow's recent cost per
         record, plus the execution charge; see :mod:`cargo_gtm.estimate`) and refuse them, before any is created,
-        when the estimate is over the budget. Not when an earlier try of this task already sent a create: its batch
-        is attached to, not refused (that money is spent), and the budget then holds while it runs."""
+        when the estimate is over what is left of the budget (earlier tries' dead batches count). Not when this try
+        will attach to an earlier try's batch (recorded, or made by a recorded intent): that money is spent, and the
+        budget then holds while it runs."""
         from cargo_gtm.estimate import try_estimate
         from cargo_gtm.running import estimate_error, no_estimate
 
