@@ -129,6 +129,10 @@ class TaskStateLedger:
         value = self._read(BATCH + key)
         return [value] if isinstance(value, str) else list(value or [])
 
+    def intended(self, key: str) -> bool:
+        """Whether a try of this generation recorded a create intent for ``key``."""
+        return self._read(INTENT + key) is not None
+
     def may_attach(self, key: str, data: Mapping[str, Any]) -> bool:
         """Whether a try of this generation left a batch for ``key`` that this one will attach to: one recorded that
         may still succeed, or the one an earlier try's create intent made (looked for in Cargo now, and recorded
@@ -136,7 +140,7 @@ class TaskStateLedger:
         uuids = self.recorded(key)
         if any(batch is not None and _usable(batch) for batch in map(self._read_batch, uuids)):
             return True
-        return self._read(INTENT + key) is not None and self._from_intent(key, data) is not None
+        return self.intended(key) and self._from_intent(key, data) is not None
 
     def dead_owned(self) -> list[Batch]:
         """The batches this generation recorded that are never reused (cancelled, cancelling, failed): what earlier

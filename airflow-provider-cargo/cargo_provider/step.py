@@ -184,9 +184,9 @@ class CargoStep:
         from cargo_gtm.running import BatchHandle, BatchRequest, StepDriver
 
         parts = [part for data in datas for part in self._parts(data)]
-        requests = [BatchRequest(self.target.workflow_uuid, part, _part_key(self.target.workflow_uuid, part, scope, i),
-                                 self.output_node_slug, part.get("records") if part.get("kind") == "records" else None)
-                    for i, part in enumerate(parts)]
+        requests = [BatchRequest(self.target.workflow_uuid, part, key, self.output_node_slug,
+                                 part.get("records") if part.get("kind") == "records" else None)
+                    for part, key in zip(parts, _part_keys(self.target.workflow_uuid, parts, scope))]
         for request in requests:
             self._adopt_enrolled_change(request)
         if scope is None:
@@ -238,10 +238,13 @@ class CargoStep:
 
     def _adopt_enrolled_change(self, request: Any) -> None:
         """A segment change already enrolled in this workflow (a duplicate asset event, another DAG run) is
-        attached to, never run twice: the batch whose echoed ``data`` is exactly this change's is recorded."""
+        attached to, never run twice: the batch whose echoed ``data`` is exactly this change's is recorded as shared
+        (waited on, never cancelled here). Not when this task already sent a create for it (an intent on record): the
+        batch holding the change since may be its own, which the start's content proof attaches to as its own."""
         from cargo_gtm.running.reconcile import data_matches
 
-        if request.data.get("kind") != "change" or self.ledger.recorded(request.attempt_key):
+        key = request.attempt_key
+        if request.data.get("kind") != "change" or self.ledger.recorded(key) or self.ledger.intended(key):
             return
         for batch in self.client.list_all_batches(self.target.workflow_uuid):
             usable = batch.status not in (BatchStatus.ERROR, BatchStatus.CANCELLED, BatchStatus.CANCELLING)
@@ -422,10 +425,15 @@ class CargoStep:
         return summary
 
 
-def _part_key(workflow_uuid: str, part: Mapping[str, Any], scope: str | None, index: int) -> str:
-    """The attempt key of a round's ``index``-th batch: its content and round, and its place after the first, so that
-    two chunks holding the same records (a list repeated) keep a batch each."""
-    return attempt_key(workflow_uuid, part, scope if index == 0 else f"{scope or ''}#{index}")
+def _part_keys(workflow_uuid: str, parts: list[dict[str, Any]], scope: str | None) -> list[str]:
+    """The attempt keys of a round's batches: each part's content and round; a part whose content repeats an earlier
+    part's (a list repeated) also has its place, so that both keep a batch each. Every other key is as it always
+    was, so a task deferred or failed before this rule still finds its batches."""
+    keys: list[str] = []
+    for index, part in enumerate(parts):
+        key = attempt_key(workflow_uuid, part, scope)
+        keys.append(key if key not in keys else attempt_key(workflow_uuid, part, f"{scope or ''}#{index}"))
+    return keys
 
 
 def raise_for_event(event: Mapping[str, Any]) -> None:

@@ -244,3 +244,26 @@ def test_change_from_event_without_an_event_names_the_fix(cargo_conn, tmp_path) 
     op = CargoRunOperator(task_id="t", play=PLAY, change=CHANGE_FROM_EVENT, deferrable=False)
     with pytest.raises(CargoStepError, match="no triggering asset event names a Cargo segment change"):
         op.execute({"ti": ti, "task_state_store": MemoryStore(), "triggering_asset_events": {}})
+
+
+def test_a_retry_after_a_crash_around_its_change_batch_owns_it_and_cancels_it_on_kill(cargo_conn, tmp_path,
+                                                                                    monkeypatch) -> None:
+    """The first try died after its create, before saving the uuid: the batch holding the change is this task's own
+    (its intent says so), so the retry attaches to it as its own, not as another run's, and a kill cancels it."""
+    from cargo_provider.step import CargoStep
+    from test_exactly_once import Killed, _kill_at
+
+    event = _a_change_event(cargo_conn)
+    op, context = _change_run("r1", event, tmp_path)
+    with monkeypatch.context() as patch:
+        _kill_at(patch, "before-save")
+        with pytest.raises(Killed):
+            op.execute(context)
+    (own,) = cargo_conn.batches()
+    retry = CargoStep.for_operator(op, context)
+    retry.start()
+    assert retry.uuids == [own.uuid] and retry.ledger.shared() == set() and own.uuid in retry.ledger.owned()
+    op._active = retry
+    op.on_kill()
+    retry.close()
+    assert cargo_conn.batches()[0].status in ("cancelling", "cancelled")

@@ -194,3 +194,15 @@ def test_a_cleared_task_with_another_input_cancels_its_earlier_batch_still_runni
     summary = operator(tmp_path, records=RECORDS[:1]).execute(context(store, max_tries=3))  # cleared: new input
     statuses = {b.uuid: b.status for b in cargo_conn.batches()}
     assert statuses[old.uuid] in ("cancelling", "cancelled") and summary["batch_uuids"] != [old.uuid]
+
+
+def test_only_a_part_that_repeats_another_gets_its_place_in_its_key() -> None:
+    """Keys of parts with distinct content are what they always were (a task deferred before still attaches)."""
+    from cargo_provider.ledger import attempt_key
+    from cargo_provider.step import _part_keys
+
+    a, b = {"kind": "records", "records": [RECORDS[0]]}, {"kind": "records", "records": [RECORDS[1]]}
+    assert _part_keys("wf", [a, b], None) == [attempt_key("wf", a), attempt_key("wf", b)]
+    assert _part_keys("wf", [a, b], "heal1") == [attempt_key("wf", a, "heal1"), attempt_key("wf", b, "heal1")]
+    keys = _part_keys("wf", [a, b, a], None)
+    assert keys[:2] == [attempt_key("wf", a), attempt_key("wf", b)] and len(set(keys)) == 3
