@@ -154,13 +154,7 @@ def build_data(target: Target, *, records: Any = None, filter: Mapping[str, Any]
             raise CargoInputError(f"Tool {target.name!r} runs over records, and records= is None (not given, or an "
                                   "XCom that holds nothing).", hint="pass records= (a list of dicts, a DataFrame, "
                                   "upstream.output or a file); records=[] runs nothing on purpose.")
-        data = records_data(load_records(records))
-        if data["records"] and client is not None:  # a run without them would fail and still be charged
-            from cargo_gtm.inputs.records import check_required_fields
-
-            check_required_fields(data["records"], client.required_form_fields(target.workflow_uuid),
-                                  what=f"tool {target.name!r}")
-        return data
+        return records_data(load_records(records))
     if records is not None:
         raise CargoInputError(f"Play {target.name!r} runs over its model's records: give filter=, segment=, "
                               "record_ids= or change=, not records=.", hint="run a tool over inline records.")

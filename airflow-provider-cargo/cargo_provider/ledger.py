@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 BATCH = "cargo.batch."
 OWNED = "cargo.batches"  # every batch recorded by this clear generation (to recognise a stale trigger event)
 INTENT = "cargo.intent."
+PRIOR = "cargo.prior_spent."  # per try: credits earlier tries paid for batches never reused
 SHARED = "cargo.shared"  # batches another run started that this task waits on (a segment change enrolled once)
 CANDIDATES = "cargo.candidates."
 #: an intent younger than this may still be committing on Cargo's side: look a little longer
@@ -128,6 +129,15 @@ class TaskStateLedger:
         """The batch uuids recorded for ``key`` in this generation."""
         value = self._read(BATCH + key)
         return [value] if isinstance(value, str) else list(value or [])
+
+    def remember_prior_spent(self, try_number: int, credits: float) -> None:
+        """Keep what earlier tries spent, as read at this try's first start (see :meth:`prior_spent`)."""
+        self._write(f"{PRIOR}{try_number}", credits)
+
+    def prior_spent(self, try_number: int) -> float | None:
+        """What earlier tries spent, as this try read it at its first start; None before that."""
+        value = self._read(f"{PRIOR}{try_number}")
+        return float(value) if isinstance(value, (int, float)) else None
 
     def intended(self, key: str) -> bool:
         """Whether a try of this generation recorded a create intent for ``key``."""

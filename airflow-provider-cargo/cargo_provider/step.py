@@ -130,6 +130,8 @@ class CargoStep:
         self._heal_positions: list[int] = []
         self._heal_parts: list[Any] = []
         self.prior_spent = 0.0  # credits earlier tries paid for batches never reused (read with a budget)
+        self.resuming = False  # resumed after a deferral: this try's batches exist, nothing is checked again
+        self.try_number = 0
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -147,12 +149,15 @@ class CargoStep:
             store = MemoryStore()
         ledger_cls = _ResumeLedger if resuming else TaskStateLedger
         ledger = ledger_cls(store, client, generation=clear_generation(context), logger=op.log)
-        return cls(client, target, datas, ledger=ledger, settings=settings,
+        step = cls(client, target, datas, ledger=ledger, settings=settings,
                    poll_interval=op.poll_interval or settings.poll_interval,
                    max_poll_interval=op.max_poll_interval or settings.max_poll_interval,
                    output_node_slug=op.output_node_slug, credit_budget=op.credit_budget,
                    failed_rows=op.failed_rows, cancel_on_stop=op.cancel_on_kill, retry_failed=op.retry_failed,
                    logger=op.log)
+        step.resuming = resuming
+        step.try_number = int(getattr(context.get("ti"), "try_number", 0) or 0)
+        return step
 
     def close(self) -> None:
         if self.driver is not None:
@@ -189,8 +194,8 @@ class CargoStep:
                     for part, key in zip(parts, _part_keys(self.target.workflow_uuid, parts, scope))]
         for request in requests:
             self._adopt_enrolled_change(request)
-        if scope is None:
-            self._refuse_over_estimate(requests)
+        if scope is None and not self.resuming:
+            self._check_before_creating(requests)
         if self.driver is not None:
             self.driver.handle.close()
         settings = self.step_settings(self.budget_left())
@@ -208,19 +213,35 @@ class CargoStep:
         except CargoError as exc:
             raise _from_core(exc) from exc
 
+    def _check_before_creating(self, requests: list[Any]) -> None:
+        """Round 0, unless this try attaches to an earlier try's batch (recorded, or made by a recorded intent): that
+        money is spent, and the batch runs the release it was created with. Otherwise, before the first create: a
+        tool's records must carry its required form fields (a run without them fails and is still charged), and
+        with a ``credit_budget`` the estimate (the input's size × the workflow's recent cost per record, plus the
+        execution charge; see :mod:`cargo_gtm.estimate`) must fit in what is left of it (earlier tries' dead
+        batches count)."""
+        if not requests or any(self.ledger.may_attach(r.attempt_key, r.data) for r in requests):
+            return
+        if self.target.type == "tool":
+            self._check_required_fields(requests)
+        if self.credit_budget is not None:
+            self._refuse_over_estimate(requests)
+
+    def _check_required_fields(self, requests: list[Any]) -> None:
+        from cargo_gtm.inputs.records import check_required_fields
+
+        records = [r for request in requests for r in (request.data.get("records") or [])]
+        if records:
+            try:
+                required = self.client.required_form_fields(self.target.workflow_uuid)
+            except CargoError as exc:
+                raise _from_core(exc) from exc
+            check_required_fields(records, required, what=f"tool {self.target.name!r}")
+
     def _refuse_over_estimate(self, requests: list[Any]) -> None:
-        """With a ``credit_budget``: estimate the batches' credits (the input's size × the workflow's recent cost per
-        record, plus the execution charge; see :mod:`cargo_gtm.estimate`) and refuse them, before any is created,
-        when the estimate is over what is left of the budget (earlier tries' dead batches count). Not when this try
-        will attach to an earlier try's batch (recorded, or made by a recorded intent): that money is spent, and the
-        budget then holds while it runs."""
         from cargo_gtm.estimate import try_estimate
         from cargo_gtm.running import estimate_error, no_estimate
 
-        if self.credit_budget is None or not requests:
-            return
-        if any(self.ledger.may_attach(r.attempt_key, r.data) for r in requests):
-            return
         what = f"{self.target.type} {self.target.name!r}"
         left = self.budget_left()
         if left is not None and left <= 0:
@@ -261,10 +282,14 @@ class CargoStep:
     def start(self) -> None:
         """Round 0: attach to this task's batch(es) or create them exactly once. Batches from before the task was
         cleared that still run are cancelled first; with a ``credit_budget``, what earlier tries of this task paid
-        for batches that are never reused counts against it."""
-        self.ledger.cancel_earlier_generation()
+        for batches that are never reused counts against it (read at the try's first start and kept, so that a
+        resume after a deferral does not count this try's own batches again)."""
+        if not self.resuming:
+            self.ledger.cancel_earlier_generation()
         if self.credit_budget is not None:
-            self.prior_spent = self._spent_by_earlier_tries()
+            remembered = self.ledger.prior_spent(self.try_number) if self.resuming else None
+            self.prior_spent = remembered if remembered is not None else self._spent_by_earlier_tries()
+            self.ledger.remember_prior_spent(self.try_number, self.prior_spent)
         self._begin(self.datas, None)
 
     def _spent_by_earlier_tries(self) -> float:

@@ -94,11 +94,11 @@ def test_text_and_shapes_that_are_not_records_are_refused_with_a_next_step(value
         load_records(value)
 
 
-def test_records_missing_a_required_field_are_refused_before_any_batch(client, cargo_conn) -> None:
-    from cargo_provider.inputs import build_data, resolve_target
+def test_records_missing_a_required_field_are_refused_before_any_batch(cargo_conn, store, tmp_path) -> None:
+    from test_exactly_once import context, operator
 
-    tool = resolve_target(client, tool="Enrich company")
+    records = [{"domain": "acme.com"}, {"company_name": "Globex"}, {"domain": ""}]
     with pytest.raises(CargoInputError, match=r"Input record 1 has no value for the required form field 'domain' of "
                                               r"the tool 'Enrich company' \(2 of 3 records.*Next step"):
-        build_data(tool, records=[{"domain": "acme.com"}, {"company_name": "Globex"}, {"domain": ""}], client=client)
+        operator(tmp_path, records=records).execute(context(store))
     assert cargo_conn.batches() == []
