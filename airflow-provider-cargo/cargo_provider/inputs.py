@@ -83,7 +83,9 @@ def _parse(kind: str, handle: Any) -> list[dict[str, Any]]:
     if kind == "parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(handle).to_pylist()
+        table = pq.read_table(handle)
+        index = [c for c in (table.schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
+        return table.drop_columns(index).to_pylist()  # pandas' stored index is not a field of the records
     text = handle.read().decode("utf-8-sig")
     if kind == "csv":
         import csv

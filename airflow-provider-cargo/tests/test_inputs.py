@@ -78,6 +78,11 @@ def test_a_file_s_values_are_sent_as_the_file_holds_them(tmp_path) -> None:
                                                        {"domain": "b.com", "zip": "501"}]
     pq.write_table(pa.table({"crm_id": pa.array([9007199254740993, None], pa.int64())}), tmp_path / "r.parquet")
     assert load_records(str(tmp_path / "r.parquet")) == [{"crm_id": 9007199254740993}, {"crm_id": None}]
+    frame = pd.DataFrame({"domain": ["a.com", "b.com", "c.com", "d.com"], "employees": [5, 0, 7, 1]})
+    frame[frame.employees > 0].to_parquet(tmp_path / "filtered.parquet")  # index [0, 2, 3]: a column of the file
+    assert load_records(str(tmp_path / "filtered.parquet")) == [{"domain": "a.com", "employees": 5},
+                                                                {"domain": "c.com", "employees": 7},
+                                                                {"domain": "d.com", "employees": 1}]
 
 
 @pytest.mark.parametrize(("value", "fragment"), [
