@@ -71,3 +71,15 @@ def test_a_retry_that_returns_another_row_count_is_not_merged():
     rows.merge(_tool_rows(["success"]), [0, 1])
     assert rows.frame["_status"].tolist() == ["error", "error"] and rows.pending() == []
     assert "returned 1 rows for 2 records" in log.warnings[-1]
+
+
+def test_an_integer_column_with_gaps_stays_exact_integers_after_a_round_of_only_gaps():
+    big = 9007199254740993
+    frame = pd.DataFrame({"domain": ["d0.com", "d1.com", "d2.com"], "n": pd.array([big, None, 5], dtype="Int64"),
+                          "_status": ["success", "error", "success"]})
+    rows = HealRows(frame, records=[{"domain": "d0.com", "n": big}, {"domain": "d1.com", "n": None},
+                                    {"domain": "d2.com", "n": 5}], log=_Log())
+    rows.merge(pd.DataFrame({"domain": ["d1.com"], "n": pd.Series([None], dtype=object), "_status": ["success"]}),
+               [1])
+    assert str(rows.frame["n"].dtype) == "Int64" and int(rows.frame["n"].iloc[0]) == big
+    assert rows.frame["n"].isna().tolist() == [False, True, False] and rows.frame["_status"].tolist() == ["success"] * 3

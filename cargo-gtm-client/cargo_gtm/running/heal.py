@@ -120,7 +120,7 @@ class HealRows:
         kept = self.frame.drop(index=rows.index)
         merged = pd.concat([kept, rows]) if len(kept) else rows.reindex(columns=self.frame.columns.union(
             rows.columns, sort=False))
-        self.frame = merged.sort_index()
+        self.frame = _keep_exact_integers(merged.sort_index(), self.frame)
 
     def _pairs(self, retry: pd.DataFrame, positions: list[int]) -> list[tuple[int, int]]:
         """(row position, retry row) pairs: a tool's retry rows are in the order of ``positions``; a play's are
@@ -136,3 +136,15 @@ class HealRows:
         ids = self.frame["_id"].astype(str)
         self.given_up.update(p for p in positions if ids.iat[p] not in where)
         return [(p, where[ids.iat[p]]) for p in positions if ids.iat[p] in where]
+
+
+def _keep_exact_integers(merged: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
+    """A column that was nullable ``Int64`` (integers with gaps, as the caller sent them) stays so after a round's
+    rows are merged in (a round of only gaps has an object column, and concatenating would leave objects)."""
+    for column, dtype in before.dtypes.items():
+        if str(dtype) == "Int64" and column in merged.columns and str(merged[column].dtype) != "Int64":
+            try:
+                merged[column] = merged[column].astype("Int64")
+            except (TypeError, ValueError):  # a round brought other values: kept as they are
+                pass
+    return merged
