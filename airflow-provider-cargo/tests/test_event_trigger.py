@@ -267,3 +267,28 @@ def test_a_retry_after_a_crash_around_its_change_batch_owns_it_and_cancels_it_on
     op.on_kill()
     retry.close()
     assert cargo_conn.batches()[0].status in ("cancelling", "cancelled")
+
+
+def test_over_budget_while_waiting_on_another_runs_change_batch_leaves_it_running_and_says_so(cargo_conn,
+                                                                                           tmp_path) -> None:
+    from cargo_provider.step import CargoStep
+    from cargo_provider.triggers.cargo import CargoBatchTrigger
+
+    event = _a_change_event(cargo_conn)
+    steps = [CargoStep.for_operator(op, context) for op, context in
+             (_change_run(run, event, tmp_path) for run in ("r1", "r2"))]
+    for step in steps:
+        step.start()
+    (uuid,) = steps[0].uuids
+    trigger = CargoBatchTrigger([uuid], credit_budget=0.001, spared_uuids=[uuid], poll_interval=1)
+
+    async def collect() -> list[Any]:
+        return [e.payload async for e in trigger.run()]
+
+    (payload,) = asyncio.run(collect())
+    for step in steps:
+        step.close()
+    assert payload["status"] == "over_budget" and payload["cancelled"] == []
+    assert f"{uuid} was left running: another run started it" in payload["message"]
+    assert "could not cancel" not in payload["message"]
+    assert cargo_conn.batches()[0].status not in ("cancelling", "cancelled")

@@ -128,7 +128,8 @@ class CargoBatchTrigger(BaseTrigger):
                 return self._event("done", "every batch ended")
             if verdict.action == "over_budget":
                 error = await asyncio.to_thread(driver.stop, verdict)  # cancels, lets the cancellation settle
-                return self._event("over_budget", budget_message(error), cancelled=list(driver.handle.uuids),
+                cancelled = [u for u in driver.handle.uuids if u not in self.spared_uuids]
+                return self._event("over_budget", budget_message(error), cancelled=cancelled,
                                    credits_used=verdict.used)
             left = self._left()
             if left is not None and left <= 0:

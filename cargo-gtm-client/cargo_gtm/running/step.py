@@ -339,10 +339,16 @@ class StepDriver:
         return report.cancelled
 
     def _cancel_outcome(self, cancelled: list[str]) -> str:
-        if cancelled:
-            return f"{self.actor} cancelled {', '.join(cancelled)}, so no more credits are spent on it"
-        return (f"{self.actor} could not cancel {', '.join(self.handle.uuids)} (see the warning above): cancel it "
-                "in Cargo if it is still running")
+        spared = [u for u in self.handle.uuids if u in getattr(self.handle, "spared", ())]
+        said = [f"{self.actor} cancelled {', '.join(cancelled)}, so no more credits are spent on it"] if cancelled \
+            else []
+        if spared:
+            said.append(f"{', '.join(spared)} was left running: another run started it and waits on it")
+        left = [u for u in self.handle.uuids if u not in spared]
+        if not cancelled and left:
+            said.append(f"{self.actor} could not cancel {', '.join(left)} (see the warning above): cancel it in Cargo "
+                        "if it is still running")
+        return "; ".join(said)
 
     def _timed_out(self, snapshot: StatusSnapshot) -> CargoStepError:
         timeout = self.settings.wait.poll_timeout or 0.0
