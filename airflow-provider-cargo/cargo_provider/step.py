@@ -550,10 +550,13 @@ def _parquet_can_hold(column: Any) -> bool:
 
 
 def _json_text(value: Any) -> str | None:
+    """A value as its JSON text; a missing one (None, NaN, pandas' NA or NaT) stays missing."""
     import json
     import math
 
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    import pandas as pd
+
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
         return None
     return json.dumps(value, default=str, ensure_ascii=False)
 
