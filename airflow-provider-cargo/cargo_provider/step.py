@@ -56,21 +56,18 @@ BUDGET_NEXT_STEP = ("raise the task's credit_budget if this cost is expected, or
                     "fresh one.")
 
 
-def budget_message(exc: BaseException) -> str:
-    """A core budget failure's text without its next step, said of the task (the core speaks of an asset)."""
-    return str(getattr(exc, "message", None) or exc).replace("over this asset's budget", "over the task's "
-                                                             "credit_budget")
+def task_budget() -> Any:
+    """The core's budget failures in the task's terms: "over the task's credit_budget", with its next step."""
+    from cargo_gtm.running import BudgetWording
+
+    return BudgetWording(name="the task's credit_budget", hint=BUDGET_NEXT_STEP)
 
 
 def _from_core(exc: CargoError) -> CargoStepError:
-    """The core's error as the task's failure: its text (what failed, Cargo's reason, next step) and batch; a budget
-    failure with the task's next step."""
-    from cargo_gtm.errors import with_hint
-    from cargo_gtm.running import StepBudgetError
-
+    """The core's error as the task's failure: its text (what failed, Cargo's reason, next step) and batch."""
     batch = (getattr(exc, "metadata", None) or {}).get("batch_uuid") or getattr(getattr(exc, "batch", None), "uuid",
                                                                                 None)
-    text = with_hint(budget_message(exc), BUDGET_NEXT_STEP) if isinstance(exc, StepBudgetError) else str(exc)
+    text = str(exc)
     return CargoStepError(text if not batch or batch in text else f"{text} (batch {batch})")
 
 
@@ -130,7 +127,6 @@ class CargoStep:
         self._heal_positions: list[int] = []
         self._heal_parts: list[Any] = []
         self.prior_spent = 0.0  # credits earlier tries paid for batches never reused (read with a budget)
-        self.resuming = False  # resumed after a deferral: this try's batches exist, nothing is checked again
         self.try_number = 0
 
     # -- construction ------------------------------------------------------------------------------
@@ -155,9 +151,13 @@ class CargoStep:
                    output_node_slug=op.output_node_slug, credit_budget=op.credit_budget,
                    failed_rows=op.failed_rows, cancel_on_stop=op.cancel_on_kill, retry_failed=op.retry_failed,
                    logger=op.log)
-        step.resuming = resuming
         step.try_number = int(getattr(context.get("ti"), "try_number", 0) or 0)
         return step
+
+    @property
+    def resuming(self) -> bool:
+        """Resumed after a deferral: this try's batches exist, nothing is checked again before them."""
+        return isinstance(self.ledger, _ResumeLedger)
 
     def close(self) -> None:
         if self.driver is not None:
@@ -172,6 +172,7 @@ class CargoStep:
         return StepSettings(workflow_uuid=self.target.workflow_uuid, workflow_name=self.target.name,
                             workflow_type=self.target.type, output_node_slug=self.output_node_slug,
                             credit_budget=budget, failed_rows="keep" if self.retry_failed else self.failed_rows,
+                            budget_wording=task_budget(),
                             wait=WaitSettings(poll_interval=self.poll_interval,
                                               max_poll_interval=max(self.max_poll_interval, self.poll_interval),
                                               poll_timeout=None, cancel_on_stop=self.cancel_on_stop))
@@ -220,7 +221,8 @@ class CargoStep:
         with a ``credit_budget`` the estimate (the input's size × the workflow's recent cost per record, plus the
         execution charge; see :mod:`cargo_gtm.estimate`) must fit in what is left of it (earlier tries' dead
         batches count)."""
-        if not requests or any(self.ledger.may_attach(r.attempt_key, r.data) for r in requests):
+        checks = self.target.type == "tool" or self.credit_budget is not None
+        if not (requests and checks) or any(self.ledger.may_attach(r.attempt_key, r.data) for r in requests):
             return
         if self.target.type == "tool":
             self._check_required_fields(requests)
@@ -255,7 +257,7 @@ class CargoStep:
         if estimate.credits is None:
             self.log.info("%s", no_estimate(what, left))
         elif estimate.credits > left:
-            raise _from_core(estimate_error(what, estimate.describe(), left, {}))
+            raise _from_core(estimate_error(what, estimate.describe(), left, {}, task_budget()))
 
     def _adopt_enrolled_change(self, request: Any) -> None:
         """A segment change already enrolled in this workflow (a duplicate asset event, another DAG run) is

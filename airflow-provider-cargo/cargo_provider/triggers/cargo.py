@@ -22,7 +22,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from cargo_provider.hooks.cargo import CargoHook, CargoSettings
-from cargo_provider.step import TaskLog, budget_message
+from cargo_provider.step import TaskLog, task_budget
 
 __all__ = ["CargoBatchTrigger"]
 
@@ -107,7 +107,7 @@ class CargoBatchTrigger(BaseTrigger):
         workflow = handle.units[0].workflow_uuid if handle.units else ""
         settings = StepSettings(workflow_uuid=workflow, workflow_name=self.workflow_name,
                                 workflow_type=self.workflow_type, credit_budget=self.credit_budget,
-                                credit_breakdown=False,
+                                credit_breakdown=False, budget_wording=task_budget(),
                                 wait=WaitSettings(poll_interval=self.poll_interval,
                                                   max_poll_interval=self.max_poll_interval, poll_timeout=None))
         return StepDriver(handle, settings, log=TaskLog(self.log), actor="airflow-provider-cargo")
@@ -129,7 +129,7 @@ class CargoBatchTrigger(BaseTrigger):
             if verdict.action == "over_budget":
                 error = await asyncio.to_thread(driver.stop, verdict)  # cancels, lets the cancellation settle
                 cancelled = [u for u in driver.handle.uuids if u not in self.spared_uuids]
-                return self._event("over_budget", budget_message(error), cancelled=cancelled,
+                return self._event("over_budget", error.message, cancelled=cancelled,  # raise_for_event adds the next step
                                    credits_used=verdict.used)
             left = self._left()
             if left is not None and left <= 0:

@@ -8,7 +8,9 @@ These names are the public API of running for orchestrator layers (Dagster, Airf
 """
 
 from .budget import (
+    ASSET_BUDGET,
     BUDGET_HINT,
+    BudgetWording,
     CreditBudget,
     StepBudgetError,
     budget_error,
@@ -64,7 +66,7 @@ from .waiting import (
 )
 
 __all__ = [
-    "BUDGET_HINT", "CreditBudget", "StepBudgetError", "budget_error", "estimate_error", "tighter_budget",
+    "ASSET_BUDGET", "BUDGET_HINT", "BudgetWording", "CreditBudget", "StepBudgetError", "budget_error", "estimate_error", "tighter_budget",
     "no_estimate", "unaffordable_round",
     "BusyPolicy", "SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock",
     "BatchHandle", "BatchRequest", "CancelReport", "HealRows", "Ledger", "NoLedger", "RoundPart", "StartReport",

@@ -12,17 +12,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CargoStepError
 
-__all__ = ["BUDGET_HINT", "CreditBudget", "StepBudgetError", "budget_error", "estimate_error", "tighter_budget",
+__all__ = ["ASSET_BUDGET", "BUDGET_HINT", "BudgetWording", "CreditBudget", "StepBudgetError", "budget_error", "estimate_error", "tighter_budget",
            "unaffordable_round", "no_estimate", "ramp_stopped",
            "over_budget_cancelled", "over_budget_finished"]
 
 #: The next step of every budget failure.
 BUDGET_HINT = ("raise credit_budget (run config, credit_budget= or the resource's max_credits_per_batch) if this "
                "cost is expected, or narrow the input (limit, filter, fewer records).")
+
+
+@dataclass(frozen=True)
+class BudgetWording:
+    """How budget failures name the budget and what they advise: an orchestrator's own terms (a Dagster asset's
+    budget by default; an Airflow task's ``credit_budget``)."""
+
+    name: str = "this asset's budget"
+    hint: str = BUDGET_HINT
+
+
+ASSET_BUDGET = BudgetWording()
 
 
 class StepBudgetError(CargoStepError):
@@ -39,40 +52,44 @@ def tighter_budget(*limits: float | None) -> float | None:
     return min(given) if given else None
 
 
-def budget_error(noun: str, uuids: Sequence[str], used: float, budget: float, detail: str) -> StepBudgetError:
-    """``<noun>(s) <uuids> used <used> credits in the end, over this asset's budget of <budget><detail>.``"""
+def budget_error(noun: str, uuids: Sequence[str], used: float, budget: float, detail: str,
+                 wording: BudgetWording = ASSET_BUDGET) -> StepBudgetError:
+    """``<noun>(s) <uuids> used <used> credits in the end, over <wording.name> of <budget><detail>.``"""
     key = "run_uuid" if noun == "run" else "batch_uuid"
     return StepBudgetError(
-        f"Cargo {noun}(s) {', '.join(uuids)} used {used:g} credits in the end, over this asset's budget of "
+        f"Cargo {noun}(s) {', '.join(uuids)} used {used:g} credits in the end, over {wording.name} of "
         f"{budget:g}{detail}.",
         metadata={key: ",".join(uuids) if noun == "run" else uuids[0], "credits_used": float(used),
-                  "credit_budget": float(budget)})
+                  "credit_budget": float(budget)}, hint=wording.hint)
 
 
 def over_budget_cancelled(noun: str, uuids: Sequence[str], spend: float, budget: float, *, guard: float,
-                          executed: int, runs: int, settled: bool, outcome: str) -> StepBudgetError:
+                          executed: int, runs: int, settled: bool, outcome: str,
+                          wording: BudgetWording = ASSET_BUDGET) -> StepBudgetError:
     """The failure of units cancelled by the in-flight guard: the final spend, where the guard fired, and what
     was done about them (``outcome``: cancelled, or could not be)."""
     state = "cancelled" if settled else "cancel requested, still stopping when last read"
     return budget_error(noun, uuids, spend, budget,
                         f" after {executed}/{runs} runs ({state}; the guard fired at {guard:g} credits, "
-                        f"{spend - budget:g} over the budget in the end); {outcome}")
+                        f"{spend - budget:g} over the budget in the end); {outcome}", wording)
 
 
-def over_budget_finished(noun: str, uuids: Sequence[str], used: float, budget: float) -> StepBudgetError:
+def over_budget_finished(noun: str, uuids: Sequence[str], used: float, budget: float,
+                         wording: BudgetWording = ASSET_BUDGET) -> StepBudgetError:
     """The failure of units that finished over the budget before the guard could cancel them."""
     plural = f"{noun}(es)" if noun == "batch" else f"{noun}(s)"
     return budget_error(noun, uuids, used, budget,
                         f"; the {plural} finished before the budget check could cancel them, so the output is "
-                        "not returned")
+                        "not returned", wording)
 
 
-def estimate_error(what: str, estimate_text: str, budget: float, metadata: dict[str, Any]) -> StepBudgetError:
+def estimate_error(what: str, estimate_text: str, budget: float, metadata: dict[str, Any],
+                   wording: BudgetWording = ASSET_BUDGET) -> StepBudgetError:
     """The refusal of a step estimated over its budget, before anything is created."""
     return StepBudgetError(
         f"Not starting Cargo {what}: {estimate_text}, over the budget of {budget:g} credits. No batch was created: "
         "0 credits spent.",
-        metadata={**metadata, "credit_budget": float(budget), "credits_used": 0.0})
+        metadata={**metadata, "credit_budget": float(budget), "credits_used": 0.0}, hint=wording.hint)
 
 
 def ramp_stopped(what: str, uuids: Sequence[str], total: int, done: int, spent: float, budget: float, *,

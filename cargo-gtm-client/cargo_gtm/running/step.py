@@ -36,7 +36,7 @@ from ..credits import CreditSplit
 from ..download.outcomes import ERROR_COLUMN, STATUS_COLUMN, first_failure
 from ..errors import CargoError, CargoStepError
 from ..models import Batch, Release, Run
-from .budget import CreditBudget, over_budget_cancelled, over_budget_finished
+from .budget import ASSET_BUDGET, BudgetWording, CreditBudget, over_budget_cancelled, over_budget_finished
 from .handle import CancelReport, StartReport
 from .waiting import PollingGuidance, StatusSnapshot, timeout_error
 
@@ -81,7 +81,8 @@ class StepSettings:
     the workflow's newest batches (``CargoClient.list_newest_batches``) listed just before (estimate), the creates'
     exactly-once watermark.
     ``empty_columns``: the columns of the frame when nothing ran. ``credit_breakdown``: read per-node credits
-    (``runs/metrics``) and the credits left.
+    (``runs/metrics``) and the credits left. ``budget_wording``: how budget failures name the budget and what they
+    advise (an orchestrator's own terms).
     """
 
     workflow_uuid: str
@@ -95,6 +96,7 @@ class StepSettings:
     empty_columns: tuple[str, ...] = ()
     credit_breakdown: bool = True
     wait: WaitSettings = field(default_factory=WaitSettings)
+    budget_wording: BudgetWording = ASSET_BUDGET
 
     def __post_init__(self) -> None:
         if self.failed_rows not in _POLICIES:
@@ -372,7 +374,8 @@ class StepDriver:
         split = self.credits(final)
         spend = split.total if split is not None else float(sum(u.credits_used_count for u in final))
         return over_budget_cancelled(self.noun, self.handle.uuids, spend, budget, guard=guard, executed=executed,
-                                     runs=runs, settled=settled, outcome=self._cancel_outcome(cancelled))
+                                     runs=runs, settled=settled, outcome=self._cancel_outcome(cancelled),
+                                     wording=self.settings.budget_wording)
 
     # -- finish --------------------------------------------------------------------------
     def credits(self, units: Sequence[Any]) -> CreditSplit | None:
@@ -400,7 +403,7 @@ class StepDriver:
         used = credits.total if credits is not None else float(sum(u.credits_used_count for u in units))
         budget = self.settings.credit_budget
         if budget is not None and used > budget:
-            raise over_budget_finished(self.noun, self.handle.uuids, used, budget)
+            raise over_budget_finished(self.noun, self.handle.uuids, used, budget, self.settings.budget_wording)
         failure = self.handle.failure(units)
         if failure is None:
             return
