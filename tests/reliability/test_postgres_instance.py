@@ -159,6 +159,7 @@ def test_twins_launched_through_the_daemon_run_queue(manual_emulator, tmp_path):
                         break
                     time.sleep(2)
                 statuses = [r.status for r in runs]
+                story = _queued_runs_story(instance, runs, tmp_path / "daemon.log")
                 reported, credits = [], 0.0
                 for r in runs:
                     mats = [e for e in instance.all_logs(r.run_id) if e.dagster_event is not None
@@ -178,5 +179,19 @@ def test_twins_launched_through_the_daemon_run_queue(manual_emulator, tmp_path):
                            credits_spent=round(manual_emulator.credits_used - before, 6),
                            units=_workflow_units(manual_emulator, KINDS["batch"]))
     print("postgres, 2 twins via the daemon's run queue:", outcome.figures(), f"; {len(dequeued)} runs queued, then launched by the daemon")
-    assert len(dequeued) == 2, (tmp_path / "daemon.log").read_text()[-3000:]
+    assert len(dequeued) == 2, story
+    assert all(outcome.succeeded), f"{outcome.figures()}\n{story}"
     assert_twins_hold(outcome, 2)
+
+
+def _queued_runs_story(instance, runs, daemon_log) -> str:
+    """What each queued run went through (status, its engine and failure messages) and the daemon's log tail: a
+    run that never finishes names where it stopped."""
+    lines = []
+    for r in runs:
+        lines.append(f"run {r.run_id[:8]} {r.status.value}:")
+        for e in instance.all_logs(r.run_id):
+            kind = e.dagster_event.event_type_value if e.dagster_event is not None else "LOG"
+            lines.append(f"  {e.timestamp:.1f} {kind} {(e.message or e.user_message or '')[:300]}")
+    log = daemon_log.read_text(errors="replace") if daemon_log.exists() else "(no daemon log)"
+    return "\n".join(lines) + "\n-- dagster-daemon log (tail):\n" + log[-4000:]
