@@ -139,11 +139,15 @@ def test_twins_launched_through_the_daemon_run_queue(manual_emulator, tmp_path):
     defs = str(Path(__file__).parent / "queued_twins_defs.py")
     bin_dir = Path(sys.executable).parent
     with postgres_home(tmp_path):
+        with open(tmp_path / "dagster.yaml", "a") as yaml:  # as a deployment runs its daemon: a run whose worker
+            yaml.write("run_monitoring:\n  enabled: true\n  start_timeout_seconds: 180\n")  # never starts fails
         env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "CARGO_API_TOKEN": "test-token-7c1f9d",
                "CARGO_BASE_URL": manual_emulator.base_url}
         manual_emulator.faults.next("POST /v1/orchestration/batches", "server_error")
         manual_emulator.faults.next("POST /v1/orchestration/batches", "lost_create_response")
         before = manual_emulator.credits_used
+        with _from_dir(str(tmp_path)):  # the schema, once, before the daemon and the CLI open the fresh database:
+            pass  # racing each other to create it, one may exhaust dagster-postgres' five retries and exit
         daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-f", defs], env=env,
                                   stdout=open(tmp_path / "daemon.log", "w"), stderr=subprocess.STDOUT)
         try:
@@ -155,9 +159,10 @@ def test_twins_launched_through_the_daemon_run_queue(manual_emulator, tmp_path):
                 deadline = time.monotonic() + 400
                 while time.monotonic() < deadline:
                     runs = instance.get_runs(filters=dg.RunsFilter(job_name="twins_job"))
-                    if len(runs) == 2 and all(r.is_finished for r in runs):
+                    if len(runs) == 2 and all(r.is_finished for r in runs) or daemon.poll() is not None:
                         break
                     time.sleep(2)
+                early_exit = daemon.poll()  # None: still running, as it should be
                 statuses = [r.status for r in runs]
                 story = _queued_runs_story(instance, runs, tmp_path / "daemon.log")
                 reported, credits = [], 0.0
@@ -179,6 +184,7 @@ def test_twins_launched_through_the_daemon_run_queue(manual_emulator, tmp_path):
                            credits_spent=round(manual_emulator.credits_used - before, 6),
                            units=_workflow_units(manual_emulator, KINDS["batch"]))
     print("postgres, 2 twins via the daemon's run queue:", outcome.figures(), f"; {len(dequeued)} runs queued, then launched by the daemon")
+    assert early_exit is None, f"dagster-daemon exited ({early_exit}) before the runs finished:\n{story}"
     assert len(dequeued) == 2, story
     assert all(outcome.succeeded), f"{outcome.figures()}\n{story}"
     assert_twins_hold(outcome, 2)
