@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 from cargo_gtm import DEFAULT_BASE_URL, BusyPolicy, CargoClient, RetryPolicy
+from cargo_gtm.download.caller_columns import restore_caller_columns
 from cargo_gtm.errors import CargoError, CargoInputError, CargoNotFoundError, CargoStepError
 from cargo_gtm.estimate import CreditEstimate, recent_materializations, try_estimate
 from cargo_gtm.inputs import chunk_records, play_input, records_data, to_json_records
@@ -416,19 +417,22 @@ class CargoResource(dg.ConfigurableResource):
     ) -> CargoBatchResult:
         """Run a tool over ``records`` (a DataFrame or an iterable of dicts).
 
-        Values are made JSON-safe (NaN/NaT → null, Timestamps → ISO strings, numpy
-        scalars → numbers). Empty input creates no batch and spends no credit.
-        ``resume_unreported``: see :meth:`run_workflow`.
+        Values are sent as JSON, exactly (NaN/NaT → null, Timestamps → ISO strings, numpy scalars → numbers; a
+        value JSON cannot carry exactly is refused before anything is created). The output's input columns hold
+        the DataFrame's own values and dtypes, not their JSON form. Empty input creates no batch and spends no
+        credit. ``resume_unreported``: see :meth:`run_workflow`.
         """
         props = self.workflow_props(tool, "tool")
         rows = to_json_records(records)
         columns = tuple(str(c) for c in getattr(records, "columns", ()))
         if not columns and rows:
             columns = tuple(rows[0])
-        return self.run_workflow(
+        result = self.run_workflow(
             context, props, records_data(rows), output_node_slug=output_node_slug, empty_columns=columns,
             credit_budget=credit_budget, retry_failed=retry_failed, resume_unreported=resume_unreported,
         )
+        result.frame = restore_caller_columns(result.frame, records, rows)
+        return result
 
     def run_workflow(
         self,

@@ -19,12 +19,12 @@ def emulator(manual_emulator):
     return manual_emulator
 
 
-def run_asset(emu, body):
+def run_asset(emu, body, **settings):
     @dg.asset
     def subject(context: dg.AssetExecutionContext, cargo: CargoResource):
         return body(context, cargo).materialize_result()
 
-    cargo = make_resource(emu)
+    cargo = make_resource(emu, **settings)
     return dg.materialize([subject], resources={"cargo": cargo}, raise_on_error=False)
 
 
@@ -106,3 +106,54 @@ def test_integers_with_a_missing_value_come_back_exact(emulator):
     out = result.output_for_node("subject")
     assert str(out["crm_id"].dtype) == "Int64" and int(out["crm_id"].iloc[0]) == 9007199254740993
     assert out["crm_id"].isna().tolist() == [False, True] and int(out["employees"].iloc[0]) == 12
+
+
+def _typed_frame():
+    """Columns whose JSON form differs from the DataFrame's: tz-aware timestamps, Decimals, dates, a categorical,
+    pandas' nullable text and booleans, float32."""
+    import datetime as dt
+    from decimal import Decimal
+
+    return pd.DataFrame({
+        "domain": pd.array(["acme.com", "globex.com", "initech.io", "hooli.com"], dtype="string"),
+        "signed_up_at": pd.to_datetime(["2025-01-02T03:04:05.123456789", None, "2025-03-04T00:00:00.5",
+                                        "2025-05-06T07:08:09.25"]).tz_localize("Europe/Paris"),
+        "arr": [Decimal("1.10"), Decimal("20"), None, Decimal("3.5")],
+        "renewal": [dt.date(2026, 1, 31), dt.date(2026, 2, 1), None, dt.date(2026, 3, 1)],
+        "tier": pd.Categorical(["gold", "silver", "gold", None]),
+        "active": pd.array([True, None, False, True], dtype="boolean"),
+        "score": np.array([0.5, 0.25, 1.5, 2.0], dtype="float32"),
+    })
+
+
+@pytest.mark.parametrize("failed_rows", ["keep", "drop"])
+def test_the_callers_columns_come_back_as_the_dataframe_held_them(emulator, failed_rows):
+    """Sent as JSON (ISO text, numbers, plain values), returned as given: each input column of the output has
+    the caller's dtype and values, also when a failed record's row is dropped (rows matched in order)."""
+    emulator.plan_failures({"domain=globex.com": "always"})
+    given = _typed_frame()
+    result = run_asset(emulator, lambda ctx, cargo: cargo.run_tool(ctx, "Enrich company", given),
+                       failed_rows=failed_rows)
+    assert result.success
+    (create,) = [r for r in emulator.request_log if r["method"] == "POST" and r["path"] == "/v1/orchestration/batches"]
+    assert create["json"]["data"]["records"][0]["signed_up_at"] == "2025-01-02T03:04:05.123456789+01:00"
+    assert create["json"]["data"]["records"][0]["arr"] == 1.1
+    out = result.output_for_node("subject")
+    kept = [0, 1, 2, 3] if failed_rows == "keep" else [0, 2, 3]
+    assert list(out["_status"]) == (["success", "error", "success", "success"] if failed_rows == "keep"
+                                    else ["success"] * 3)
+    assert "company_name" in out.columns  # the tool's own output is there too
+    for column in given.columns:
+        assert out[column].dtype == given[column].dtype, column
+        expected = given[column].iloc[kept].reset_index(drop=True)
+        pd.testing.assert_series_equal(out[column].reset_index(drop=True), expected, check_names=False)
+    assert repr(out["arr"].iloc[0]) == "Decimal('1.10')"
+
+
+def test_a_list_of_dicts_comes_back_as_sent(emulator):
+    """Records given as dicts are what was sent: their JSON form (there is no DataFrame dtype to restore)."""
+    import datetime as dt
+
+    records = [{"domain": "acme.com", "renewal": dt.date(2026, 1, 31)}]
+    result = run_asset(emulator, lambda ctx, cargo: cargo.run_tool(ctx, "Enrich company", records))
+    assert list(result.output_for_node("subject")["renewal"]) == ["2026-01-31"]
