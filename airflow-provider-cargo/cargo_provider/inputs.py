@@ -55,7 +55,7 @@ _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "
              ".json": "json"}
 
 
-def _read_path(path: Any) -> list[dict[str, Any]]:
+def _read_path(path: Any) -> Any:
     """The records of an ``ObjectStoragePath`` (or a local path / URI string), by suffix, as the file holds them:
     a CSV's cells as their text (a zip code ``02134`` stays ``"02134"``, ``NA`` stays ``"NA"``), JSON values as
     JSON gives them, Parquet values in their Arrow types (an int64 with nulls stays exact)."""
@@ -79,13 +79,14 @@ def _read_path(path: Any) -> list[dict[str, Any]]:
                               hint=f"check that the file is valid {kind}, or rename it to the suffix it has.") from exc
 
 
-def _parse(kind: str, handle: Any) -> list[dict[str, Any]]:
-    if kind == "parquet":
+def _parse(kind: str, handle: Any) -> Any:
+    if kind == "parquet":  # a DataFrame of the file's Arrow types: its columns go back into the output as they are
+        import pandas as pd
         import pyarrow.parquet as pq
 
         table = pq.read_table(handle)
         index = [c for c in (table.schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
-        return table.drop_columns(index).to_pylist()  # pandas' stored index is not a field of the records
+        return table.drop_columns(index).to_pandas(types_mapper=pd.ArrowDtype)  # pandas' stored index is no field
     text = handle.read().decode("utf-8-sig")
     if kind == "csv":
         import csv

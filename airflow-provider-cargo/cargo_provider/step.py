@@ -401,10 +401,11 @@ class CargoStep:
     def _merge(self, new: Any) -> None:
         from cargo_gtm.running import HealRows
 
-        if self.rows is None:
-            records = self.data["records"] if self.data.get("kind") == "records" else None
-            self.rows = HealRows(new, records=records, model_uuid=self.target.model_uuid, log=TaskLog(self.log),
-                                 what=f"{self.target.type} {self.target.name!r}")
+        if self.rows is None:  # without heal rounds, the rows are only kept (dropped failed rows are no concern)
+            heals = bool(self.retry_failed)
+            records = self.data["records"] if heals and self.data.get("kind") == "records" else None
+            self.rows = HealRows(new, records=records, model_uuid=self.target.model_uuid if heals else None,
+                                 log=TaskLog(self.log), what=f"{self.target.type} {self.target.name!r}")
             return
         self.rows.merge(new, self._heal_positions)
 
@@ -416,6 +417,7 @@ class CargoStep:
     # -- outputs -----------------------------------------------------------------------------------
     def finish(self, path: Any) -> dict[str, Any]:
         """The ``failed_rows`` policy on the merged rows, the Parquet output, the summary (XCom, asset extra)."""
+        from cargo_gtm.download.caller_columns import restore_caller_columns
         from cargo_gtm.running import StepResult, apply_failed_rows, status_counts, step_metadata
 
         frame = self.frame.reset_index(drop=True) if self.frame is not None else _empty_frame()
@@ -432,6 +434,8 @@ class CargoStep:
                                          TaskLog(self.log), metadata={"batch_uuid": uuids[0] if uuids else None})
             except CargoError as exc:
                 raise _from_core(exc) from exc
+        if self.target.type == "tool":  # a DataFrame's or Parquet file's columns as given, not their JSON form
+            kept = restore_caller_columns(kept, self.data.get("records") or [])
         combined = StepResult(frame=kept, batches=batches, credits=_total_credits(self.results), statuses=counts,
                               records_count=records, settings=self.step_settings(self.credit_budget))
         meta = step_metadata(combined, breakdown=False)

@@ -431,7 +431,7 @@ class CargoResource(dg.ConfigurableResource):
             context, props, records_data(rows), output_node_slug=output_node_slug, empty_columns=columns,
             credit_budget=credit_budget, retry_failed=retry_failed, resume_unreported=resume_unreported,
         )
-        result.frame = restore_caller_columns(result.frame, records, rows)
+        result.frame = restore_caller_columns(result.frame, rows)
         return result
 
     def run_workflow(

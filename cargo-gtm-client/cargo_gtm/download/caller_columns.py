@@ -17,11 +17,12 @@ from .outcomes import OUTPUT_COLUMNS, STATUS_COLUMN
 __all__ = ["restore_caller_columns"]
 
 
-def restore_caller_columns(frame: Any, caller: Any, sent: Sequence[Mapping[str, Any]]) -> Any:
+def restore_caller_columns(frame: Any, sent: Sequence[Mapping[str, Any]]) -> Any:
     """``frame`` with each of the caller's input columns holding the caller's own values and dtype.
 
-    ``caller``: what the step was given (only a pandas DataFrame is restored from; a list of dicts is what was
-    sent). ``sent``: its JSON records, in the caller's order (:func:`~cargo_gtm.inputs.to_json_records`).
+    ``sent``: the JSON records the step sent, in the caller's order, as :func:`~cargo_gtm.inputs.to_json_records`
+    made them: their ``source`` is the caller's DataFrame (records given as dicts have none: they are what was
+    sent, and ``frame`` already holds them).
     ``frame``: the step's output, one row per input record in the caller's order, or fewer when failed rows were
     dropped (rows are then matched to the caller's in order, by their sent values). The output's own columns
     (``_id``, ``_title``, ``_status``, ``_error_message``) are never touched. When the rows cannot be matched
@@ -29,6 +30,7 @@ def restore_caller_columns(frame: Any, caller: Any, sent: Sequence[Mapping[str, 
     """
     import pandas as pd
 
+    caller = getattr(sent, "source", None)
     if not isinstance(caller, pd.DataFrame) or not len(frame) or len(sent) != len(caller):
         return frame
     columns = [c for c in caller.columns if isinstance(c, str) and c in frame.columns and c not in OUTPUT_COLUMNS]

@@ -417,7 +417,12 @@ def _is_missing(value: Any) -> bool:
 
 class JsonRecords(list):  # type: ignore[type-arg]
     """Records :func:`to_json_records` made JSON-safe: passing them to it again returns them as they are, so a
-    tool's input is converted exactly once on its way from ``run_tool`` to the create."""
+    tool's input is converted exactly once on its way from ``run_tool`` to the create.
+
+    ``source``: the DataFrame they were made from (None for other input), whose columns go back into the output
+    as the caller gave them (:func:`~cargo_gtm.download.caller_columns.restore_caller_columns`)."""
+
+    source: Any = None
 
 
 def to_json_records(frame: Any) -> list[dict[str, Any]]:
@@ -437,15 +442,15 @@ def to_json_records(frame: Any) -> list[dict[str, Any]]:
                 f"The input DataFrame has duplicate column names {duplicates}; only one of each would reach "
                 "Cargo.", hint="rename or drop the duplicates (df.loc[:, ~df.columns.duplicated()])."
             )
-        rows = _frame_rows(frame)
-    elif isinstance(frame, Mapping) or isinstance(frame, (str, bytes)):
+        made = JsonRecords(_record(row, i) for i, row in enumerate(_frame_rows(frame)))
+        made.source = frame
+        return made
+    if isinstance(frame, Mapping) or isinstance(frame, (str, bytes)):
         raise CargoInputError(
             f"Records must be a DataFrame or a list of dicts, not a single {type(frame).__name__}.",
             hint="wrap it in a list ([record])."
         )
-    else:
-        rows = list(frame)
-    return JsonRecords(_record(row, i) for i, row in enumerate(rows))
+    return JsonRecords(_record(row, i) for i, row in enumerate(frame))
 
 
 def _frame_rows(frame: Any) -> list[dict[Any, Any]]:
