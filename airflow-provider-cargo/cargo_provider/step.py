@@ -215,32 +215,40 @@ class CargoStep:
             raise _from_core(exc) from exc
 
     def _check_before_creating(self, requests: list[Any]) -> None:
-        """Round 0, unless this try attaches to an earlier try's batch (recorded, or made by a recorded intent): that
-        money is spent, and the batch runs the release it was created with. Otherwise, before the first create: a
-        tool's records must carry its required form fields (a run without them fails and is still charged), and
-        with a ``credit_budget`` the estimate (the input's size × the workflow's recent cost per record, plus the
-        execution charge; see :mod:`cargo_gtm.estimate`) must fit in what is left of it (earlier tries' dead
-        batches count)."""
+        """Round 0, before the first create of the batches this try would create (not those it attaches to: an
+        earlier try's batch, recorded or made by a recorded intent, is paid for and runs the release it was created
+        with): a tool's records must carry its required form fields (a run without them fails and is still
+        charged), and with a ``credit_budget`` the estimate (the input's size × the workflow's recent cost per
+        record, plus the execution charge; see :mod:`cargo_gtm.estimate`) of all the step's batches, those attached
+        to included, must fit in what is left of it (earlier tries' dead batches count)."""
         checks = self.target.type == "tool" or self.credit_budget is not None
-        if not (requests and checks) or any(self.ledger.may_attach(r.attempt_key, r.data) for r in requests):
+        fresh = [r for r in requests if not self.ledger.may_attach(r.attempt_key, r.data)] if checks else []
+        if not fresh:
             return
         if self.target.type == "tool":
-            self._check_required_fields(requests)
+            self._check_required_fields(requests, fresh)
         if self.credit_budget is not None:
-            self._refuse_over_estimate(requests)
+            self._refuse_over_estimate(requests, attached=len(requests) - len(fresh))
 
-    def _check_required_fields(self, requests: list[Any]) -> None:
+    def _check_required_fields(self, requests: list[Any], fresh: list[Any]) -> None:
+        """The records of the ``fresh`` requests (those to create), named by their place in the whole input."""
         from cargo_gtm.inputs.records import check_required_fields
 
-        records = [r for request in requests for r in (request.data.get("records") or [])]
+        records, positions, start = [], [], 0
+        for request in requests:
+            chunk = request.data.get("records") or []
+            if any(request is f for f in fresh):
+                records.extend(chunk)
+                positions.extend(range(start, start + len(chunk)))
+            start += len(chunk)
         if records:
             try:
                 required = self.client.required_form_fields(self.target.workflow_uuid)
             except CargoError as exc:
                 raise _from_core(exc) from exc
-            check_required_fields(records, required, what=f"tool {self.target.name!r}")
+            check_required_fields(records, required, what=f"tool {self.target.name!r}", positions=positions)
 
-    def _refuse_over_estimate(self, requests: list[Any]) -> None:
+    def _refuse_over_estimate(self, requests: list[Any], attached: int = 0) -> None:
         from cargo_gtm.estimate import try_estimate
         from cargo_gtm.running import estimate_error, no_estimate
 
@@ -256,8 +264,14 @@ class CargoStep:
         self.log.info("Cargo %s: %s.", what, estimate.describe())
         if estimate.credits is None:
             self.log.info("%s", no_estimate(what, left))
-        elif estimate.credits > left:
+        elif estimate.credits > left and not attached:
             raise _from_core(estimate_error(what, estimate.describe(), left, {}, task_budget()))
+        elif estimate.credits > left:  # not "no batch was created": an earlier try's batches run on
+            running = sorted({u for r in requests for u in self.ledger.recorded(r.attempt_key)})
+            raise _fail(f"Not starting the rest of Cargo {what}: {estimate.describe()}, over the {left:g} credits "
+                        f"left of the task's credit_budget, counting the {attached} batch(es) an earlier try "
+                        "created, which run on; no other batch was created",
+                        BUDGET_NEXT_STEP, batch=", ".join(running) or None)
 
     def _adopt_enrolled_change(self, request: Any) -> None:
         """A segment change already enrolled in this workflow (a duplicate asset event, another DAG run) is

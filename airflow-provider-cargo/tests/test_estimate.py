@@ -108,3 +108,46 @@ def test_a_retry_whose_earlier_create_never_left_is_estimated(cargo_conn, store,
     with pytest.raises(CargoStepError, match="No batch was created: 0 credits spent"):
         operator(tmp_path, records=MANY, credit_budget=3).execute(context(store))
     assert len(cargo_conn.batches()) == 1  # only the one learned from
+
+
+def test_a_retry_that_attaches_to_some_chunks_estimates_before_creating_the_rest(cargo_conn, store, tmp_path,
+                                                                                 monkeypatch) -> None:
+    """Two chunks; the first try created the first and died. The retry attaches to it and would create the
+    second: the estimate of both must fit the budget, or the second is never created (the first runs on)."""
+    import cargo_provider.step
+    from cargo_provider.step import CargoStepError
+
+    per_record = _learned(cargo_conn, store, tmp_path)
+    monkeypatch.setattr(cargo_provider.step, "MAX_RECORDS_PER_BATCH", len(MANY) // 2)
+    with monkeypatch.context() as patch:  # the chunks' creates are concurrent: a try that sent only the first
+        _kill_at(patch, "after-save")  # stands for one whose second create never left
+        with pytest.raises(Killed):
+            operator(tmp_path, records=MANY[:len(MANY) // 2]).execute(context(store))
+    learned, first = cargo_conn.batches()
+    assert len(first.record_ids) == len(MANY) // 2
+    budget = round(len(MANY) * per_record * 0.75, 2)  # either chunk fits; both do not
+    with pytest.raises(CargoStepError) as raised:
+        operator(tmp_path, records=MANY, credit_budget=budget).execute(context(store))
+    text = str(raised.value)
+    assert "Not starting the rest of Cargo tool 'Enrich company': about " in text
+    assert "counting the 1 batch(es) an earlier try created, which run on" in text and first.uuid in text
+    assert len(cargo_conn.batches()) == 2  # the second chunk was never created
+
+
+def test_a_retry_that_attaches_to_some_chunks_checks_the_rest_for_required_fields(cargo_conn, store, tmp_path,
+                                                                                 monkeypatch) -> None:
+    """The chunk still to create is checked for the tool's required form fields before it is sent; the record is
+    named by its place in the whole input."""
+    import cargo_provider.step
+    from cargo_gtm.errors import CargoInputError
+
+    records = [{"domain": "acme.com"}, {"company_name": "No Domain Inc"}]
+    monkeypatch.setattr(cargo_provider.step, "MAX_RECORDS_PER_BATCH", 1)
+    with monkeypatch.context() as patch:  # a try that sent only the first chunk's create (see above)
+        _kill_at(patch, "after-save")
+        with pytest.raises(Killed):
+            operator(tmp_path, records=records[:1]).execute(context(store))
+    assert len(cargo_conn.batches()) == 1
+    with pytest.raises(CargoInputError, match=r"Input record 1 has no value for the required form field 'domain'"):
+        operator(tmp_path, records=records).execute(context(store))
+    assert len(cargo_conn.batches()) == 1

@@ -214,8 +214,10 @@ def validate_data(data: Mapping[str, Any], *, workflow_type: str | None) -> None
         validate_filter(data["filter"], "filter")  # the path the caller wrote: filter=, run config 'filter'
 
 
-def check_required_fields(records: Sequence[Mapping[str, Any]], required: Sequence[str], what: str = "tool") -> None:
-    """Every record must carry each required form field with a value, or nothing is sent.
+def check_required_fields(records: Sequence[Mapping[str, Any]], required: Sequence[str], what: str = "tool", *,
+                          positions: Sequence[int] | None = None) -> None:
+    """Every record must carry each required form field with a value, or nothing is sent. ``positions``: each
+    record's place in the caller's input, when ``records`` are only some of it (default: their index).
 
     >>> check_required_fields([{"domain": "a.com"}, {"domain": ""}], ["domain"])
     Traceback (most recent call last):
@@ -228,6 +230,7 @@ def check_required_fields(records: Sequence[Mapping[str, Any]], required: Sequen
                if rec.get(field) is None or rec.get(field) == ""]
     if lacking:
         index, field = lacking[0]
+        index = positions[index] if positions is not None else index
         count = len({i for i, _ in lacking})
         raise CargoInputError(
             f"Input record {index} has no value for the required form field {field!r} of the {what} ({count} of "
