@@ -102,6 +102,7 @@ class TaskStateLedger:
         self.client = client
         self.generation = generation
         self.log = logger or log
+        self._searched: set[str] = set()  # intents whose batch this try looked for in Cargo and did not find
 
     # -- reading -----------------------------------------------------------------------------
     def _read(self, key: str) -> Any:
@@ -234,7 +235,7 @@ class TaskStateLedger:
 
     def _from_intent(self, key: str, data: Mapping[str, Any]) -> Batch | None:
         text = self._read(INTENT + key)
-        if not isinstance(text, str):
+        if not isinstance(text, str) or text in self._searched:  # searched already (the checks before the start)
             return None
         try:
             intent = CreateIntent.from_json(text)
@@ -254,6 +255,7 @@ class TaskStateLedger:
                                    ) from exc
         if batch is None:
             self.log.info("No Cargo batch holds this input: the earlier create never committed; creating it now.")
+            self._searched.add(text)
             return None
         self.log.warning("Cargo batch %s holds exactly this task's input and was created after the earlier try's "
                          "intent: it is that try's batch; attaching to it.", batch.uuid)

@@ -206,3 +206,32 @@ def test_only_a_part_that_repeats_another_gets_its_place_in_its_key() -> None:
     assert _part_keys("wf", [a, b], "heal1") == [attempt_key("wf", a, "heal1"), attempt_key("wf", b, "heal1")]
     keys = _part_keys("wf", [a, b, a], None)
     assert keys[:2] == [attempt_key("wf", a), attempt_key("wf", b)] and len(set(keys)) == 3
+
+
+def test_a_retry_whose_intent_made_no_batch_searches_cargo_once(cargo_conn, store, tmp_path, monkeypatch) -> None:
+    """The first try recorded its create intent and died before the request left: the retry's checks before
+    creating and its start both ask whether that intent made a batch; Cargo is searched (with its settle waits)
+    once, then the batch is created once."""
+    from cargo_gtm import CargoClient
+    from cargo_provider.ledger import TaskStateLedger
+    from cargo_provider.step import CargoStep
+
+    original_intent = TaskStateLedger.intent
+
+    def intent_then_die(self: Any, key: Any, intent: Any) -> None:
+        original_intent(self, key, intent)
+        raise Killed("after-intent")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TaskStateLedger, "intent", intent_then_die)
+        patch.setattr(CargoStep, "cancel", lambda self, why: [])
+        with pytest.raises(Killed):
+            operator(tmp_path, credit_budget=1000).execute(context(store))
+    assert cargo_conn.batches() == []
+    searches: list[str] = []
+    find = CargoClient.find_created_batch
+    monkeypatch.setattr(CargoClient, "find_created_batch",
+                        lambda self, *a, **k: searches.append("search") or find(self, *a, **k))
+    summary = operator(tmp_path, credit_budget=1000).execute(context(store))
+    (batch,) = cargo_conn.batches()
+    assert searches == ["search"] and summary["batch_uuids"] == [batch.uuid]
