@@ -80,13 +80,17 @@ def _read_path(path: Any) -> Any:
 
 
 def _parse(kind: str, handle: Any) -> Any:
-    if kind == "parquet":  # a DataFrame of the file's Arrow types: its columns go back into the output as they are
+    if kind == "parquet":
         import pandas as pd
         import pyarrow.parquet as pq
+        from cargo_gtm import to_json_records
 
         table = pq.read_table(handle)
         index = [c for c in (table.schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
-        return table.drop_columns(index).to_pandas(types_mapper=pd.ArrowDtype)  # pandas' stored index is no field
+        table = table.drop_columns(index)  # pandas' stored index is not a field of the records
+        records = to_json_records(table.to_pylist())  # Python values: twice as fast to convert as pandas' scalars
+        records.source = table.to_pandas(types_mapper=pd.ArrowDtype)  # the output gets the file's Arrow types back
+        return records
     text = handle.read().decode("utf-8-sig")
     if kind == "csv":
         import csv

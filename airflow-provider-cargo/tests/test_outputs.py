@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from test_exactly_once import context, operator
 
 
@@ -70,3 +71,22 @@ def test_dropping_failed_rows_without_heal_rounds_warns_of_no_healing(cargo_conn
     captured = capfd.readouterr()
     text = captured.out + captured.err
     assert "their rows were dropped" in text and "heal" not in text.lower(), text
+
+
+@pytest.mark.parametrize("kind", ["sparse", "mixed-categorical"])
+def test_an_input_column_parquet_cannot_write_as_given_is_written_as_it_was_sent(cargo_conn, store, tmp_path,
+                                                                                 kind) -> None:
+    """Parquet cannot write sparse data, nor categories of mixed types. The batch is paid: the output file is
+    written, such a column in the form it was sent in (JSON text when Parquet cannot type that either, named in
+    the summary)."""
+    import pandas as pd
+
+    column = pd.arrays.SparseArray([0, 1]) if kind == "sparse" else pd.Categorical([1, "gold"])
+    given = pd.DataFrame({"domain": ["acme.com", "globex.com"], "x": column})
+    summary = operator(tmp_path, records=given).execute(context(store))
+    out = pd.read_parquet(summary["uri"].removeprefix("file://"))
+    assert len(cargo_conn.batches()) == 1
+    if kind == "sparse":
+        assert list(out["x"]) == [0, 1] and summary["json_text_columns"] == []
+    else:
+        assert list(out["x"]) == ["1", '"gold"'] and summary["json_text_columns"] == ["x"]

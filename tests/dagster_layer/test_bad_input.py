@@ -157,3 +157,27 @@ def test_a_list_of_dicts_comes_back_as_sent(emulator):
     records = [{"domain": "acme.com", "renewal": dt.date(2026, 1, 31)}]
     result = run_asset(emulator, lambda ctx, cargo: cargo.run_tool(ctx, "Enrich company", records))
     assert list(result.output_for_node("subject")["renewal"]) == ["2026-01-31"]
+
+
+def test_rows_out_of_the_callers_order_keep_their_own_input_values(emulator, monkeypatch):
+    """A stopped run's row missing from the batch file, its run's ``input`` not exactly the record (Cargo gives the
+    first node's resolved config): the row is restored at the end, out of the caller's order. Each row keeps its
+    own record's values (in their JSON form); no column is put back by position over other records' rows."""
+    from cargo_gtm_emulator import exports
+
+    emulator.set_variants(stopped_rows="omitted")
+    real = exports.output_rows
+
+    def resolved_config_only(store, runs, slug, now):
+        columns, rows = real(store, runs, slug, now)
+        for row in rows:
+            row["input"] = {k: v for k, v in (row["input"] or {}).items() if k != "crm_id"}
+        return columns, rows
+
+    monkeypatch.setattr(exports, "output_rows", resolved_config_only)
+    given = pd.DataFrame({"domain": ["acme.com", "gmail.com", "globex.com"], "crm_id": [1, 2, 3]})
+    result = run_asset(emulator, lambda ctx, cargo: cargo.run_tool(ctx, "Normalize domain", given))
+    out = result.output_for_node("subject")
+    assert dict(zip(out["domain"], out["_status"])) == {"acme.com": "success", "gmail.com": "filtered",
+                                                        "globex.com": "success"}
+    assert dict(zip(out["domain"], out["_title"])) == {d: d for d in given["domain"]}

@@ -47,10 +47,12 @@ def restore_caller_columns(frame: Any, sent: Sequence[Mapping[str, Any]]) -> Any
 
 
 def _positions(frame: Any, columns: list[str], sent: Sequence[Mapping[str, Any]]) -> slice | list[int] | None:
-    """The caller position of each of ``frame``'s rows: all of them in order (a slice: no copy to index), or (rows
-    dropped) the rows matched to the caller's in order by their values; None when a row matches none."""
+    """The caller position of each of ``frame``'s rows, proven by their values (a row holds the values its record
+    was sent with): all of them in order (a slice: no copy to index), or (rows dropped) the rows matched to the
+    caller's in order; None when they are not in the caller's order (rows restored from runs that could not be
+    matched to their records are put at the end, in their JSON form) or a row matches no record."""
     if len(frame) == len(sent):
-        return slice(None)
+        return slice(None) if _in_order(frame, columns, sent) else None
     if len(frame) > len(sent) or STATUS_COLUMN not in frame.columns:
         return None
     rows = zip(*(frame[c].tolist() for c in columns))
@@ -64,6 +66,10 @@ def _positions(frame: Any, columns: list[str], sent: Sequence[Mapping[str, Any]]
         positions.append(k)
         k += 1
     return positions
+
+
+def _in_order(frame: Any, columns: list[str], sent: Sequence[Mapping[str, Any]]) -> bool:
+    return all([_plain(v) for v in frame[c].tolist()] == [r.get(c) for r in sent] for c in columns)
 
 
 def _same_row(row: tuple[Any, ...], columns: list[str], record: Mapping[str, Any]) -> bool:
