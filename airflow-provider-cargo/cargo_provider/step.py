@@ -264,14 +264,10 @@ class CargoStep:
         self.log.info("Cargo %s: %s.", what, estimate.describe())
         if estimate.credits is None:
             self.log.info("%s", no_estimate(what, left))
-        elif estimate.credits > left and not attached:
-            raise _from_core(estimate_error(what, estimate.describe(), left, {}, task_budget()))
-        elif estimate.credits > left:  # not "no batch was created": an earlier try's batches run on
-            running = sorted({u for r in requests for u in self.ledger.recorded(r.attempt_key)})
-            raise _fail(f"Not starting the rest of Cargo {what}: {estimate.describe()}, over the {left:g} credits "
-                        f"left of the task's credit_budget, counting the {attached} batch(es) an earlier try "
-                        "created, which run on; no other batch was created",
-                        BUDGET_NEXT_STEP, batch=", ".join(running) or None)
+        elif estimate.credits > left:  # with attached chunks: an earlier try's batches run on, named
+            running = sorted({u for r in requests for u in self.ledger.recorded(r.attempt_key)}) if attached else []
+            raise _from_core(estimate_error(what, estimate.describe(), left, {}, task_budget(), running=running,
+                                            attached=attached))
 
     def _adopt_enrolled_change(self, request: Any) -> None:
         """A segment change already enrolled in this workflow (a duplicate asset event, another DAG run) is
@@ -431,7 +427,7 @@ class CargoStep:
     # -- outputs -----------------------------------------------------------------------------------
     def finish(self, path: Any) -> dict[str, Any]:
         """The ``failed_rows`` policy on the merged rows, the Parquet output, the summary (XCom, asset extra)."""
-        from cargo_gtm.download.caller_columns import restore_caller_columns
+        from cargo_gtm.download import restore_caller_columns
         from cargo_gtm.running import StepResult, apply_failed_rows, status_counts, step_metadata
 
         frame = self.frame.reset_index(drop=True) if self.frame is not None else _empty_frame()
@@ -449,7 +445,9 @@ class CargoStep:
             except CargoError as exc:
                 raise _from_core(exc) from exc
         if self.target.type == "tool":  # a DataFrame's or Parquet file's columns as given, not their JSON form
-            kept = restore_caller_columns(kept, self.data.get("records") or [])
+            sent = self.data.get("records") or []
+            given = list(getattr(getattr(sent, "source", None), "columns", ()))
+            kept = _parquet_writable(kept, restore_caller_columns(kept, sent), given)
         combined = StepResult(frame=kept, batches=batches, credits=_total_credits(self.results), statuses=counts,
                               records_count=records, settings=self.step_settings(self.credit_budget))
         meta = step_metadata(combined, breakdown=False)
@@ -555,6 +553,24 @@ def _parquet_bytes(frame: Any) -> tuple[bytes, list[str]]:
     buffer = io.BytesIO()
     fixed.to_parquet(buffer, index=False)
     return buffer.getvalue(), [str(c) for c in as_text]
+
+
+def _parquet_writable(sent_form: Any, restored: Any, given: list[Any]) -> Any:
+    """``restored``, with each input column (of ``given``) Parquet cannot write in the caller's dtype (a sparse column,
+    a categorical of text and numbers) back in the form it was sent in: the output file is written whatever the
+    input held."""
+    import numpy as np
+    import pandas as pd
+
+    out = restored
+    for column in (c for c in given if c in restored.columns and restored is not sent_form):
+        dtype = restored[column].dtype
+        if isinstance(dtype, pd.ArrowDtype) or (isinstance(dtype, np.dtype) and dtype.kind in "biufcmM"):
+            continue  # a type Parquet always holds
+        if not _parquet_can_hold(restored[[column]]):
+            out = out.copy(deep=False) if out is restored else out
+            out[column] = sent_form[column]
+    return out
 
 
 def _parquet_can_hold(column: Any) -> bool:

@@ -130,7 +130,8 @@ def test_a_retry_that_attaches_to_some_chunks_estimates_before_creating_the_rest
         operator(tmp_path, records=MANY, credit_budget=budget).execute(context(store))
     text = str(raised.value)
     assert "Not starting the rest of Cargo tool 'Enrich company': about " in text
-    assert "counting the 1 batch(es) an earlier try created, which run on" in text and first.uuid in text
+    assert f"counting the 1 batch(es) an earlier attempt created, which run on ({first.uuid})" in text
+    assert "No other batch was created" in text
     assert len(cargo_conn.batches()) == 2  # the second chunk was never created
 
 

@@ -84,12 +84,21 @@ def over_budget_finished(noun: str, uuids: Sequence[str], used: float, budget: f
 
 
 def estimate_error(what: str, estimate_text: str, budget: float, metadata: dict[str, Any],
-                   wording: BudgetWording = ASSET_BUDGET) -> StepBudgetError:
-    """The refusal of a step estimated over its budget, before anything is created."""
+                   wording: BudgetWording = ASSET_BUDGET, *, running: Sequence[str] = (),
+                   attached: int = 0) -> StepBudgetError:
+    """The refusal of a step estimated over its budget, before anything is created; or (``attached``: how many of
+    its batches an earlier attempt created, ``running`` their uuids) before the rest of them is created."""
+    if not attached:
+        return StepBudgetError(
+            f"Not starting Cargo {what}: {estimate_text}, over the budget of {budget:g} credits. No batch was "
+            "created: 0 credits spent.",
+            metadata={**metadata, "credit_budget": float(budget), "credits_used": 0.0}, hint=wording.hint)
     return StepBudgetError(
-        f"Not starting Cargo {what}: {estimate_text}, over the budget of {budget:g} credits. No batch was created: "
-        "0 credits spent.",
-        metadata={**metadata, "credit_budget": float(budget), "credits_used": 0.0}, hint=wording.hint)
+        f"Not starting the rest of Cargo {what}: {estimate_text}, over the budget of {budget:g} credits, counting "
+        f"the {attached} batch(es) an earlier attempt created, which run on "
+        f"({', '.join(running) or 'their creates were sent; not found yet'}). No other batch was created.",
+        metadata={**metadata, "credit_budget": float(budget), "batch_uuid": running[0] if running else None},
+        hint=wording.hint)
 
 
 def ramp_stopped(what: str, uuids: Sequence[str], total: int, done: int, spent: float, budget: float, *,
