@@ -46,6 +46,7 @@ BATCH = "cargo.batch."
 OWNED = "cargo.batches"  # every batch recorded by this clear generation (to recognise a stale trigger event)
 INTENT = "cargo.intent."
 PRIOR = "cargo.prior_spent."  # per try: credits earlier tries paid for batches never reused
+RAMP = "cargo.ramp_sizes"  # the records each ramp round ran, in order (the same rounds on every try)
 SHARED = "cargo.shared"  # batches another run started that this task waits on (a segment change enrolled once)
 CANDIDATES = "cargo.candidates."
 #: an intent younger than this may still be committing on Cargo's side: look a little longer
@@ -139,6 +140,15 @@ class TaskStateLedger:
         """What earlier tries spent, as this try read it at its first start; None before that."""
         value = self._read(f"{PRIOR}{try_number}")
         return float(value) if isinstance(value, (int, float)) else None
+
+    def ramp_sizes(self) -> list[int]:
+        """The size of each ramp round a try of this generation started, in order (see :mod:`cargo_provider.ramp`)."""
+        value = self._read(RAMP)
+        return [int(v) for v in value] if isinstance(value, list) else []
+
+    def remember_ramp_size(self, n: int, size: int) -> None:
+        """Keep round ``n``'s size before it starts: later tries run the same rounds, and attach to their batches."""
+        self._write(RAMP, [*self.ramp_sizes()[:n], size])
 
     def intended(self, key: str) -> bool:
         """Whether a try of this generation recorded a create intent for ``key``."""

@@ -24,6 +24,7 @@ from cargo_gtm.models import Batch, BatchStatus
 from cargo_provider.hooks.cargo import CargoHook
 from cargo_provider.inputs import Target, build_data, resolve_target
 from cargo_provider.ledger import MemoryStore, TaskStateLedger, attempt_key, clear_generation
+from cargo_provider.ramp import RampPlan
 
 __all__ = ["CargoStep", "CargoStepError", "raise_for_event", "stop_exceptions"]
 
@@ -127,6 +128,7 @@ class CargoStep:
         self._heal_positions: list[int] = []
         self._heal_parts: list[Any] = []
         self.prior_spent = 0.0  # credits earlier tries paid for batches never reused (read with a budget)
+        self.ramp: RampPlan | None = None  # a budget and nothing to estimate from: the records' ramp rounds
         self.try_number = 0
 
     # -- construction ------------------------------------------------------------------------------
@@ -186,17 +188,28 @@ class CargoStep:
         chunks = chunk_records(data.get("records") or [], max_records=MAX_RECORDS_PER_BATCH, max_bytes=MAX_BATCH_BYTES)
         return [{"kind": "records", "records": list(chunk)} for chunk in chunks if chunk]
 
-    def _begin(self, datas: list[Mapping[str, Any]], scope: str | None) -> None:
-        from cargo_gtm.running import BatchHandle, BatchRequest, StepDriver
+    def _requests(self, datas: list[Mapping[str, Any]], scope: str | None) -> list[Any]:
+        from cargo_gtm.running import BatchRequest
 
         parts = [part for data in datas for part in self._parts(data)]
-        requests = [BatchRequest(self.target.workflow_uuid, part, key, self.output_node_slug,
-                                 part.get("records") if part.get("kind") == "records" else None)
-                    for part, key in zip(parts, _part_keys(self.target.workflow_uuid, parts, scope))]
+        return [BatchRequest(self.target.workflow_uuid, part, key, self.output_node_slug,
+                             part.get("records") if part.get("kind") == "records" else None)
+                for part, key in zip(parts, _part_keys(self.target.workflow_uuid, parts, scope))]
+
+    def _begin(self, datas: list[Mapping[str, Any]], scope: str | None) -> None:
+        from cargo_gtm.running import BatchHandle, StepDriver
+
+        requests = self._requests(datas, scope)
         for request in requests:
             self._adopt_enrolled_change(request)
-        if scope is None and not self.resuming:
-            self._check_before_creating(requests)
+        if scope is None and not self.resuming and self._check_before_creating(requests):
+            plan = self._ramp_plan()  # a budget and nothing to estimate from: the first ramp round instead
+            if plan is not None:
+                self.ramp = plan
+                self.log.info("No credit estimate for Cargo %s %r and a credit_budget of %g: running its records "
+                              "in rounds (1 record, then up to 50, then 500), each sized to what is left of the "
+                              "budget.", self.target.type, self.target.name, self.credit_budget)
+                requests = self._requests([self._ramp_round_data(0, 1)], RampPlan.scope(0))
         if self.driver is not None:
             self.driver.handle.close()
         settings = self.step_settings(self.budget_left())
@@ -214,21 +227,23 @@ class CargoStep:
         except CargoError as exc:
             raise _from_core(exc) from exc
 
-    def _check_before_creating(self, requests: list[Any]) -> None:
+    def _check_before_creating(self, requests: list[Any]) -> bool:
         """Round 0, before the first create of the batches this try would create (not those it attaches to: an
         earlier try's batch, recorded or made by a recorded intent, is paid for and runs the release it was created
         with): a tool's records must carry its required form fields (a run without them fails and is still
         charged), and with a ``credit_budget`` the estimate (the input's size × the workflow's recent cost per
         record, plus the execution charge; see :mod:`cargo_gtm.estimate`) of all the step's batches, those attached
-        to included, must fit in what is left of it (earlier tries' dead batches count)."""
+        to included, must fit in what is left of it (earlier tries' dead batches count). True when there is no
+        estimate to check the budget by (the records may then run in ramp rounds)."""
         checks = self.target.type == "tool" or self.credit_budget is not None
         fresh = [r for r in requests if not self.ledger.may_attach(r.attempt_key, r.data)] if checks else []
         if not fresh:
-            return
+            return False
         if self.target.type == "tool":
             self._check_required_fields(requests, fresh)
-        if self.credit_budget is not None:
-            self._refuse_over_estimate(requests, attached=len(requests) - len(fresh))
+        if self.credit_budget is None:
+            return False
+        return self._refuse_over_estimate(requests, attached=len(requests) - len(fresh)) and len(fresh) == len(requests)
 
     def _check_required_fields(self, requests: list[Any], fresh: list[Any]) -> None:
         """The records of the ``fresh`` requests (those to create), named by their place in the whole input."""
@@ -248,7 +263,7 @@ class CargoStep:
                 raise _from_core(exc) from exc
             check_required_fields(records, required, what=f"tool {self.target.name!r}", positions=positions)
 
-    def _refuse_over_estimate(self, requests: list[Any], attached: int = 0) -> None:
+    def _refuse_over_estimate(self, requests: list[Any], attached: int = 0) -> bool:
         from cargo_gtm.estimate import try_estimate
         from cargo_gtm.running import estimate_error, no_estimate
 
@@ -259,15 +274,17 @@ class CargoStep:
                         f"credits of its credit_budget of {self.credit_budget:g}; no batch was created",
                         "clear the task to start over with a fresh budget, or raise credit_budget.")
         estimate = try_estimate(self.client, self.target.workflow_uuid, [r.data for r in requests])
-        if estimate is None:  # Cargo could not be asked (logged): the budget holds while the batches run
-            return
+        if estimate is None:  # Cargo could not be asked (logged): ramp rounds, or the budget holds while they run
+            return True
         self.log.info("Cargo %s: %s.", what, estimate.describe())
         if estimate.credits is None:
             self.log.info("%s", no_estimate(what, left))
-        elif estimate.credits > left:  # with attached chunks: an earlier try's batches run on, named
+            return True
+        if estimate.credits > left:  # with attached chunks: an earlier try's batches run on, named
             running = sorted({u for r in requests for u in self.ledger.recorded(r.attempt_key)}) if attached else []
             raise _from_core(estimate_error(what, estimate.describe(), left, {}, task_budget(), running=running,
                                             attached=attached))
+        return False
 
     def _adopt_enrolled_change(self, request: Any) -> None:
         """A segment change already enrolled in this workflow (a duplicate asset event, another DAG run) is
@@ -302,7 +319,64 @@ class CargoStep:
             remembered = self.ledger.prior_spent(self.try_number) if self.resuming else None
             self.prior_spent = remembered if remembered is not None else self._spent_by_earlier_tries()
             self.ledger.remember_prior_spent(self.try_number, self.prior_spent)
+        plan = self._ramp_plan()
+        if plan is not None and self._ramp_began(plan):  # ramped before: the same rounds again, attached to
+            self.ramp = plan
+            self._begin([self._ramp_round_data(0, 1)], RampPlan.scope(0))
+            return
         self._begin(self.datas, None)
+
+    # -- ramp rounds (see cargo_provider.ramp) ------------------------------------------------------
+    def _ramp_plan(self) -> RampPlan | None:
+        """The ramp of a tool's records under a ``credit_budget`` (more than one record, no heal rounds: those
+        re-run records by their place in one round), or None."""
+        records = self.data.get("records") if self.target.type == "tool" and self.data.get("kind") == "records" \
+            else None
+        budget = self.budget_left()
+        if budget is None or self.retry_failed or len(self.datas) != 1 or not isinstance(records, list) \
+                or len(records) < 2:
+            return None
+        return RampPlan(records, budget, max_round=MAX_RECORDS_PER_BATCH)
+
+    def _ramp_began(self, plan: RampPlan) -> bool:
+        """Whether a try of this generation ramped: its round 0 has a batch (recorded, or made by its intent). A
+        round 0 whose create never left began nothing: this try estimates like a first one."""
+        if not self.ledger.ramp_sizes():
+            return False
+        (part,) = self._parts({"kind": "records", "records": plan.records[:1]})
+        (key,) = _part_keys(self.target.workflow_uuid, [part], RampPlan.scope(0))
+        return self.ledger.may_attach(key, part)
+
+    def _ramp_round_data(self, n: int, size: int) -> dict[str, Any]:
+        """Round ``n``'s data, its size kept first (a later try runs the same rounds)."""
+        assert self.ramp is not None
+        self.ledger.remember_ramp_size(n, size)
+        return self.ramp.take(size)
+
+    def next_round(self, retry_failed: int) -> bool:
+        """Start the next round, if any: the next ramp round, else a heal round. A ramp that cannot afford one more
+        record fails the task with the figures (the records not run cost nothing)."""
+        if self.ramp is None:
+            if not self.heal_pending(retry_failed):
+                return False
+            self.start_heal_round()
+            return True
+        plan, n = self.ramp, self.ramp.rounds
+        if plan.done >= plan.total:
+            return False
+        spent = self.spent() - self.prior_spent
+        fixed = self.ledger.ramp_sizes()
+        size = fixed[n] if n < len(fixed) else plan.next_size(spent)
+        if size <= 0:
+            raise _from_core(plan.stopped(f"{self.target.type} {self.target.name!r}", self.all_uuids(), spent))
+        self.log.info("Ramp round %d: %d record(s) of %d (%d done, %g of %g credits spent).", n + 1, size,
+                      plan.total, plan.done, spent, plan.budget)
+        self._begin([self._ramp_round_data(n, size)], RampPlan.scope(n))
+        return True
+
+    def all_uuids(self) -> list[str]:
+        """Every batch of the finished rounds, in order."""
+        return [b.uuid for r in self.results for b in r.batches]
 
     def _spent_by_earlier_tries(self) -> float:
         """Credits (provider + execution charge) of this generation's batches that are never reused: a retry after
@@ -411,6 +485,11 @@ class CargoStep:
     def _merge(self, new: Any) -> None:
         from cargo_gtm.running import HealRows
 
+        if self.rows is not None and self.ramp is not None:  # ramp rounds are consecutive slices of the input
+            import pandas as pd
+
+            self.rows.frame = pd.concat([self.rows.frame, new], ignore_index=True)
+            return
         if self.rows is None:  # without heal rounds, the rows are only kept (dropped failed rows are no concern)
             heals = bool(self.retry_failed)
             records = self.data["records"] if heals and self.data.get("kind") == "records" else None
@@ -433,9 +512,9 @@ class CargoStep:
         frame = self.frame.reset_index(drop=True) if self.frame is not None else _empty_frame()
         batches = [b for r in self.results for b in r.batches]
         uuids = [b.uuid for b in batches]
-        if not self.retry_failed:  # one round: the core applied the policy already
-            counts = dict(self.results[0].statuses) if self.results else {}
-            records = self.results[0].records_count if self.results else 0
+        if not self.retry_failed:  # one round (or ramp rounds): the core applied the policy already
+            counts = _summed_statuses(self.results)
+            records = sum(r.records_count for r in self.results)
             kept = frame
         else:
             counts, records = status_counts(frame), len(frame)
@@ -519,6 +598,15 @@ def _empty_frame() -> Any:
     import pandas as pd
 
     return pd.DataFrame(columns=[STATUS, ERROR])
+
+
+def _summed_statuses(results: list[Any]) -> dict[str, int]:
+    """The rounds' rows per ``_status``, added up (in the order of the first)."""
+    counts: dict[str, int] = {}
+    for result in results:
+        for status, n in dict(result.statuses).items():
+            counts[status] = counts.get(status, 0) + n
+    return counts
 
 
 def _total_credits(results: list[Any]) -> Any:

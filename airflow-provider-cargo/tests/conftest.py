@@ -165,3 +165,12 @@ def run_dag(cargo_conn: Any) -> Any:
         return dag_run, ti_states(dag_id, dag_run.run_id)
 
     return run
+
+
+@pytest.fixture
+def no_ramp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A budget with nothing to estimate from, without ramp rounds: one batch and the in-flight guard alone (as a
+    play runs in Airflow), for tests of that guard and of what a retry counts after it stopped a batch."""
+    from cargo_provider.step import CargoStep
+
+    monkeypatch.setattr(CargoStep, "_ramp_plan", lambda self: None)

@@ -64,12 +64,13 @@ def test_a_retry_after_a_crash_around_the_create_attaches_without_estimating(car
     asked: list[str] = []
     monkeypatch.setattr(cargo_gtm.estimate, "try_estimate", lambda *a, **k: asked.append("estimate"))
     summary = operator(tmp_path, credit_budget=1000).execute(context(store))
-    (batch,) = cargo_conn.batches()
-    assert asked == [] and summary["batch_uuids"] == [batch.uuid] and batch.status == "success"
+    first, second = cargo_conn.batches()  # no estimate to begin with: ramp rounds of 1, then 1 record
+    assert asked == [] and summary["batch_uuids"] == [first.uuid, second.uuid]
+    assert len(first.record_ids) == len(second.record_ids) == 1 and first.status == second.status == "success"
 
 
 def test_a_retry_after_an_over_budget_stop_gets_what_is_left_of_the_budget_not_all_of_it(cargo_conn, store,
-                                                                                          tmp_path) -> None:
+                                                                                          tmp_path, no_ramp) -> None:
     """The budget holds over the task, retries included: the first try's cancelled batch counts against it."""
     from cargo_provider.step import CargoStepError
     from conftest import billed

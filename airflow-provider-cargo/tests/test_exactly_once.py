@@ -226,12 +226,12 @@ def test_a_retry_whose_intent_made_no_batch_searches_cargo_once(cargo_conn, stor
         patch.setattr(TaskStateLedger, "intent", intent_then_die)
         patch.setattr(CargoStep, "cancel", lambda self, why: [])
         with pytest.raises(Killed):
-            operator(tmp_path, credit_budget=1000).execute(context(store))
+            operator(tmp_path, records=RECORDS[:1], credit_budget=1000).execute(context(store))
     assert cargo_conn.batches() == []
     searches: list[str] = []
     find = CargoClient.find_created_batch
     monkeypatch.setattr(CargoClient, "find_created_batch",
                         lambda self, *a, **k: searches.append("search") or find(self, *a, **k))
-    summary = operator(tmp_path, credit_budget=1000).execute(context(store))
+    summary = operator(tmp_path, records=RECORDS[:1], credit_budget=1000).execute(context(store))
     (batch,) = cargo_conn.batches()
     assert searches == ["search"] and summary["batch_uuids"] == [batch.uuid]

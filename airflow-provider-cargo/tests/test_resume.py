@@ -32,7 +32,7 @@ def _event(trigger: Any) -> dict[str, Any]:
 
 
 def test_a_batch_cancelled_in_cargo_while_deferred_fails_as_cancelled_not_over_budget(cargo_conn, store,
-                                                                                      tmp_path) -> None:
+                                                                                      tmp_path, no_ramp) -> None:
     from cargo_provider.step import CargoStepError
 
     ctx = context(store)

@@ -167,14 +167,13 @@ class CargoRunOperator(BaseOperator):
 
     def _complete(self, context: Context, step: Any) -> dict[str, Any]:
         """Each round: read its batches' status (deferring while they run, or waiting in the worker), outcome
-        checks; then heal rounds; then outputs and the XCom summary (also each Asset outlet's extra)."""
+        checks; then ramp or heal rounds; then outputs and the XCom summary (also each Asset outlet's extra)."""
         while True:
             if step.batches and self.deferrable and not step.refresh_finished():
                 self._defer(context, step)
             step.check_outcome()  # not deferred: the core's driver waits here
-            if not step.heal_pending(self.retry_failed):
+            if not step.next_round(self.retry_failed):  # a ramp round, else a heal round
                 break
-            step.start_heal_round()
         summary = step.finish(self._output_path(context))
         self._last_summary, self._cargo_base_url = summary, step.settings.base_url
         self._emit_outlets(context, summary)

@@ -16,6 +16,7 @@ from .budget import (
     budget_error,
     estimate_error,
     no_estimate,
+    ramp_stopped,
     tighter_budget,
     unaffordable_round,
 )
@@ -67,7 +68,7 @@ from .waiting import (
 
 __all__ = [
     "ASSET_BUDGET", "BUDGET_HINT", "BudgetWording", "CreditBudget", "StepBudgetError", "budget_error", "estimate_error", "tighter_budget",
-    "no_estimate", "unaffordable_round",
+    "no_estimate", "ramp_stopped", "unaffordable_round",
     "BusyPolicy", "SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock",
     "BatchHandle", "BatchRequest", "CancelReport", "HealRows", "Ledger", "NoLedger", "RoundPart", "StartReport",
     "merge_results", "next_round_size", "run_ramped", "SNAPSHOT_KINDS", "selection_ids",

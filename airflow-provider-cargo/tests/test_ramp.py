@@ -1,0 +1,96 @@
+"""A ``credit_budget`` and nothing to estimate from (the tool never ran): the records run in ramp rounds (1 record,
+then up to 50, then 500, each sized to what is left of the budget), as dagster-cargo runs them; a resume or retry
+runs the same rounds and attaches to their batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import billed
+from test_exactly_once import Killed, context, operator
+from test_resume import _deferred, _event
+
+MANY = [{"domain": f"d{i}.com"} for i in range(40)]
+
+
+def _sizes(cargo_conn: Any) -> list[int]:
+    return [len(b.record_ids) for b in cargo_conn.batches()]
+
+
+def test_rounds_of_1_then_the_rest_when_the_budget_pays_for_all(cargo_conn, store, tmp_path) -> None:
+    import pandas as pd
+
+    summary = operator(tmp_path, records=MANY, credit_budget=1000).execute(context(store))
+    assert _sizes(cargo_conn) == [1, 39]
+    assert summary["batch_uuids"] == [b.uuid for b in cargo_conn.batches()]
+    assert (summary["records"], summary["rows"], summary["status_counts"]["success"]) == (40, 40, 40)
+    assert summary["credits_total"] == pytest.approx(billed(cargo_conn), abs=1e-6)
+    out = pd.read_parquet(summary["uri"].removeprefix("file://"))
+    assert list(out["domain"]) == [r["domain"] for r in MANY]
+
+
+def test_the_rounds_stop_before_the_record_that_would_pass_the_budget(cargo_conn, store, tmp_path) -> None:
+    """2.03 credits per record: a budget of 30 pays for 14 records; the other 26 are never sent."""
+    from cargo_provider.step import CargoStepError
+
+    with pytest.raises(CargoStepError) as raised:
+        operator(tmp_path, records=MANY, credit_budget=30).execute(context(store))
+    text = str(raised.value)
+    assert _sizes(cargo_conn) == [1, 13]
+    assert "ran 14 of 40 records in 2 round(s)" in text and "the other 26 records were not run" in text
+    assert all(b.uuid in text for b in cargo_conn.batches())
+    assert billed(cargo_conn) <= 30
+
+
+def test_deferred_rounds_resume_into_the_next_round_without_paying_twice(cargo_conn, store, tmp_path) -> None:
+    ctx = context(store)
+    trigger = _deferred(tmp_path, ctx, records=MANY, credit_budget=1000)
+    (first,) = trigger.batch_uuids
+    assert _sizes(cargo_conn) == [1]
+    from airflow.sdk.exceptions import TaskDeferred
+
+    with pytest.raises(TaskDeferred) as again:  # round 0 done: the resume starts round 1 and defers on it
+        operator(tmp_path, deferrable=True, records=MANY, credit_budget=1000).execute_complete(ctx, _event(trigger))
+    (second,) = again.value.trigger.batch_uuids
+    assert _sizes(cargo_conn) == [1, 39] and second != first
+    summary = operator(tmp_path, deferrable=True, records=MANY, credit_budget=1000).execute_complete(
+        ctx, _event(again.value.trigger))
+    assert summary["batch_uuids"] == [first, second] and summary["rows"] == 40
+    assert _sizes(cargo_conn) == [1, 39]
+
+
+@pytest.mark.parametrize("where", ["before-save", "after-save"])
+def test_a_retry_after_a_crash_in_a_later_round_attaches_to_every_round(cargo_conn, store, tmp_path, monkeypatch,
+                                                                        where) -> None:
+    """The try dies right after Cargo created round 1's batch: the retry runs the same rounds (sizes kept in the
+    task state store, not sized again from what is left) and attaches to both batches."""
+    from cargo_provider.ledger import TaskStateLedger
+    from cargo_provider.step import CargoStep
+
+    original = TaskStateLedger.created
+    seen: list[str] = []
+
+    def created(self: Any, key: Any, batch: Any) -> None:
+        seen.append(batch.uuid)
+        if len(seen) < 2 or where == "after-save":
+            original(self, key, batch)
+        if len(seen) == 2:
+            raise Killed(where)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TaskStateLedger, "created", created)
+        patch.setattr(CargoStep, "cancel", lambda self, why: [])
+        with pytest.raises(Killed):
+            operator(tmp_path, records=MANY, credit_budget=1000).execute(context(store))
+    assert _sizes(cargo_conn) == [1, 39]
+    summary = operator(tmp_path, records=MANY, credit_budget=1000).execute(context(store))
+    assert _sizes(cargo_conn) == [1, 39] and summary["batch_uuids"] == seen and summary["rows"] == 40
+    assert summary["credits_total"] == pytest.approx(billed(cargo_conn), abs=1e-6) == 40 * 2.03  # each record once
+
+
+def test_one_record_or_heal_rounds_do_not_ramp(cargo_conn, store, tmp_path) -> None:
+    """One record is its own first round; heal rounds (retry_failed) re-run records by their place in one round."""
+    operator(tmp_path, records=MANY[:1], credit_budget=1000).execute(context(store))
+    operator(tmp_path, records=MANY[1:5], credit_budget=1000, retry_failed=1, task_id="heals").execute(context(store))
+    assert _sizes(cargo_conn) == [1, 4]
