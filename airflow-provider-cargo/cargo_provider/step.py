@@ -24,6 +24,7 @@ from cargo_gtm.models import Batch, BatchStatus
 from cargo_provider.hooks.cargo import CargoHook
 from cargo_provider.inputs import Target, build_data, resolve_target
 from cargo_provider.ledger import MemoryStore, TaskStateLedger, attempt_key, clear_generation
+from cargo_provider.outputs import parquet_writable, write_parquet
 from cargo_provider.ramp import RampPlan
 
 __all__ = ["CargoStep", "CargoStepError", "raise_for_event", "stop_exceptions"]
@@ -526,11 +527,11 @@ class CargoStep:
         if self.target.type == "tool":  # a DataFrame's or Parquet file's columns as given, not their JSON form
             sent = self.data.get("records") or []
             given = list(getattr(getattr(sent, "source", None), "columns", ()))
-            kept = _parquet_writable(kept, restore_caller_columns(kept, sent), given)
+            kept = parquet_writable(kept, restore_caller_columns(kept, sent), given)
         combined = StepResult(frame=kept, batches=batches, credits=_total_credits(self.results), statuses=counts,
                               records_count=records, settings=self.step_settings(self.credit_budget))
         meta = step_metadata(combined, breakdown=False)
-        uri, as_text = _write_parquet(kept, path)
+        uri, as_text = write_parquet(kept, path)
         if as_text:
             self.log.warning("Parquet cannot hold the values of column(s) %s in one type (e.g. text and numbers): "
                              "they are written as JSON text, each value as json.dumps gives it (json.loads reads "
@@ -618,81 +619,3 @@ def _total_credits(results: list[Any]) -> Any:
     for split in splits[1:]:
         total = total + split
     return total
-
-
-def _parquet_bytes(frame: Any) -> tuple[bytes, list[str]]:
-    """``frame`` as Parquet, and the columns written as JSON text: a column whose values Parquet cannot hold in one
-    type (text and numbers, text and lists, empty objects) is written with each value as its JSON text, so that a
-    paid batch always gives its output file (and a retry does not fail on the same rows again)."""
-    import io
-
-    import pyarrow as pa
-
-    buffer = io.BytesIO()
-    try:
-        frame.to_parquet(buffer, index=False)
-        return buffer.getvalue(), []
-    except (pa.ArrowException, TypeError, ValueError):
-        pass
-    as_text = [c for c in frame.columns if frame[c].dtype == object and not _parquet_can_hold(frame[[c]])]
-    fixed = frame.copy()
-    for column in as_text:
-        fixed[column] = fixed[column].map(_json_text)
-    buffer = io.BytesIO()
-    fixed.to_parquet(buffer, index=False)
-    return buffer.getvalue(), [str(c) for c in as_text]
-
-
-def _parquet_writable(sent_form: Any, restored: Any, given: list[Any]) -> Any:
-    """``restored``, with each input column (of ``given``) Parquet cannot write in the caller's dtype (a sparse column,
-    a categorical of text and numbers) back in the form it was sent in: the output file is written whatever the
-    input held."""
-    import numpy as np
-    import pandas as pd
-
-    out = restored
-    for column in (c for c in given if c in restored.columns and restored is not sent_form):
-        dtype = restored[column].dtype
-        if isinstance(dtype, pd.ArrowDtype) or (isinstance(dtype, np.dtype) and dtype.kind in "biufcmM"):
-            continue  # a type Parquet always holds
-        if not _parquet_can_hold(restored[[column]]):
-            out = out.copy(deep=False) if out is restored else out
-            out[column] = sent_form[column]
-    return out
-
-
-def _parquet_can_hold(column: Any) -> bool:
-    import io
-
-    import pyarrow as pa
-
-    try:
-        column.to_parquet(io.BytesIO(), index=False)
-    except (pa.ArrowException, TypeError, ValueError):
-        return False
-    return True
-
-
-def _json_text(value: Any) -> str | None:
-    """A value as its JSON text; a missing one (None, NaN, pandas' NA or NaT) stays missing."""
-    import json
-    import math
-
-    import pandas as pd
-
-    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return json.dumps(value, default=str, ensure_ascii=False)
-
-
-def _write_parquet(frame: Any, path: Any) -> tuple[str, list[str]]:
-    """Write ``frame`` as Parquet to an ``ObjectStoragePath`` (parents made for local paths); its URI and the columns
-    written as JSON text (see :func:`_parquet_bytes`)."""
-    data, as_text = _parquet_bytes(frame)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (NotImplementedError, OSError, AttributeError):  # object stores have no directories
-        pass
-    with path.open("wb") as handle:
-        handle.write(data)
-    return str(path), as_text

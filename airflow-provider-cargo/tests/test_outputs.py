@@ -27,9 +27,9 @@ def test_values_parquet_cannot_type_are_written_as_json_text_not_lost_after_payi
 
 def test_a_missing_value_in_a_column_written_as_json_text_stays_missing() -> None:
     import pandas as pd
-    from cargo_provider.step import _json_text
+    from cargo_provider.outputs import json_text
 
-    assert [_json_text(v) for v in (None, float("nan"), pd.NA, pd.NaT, "02134", 501, ["a"])] == \
+    assert [json_text(v) for v in (None, float("nan"), pd.NA, pd.NaT, "02134", 501, ["a"])] == \
         [None, None, None, None, '"02134"', "501", '["a"]']
 
 
