@@ -90,17 +90,11 @@ def test_a_retry_after_an_over_budget_stop_gets_what_is_left_of_the_budget_not_a
 def test_a_retry_whose_earlier_create_never_left_is_estimated(cargo_conn, store, tmp_path, monkeypatch) -> None:
     """Try 1 recorded its intent and died before the create was sent (no batch in Cargo); meanwhile the tool's
     cost per record became known. Try 2 is about to create: the estimate applies to it like to any first try."""
-    from cargo_provider.ledger import MemoryStore, TaskStateLedger
+    from cargo_provider.ledger import MemoryStore
     from cargo_provider.step import CargoStepError
 
-    real_intent = TaskStateLedger.intent
-
-    def intent_then_die(self: Any, key: Any, value: Any) -> None:
-        real_intent(self, key, value)
-        raise Killed("after the intent, before the create is sent")
-
     with monkeypatch.context() as patch:
-        patch.setattr(TaskStateLedger, "intent", intent_then_die)
+        _kill_at(patch, "after-intent")
         with pytest.raises(Killed):
             operator(tmp_path, records=MANY, credit_budget=3).execute(context(store))
     assert cargo_conn.batches() == []

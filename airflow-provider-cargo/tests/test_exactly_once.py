@@ -31,11 +31,20 @@ def operator(tmp_path: Any, **kwargs: Any) -> Any:
 
 
 def _kill_at(monkeypatch: Any, where: str) -> None:
-    """The first try dies right after Cargo created the batch: before (or just after) its uuid is saved."""
+    """The first try dies right after Cargo created the batch: before (or just after) its uuid is saved; or
+    (``after-intent``) right after it recorded its create intent, before the request left."""
     from cargo_provider.ledger import TaskStateLedger
     from cargo_provider.step import CargoStep
 
     original = TaskStateLedger.created
+    original_intent = TaskStateLedger.intent
+
+    def intent_then_die(self: Any, key: Any, intent: Any) -> None:
+        original_intent(self, key, intent)
+        raise Killed(where)
+
+    if where == "after-intent":
+        monkeypatch.setattr(TaskStateLedger, "intent", intent_then_die)
 
     def created(self: Any, key: Any, batch: Any) -> None:
         if where == "after-save":
@@ -213,18 +222,9 @@ def test_a_retry_whose_intent_made_no_batch_searches_cargo_once(cargo_conn, stor
     creating and its start both ask whether that intent made a batch; Cargo is searched (with its settle waits)
     once, then the batch is created once."""
     from cargo_gtm import CargoClient
-    from cargo_provider.ledger import TaskStateLedger
-    from cargo_provider.step import CargoStep
-
-    original_intent = TaskStateLedger.intent
-
-    def intent_then_die(self: Any, key: Any, intent: Any) -> None:
-        original_intent(self, key, intent)
-        raise Killed("after-intent")
 
     with monkeypatch.context() as patch:
-        patch.setattr(TaskStateLedger, "intent", intent_then_die)
-        patch.setattr(CargoStep, "cancel", lambda self, why: [])
+        _kill_at(patch, "after-intent")
         with pytest.raises(Killed):
             operator(tmp_path, records=RECORDS[:1], credit_budget=1000).execute(context(store))
     assert cargo_conn.batches() == []
