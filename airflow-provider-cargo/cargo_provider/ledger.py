@@ -147,8 +147,11 @@ class TaskStateLedger:
         return [int(v) for v in value] if isinstance(value, list) else []
 
     def remember_ramp_size(self, n: int, size: int) -> None:
-        """Keep round ``n``'s size before it starts: later tries run the same rounds, and attach to their batches."""
-        self._write(RAMP, [*self.ramp_sizes()[:n], size])
+        """Keep round ``n``'s size before it starts: later tries run the same rounds, and attach to their batches.
+        A round already kept stays as it is."""
+        sizes = self.ramp_sizes()
+        if n >= len(sizes):
+            self._write(RAMP, [*sizes, size])
 
     def intended(self, key: str) -> bool:
         """Whether a try of this generation recorded a create intent for ``key``."""

@@ -55,11 +55,13 @@ class RampPlan:
         self.rounds += 1
         return data
 
-    def stopped(self, what: str, uuids: list[str], spent: float) -> Any:
-        """The core's failure when not one more record fits (its figures, the rounds' batches)."""
+    def stopped(self, what: str, uuids: list[str], spent: float, wording: Any) -> Any:
+        """The core's failure when not one more record fits (its figures, the rounds' batches, the next step in
+        the task's terms)."""
         from cargo_gtm.running import ramp_stopped
 
-        return ramp_stopped(what, uuids, self.total, self.done, spent, self.budget, rounds=self.rounds)
+        return ramp_stopped(what, uuids, self.total, self.done, spent, self.budget, rounds=self.rounds,
+                            wording=wording)
 
     @staticmethod
     def scope(n: int) -> str:

@@ -58,11 +58,13 @@ BUDGET_NEXT_STEP = ("raise the task's credit_budget if this cost is expected, or
                     "fresh one.")
 
 
-def task_budget() -> Any:
-    """The core's budget failures in the task's terms: "over the task's credit_budget", with its next step."""
+def task_budget(part: bool = False) -> Any:
+    """The core's budget failures in the task's terms: "over the task's credit_budget", with its next step;
+    ``part``: a round or retry given what is left of it ("over what was left of the task's credit_budget")."""
     from cargo_gtm.running import BudgetWording
 
-    return BudgetWording(name="the task's credit_budget", hint=BUDGET_NEXT_STEP)
+    name = "what was left of the task's credit_budget" if part else "the task's credit_budget"
+    return BudgetWording(name=name, hint=BUDGET_NEXT_STEP)
 
 
 def _from_core(exc: CargoError) -> CargoStepError:
@@ -130,6 +132,7 @@ class CargoStep:
         self._heal_parts: list[Any] = []
         self.prior_spent = 0.0  # credits earlier tries paid for batches never reused (read with a budget)
         self.ramp: RampPlan | None = None  # a budget and nothing to estimate from: the records' ramp rounds
+        self._round_first_row = 0  # the input row of the current ramp round's first record
         self.try_number = 0
 
     # -- construction ------------------------------------------------------------------------------
@@ -175,7 +178,8 @@ class CargoStep:
         return StepSettings(workflow_uuid=self.target.workflow_uuid, workflow_name=self.target.name,
                             workflow_type=self.target.type, output_node_slug=self.output_node_slug,
                             credit_budget=budget, failed_rows="keep" if self.retry_failed else self.failed_rows,
-                            budget_wording=task_budget(),
+                            budget_wording=task_budget(budget != self.credit_budget),
+                            first_row=self._round_first_row,
                             wait=WaitSettings(poll_interval=self.poll_interval,
                                               max_poll_interval=max(self.max_poll_interval, self.poll_interval),
                                               poll_timeout=None, cancel_on_stop=self.cancel_on_stop))
@@ -270,10 +274,7 @@ class CargoStep:
 
         what = f"{self.target.type} {self.target.name!r}"
         left = self.budget_left()
-        if left is not None and left <= 0:
-            raise _fail(f"Not starting Cargo {what}: earlier tries of this task already spent {self.prior_spent:g} "
-                        f"credits of its credit_budget of {self.credit_budget:g}; no batch was created",
-                        "clear the task to start over with a fresh budget, or raise credit_budget.")
+        self._refuse_when_spent()
         estimate = try_estimate(self.client, self.target.workflow_uuid, [r.data for r in requests])
         if estimate is None:  # Cargo could not be asked (logged): ramp rounds, or the budget holds while they run
             return True
@@ -286,6 +287,14 @@ class CargoStep:
             raise _from_core(estimate_error(what, estimate.describe(), left, {}, task_budget(), running=running,
                                             attached=attached))
         return False
+
+    def _refuse_when_spent(self) -> None:
+        """Nothing is started (nor an earlier try's batches collected) once earlier tries spent the whole budget."""
+        if self.credit_budget is not None and self.prior_spent >= self.credit_budget:
+            raise _fail(f"Not starting Cargo {self.target.type} {self.target.name!r}: earlier tries of this task "
+                        f"already spent {self.prior_spent:g} credits of its credit_budget of "
+                        f"{self.credit_budget:g}; no batch was created",
+                        "clear the task to start over with a fresh budget, or raise credit_budget.")
 
     def _adopt_enrolled_change(self, request: Any) -> None:
         """A segment change already enrolled in this workflow (a duplicate asset event, another DAG run) is
@@ -322,6 +331,7 @@ class CargoStep:
             self.ledger.remember_prior_spent(self.try_number, self.prior_spent)
         plan = self._ramp_plan()
         if plan is not None and self._ramp_began(plan):  # ramped before: the same rounds again, attached to
+            self._refuse_when_spent()
             self.ramp = plan
             self._begin([self._ramp_round_data(0, 1)], RampPlan.scope(0))
             return
@@ -352,6 +362,7 @@ class CargoStep:
         """Round ``n``'s data, its size kept first (a later try runs the same rounds)."""
         assert self.ramp is not None
         self.ledger.remember_ramp_size(n, size)
+        self._round_first_row = self.ramp.done
         return self.ramp.take(size)
 
     def next_round(self, retry_failed: int) -> bool:
@@ -369,7 +380,8 @@ class CargoStep:
         fixed = self.ledger.ramp_sizes()
         size = fixed[n] if n < len(fixed) else plan.next_size(spent)
         if size <= 0:
-            raise _from_core(plan.stopped(f"{self.target.type} {self.target.name!r}", self.all_uuids(), spent))
+            raise _from_core(plan.stopped(f"{self.target.type} {self.target.name!r}", self.all_uuids(), spent,
+                                          task_budget()))
         self.log.info("Ramp round %d: %d record(s) of %d (%d done, %g of %g credits spent).", n + 1, size,
                       plan.total, plan.done, spent, plan.budget)
         self._begin([self._ramp_round_data(n, size)], RampPlan.scope(n))

@@ -45,16 +45,42 @@ def _kwargs(segment: str, start_from: str = "latest") -> dict[str, Any]:
             "poll_interval": 0.01, "start_from": start_from}
 
 
-async def _take(source: Any, n: int, timeout: float = 5.0) -> list[tuple[dict[str, Any], Any]]:
-    """The first ``n`` raw events of a source's stream (then the stream is closed, as a stopping triggerer does)."""
+async def _started(source: Any, store: Any) -> list[Any]:
+    """Run a source until it has stored its first watermark (it started watching), however long the machine takes
+    (60 s at most); the events it yielded before that (none for ``start_from="latest"``)."""
+    import contextlib
+
+    from cargo_provider.triggers.changes import WATERMARK_KEY
+
+    events: list[Any] = []
+    stream = source.stream()
+    pending = asyncio.ensure_future(stream.__anext__())
+    try:
+        async with asyncio.timeout(60):
+            while WATERMARK_KEY not in store.values:
+                if pending.done():
+                    events.append(pending.result())
+                    pending = asyncio.ensure_future(stream.__anext__())
+                await asyncio.sleep(0.01)
+    finally:
+        pending.cancel()
+        with contextlib.suppress(BaseException):
+            await pending
+        await stream.aclose()
+    return events
+
+
+async def _take(source: Any, n: int, timeout: float = 30.0, quiet: float | None = None
+                ) -> list[tuple[dict[str, Any], Any]]:
+    """The first ``n`` raw events of a source's stream (then the stream is closed, as a stopping triggerer does),
+    waiting up to ``timeout`` for the first; with ``quiet``, at most that long for each next one (an event that
+    should not come would come with the first: both are in the same listing)."""
     out: list[tuple[dict[str, Any], Any]] = []
     stream = source.stream()
     try:
-        async with asyncio.timeout(timeout):
-            async for item in stream:
-                out.append(item)
-                if len(out) == n:
-                    break
+        while len(out) < n:
+            async with asyncio.timeout(quiet if out and quiet is not None else timeout):
+                out.append(await stream.__anext__())
     except TimeoutError:
         pass
     finally:
@@ -79,7 +105,7 @@ def test_latest_start_fires_nothing_then_each_new_change_once(cargo_conn) -> Non
     segment = _play_segment(cargo_conn)
     store = Accessor()
     source = ChangeSource(_kwargs(segment), store)
-    assert asyncio.run(_take(source, 1, timeout=0.5)) == []  # existing changes are history
+    assert asyncio.run(_started(source, store)) == []  # existing changes are history
     assert store.values[WATERMARK_KEY]["after"] is not None
     _new_companies(cargo_conn, "zeta-corp")
     ((payload, mark),) = asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1))
@@ -93,7 +119,7 @@ def test_no_miss_and_no_duplicate_across_restarts(cargo_conn) -> None:
 
     segment = _play_segment(cargo_conn)
     store = Accessor()
-    asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1, timeout=0.5))
+    asyncio.run(_started(ChangeSource(_kwargs(segment), store), store))
     _new_companies(cargo_conn, "alpha-one")
     (first,) = asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1))  # emitted, never acknowledged
     source = ChangeSource(_kwargs(segment), store)  # the triggerer restarted
@@ -101,7 +127,7 @@ def test_no_miss_and_no_duplicate_across_restarts(cargo_conn) -> None:
     assert again[0]["change_uuid"] == first[0]["change_uuid"]  # no miss
     asyncio.run(source.advance([again[1]]))  # Airflow confirmed the event stored
     _new_companies(cargo_conn, "beta-two")
-    events = asyncio.run(_take(ChangeSource(_kwargs(segment), store), 2, timeout=1.0))
+    events = asyncio.run(_take(ChangeSource(_kwargs(segment), store), 2, quiet=1.0))
     assert [e[0]["change_uuid"] for e in events] != [first[0]["change_uuid"]]
     assert len(events) == 1 and events[0][0]["change_uuid"] != first[0]["change_uuid"]  # no duplicate
 
@@ -111,7 +137,7 @@ def test_an_event_airflow_failed_to_store_is_emitted_again_by_the_same_process(c
 
     segment = _play_segment(cargo_conn)
     store = Accessor()
-    asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1, timeout=0.5))
+    asyncio.run(_started(ChangeSource(_kwargs(segment), store), store))
     _new_companies(cargo_conn, "gamma-three")
 
     async def scenario() -> list[str]:
@@ -139,7 +165,7 @@ def test_the_ack_mode_producer_advances_only_stored_events(cargo_conn) -> None:
     segment = _play_segment(cargo_conn)
     trigger = CargoSegmentChangeTrigger(segment, poll_interval=0.01)
     store = Accessor()
-    asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1, timeout=0.5))  # started watching earlier
+    asyncio.run(_started(ChangeSource(_kwargs(segment), store), store))  # started watching earlier
     trigger.asset_state_store = store
     trigger.shared_stream_key()  # as the triggerer does before subscribing
     producer = CargoSegmentChangeTrigger.create_shared_stream_producer(trigger.serialize()[1])
@@ -180,7 +206,7 @@ def _a_change_event(cargo_conn: Any) -> Any:
 
     segment = _play_segment(cargo_conn)
     store = Accessor()
-    asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1, timeout=0.5))
+    asyncio.run(_started(ChangeSource(_kwargs(segment), store), store))
     _new_companies(cargo_conn, "omega-five", "omega-six")
     ((payload, _),) = asyncio.run(_take(ChangeSource(_kwargs(segment), store), 1))
     return SimpleNamespace(extra={"from_trigger": True, "payload": payload})

@@ -345,12 +345,13 @@ def record_label(frame: Any, position: int) -> str:
     return f"_id={row['_id']!r}" if "_id" in frame.columns else "a record"
 
 
-def first_failure(frame: Any, error_column: str) -> str:
-    """`` (first: domain='a.com', input row 3: "<Cargo's error>")`` for the first failed row, or nothing."""
+def first_failure(frame: Any, error_column: str, first_row: int = 0) -> str:
+    """`` (first: domain='a.com', input row 3: "<Cargo's error>")`` for the first failed row, or nothing.
+    ``first_row``: the input row of the frame's first row (a ramp round's rows are a slice of the input)."""
     failed = frame.index[frame[STATUS_COLUMN] == "error"]
     if not len(failed):
         return ""
     position = int(frame.index.get_loc(failed[0]))
     error = frame[error_column].iloc[position] if error_column in frame.columns else None
     reason = f': "{error}"' if isinstance(error, str) and error else ""
-    return f" (first: {record_label(frame, position)}, input row {position}{reason})"
+    return f" (first: {record_label(frame, position)}, input row {position + first_row}{reason})"

@@ -102,7 +102,7 @@ def estimate_error(what: str, estimate_text: str, budget: float, metadata: dict[
 
 
 def ramp_stopped(what: str, uuids: Sequence[str], total: int, done: int, spent: float, budget: float, *,
-                 rounds: int) -> StepBudgetError:
+                 rounds: int, wording: BudgetWording = ASSET_BUDGET) -> StepBudgetError:
     """The failure of a ramp (:mod:`.ramp`) that stopped because not one more record fits in the budget."""
     per_record = spent / done if done else 0.0
     return StepBudgetError(
@@ -111,7 +111,8 @@ def ramp_stopped(what: str, uuids: Sequence[str], total: int, done: int, spent: 
         f"the other {total - done} records were not run (0 credits spent on them). Round batches: "
         f"{', '.join(uuids) or 'none'}.",
         metadata={"batch_uuid": uuids[0] if uuids else None, "credits_used": round(spent, 6),
-                  "credit_budget": float(budget), "records_run": done, "records_not_run": total - done})
+                  "credit_budget": float(budget), "records_run": done, "records_not_run": total - done},
+        hint=wording.hint)
 
 
 def unaffordable_round(count: int, what: str, estimate: float, per_record: float, spent: float,

@@ -164,8 +164,8 @@ def run_ramped(records: Sequence[Any], settings: StepSettings,
         if log is not None:
             log.info(f"Ramp round {len(results) + 1}: {size} record(s) of {len(records)} (done {done}, "
                      f"{spent:g} of {budget:g} credits spent).")
-        result = run_round(list(records[done:done + size]), replace(settings, credit_budget=budget - spent),
-                           len(results))
+        result = run_round(list(records[done:done + size]),
+                           replace(settings, credit_budget=budget - spent, first_row=done), len(results))
         results.append(result)
         done += size
         spent += result.credits_used
@@ -175,4 +175,4 @@ def run_ramped(records: Sequence[Any], settings: StepSettings,
 def _stopped(results: list[StepResult], settings: StepSettings, total: int, done: int, spent: float,
              budget: float) -> StepBudgetError:
     return ramp_stopped(settings.what, [u.uuid for r in results for u in r.units], total, done, spent, budget,
-                        rounds=len(results))
+                        rounds=len(results), wording=settings.budget_wording)

@@ -97,6 +97,7 @@ class StepSettings:
     credit_breakdown: bool = True
     wait: WaitSettings = field(default_factory=WaitSettings)
     budget_wording: BudgetWording = ASSET_BUDGET
+    first_row: int = 0  # the input row of the step's first record (a ramp round runs a slice of the input)
 
     def __post_init__(self) -> None:
         if self.failed_rows not in _POLICIES:
@@ -427,7 +428,7 @@ class StepDriver:
         uuids = [u.uuid for u in units]
         lead = f"Cargo {_plural(self.noun)} {', '.join(uuids)}"
         frame = apply_failed_rows(frame, self.settings.failed_rows, lead, self.log,
-                                  metadata=_uuid_meta(self.noun, uuids))
+                                  metadata=_uuid_meta(self.noun, uuids), first_row=self.settings.first_row)
         remaining = credits_remaining_or_none(self.handle.client, self.log) if self.settings.credit_breakdown \
             else None
         batches, runs = _split_units(units)
@@ -544,7 +545,7 @@ def status_counts(frame: Any) -> dict[str, int]:
 
 
 def apply_failed_rows(frame: Any, policy: str, lead: str, log: StepLog, *,
-                      metadata: Mapping[str, Any] | None = None, suffix: str = "") -> Any:
+                      metadata: Mapping[str, Any] | None = None, suffix: str = "", first_row: int = 0) -> Any:
     """The ``failed_rows`` policy: keep the rows of failed records (flagged, logged), drop them, or raise
     :class:`CargoStepError`. ``lead`` names what ran (``"Cargo batch(es) b-1"``)."""
     if STATUS_COLUMN not in getattr(frame, "columns", ()):
@@ -552,7 +553,7 @@ def apply_failed_rows(frame: Any, policy: str, lead: str, log: StepLog, *,
     failed = int((frame[STATUS_COLUMN] == "error").sum())
     if not failed:
         return frame
-    example = first_failure(frame, ERROR_COLUMN)  # named by its input (domain, title), not Cargo's record id
+    example = first_failure(frame, ERROR_COLUMN, first_row)  # named by its input (domain, title), not Cargo's record id
     what = f"{lead}: {failed} of {len(frame)} input records failed{suffix}{example}"
     if policy == "fail":
         raise CargoStepError(f"{what}. The step fails because failed_rows='fail'.",
