@@ -166,6 +166,11 @@ class TaskStateLedger:
             return True
         return self.intended(key) and self._from_intent(key, data) is not None
 
+    def usable_recorded(self, key: str) -> list[Batch]:
+        """The batches recorded for ``key`` that may still succeed, as Cargo has them now."""
+        found = [self._read_batch(uuid) for uuid in self.recorded(key)]
+        return [b for b in found if b is not None and _usable(b)]
+
     def dead_owned(self) -> list[Batch]:
         """The batches this generation recorded that are never reused (cancelled, cancelling, failed): what earlier
         tries paid for and a retry does not attach to."""

@@ -14,7 +14,7 @@ their attempt keys instead of paying again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.exceptions import AirflowException
@@ -288,13 +288,33 @@ class CargoStep:
                                             attached=attached))
         return False
 
-    def _refuse_when_spent(self) -> None:
-        """Nothing is started (nor an earlier try's batches collected) once earlier tries spent the whole budget."""
-        if self.credit_budget is not None and self.prior_spent >= self.credit_budget:
+    def _refuse_when_spent(self, kept: Sequence[Batch] = ()) -> None:
+        """Nothing is started (nor an earlier try's batches collected) once earlier tries spent the whole budget:
+        on batches never reused, and (``kept``) on the ramp rounds a retry would run again as they are."""
+        from cargo_gtm.credits import batch_credit_split
+
+        if self.credit_budget is None:
+            return
+        try:
+            spent = round(self.prior_spent + sum(batch_credit_split(self.client, b).total for b in kept), 6)
+        except CargoError as exc:
+            raise _from_core(exc) from exc
+        if spent >= self.credit_budget:
+            named = f" (ramp rounds {', '.join(b.uuid for b in kept)} among them)" if kept else ""
             raise _fail(f"Not starting Cargo {self.target.type} {self.target.name!r}: earlier tries of this task "
-                        f"already spent {self.prior_spent:g} credits of its credit_budget of "
-                        f"{self.credit_budget:g}; no batch was created",
+                        f"already spent {spent:g} credits of its credit_budget of {self.credit_budget:g}{named}; "
+                        "no batch was created",
                         "clear the task to start over with a fresh budget, or raise credit_budget.")
+
+    def _kept_rounds(self, plan: RampPlan) -> list[Batch]:
+        """The batches of the ramp rounds an earlier try ran that this one attaches to (kept sizes, usable)."""
+        found, done = [], 0
+        for n, size in enumerate(self.ledger.ramp_sizes()):
+            parts = self._parts({"kind": "records", "records": plan.records[done:done + size]})
+            for key in _part_keys(self.target.workflow_uuid, parts, RampPlan.scope(n)):
+                found += self.ledger.usable_recorded(key)
+            done += size
+        return found
 
     def _adopt_enrolled_change(self, request: Any) -> None:
         """A segment change already enrolled in this workflow (a duplicate asset event, another DAG run) is
@@ -331,7 +351,8 @@ class CargoStep:
             self.ledger.remember_prior_spent(self.try_number, self.prior_spent)
         plan = self._ramp_plan()
         if plan is not None and self._ramp_began(plan):  # ramped before: the same rounds again, attached to
-            self._refuse_when_spent()
+            if self.credit_budget is not None and not self.resuming:
+                self._refuse_when_spent(self._kept_rounds(plan))
             self.ramp = plan
             self._begin([self._ramp_round_data(0, 1)], RampPlan.scope(0))
             return

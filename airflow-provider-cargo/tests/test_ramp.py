@@ -94,3 +94,79 @@ def test_one_record_or_heal_rounds_do_not_ramp(cargo_conn, store, tmp_path) -> N
     operator(tmp_path, records=MANY[:1], credit_budget=1000).execute(context(store))
     operator(tmp_path, records=MANY[1:5], credit_budget=1000, retry_failed=1, task_id="heals").execute(context(store))
     assert _sizes(cargo_conn) == [1, 4]
+
+
+def _retry_context(store: Any) -> dict[str, Any]:
+    ctx = context(store)
+    ctx["ti"].try_number = 2
+    return ctx
+
+
+def test_a_retry_after_a_later_round_stopped_attaches_to_the_finished_rounds(cargo_conn, store, tmp_path) -> None:
+    """Round 0 (d0) and round 1 (d1-d50, failing cheaply: 0.02 credits each) finish; round 2 (49 records) is
+    cancelled half way (as a timeout does). The retry runs rounds 0 and 1 as kept, attached to their batches, and
+    pays only for records not run yet: none of round 1's 50 records is sent again."""
+    from airflow.sdk.exceptions import TaskDeferred
+    from cargo_gtm import CargoClient
+    from cargo_provider.step import CargoStepError
+    from conftest import TOKEN
+
+    records = [{"domain": f"d{i}.com"} for i in range(100)]
+    cargo_conn.plan_failures({f"domain=d{i}.com": "always" for i in range(1, 51)})
+    ctx = context(store)
+    trigger = _deferred(tmp_path, ctx, records=records, credit_budget=120)
+    for _ in range(2):
+        with pytest.raises(TaskDeferred) as again:
+            operator(tmp_path, deferrable=True, records=records, credit_budget=120).execute_complete(
+                ctx, _event(trigger))
+        trigger = again.value.trigger
+    round0, round1, round2 = cargo_conn.batches()
+    assert _sizes(cargo_conn) == [1, 50, 49]
+    for _ in range(12):
+        cargo_conn.advance(1)
+    CargoClient(TOKEN, base_url=cargo_conn.base_url).cancel_batch(round2.uuid)
+    with pytest.raises(CargoStepError):
+        operator(tmp_path, deferrable=True, records=records, credit_budget=120).execute_complete(ctx, _event(trigger))
+    try:
+        operator(tmp_path, records=records, credit_budget=120).execute(_retry_context(store))
+    except CargoStepError:
+        pass  # over what is left, or stopped by it: not the point here
+    later = cargo_conn.batches()[3:]
+    sent_again = {r for b in later for r in b.record_ids} & (set(round0.record_ids) | set(round1.record_ids))
+    assert not sent_again and later, [len(b.record_ids) for b in later]
+
+
+def test_a_retry_after_the_budget_was_spent_refuses_naming_the_rounds(cargo_conn, store, tmp_path) -> None:
+    """Round 1's records fail cheaply, so round 2 (149 records) is sized from 0.06 credits per record and the
+    in-flight guard cancels it over the budget. Earlier tries spent the budget: the retry creates nothing and says
+    so, counting the rounds it would run again as they are."""
+    from cargo_provider.step import CargoStepError
+
+    records = [{"domain": f"d{i}.com"} for i in range(200)]
+    cargo_conn.plan_failures({f"domain=d{i}.com": "always" for i in range(1, 51)})
+    with pytest.raises(CargoStepError):
+        operator(tmp_path, records=records, credit_budget=120).execute(context(store))
+    round0, round1, round2 = cargo_conn.batches()
+    assert _sizes(cargo_conn)[:2] == [1, 50] and round2.status in ("cancelled", "cancelling")
+    with pytest.raises(CargoStepError) as retry:
+        operator(tmp_path, records=records, credit_budget=120).execute(_retry_context(store))
+    text = str(retry.value)
+    assert "earlier tries of this task already spent" in text and "no batch was created" in text
+    assert round0.uuid in text and round1.uuid in text and len(cargo_conn.batches()) == 3
+
+
+def test_a_failed_record_is_named_by_its_row_in_the_tasks_input(cargo_conn, store, tmp_path) -> None:
+    from cargo_provider.step import CargoStepError
+
+    cargo_conn.plan_failures({"domain=d3.com": "always"})
+    with pytest.raises(CargoStepError) as raised:
+        operator(tmp_path, records=MANY, credit_budget=1000, failed_rows="fail").execute(context(store))
+    assert "domain='d3.com', input row 3" in str(raised.value)
+
+
+def test_the_ramp_stop_gives_the_tasks_next_step(cargo_conn, store, tmp_path) -> None:
+    from cargo_provider.step import BUDGET_NEXT_STEP, CargoStepError
+
+    with pytest.raises(CargoStepError) as raised:
+        operator(tmp_path, records=MANY, credit_budget=30).execute(context(store))
+    assert str(raised.value).endswith(f"Next step: {BUDGET_NEXT_STEP}") and "run config" not in str(raised.value)

@@ -100,3 +100,14 @@ def test_a_reexecuted_ramp_attaches_to_every_rounds_batch(monkeypatch):
                                     tags=retry)
         assert second.success and {b.uuid for b in emu.batches()} == paid  # no batch paid twice
         assert second.output_for_node("enriched")["domain"].tolist() == [r["domain"] for r in rows]
+
+
+def test_a_failed_record_in_a_later_round_is_named_by_its_row_in_the_input():
+    """Round 1 runs rows 1-19; with failed_rows="fail" the failure names row 3 of the input, not of the round."""
+    with CargoEmulator(token=TOKEN, clock="manual", seed=1, run_failure_rate=0.0, credits=10_000) as emu:
+        emu.plan_failures({"domain=ramp3.example": "always"})
+        cargo = CargoResource(api_token=TOKEN, base_url=emu.base_url, failed_rows="fail").with_clock(
+            ManualClock(on_sleep=emu.advance))
+        result = dg.materialize([_asset(ROWS[:20], 100.0)], resources={"cargo": cargo}, raise_on_error=False)
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "domain='ramp3.example', input row 3" in str(failure.event_specific_data.error)
