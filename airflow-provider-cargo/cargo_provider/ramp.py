@@ -38,12 +38,13 @@ class RampPlan:
         """Round 0's data: the first record."""
         return self._take(1)
 
-    def next_size(self, spent: float) -> int:
-        """How many records the next round runs (0: stop, or all done) after ``spent`` credits in the rounds."""
+    def next_size(self, spent: float, succeeded: int) -> int:
+        """How many records the next round runs (0: stop, or all done) after ``spent`` credits in the rounds, in
+        which ``succeeded`` records ran through."""
         from cargo_gtm.running import next_round_size
 
         return next_round_size(total=self.total, done=self.done, spent=spent, budget=self.budget,
-                               max_round=self.max_round)
+                               max_round=self.max_round, succeeded=succeeded)
 
     def take(self, size: int) -> dict[str, Any]:
         """The next round's data: the ``size`` records after those already run."""

@@ -399,7 +399,8 @@ class CargoStep:
             return False
         spent = self.spent() - self.prior_spent
         fixed = self.ledger.ramp_sizes()
-        size = fixed[n] if n < len(fixed) else plan.next_size(spent)
+        succeeded = sum(dict(r.statuses).get("success", 0) for r in self.results)
+        size = fixed[n] if n < len(fixed) else plan.next_size(spent, succeeded)
         if size <= 0:
             raise _from_core(plan.stopped(f"{self.target.type} {self.target.name!r}", self.all_uuids(), spent,
                                           task_budget()))

@@ -170,3 +170,11 @@ def test_the_ramp_stop_gives_the_tasks_next_step(cargo_conn, store, tmp_path) ->
     with pytest.raises(CargoStepError) as raised:
         operator(tmp_path, records=MANY, credit_budget=30).execute(context(store))
     assert str(raised.value).endswith(f"Next step: {BUDGET_NEXT_STEP}") and "run config" not in str(raised.value)
+
+
+def test_rounds_only_double_until_a_record_runs_through(cargo_conn, store, tmp_path) -> None:
+    """The first record fails early (0.02 credits): that is not what a record costs. The next round is 1 record
+    again, not 50 sized from 0.02; once one succeeds the rounds are sized from what they cost."""
+    cargo_conn.plan_failures({"domain=d0.com": "always"})
+    summary = operator(tmp_path, records=MANY, credit_budget=1000).execute(context(store))
+    assert _sizes(cargo_conn) == [1, 1, 38] and summary["rows"] == 40

@@ -111,3 +111,14 @@ def test_a_failed_record_in_a_later_round_is_named_by_its_row_in_the_input():
         result = dg.materialize([_asset(ROWS[:20], 100.0)], resources={"cargo": cargo}, raise_on_error=False)
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "domain='ramp3.example', input row 3" in str(failure.event_specific_data.error)
+
+
+def test_rounds_only_double_until_a_record_runs_through():
+    """A first record that fails early costs 0.02 credits, not what a record that runs through costs: the next
+    round is 1 record again (then sized from a success), not 50 sized from the failure."""
+    with CargoEmulator(token=TOKEN, clock="manual", seed=1, run_failure_rate=0.0, credits=10_000) as emu:
+        emu.plan_failures({"domain=ramp0.example": "always"})
+        cargo = CargoResource(api_token=TOKEN, base_url=emu.base_url).with_clock(ManualClock(on_sleep=emu.advance))
+        result = dg.materialize([_asset(ROWS[:40], 1000.0)], resources={"cargo": cargo}, raise_on_error=False)
+        sizes = [len(b.record_ids) for b in emu.batches()]
+    assert result.success and sizes == [1, 1, 38]

@@ -46,17 +46,26 @@ SNAPSHOT_PAGE = 1000
 RAMP_SIZES = (1, 50, 500)
 
 
-def next_round_size(*, total: int, done: int, spent: float, budget: float, max_round: int = 500) -> int:
+def next_round_size(*, total: int, done: int, spent: float, budget: float, max_round: int = 500,
+                    succeeded: int | None = None) -> int:
     """How many records the next round runs: the next step of :data:`RAMP_SIZES` (then ``max_round``), no more
     than what is left, and no more than what the rest of the budget pays for at the credits per record seen so
-    far (0: stop)."""
+    far (0: stop). ``succeeded``: how many records of the rounds so far ran through; while none has, the credits
+    per record are those of records that failed early (cheaper than one that runs through), so the rounds only
+    double (1, 1, 2, 4 …) until one succeeds.
+
+    >>> next_round_size(total=100, done=1, spent=0.02, budget=50, succeeded=0)
+    1
+    >>> next_round_size(total=100, done=1, spent=0.02, budget=50, succeeded=1)
+    50
+    """
     left = total - done
     if left <= 0:
         return 0
     if done == 0:
         return min(RAMP_SIZES[0], left)
     steps = [s for s in RAMP_SIZES if s > done] or [max_round]
-    cap = min(steps[0], max_round)
+    cap = min(steps[0], max_round, done if succeeded == 0 else max_round)
     per_record = spent / done
     remaining = budget - spent
     affordable = left if per_record <= 0 else math.floor(remaining / per_record + 1e-9)
@@ -158,7 +167,8 @@ def run_ramped(records: Sequence[Any], settings: StepSettings,
     done, spent = 0, 0.0
     while done < len(records):
         size = fixed[len(results)] if len(results) < len(fixed) else \
-            next_round_size(total=len(records), done=done, spent=spent, budget=budget, max_round=max_round)
+            next_round_size(total=len(records), done=done, spent=spent, budget=budget, max_round=max_round,
+                            succeeded=sum(r.statuses.get("success", 0) for r in results))
         if size <= 0:
             raise _stopped(results, settings, len(records), done, spent, budget)
         if log is not None:
