@@ -368,7 +368,7 @@ class CargoStep:
         if budget is None or self.retry_failed or len(self.datas) != 1 or not isinstance(records, list) \
                 or len(records) < 2:
             return None
-        return RampPlan(records, budget, max_round=MAX_RECORDS_PER_BATCH)
+        return RampPlan(records, budget, max_round=len(records))  # after 500: what fits, in batches run at once
 
     def _ramp_began(self, plan: RampPlan) -> bool:
         """Whether a try of this generation ramped: its round 0 has a batch (recorded, or made by its intent). A

@@ -178,3 +178,15 @@ def test_rounds_only_double_until_a_record_runs_through(cargo_conn, store, tmp_p
     cargo_conn.plan_failures({"domain=d0.com": "always"})
     summary = operator(tmp_path, records=MANY, credit_budget=1000).execute(context(store))
     assert _sizes(cargo_conn) == [1, 1, 38] and summary["rows"] == 40
+
+
+def test_after_the_ramp_steps_a_round_is_what_fits_in_batches_run_at_once(cargo_conn, store, tmp_path,
+                                                                          monkeypatch) -> None:
+    """With batches of at most 10 records, the second round is the 39 records left (four batches created together),
+    not four rounds one after another."""
+    import cargo_provider.step
+
+    monkeypatch.setattr(cargo_provider.step, "MAX_RECORDS_PER_BATCH", 10)
+    summary = operator(tmp_path, records=MANY, credit_budget=1000).execute(context(store))
+    assert store.values["cargo.ramp_sizes"]["value"] == [1, 39]
+    assert sorted(_sizes(cargo_conn)) == [1, 9, 10, 10, 10] and summary["rows"] == 40

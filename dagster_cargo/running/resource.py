@@ -556,8 +556,8 @@ class CargoResource(dg.ConfigurableResource):
                          "running it in rounds (1 record, then up to 50, then 500), each sized to what is left of "
                          "the budget.")
         try:
-            merged = run_ramped(list(data["records"]), settings, run_round, max_round=self.max_records_per_batch,
-                                log=context.log)
+            records = list(data["records"])  # after 1, 50 and 500, a round is what fits, in batches run at once
+            merged = run_ramped(records, settings, run_round, max_round=len(records), log=context.log)
         except CargoStepError as exc:
             raise step_failure(exc) from exc
         return CargoBatchResult.from_step(merged, self.batch_url(merged.batches[0]) if merged.batches else None)

@@ -122,3 +122,18 @@ def test_rounds_only_double_until_a_record_runs_through():
         result = dg.materialize([_asset(ROWS[:40], 1000.0)], resources={"cargo": cargo}, raise_on_error=False)
         sizes = [len(b.record_ids) for b in emu.batches()]
     assert result.success and sizes == [1, 1, 38]
+
+
+def test_after_the_ramp_steps_a_round_is_what_fits_in_batches_run_at_once():
+    """600 records, batches of at most 100: rounds of 1, 50, 500 (five batches created together) and the 49 left,
+    not a round per 100 records one after another."""
+    with CargoEmulator(token=TOKEN, clock="manual", seed=1, run_failure_rate=0.0, credits=10_000) as emu, \
+            dg.DagsterInstance.ephemeral() as instance:
+        cargo = CargoResource(api_token=TOKEN, base_url=emu.base_url, max_records_per_batch=100).with_clock(
+            ManualClock(on_sleep=emu.advance))
+        rows = [{"domain": f"wide{i}.example", "company_name": f"Wide {i}"} for i in range(600)]
+        result = dg.materialize([_asset(rows, 5000.0)], resources={"cargo": cargo}, instance=instance)
+        rounds = [e.user_message for e in instance.all_logs(result.run_id) if "Ramp round" in (e.user_message or "")]
+        sizes = sorted(len(b.record_ids) for b in emu.batches())
+    assert result.success and len(rounds) == 4, rounds
+    assert sizes == [1, 49, 50, 100, 100, 100, 100, 100]
