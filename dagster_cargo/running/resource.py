@@ -32,7 +32,14 @@ from dagster._config.field_utils import IntEnvVar
 from pydantic import Field, PrivateAttr, field_validator
 
 from ..definitions.workspace_data import CargoWorkflowProps, props_from
-from .attempts import attempt_tag_key, intent_tag_key, recorded_by_earlier_attempts, run_group, run_tag_key
+from .attempts import (
+    attempt_tag_key,
+    intent_tag_key,
+    recorded_by_earlier_attempts,
+    run_group,
+    run_tag_key,
+    usable_recorded,
+)
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches, step_failure
 from .input_checks import check_output_node_slug, check_play_arguments, check_run_input, report_unknown_record_ids
 from .metadata import estimate_metadata, with_output_node
@@ -631,7 +638,7 @@ class CargoResource(dg.ConfigurableResource):
         (the existing ones run on, named)."""
         what = f"{props.type} {props.name!r}"
         keys = [attempt_tag_key(context, props.workflow_uuid, dict(p)) for p in parts]
-        recorded = recorded_by_earlier_attempts(context, keys)
+        recorded = usable_recorded(self.get_client(), recorded_by_earlier_attempts(context, keys))
         began_otherwise = self._began_in_rounds_or_runs(context, props, data)
         if began_otherwise or (recorded and len(recorded) == len(keys)):
             context.log.warning(f"Cargo {what}: the estimate is over the budget of {budget:g} credits, but an "

@@ -50,3 +50,22 @@ def test_a_reexecution_with_only_some_of_its_batches_created_refuses_the_rest_na
         assert "Not starting the rest of Cargo tool 'Enrich company'" in text
         assert f"counting the 1 batch(es) an earlier attempt created, which run on ({earlier})" in text
         assert [b.uuid for b in emu.batches()] == [earlier]
+
+
+def test_a_reexecution_whose_earlier_batch_was_cancelled_is_refused_by_the_estimate(monkeypatch):
+    """The earlier attempt's batch was cancelled: the step would create a new one, so an estimate over the budget
+    refuses it before it is created, as for a first attempt."""
+    from cargo_gtm import CargoClient
+
+    with CargoEmulator(token=TOKEN, clock="manual", run_failure_rate=0.0) as emu, \
+            dg.DagsterInstance.ephemeral() as instance:
+        first = first_attempt_dies_while_waiting(emu, instance, monkeypatch)
+        (earlier,) = [b.uuid for b in emu.batches()]
+        CargoClient(TOKEN, base_url=emu.base_url).cancel_batch(earlier)
+        emu.advance(60)
+        monkeypatch.setattr(resource_module, "try_estimate", lambda *a, **k: CreditEstimate(
+            records=4, records_basis="input size", per_record=125.0, per_record_basis="recent batches (test)", nodes=2))
+        second = reexecute(emu, instance, first, max_credits_per_batch=100.0)
+        assert not second.success
+        assert "No batch was created: 0 credits spent" in second.failure_data_for_node("enriched").error.to_string()
+        assert [b.uuid for b in emu.batches()] == [earlier]
