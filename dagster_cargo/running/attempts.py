@@ -31,7 +31,7 @@ from cargo_gtm.errors import CargoError, CargoNotFoundError
 from cargo_gtm.models import Batch, BatchStatus, Run, RunStatus
 from cargo_gtm.running import CargoAmbiguousCreateError, CreateIntent, find_created_run
 
-__all__ = ["recorded_by_earlier_attempts", "usable_recorded", "attempt_tag_key", "find_reusable_batch", "find_reusable_batches", "remember_batch", "remember_intent",
+__all__ = ["recorded_by_earlier_attempts", "attempt_tag_key", "find_reusable_batch", "find_reusable_batches", "remember_batch", "remember_intent",
            "remember_candidates", "run_group", "intent_tag_key", "candidates_tag_key", "RunTagLedger", "run_tag_key",
            "RUN_PREFIX", "RUN_INTENT_PREFIX", "RUN_CANDIDATES_PREFIX", "claimed_elsewhere"]
 
@@ -82,25 +82,6 @@ def recorded_by_earlier_attempts(context: Any, keys: list[str | None]) -> dict[s
             if uuid or intent:
                 found.setdefault(key, []).extend([uuid] if uuid else [])
     return found
-
-
-def usable_recorded(client: CargoClient, recorded: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Of ``recorded`` (key → batch uuids), the batches Cargo still has that may succeed (running, pending,
-    succeeded, unknown): those a re-execution attaches to. A cancelled or failed one, or a create intent alone, is
-    not: the step would create that batch again."""
-    usable: dict[str, list[str]] = {}
-    for key, uuids in recorded.items():
-        found = []
-        for uuid in uuids:
-            try:
-                batch = client.get_batch(uuid)
-            except CargoNotFoundError:
-                continue
-            if _usable_quietly(batch):
-                found.append(uuid)
-        if found:
-            usable[key] = found
-    return usable
 
 
 def intent_tag_key(batch_key: str) -> str:

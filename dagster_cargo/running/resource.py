@@ -34,11 +34,10 @@ from pydantic import Field, PrivateAttr, field_validator
 from ..definitions.workspace_data import CargoWorkflowProps, props_from
 from .attempts import (
     attempt_tag_key,
+    find_reusable_batches,
     intent_tag_key,
     recorded_by_earlier_attempts,
     run_group,
-    run_tag_key,
-    usable_recorded,
 )
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches, step_failure
 from .input_checks import check_output_node_slug, check_play_arguments, check_run_input, report_unknown_record_ids
@@ -490,7 +489,7 @@ class CargoResource(dg.ConfigurableResource):
         if self.failed_rows not in ("keep", "drop", "fail"):
             raise CargoInputError(f"failed_rows must be 'keep', 'drop' or 'fail', not {self.failed_rows!r}.")
         listed = self._listing(client, props, parts, budget)
-        estimate = self._estimate(context, props, parts, budget, listed, data=data)
+        estimate = self._estimate(context, props, parts, budget, listed)
         # the step's settings, once; the output node is Cargo's default (the last executed node) unless the caller
         # names one: a slug looked up now could belong to a release deployed after the batch (see client.outcomes)
         settings = StepSettings(workflow_uuid=props.workflow_uuid, workflow_name=props.name, workflow_type=props.type,
@@ -612,8 +611,7 @@ class CargoResource(dg.ConfigurableResource):
             return None
 
     def _estimate(self, context: Any, props: CargoWorkflowProps, parts: list[Mapping[str, Any]],
-                  budget: float | None, listed: tuple[Batch, ...] | None = None, *,
-                  data: Mapping[str, Any] | None = None) -> CreditEstimate | None:
+                  budget: float | None, listed: tuple[Batch, ...] | None = None) -> CreditEstimate | None:
         """Estimate the batches' credits (see :mod:`cargo_gtm.estimate`) and refuse them, before any is
         created, when the estimate exceeds ``budget``; not those an earlier attempt of the step created (see
         :meth:`_over_estimate`)."""
@@ -625,42 +623,35 @@ class CargoResource(dg.ConfigurableResource):
             return None
         context.log.info(f"Cargo {props.type} {props.name!r}: {estimate.describe()}.")
         if budget is not None and estimate.credits is not None and estimate.credits > budget:
-            self._over_estimate(context, props, parts, data or parts[0], budget, estimate)
+            self._over_estimate(context, props, parts, budget, estimate)
         if budget is not None and estimate.credits is None:
             context.log.info(no_estimate(f"{props.type} {props.name!r}", budget))
         return estimate
 
     def _over_estimate(self, context: Any, props: CargoWorkflowProps, parts: list[Mapping[str, Any]],
-                       data: Mapping[str, Any], budget: float, estimate: CreditEstimate) -> None:
+                       budget: float, estimate: CreditEstimate) -> None:
         """An estimate over the budget refuses the step before any credit is spent, unless an earlier attempt of
-        it (a re-execution's run group) already created what it runs: that is paid for, so it is attached to and
-        reported, the budget holding while it runs. When only some of its batches exist, the others are refused
-        (the existing ones run on, named)."""
+        it (a re-execution's run group) already created every batch it runs (recorded, or found by its create
+        intent, and still able to succeed): those are paid for, so they are attached to and reported, the budget
+        holding while they run. When only some exist, the others are refused and the existing ones named. Ramp
+        rounds and single runs are refused as a first attempt is (their later rounds or runs could not be counted)."""
         what = f"{props.type} {props.name!r}"
         keys = [attempt_tag_key(context, props.workflow_uuid, dict(p)) for p in parts]
-        recorded = usable_recorded(self.get_client(), recorded_by_earlier_attempts(context, keys))
-        began_otherwise = self._began_in_rounds_or_runs(context, props, data)
-        if began_otherwise or (recorded and len(recorded) == len(keys)):
+        found: dict[str | None, Batch | None] = {}
+        if recorded_by_earlier_attempts(context, keys):  # something to look at: a recorded batch or intent
+            found = find_reusable_batches(context, self.get_client(), keys, [dict(p) for p in parts])
+        attached = {k: b for k, b in found.items() if b is not None}
+        if attached and len(attached) == len(keys):
             context.log.warning(f"Cargo {what}: the estimate is over the budget of {budget:g} credits, but an "
-                                "earlier attempt of this step already created what it runs: attaching to it (the "
-                                "budget holds while it runs).")
+                                f"earlier attempt of this step already created its batch(es) "
+                                f"{', '.join(b.uuid for b in attached.values())}: attaching to them (the budget "
+                                "holds while they run).")
             return
-        running = sorted({u for uuids in recorded.values() for u in uuids})
-        error = estimate_error(what, estimate.describe(), budget, {}, running=running, attached=len(recorded))
+        running = sorted(b.uuid for b in attached.values())
+        error = estimate_error(what, estimate.describe(), budget, {}, running=running, attached=len(attached))
         failure = step_failure(error)
         raise dg.Failure(description=failure.description, metadata={**estimate_metadata(estimate),
                                                                      **failure.metadata}) from error
-
-    def _began_in_rounds_or_runs(self, context: Any, props: CargoWorkflowProps, data: Mapping[str, Any]) -> bool:
-        """Whether an earlier attempt began the step in ramp rounds or single runs (each sized or run within the
-        budget on its own)."""
-        if self._ramped_before(context, props, data) or ramped_before(context, props, data):
-            return True
-        if not single_run_applies(props, data, self.single_run_threshold):
-            return False
-        records = list(data.get("records") or [])
-        return bool(recorded_by_earlier_attempts(
-            context, [run_tag_key(context, props.workflow_uuid, r, i) for i, r in enumerate(records)]))
 
     def workflow_props(self, item: str | Play | Tool | CargoWorkflowProps, kind: str) -> CargoWorkflowProps:
         """Resolve a play/tool name, UUID or API object to :class:`CargoWorkflowProps`."""
