@@ -130,7 +130,7 @@ class CargoStep:
         self.rows: Any = None  # the core's HealRows over the finished rounds' merged output
         self._heal_positions: list[int] = []
         self._heal_parts: list[Any] = []
-        self.prior_spent = 0.0  # credits earlier tries paid for batches never reused (read with a budget)
+        self.prior_spent = 0.0  # credits earlier tries paid for batches never reused
         self.ramp: RampPlan | None = None  # a budget and nothing to estimate from: the records' ramp rounds
         self._round_first_row = 0  # the input row of the current ramp round's first record
         self.try_number = 0
@@ -340,15 +340,14 @@ class CargoStep:
 
     def start(self) -> None:
         """Round 0: attach to this task's batch(es) or create them exactly once. Batches from before the task was
-        cleared that still run are cancelled first; with a ``credit_budget``, what earlier tries of this task paid
-        for batches that are never reused counts against it (read at the try's first start and kept, so that a
-        resume after a deferral does not count this try's own batches again)."""
+        cleared that still run are cancelled first. What earlier tries of this task paid for batches that are never
+        reused is read at the try's first start and kept (so that a resume after a deferral does not count this
+        try's own batches again): it counts against a ``credit_budget``, and the summary reports it."""
         if not self.resuming:
             self.ledger.cancel_earlier_generation()
-        if self.credit_budget is not None:
-            remembered = self.ledger.prior_spent(self.try_number) if self.resuming else None
-            self.prior_spent = remembered if remembered is not None else self._spent_by_earlier_tries()
-            self.ledger.remember_prior_spent(self.try_number, self.prior_spent)
+        remembered = self.ledger.prior_spent(self.try_number) if self.resuming else None
+        self.prior_spent = remembered if remembered is not None else self._spent_by_earlier_tries()
+        self.ledger.remember_prior_spent(self.try_number, self.prior_spent)
         plan = self._ramp_plan()
         if plan is not None and self._ramp_began(plan):  # ramped before: the same rounds again, attached to
             if self.credit_budget is not None and not self.resuming:
@@ -424,9 +423,10 @@ class CargoStep:
         except CargoError as exc:
             raise _from_core(exc) from exc
         if spent:
+            counted = f"they count against its credit_budget of {self.credit_budget:g}" if self.credit_budget \
+                is not None else "the summary reports them as credits_earlier_tries"
             self.log.info("Earlier tries of this task spent %g credits on Cargo batch(es) %s that are not reused; "
-                          "they count against its credit_budget of %g.", spent, ", ".join(b.uuid for b in dead),
-                          self.credit_budget)
+                          "%s.", spent, ", ".join(b.uuid for b in dead), counted)
         return spent
 
     @property
@@ -576,6 +576,7 @@ class CargoStep:
             "credits_total": meta["credits_used"], "credits_provider": meta.get("provider_credits"),
             "execution_charge": meta.get("execution_charge"), "node_executions": meta.get("node_executions"),
             "heal_rounds": self.heal_round, "uri": uri, "json_text_columns": as_text,
+            "credits_earlier_tries": self.prior_spent,  # billed too: batches of earlier tries never reused
         }
         self.log.info("Cargo %s %r: %d input records, %d output rows, %g credits; output written to %s",
                       self.target.type, self.target.name, records, len(kept), summary["credits_total"], uri)

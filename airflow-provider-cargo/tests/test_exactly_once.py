@@ -64,7 +64,8 @@ def test_a_try_killed_around_the_create_is_adopted_by_the_next_one(cargo_conn, s
             operator(tmp_path).execute(context(store))
     assert len(cargo_conn.batches()) == 1
     keys = sorted(k.split(".")[1] for k in store.values)
-    assert keys == (["intent"] if where == "before-save" else ["batch", "batches", "intent"])
+    assert keys == (["intent", "prior_spent"] if where == "before-save" else
+                    ["batch", "batches", "intent", "prior_spent"])
     summary = operator(tmp_path).execute(context(store))
     (batch,) = cargo_conn.batches()
     assert summary["batch_uuids"] == [batch.uuid] and batch.status == "success"
@@ -235,3 +236,28 @@ def test_a_retry_whose_intent_made_no_batch_searches_cargo_once(cargo_conn, stor
     summary = operator(tmp_path, records=RECORDS[:1], credit_budget=1000).execute(context(store))
     (batch,) = cargo_conn.batches()
     assert searches == ["search"] and summary["batch_uuids"] == [batch.uuid]
+
+
+def test_the_summary_reports_what_earlier_tries_paid_for_batches_never_reused(cargo_conn, store, tmp_path,
+                                                                                monkeypatch) -> None:
+    """Try 1's batch ran a few runs, then its worker died and the batch was cancelled in Cargo. Try 2 pays for a new
+    batch; its summary says what try 1's batch cost too, so the task's figures add up to what Cargo billed."""
+    from cargo_gtm import CargoClient
+    from cargo_provider.step import CargoStep
+    from conftest import TOKEN, billed
+
+    records = [{"domain": f"e{i}.com"} for i in range(6)]
+    with monkeypatch.context() as patch:
+        patch.setattr(CargoStep, "wait", lambda self: (_ for _ in ()).throw(Killed()))
+        patch.setattr(CargoStep, "cancel", lambda self, why: [])
+        with pytest.raises(Killed):
+            operator(tmp_path, records=records).execute(context(store))
+    (first,) = cargo_conn.batches()
+    while cargo_conn.batches()[0].executions < 3:
+        cargo_conn.advance(1)
+    CargoClient(TOKEN, base_url=cargo_conn.base_url).cancel_batch(first.uuid)
+    cargo_conn.advance(60)
+    earlier = billed(cargo_conn, [first.uuid])
+    summary = operator(tmp_path, records=records).execute(context(store))
+    assert earlier > 0 and summary["credits_earlier_tries"] == pytest.approx(earlier, abs=1e-6)
+    assert summary["credits_total"] + summary["credits_earlier_tries"] == pytest.approx(billed(cargo_conn), abs=1e-6)
