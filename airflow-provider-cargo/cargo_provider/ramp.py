@@ -34,10 +34,6 @@ class RampPlan:
     def total(self) -> int:
         return len(self.records)
 
-    def first(self) -> dict[str, Any]:
-        """Round 0's data: the first record."""
-        return self._take(1)
-
     def next_size(self, spent: float, succeeded: int) -> int:
         """How many records the next round runs (0: stop, or all done) after ``spent`` credits in the rounds, in
         which ``succeeded`` records ran through."""

@@ -31,7 +31,7 @@ from cargo_gtm.errors import CargoError, CargoNotFoundError
 from cargo_gtm.models import Batch, BatchStatus, Run, RunStatus
 from cargo_gtm.running import CargoAmbiguousCreateError, CreateIntent, find_created_run
 
-__all__ = ["recorded_by_earlier_attempts", "attempt_tag_key", "find_reusable_batch", "find_reusable_batches", "remember_batch", "remember_intent",
+__all__ = ["attempt_tag_key", "find_reusable_batch", "find_reusable_batches", "remember_batch", "remember_intent",
            "remember_candidates", "run_group", "intent_tag_key", "candidates_tag_key", "RunTagLedger", "run_tag_key",
            "RUN_PREFIX", "RUN_INTENT_PREFIX", "RUN_CANDIDATES_PREFIX", "claimed_elsewhere"]
 
@@ -65,23 +65,6 @@ def attempt_tag_key(context: Any, workflow_uuid: str, data: Any, *, scope: str |
     identity = json.dumps({"op": op_name, "asset": asset, "partition": partition, "workflow": workflow_uuid,
                            "data": data}, sort_keys=True, default=str)
     return BATCH_PREFIX + hashlib.sha1(identity.encode()).hexdigest()[:32]
-
-
-def recorded_by_earlier_attempts(context: Any, keys: list[str | None]) -> dict[str, list[str]]:
-    """For each of ``keys`` an earlier attempt of this step (its run group) recorded a batch, single run or create
-    intent under: the uuids it recorded (empty for an intent only). Keys nothing recorded are left out."""
-    wanted = [k for k in keys if k is not None]
-    if not wanted:
-        return {}
-    found: dict[str, list[str]] = {}
-    for run in run_group(context.instance, context.run):
-        for key in wanted:
-            uuid = run.tags.get(key)
-            intent = run.tags.get(intent_tag_key(key) if key.startswith(BATCH_PREFIX) else
-                                  _run_sub_key(RUN_INTENT_PREFIX, key))
-            if uuid or intent:
-                found.setdefault(key, []).extend([uuid] if uuid else [])
-    return found
 
 
 def intent_tag_key(batch_key: str) -> str:

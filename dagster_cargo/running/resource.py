@@ -36,7 +36,6 @@ from .attempts import (
     attempt_tag_key,
     find_reusable_batches,
     intent_tag_key,
-    recorded_by_earlier_attempts,
     run_group,
 )
 from .execution import BatchRunSpec, CargoBatchResult, execute_batches, step_failure
@@ -637,9 +636,8 @@ class CargoResource(dg.ConfigurableResource):
         rounds and single runs are refused as a first attempt is (their later rounds or runs could not be counted)."""
         what = f"{props.type} {props.name!r}"
         keys = [attempt_tag_key(context, props.workflow_uuid, dict(p)) for p in parts]
-        found: dict[str | None, Batch | None] = {}
-        if recorded_by_earlier_attempts(context, keys):  # something to look at: a recorded batch or intent
-            found = find_reusable_batches(context, self.get_client(), keys, [dict(p) for p in parts])
+        # the run path's own lookup: no call to Cargo for a step nothing recorded (a first attempt)
+        found = find_reusable_batches(context, self.get_client(), keys, [dict(p) for p in parts])
         attached = {k: b for k, b in found.items() if b is not None}
         if attached and len(attached) == len(keys):
             context.log.warning(f"Cargo {what}: the estimate is over the budget of {budget:g} credits, but an "
